@@ -1,0 +1,39 @@
+// The `sidewall` command: one subcommand per module, loaded lazily so that `sidewall init`
+// (run in an init container) does not pay for the proxy's dependencies and vice versa.
+export type Command = (args: string[]) => Promise<number>;
+
+interface CommandEntry {
+  summary: string;
+  load: () => Promise<{ run: Command }>;
+}
+
+const commands: Record<string, CommandEntry> = {
+  init: { summary: "write the pod's iptables redirection (iptables-restore)", load: () => import('./init.js') },
+  proxy: { summary: 'run the sidecar proxy', load: () => import('./proxy.js') },
+  policy: { summary: 'check a rules file, or test a flow against it', load: () => import('./policy.js') },
+  observe: { summary: "tail a running sidecar's flow records", load: () => import('./observe.js') },
+  webhook: { summary: 'run the admission webhook server', load: () => import('./webhook.js') },
+  manifests: { summary: 'print the whole installation as plain YAML', load: () => import('./manifests.js') },
+};
+
+export function usage(): string {
+  const lines = ['usage: sidewall <command> [flags]', '', 'commands:'];
+  for (const [name, entry] of Object.entries(commands)) lines.push(`  ${name.padEnd(10)} ${entry.summary}`);
+  lines.push('', "Run 'sidewall <command> --help' for a command's flags.");
+  return lines.join('\n') + '\n';
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(usage());
+    return name === undefined ? 2 : 0;
+  }
+  const entry = commands[name];
+  if (entry === undefined) {
+    process.stderr.write(`sidewall: unknown command '${name}'\n${usage()}`);
+    return 2;
+  }
+  const mod = await entry.load();
+  return mod.run(rest);
+}

@@ -1,0 +1,5 @@
+// Placeholder until the manifests command lands; replaced by its implementation.
+export async function run(_args: string[]): Promise<number> {
+  process.stderr.write('sidewall manifests: not available in this build\n');
+  return 2;
+}

@@ -1,0 +1,5 @@
+// Placeholder until the observe command lands; replaced by its implementation.
+export async function run(_args: string[]): Promise<number> {
+  process.stderr.write('sidewall observe: not available in this build\n');
+  return 2;
+}
