@@ -1,0 +1,76 @@
+// Flow record types: the shape fixed by /work/shared/PRODUCT.md ("Flow records") and by
+// schema/flow-record.schema.json. Change the three together.
+
+export type FlowType = 'connection' | 'request' | 'alert';
+export type FlowDirection = 'ingress' | 'egress' | 'intra';
+export type FlowVerdict = 'allowed' | 'denied' | 'would-deny';
+
+/** A Kubernetes workload identity, filled where the sidecar knows it. */
+export interface WorkloadRecord {
+  namespace?: string;
+  pod?: string;
+  labels?: Record<string, string>;
+  serviceAccount?: string;
+}
+
+export interface EndpointRecord {
+  ip: string;
+  port: number;
+  workload?: WorkloadRecord;
+}
+
+/** The pod the sidecar protects. */
+export interface PodRef {
+  namespace: string;
+  name: string;
+  ip?: string;
+  labels?: Record<string, string>;
+  serviceAccount?: string;
+}
+
+export interface TunnelRecord {
+  /** e.g. 'ssh', 'http-connect', 'http-upgrade', 'dns-tunnel', 'protocol-mismatch'. */
+  kind: string;
+  /** What the traffic was expected to be (the port's protocol, or what it claimed to be). */
+  expected?: string;
+  /** What it was found to be. */
+  detected?: string;
+  /** Whether the detection blocked the traffic (config `tunnels: block`). */
+  blocked?: boolean;
+  detail?: string;
+}
+
+export interface FlowRecordDraft {
+  type: FlowType;
+  flowId: string;
+  direction: FlowDirection;
+  src: EndpointRecord;
+  dst: EndpointRecord;
+  protocol: string;
+  l7?: Record<string, unknown>;
+  verdict: FlowVerdict;
+  ruleId: string | null;
+  policy: string | null;
+  tunnel?: TunnelRecord;
+  /**
+   * sent: bytes from src (the side that opened the connection) to dst; received: from dst to src.
+   * Cumulative for the connection (periodic records carry the running totals).
+   */
+  bytes?: { sent: number; received: number };
+  durationMs?: number;
+  /**
+   * Close reason for a final connection record: 'fin', 'reset', 'idle-timeout', 'connect-failed',
+   * 'connect-timeout', 'limit', 'loop', 'drain', or a parser error code. For an alert: why.
+   */
+  reason?: string;
+  /** True on the periodic records of a connection that is still open; absent on the final one. */
+  interim?: boolean;
+}
+
+export interface FlowRecord extends FlowRecordDraft {
+  /** RFC 3339, UTC, nanoseconds: 2026-11-23T15:10:54.123456789Z. */
+  time: string;
+  /** Per sidecar, strictly increasing from 1; a gap is the number of records lost before it. */
+  seq: number;
+  pod: PodRef;
+}

@@ -1,0 +1,61 @@
+// The sidecar's Prometheus metrics (text exposition format 0.0.4, served at /metrics on the admin
+// port). One registry for the whole process; every module increments the named metrics below
+// rather than creating its own, so names and labels stay consistent.
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+
+export const registry = new Registry();
+
+// Process metrics from prom-client, among them nodejs_eventloop_lag_seconds (and its percentiles),
+// which is the metric to watch for "export must never slow the traffic path".
+collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 20 });
+
+type ExporterName = 'stdout' | 'otlp' | 'observe';
+
+function counter<L extends string>(name: string, help: string, labelNames: readonly L[]): Counter<L> {
+  return new Counter<L>({ name, help, labelNames, registers: [registry] });
+}
+function gauge<L extends string>(name: string, help: string, labelNames: readonly L[]): Gauge<L> {
+  return new Gauge<L>({ name, help, labelNames, registers: [registry] });
+}
+
+export const metrics = {
+  /** Closed connections. Updated by the flow pipeline from final `connection` records. */
+  connections: counter('sidewall_connections_total', 'Connections closed, by direction, protocol and verdict', ['direction', 'protocol', 'verdict'] as const),
+  /** L7 requests. Updated by the flow pipeline from `request` records. */
+  requests: counter('sidewall_requests_total', 'L7 requests, by direction, protocol and verdict', ['direction', 'protocol', 'verdict'] as const),
+  /** Denials (and would-be denials in monitor mode) by rule id; rule="default" for the default action. */
+  denials: counter('sidewall_denials_total', 'Denied or would-deny connections and requests, by rule id', ['rule', 'verdict'] as const),
+  /** Bytes through the proxy; dir=sent: from src (the side that opened the connection) to dst, dir=received: back. Updated by the flow pipeline from connection records. */
+  bytes: counter('sidewall_bytes_total', 'Bytes proxied, by connection direction and dir (sent|received)', ['direction', 'dir'] as const),
+  /** Open connections, maintained by the proxy (inc on accept, dec on close). */
+  activeConnections: gauge('sidewall_active_connections', 'Connections currently open, by direction', ['direction'] as const),
+  /** Tunnel detections by kind. Updated by the flow pipeline from records that carry `tunnel`. */
+  tunnels: counter('sidewall_tunnel_detections_total', 'Tunnel detections, by kind and whether they blocked', ['kind', 'blocked'] as const),
+  /** Rule (re)loads: result="success" | "failure". Updated by the policy loader. */
+  policyReloads: counter('sidewall_policy_reloads_total', 'Rule loads and reloads, by result (success|failure)', ['result'] as const),
+  /** Parser errors by protocol and the error's stable code. Updated by the parsers/proxy. */
+  parserErrors: counter('sidewall_parser_errors_total', 'L7 parser errors, by protocol and error code', ['protocol', 'code'] as const),
+  /** Records emitted into the flow pipeline, by type. */
+  flowRecords: counter('sidewall_flow_records_total', 'Flow records emitted, by type', ['type'] as const),
+  /** Records waiting in an exporter's bounded queue. */
+  exportQueueDepth: gauge<'exporter'>('sidewall_flow_export_queue_depth', 'Records waiting in an exporter queue', ['exporter'] as const),
+  /** Records an exporter handed on successfully (written to stdout, acknowledged by the collector, sent to an observer). */
+  exportSent: counter<'exporter'>('sidewall_flow_export_sent_total', 'Records exported, by exporter', ['exporter'] as const),
+  /** Records an exporter lost: reason="overflow" (queue full, oldest dropped), "rejected" (non-retryable error), "shutdown". */
+  exportDropped: counter<'exporter' | 'reason'>('sidewall_flow_export_dropped_total', 'Records dropped by an exporter, by reason', ['exporter', 'reason'] as const),
+  /** Export attempts retried after a retryable failure. */
+  exportRetries: counter<'exporter'>('sidewall_flow_export_retries_total', 'Export batches retried', ['exporter'] as const),
+  /** Records emitted through an exporter's queue when the exporter failed internally. */
+  flowEmitErrors: counter('sidewall_flow_emit_errors_total', 'Internal errors while emitting a flow record (the record is dropped)', [] as const),
+};
+
+export type SidewallMetrics = typeof metrics;
+export type { ExporterName };
+
+/** Content-Type of metricsText(), for the /metrics response header. */
+export const metricsContentType: string = registry.contentType;
+
+/** The Prometheus text exposition of every sidewall metric. */
+export function metricsText(): Promise<string> {
+  return registry.metrics();
+}
