@@ -1,5 +1,116 @@
-// Placeholder until the init command lands; replaced by its implementation.
-export async function run(_args: string[]): Promise<number> {
-  process.stderr.write('sidewall init: not available in this build\n');
-  return 2;
+// `sidewall init`: writes the pod's redirection (run by the sidewall-init container).
+import { existsSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { applyPlan, IptablesError, plan, planWithoutReading, resolveBackend, type InitRequest } from '../iptables/apply.js';
+import type { Backend } from '../iptables/backend.js';
+import type { IpFamily } from '../iptables/rules.js';
+import { parseCidrList, parseId, parsePort, parsePortList, UsageError } from './flags.js';
+
+const HELP = `usage: sidewall init [flags]
+
+Redirects the pod's TCP traffic to the sidecar with iptables-restore (one atomic transaction per
+IP family, in chains named SIDEWALL_*). Idempotent.
+
+  --proxy-uid N                 uid whose traffic is never redirected (default 1337)
+  --proxy-gid N                 gid whose traffic is never redirected (default 1337)
+  --inbound-port P              inbound listener (default 15006)
+  --outbound-port P             outbound listener (default 15001)
+  --admin-port P                admin port, never redirected (default 15000)
+  --dns-port P                  DNS listener (default 15053)
+  --redirect-dns                also send UDP and TCP port 53 to the DNS listener
+  --exclude-inbound-ports LIST  comma-separated ports reaching the pod directly
+  --exclude-outbound-ports LIST comma-separated destination ports leaving directly
+  --exclude-outbound-cidrs LIST comma-separated CIDRs (IPv4 or IPv6) leaving directly
+  --backend auto|nft|legacy     netfilter back end (default auto: the one the node uses)
+  --ipv6 auto|on|off            also write ip6tables (default auto: when the kernel has IPv6)
+  --dry-run                     print the iptables-restore input instead of applying it
+  --cleanup                     remove the SIDEWALL_* chains and the jumps into them
+`;
+
+function parse(args: string[]): { request: InitRequest; dryRun: boolean } | 'help' {
+  const { values } = parseArgs({
+    args,
+    options: {
+      'proxy-uid': { type: 'string' },
+      'proxy-gid': { type: 'string' },
+      'inbound-port': { type: 'string' },
+      'outbound-port': { type: 'string' },
+      'admin-port': { type: 'string' },
+      'dns-port': { type: 'string' },
+      'redirect-dns': { type: 'boolean', default: false },
+      'exclude-inbound-ports': { type: 'string' },
+      'exclude-outbound-ports': { type: 'string' },
+      'exclude-outbound-cidrs': { type: 'string' },
+      backend: { type: 'string', default: 'auto' },
+      ipv6: { type: 'string', default: 'auto' },
+      'dry-run': { type: 'boolean', default: false },
+      cleanup: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    strict: true,
+  });
+  if (values.help) return 'help';
+  const backend = values.backend as string;
+  if (!['auto', 'nft', 'legacy'].includes(backend)) throw new UsageError(`--backend: '${backend}' is not auto, nft or legacy`);
+  const ipv6 = values.ipv6 as string;
+  if (!['auto', 'on', 'off'].includes(ipv6)) throw new UsageError(`--ipv6: '${ipv6}' is not auto, on or off`);
+  const families: IpFamily[] = [4];
+  if (ipv6 === 'on' || (ipv6 === 'auto' && existsSync('/proc/net/if_inet6'))) families.push(6);
+  const port = (flag: string, fallback: number): number => {
+    const text = values[flag as keyof typeof values];
+    return typeof text === 'string' ? parsePort(`--${flag}`, text) : fallback;
+  };
+  return {
+    dryRun: values['dry-run'] === true,
+    request: {
+      backend: backend as Backend | 'auto',
+      families,
+      cleanup: values.cleanup === true,
+      options: {
+        proxyUid: parseId('--proxy-uid', values['proxy-uid'], 1337),
+        proxyGid: parseId('--proxy-gid', values['proxy-gid'], 1337),
+        inboundPort: port('inbound-port', 15006),
+        outboundPort: port('outbound-port', 15001),
+        adminPort: port('admin-port', 15000),
+        dnsPort: port('dns-port', 15053),
+        redirectDns: values['redirect-dns'] === true,
+        excludeInboundPorts: parsePortList('--exclude-inbound-ports', values['exclude-inbound-ports']),
+        excludeOutboundPorts: parsePortList('--exclude-outbound-ports', values['exclude-outbound-ports']),
+        excludeOutboundCidrs: parseCidrList('--exclude-outbound-cidrs', values['exclude-outbound-cidrs']),
+      },
+    },
+  };
+}
+
+export async function run(args: string[]): Promise<number> {
+  let parsed: ReturnType<typeof parse>;
+  try {
+    parsed = parse(args);
+  } catch (err) {
+    process.stderr.write(`sidewall init: ${(err as Error).message}\n`);
+    return 2;
+  }
+  if (parsed === 'help') {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  const { request, dryRun } = parsed;
+  try {
+    const backend = request.backend === 'auto' && dryRun ? 'nft' : resolveBackend(request.backend);
+    const plans = dryRun ? planWithoutReading(request, backend) : plan(request, backend);
+    if (dryRun) {
+      for (const p of plans) process.stdout.write(`# ${p.tools.restore} --noflush\n${p.script ?? '# nothing to do\n'}`);
+      return 0;
+    }
+    applyPlan(plans);
+    const what = plans.every((p) => p.script === null) ? 'found nothing of ours to remove' : request.cleanup ? 'removed' : 'installed';
+    process.stderr.write(`sidewall init: ${what} redirection (${backend}, IPv${plans.map((p) => p.family).join('+IPv')})\n`);
+    return 0;
+  } catch (err) {
+    if (err instanceof IptablesError) {
+      process.stderr.write(`sidewall init: ${err.message}\n`);
+      return 1;
+    }
+    throw err;
+  }
 }

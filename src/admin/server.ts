@@ -1,0 +1,91 @@
+// The admin port (15000): health for the kubelet (/live, /ready), Prometheus (/metrics), the
+// rewritten app probes (/app-health/...), and the gRPC flow stream. HTTP/1.1 and HTTP/2 (gRPC)
+// share the port: the first bytes of a connection say which one it speaks.
+import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createHttp2Server, type Http2Server, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
+import { createServer as createNetServer, type Server, type Socket } from 'node:net';
+
+export interface Readiness {
+  ready: boolean;
+  detail: Record<string, unknown>;
+}
+
+export interface AdminHandlers {
+  readiness: () => Readiness;
+  metrics?: () => Promise<string>;
+  appProbe?: (path: string) => Promise<{ status: number; body: string }>;
+  /** gRPC over HTTP/2 (cleartext); called for every stream. */
+  grpc?: (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => void;
+}
+
+const H2_PREFACE_START = Buffer.from('PRI ');
+
+export class AdminServer {
+  private readonly servers: Server[] = [];
+  private readonly http = createHttpServer((req, res) => void this.route(req, res));
+  private readonly h2: Http2Server = createHttp2Server();
+
+  constructor(private readonly handlers: AdminHandlers) {
+    this.http.keepAliveTimeout = 5_000;
+    this.h2.on('stream', (stream, headers) => {
+      if (this.handlers.grpc) this.handlers.grpc(stream, headers);
+      else stream.respond({ ':status': 404 }, { endStream: true });
+    });
+    this.h2.on('sessionError', () => undefined);
+  }
+
+  async listen(port: number, hosts: string[]): Promise<void> {
+    for (const host of hosts) {
+      const server = createNetServer((socket) => this.sniff(socket));
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen({ port, host, ipv6Only: host.includes(':') }, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+      this.servers.push(server);
+    }
+  }
+
+  private sniff(socket: Socket): void {
+    socket.on('error', () => socket.destroy());
+    socket.once('data', (first: Buffer) => {
+      socket.pause();
+      socket.unshift(first);
+      const n = Math.min(first.length, H2_PREFACE_START.length);
+      const target = first.subarray(0, n).equals(H2_PREFACE_START.subarray(0, n)) ? this.h2 : this.http;
+      target.emit('connection', socket);
+      socket.resume();
+    });
+  }
+
+  private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = (req.url ?? '/').split('?')[0] ?? '/';
+    try {
+      if (path === '/live') return send(res, 200, 'live\n');
+      if (path === '/ready') {
+        const r = this.handlers.readiness();
+        return send(res, r.ready ? 200 : 503, JSON.stringify({ ready: r.ready, ...r.detail }) + '\n', 'application/json');
+      }
+      if (path === '/metrics' && this.handlers.metrics) return send(res, 200, await this.handlers.metrics(), 'text/plain; version=0.0.4');
+      if (path.startsWith('/app-health/') && this.handlers.appProbe) {
+        const probe = await this.handlers.appProbe(path);
+        return send(res, probe.status, probe.body);
+      }
+      send(res, 404, 'not found\n');
+    } catch (err) {
+      send(res, 500, `${(err as Error).message}\n`);
+    }
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+    this.http.closeAllConnections();
+  }
+}
+
+function send(res: ServerResponse, status: number, body: string, type = 'text/plain'): void {
+  res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body) });
+  res.end(body);
+}

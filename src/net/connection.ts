@@ -1,0 +1,225 @@
+// One proxied TCP connection: the accepted client socket and the socket we dial to its original
+// destination. Bytes are relayed unchanged in both directions with backpressure; FIN is
+// propagated as FIN (half-close) and RST as RST. Handlers are bound once per connection, not per
+// chunk.
+import { connect, type Socket } from 'node:net';
+import type { Destination } from './original-dst.js';
+
+export type Direction = 'ingress' | 'egress' | 'intra';
+
+/** Why a connection ended; becomes the flow record's `reason`. */
+export type CloseReason =
+  | 'closed' // both sides finished normally
+  | 'client-reset'
+  | 'server-reset'
+  | 'connect-refused'
+  | 'connect-failed'
+  | 'connect-timeout'
+  | 'idle-timeout'
+  | 'limit'
+  | 'loop'
+  | 'no-original-dst'
+  | 'denied'
+  | 'drain';
+
+export interface ConnectionSummary {
+  flowId: string;
+  direction: Direction;
+  src: Destination;
+  dst: Destination;
+  startedAt: number; // performance.now() at accept
+  durationMs: number;
+  /** src → dst and dst → src byte counts. */
+  bytesSent: number;
+  bytesReceived: number;
+  reason: CloseReason;
+  error?: string;
+}
+
+export interface ConnectionTimeouts {
+  connectMs: number;
+  idleMs: number;
+}
+
+export interface ConnectionObserver {
+  onOpen?(direction: Direction): void;
+  onClose(summary: ConnectionSummary): void;
+}
+
+function isReset(err: NodeJS.ErrnoException): boolean {
+  return err.code === 'ECONNRESET' || err.code === 'EPIPE';
+}
+
+export class ProxiedConnection {
+  private upstream: Socket | undefined;
+  private connectTimer: NodeJS.Timeout | undefined;
+  private reason: CloseReason | undefined;
+  private errorText: string | undefined;
+  private closedSockets = 0;
+  private finished = false;
+  private connected = false;
+
+  constructor(
+    readonly flowId: string,
+    readonly direction: Direction,
+    private readonly client: Socket,
+    readonly src: Destination,
+    readonly dst: Destination,
+    private readonly startedAt: number,
+    private readonly timeouts: ConnectionTimeouts,
+    private readonly observer: ConnectionObserver,
+  ) {
+    this.onClientData = this.onClientData.bind(this);
+    this.onUpstreamData = this.onUpstreamData.bind(this);
+    this.onClientDrain = this.onClientDrain.bind(this);
+    this.onUpstreamDrain = this.onUpstreamDrain.bind(this);
+    this.onClientEnd = this.onClientEnd.bind(this);
+    this.onUpstreamEnd = this.onUpstreamEnd.bind(this);
+    this.onClientError = this.onClientError.bind(this);
+    this.onUpstreamError = this.onUpstreamError.bind(this);
+    this.onSocketClose = this.onSocketClose.bind(this);
+    this.onIdle = this.onIdle.bind(this);
+    this.onConnected = this.onConnected.bind(this);
+    this.onConnectTimeout = this.onConnectTimeout.bind(this);
+    client.on('error', this.onClientError);
+    client.on('close', this.onSocketClose);
+  }
+
+  /** Dials the original destination; the client's bytes wait in the kernel until it answers. */
+  start(): void {
+    this.client.pause();
+    const upstream = connect({ host: this.dst.ip, port: this.dst.port, allowHalfOpen: true, noDelay: true });
+    this.upstream = upstream;
+    upstream.on('error', this.onUpstreamError);
+    upstream.on('close', this.onSocketClose);
+    upstream.once('connect', this.onConnected);
+    this.connectTimer = setTimeout(this.onConnectTimeout, this.timeouts.connectMs);
+  }
+
+  /** Refuses the connection without dialling (loop, limit, denial at accept): the client sees a reset. */
+  refuse(reason: CloseReason): void {
+    this.reason = reason;
+    this.closedSockets = 1; // there is no upstream socket to wait for
+    this.client.resetAndDestroy();
+  }
+
+  /** Ends the connection now (drain deadline, shutdown). */
+  abort(reason: CloseReason): void {
+    this.reason ??= reason;
+    this.client.resetAndDestroy();
+    this.upstream?.resetAndDestroy();
+  }
+
+  private onConnected(): void {
+    clearTimeout(this.connectTimer);
+    this.connected = true;
+    const client = this.client;
+    const upstream = this.upstream as Socket;
+    client.setNoDelay(true);
+    client.on('data', this.onClientData);
+    upstream.on('data', this.onUpstreamData);
+    client.on('drain', this.onClientDrain);
+    upstream.on('drain', this.onUpstreamDrain);
+    client.on('end', this.onClientEnd);
+    upstream.on('end', this.onUpstreamEnd);
+    client.setTimeout(this.timeouts.idleMs, this.onIdle);
+    upstream.setTimeout(this.timeouts.idleMs, this.onIdle);
+    client.resume();
+  }
+
+  private onConnectTimeout(): void {
+    this.reason ??= 'connect-timeout';
+    this.upstream?.destroy();
+    this.client.resetAndDestroy();
+  }
+
+  private onClientData(chunk: Buffer): void {
+    if (!(this.upstream as Socket).write(chunk)) this.client.pause();
+  }
+
+  private onUpstreamData(chunk: Buffer): void {
+    if (!this.client.write(chunk)) (this.upstream as Socket).pause();
+  }
+
+  private onClientDrain(): void {
+    this.upstream?.resume();
+  }
+
+  private onUpstreamDrain(): void {
+    this.client.resume();
+  }
+
+  private onClientEnd(): void {
+    this.upstream?.end();
+  }
+
+  private onUpstreamEnd(): void {
+    this.client.end();
+  }
+
+  private onIdle(): void {
+    this.reason ??= 'idle-timeout';
+    this.client.destroy();
+    this.upstream?.destroy();
+  }
+
+  private onClientError(err: NodeJS.ErrnoException): void {
+    this.errorText ??= err.code ?? err.message;
+    if (isReset(err)) {
+      this.reason ??= 'client-reset';
+      this.upstream?.resetAndDestroy();
+    } else {
+      this.upstream?.destroy();
+    }
+  }
+
+  private onUpstreamError(err: NodeJS.ErrnoException): void {
+    this.errorText ??= err.code ?? err.message;
+    if (!this.connected) {
+      // Still dialling: the destination refused or is unreachable. Reset the client so it fails
+      // as promptly as it would have without us.
+      clearTimeout(this.connectTimer);
+      this.reason ??= err.code === 'ECONNREFUSED' ? 'connect-refused' : 'connect-failed';
+      this.client.resetAndDestroy();
+      return;
+    }
+    if (isReset(err)) {
+      this.reason ??= 'server-reset';
+      this.client.resetAndDestroy();
+    } else {
+      this.client.destroy();
+    }
+  }
+
+  private onSocketClose(): void {
+    if (++this.closedSockets < 2 || this.finished) {
+      // One side closed: if the other has nothing left to do, make sure it goes too.
+      if (this.closedSockets === 1) this.closeOtherIfDone();
+      return;
+    }
+    this.finished = true;
+    clearTimeout(this.connectTimer);
+    const summary: ConnectionSummary = {
+      flowId: this.flowId,
+      direction: this.direction,
+      src: this.src,
+      dst: this.dst,
+      startedAt: this.startedAt,
+      durationMs: performance.now() - this.startedAt,
+      bytesSent: this.client.bytesRead,
+      bytesReceived: this.upstream?.bytesRead ?? 0,
+      reason: this.reason ?? 'closed',
+    };
+    if (this.errorText !== undefined) summary.error = this.errorText;
+    this.observer.onClose(summary);
+  }
+
+  private closeOtherIfDone(): void {
+    const upstream = this.upstream;
+    if (upstream === undefined) return;
+    // A socket closes once both directions are done; if one is destroyed (error, timeout) the
+    // other must not linger half-open forever.
+    if (this.client.destroyed && !upstream.destroyed && !upstream.writableEnded) upstream.end();
+    if (upstream.destroyed && !this.client.destroyed && !this.client.writableEnded) this.client.end();
+  }
+}

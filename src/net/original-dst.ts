@@ -1,0 +1,54 @@
+// The destination a client dialled before iptables REDIRECT rewrote it to our listener.
+// Node has no getsockopt; a ~60-line N-API addon (native/original-dst.c, built by `npm ci`)
+// reads SO_ORIGINAL_DST / IP6T_SO_ORIGINAL_DST from the accepted socket's file descriptor.
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import type { Socket } from 'node:net';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+interface OriginalDstAddon {
+  /** "ip|port", or the errno of the failed getsockopt. */
+  originalDst(fd: number, ipv6: boolean): string | number;
+}
+
+export class NativeAddonError extends Error {
+  readonly code = 'SIDEWALL_NATIVE_ADDON';
+  constructor(message: string) {
+    super(message);
+    this.name = 'NativeAddonError';
+  }
+}
+
+function loadAddon(): OriginalDstAddon {
+  // dist/src/net and src/net sit at different depths: walk up to the package root.
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 5; i++) {
+    const candidate = join(dir, 'build', 'Release', 'original_dst.node');
+    if (existsSync(candidate)) return createRequire(import.meta.url)(candidate) as OriginalDstAddon;
+    dir = dirname(dir);
+  }
+  throw new NativeAddonError('build/Release/original_dst.node is missing: run `npm ci` (or `npm run install`) to build the native addon (needs g++ and make)');
+}
+
+const addon = loadAddon();
+
+interface HandleWithFd {
+  _handle?: { fd?: number } | null;
+}
+
+export interface Destination {
+  ip: string;
+  port: number;
+}
+
+/** The pre-NAT destination, or the errno (e.g. ENOENT when the socket was not redirected). */
+export function originalDestination(socket: Socket): Destination | number {
+  const fd = (socket as unknown as HandleWithFd)._handle?.fd;
+  if (fd === undefined || fd < 0) return -1;
+  const ipv6 = socket.localFamily === 'IPv6' && !(socket.localAddress ?? '').startsWith('::ffff:');
+  const answer = addon.originalDst(fd, ipv6);
+  if (typeof answer === 'number') return answer;
+  const bar = answer.indexOf('|');
+  return { ip: answer.slice(0, bar), port: Number(answer.slice(bar + 1)) };
+}

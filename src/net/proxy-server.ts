@@ -1,0 +1,119 @@
+// The sidecar's TCP listeners: outbound (15001: egress and intra-pod) and inbound (15006), each
+// on IPv4 and IPv6. Accept is where L3/L4 facts are known: original destination, direction,
+// loops and the connection limit are decided here, before any byte is read.
+import { createServer, type Server, type Socket } from 'node:net';
+import { ProxiedConnection, type CloseReason, type ConnectionObserver, type ConnectionSummary, type Direction } from './connection.js';
+import { LocalAddresses } from './local-addresses.js';
+import { originalDestination, type Destination } from './original-dst.js';
+
+export interface ProxyServerOptions {
+  outboundPort: number;
+  inboundPort: number;
+  connectTimeoutMs: number;
+  idleTimeoutMs: number;
+  maxConnections: number;
+  ipv6: boolean;
+}
+
+export type ListenerKind = 'outbound' | 'inbound';
+
+const ERRNO_NAMES: Record<number, string> = { 2: 'ENOENT', 92: 'ENOPROTOOPT', 88: 'ENOTSOCK' };
+
+function unmapped(ip: string): string {
+  return ip.startsWith('::ffff:') ? ip.slice(7) : ip;
+}
+
+export class ProxyServer {
+  private readonly servers: Server[] = [];
+  private readonly active = new Map<string, ProxiedConnection>();
+  private readonly local = new LocalAddresses();
+  private readonly flowPrefix = Date.now().toString(36);
+  private flowCounter = 0;
+  private draining = false;
+  private readonly trackingObserver: ConnectionObserver;
+
+  constructor(
+    private readonly options: ProxyServerOptions,
+    private readonly observer: ConnectionObserver,
+  ) {
+    this.trackingObserver = { onClose: (summary) => this.onConnectionClosed(summary) };
+  }
+
+  get activeConnections(): number {
+    return this.active.size;
+  }
+
+  get podIp(): string | undefined {
+    return this.local.primary();
+  }
+
+  async listen(): Promise<void> {
+    const binds: Array<[ListenerKind, number, string]> = [
+      ['outbound', this.options.outboundPort, '0.0.0.0'],
+      ['inbound', this.options.inboundPort, '0.0.0.0'],
+    ];
+    if (this.options.ipv6) {
+      binds.push(['outbound', this.options.outboundPort, '::'], ['inbound', this.options.inboundPort, '::']);
+    }
+    for (const [kind, port, host] of binds) {
+      const server = createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, (socket) => this.accept(kind, socket));
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen({ port, host, ipv6Only: host === '::', backlog: 4096 }, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+      this.servers.push(server);
+    }
+  }
+
+  private nextFlowId(): string {
+    return `${this.flowPrefix}-${(++this.flowCounter).toString(36)}`;
+  }
+
+  private accept(kind: ListenerKind, socket: Socket): void {
+    const startedAt = performance.now();
+    const src: Destination = { ip: unmapped(socket.remoteAddress ?? ''), port: socket.remotePort ?? 0 };
+    const original = originalDestination(socket);
+    const dst: Destination = typeof original === 'number' ? { ip: unmapped(socket.localAddress ?? ''), port: socket.localPort ?? 0 } : { ip: unmapped(original.ip), port: original.port };
+    const direction: Direction = kind === 'inbound' ? 'ingress' : this.local.isLocal(dst.ip) ? 'intra' : 'egress';
+    const conn = new ProxiedConnection(this.nextFlowId(), direction, socket, src, dst, startedAt, { connectMs: this.options.connectTimeoutMs, idleMs: this.options.idleTimeoutMs }, this.trackingObserver);
+    this.active.set(conn.flowId, conn);
+    this.observer.onOpen?.(direction);
+    let refusal: CloseReason | undefined;
+    if (typeof original === 'number') refusal = 'no-original-dst';
+    else if (this.isLoop(dst)) refusal = 'loop';
+    else if (this.draining) refusal = 'drain';
+    else if (this.active.size > this.options.maxConnections) refusal = 'limit';
+    if (refusal !== undefined) {
+      conn.refuse(refusal);
+      return;
+    }
+    conn.start();
+  }
+
+  /** A connection whose original destination is one of our own listeners would dial itself forever. */
+  private isLoop(dst: Destination): boolean {
+    return (dst.port === this.options.outboundPort || dst.port === this.options.inboundPort) && this.local.isLocal(dst.ip);
+  }
+
+  private onConnectionClosed(summary: ConnectionSummary): void {
+    this.active.delete(summary.flowId);
+    this.observer.onClose(summary);
+  }
+
+  /** Stops accepting, lets open connections finish until the deadline, then resets the rest. */
+  async drain(deadlineMs: number): Promise<void> {
+    this.draining = true;
+    await Promise.all(this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+    const until = Date.now() + deadlineMs;
+    while (this.active.size > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+    for (const conn of [...this.active.values()]) conn.abort('drain');
+    this.local.close();
+  }
+}
+
+export function errnoName(errno: number): string {
+  return ERRNO_NAMES[errno] ?? `errno ${errno}`;
+}

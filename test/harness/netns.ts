@@ -1,0 +1,183 @@
+// Network-namespace test topology: a "pod" namespace with the sidecar installed exactly as the
+// injected pod runs it (sidewall init, then sidewall proxy as uid 1337), and a "peer" namespace
+// joined to it by a veth pair. "App containers" are processes of other uids in the pod namespace.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+
+export const REPO = resolve(import.meta.dirname, '../..');
+export const CLI = join(REPO, 'bin', 'sidewall.js');
+export const TOOLS = join(REPO, 'test', 'harness', 'tools');
+export const NODE = '/usr/bin/node';
+export const PROXY_UID = 1337;
+export const APP_UID = 1000;
+
+export interface ExecResult {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function sh(cmd: string, args: string[], input?: string): ExecResult {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', input, timeout: 120_000, maxBuffer: 64 << 20 });
+  return { status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
+}
+
+function must(cmd: string, args: string[]): string {
+  const r = sh(cmd, args);
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')}: exit ${r.status}: ${r.stderr}`);
+  return r.stdout;
+}
+
+export function asUser(uid: number | undefined, cmd: string, args: string[]): [string, string[]] {
+  if (uid === undefined || uid === 0) return [cmd, args];
+  return ['setpriv', ['--reuid', String(uid), '--regid', String(uid), '--clear-groups', cmd, ...args]];
+}
+
+export interface TopologyOptions {
+  /** Short unique name: namespaces are `sw<name>-pod` / `sw<name>-peer`. */
+  name: string;
+  /** Third octet of 10.77.X.0/24 and the IPv6 fd77:X::/64; unique per concurrently running suite. */
+  subnet: number;
+}
+
+export class Topology {
+  readonly podNs: string;
+  readonly peerNs: string;
+  readonly podIp: string;
+  readonly peerIp: string;
+  readonly podIp6: string;
+  readonly peerIp6: string;
+  readonly dir: string;
+  private readonly children = new Set<ChildProcess>();
+  private readonly peerDev: string;
+  private readonly podDev: string;
+
+  constructor(readonly options: TopologyOptions) {
+    this.podNs = `sw${options.name}-pod`;
+    this.peerNs = `sw${options.name}-peer`;
+    this.podIp = `10.77.${options.subnet}.1`;
+    this.peerIp = `10.77.${options.subnet}.2`;
+    this.podIp6 = `fd77:${options.subnet}::1`;
+    this.peerIp6 = `fd77:${options.subnet}::2`;
+    this.podDev = `swv${options.name}p`.slice(0, 15);
+    this.peerDev = `swv${options.name}q`.slice(0, 15);
+    this.dir = mkdtempSync(join(tmpdir(), `sidewall-${options.name}-`));
+    spawnSync('chmod', ['755', this.dir]);
+  }
+
+  /** Creates both namespaces and the veth pair (removing leftovers of an earlier run first). */
+  create(): void {
+    this.destroyNamespaces();
+    const vp = this.podDev;
+    const vq = this.peerDev;
+    must('ip', ['netns', 'add', this.podNs]);
+    must('ip', ['netns', 'add', this.peerNs]);
+    must('ip', ['link', 'add', vp, 'type', 'veth', 'peer', 'name', vq]);
+    must('ip', ['link', 'set', vp, 'netns', this.podNs]);
+    must('ip', ['link', 'set', vq, 'netns', this.peerNs]);
+    for (const [ns, dev, ip, ip6] of [
+      [this.podNs, vp, this.podIp, this.podIp6],
+      [this.peerNs, vq, this.peerIp, this.peerIp6],
+    ] as const) {
+      must('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+      must('ip', ['-n', ns, 'addr', 'add', `${ip}/24`, 'dev', dev]);
+      must('ip', ['-n', ns, 'addr', 'add', `${ip6}/64`, 'dev', dev, 'nodad']);
+      must('ip', ['-n', ns, 'link', 'set', dev, 'up']);
+    }
+  }
+
+  /** Gives the peer one more address on the shared subnet (e.g. to stand for an excluded CIDR). */
+  addPeerAddress(ip: string): void {
+    must('ip', ['-n', this.peerNs, 'addr', 'add', ip.includes(':') ? `${ip}/64` : `${ip}/24`, 'dev', this.peerDev, ...(ip.includes(':') ? ['nodad'] : [])]);
+  }
+
+  /** Runs a command to completion inside a namespace (as root, or as `uid`). */
+  exec(ns: string, cmd: string, args: string[], options: { uid?: number; input?: string } = {}): ExecResult {
+    const [c, a] = asUser(options.uid, cmd, args);
+    return sh('ip', ['netns', 'exec', ns, c, ...a], options.input);
+  }
+
+  /** Same as exec, but without blocking the event loop (needed while our own servers run). */
+  execAsync(ns: string, cmd: string, args: string[], options: { uid?: number } = {}): Promise<ExecResult> {
+    const [c, a] = asUser(options.uid, cmd, args);
+    const child = spawn('ip', ['netns', 'exec', ns, c, ...a], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    return new Promise((resolveExec) => child.on('close', (status) => resolveExec({ status, stdout, stderr })));
+  }
+
+  /** Starts a long-running process in a namespace; killed by destroy(). */
+  start(ns: string, cmd: string, args: string[], options: { uid?: number; env?: NodeJS.ProcessEnv } = {}): ChildProcess {
+    const [c, a] = asUser(options.uid, cmd, args);
+    const child = spawn('ip', ['netns', 'exec', ns, c, ...a], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env } });
+    this.children.add(child);
+    child.on('exit', () => this.children.delete(child));
+    return child;
+  }
+
+  /** Starts a test peer (tools/peer.mjs) and waits until it listens. */
+  async peer(ns: string, mode: string, host: string, ports: number[] | number, uid = APP_UID): Promise<ChildProcess> {
+    const child = this.start(ns, NODE, [join(TOOLS, 'peer.mjs'), mode, host, Array.isArray(ports) ? ports.join(',') : String(ports)], { uid });
+    await waitForLine(child, (line) => line === 'listening', 10_000, 'peer');
+    return child;
+  }
+
+  /** Runs tools/client.mjs in a namespace as an app uid. */
+  client(ns: string, args: string[], uid = APP_UID): Promise<ExecResult> {
+    return this.execAsync(ns, NODE, [join(TOOLS, 'client.mjs'), ...args], { uid });
+  }
+
+  writeFile(name: string, content: string): string {
+    const path = join(this.dir, name);
+    writeFileSync(path, content, { mode: 0o644 });
+    return path;
+  }
+
+  iptablesSave(ns: string, family: 4 | 6 = 4): string {
+    const out = this.exec(ns, family === 4 ? 'iptables-save' : 'ip6tables-save', ['-t', 'nat']).stdout;
+    return out
+      .split('\n')
+      .filter((l) => !l.startsWith('#'))
+      .map((l) => l.replace(/\[\d+:\d+\]/, '[0:0]'))
+      .join('\n');
+  }
+
+  private destroyNamespaces(): void {
+    for (const ns of [this.podNs, this.peerNs]) sh('ip', ['netns', 'del', ns]);
+  }
+
+  async destroy(): Promise<void> {
+    for (const child of this.children) child.kill('SIGKILL');
+    this.children.clear();
+    // Processes started with `ip netns exec` keep the namespace busy until they are gone.
+    await new Promise((r) => setTimeout(r, 100));
+    for (const ns of [this.podNs, this.peerNs]) sh('ip', ['netns', 'pids', ns]).stdout.split('\n').filter(Boolean).forEach((pid) => sh('kill', ['-9', pid]));
+    this.destroyNamespaces();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+export function waitForLine(child: ChildProcess, match: (line: string) => boolean, timeoutMs: number, what: string): Promise<string> {
+  return new Promise((resolveLine, reject) => {
+    if (!child.stdout) return reject(new Error(`${what}: no stdout`));
+    let stderr = '';
+    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+    const rl = createInterface({ input: child.stdout });
+    const timer = setTimeout(() => reject(new Error(`${what}: timed out after ${timeoutMs} ms; stderr: ${stderr}`)), timeoutMs);
+    rl.on('line', (line) => {
+      if (match(line)) {
+        clearTimeout(timer);
+        resolveLine(line);
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${what}: exited (${code}) before it was ready; stderr: ${stderr}`));
+    });
+  });
+}

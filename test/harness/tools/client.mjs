@@ -1,0 +1,93 @@
+#!/usr/bin/env node
+// A test client for the namespace harness.
+// usage: client.mjs MODE HOST PORT [ARG]
+//   send N        sends N deterministic pseudo-random bytes, shuts its write side (FIN), prints
+//                 "<sent> <sha256 of sent>" then what the server answered (after the FIN)
+//   halfclose TXT sends TXT, FINs, then reads the whole answer and prints it
+//   read          prints what the server sends until it closes
+//   concurrent N  opens N connections at once to an echo server, each sends 64 KiB and checks
+//                 its echo; prints "ok N" or the failures
+//   expect-error  connects, sends a line, prints the error code it gets (or "closed") and how
+//                 many ms it took
+// Exit code 0 unless the client itself broke.
+import { createHash } from 'node:crypto';
+import { connect } from 'node:net';
+
+const [mode, host, portText, arg] = process.argv.slice(2);
+const port = Number(portText);
+
+function pattern(n, seed = 1) {
+  // xorshift32: deterministic, fast, incompressible enough for a transfer test.
+  const buf = Buffer.allocUnsafe(n);
+  let x = seed >>> 0 || 1;
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
+    buf.writeUInt32LE(x, i);
+  }
+  for (; i < n; i++) buf[i] = i & 0xff;
+  return buf;
+}
+
+function readAll(socket) {
+  return new Promise((resolve, reject) => {
+    const parts = [];
+    socket.on('data', (d) => parts.push(d));
+    socket.on('end', () => resolve(Buffer.concat(parts)));
+    socket.on('error', reject);
+  });
+}
+
+async function main() {
+  if (mode === 'send') {
+    const total = Number(arg);
+    const socket = connect({ host, port, allowHalfOpen: true });
+    const hash = createHash('sha256');
+    const answer = readAll(socket);
+    const chunk = 1 << 20;
+    let sent = 0;
+    await new Promise((r) => socket.once('connect', r));
+    while (sent < total) {
+      const n = Math.min(chunk, total - sent);
+      const piece = pattern(n, sent + 1);
+      hash.update(piece);
+      sent += n;
+      if (!socket.write(piece)) await new Promise((r) => socket.once('drain', r));
+    }
+    socket.end();
+    const got = await answer;
+    process.stdout.write(`${sent} ${hash.digest('hex')}\n${got.toString()}`);
+  } else if (mode === 'halfclose') {
+    const socket = connect({ host, port, allowHalfOpen: true });
+    const answer = readAll(socket);
+    socket.end(arg);
+    process.stdout.write((await answer).toString());
+  } else if (mode === 'read') {
+    const socket = connect({ host, port });
+    process.stdout.write((await readAll(socket)).toString());
+  } else if (mode === 'concurrent') {
+    const n = Number(arg);
+    const payload = pattern(64 * 1024, 7);
+    const results = await Promise.allSettled(Array.from({ length: n }, () => new Promise((resolve, reject) => {
+      const socket = connect({ host, port, allowHalfOpen: true });
+      readAll(socket).then((got) => (got.equals(payload) ? resolve() : reject(new Error(`echo mismatch ${got.length}`))), reject);
+      socket.end(payload);
+    })));
+    const failed = results.filter((r) => r.status === 'rejected');
+    console.log(failed.length === 0 ? `ok ${n}` : `failed ${failed.length}: ${failed[0].reason.message}`);
+  } else if (mode === 'expect-error') {
+    const started = Date.now();
+    const socket = connect({ host, port });
+    socket.on('connect', () => socket.write('hello\n'));
+    const outcome = await new Promise((resolve) => {
+      socket.on('error', (e) => resolve(e.code ?? e.message));
+      socket.on('close', () => resolve('closed'));
+      socket.on('data', () => {});
+    });
+    console.log(`${outcome} ${Date.now() - started}`);
+  } else {
+    console.error(`unknown mode ${mode}`);
+    process.exit(2);
+  }
+}
+main().catch((e) => { console.error(e.code ?? e.message); process.exit(1); });
