@@ -1,0 +1,80 @@
+// Public types of the rules engine. The proxy, the flow exporter, the webhook and the CLI code
+// against these names; fields may be added, none renamed.
+
+export type Direction = 'ingress' | 'egress' | 'intra';
+export type Mode = 'protect' | 'monitor' | 'learn';
+export type RuleAction = 'allow' | 'deny' | 'pass';
+export type Tier = 'cluster' | 'workload';
+
+export interface Workload {
+  namespace?: string;
+  pod?: string;
+  labels?: Record<string, string>;
+  serviceAccount?: string;
+}
+
+export interface Endpoint {
+  ip: string;
+  port: number;
+  workload?: Workload;
+}
+
+export interface L7Facts {
+  http?: { method: string; path: string; host?: string; headers?: Record<string, string> };
+  grpc?: { service: string; method: string };
+  tls?: { sni?: string; alpn?: string[] };
+  dns?: { name: string; type: string };
+}
+
+export interface FlowFacts {
+  direction: Direction;
+  src: Endpoint;
+  dst: Endpoint;
+  /** The detected (or port-configured) application protocol, e.g. 'http', 'grpc', 'tls'. */
+  protocol?: string;
+  l7?: L7Facts;
+}
+
+export interface Decision {
+  /** What enforcement does (monitor and learn: always 'allow'). */
+  action: 'allow' | 'deny';
+  verdict: 'allowed' | 'denied' | 'would-deny';
+  /** The deciding rule's id, or 'default' for the defaultAction. */
+  ruleId: string;
+  /** Short hash (12 hex chars of sha256) of the rule set in force. */
+  policy: string;
+  log: boolean;
+  /** Which tier decided: 'cluster', 'workload', or 'default'. */
+  tier: Tier | 'default';
+}
+
+export interface CompiledPolicy {
+  readonly hash: string;
+  readonly mode: Mode;
+  readonly defaultAction: 'allow' | 'deny';
+  readonly ruleCount: number;
+  /** Full evaluation (L3/L4 + protocol + L7). Decisions are shared frozen objects: do not mutate. */
+  decide(facts: FlowFacts): Decision;
+  /**
+   * At accept time, before any byte is read: a Decision when L3/L4 facts already decide, or
+   * 'needs-l7' when the first rule whose L3/L4 matchers match has protocol or L7 matchers.
+   */
+  decideConnection(facts: Omit<FlowFacts, 'protocol' | 'l7'>): Decision | 'needs-l7';
+  /**
+   * Once the protocol is known, before the first request: a Decision when L3/L4 and protocol
+   * facts decide, or 'needs-l7' when the first matching rule has an L7 block (then call
+   * `decide` per request with its L7 facts).
+   */
+  decideProtocol(facts: Omit<FlowFacts, 'l7'>): Decision | 'needs-l7';
+}
+
+export interface RuleIssue {
+  /** The file or annotation the rules came from. */
+  source: string;
+  /** The rule's position in its list (0-based), or null for problems with the document itself. */
+  index: number | null;
+  id?: string;
+  /** Dotted path inside the rule, e.g. 'peer.cidr[1]'; '' for the rule or document itself. */
+  field: string;
+  message: string;
+}
