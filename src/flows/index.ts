@@ -15,6 +15,8 @@ export { createFlowPipeline, defaultObserveHub } from './pipeline.js';
 export type { FlowPipeline, FlowPipelineOptions, TrackedConnection } from './pipeline.js';
 export { StdoutExporter } from './stdout-exporter.js';
 export type { StdoutExporterOptions } from './stdout-exporter.js';
+export { OtlpExporter, InvalidOtlpEndpointError } from './otlp-exporter.js';
+export type { OtlpExporterOptions, OtlpExporterStats } from './otlp-exporter.js';
 export { ObserveHub } from './observe-hub.js';
 export { compileFlowFilter, InvalidFlowFilterError } from './flow-filter.js';
 export type { FlowFilter, FlowPredicate } from './flow-filter.js';

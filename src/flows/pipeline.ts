@@ -6,6 +6,7 @@ import { FlowClock } from './clock.js';
 import type { FlowEntry, FlowSink } from './entry.js';
 import { StdoutExporter, type StdoutExporterOptions } from './stdout-exporter.js';
 import { ObserveHub } from './observe-hub.js';
+import { OtlpExporter, type OtlpExporterOptions } from './otlp-exporter.js';
 import type { FlowRecord, FlowRecordDraft, PodRef } from './types.js';
 import { metrics } from '../metrics/index.js';
 
@@ -13,6 +14,8 @@ export interface FlowPipelineOptions {
   pod: PodRef;
   /** JSON lines to stdout (true), to another descriptor or file, or not at all (false). */
   stdout: boolean | StdoutExporterOptions;
+  /** OTLP/gRPC logs to an OpenTelemetry Collector. An invalid endpoint throws InvalidOtlpEndpointError here. */
+  otlp?: OtlpExporterOptions;
   /** Size of the ring of recent records served to `sidewall observe`; default 4096, 0 = no stream. */
   ringSize?: number;
   /**
@@ -72,6 +75,7 @@ class Pipeline implements FlowPipeline {
     if (options.stdout !== false) {
       this.sinks.push(new StdoutExporter(options.stdout === true ? {} : options.stdout));
     }
+    if (options.otlp !== undefined) this.sinks.push(new OtlpExporter(options.otlp, options.pod, options.logger));
     const ringSize = options.ringSize ?? 4096;
     if (options.hub !== undefined) {
       this.sinks.push(options.hub);
