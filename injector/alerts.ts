@@ -1,0 +1,74 @@
+// Alert records for policy annotation changes the webhook refused. They are flow-record-shaped
+// (PRODUCT.md "Flow records": time with nanoseconds, seq, type "alert") and go to stdout as one
+// JSON line each, so the same log pipeline that collects sidecar records collects them.
+import type { Writable } from 'node:stream';
+
+const wallClockAtStartNs = BigInt(Date.now()) * 1_000_000n;
+const monotonicAtStartNs = process.hrtime.bigint();
+
+/** Current UTC time as RFC 3339 with nanoseconds, e.g. 2026-11-23T15:14:16.123456789Z. */
+export function rfc3339Nano(nowNs: bigint = wallClockAtStartNs + (process.hrtime.bigint() - monotonicAtStartNs)): string {
+  const ms = Number(nowNs / 1_000_000n);
+  const fraction = (nowNs % 1_000_000_000n).toString().padStart(9, '0');
+  return new Date(ms).toISOString().slice(0, 19) + '.' + fraction + 'Z';
+}
+
+export interface AnnotationChange {
+  annotation: string;
+  change: 'added' | 'removed' | 'modified';
+  before?: string;
+  after?: string;
+}
+
+export interface AnnotationChangeAlert {
+  operation: string;
+  requestUid: string;
+  dryRun: boolean;
+  user: string;
+  groups: string[];
+  namespace: string;
+  /** The object changed: a Pod, or the workload whose pod template changed. */
+  object: { kind: string; name: string };
+  changes: AnnotationChange[];
+  message: string;
+}
+
+export interface AlertRecord extends Omit<AnnotationChangeAlert, 'object'> {
+  time: string;
+  seq: number;
+  type: 'alert';
+  verdict: 'denied';
+  alert: { kind: 'policy-annotation-change'; source: 'sidewall-webhook' };
+  object: { kind: string; namespace: string; name: string };
+  pod?: { namespace: string; name: string };
+}
+
+const VALUE_LIMIT = 2048;
+
+function clip(value: string | undefined): string | undefined {
+  if (value === undefined || value.length <= VALUE_LIMIT) return value;
+  return value.slice(0, VALUE_LIMIT) + `…(${value.length - VALUE_LIMIT} more characters)`;
+}
+
+export type AlertSink = (alert: AnnotationChangeAlert) => void;
+
+/** Writes each alert as a JSON line; seq counts from 1 per webhook process. */
+export function createAlertWriter(out: Writable = process.stdout): AlertSink & { readonly written: () => number } {
+  let seq = 0;
+  const sink = (alert: AnnotationChangeAlert): void => {
+    seq += 1;
+    const record: AlertRecord = {
+      time: rfc3339Nano(),
+      seq,
+      type: 'alert',
+      verdict: 'denied',
+      alert: { kind: 'policy-annotation-change', source: 'sidewall-webhook' },
+      ...alert,
+      object: { kind: alert.object.kind, namespace: alert.namespace, name: alert.object.name },
+      changes: alert.changes.map((change) => ({ ...change, before: clip(change.before), after: clip(change.after) })),
+    };
+    if (alert.object.kind === 'Pod') record.pod = { namespace: alert.namespace, name: alert.object.name };
+    out.write(JSON.stringify(record) + '\n');
+  };
+  return Object.assign(sink, { written: () => seq });
+}

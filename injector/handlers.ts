@@ -1,0 +1,52 @@
+// From a parsed AdmissionRequest to the AdmissionResponse, for /mutate and /validate.
+import type { Pod } from './kube-types.js';
+import { requireObject, type AdmissionRequest, type AdmissionResponse } from './admission-review.js';
+import { mutatePod } from './mutate.js';
+import type { InjectorSettings } from './settings.js';
+import { denialMessage, validateAdmission, type RuleSourceChecker } from './validate.js';
+import type { AlertSink } from './alerts.js';
+
+export interface MutationOutcome {
+  response: AdmissionResponse;
+  /** What happened, for the log line. */
+  outcome: 'injected' | 'skipped' | 'ignored';
+  reason?: string;
+}
+
+export function handleMutation(request: AdmissionRequest, settings: InjectorSettings): MutationOutcome {
+  const base: AdmissionResponse = { uid: request.uid, allowed: true };
+  // The webhook configuration only sends pod CREATEs; anything else is answered "allowed,
+  // unchanged" so a misconfiguration never blocks the cluster.
+  if (request.kind.kind !== 'Pod' || request.resource.resource !== 'pods' || (request.subResource ?? '') !== '' || request.operation !== 'CREATE') {
+    return { response: base, outcome: 'ignored', reason: `${request.operation} ${request.kind.kind}${request.subResource ? '/' + request.subResource : ''}` };
+  }
+  const pod = requireObject(request) as Pod;
+  const result = mutatePod(pod, settings);
+  const response: AdmissionResponse = { ...base };
+  if (result.warnings.length > 0) response.warnings = result.warnings;
+  if (result.skipped !== undefined) {
+    response.auditAnnotations = { injection: `skipped: ${result.skipped}` };
+    return { response, outcome: 'skipped', reason: result.skipped };
+  }
+  response.patchType = 'JSONPatch';
+  response.patch = Buffer.from(JSON.stringify(result.patch)).toString('base64');
+  response.auditAnnotations = { injection: 'injected' };
+  return { response, outcome: 'injected' };
+}
+
+export interface ValidationOutcome {
+  response: AdmissionResponse;
+  problems: string[];
+}
+
+export function handleValidation(request: AdmissionRequest, settings: InjectorSettings, checkRules: RuleSourceChecker, alerts: AlertSink): ValidationOutcome {
+  if (request.operation === 'CREATE' || request.operation === 'UPDATE') requireObject(request);
+  if (request.operation === 'UPDATE') requireObject(request, 'oldObject');
+  const verdict = validateAdmission(request, settings, checkRules);
+  if (verdict.alert !== undefined) alerts(verdict.alert);
+  if (verdict.allowed) return { response: { uid: request.uid, allowed: true }, problems: [] };
+  return {
+    response: { uid: request.uid, allowed: false, status: { code: 403, reason: 'Forbidden', message: denialMessage(verdict) } },
+    problems: verdict.problems,
+  };
+}

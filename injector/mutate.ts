@@ -1,0 +1,243 @@
+// The mutating half of the admission webhook: what `sidewall-init` and `sidewall-proxy` look
+// like in a pod, expressed as an RFC 6902 JSON Patch against the pod the API server sent.
+// Pure: no I/O, so the demo can run the same code on its own pods.
+import type { Container, EnvVar, Pod, ResourceRequirements, Volume } from './kube-types.js';
+import { pointer, type JsonPatchOp } from './json-patch.js';
+import { ANNOTATION, STATUS_INJECTED, formatAnnotationIssue, readPodKnobs, type AnnotationIssue } from './annotations.js';
+import { APP_PROBES_ENV, rewriteAppProbes } from './probes.js';
+import type { InjectorSettings } from './settings.js';
+
+export const INIT_CONTAINER = 'sidewall-init';
+export const PROXY_CONTAINER = 'sidewall-proxy';
+
+export const SIDECAR_CONFIG_DIR = '/etc/sidewall/config';
+export const SIDECAR_CONFIG_FILE = `${SIDECAR_CONFIG_DIR}/config.yaml`;
+export const CLUSTER_RULES_DIR = '/etc/sidewall/cluster';
+export const POD_INFO_DIR = '/etc/sidewall/pod';
+
+export const VOLUME = {
+  config: 'sidewall-config',
+  clusterRules: 'sidewall-cluster-rules',
+  podInfo: 'sidewall-pod-info',
+  tmp: 'sidewall-tmp',
+} as const;
+
+const RESERVED_PORTS_NOTE = 'sidewall listens on 15000 (admin), 15001 (outbound), 15006 (inbound) and 15053 (DNS)';
+
+export interface MutationResult {
+  patch: JsonPatchOp[];
+  /** Shown to the user by kubectl (AdmissionResponse.warnings). */
+  warnings: string[];
+  /** Why nothing was injected; absent when the patch injects the sidecar. */
+  skipped?: string;
+}
+
+function sortedUnique<T>(items: T[]): T[] {
+  return [...new Set(items)].sort((a, b) => (typeof a === 'number' && typeof b === 'number' ? a - b : String(a).localeCompare(String(b))));
+}
+
+function mergeResources(base: ResourceRequirements, override: { requests: Record<string, string>; limits: Record<string, string> }): ResourceRequirements {
+  const out: ResourceRequirements = {};
+  const requests = { ...(base.requests ?? {}), ...override.requests };
+  const limits = { ...(base.limits ?? {}), ...override.limits };
+  if (Object.keys(requests).length > 0) out.requests = requests;
+  if (Object.keys(limits).length > 0) out.limits = limits;
+  return out;
+}
+
+/** The `sidewall init` arguments (flags fixed with the iptables module). */
+export function initArgs(settings: InjectorSettings, exclusions: { inboundPorts: number[]; outboundPorts: number[]; outboundCidrs: string[] }): string[] {
+  const args = [
+    'init',
+    '--proxy-uid', String(settings.proxyUid),
+    '--proxy-gid', String(settings.proxyGid),
+    '--inbound-port', String(settings.inboundPort),
+    '--outbound-port', String(settings.outboundPort),
+    '--admin-port', String(settings.adminPort),
+  ];
+  if (exclusions.inboundPorts.length > 0) args.push('--exclude-inbound-ports', exclusions.inboundPorts.join(','));
+  if (exclusions.outboundPorts.length > 0) args.push('--exclude-outbound-ports', exclusions.outboundPorts.join(','));
+  if (exclusions.outboundCidrs.length > 0) args.push('--exclude-outbound-cidrs', exclusions.outboundCidrs.join(','));
+  if (settings.redirectDns) args.push('--redirect-dns');
+  if (settings.iptablesBackend !== 'auto') args.push('--backend', settings.iptablesBackend);
+  return args;
+}
+
+function fieldEnv(name: string, fieldPath: string): EnvVar {
+  return { name, valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath } } };
+}
+
+function adminProbe(settings: InjectorSettings, path: string, periodSeconds: number, failureThreshold: number): Container['readinessProbe'] {
+  return { httpGet: { path, port: settings.adminPort, scheme: 'HTTP' }, periodSeconds, failureThreshold, timeoutSeconds: 1 };
+}
+
+export function mutatePod(pod: Pod, settings: InjectorSettings): MutationResult {
+  const warnings: string[] = [];
+  const annotations = pod.metadata?.annotations ?? {};
+  const spec = pod.spec;
+  const injectValue = annotations[ANNOTATION.inject]?.trim().toLowerCase();
+  if (injectValue === 'false') return { patch: [], warnings, skipped: `opted out by annotation ${ANNOTATION.inject}: "false"` };
+  if (annotations[ANNOTATION.status] === STATUS_INJECTED) return { patch: [], warnings, skipped: `already injected (${ANNOTATION.status}: ${STATUS_INJECTED})` };
+  if (spec === undefined || !Array.isArray(spec.containers) || spec.containers.length === 0) {
+    return { patch: [], warnings, skipped: 'the pod has no containers' };
+  }
+  const ownNames = new Set<string>([INIT_CONTAINER, PROXY_CONTAINER]);
+  const existing = [...spec.containers, ...(spec.initContainers ?? [])].find((container) => ownNames.has(container.name));
+  if (existing !== undefined) {
+    return { patch: [], warnings, skipped: `the pod already has a container named ${existing.name}` };
+  }
+  if (spec.hostNetwork === true) {
+    warnings.push(
+      'sidewall: not injected into this hostNetwork pod: it shares the node\'s network namespace, so its traffic cannot be redirected without changing the node\'s iptables; it is NOT protected by the firewall',
+    );
+    return { patch: [], warnings, skipped: 'hostNetwork pod' };
+  }
+  const volumeNames = new Set((spec.volumes ?? []).map((volume) => volume.name));
+  for (const name of Object.values(VOLUME)) {
+    if (volumeNames.has(name)) return { patch: [], warnings, skipped: `the pod already has a volume named ${name}` };
+  }
+
+  const issues: AnnotationIssue[] = [];
+  const knobs = readPodKnobs(annotations, issues);
+  for (const issue of issues) warnings.push(`sidewall: ignored ${formatAnnotationIssue(issue)}`);
+
+  const reservedPorts = new Set([settings.adminPort, settings.outboundPort, settings.inboundPort, 15053]);
+  for (const container of spec.containers) {
+    for (const port of container.ports ?? []) {
+      if (reservedPorts.has(port.containerPort)) {
+        warnings.push(`sidewall: container ${container.name} declares port ${port.containerPort}, which the sidecar uses (${RESERVED_PORTS_NOTE})`);
+      }
+    }
+  }
+  if (!settings.nativeSidecar && spec.restartPolicy !== undefined && spec.restartPolicy !== 'Always') {
+    warnings.push(
+      `sidewall: native sidecars are off, so the sidewall-proxy container keeps running after the app exits and this pod (restartPolicy ${spec.restartPolicy}) never completes; enable nativeSidecar (Kubernetes ≥ 1.29)`,
+    );
+  }
+
+  const patch: JsonPatchOp[] = [];
+  // Probe rewrites address the app containers by their current index, so they come before any
+  // op that inserts into the containers array.
+  let appProbesJson: string | undefined;
+  if (settings.rewriteProbes) {
+    const rewrite = rewriteAppProbes(spec.containers, settings.adminPort, '/spec/containers');
+    patch.push(...rewrite.patch);
+    warnings.push(...rewrite.warnings.map((warning) => `sidewall: ${warning}`));
+    if (Object.keys(rewrite.probes).length > 0) appProbesJson = JSON.stringify(rewrite.probes);
+  }
+
+  if (pod.metadata?.annotations === undefined) {
+    const added: Record<string, string> = { [ANNOTATION.status]: STATUS_INJECTED };
+    if (!settings.nativeSidecar) added['kubectl.kubernetes.io/default-container'] = spec.containers[0]!.name;
+    if (pod.metadata === undefined) patch.push({ op: 'add', path: '/metadata', value: { annotations: added } });
+    else patch.push({ op: 'add', path: '/metadata/annotations', value: added });
+  } else {
+    patch.push({ op: 'add', path: `/metadata/annotations${pointer(ANNOTATION.status)}`, value: STATUS_INJECTED });
+    // Without native sidecars the proxy is containers[0]; keep `kubectl logs/exec` on the app.
+    if (!settings.nativeSidecar && annotations['kubectl.kubernetes.io/default-container'] === undefined) {
+      patch.push({ op: 'add', path: `/metadata/annotations${pointer('kubectl.kubernetes.io/default-container')}`, value: spec.containers[0]!.name });
+    }
+  }
+
+  const exclusions = {
+    inboundPorts: sortedUnique([...settings.excludeInboundPorts, ...knobs.excludeInboundPorts]),
+    outboundPorts: sortedUnique([...settings.excludeOutboundPorts, ...knobs.excludeOutboundPorts]),
+    outboundCidrs: [...new Set([...settings.excludeOutboundCidrs, ...knobs.excludeOutboundCidrs])],
+  };
+  const initContainer: Container = {
+    name: INIT_CONTAINER,
+    image: settings.image,
+    imagePullPolicy: settings.imagePullPolicy,
+    command: ['sidewall'],
+    args: initArgs(settings, exclusions),
+    resources: settings.initResources,
+    securityContext: {
+      // iptables-restore needs root in the pod's network namespace and these two capabilities;
+      // nothing else.
+      runAsUser: 0,
+      runAsGroup: 0,
+      runAsNonRoot: false,
+      privileged: false,
+      allowPrivilegeEscalation: false,
+      // iptables takes a lock file under /run; the container exits right after.
+      readOnlyRootFilesystem: false,
+      capabilities: { add: ['NET_ADMIN', 'NET_RAW'], drop: ['ALL'] },
+    },
+  };
+
+  const env: EnvVar[] = [
+    fieldEnv('POD_NAME', 'metadata.name'),
+    fieldEnv('POD_NAMESPACE', 'metadata.namespace'),
+    fieldEnv('POD_IP', 'status.podIP'),
+  ];
+  if (appProbesJson !== undefined) env.push({ name: APP_PROBES_ENV, value: appProbesJson });
+
+  const proxyContainer: Container = {
+    name: PROXY_CONTAINER,
+    image: settings.image,
+    imagePullPolicy: settings.imagePullPolicy,
+    command: ['sidewall'],
+    args: ['proxy', '--config', SIDECAR_CONFIG_FILE],
+    env,
+    ports: [{ name: 'sidewall-admin', containerPort: settings.adminPort, protocol: 'TCP' }],
+    readinessProbe: adminProbe(settings, '/ready', 2, 3),
+    livenessProbe: adminProbe(settings, '/live', 10, 3),
+    resources: mergeResources(settings.proxyResources, knobs.proxyResources),
+    volumeMounts: [
+      { name: VOLUME.config, mountPath: SIDECAR_CONFIG_DIR, readOnly: true },
+      { name: VOLUME.clusterRules, mountPath: CLUSTER_RULES_DIR, readOnly: true },
+      { name: VOLUME.podInfo, mountPath: POD_INFO_DIR, readOnly: true },
+      { name: VOLUME.tmp, mountPath: '/tmp' },
+    ],
+    securityContext: {
+      runAsUser: settings.proxyUid,
+      runAsGroup: settings.proxyGid,
+      runAsNonRoot: true,
+      privileged: false,
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ['ALL'] },
+    },
+  };
+
+  if (settings.nativeSidecar) {
+    // An init container with restartPolicy Always is a native sidecar: it starts before the
+    // remaining init containers and the app (after its startupProbe passes), and is stopped
+    // when the app containers finish, so Jobs complete. It must follow sidewall-init, which
+    // has to finish first so the proxy's own traffic is already excluded.
+    proxyContainer.restartPolicy = 'Always';
+    proxyContainer.startupProbe = adminProbe(settings, '/ready', 1, 120);
+    if (spec.initContainers === undefined) {
+      patch.push({ op: 'add', path: '/spec/initContainers', value: [initContainer, proxyContainer] });
+    } else {
+      patch.push({ op: 'add', path: '/spec/initContainers/0', value: initContainer });
+      patch.push({ op: 'add', path: '/spec/initContainers/1', value: proxyContainer });
+    }
+  } else {
+    if (spec.initContainers === undefined) patch.push({ op: 'add', path: '/spec/initContainers', value: [initContainer] });
+    else patch.push({ op: 'add', path: '/spec/initContainers/0', value: initContainer });
+    // First in the list: the kubelet starts containers in order, so the proxy gets a head start.
+    patch.push({ op: 'add', path: '/spec/containers/0', value: proxyContainer });
+  }
+
+  const volumes: Volume[] = [
+    { name: VOLUME.config, configMap: { name: settings.sidecarConfigMap } },
+    { name: VOLUME.clusterRules, configMap: { name: settings.clusterRulesConfigMap } },
+    {
+      name: VOLUME.podInfo,
+      downwardAPI: {
+        items: [
+          { path: 'annotations', fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.annotations' } },
+          { path: 'labels', fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.labels' } },
+          { path: 'name', fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.name' } },
+          { path: 'namespace', fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.namespace' } },
+        ],
+      },
+    },
+    { name: VOLUME.tmp, emptyDir: { medium: 'Memory', sizeLimit: '16Mi' } },
+  ];
+  if (spec.volumes === undefined) patch.push({ op: 'add', path: '/spec/volumes', value: volumes });
+  else for (const volume of volumes) patch.push({ op: 'add', path: '/spec/volumes/-', value: volume });
+
+  return { patch, warnings };
+}

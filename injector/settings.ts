@@ -1,0 +1,191 @@
+// What the injector puts into pods, and who may change policy annotations. In a cluster these
+// come from the chart's ConfigMap (`injector.yaml`, key by key the same names as below); every
+// key is optional and falls back to defaultInjectorSettings().
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import type { ResourceRequirements } from './kube-types.js';
+import { isCidr } from './annotations.js';
+
+export type IptablesBackend = 'auto' | 'nft' | 'legacy';
+export type PullPolicy = 'Always' | 'IfNotPresent' | 'Never';
+
+export interface AnnotationGuardSettings {
+  /** Deny UPDATEs that change `annotations` unless the user or one of the groups is allowed. */
+  enabled: boolean;
+  annotations: string[];
+  allowedUsers: string[];
+  allowedGroups: string[];
+}
+
+export interface InjectorSettings {
+  image: string;
+  imagePullPolicy: PullPolicy;
+  /** Sidecar as an init container with restartPolicy Always (Kubernetes ≥ 1.29 by default). */
+  nativeSidecar: boolean;
+  proxyUid: number;
+  proxyGid: number;
+  inboundPort: number;
+  outboundPort: number;
+  adminPort: number;
+  redirectDns: boolean;
+  iptablesBackend: IptablesBackend;
+  /** Cluster-wide exclusions, merged with the pod's annotations. */
+  excludeInboundPorts: number[];
+  excludeOutboundPorts: number[];
+  excludeOutboundCidrs: string[];
+  proxyResources: ResourceRequirements;
+  initResources: ResourceRequirements;
+  /** ConfigMaps (in the pod's namespace) mounted into the sidecar. */
+  sidecarConfigMap: string;
+  clusterRulesConfigMap: string;
+  /** Rewrite kubelet httpGet/tcpSocket probes through the sidecar admin port. */
+  rewriteProbes: boolean;
+  annotationGuard: AnnotationGuardSettings;
+}
+
+export function defaultInjectorSettings(): InjectorSettings {
+  return {
+    image: 'ghcr.io/sidewall/sidewall:0.1.0',
+    imagePullPolicy: 'IfNotPresent',
+    nativeSidecar: true,
+    proxyUid: 1337,
+    proxyGid: 1337,
+    inboundPort: 15006,
+    outboundPort: 15001,
+    adminPort: 15000,
+    redirectDns: true,
+    iptablesBackend: 'auto',
+    excludeInboundPorts: [],
+    excludeOutboundPorts: [],
+    excludeOutboundCidrs: [],
+    proxyResources: { requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '256Mi' } },
+    initResources: { requests: { cpu: '10m', memory: '16Mi' }, limits: { cpu: '100m', memory: '64Mi' } },
+    sidecarConfigMap: 'sidewall-sidecar-config',
+    clusterRulesConfigMap: 'sidewall-cluster-rules',
+    rewriteProbes: true,
+    annotationGuard: {
+      enabled: true,
+      annotations: [
+        'sidewall.io/rules',
+        'sidewall.io/mode',
+        'sidewall.io/inject',
+        'sidewall.io/exclude-inbound-ports',
+        'sidewall.io/exclude-outbound-ports',
+        'sidewall.io/exclude-outbound-cidrs',
+      ],
+      allowedUsers: [],
+      allowedGroups: ['system:masters', 'sidewall:policy-admins'],
+    },
+  };
+}
+
+export class InjectorSettingsError extends Error {
+  readonly code = 'SIDEWALL_INJECTOR_SETTINGS';
+  constructor(readonly source: string, readonly problems: string[]) {
+    super(`invalid injector settings in ${source}:\n  ${problems.join('\n  ')}`);
+    this.name = 'InjectorSettingsError';
+  }
+}
+
+type Reader = (key: string, value: unknown, problems: string[]) => unknown;
+
+const isPort = (value: unknown): value is number => Number.isInteger(value) && (value as number) >= 1 && (value as number) <= 65535;
+
+function readResources(key: string, value: unknown, problems: string[]): ResourceRequirements | undefined {
+  if (typeof value !== 'object' || value === null) {
+    problems.push(`${key}: expected {requests, limits}`);
+    return undefined;
+  }
+  const out: ResourceRequirements = {};
+  for (const part of ['requests', 'limits'] as const) {
+    const section = (value as Record<string, unknown>)[part];
+    if (section === undefined || section === null) continue;
+    if (typeof section !== 'object') { problems.push(`${key}.${part}: expected a map of resource to quantity`); continue; }
+    const map: Record<string, string> = {};
+    for (const [resource, quantity] of Object.entries(section)) {
+      if (typeof quantity !== 'string' && typeof quantity !== 'number') { problems.push(`${key}.${part}.${resource}: expected a quantity`); continue; }
+      map[resource] = String(quantity);
+    }
+    out[part] = map;
+  }
+  return out;
+}
+
+function stringList(key: string, value: unknown, problems: string[]): string[] | undefined {
+  if (!Array.isArray(value) || !value.every((item) => typeof item === 'string')) {
+    problems.push(`${key}: expected a list of strings`);
+    return undefined;
+  }
+  return value as string[];
+}
+
+const readers: Record<string, Reader> = {
+  image: (key, v, p) => (typeof v === 'string' && v.length > 0 ? v : void p.push(`${key}: expected an image reference`)),
+  imagePullPolicy: (key, v, p) => (v === 'Always' || v === 'IfNotPresent' || v === 'Never' ? v : void p.push(`${key}: expected Always, IfNotPresent or Never`)),
+  nativeSidecar: (key, v, p) => (typeof v === 'boolean' ? v : void p.push(`${key}: expected true or false`)),
+  redirectDns: (key, v, p) => (typeof v === 'boolean' ? v : void p.push(`${key}: expected true or false`)),
+  rewriteProbes: (key, v, p) => (typeof v === 'boolean' ? v : void p.push(`${key}: expected true or false`)),
+  proxyUid: (key, v, p) => (Number.isInteger(v) && (v as number) > 0 ? v : void p.push(`${key}: expected a non-zero uid`)),
+  proxyGid: (key, v, p) => (Number.isInteger(v) && (v as number) > 0 ? v : void p.push(`${key}: expected a non-zero gid`)),
+  inboundPort: (key, v, p) => (isPort(v) ? v : void p.push(`${key}: expected a port 1-65535`)),
+  outboundPort: (key, v, p) => (isPort(v) ? v : void p.push(`${key}: expected a port 1-65535`)),
+  adminPort: (key, v, p) => (isPort(v) ? v : void p.push(`${key}: expected a port 1-65535`)),
+  iptablesBackend: (key, v, p) => (v === 'auto' || v === 'nft' || v === 'legacy' ? v : void p.push(`${key}: expected auto, nft or legacy`)),
+  excludeInboundPorts: (key, v, p) => (Array.isArray(v) && v.every(isPort) ? v : void p.push(`${key}: expected a list of ports`)),
+  excludeOutboundPorts: (key, v, p) => (Array.isArray(v) && v.every(isPort) ? v : void p.push(`${key}: expected a list of ports`)),
+  excludeOutboundCidrs: (key, v, p) =>
+    Array.isArray(v) && v.every((item) => typeof item === 'string' && isCidr(item)) ? v : void p.push(`${key}: expected a list of CIDRs`),
+  proxyResources: readResources,
+  initResources: readResources,
+  sidecarConfigMap: (key, v, p) => (typeof v === 'string' && v.length > 0 ? v : void p.push(`${key}: expected a ConfigMap name`)),
+  clusterRulesConfigMap: (key, v, p) => (typeof v === 'string' && v.length > 0 ? v : void p.push(`${key}: expected a ConfigMap name`)),
+};
+
+/** Merges a settings document (already parsed) over the defaults; throws InjectorSettingsError. */
+export function resolveInjectorSettings(document: unknown, source: string): InjectorSettings {
+  const settings = defaultInjectorSettings();
+  if (document === null || document === undefined) return settings;
+  const problems: string[] = [];
+  if (typeof document !== 'object' || Array.isArray(document)) throw new InjectorSettingsError(source, ['expected a YAML map at the top level']);
+  const target = settings as unknown as Record<string, unknown>;
+  for (const [key, value] of Object.entries(document as Record<string, unknown>)) {
+    if (key === 'annotationGuard') {
+      if (typeof value !== 'object' || value === null) { problems.push('annotationGuard: expected a map'); continue; }
+      const guard = value as Record<string, unknown>;
+      for (const [guardKey, guardValue] of Object.entries(guard)) {
+        if (guardKey === 'enabled') {
+          if (typeof guardValue === 'boolean') settings.annotationGuard.enabled = guardValue;
+          else problems.push('annotationGuard.enabled: expected true or false');
+        } else if (guardKey === 'annotations' || guardKey === 'allowedUsers' || guardKey === 'allowedGroups') {
+          const list = stringList(`annotationGuard.${guardKey}`, guardValue, problems);
+          if (list !== undefined) settings.annotationGuard[guardKey] = list;
+        } else {
+          problems.push(`annotationGuard.${guardKey}: unknown key`);
+        }
+      }
+      continue;
+    }
+    const reader = readers[key];
+    if (reader === undefined) { problems.push(`${key}: unknown key`); continue; }
+    const parsed = reader(key, value, problems);
+    if (parsed !== undefined) target[key] = parsed;
+  }
+  if (problems.length > 0) throw new InjectorSettingsError(source, problems);
+  return settings;
+}
+
+export function loadInjectorSettings(file: string): InjectorSettings {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new InjectorSettingsError(file, [`cannot read: ${(err as Error).message}`]);
+  }
+  let document: unknown;
+  try {
+    document = parseYaml(text);
+  } catch (err) {
+    throw new InjectorSettingsError(file, [`not YAML: ${(err as Error).message}`]);
+  }
+  return resolveInjectorSettings(document, file);
+}
