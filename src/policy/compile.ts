@@ -1,0 +1,454 @@
+// Compilation and evaluation of the two rule tiers (PRODUCT.md "Rules").
+//
+// Evaluation order: cluster rules in order (allow/deny decide; pass ends the cluster tier), then
+// workload rules in order, then defaultAction. Within a rule every matcher must match.
+//
+// Matching semantics decided here:
+// - peer is the source for ingress and the destination for egress and intra; ports is always the
+//   destination port. An identity matcher (namespace, labels, serviceAccount) never matches a
+//   peer whose workload is unknown. IPv4-mapped IPv6 peers match IPv4 CIDRs.
+// - protocol: 'tcp' matches every flow (it says "decide at connect time"). Otherwise a rule's
+//   protocol matches the flow's protocol or one layered on it: 'http' matches http, http2 and
+//   grpc; 'http2' matches http2 and grpc; 'grpc' matches grpc, and http2 flows whose L7 facts
+//   carry a grpc call. An L7 block only matches when the flow carries that block's L7 facts.
+// - A flow without a protocol (not yet detected) matches only rules without protocol/L7.
+//
+// Cost: rules are compiled to integer port ranges, CIDR words, Sets and one RegExp per glob
+// list. Each tier keeps, per (direction, destination port), the list of rules whose direction
+// and port matchers pass, computed on first use and cached, so a decision touches only the rules
+// that can apply to that port rather than all of them.
+
+import { createHash } from 'node:crypto';
+import { cidrContains, INVALID, parseCidr, parseIp, type Cidr, type IpFamily } from './ip.js';
+import { compileGlobs, globMatches, normalizeHost, normalizePath, type GlobMatcher } from './glob.js';
+import { validateRuleList, type NormalizedRule } from './schema.js';
+import type { CompiledPolicy, Decision, Direction, Endpoint, FlowFacts, L7Facts, Mode, RuleIssue, Tier } from './types.js';
+
+const DIRECTION_BIT: Record<Direction, number> = { ingress: 1, egress: 2, intra: 4 };
+const DIRECTION_INDEX: Record<Direction, number> = { ingress: 0, egress: 1, intra: 2 };
+const ALL_DIRECTIONS = 7;
+
+interface CompiledPeer {
+  cidrs: Cidr[] | null;
+  namespaces: ReadonlySet<string> | null;
+  labels: Array<[string, string]> | null;
+  serviceAccounts: ReadonlySet<string> | null;
+}
+
+interface CompiledL7 {
+  kind: 'http' | 'grpc' | 'tls' | 'dns';
+  methods: ReadonlySet<string> | null;
+  paths: GlobMatcher | null;
+  hosts: GlobMatcher | null;
+  headers: Array<[string, GlobMatcher]> | null;
+  services: GlobMatcher | null;
+  grpcMethods: GlobMatcher | null;
+  alpn: ReadonlySet<string> | null;
+  types: ReadonlySet<string> | null;
+}
+
+interface CompiledRule {
+  readonly id: string;
+  readonly action: 'allow' | 'deny' | 'pass';
+  readonly directionMask: number;
+  /** Flattened inclusive ranges [from0, to0, from1, to1, ...], or null for any port. */
+  readonly ports: Uint16Array | null;
+  readonly peers: CompiledPeer[] | null;
+  readonly protocol: string | null;
+  readonly l7: CompiledL7 | null;
+  /** The decision this rule yields (null for pass); shared and frozen. */
+  readonly decision: Decision | null;
+}
+
+function setOrNull(values: readonly string[] | undefined): ReadonlySet<string> | null {
+  return values === undefined ? null : new Set(values);
+}
+
+function compileRule(rule: NormalizedRule, tier: Tier, mode: Mode, hash: string): CompiledRule {
+  let directionMask = ALL_DIRECTIONS;
+  if (rule.direction !== undefined) {
+    directionMask = 0;
+    for (const d of rule.direction) directionMask |= DIRECTION_BIT[d];
+  }
+  const ports = rule.ports === undefined ? null : Uint16Array.from(rule.ports.flat());
+  const peers = rule.peer === undefined ? null : rule.peer.map((p): CompiledPeer => ({
+    cidrs: p.cidr === undefined ? null : p.cidr.map((text) => {
+      const parsed = parseCidr(text);
+      if (!parsed.ok) throw new Error(`internal: unvalidated CIDR ${text}`);
+      return parsed.cidr;
+    }),
+    namespaces: setOrNull(p.namespace),
+    labels: p.labels === undefined ? null : Object.entries(p.labels),
+    serviceAccounts: setOrNull(p.serviceAccount),
+  }));
+  let l7: CompiledL7 | null = null;
+  const empty = { methods: null, paths: null, hosts: null, headers: null, services: null, grpcMethods: null, alpn: null, types: null };
+  if (rule.http !== undefined) {
+    const h = rule.http;
+    l7 = {
+      ...empty,
+      kind: 'http',
+      methods: setOrNull(h.methods),
+      paths: h.paths === undefined ? null : compileGlobs('path', h.paths),
+      hosts: h.hosts === undefined ? null : compileGlobs('name', h.hosts),
+      headers: h.headers === undefined ? null : Object.entries(h.headers).map(([name, value]) => [name, compileGlobs('plain', [value])]),
+    };
+  } else if (rule.grpc !== undefined) {
+    const g = rule.grpc;
+    l7 = {
+      ...empty,
+      kind: 'grpc',
+      services: g.services === undefined ? null : compileGlobs('service', g.services),
+      grpcMethods: g.methods === undefined ? null : compileGlobs('plain', g.methods),
+    };
+  } else if (rule.tls !== undefined) {
+    l7 = { ...empty, kind: 'tls', hosts: rule.tls.sni === undefined ? null : compileGlobs('name', rule.tls.sni), alpn: setOrNull(rule.tls.alpn) };
+  } else if (rule.dns !== undefined) {
+    l7 = { ...empty, kind: 'dns', hosts: rule.dns.names === undefined ? null : compileGlobs('name', rule.dns.names), types: setOrNull(rule.dns.types) };
+  }
+  const decision = rule.action === 'pass' ? null : makeDecision(rule.action, rule.id, hash, rule.log, tier, mode);
+  return { id: rule.id, action: rule.action, directionMask, ports, peers, protocol: rule.protocol ?? null, l7, decision };
+}
+
+function makeDecision(action: 'allow' | 'deny', ruleId: string, hash: string, log: boolean, tier: Tier | 'default', mode: Mode): Decision {
+  const enforce = mode === 'protect';
+  return Object.freeze({
+    action: enforce ? action : 'allow',
+    verdict: action === 'allow' ? 'allowed' : enforce ? 'denied' : 'would-deny',
+    ruleId,
+    policy: hash,
+    log,
+    tier,
+  } satisfies Decision);
+}
+
+// ---- per-decision facts -------------------------------------------------------------------
+
+/** Scratch space for the peer address: parsed at most once per decision, only if a CIDR asks. */
+const peerWords = new Uint32Array(4);
+
+/** The facts of one evaluation, prepared lazily so rules that need nothing cost nothing. */
+class Evaluation {
+  peer!: Endpoint;
+  family: IpFamily | -1 = -1;
+  protocol: string | undefined;
+  l7: L7Facts | undefined;
+  private path: string | undefined;
+  private host: string | undefined;
+  private sni: string | undefined;
+  private dnsName: string | undefined;
+  private headers: Map<string, string> | undefined;
+
+  reset(facts: Omit<FlowFacts, 'protocol' | 'l7'> & Partial<Pick<FlowFacts, 'protocol' | 'l7'>>): void {
+    this.peer = facts.direction === 'ingress' ? facts.src : facts.dst;
+    this.family = -1;
+    this.protocol = facts.protocol;
+    this.l7 = facts.l7;
+    this.path = this.host = this.sni = this.dnsName = undefined;
+    this.headers = undefined;
+  }
+
+  peerFamily(): IpFamily {
+    if (this.family === -1) this.family = parseIp(this.peer.ip, peerWords, true);
+    return this.family;
+  }
+
+  httpPath(raw: string): string {
+    return (this.path ??= normalizePath(raw));
+  }
+
+  httpHost(raw: string): string {
+    return (this.host ??= normalizeHost(raw));
+  }
+
+  tlsSni(raw: string): string {
+    return (this.sni ??= normalizeHost(raw));
+  }
+
+  queryName(raw: string): string {
+    return (this.dnsName ??= normalizeHost(raw));
+  }
+
+  header(name: string): string | undefined {
+    const given = this.l7?.http?.headers;
+    if (given === undefined) return undefined;
+    if (this.headers === undefined) {
+      this.headers = new Map();
+      for (const key of Object.keys(given)) this.headers.set(key.toLowerCase(), given[key]!);
+    }
+    return this.headers.get(name);
+  }
+}
+
+function peerMatches(peer: CompiledPeer, ev: Evaluation): boolean {
+  if (peer.cidrs !== null) {
+    const family = ev.peerFamily();
+    if (family === INVALID) return false;
+    let any = false;
+    for (let i = 0; i < peer.cidrs.length; i++) {
+      if (cidrContains(peer.cidrs[i]!, family, peerWords)) {
+        any = true;
+        break;
+      }
+    }
+    if (!any) return false;
+  }
+  if (peer.namespaces === null && peer.labels === null && peer.serviceAccounts === null) return true;
+  const workload = ev.peer.workload;
+  if (workload === undefined) return false;
+  if (peer.namespaces !== null && (workload.namespace === undefined || !peer.namespaces.has(workload.namespace))) return false;
+  if (peer.serviceAccounts !== null && (workload.serviceAccount === undefined || !peer.serviceAccounts.has(workload.serviceAccount))) return false;
+  if (peer.labels !== null) {
+    const labels = workload.labels;
+    if (labels === undefined) return false;
+    for (let i = 0; i < peer.labels.length; i++) {
+      const [key, value] = peer.labels[i]!;
+      if (labels[key] !== value) return false;
+    }
+  }
+  return true;
+}
+
+/** Whether the flow's protocol (and grpc facts) satisfy a rule protocol; see the header. */
+function protocolMatches(ruleProtocol: string, ev: Evaluation): boolean {
+  if (ruleProtocol === 'tcp') return true;
+  const flow = ev.protocol;
+  if (flow === undefined) return false;
+  if (flow === ruleProtocol) return true;
+  switch (ruleProtocol) {
+    case 'http':
+      return flow === 'http2' || flow === 'grpc' || flow === 'http1' || flow === 'h2c';
+    case 'http2':
+      return flow === 'grpc' || flow === 'h2c';
+    case 'grpc':
+      return (flow === 'http2' || flow === 'h2c') && ev.l7?.grpc !== undefined;
+    default:
+      return false;
+  }
+}
+
+function l7Matches(m: CompiledL7, ev: Evaluation): boolean {
+  const l7 = ev.l7;
+  if (l7 === undefined) return false;
+  switch (m.kind) {
+    case 'http': {
+      const http = l7.http;
+      if (http === undefined) return false;
+      if (m.methods !== null && !m.methods.has(http.method.toUpperCase())) return false;
+      if (m.paths !== null && !globMatches(m.paths, ev.httpPath(http.path))) return false;
+      if (m.hosts !== null && (http.host === undefined || !globMatches(m.hosts, ev.httpHost(http.host)))) return false;
+      if (m.headers !== null) {
+        for (let i = 0; i < m.headers.length; i++) {
+          const [name, pattern] = m.headers[i]!;
+          const value = ev.header(name);
+          if (value === undefined || !globMatches(pattern, value)) return false;
+        }
+      }
+      return true;
+    }
+    case 'grpc': {
+      const grpc = l7.grpc;
+      if (grpc === undefined) return false;
+      if (m.services !== null && !globMatches(m.services, grpc.service)) return false;
+      return m.grpcMethods === null || globMatches(m.grpcMethods, grpc.method);
+    }
+    case 'tls': {
+      const tls = l7.tls;
+      if (tls === undefined) return false;
+      if (m.hosts !== null && (tls.sni === undefined || !globMatches(m.hosts, ev.tlsSni(tls.sni)))) return false;
+      if (m.alpn !== null) {
+        const offered = tls.alpn;
+        if (offered === undefined || !offered.some((p) => m.alpn!.has(p))) return false;
+      }
+      return true;
+    }
+    case 'dns': {
+      const dns = l7.dns;
+      if (dns === undefined) return false;
+      if (m.hosts !== null && !globMatches(m.hosts, ev.queryName(dns.name))) return false;
+      return m.types === null || m.types.has(dns.type.toUpperCase());
+    }
+  }
+}
+
+// ---- tier index ---------------------------------------------------------------------------
+
+const CANDIDATE_CACHE_LIMIT = 4096;
+
+/** The rules of one tier, with the per-(direction, port) candidate lists. */
+class TierIndex {
+  private readonly cache = new Map<number, Uint32Array>();
+  constructor(readonly rules: readonly CompiledRule[]) {}
+
+  /** Indexes (in order) of the rules whose direction and port matchers accept the flow. */
+  candidates(direction: Direction, port: number): Uint32Array {
+    const key = DIRECTION_INDEX[direction] * 65536 + port;
+    let list = this.cache.get(key);
+    if (list !== undefined) return list;
+    const bit = DIRECTION_BIT[direction];
+    const found: number[] = [];
+    for (let i = 0; i < this.rules.length; i++) {
+      const rule = this.rules[i]!;
+      if ((rule.directionMask & bit) === 0) continue;
+      if (rule.ports !== null && !portIn(rule.ports, port)) continue;
+      found.push(i);
+    }
+    list = Uint32Array.from(found);
+    // Scanning ports cannot grow memory without bound: start over when the cache is full.
+    if (this.cache.size >= CANDIDATE_CACHE_LIMIT) this.cache.clear();
+    this.cache.set(key, list);
+    return list;
+  }
+}
+
+function portIn(ranges: Uint16Array, port: number): boolean {
+  for (let i = 0; i < ranges.length; i += 2) {
+    if (port >= ranges[i]! && port <= ranges[i + 1]!) return true;
+  }
+  return false;
+}
+
+/** How far to evaluate: L4 only (accept time), up to the protocol, or everything. */
+const STAGE_CONNECTION = 0;
+const STAGE_PROTOCOL = 1;
+const STAGE_FULL = 2;
+
+const NEEDS_L7 = 'needs-l7' as const;
+/** Returned by a tier scan when the tier did not decide (no match, or a cluster 'pass'). */
+const NO_DECISION = null;
+
+class Policy implements CompiledPolicy {
+  readonly ruleCount: number;
+  private readonly cluster: TierIndex;
+  private readonly workload: TierIndex;
+  private readonly defaultDecision: Decision;
+  private readonly evaluation = new Evaluation();
+
+  constructor(
+    readonly hash: string,
+    readonly mode: Mode,
+    readonly defaultAction: 'allow' | 'deny',
+    clusterRules: readonly NormalizedRule[],
+    workloadRules: readonly NormalizedRule[],
+  ) {
+    this.cluster = new TierIndex(clusterRules.map((r) => compileRule(r, 'cluster', mode, hash)));
+    this.workload = new TierIndex(workloadRules.map((r) => compileRule(r, 'workload', mode, hash)));
+    this.ruleCount = clusterRules.length + workloadRules.length;
+    this.defaultDecision = makeDecision(defaultAction, 'default', hash, false, 'default', mode);
+  }
+
+  decide(facts: FlowFacts): Decision {
+    return this.evaluate(facts, STAGE_FULL) as Decision;
+  }
+
+  decideConnection(facts: Omit<FlowFacts, 'protocol' | 'l7'>): Decision | 'needs-l7' {
+    return this.evaluate(facts, STAGE_CONNECTION);
+  }
+
+  decideProtocol(facts: Omit<FlowFacts, 'l7'>): Decision | 'needs-l7' {
+    return this.evaluate(facts, STAGE_PROTOCOL);
+  }
+
+  private evaluate(facts: Omit<FlowFacts, 'protocol' | 'l7'> & Partial<Pick<FlowFacts, 'protocol' | 'l7'>>, stage: number): Decision | 'needs-l7' {
+    const ev = this.evaluation;
+    ev.reset(facts);
+    const port = facts.dst.port;
+    const clusterResult = scanTier(this.cluster, facts.direction, port, ev, stage);
+    if (clusterResult !== NO_DECISION) return clusterResult;
+    const workloadResult = scanTier(this.workload, facts.direction, port, ev, stage);
+    if (workloadResult !== NO_DECISION) return workloadResult;
+    return this.defaultDecision;
+  }
+}
+
+function scanTier(tier: TierIndex, direction: Direction, port: number, ev: Evaluation, stage: number): Decision | 'needs-l7' | null {
+  const candidates = tier.candidates(direction, port);
+  const rules = tier.rules;
+  for (let c = 0; c < candidates.length; c++) {
+    const rule = rules[candidates[c]!]!;
+    if (rule.peers !== null) {
+      let any = false;
+      for (let p = 0; p < rule.peers.length; p++) {
+        if (peerMatches(rule.peers[p]!, ev)) {
+          any = true;
+          break;
+        }
+      }
+      if (!any) continue;
+    }
+    if (rule.protocol !== null && rule.protocol !== 'tcp') {
+      if (stage === STAGE_CONNECTION) return NEEDS_L7;
+      if (!protocolMatches(rule.protocol, ev)) continue;
+    }
+    if (rule.l7 !== null) {
+      if (stage === STAGE_PROTOCOL) return NEEDS_L7;
+      if (!l7Matches(rule.l7, ev)) continue;
+    }
+    // A cluster 'pass' ends the cluster tier without a decision.
+    return rule.decision;
+  }
+  return NO_DECISION;
+}
+
+// ---- public entry points ------------------------------------------------------------------
+
+/** Stable JSON (sorted keys) so that the hash depends on content, not on key order. */
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const record = value as Record<string, unknown>;
+    const keys = Object.keys(record).filter((k) => record[k] !== undefined).sort();
+    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(record[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+/** 12 hex chars of sha256 over the normalised rules of both tiers, defaultAction and mode. */
+export function policyHash(clusterRules: readonly NormalizedRule[], workloadRules: readonly NormalizedRule[], defaultAction: string, mode: Mode): string {
+  const canonical = canonicalJson({ v: 1, cluster: clusterRules, workload: workloadRules, defaultAction, mode });
+  return createHash('sha256').update(canonical).digest('hex').slice(0, 12);
+}
+
+export interface CompileInput {
+  /** Parsed cluster rules (a list or {rules: [...]}), or null/undefined for none. */
+  clusterRules: unknown;
+  /** Parsed workload rules, likewise. */
+  workloadRules: unknown;
+  defaultAction: 'allow' | 'deny';
+  mode: Mode;
+  /** Names used in issues; defaults 'cluster rules' and 'workload rules'. */
+  clusterSource?: string;
+  workloadSource?: string;
+}
+
+/** Validates and compiles both tiers; ids must be unique across the two tiers. */
+export function compilePolicy(input: CompileInput): { policy: CompiledPolicy } | { issues: RuleIssue[] } {
+  const clusterSource = input.clusterSource ?? 'cluster rules';
+  const workloadSource = input.workloadSource ?? 'workload rules';
+  const issues: RuleIssue[] = [];
+  if (input.defaultAction !== 'allow' && input.defaultAction !== 'deny') {
+    issues.push({ source: workloadSource, index: null, field: 'defaultAction', message: `must be allow or deny, not '${String(input.defaultAction)}'` });
+  }
+  if (input.mode !== 'protect' && input.mode !== 'monitor' && input.mode !== 'learn') {
+    issues.push({ source: workloadSource, index: null, field: 'mode', message: `must be protect, monitor or learn, not '${String(input.mode)}'` });
+  }
+  const cluster = validateRuleList(input.clusterRules, clusterSource, 'cluster', issues);
+  const workload = validateRuleList(input.workloadRules, workloadSource, 'workload', issues);
+  const clusterIds = new Map(cluster.rules.map((r, i) => [r.id, i]));
+  const rawWorkload = Array.isArray(input.workloadRules)
+    ? input.workloadRules
+    : input.workloadRules !== null && typeof input.workloadRules === 'object' && Array.isArray((input.workloadRules as { rules?: unknown }).rules)
+      ? ((input.workloadRules as { rules: unknown[] }).rules)
+      : [];
+  rawWorkload.forEach((raw, index) => {
+    const id = raw !== null && typeof raw === 'object' ? (raw as { id?: unknown }).id : undefined;
+    if (typeof id !== 'string') return;
+    const clash = clusterIds.get(id);
+    if (clash !== undefined) {
+      issues.push({ source: workloadSource, index, id, field: 'id', message: `id '${id}' is already used by cluster rule ${clash} in ${clusterSource}; rule ids must be unique across both tiers` });
+    }
+  });
+  if (issues.length > 0) return { issues };
+  const hash = policyHash(cluster.rules, workload.rules, input.defaultAction, input.mode);
+  return { policy: new Policy(hash, input.mode, input.defaultAction, cluster.rules, workload.rules) };
+}
