@@ -2,12 +2,17 @@
 // injected pod runs it (sidewall init, then sidewall proxy as uid 1337), and a "peer" namespace
 // joined to it by a veth pair. "App containers" are processes of other uids in the pod namespace.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 
-export const REPO = resolve(import.meta.dirname, '../..');
+/** The package root, whether this runs from test/harness (vitest) or dist/test/harness (demo, bench). */
+export const REPO = ((): string => {
+  let dir = import.meta.dirname;
+  while (!existsSync(join(dir, 'package.json')) || existsSync(join(dir, 'tsconfig.build.json')) === false) dir = dirname(dir);
+  return dir;
+})();
 export const CLI = join(REPO, 'bin', 'sidewall.js');
 export const TOOLS = join(REPO, 'test', 'harness', 'tools');
 export const NODE = '/usr/bin/node';
@@ -120,8 +125,8 @@ export class Topology {
     return child;
   }
 
-  /** Starts a test peer (tools/peer.mjs) and waits until it listens. */
-  async peer(ns: string, mode: string, host: string, ports: number[] | number, uid = APP_UID): Promise<ChildProcess> {
+  /** Starts a test peer (tools/peer.mjs) and waits until it listens; in the peer namespace as root (low ports). */
+  async peer(ns: string, mode: string, host: string, ports: number[] | number, uid = ns === this.peerNs ? 0 : APP_UID): Promise<ChildProcess> {
     const child = this.start(ns, NODE, [join(TOOLS, 'peer.mjs'), mode, host, Array.isArray(ports) ? ports.join(',') : String(ports)], { uid });
     await waitForLine(child, (line) => line === 'listening', 10_000, 'peer');
     return child;

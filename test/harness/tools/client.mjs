@@ -7,6 +7,8 @@
 //   read          prints what the server sends until it closes
 //   concurrent N  opens N connections at once to an echo server, each sends 64 KiB and checks
 //                 its echo; prints "ok N" or the failures
+//   slow N        sends "tick i\n" every 200 ms N times, then FINs; prints the echoed text
+//   hold          connects and sends nothing until killed
 //   expect-error  connects, sends a line, prints the error code it gets (or "closed") and how
 //                 many ms it took
 // Exit code 0 unless the client itself broke.
@@ -75,6 +77,20 @@ async function main() {
     })));
     const failed = results.filter((r) => r.status === 'rejected');
     console.log(failed.length === 0 ? `ok ${n}` : `failed ${failed.length}: ${failed[0].reason.message}`);
+  } else if (mode === 'slow') {
+    const socket = connect({ host, port, allowHalfOpen: true });
+    const answer = readAll(socket);
+    for (let i = 0; i < Number(arg); i++) {
+      socket.write(`tick ${i}\n`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    socket.end();
+    process.stdout.write((await answer).toString());
+  } else if (mode === 'hold') {
+    const socket = connect({ host, port });
+    socket.on('connect', () => console.log('connected'));
+    socket.on('error', (e) => { console.log(e.code); process.exit(0); });
+    socket.on('close', () => { console.log('closed'); process.exit(0); });
   } else if (mode === 'expect-error') {
     const started = Date.now();
     const socket = connect({ host, port });

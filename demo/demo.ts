@@ -1,0 +1,176 @@
+// `npm run demo`: the whole product on one machine. Network namespaces stand in for a pod and a
+// peer; the demo pod (demo/pod.yaml) goes through the injector's real mutation, and the init
+// container's and sidecar's commands, users and environment are run exactly as the patch says.
+// Real clients then send allowed, denied and tunnelled traffic and the flow records are shown.
+import type { ChildProcess } from 'node:child_process';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { parseArgs } from 'node:util';
+import fastJsonPatch from 'fast-json-patch';
+import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
+import { CLUSTER_RULES_DIR, defaultInjectorSettings, INIT_CONTAINER, mutatePod, POD_INFO_DIR, PROXY_CONTAINER, SIDECAR_CONFIG_FILE, type Container, type Pod } from '../injector/index.js';
+import { APP_UID, CLI, NODE, REPO, Topology, waitForLine } from '../test/harness/netns.js';
+import { formatRecordRow, RECORD_TABLE_HEADER } from './record-table.js';
+
+const { values: flags } = parseArgs({
+  options: {
+    json: { type: 'boolean', default: false },
+    duration: { type: 'string', default: '30' },
+    help: { type: 'boolean', short: 'h', default: false },
+  },
+});
+if (flags.help) {
+  process.stdout.write('usage: npm run demo [-- --json] [-- --duration SECONDS (0: until Ctrl-C)]\n');
+  process.exit(0);
+}
+
+const DEMO_DIR = join(REPO, 'demo');
+const topo = new Topology({ name: 'demo', subnet: 50 });
+const say = (text: string) => process.stderr.write(`\x1b[1m${text}\x1b[0m\n`);
+
+let tornDown = false;
+async function teardown(code: number): Promise<never> {
+  if (!tornDown) {
+    tornDown = true;
+    say('demo: tearing down the namespaces');
+    await topo.destroy();
+  }
+  process.exit(code);
+}
+process.on('SIGINT', () => void teardown(0));
+process.on('SIGTERM', () => void teardown(0));
+process.on('uncaughtException', (err) => {
+  process.stderr.write(`demo: ${err.stack ?? err.message}\n`);
+  void teardown(1);
+});
+
+/** Writes the downward API folder the way the kubelet does: `key="value"` lines, Go-quoted. */
+function downwardApiMap(map: Record<string, string> | undefined): string {
+  return Object.entries(map ?? {})
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([k, v]) => `${k}=${JSON.stringify(v)}`)
+    .join('\n');
+}
+
+function injectDemoPod(): { pod: Pod; init: Container; proxy: Container; warnings: string[] } {
+  const pod = parseYaml(readFileSync(join(DEMO_DIR, 'pod.yaml'), 'utf8')) as Pod;
+  const settings = defaultInjectorSettings();
+  const result = mutatePod(pod, settings);
+  if (result.skipped !== undefined) throw new Error(`the injector skipped the demo pod: ${result.skipped}`);
+  const patched = fastJsonPatch.applyPatch(structuredClone(pod), result.patch as fastJsonPatch.Operation[]).newDocument as Pod;
+  const all = [...(patched.spec?.initContainers ?? []), ...(patched.spec?.containers ?? [])];
+  const init = all.find((c) => c.name === INIT_CONTAINER);
+  const proxy = all.find((c) => c.name === PROXY_CONTAINER);
+  if (!init || !proxy) throw new Error('the patch did not add sidewall-init and sidewall-proxy');
+  return { pod: patched, init, proxy, warnings: result.warnings };
+}
+
+/** Replaces the container's mount paths by the demo's folders (no kubelet here to mount them). */
+function localPath(path: string, mounts: Record<string, string>): string {
+  for (const [from, to] of Object.entries(mounts)) if (path.startsWith(from)) return to + path.slice(from.length);
+  return path;
+}
+
+async function main(): Promise<void> {
+  say('demo: injecting demo/pod.yaml with the admission webhook\'s mutation');
+  const { pod, init, proxy, warnings } = injectDemoPod();
+  for (const w of warnings) say(`  warning: ${w}`);
+  const native = pod.spec?.initContainers?.some((c) => c.name === PROXY_CONTAINER && c.restartPolicy === 'Always');
+  say(`  + ${INIT_CONTAINER}: sidewall ${(init.args ?? []).join(' ')}`);
+  say(`  + ${PROXY_CONTAINER}${native ? ' (native sidecar)' : ''} as uid ${proxy.securityContext?.runAsUser}: sidewall ${(proxy.args ?? []).join(' ')}`);
+
+  topo.create();
+  // The volumes the patch mounts, as local folders.
+  const configDir = join(topo.dir, 'config');
+  const clusterDir = join(topo.dir, 'cluster');
+  const podInfoDir = join(topo.dir, 'pod');
+  for (const d of [configDir, clusterDir, podInfoDir]) mkdirSync(d, { recursive: true, mode: 0o755 });
+  const mounts: Record<string, string> = { [SIDECAR_CONFIG_FILE.replace(/\/[^/]+$/, '')]: configDir, [CLUSTER_RULES_DIR]: clusterDir, [POD_INFO_DIR]: podInfoDir };
+  const sidecarConfig = parseYaml(readFileSync(join(DEMO_DIR, 'sidecar-config.yaml'), 'utf8')) as Record<string, unknown>;
+  sidecarConfig.clusterRules = join(clusterDir, 'rules.yaml');
+  sidecarConfig.podInfo = podInfoDir;
+  topo.writeFile('config/config.yaml', stringifyYaml(sidecarConfig));
+  topo.writeFile('cluster/rules.yaml', readFileSync(join(DEMO_DIR, 'cluster-rules.yaml'), 'utf8'));
+  const podName = `${pod.metadata?.generateName ?? 'shop-'}x1`;
+  topo.writeFile('pod/annotations', downwardApiMap(pod.metadata?.annotations));
+  topo.writeFile('pod/labels', downwardApiMap(pod.metadata?.labels));
+  topo.writeFile('pod/name', podName);
+  topo.writeFile('pod/namespace', pod.metadata?.namespace ?? 'default');
+
+  say(`demo: pod namespace ${topo.podNs} (${topo.podIp}), peer namespace ${topo.peerNs} (${topo.peerIp})`);
+  const initRun = topo.exec(topo.podNs, NODE, [CLI, ...(init.args ?? [])]);
+  if (initRun.status !== 0) throw new Error(`sidewall-init failed: ${initRun.stderr}`);
+  say(`demo: ${initRun.stderr.trim()}`);
+
+  const env: NodeJS.ProcessEnv = {};
+  const fieldValues: Record<string, string> = { 'metadata.name': podName, 'metadata.namespace': pod.metadata?.namespace ?? 'default', 'status.podIP': topo.podIp };
+  for (const e of proxy.env ?? []) {
+    const ref = e.valueFrom?.fieldRef?.fieldPath;
+    env[e.name] = e.value ?? (ref !== undefined ? fieldValues[ref] : undefined);
+  }
+  const args = (proxy.args ?? []).map((a) => localPath(a, mounts));
+  const sidecar = topo.start(topo.podNs, NODE, [CLI, ...args], { uid: proxy.securityContext?.runAsUser ?? 1337, env });
+  sidecar.stderr?.on('data', (d: Buffer) => {
+    if (!flags.json) return;
+    process.stderr.write(d);
+  });
+  sidecar.on('exit', (code) => {
+    if (!tornDown) {
+      say(`demo: the sidecar exited (${code})`);
+      void teardown(1);
+    }
+  });
+  await waitForReady();
+
+  say('demo: starting the apps (web on :8080, a worker calling it over localhost) and the peer');
+  const apps = join(DEMO_DIR, 'apps');
+  await waitForLine(topo.start(topo.peerNs, NODE, [join(apps, 'peer.mjs')]), (l) => l === 'listening', 10_000, 'peer');
+  await waitForLine(topo.start(topo.podNs, NODE, [join(apps, 'web.mjs')], { uid: APP_UID }), (l) => l === 'listening', 10_000, 'web');
+  const callers: ChildProcess[] = [
+    topo.start(topo.podNs, NODE, [join(apps, 'caller.mjs'), '1500', 'http://127.0.0.1:8080/api/orders', `http://${topo.peerIp}/catalog`, `http://${topo.peerIp}/admin/users`, `tcp://${topo.peerIp}:2525`], { uid: APP_UID + 1 }),
+    topo.start(topo.peerNs, NODE, [join(apps, 'caller.mjs'), '2000', `http://${topo.podIp}:8080/api/orders`, `http://${topo.podIp}:8080/internal/debug`]),
+  ];
+  for (const c of callers) {
+    createInterface({ input: c.stdout! }).on('line', (line) => {
+      if (!flags.json) process.stderr.write(`\x1b[2m  app: ${line}\x1b[0m\n`);
+    });
+  }
+
+  if (!flags.json) process.stdout.write(RECORD_TABLE_HEADER + '\n');
+  createInterface({ input: sidecar.stdout! }).on('line', (line) => {
+    if (flags.json) {
+      process.stdout.write(line + '\n');
+      return;
+    }
+    try {
+      process.stdout.write(formatRecordRow(JSON.parse(line) as Record<string, unknown>) + '\n');
+    } catch {
+      process.stdout.write(line + '\n');
+    }
+  });
+
+  const seconds = Number(flags.duration);
+  if (seconds > 0) {
+    await new Promise((r) => setTimeout(r, seconds * 1000));
+    say(`demo: ${seconds} s are up (run with -- --duration 0 to go on until Ctrl-C)`);
+    await teardown(0);
+  }
+}
+
+async function waitForReady(): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    const r = await topo.execAsync(topo.podNs, 'curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', 'http://127.0.0.1:15000/ready']);
+    if (r.stdout === '200') {
+      say('demo: sidewall-proxy is ready (GET :15000/ready → 200)');
+      return;
+    }
+    await new Promise((r2) => setTimeout(r2, 100));
+  }
+  throw new Error('sidewall-proxy did not become ready');
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`demo: ${err instanceof Error ? err.message : String(err)}\n`);
+  void teardown(1);
+});

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs the Debian packages sidewall's tests, demo and benchmarks use, when any is missing.
+# Needs root (apt-get). Node.js >= 20.19 with npm must already be there.
+set -euo pipefail
+packages=(iptables nftables iproute2 util-linux procps curl socat netcat-openbsd openssl make g++ python3
+  nghttp2-client dnsutils nginx-light haproxy wrk)
+# Each package and one command that proves it is installed.
+declare -A probe=([iptables]=iptables-restore [nftables]=nft [iproute2]=ip [util-linux]=setpriv [procps]=ps
+  [curl]=curl [socat]=socat [netcat-openbsd]=nc [openssl]=openssl [make]=make [g++]=g++ [python3]=python3
+  [nghttp2-client]=h2load [dnsutils]=dig [nginx-light]=nginx [haproxy]=haproxy [wrk]=wrk)
+missing=()
+for p in "${packages[@]}"; do
+  command -v "${probe[$p]}" >/dev/null 2>&1 || [ -x "/usr/sbin/${probe[$p]}" ] || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" != 0 ]; then
+  echo "missing Debian packages: ${missing[*]}; as root run: apt-get install -y ${missing[*]}" >&2
+  exit 1
+fi
+echo "installing: ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
