@@ -57,11 +57,11 @@ describe('mutating webhook: a Deployment pod (generateName, no name yet)', () =>
     expect(mounts['/etc/sidewall/pod']).toBe('sidewall-pod-info');
     expect(mounts['/etc/sidewall/config']).toBe('sidewall-config');
     expect(mounts['/etc/sidewall/cluster']).toBe('sidewall-cluster-rules');
-    const podInfo = pod.spec!.volumes!.find((v) => v.name === 'sidewall-pod-info') as { downwardAPI: { items: Array<{ path: string; fieldRef: { fieldPath: string } }> } };
+    const podInfo = pod.spec!.volumes!.find((v) => v.name === "sidewall-pod-info") as unknown as { downwardAPI: { items: Array<{ path: string; fieldRef: { fieldPath: string } }> } };
     expect(Object.fromEntries(podInfo.downwardAPI.items.map((i) => [i.path, i.fieldRef.fieldPath]))).toEqual({
       annotations: 'metadata.annotations', labels: 'metadata.labels', name: 'metadata.name', namespace: 'metadata.namespace',
     });
-    const cluster = pod.spec!.volumes!.find((v) => v.name === 'sidewall-cluster-rules') as { configMap: { name: string } };
+    const cluster = pod.spec!.volumes!.find((v) => v.name === "sidewall-cluster-rules") as unknown as { configMap: { name: string } };
     expect(cluster.configMap.name).toBe('sidewall-cluster-rules');
     // The ServiceAccount admission plugin's volume is still there, untouched, first.
     expect(pod.spec!.volumes![0]!.name).toBe('kube-api-access-x7k2p');
