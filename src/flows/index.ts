@@ -22,3 +22,5 @@ export { compileFlowFilter, InvalidFlowFilterError } from './flow-filter.js';
 export type { FlowFilter, FlowPredicate } from './flow-filter.js';
 export { FlowClock, parseRfc3339Nano } from './clock.js';
 export type { FlowEntry, FlowSink } from './entry.js';
+export { handleObserveStream, createObserveStreamHandler, OBSERVE_PATH, OBSERVE_SERVICE } from './observe-service.js';
+export type { ObserveRequest, ObserveResponse, ObserveHandlerOptions, Http2StreamHandler } from './observe-service.js';
