@@ -1,0 +1,312 @@
+// The sidecar config file (PRODUCT.md "Sidecar config"), YAML or JSON; every key optional.
+// Structure is checked here; the rules themselves are checked by the policy store, which sees
+// both tiers. Relative `clusterRules` and `podInfo` paths are relative to the config file.
+
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { isIP } from 'node:net';
+import { PROTOCOLS } from '../policy/schema.js';
+import { parseRuleText } from '../policy/source.js';
+import type { Mode } from '../policy/types.js';
+
+export type TunnelMode = 'block' | 'alert' | 'off';
+
+/** `tunnels: block`, or `tunnels: {default: alert, ssh: block, dns: off}` (per protocol or detection). */
+export interface TunnelPolicy {
+  default: TunnelMode;
+  overrides: Record<string, TunnelMode>;
+}
+
+export interface IdentityEntry {
+  ip: string;
+  namespace?: string;
+  pod?: string;
+  labels?: Record<string, string>;
+  serviceAccount?: string;
+}
+
+export interface ExportConfig {
+  stdout: boolean;
+  otlp?: { endpoint: string; insecure?: boolean; headers?: Record<string, string> };
+}
+
+export interface ProxyTunables {
+  connectTimeoutMs: number;
+  idleTimeoutMs: number;
+  maxConnections: number;
+  drainTimeoutMs: number;
+  detectTimeoutMs: number;
+  flowIntervalMs: number;
+  outboundPort: number;
+  inboundPort: number;
+  adminPort: number;
+  dnsPort: number;
+}
+
+export interface SidecarConfig {
+  mode: Mode;
+  defaultAction: 'allow' | 'deny';
+  /** Destination port → the protocol it carries (skips sniffing; verification checks it). */
+  ports: Record<number, string>;
+  tunnels: TunnelPolicy;
+  /** The workload tier, when given in the config (else the pod annotation sidewall.io/rules). */
+  rules?: unknown[];
+  /** Absolute path of the cluster rules file. */
+  clusterRules?: string;
+  /** Absolute path of the downward API folder. */
+  podInfo?: string;
+  identities: IdentityEntry[];
+  export: ExportConfig;
+  proxy: ProxyTunables;
+  /** Absolute path of the file this config came from, if any. */
+  file?: string;
+}
+
+export const DEFAULT_PROXY: Readonly<ProxyTunables> = Object.freeze({
+  connectTimeoutMs: 5000,
+  idleTimeoutMs: 3_600_000,
+  maxConnections: 20_000,
+  drainTimeoutMs: 15_000,
+  detectTimeoutMs: 1000,
+  flowIntervalMs: 60_000,
+  outboundPort: 15001,
+  inboundPort: 15006,
+  adminPort: 15000,
+  dnsPort: 15053,
+});
+
+export class ConfigError extends Error {
+  readonly code = 'SIDEWALL_CONFIG';
+  /** One line: 'FILE: FIELD: problem'. `problems` holds every problem found, the first in `message`. */
+  constructor(readonly file: string, readonly field: string, detail: string, readonly problems: string[] = []) {
+    super(field === '' ? `${file}: ${detail}` : `${file}: ${field}: ${detail}`);
+    this.name = 'ConfigError';
+    if (this.problems.length === 0) this.problems = [this.message];
+  }
+}
+
+const TOP_KEYS = ['mode', 'defaultAction', 'ports', 'tunnels', 'rules', 'clusterRules', 'podInfo', 'identities', 'export', 'proxy'];
+const TUNNEL_MODES: readonly TunnelMode[] = ['block', 'alert', 'off'];
+
+function show(value: unknown): string {
+  if (value === null || value === undefined) return 'empty';
+  if (Array.isArray(value)) return 'a list';
+  if (typeof value === 'object') return 'a mapping';
+  if (typeof value === 'string') return `'${value}'`;
+  return String(value);
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Collects every problem; `finish` throws a ConfigError naming the first. */
+class Problems {
+  readonly list: Array<{ field: string; detail: string }> = [];
+  constructor(readonly file: string) {}
+  add(field: string, detail: string): void {
+    this.list.push({ field, detail });
+  }
+  unknownKeys(field: string, value: Record<string, unknown>, allowed: readonly string[]): void {
+    for (const key of Object.keys(value)) {
+      if (!allowed.includes(key)) this.add(field === '' ? key : `${field}.${key}`, `unknown key (allowed: ${allowed.join(', ')})`);
+    }
+  }
+  finish(): void {
+    const first = this.list[0];
+    if (first === undefined) return;
+    const all = this.list.map((p) => `${this.file}: ${p.field}: ${p.detail}`);
+    const more = this.list.length > 1 ? ` (and ${this.list.length - 1} more: ${all.slice(1).join('; ')})` : '';
+    throw new ConfigError(this.file, first.field, first.detail + more, all);
+  }
+}
+
+function oneOf<T extends string>(problems: Problems, field: string, value: unknown, allowed: readonly T[], fallback: T): T {
+  if (value === undefined) return fallback;
+  if (typeof value === 'string' && (allowed as readonly string[]).includes(value)) return value as T;
+  problems.add(field, `must be one of ${allowed.join(', ')}, not ${show(value)}`);
+  return fallback;
+}
+
+function stringMap(problems: Problems, field: string, value: unknown): Record<string, string> | undefined {
+  if (value === undefined) return undefined;
+  if (!isRecord(value)) {
+    problems.add(field, `must be a mapping of strings, not ${show(value)}`);
+    return undefined;
+  }
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(value)) {
+    if (typeof v !== 'string') problems.add(`${field}.${k}`, `must be a string, not ${show(v)}`);
+    else out[k] = v;
+  }
+  return out;
+}
+
+function optionalString(problems: Problems, field: string, value: unknown): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string' || value === '') {
+    problems.add(field, `must be a non-empty string, not ${show(value)}`);
+    return undefined;
+  }
+  return value;
+}
+
+/** Validates parsed config data; `file` names it in errors and anchors relative paths. */
+export function parseConfig(data: unknown, file: string): SidecarConfig {
+  const problems = new Problems(file);
+  const base = dirname(resolve(file));
+  const config: SidecarConfig = {
+    mode: 'monitor',
+    defaultAction: 'deny',
+    ports: {},
+    tunnels: { default: 'alert', overrides: {} },
+    identities: [],
+    export: { stdout: true },
+    proxy: { ...DEFAULT_PROXY },
+  };
+  if (data === null || data === undefined) return config;
+  if (!isRecord(data)) {
+    problems.add('', `the config must be a mapping of settings, not ${show(data)}`);
+    problems.finish();
+    return config;
+  }
+  problems.unknownKeys('', data, TOP_KEYS);
+  config.mode = oneOf(problems, 'mode', data.mode, ['protect', 'monitor', 'learn'] as const, 'monitor');
+  config.defaultAction = oneOf(problems, 'defaultAction', data.defaultAction, ['allow', 'deny'] as const, 'deny');
+
+  if (data.ports !== undefined) {
+    if (!isRecord(data.ports)) problems.add('ports', `must be a mapping of port to protocol (e.g. "80": http), not ${show(data.ports)}`);
+    else {
+      for (const [key, protocol] of Object.entries(data.ports)) {
+        const port = Number(key);
+        if (!/^\d+$/.test(key) || port < 1 || port > 65535) problems.add(`ports.${key}`, `'${key}' is not a port (1–65535)`);
+        else if (typeof protocol !== 'string' || !PROTOCOLS.includes(protocol)) problems.add(`ports.${key}`, `${show(protocol)} is not a known protocol (${PROTOCOLS.join(', ')})`);
+        else config.ports[port] = protocol;
+      }
+    }
+  }
+
+  if (typeof data.tunnels === 'string' || data.tunnels === undefined) {
+    config.tunnels.default = oneOf(problems, 'tunnels', data.tunnels, TUNNEL_MODES, 'alert');
+  } else if (isRecord(data.tunnels)) {
+    for (const [key, mode] of Object.entries(data.tunnels)) {
+      const value = oneOf(problems, `tunnels.${key}`, mode, TUNNEL_MODES, 'alert');
+      if (key === 'default') config.tunnels.default = value;
+      else config.tunnels.overrides[key] = value;
+    }
+  } else {
+    problems.add('tunnels', `must be block, alert, off, or a mapping such as {default: alert, ssh: block}, not ${show(data.tunnels)}`);
+  }
+
+  if (data.rules !== undefined && data.rules !== null) {
+    if (!Array.isArray(data.rules)) problems.add('rules', `must be a list of rules, not ${show(data.rules)}`);
+    else config.rules = data.rules as unknown[];
+  }
+  const clusterRules = optionalString(problems, 'clusterRules', data.clusterRules);
+  if (clusterRules !== undefined) config.clusterRules = resolve(base, clusterRules);
+  const podInfo = optionalString(problems, 'podInfo', data.podInfo);
+  if (podInfo !== undefined) config.podInfo = resolve(base, podInfo);
+
+  if (data.identities !== undefined && data.identities !== null) {
+    if (!Array.isArray(data.identities)) problems.add('identities', `must be a list of {ip, namespace, pod, labels, serviceAccount}, not ${show(data.identities)}`);
+    else {
+      data.identities.forEach((entry: unknown, i) => {
+        const field = `identities[${i}]`;
+        if (!isRecord(entry)) {
+          problems.add(field, `must be a mapping with ip and workload fields, not ${show(entry)}`);
+          return;
+        }
+        problems.unknownKeys(field, entry, ['ip', 'namespace', 'pod', 'labels', 'serviceAccount']);
+        if (typeof entry.ip !== 'string' || isIP(entry.ip) === 0) {
+          problems.add(`${field}.ip`, `${show(entry.ip)} is not an IP address`);
+          return;
+        }
+        const identity: IdentityEntry = { ip: entry.ip };
+        const namespace = optionalString(problems, `${field}.namespace`, entry.namespace);
+        const pod = optionalString(problems, `${field}.pod`, entry.pod);
+        const serviceAccount = optionalString(problems, `${field}.serviceAccount`, entry.serviceAccount);
+        const labels = stringMap(problems, `${field}.labels`, entry.labels);
+        if (namespace !== undefined) identity.namespace = namespace;
+        if (pod !== undefined) identity.pod = pod;
+        if (serviceAccount !== undefined) identity.serviceAccount = serviceAccount;
+        if (labels !== undefined) identity.labels = labels;
+        config.identities.push(identity);
+      });
+    }
+  }
+
+  if (data.export !== undefined && data.export !== null) {
+    if (!isRecord(data.export)) problems.add('export', `must be a mapping with stdout and otlp, not ${show(data.export)}`);
+    else {
+      problems.unknownKeys('export', data.export, ['stdout', 'otlp']);
+      if (data.export.stdout !== undefined) {
+        if (typeof data.export.stdout !== 'boolean') problems.add('export.stdout', `must be true or false, not ${show(data.export.stdout)}`);
+        else config.export.stdout = data.export.stdout;
+      }
+      const otlp = data.export.otlp;
+      if (otlp !== undefined && otlp !== null) {
+        if (!isRecord(otlp)) problems.add('export.otlp', `must be a mapping with endpoint, not ${show(otlp)}`);
+        else {
+          problems.unknownKeys('export.otlp', otlp, ['endpoint', 'insecure', 'headers']);
+          const endpoint = optionalString(problems, 'export.otlp.endpoint', otlp.endpoint);
+          if (endpoint === undefined && otlp.endpoint === undefined) problems.add('export.otlp.endpoint', 'is required (host:port of the OpenTelemetry Collector)');
+          if (otlp.insecure !== undefined && typeof otlp.insecure !== 'boolean') problems.add('export.otlp.insecure', `must be true or false, not ${show(otlp.insecure)}`);
+          const headers = stringMap(problems, 'export.otlp.headers', otlp.headers);
+          if (endpoint !== undefined) {
+            config.export.otlp = { endpoint };
+            if (typeof otlp.insecure === 'boolean') config.export.otlp.insecure = otlp.insecure;
+            if (headers !== undefined) config.export.otlp.headers = headers;
+          }
+        }
+      }
+    }
+  }
+
+  if (data.proxy !== undefined && data.proxy !== null) {
+    if (!isRecord(data.proxy)) problems.add('proxy', `must be a mapping of tunables, not ${show(data.proxy)}`);
+    else {
+      const keys = Object.keys(DEFAULT_PROXY) as Array<keyof ProxyTunables>;
+      problems.unknownKeys('proxy', data.proxy, keys);
+      for (const key of keys) {
+        const value = data.proxy[key];
+        if (value === undefined) continue;
+        const isPort = key.endsWith('Port');
+        const max = isPort ? 65535 : 2_147_483_647; // setTimeout's limit
+        if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > max) {
+          problems.add(`proxy.${key}`, isPort ? `must be a port (1–65535), not ${show(value)}` : `must be a positive whole number${key.endsWith('Ms') ? ' of milliseconds' : ''} up to ${max}, not ${show(value)}`);
+        } else config.proxy[key] = value;
+      }
+      const listenerPorts: Array<keyof ProxyTunables> = ['outboundPort', 'inboundPort', 'adminPort', 'dnsPort'];
+      const seen = new Map<number, string>();
+      for (const key of listenerPorts) {
+        const other = seen.get(config.proxy[key]);
+        if (other !== undefined) problems.add(`proxy.${key}`, `${config.proxy[key]} is also proxy.${other}; each listener needs its own port`);
+        seen.set(config.proxy[key], key);
+      }
+    }
+  }
+  problems.finish();
+  return config;
+}
+
+/** Reads and validates the config file; undefined → all defaults. Throws ConfigError. */
+export function loadConfig(path: string | undefined): SidecarConfig {
+  if (path === undefined) return parseConfig(undefined, '(defaults)');
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : (error as Error).message;
+    throw new ConfigError(path, '', `cannot read the config: ${reason}`);
+  }
+  const parsed = parseRuleText(text, path);
+  if (!parsed.ok) throw new ConfigError(path, '', parsed.issues[0]!.message);
+  const config = parseConfig(parsed.value, path);
+  config.file = resolve(path);
+  return config;
+}
+
+/** The tunnel handling for a protocol or detection kind ('ssh', 'http-connect', 'dns', ...). */
+export function tunnelModeFor(tunnels: TunnelPolicy, name: string): TunnelMode {
+  return tunnels.overrides[name] ?? tunnels.default;
+}
