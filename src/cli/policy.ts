@@ -1,5 +1,205 @@
-// Placeholder until the policy command lands; replaced by its implementation.
-export async function run(_args: string[]): Promise<number> {
-  process.stderr.write('sidewall policy: not available in this build\n');
-  return 2;
+// `sidewall policy check|test`: validate a rules file, or show which rule a flow would hit.
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import {
+  compilePolicy, formatIssue, parseRuleText, readRuleSource,
+  type Direction, type FlowFacts, type Mode, type RuleIssue,
+} from '../policy/index.js';
+
+const HELP = `usage:
+  sidewall policy check FILE [--tier workload|cluster] [--cluster FILE]
+  sidewall policy test FILE --flow JSON [--cluster FILE] [--mode MODE] [--default-action ACTION] [--json]
+
+FILE holds rules as YAML or JSON: a list of rules, {rules: [...]}, or a sidecar config with
+rules (and mode, defaultAction). Use '-' to read standard input.
+
+check   prints every problem as 'FILE: rules[INDEX].FIELD: message' and exits 1,
+        or prints 'ok: N rules, policy HASH' and exits 0.
+test    prints the decision for the flow: verdict, ruleId, policy (and what the proxy can
+        decide when the connection opens, before reading any byte). Exits 0.
+
+flags:
+  --tier workload|cluster   which tier FILE is (check; default workload; cluster allows 'pass')
+  --cluster FILE            cluster rules, evaluated before FILE's rules (and checked with it)
+  --flow JSON               the flow facts, e.g.
+                            '{"direction":"egress","dst":{"ip":"10.0.0.7","port":80},"protocol":"http",
+                              "l7":{"http":{"method":"GET","path":"/api/items"}}}'
+                            src/dst: {ip, port, workload: {namespace, pod, labels, serviceAccount}}
+  --mode protect|monitor|learn        default: the file's mode, else monitor
+  --default-action allow|deny         default: the file's defaultAction, else deny
+  --json                    print the decision as one JSON object
+  -h, --help                this help
+`;
+
+class UsageError extends Error {}
+
+function readText(path: string): string {
+  try {
+    return readFileSync(path === '-' ? 0 : path, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new UsageError(`cannot read ${path}: ${code === 'ENOENT' ? 'no such file' : (error as Error).message}`);
+  }
+}
+
+interface LoadedRules {
+  rules: unknown;
+  issues: RuleIssue[];
+  count: number;
+  mode?: Mode;
+  defaultAction?: 'allow' | 'deny';
+}
+
+/** Reads a rules file; picks up mode and defaultAction when it is a sidecar config. */
+function loadRules(path: string, tier: 'cluster' | 'workload'): LoadedRules {
+  const text = readText(path);
+  const { rules, issues } = readRuleSource(text, path, { tier });
+  const loaded: LoadedRules = { rules: [], issues, count: rules.length };
+  const parsed = parseRuleText(text, path);
+  if (parsed.ok) {
+    loaded.rules = parsed.value;
+    const doc = parsed.value;
+    if (doc !== null && typeof doc === 'object' && !Array.isArray(doc)) {
+      const record = doc as Record<string, unknown>;
+      if (record.mode === 'protect' || record.mode === 'monitor' || record.mode === 'learn') loaded.mode = record.mode;
+      if (record.defaultAction === 'allow' || record.defaultAction === 'deny') loaded.defaultAction = record.defaultAction;
+    }
+  }
+  return loaded;
+}
+
+function oneOf<T extends string>(flag: string, value: string | undefined, allowed: readonly T[]): T | undefined {
+  if (value === undefined) return undefined;
+  if (!(allowed as readonly string[]).includes(value)) throw new UsageError(`--${flag} must be one of ${allowed.join(', ')}, not '${value}'`);
+  return value as T;
+}
+
+function parseEndpoint(value: unknown, name: string): FlowFacts['src'] {
+  if (value === undefined) return { ip: '', port: 0 };
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new UsageError(`--flow: ${name} must be an object {ip, port, workload}`);
+  const record = value as Record<string, unknown>;
+  if (record.ip !== undefined && typeof record.ip !== 'string') throw new UsageError(`--flow: ${name}.ip must be a string`);
+  if (record.port !== undefined && (typeof record.port !== 'number' || !Number.isInteger(record.port) || record.port < 0 || record.port > 65535)) {
+    throw new UsageError(`--flow: ${name}.port must be a port number`);
+  }
+  const endpoint: FlowFacts['src'] = { ip: (record.ip as string | undefined) ?? '', port: (record.port as number | undefined) ?? 0 };
+  if (record.workload !== undefined) {
+    if (record.workload === null || typeof record.workload !== 'object') throw new UsageError(`--flow: ${name}.workload must be an object`);
+    endpoint.workload = record.workload as NonNullable<FlowFacts['src']['workload']>;
+  }
+  return endpoint;
+}
+
+function parseFlow(json: string): FlowFacts {
+  let value: unknown;
+  try {
+    value = JSON.parse(json);
+  } catch (error) {
+    throw new UsageError(`--flow is not valid JSON: ${(error as Error).message}`);
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new UsageError('--flow must be a JSON object');
+  const record = value as Record<string, unknown>;
+  const directions: Direction[] = ['ingress', 'egress', 'intra'];
+  if (typeof record.direction !== 'string' || !(directions as string[]).includes(record.direction)) {
+    throw new UsageError(`--flow: direction must be one of ${directions.join(', ')}`);
+  }
+  const facts: FlowFacts = { direction: record.direction as Direction, src: parseEndpoint(record.src, 'src'), dst: parseEndpoint(record.dst, 'dst') };
+  if (record.protocol !== undefined) {
+    if (typeof record.protocol !== 'string') throw new UsageError('--flow: protocol must be a string');
+    facts.protocol = record.protocol;
+  }
+  if (record.l7 !== undefined) {
+    if (record.l7 === null || typeof record.l7 !== 'object') throw new UsageError('--flow: l7 must be an object');
+    facts.l7 = record.l7 as NonNullable<FlowFacts['l7']>;
+  }
+  return facts;
+}
+
+function printIssues(issues: RuleIssue[]): void {
+  for (const issue of issues) process.stdout.write(formatIssue(issue) + '\n');
+}
+
+async function runCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      help: { type: 'boolean', short: 'h' },
+      tier: { type: 'string' },
+      cluster: { type: 'string' },
+      flow: { type: 'string' },
+      mode: { type: 'string' },
+      'default-action': { type: 'string' },
+      json: { type: 'boolean' },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  const [sub, file, ...extra] = positionals;
+  if (sub !== 'check' && sub !== 'test') throw new UsageError(sub === undefined ? 'missing subcommand (check or test)' : `unknown subcommand '${sub}'`);
+  if (file === undefined) throw new UsageError(`policy ${sub} needs a FILE`);
+  if (extra.length > 0) throw new UsageError(`unexpected argument '${extra[0]}'`);
+  const tier = oneOf('tier', values.tier, ['workload', 'cluster'] as const) ?? 'workload';
+  const modeFlag = oneOf('mode', values.mode, ['protect', 'monitor', 'learn'] as const);
+  const defaultFlag = oneOf('default-action', values['default-action'], ['allow', 'deny'] as const);
+  if (sub === 'test' && values.flow === undefined) throw new UsageError('policy test needs --flow JSON');
+  if (sub === 'test' && tier === 'cluster') throw new UsageError('--tier is for check; use --cluster FILE to test with cluster rules');
+  const facts = sub === 'test' ? parseFlow(values.flow!) : undefined;
+
+  const main = loadRules(file, tier);
+  const cluster = values.cluster === undefined ? undefined : loadRules(values.cluster, 'cluster');
+  const issues = [...(cluster?.issues ?? []), ...main.issues];
+  if (issues.length > 0) {
+    printIssues(issues);
+    return 1;
+  }
+  const mode = modeFlag ?? main.mode ?? 'monitor';
+  const defaultAction = defaultFlag ?? main.defaultAction ?? 'deny';
+  const clusterRules = tier === 'cluster' ? main.rules : cluster?.rules ?? [];
+  const workloadRules = tier === 'cluster' ? [] : main.rules;
+  const result = compilePolicy({
+    clusterRules, workloadRules, defaultAction, mode,
+    clusterSource: tier === 'cluster' ? file : values.cluster ?? 'cluster rules',
+    workloadSource: file,
+  });
+  if ('issues' in result) {
+    printIssues(result.issues);
+    return 1;
+  }
+  const policy = result.policy;
+  if (sub === 'check') {
+    process.stdout.write(`ok: ${policy.ruleCount} rules, policy ${policy.hash}\n`);
+    return 0;
+  }
+  const decision = policy.decide(facts!);
+  const { protocol: _protocol, l7: _l7, ...l4 } = facts!;
+  const atConnect = policy.decideConnection(l4);
+  if (values.json) {
+    process.stdout.write(JSON.stringify({ ...decision, mode: policy.mode, atConnect: atConnect === 'needs-l7' ? atConnect : atConnect.ruleId }) + '\n');
+    return 0;
+  }
+  const lines = [
+    `verdict: ${decision.verdict}`,
+    `ruleId: ${decision.ruleId}`,
+    `policy: ${decision.policy}`,
+    `action: ${decision.action} (mode ${policy.mode})`,
+    `tier: ${decision.tier}`,
+    `at connect: ${atConnect === 'needs-l7' ? 'needs L7 (the first rule matching on address and port has protocol or L7 matchers)' : `decided by ${atConnect.ruleId} (${atConnect.verdict})`}`,
+  ];
+  process.stdout.write(lines.join('\n') + '\n');
+  return 0;
+}
+
+export async function run(args: string[]): Promise<number> {
+  try {
+    return await runCommand(args);
+  } catch (error) {
+    if (error instanceof UsageError || (error as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`sidewall policy: ${(error as Error).message}\nRun 'sidewall policy --help' for usage.\n`);
+      return 2;
+    }
+    throw error;
+  }
 }
