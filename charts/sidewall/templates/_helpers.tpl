@@ -1,0 +1,63 @@
+{{/* Names shared by the templates. */}}
+{{- define "sidewall.fullname" -}}
+{{- if contains "sidewall" .Release.Name -}}
+{{- .Release.Name | trunc 40 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-sidewall" .Release.Name | trunc 40 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "sidewall.webhookName" -}}
+{{- printf "%s-webhook" (include "sidewall.fullname" .) -}}
+{{- end -}}
+
+{{- define "sidewall.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+
+{{- define "sidewall.labels" -}}
+app.kubernetes.io/name: sidewall
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: sidewall
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
+
+{{- define "sidewall.selectorLabels" -}}
+app.kubernetes.io/name: sidewall
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: webhook
+{{- end -}}
+
+{{/* The injector settings file read by `sidewall webhook --settings`. */}}
+{{- define "sidewall.injectorSettings" -}}
+image: {{ include "sidewall.image" . }}
+imagePullPolicy: {{ .Values.image.pullPolicy }}
+nativeSidecar: {{ .Values.sidecar.nativeSidecar }}
+proxyUid: {{ .Values.sidecar.proxyUid }}
+proxyGid: {{ .Values.sidecar.proxyGid }}
+redirectDns: {{ .Values.sidecar.redirectDns }}
+iptablesBackend: {{ .Values.sidecar.iptablesBackend }}
+rewriteProbes: {{ .Values.sidecar.rewriteProbes }}
+excludeInboundPorts: {{ .Values.sidecar.excludeInboundPorts | toJson }}
+excludeOutboundPorts: {{ .Values.sidecar.excludeOutboundPorts | toJson }}
+excludeOutboundCidrs: {{ .Values.sidecar.excludeOutboundCidrs | toJson }}
+proxyResources: {{ .Values.sidecar.resources | toJson }}
+initResources: {{ .Values.sidecar.initResources | toJson }}
+sidecarConfigMap: {{ include "sidewall.fullname" . }}-sidecar-config
+clusterRulesConfigMap: {{ include "sidewall.fullname" . }}-cluster-rules
+annotationGuard:
+  enabled: {{ .Values.annotationGuard.enabled }}
+  annotations: {{ .Values.annotationGuard.annotations | toJson }}
+  allowedUsers: {{ .Values.annotationGuard.allowedUsers | toJson }}
+  allowedGroups: {{ .Values.annotationGuard.allowedGroups | toJson }}
+{{- end -}}
+
+{{/* The sidecar config file (PRODUCT.md "Sidecar config"), mounted at /etc/sidewall/config/config.yaml. */}}
+{{- define "sidewall.sidecarConfig" -}}
+{{- $config := deepCopy .Values.sidecar.config -}}
+{{- $_ := set $config "clusterRules" "/etc/sidewall/cluster/rules.yaml" -}}
+{{- $_ := set $config "podInfo" "/etc/sidewall/pod" -}}
+{{- toYaml $config -}}
+{{- end -}}
