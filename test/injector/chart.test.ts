@@ -6,7 +6,7 @@ import { X509Certificate, createPublicKey } from 'node:crypto';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { createSecureContext } from 'node:tls';
-import Ajv from 'ajv';
+import { Ajv } from 'ajv';
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
 import { describe, expect, it, vi } from 'vitest';
 import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
