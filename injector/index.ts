@@ -14,6 +14,8 @@ export {
 export {
   mutatePod,
   initArgs,
+  injectedContainers,
+  resolveContainerEnv,
   INIT_CONTAINER,
   PROXY_CONTAINER,
   SIDECAR_CONFIG_FILE,

@@ -241,3 +241,40 @@ export function mutatePod(pod: Pod, settings: InjectorSettings): MutationResult 
 
   return { patch, warnings };
 }
+
+/**
+ * The two containers a mutation adds, read back from its patch (for `npm run demo`, which runs
+ * what the patch says as local processes). Undefined when the pod was skipped.
+ */
+export function injectedContainers(result: MutationResult): { init: Container; proxy: Container } | undefined {
+  if (result.skipped !== undefined) return undefined;
+  const added: Container[] = [];
+  for (const op of result.patch) {
+    if (op.op !== 'add') continue;
+    const values = Array.isArray(op.value) ? op.value : [op.value];
+    for (const value of values) {
+      if (typeof value === 'object' && value !== null && typeof (value as Container).name === 'string') added.push(value as Container);
+    }
+  }
+  const init = added.find((container) => container.name === INIT_CONTAINER);
+  const proxy = added.find((container) => container.name === PROXY_CONTAINER);
+  return init !== undefined && proxy !== undefined ? { init, proxy } : undefined;
+}
+
+/**
+ * A container's environment as the kubelet would resolve it: literal values, and fieldRefs
+ * (metadata.name, metadata.namespace, status.podIP, ...) looked up in `fields`.
+ */
+export function resolveContainerEnv(container: Container, fields: Record<string, string>): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const variable of container.env ?? []) {
+    const fieldPath = variable.valueFrom?.fieldRef?.fieldPath;
+    if (fieldPath !== undefined) {
+      const value = fields[fieldPath];
+      if (value !== undefined) env[variable.name] = value;
+    } else if (variable.value !== undefined) {
+      env[variable.name] = variable.value;
+    }
+  }
+  return env;
+}

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { defaultInjectorSettings, mutatePod, type InjectorSettings, type Pod } from '../../injector/index.js';
+import { defaultInjectorSettings, injectedContainers, mutatePod, resolveContainerEnv, type InjectorSettings, type Pod } from '../../injector/index.js';
 import { admitPod, findContainer, flagValue } from './helpers.js';
 import { barePod, hostNetworkPod, jobPod, podCreateReview, replicaSetPod, statefulSetPod } from './fixtures.js';
 
@@ -191,5 +191,25 @@ describe('mutatePod as a library (the demo uses it)', () => {
     const before = structuredClone(pod);
     mutatePod(pod, settings);
     expect(pod).toEqual(before);
+  });
+});
+
+describe('reading the injection back for the demo', () => {
+  it('returns the init and proxy containers and resolves the proxy environment like the kubelet', () => {
+    const result = mutatePod(replicaSetPod() as Pod, settings);
+    const containers = injectedContainers(result)!;
+    expect(containers.init.args![0]).toBe('init');
+    expect(containers.proxy.args).toEqual(['proxy', '--config', '/etc/sidewall/config/config.yaml']);
+    const env = resolveContainerEnv(containers.proxy, { 'metadata.name': 'cart-7d9f8b6c4-abcde', 'metadata.namespace': 'shop', 'status.podIP': '10.0.0.5' });
+    expect(env.POD_NAME).toBe('cart-7d9f8b6c4-abcde');
+    expect(env.POD_IP).toBe('10.0.0.5');
+    expect(JSON.parse(env.SIDEWALL_APP_PROBES!)['/app-health/cart/livez'].httpGet.port).toBe(8080);
+    expect(injectedContainers(mutatePod(hostNetworkPod() as Pod, settings))).toBeUndefined();
+  });
+
+  it('finds the containers in legacy mode too', () => {
+    const containers = injectedContainers(mutatePod(statefulSetPod() as Pod, legacy))!;
+    expect(containers.proxy.restartPolicy).toBeUndefined();
+    expect(containers.init.args).toContain('--exclude-inbound-ports');
   });
 });
