@@ -30,7 +30,7 @@ describe('sidewall webhook command line', () => {
   });
 
   it('exits 1 with a one-line reason for a missing certificate file', async () => {
-    const { code, stderr } = await runCapturing(['--tls-cert', join(dir, 'missing.crt'), '--tls-key', join(dir, 'missing.key'), '--port', '0']);
+    const { code, stderr } = await runCapturing(['--tls-cert', join(dir, 'missing.crt'), '--tls-key', join(dir, 'missing.key'), '--port', '19443']);
     expect(code).toBe(1);
     expect(stderr).toMatch(/cannot use TLS certificate .*missing\.crt/);
   });
