@@ -14,12 +14,12 @@
 // Delivery: records wait in a bounded queue (default 10,000; overflow drops the OLDEST and counts
 // it). One Export call is in flight at a time, of up to maxBatchSize records (default 512), sent
 // when that many are queued or batchDelayMs (default 1 s) after the first. A batch that fails with
-// UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED or ABORTED is retried with exponential backoff
+// a retryable code (UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, CANCELLED, ABORTED, ...) is retried with exponential backoff
 // (200 ms doubling to 10 s, with jitter) for at most maxRetryMs (default 30 s); then it is dropped
 // and counted. Other errors drop the batch at once (reason "rejected").
 //
 // Duplicates: at-least-once per batch. A retry follows only a failed attempt, and only an attempt
-// that failed with DEADLINE_EXCEEDED or UNAVAILABLE may have reached the collector (its answer was
+// that failed with DEADLINE_EXCEEDED, UNAVAILABLE or CANCELLED may have reached the collector (its answer was
 // lost), so the collector can see each record of such a batch twice. `possibleDuplicates` counts
 // those records; the `sidewall.flow.seq` attribute lets the collector drop them.
 import * as grpc from '@grpc/grpc-js';
@@ -56,14 +56,19 @@ export class InvalidOtlpEndpointError extends Error {
   }
 }
 
+// The OTLP specification's retryable codes (RESOURCE_EXHAUSTED included: a collector sheds load
+// with it). CANCELLED is what a collector that shuts down mid-call produces.
 const RETRYABLE = new Set<number>([
+  grpc.status.CANCELLED,
+  grpc.status.OUT_OF_RANGE,
+  grpc.status.DATA_LOSS,
   grpc.status.UNAVAILABLE,
   grpc.status.DEADLINE_EXCEEDED,
   grpc.status.RESOURCE_EXHAUSTED,
   grpc.status.ABORTED,
 ]);
 /** Failures after which the collector may nevertheless have received the batch. */
-const AMBIGUOUS = new Set<number>([grpc.status.UNAVAILABLE, grpc.status.DEADLINE_EXCEEDED]);
+const AMBIGUOUS = new Set<number>([grpc.status.CANCELLED, grpc.status.UNAVAILABLE, grpc.status.DEADLINE_EXCEEDED]);
 
 const SEVERITY_INFO = 9;
 const SEVERITY_WARN = 13;
@@ -257,7 +262,7 @@ export class OtlpExporter implements FlowSink {
       this.arm(delay);
       return;
     } else {
-      this.drop(size, RETRYABLE.has(err.code) ? 'retry-exhausted' : 'rejected');
+      this.drop(size, this.closed ? 'shutdown' : RETRYABLE.has(err.code) ? 'retry-exhausted' : 'rejected');
       this.logger?.warn({ code: err.code, details: err.details, records: size }, 'OTLP export failed; batch dropped');
       this.batch = null;
     }
