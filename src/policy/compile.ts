@@ -19,7 +19,7 @@
 // that can apply to that port rather than all of them.
 
 import { createHash } from 'node:crypto';
-import { cidrContains, INVALID, parseCidr, parseIp, type Cidr, type IpFamily } from './ip.js';
+import { IPV4, IPV6, parseCidr, parseIp, type Cidr, type IpFamily } from './ip.js';
 import { compileGlobs, globMatches, normalizeHost, normalizePath, type GlobMatcher } from './glob.js';
 import { validateRuleList, type NormalizedRule } from './schema.js';
 import type { CompiledPolicy, Decision, Direction, Endpoint, FlowFacts, L7Facts, Mode, RuleIssue, Tier } from './types.js';
@@ -29,7 +29,12 @@ const DIRECTION_INDEX: Record<Direction, number> = { ingress: 0, egress: 1, intr
 const ALL_DIRECTIONS = 7;
 
 interface CompiledPeer {
-  cidrs: Cidr[] | null;
+  /** Any CIDR given (then v4 and v6 hold them, flattened so a check reads plain numbers). */
+  hasCidr: boolean;
+  /** IPv4 CIDRs as [network, mask, network, mask, ...]. */
+  v4: Float64Array;
+  /** IPv6 CIDRs as 8 words each: 4 network words, then 4 mask words. */
+  v6: Uint32Array;
   namespaces: ReadonlySet<string> | null;
   labels: Array<[string, string]> | null;
   serviceAccounts: ReadonlySet<string> | null;
@@ -60,6 +65,21 @@ interface CompiledRule {
   readonly decision: Decision | null;
 }
 
+function flattenCidrs(texts: readonly string[] | undefined): { hasCidr: boolean; v4: Float64Array; v6: Uint32Array } {
+  const cidrs: Cidr[] = (texts ?? []).map((text) => {
+    const parsed = parseCidr(text);
+    if (!parsed.ok) throw new Error(`internal: unvalidated CIDR ${text}`);
+    return parsed.cidr;
+  });
+  const v4: number[] = [];
+  const v6words: number[] = [];
+  for (const cidr of cidrs) {
+    if (cidr.family === IPV4) v4.push(cidr.network[0]!, cidr.mask[0]!);
+    else v6words.push(...cidr.network, ...cidr.mask);
+  }
+  return { hasCidr: texts !== undefined, v4: Float64Array.from(v4), v6: Uint32Array.from(v6words) };
+}
+
 function setOrNull(values: readonly string[] | undefined): ReadonlySet<string> | null {
   return values === undefined ? null : new Set(values);
 }
@@ -71,16 +91,18 @@ function compileRule(rule: NormalizedRule, tier: Tier, mode: Mode, hash: string)
     for (const d of rule.direction) directionMask |= DIRECTION_BIT[d];
   }
   const ports = rule.ports === undefined ? null : Uint16Array.from(rule.ports.flat());
-  const peers = rule.peer === undefined ? null : rule.peer.map((p): CompiledPeer => ({
-    cidrs: p.cidr === undefined ? null : p.cidr.map((text) => {
-      const parsed = parseCidr(text);
-      if (!parsed.ok) throw new Error(`internal: unvalidated CIDR ${text}`);
-      return parsed.cidr;
-    }),
-    namespaces: setOrNull(p.namespace),
-    labels: p.labels === undefined ? null : Object.entries(p.labels),
-    serviceAccounts: setOrNull(p.serviceAccount),
-  }));
+  const peers = rule.peer === undefined ? null : rule.peer.map((p): CompiledPeer => {
+    const cidrs = flattenCidrs(p.cidr);
+    // Built field by field (not by spreading) so every peer shares one object shape.
+    return {
+      hasCidr: cidrs.hasCidr,
+      v4: cidrs.v4,
+      v6: cidrs.v6,
+      namespaces: setOrNull(p.namespace),
+      labels: p.labels === undefined ? null : Object.entries(p.labels),
+      serviceAccounts: setOrNull(p.serviceAccount),
+    };
+  });
   let l7: CompiledL7 | null = null;
   const empty = { methods: null, paths: null, hosts: null, headers: null, services: null, grpcMethods: null, alpn: null, types: null };
   if (rule.http !== undefined) {
@@ -181,14 +203,26 @@ class Evaluation {
 }
 
 function peerMatches(peer: CompiledPeer, ev: Evaluation): boolean {
-  if (peer.cidrs !== null) {
+  if (peer.hasCidr) {
     const family = ev.peerFamily();
-    if (family === INVALID) return false;
     let any = false;
-    for (let i = 0; i < peer.cidrs.length; i++) {
-      if (cidrContains(peer.cidrs[i]!, family, peerWords)) {
-        any = true;
-        break;
+    if (family === IPV4) {
+      const ip = peerWords[0]!;
+      const v4 = peer.v4;
+      for (let i = 0; i < v4.length; i += 2) {
+        if (((ip & v4[i + 1]!) >>> 0) === v4[i]) {
+          any = true;
+          break;
+        }
+      }
+    } else if (family === IPV6) {
+      const v6 = peer.v6;
+      for (let i = 0; i < v6.length && !any; i += 8) {
+        any =
+          ((peerWords[0]! & v6[i + 4]!) >>> 0) === v6[i] &&
+          ((peerWords[1]! & v6[i + 5]!) >>> 0) === v6[i + 1] &&
+          ((peerWords[2]! & v6[i + 6]!) >>> 0) === v6[i + 2] &&
+          ((peerWords[3]! & v6[i + 7]!) >>> 0) === v6[i + 3];
       }
     }
     if (!any) return false;
