@@ -73,6 +73,19 @@ describe('charts/sidewall values', () => {
     expect(templates.map((t) => [...t.text.matchAll(/\.Values\./g)].length).reduce((a, b) => a + b, 0)).toBeGreaterThan(40);
   });
 
+  it('every template has balanced actions: each if/range/with/define is closed by an end', () => {
+    for (const { file, text } of templates) {
+      const withoutComments = text.replace(/\{\{-?\s*\/\*[\s\S]*?\*\/\s*-?\}\}/g, '');
+      expect(withoutComments.split('{{').length, `${file}: {{ vs }}`).toBe(withoutComments.split('}}').length);
+      let depth = 0;
+      for (const match of withoutComments.matchAll(/\{\{-?\s*(if|range|with|define|end)\b/g)) {
+        depth += match[1] === 'end' ? -1 : 1;
+        expect(depth, `${file}: an end without an opening action`).toBeGreaterThanOrEqual(0);
+      }
+      expect(depth, `${file}: unclosed action`).toBe(0);
+    }
+  });
+
   it('the chart default image is ghcr.io/sidewall/sidewall at the package version', () => {
     const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
     const chartYaml = parseYaml(readFileSync(join(chart, 'Chart.yaml'), 'utf8')) as { appVersion: string };
