@@ -97,13 +97,24 @@ export async function run(args: string[]): Promise<number> {
     return 0;
   }
   const { output } = settings;
-  if (output === 'table') process.stdout.write(flowTableHeader() + '\n');
+  let headerDue = output === 'table';
   const print = (record: FlowRecord, lost: number): void => {
+    if (headerDue) {
+      // With the first record, so an error or an empty result prints no stray header.
+      process.stdout.write(flowTableHeader() + '\n');
+      headerDue = false;
+    }
     if (lost > 0) process.stderr.write(`... ${lost} matching records lost: this observer fell behind\n`);
     process.stdout.write((output === 'json' ? JSON.stringify(record) : flowTableRow(record)) + '\n');
   };
   const session = observeFlows(settings, print);
   const stop = (): void => session.cancel();
+  // `sidewall observe -f | head`: the reader went away; that ends the command, quietly.
+  const onStdoutError = (err: NodeJS.ErrnoException): void => {
+    if (err.code === 'EPIPE') stop();
+    else throw err;
+  };
+  process.stdout.on('error', onStdoutError);
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
   try {
@@ -115,5 +126,6 @@ export async function run(args: string[]): Promise<number> {
   } finally {
     process.off('SIGINT', stop);
     process.off('SIGTERM', stop);
+    process.stdout.off('error', onStdoutError);
   }
 }
