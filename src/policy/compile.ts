@@ -16,7 +16,9 @@
 // Cost: rules are compiled to integer port ranges, CIDR words, Sets and one RegExp per glob
 // list. Each tier keeps, per (direction, destination port), the list of rules whose direction
 // and port matchers pass, computed on first use and cached, so a decision touches only the rules
-// that can apply to that port rather than all of them.
+// that can apply to that port rather than all of them. When such a list is long (many rules on
+// one port told apart by peer CIDR), it is narrowed once more per peer address, dropping the
+// CIDR-only rules that cannot match that address. Both caches are bounded and start over when full.
 
 import { createHash } from 'node:crypto';
 import { IPV4, IPV6, parseCidr, parseIp, type Cidr, type IpFamily } from './ip.js';
@@ -59,6 +61,8 @@ interface CompiledRule {
   /** Flattened inclusive ranges [from0, to0, from1, to1, ...], or null for any port. */
   readonly ports: Uint16Array | null;
   readonly peers: CompiledPeer[] | null;
+  /** Every peer is CIDRs only: the peer address alone decides whether the peer matcher passes. */
+  readonly cidrOnly: boolean;
   readonly protocol: string | null;
   readonly l7: CompiledL7 | null;
   /** The decision this rule yields (null for pass); shared and frozen. */
@@ -129,7 +133,8 @@ function compileRule(rule: NormalizedRule, tier: Tier, mode: Mode, hash: string)
     l7 = { ...empty, kind: 'dns', hosts: rule.dns.names === undefined ? null : compileGlobs('name', rule.dns.names), types: setOrNull(rule.dns.types) };
   }
   const decision = rule.action === 'pass' ? null : makeDecision(rule.action, rule.id, hash, rule.log, tier, mode);
-  return { id: rule.id, action: rule.action, directionMask, ports, peers, protocol: rule.protocol ?? null, l7, decision };
+  const cidrOnly = peers !== null && peers.every((p) => p.hasCidr && p.namespaces === null && p.labels === null && p.serviceAccounts === null);
+  return { id: rule.id, action: rule.action, directionMask, ports, peers, cidrOnly, protocol: rule.protocol ?? null, l7, decision };
 }
 
 function makeDecision(action: 'allow' | 'deny', ruleId: string, hash: string, log: boolean, tier: Tier | 'default', mode: Mode): Decision {
@@ -243,6 +248,13 @@ function peerMatches(peer: CompiledPeer, ev: Evaluation): boolean {
   return true;
 }
 
+function anyPeerMatches(peers: readonly CompiledPeer[], ev: Evaluation): boolean {
+  for (let p = 0; p < peers.length; p++) {
+    if (peerMatches(peers[p]!, ev)) return true;
+  }
+  return false;
+}
+
 /** Whether the flow's protocol (and grpc facts) satisfy a rule protocol; see the header. */
 function protocolMatches(ruleProtocol: string, ev: Evaluation): boolean {
   if (ruleProtocol === 'tcp') return true;
@@ -308,11 +320,38 @@ function l7Matches(m: CompiledL7, ev: Evaluation): boolean {
 // ---- tier index ---------------------------------------------------------------------------
 
 const CANDIDATE_CACHE_LIMIT = 4096;
+/** Candidate lists at least this long are narrowed further by the peer address. */
+const PEER_FILTER_MIN = 32;
+const PEER_CACHE_LIMIT = 2048;
 
-/** The rules of one tier, with the per-(direction, port) candidate lists. */
+/**
+ * The rules of one tier, with the per-(direction, port) candidate lists, and for long lists
+ * (many rules on one port that differ by peer CIDR) the list narrowed to one peer address.
+ */
 class TierIndex {
   private readonly cache = new Map<number, Uint32Array>();
-  constructor(readonly rules: readonly CompiledRule[]) {}
+  private readonly peerCache = new Map<string, Uint32Array>();
+  readonly hasCidrOnly: boolean;
+  constructor(readonly rules: readonly CompiledRule[]) {
+    this.hasCidrOnly = rules.some((r) => r.cidrOnly);
+  }
+
+  /** `candidates` without the CIDR-only rules whose CIDRs do not contain the peer address. */
+  forPeer(direction: Direction, port: number, candidates: Uint32Array, ev: Evaluation): Uint32Array {
+    const key = `${DIRECTION_INDEX[direction]}:${port}:${ev.peer.ip}`;
+    let list = this.peerCache.get(key);
+    if (list !== undefined) return list;
+    const found: number[] = [];
+    for (let c = 0; c < candidates.length; c++) {
+      const rule = this.rules[candidates[c]!]!;
+      if (rule.cidrOnly && !anyPeerMatches(rule.peers!, ev)) continue;
+      found.push(candidates[c]!);
+    }
+    list = Uint32Array.from(found);
+    if (this.peerCache.size >= PEER_CACHE_LIMIT) this.peerCache.clear();
+    this.peerCache.set(key, list);
+    return list;
+  }
 
   /** Indexes (in order) of the rules whose direction and port matchers accept the flow. */
   candidates(direction: Direction, port: number): Uint32Array {
@@ -396,20 +435,12 @@ class Policy implements CompiledPolicy {
 }
 
 function scanTier(tier: TierIndex, direction: Direction, port: number, ev: Evaluation, stage: number): Decision | 'needs-l7' | null {
-  const candidates = tier.candidates(direction, port);
+  let candidates = tier.candidates(direction, port);
+  if (candidates.length >= PEER_FILTER_MIN && tier.hasCidrOnly) candidates = tier.forPeer(direction, port, candidates, ev);
   const rules = tier.rules;
   for (let c = 0; c < candidates.length; c++) {
     const rule = rules[candidates[c]!]!;
-    if (rule.peers !== null) {
-      let any = false;
-      for (let p = 0; p < rule.peers.length; p++) {
-        if (peerMatches(rule.peers[p]!, ev)) {
-          any = true;
-          break;
-        }
-      }
-      if (!any) continue;
-    }
+    if (rule.peers !== null && !anyPeerMatches(rule.peers, ev)) continue;
     if (rule.protocol !== null && rule.protocol !== 'tcp') {
       if (stage === STAGE_CONNECTION) return NEEDS_L7;
       if (!protocolMatches(rule.protocol, ev)) continue;

@@ -407,4 +407,33 @@ describe('index consistency', () => {
       }
     }
   });
+
+  test('long lists on one port, narrowed by peer address, keep first-match order', () => {
+    // CIDR-only rules interleaved with identity rules and a CIDR+identity rule, all on port 80
+    const rules: Array<Record<string, unknown>> = [];
+    for (let i = 0; i < 200; i++) {
+      if (i % 10 === 3) rules.push({ id: `ns${i}`, action: 'deny', ports: 80, peer: { namespace: `ns-${i}` } });
+      else if (i % 10 === 7) rules.push({ id: `mix${i}`, action: 'deny', ports: 80, peer: { cidr: `10.0.${i}.0/24`, namespace: 'mix' } });
+      else rules.push({ id: `c${i}`, action: i % 2 ? 'allow' : 'deny', ports: 80, peer: [{ cidr: `10.0.${i}.0/24` }, { cidr: `fd00:0:0:${i.toString(16)}::/64` }] });
+    }
+    rules.push({ id: 'wide', action: 'allow', ports: 80, peer: { cidr: '10.0.0.0/16' } });
+    const p = compile(rules);
+    const cases: Array<[FlowOptions, string]> = [
+      [{ peerIp: '10.0.5.1' }, 'c5'],
+      [{ peerIp: '::ffff:10.0.5.1' }, 'c5'],
+      [{ peerIp: 'fd00:0:0:5::1' }, 'c5'],
+      [{ peerIp: 'fd00::5:0:0:1' }, 'c0'], // fd00:0:0:0:5:0:0:1 lies in fd00:0:0:0::/64
+      [{ peerIp: '10.0.13.1', peer: { namespace: 'ns-13' } }, 'ns13'],
+      [{ peerIp: '10.0.13.1', peer: { namespace: 'ns-3' } }, 'ns3'],
+      [{ peerIp: '10.0.17.1', peer: { namespace: 'mix' } }, 'mix17'],
+      [{ peerIp: '10.0.17.1' }, 'wide'],
+      [{ peerIp: '10.0.250.1' }, 'wide'],
+      [{ peerIp: '10.1.0.1' }, 'default'],
+      [{ peerIp: '10.0.5.1', port: 81 }, 'default'],
+    ];
+    for (let round = 0; round < 2; round++) {
+      // twice: the second round answers from the caches
+      for (const [options, id] of cases) expect(ruleIdOf(p, { port: 80, ...options }), JSON.stringify(options)).toBe(id);
+    }
+  });
 });
