@@ -108,7 +108,10 @@ export interface Http2PrefaceEvent extends EventBase {
   readonly type: 'http2.preface';
 }
 
-/** Emitted as soon as a frame header is read, so `end` is known before the payload arrives. */
+/**
+ * Emitted as soon as a frame header is read ("announced"): `end` is where the frame will end,
+ * possibly beyond the bytes fed so far, so a proxy can drop a denied stream's frame at once.
+ */
 export interface Http2FrameEvent extends EventBase {
   readonly type: 'http2.frame';
   readonly frameType: number;
@@ -307,7 +310,8 @@ export interface PostgresEncryptionResponseEvent extends EventBase {
   readonly accepted: boolean;
 }
 
-/** A frontend/backend message (type byte + length), reported by type. */
+/** A frontend message (type byte + length), announced when its header is read (`end` may lie
+ *  beyond the bytes fed so far). */
 export interface PostgresMessageEvent extends EventBase {
   readonly type: 'postgres.message';
   readonly messageType: string;

@@ -232,8 +232,12 @@ export class TlsParser extends StreamParserBase {
         r.pos += length;
       }
     }
+    this.clientHelloEnd = end;
     this.emit({ type: 'tls.client-hello', side: 'client', start, end, sni, alpn, legacyVersion, supportedVersions, cipherSuites, extensionTypes });
   }
+
+  /** Absolute end of the record that completed the ClientHello (the client turns opaque there). */
+  private clientHelloEnd = 0;
 
   private onServerHello(data: Buffer, start: number, end: number): void {
     const r = this.reader('server', data, start, 'ServerHello');
@@ -265,7 +269,11 @@ export class TlsParser extends StreamParserBase {
       // The client answers with a second ClientHello: read the next hello of both sides.
       this.client.helloDone = false;
       this.server.helloDone = false;
+      return;
     }
+    // From here on the handshake is encrypted (TLS 1.3) or of no interest to policy (≤ 1.2).
+    this.markOpaque('client', this.clientHelloEnd, 'tls-encrypted');
+    this.markOpaque('server', end, 'tls-encrypted');
   }
 
   protected finish(side: Side, offset: number): void {
