@@ -24,6 +24,8 @@ import { chartDirectory, defaultChartValues, mergeValues, renderInstallation, se
 import { generateWebhookTls } from '../../injector/install/tls.js';
 import { defaultInjectorSettings, mutatePod, resolveInjectorSettings, type Pod } from '../../injector/index.js';
 import { run as runManifests } from '../../src/cli/manifests.js';
+import { parseConfig } from '../../src/config/index.js';
+import { checkRuleSource } from '../../src/policy/index.js';
 import { replicaSetPod } from './fixtures.js';
 
 type Json = Record<string, any>;
@@ -175,6 +177,17 @@ describe('sidewall manifests', () => {
     for (const name of configMapNames) expect(() => find(objects, 'ConfigMap', name, 'shop')).not.toThrow();
     const sidecarConfig = parseYaml(find(objects, 'ConfigMap', 'sidewall-sidecar-config', 'ops').data['config.yaml'] as string) as Json;
     expect(sidecarConfig).toMatchObject({ mode: 'monitor', defaultAction: 'deny', clusterRules: '/etc/sidewall/cluster/rules.yaml', podInfo: '/etc/sidewall/pod' });
+  });
+
+  it('the sidecar config and cluster rules it ships are accepted by the sidecar\'s own loaders', () => {
+    const withRules = setValue(values, 'clusterRules=[{"id":"deny-metadata","action":"deny","peer":{"cidr":"169.254.169.254/32"}},{"id":"rest","action":"pass"}]');
+    const rendered = render(withRules);
+    const configText = find(rendered, 'ConfigMap', 'sidewall-sidecar-config', 'shop').data['config.yaml'] as string;
+    const config = parseConfig(parseYaml(configText), 'config.yaml');
+    expect(config.clusterRules).toBe('/etc/sidewall/cluster/rules.yaml');
+    const rulesText = find(rendered, 'ConfigMap', 'sidewall-cluster-rules', 'shop').data['rules.yaml'] as string;
+    expect(checkRuleSource(rulesText, 'rules.yaml', { tier: 'cluster' })).toEqual([]);
+    expect((parseYaml(rulesText) as unknown[]).length).toBe(2);
   });
 
   it('with cert-manager: Certificate and issuers instead of a Secret, caBundle injected by cainjector', () => {
