@@ -77,7 +77,9 @@ export class PolicyStore extends EventEmitter<PolicyStoreEvents> {
     if ('issues' in result) {
       const first = result.issues[0]!;
       const all = result.issues.map(formatIssue);
-      throw new ConfigError(first.source, '', all.join('; '), all);
+      const where = first.index === null ? first.field : first.field === '' ? `rules[${first.index}]` : `rules[${first.index}].${first.field}`;
+      const more = all.length > 1 ? ` (and ${all.length - 1} more: ${all.slice(1).join('; ')})` : '';
+      throw new ConfigError(first.source, where, first.message + more, all);
     }
     const store = new PolicyStore(config, configPath, result.policy, fingerprint(texts), resolved);
     store.startWatching();

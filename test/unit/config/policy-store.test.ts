@@ -122,7 +122,8 @@ describe('PolicyStore', () => {
     pod.writeAnnotations({ 'sidewall.io/rules': '- { id: a, action: pass }\n- { id: b, action: allow, ports: 0 }\n' });
     const error = await pod.open().then(() => null, (e: unknown) => e);
     expect(error).toBeInstanceOf(ConfigError);
-    expect((error as ConfigError).message).toContain('annotation sidewall.io/rules: rules[0].action:');
+    expect((error as ConfigError).message).toMatch(/^annotation sidewall.io\/rules: rules\[0\].action: 'pass' is only allowed in cluster rules.* \(and 1 more: /);
+    expect((error as ConfigError).message).not.toContain('\n');
     expect((error as ConfigError).message).toContain('annotation sidewall.io/rules: rules[1].ports:');
     expect((error as ConfigError).problems).toHaveLength(2);
   });
