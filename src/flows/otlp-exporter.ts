@@ -33,6 +33,8 @@ import { metrics } from '../metrics/index.js';
 export interface OtlpExporterOptions {
   /** host:port of the collector's OTLP/gRPC receiver, e.g. otel-collector.observability:4317; an https:// prefix selects TLS. */
   endpoint: string;
+  /** Plaintext (true) or TLS (false). Default: TLS only for an https:// endpoint. */
+  insecure?: boolean;
   queueSize?: number;
   maxBatchSize?: number;
   batchDelayMs?: number;
@@ -137,7 +139,9 @@ export class OtlpExporter implements FlowSink {
   private idleWaiters: (() => void)[] = [];
 
   constructor(options: OtlpExporterOptions, pod: PodRef, private readonly logger?: Logger) {
-    const { address, tls } = parseEndpoint(options.endpoint);
+    const parsed = parseEndpoint(options.endpoint);
+    const address = parsed.address;
+    const tls = options.insecure === undefined ? parsed.tls : !options.insecure;
     this.queue = new BoundedQueue<FlowEntry>(options.queueSize ?? 10_000);
     this.maxBatchSize = Math.max(1, options.maxBatchSize ?? 512);
     this.batchDelayMs = options.batchDelayMs ?? 1000;
