@@ -1,106 +1,85 @@
 // `sidewall proxy --config FILE`: the sidecar. Wires the pieces together; each lives in its own
-// folder (net: listeners and relay, config: settings and rules, flows: records, admin: port 15000).
+// folder (config: settings and rules, net: listeners and relay, enforcement: the L7 firewall,
+// flows: records, admin: port 15000).
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
+import { createAppProbeHandler } from '../admin/app-probes.js';
 import { AdminServer } from '../admin/server.js';
-import { readFileSync } from 'node:fs';
-import { parse as parseYaml } from 'yaml';
-import { createFlowPipeline, type FlowPipeline, type FlowRecordDraft } from '../flows/index.js';
+import { ConfigError, loadConfig, PolicyStore, readPodInfo, type PodInfo, type SidecarConfig } from '../config/index.js';
+import { ConnectionGate } from '../enforcement/gate.js';
+import { createFlowPipeline, handleObserveStream, type FlowPipeline } from '../flows/index.js';
+import { WorkloadDirectory } from '../identity/workload-directory.js';
 import { metrics, metricsText } from '../metrics/index.js';
-import type { ConnectionSummary } from '../net/connection.js';
 import { ProxyServer } from '../net/proxy-server.js';
+import { connectionRecord, requestRecord } from '../sidecar/records.js';
 
 const HELP = `usage: sidewall proxy [--config FILE]
 
 Runs the sidecar: outbound listener (15001), inbound listener (15006), admin port (15000).
 Flow records go to stdout as JSON lines; logs go to stderr. Exits non-zero with a one-line reason
-on a bad config. SIGTERM drains open connections, then exits.
+on a bad config or bad rules. SIGTERM drains open connections, then exits.
 `;
 
-const CLOSE_REASONS: Record<ConnectionSummary['reason'], string> = {
-  closed: 'fin',
-  'client-reset': 'reset',
-  'server-reset': 'reset',
-  'connect-refused': 'connect-failed',
-  'connect-failed': 'connect-failed',
-  'connect-timeout': 'connect-timeout',
-  'idle-timeout': 'idle-timeout',
-  limit: 'limit',
-  loop: 'loop',
-  'no-original-dst': 'no-original-dst',
-  denied: 'denied',
-  drain: 'drain',
-};
-
-function connectionRecord(summary: ConnectionSummary): FlowRecordDraft {
-  return {
-    type: 'connection',
-    flowId: summary.flowId,
-    direction: summary.direction,
-    src: summary.src,
-    dst: summary.dst,
-    protocol: 'tcp',
-    verdict: summary.reason === 'denied' ? 'denied' : 'allowed',
-    ruleId: null,
-    policy: null,
-    bytes: { sent: summary.bytesSent, received: summary.bytesReceived },
-    durationMs: Math.round(summary.durationMs * 1000) / 1000,
-    reason: summary.error !== undefined && summary.reason !== 'closed' ? `${CLOSE_REASONS[summary.reason]}` : CLOSE_REASONS[summary.reason],
-  };
-}
-
-// TEMPORARY until src/config lands: the proxy tunables with their defaults.
-class ConfigError extends Error {}
-interface SidecarConfig {
-  export: { stdout: boolean };
-  proxy: { outboundPort: number; inboundPort: number; adminPort: number; connectTimeoutMs: number; idleTimeoutMs: number; maxConnections: number; drainTimeoutMs: number };
-}
-function loadConfig(path: string | undefined): SidecarConfig {
-  let raw: { proxy?: Partial<SidecarConfig['proxy']> } = {};
-  if (path !== undefined) {
-    try {
-      raw = (parseYaml(readFileSync(path, 'utf8')) ?? {}) as typeof raw;
-    } catch (err) {
-      throw new ConfigError(`${path}: ${(err as Error).message}`);
-    }
-  }
-  return {
-    export: { stdout: true },
-    proxy: { outboundPort: 15001, inboundPort: 15006, adminPort: 15000, connectTimeoutMs: 5000, idleTimeoutMs: 3_600_000, maxConnections: 20000, drainTimeoutMs: 15000, ...raw.proxy },
-  };
+function fail(message: string): number {
+  // One line, whatever the parser said: this is what `kubectl logs` shows of a crash loop.
+  process.stderr.write(`sidewall proxy: ${message.replace(/\s*\n\s*/g, ' ')}\n`);
+  return 1;
 }
 
 export async function run(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { config: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, strict: true });
+  let values: { config?: string; help?: boolean };
+  try {
+    ({ values } = parseArgs({ args, options: { config: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, strict: true }));
+  } catch (err) {
+    return fail((err as Error).message);
+  }
   if (values.help) {
     process.stdout.write(HELP);
     return 0;
   }
   let config: SidecarConfig;
+  let store: PolicyStore;
+  let podInfo: PodInfo = { annotations: {}, labels: {} };
   try {
     config = loadConfig(values.config);
+    if (config.podInfo !== undefined) podInfo = readPodInfo(config.podInfo);
+    store = await PolicyStore.open(config, config.file);
   } catch (err) {
-    if (err instanceof ConfigError) {
-      // One line, whatever the parser said: this is what `kubectl logs` shows of a crash loop.
-      process.stderr.write(`sidewall proxy: ${err.message.replace(/\s*\n\s*/g, ' ')}\n`);
-      return 1;
-    }
+    if (err instanceof ConfigError || (err instanceof Error && 'code' in err)) return fail(err.message);
     throw err;
   }
   const log = pino({ name: 'sidewall' }, pino.destination({ fd: 2, sync: false }));
   const tunables = config.proxy;
+  const podName = process.env.POD_NAME ?? podInfo.name ?? hostname();
+  const podNamespace = process.env.POD_NAMESPACE ?? podInfo.namespace ?? 'default';
   const flows: FlowPipeline = createFlowPipeline({
-    pod: { namespace: process.env.POD_NAMESPACE ?? 'default', name: process.env.POD_NAME ?? hostname() },
+    pod: { namespace: podNamespace, name: podName, ...(process.env.POD_IP ? { ip: process.env.POD_IP } : {}), ...(Object.keys(podInfo.labels).length ? { labels: podInfo.labels } : {}) },
     stdout: config.export.stdout,
+    ...(config.export.otlp ? { otlp: config.export.otlp } : {}),
+    interimIntervalMs: tunables.flowIntervalMs,
     logger: log,
   });
+  metrics.policyReloads.inc({ result: 'success' });
+  store.on('reload', (policy) => {
+    metrics.policyReloads.inc({ result: 'success' });
+    log.info({ policy: policy.hash, rules: policy.ruleCount, mode: policy.mode }, 'rules reloaded');
+  });
+  store.on('reload-failed', (issues, source) => {
+    metrics.policyReloads.inc({ result: 'failure' });
+    log.error({ source, issues, keeping: store.current().hash }, 'rules rejected; keeping the last good rules');
+  });
+
+  const workloads = new WorkloadDirectory(config.identities);
+  const policy = () => store.current();
+  const gate = new ConnectionGate(policy, workloads, config.ports);
   const proxy = new ProxyServer(
     {
       outboundPort: tunables.outboundPort,
       inboundPort: tunables.inboundPort,
       connectTimeoutMs: tunables.connectTimeoutMs,
       idleTimeoutMs: tunables.idleTimeoutMs,
+      detectTimeoutMs: tunables.detectTimeoutMs,
       maxConnections: tunables.maxConnections,
       ipv6: true,
     },
@@ -108,32 +87,42 @@ export async function run(args: string[]): Promise<number> {
       onOpen(direction) {
         metrics.activeConnections.inc({ direction });
       },
-      onClose(summary) {
+      onRequest(conn, outcome) {
+        if (conn.admission) flows.emit(requestRecord(conn.flowId, conn.admission.facts, outcome));
+      },
+      onClose(summary, filter) {
         metrics.activeConnections.dec({ direction: summary.direction });
-        flows.emit(connectionRecord(summary));
+        // Stale handle of the connection: the summary carries the facts needed for the record.
+        flows.emit(connectionRecord(summary, summary.facts, summary.l4, filter));
       },
     },
+    gate,
   );
+  const self = { namespace: podNamespace, pod: podName, labels: podInfo.labels };
+  workloads.setSelf(proxy.localAddresses(), self);
+
   let ready = false;
   const admin = new AdminServer({
-    readiness: () => ({ ready, detail: { activeConnections: proxy.activeConnections } }),
+    readiness: () => ({ ready, detail: { activeConnections: proxy.activeConnections, policy: store.current().hash, mode: store.current().mode } }),
     metrics: metricsText,
+    appProbe: createAppProbeHandler(process.env.SIDEWALL_APP_PROBES),
+    grpc: handleObserveStream,
   });
   try {
     await proxy.listen();
     await admin.listen(tunables.adminPort, ['0.0.0.0', '::']);
   } catch (err) {
-    process.stderr.write(`sidewall proxy: cannot listen: ${(err as Error).message}\n`);
-    return 1;
+    return fail(`cannot listen: ${(err as Error).message}`);
   }
   ready = true;
-  log.info({ outbound: tunables.outboundPort, inbound: tunables.inboundPort, admin: tunables.adminPort }, 'sidewall proxy ready');
+  log.info({ outbound: tunables.outboundPort, inbound: tunables.inboundPort, admin: tunables.adminPort, policy: store.current().hash, mode: store.current().mode }, 'sidewall proxy ready');
 
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
       if (!ready) return;
       ready = false;
       log.info({ signal, activeConnections: proxy.activeConnections }, 'draining');
+      store.close();
       void proxy
         .drain(tunables.drainTimeoutMs)
         .then(() => flows.close())

@@ -3,6 +3,10 @@
 // propagated as FIN (half-close) and RST as RST. Handlers are bound once per connection, not per
 // chunk.
 import { connect, type Socket } from 'node:net';
+import { MAX_HELD_BYTES, type ConnectionFilter } from '../enforcement/connection-filter.js';
+import type { Admission } from '../enforcement/gate.js';
+import type { ConnectionFacts, FilterSink, RequestOutcome } from '../enforcement/types.js';
+import type { Decision } from '../policy/index.js';
 import type { Destination } from './original-dst.js';
 
 export type Direction = 'ingress' | 'egress' | 'intra';
@@ -34,24 +38,38 @@ export interface ConnectionSummary {
   bytesReceived: number;
   reason: CloseReason;
   error?: string;
+  /** Addresses with workload identities, when the connection got as far as admission. */
+  facts?: ConnectionFacts;
+  /** The accept-time decision. */
+  l4?: Decision | 'needs-l7';
 }
 
 export interface ConnectionTimeouts {
   connectMs: number;
   idleMs: number;
+  /** How long client bytes wait for protocol detection before the connection is treated as opaque TCP. */
+  detectMs: number;
 }
 
 export interface ConnectionObserver {
   onOpen?(direction: Direction): void;
-  onClose(summary: ConnectionSummary): void;
+  onClose(summary: ConnectionSummary, filter: ConnectionFilter | null): void;
+  onRequest?(conn: ProxiedConnection, outcome: RequestOutcome): void;
 }
 
 function isReset(err: NodeJS.ErrnoException): boolean {
   return err.code === 'ECONNRESET' || err.code === 'EPIPE';
 }
 
-export class ProxiedConnection {
+export class ProxiedConnection implements FilterSink {
   private upstream: Socket | undefined;
+  /** The L7 firewall of this connection; null once it passes bytes through untouched. */
+  private filter: ConnectionFilter | null = null;
+  private filterRef: ConnectionFilter | null = null;
+  /** Facts and accept-time decision, set by the listener before start() or refuse(). */
+  admission: Admission | undefined;
+  private clientEnded = false;
+  private detectTimer: NodeJS.Timeout | undefined;
   private connectTimer: NodeJS.Timeout | undefined;
   private reason: CloseReason | undefined;
   private errorText: string | undefined;
@@ -81,12 +99,15 @@ export class ProxiedConnection {
     this.onIdle = this.onIdle.bind(this);
     this.onConnected = this.onConnected.bind(this);
     this.onConnectTimeout = this.onConnectTimeout.bind(this);
+    this.onDetectTimeout = this.onDetectTimeout.bind(this);
     client.on('error', this.onClientError);
     client.on('close', this.onSocketClose);
   }
 
   /** Dials the original destination; the client's bytes wait in the kernel until it answers. */
-  start(): void {
+  start(filter: ConnectionFilter | null): void {
+    this.filter = filter;
+    this.filterRef = filter;
     this.client.pause();
     const upstream = connect({ host: this.dst.ip, port: this.dst.port, allowHalfOpen: true, noDelay: true });
     this.upstream = upstream;
@@ -134,11 +155,65 @@ export class ProxiedConnection {
   }
 
   private onClientData(chunk: Buffer): void {
-    if (!(this.upstream as Socket).write(chunk)) this.client.pause();
+    const filter = this.filter;
+    if (filter === null) {
+      if (!(this.upstream as Socket).write(chunk)) this.client.pause();
+      return;
+    }
+    filter.clientData(chunk);
+    if (this.detectTimer === undefined && filter.detecting) this.detectTimer = setTimeout(this.onDetectTimeout, this.timeouts.detectMs);
+    this.afterFilter(filter);
+  }
+
+  private onDetectTimeout(): void {
+    const filter = this.filter;
+    if (filter === null) return;
+    // Detection is a bounded wait whose timeout is a result: opaque TCP, decided on L3/L4 facts.
+    filter.detectTimeout();
+    this.afterFilter(filter);
   }
 
   private onUpstreamData(chunk: Buffer): void {
-    if (!this.client.write(chunk)) (this.upstream as Socket).pause();
+    const filter = this.filter;
+    if (filter === null) {
+      if (!this.client.write(chunk)) (this.upstream as Socket).pause();
+      return;
+    }
+    filter.serverData(chunk);
+    this.afterFilter(filter);
+  }
+
+  /** Bookkeeping after the filter saw bytes: drop it once it passes through, bound what it holds. */
+  private afterFilter(filter: ConnectionFilter): void {
+    if (filter.passThrough) this.filter = null;
+    if (filter.heldBytes > MAX_HELD_BYTES) this.client.pause();
+    else if (this.client.isPaused() && (this.upstream as Socket).writableLength === 0) this.client.resume();
+    if (this.clientEnded && filter.heldBytes === 0 && this.upstream !== undefined && !this.upstream.writableEnded) this.upstream.end();
+  }
+
+  // FilterSink: what the L7 firewall writes, closes and reports.
+  toServer(bytes: Buffer): void {
+    if (!(this.upstream as Socket).write(bytes)) this.client.pause();
+  }
+
+  toClient(bytes: Buffer): void {
+    if (!this.client.write(bytes)) this.upstream?.pause();
+  }
+
+  close(how: 'fin' | 'reset', reason: string): void {
+    this.reason ??= reason === 'denied' ? 'denied' : 'closed';
+    if (this.errorText === undefined && reason !== 'denied') this.errorText = reason;
+    if (how === 'reset') {
+      this.client.resetAndDestroy();
+      this.upstream?.resetAndDestroy();
+      return;
+    }
+    this.client.end();
+    this.upstream?.destroy();
+  }
+
+  request(outcome: RequestOutcome): void {
+    this.observer.onRequest?.(this, outcome);
   }
 
   private onClientDrain(): void {
@@ -150,7 +225,11 @@ export class ProxiedConnection {
   }
 
   private onClientEnd(): void {
-    this.upstream?.end();
+    this.clientEnded = true;
+    const filter = this.filter;
+    if (filter !== null && !filter.clientEnd()) return; // held bytes still await a verdict
+    if (filter !== null) this.afterFilter(filter);
+    if (this.upstream !== undefined && !this.upstream.writableEnded) this.upstream.end();
   }
 
   private onUpstreamEnd(): void {
@@ -199,6 +278,7 @@ export class ProxiedConnection {
     }
     this.finished = true;
     clearTimeout(this.connectTimer);
+    clearTimeout(this.detectTimer);
     const summary: ConnectionSummary = {
       flowId: this.flowId,
       direction: this.direction,
@@ -211,7 +291,12 @@ export class ProxiedConnection {
       reason: this.reason ?? 'closed',
     };
     if (this.errorText !== undefined) summary.error = this.errorText;
-    this.observer.onClose(summary);
+    if (this.admission !== undefined) {
+      summary.facts = this.admission.facts;
+      summary.l4 = this.admission.l4;
+    }
+    this.filterRef?.finish(summary.reason === 'closed' ? 'fin' : summary.reason);
+    this.observer.onClose(summary, this.filterRef);
   }
 
   private closeOtherIfDone(): void {

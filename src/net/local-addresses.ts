@@ -25,6 +25,10 @@ export class LocalAddresses {
     return this.addresses.has(ip);
   }
 
+  all(): string[] {
+    return [...this.addresses];
+  }
+
   /** The pod's first non-loopback IPv4 address, for the flow records' `pod` field. */
   primary(): string | undefined {
     for (const list of Object.values(networkInterfaces())) {

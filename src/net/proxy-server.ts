@@ -2,7 +2,8 @@
 // on IPv4 and IPv6. Accept is where L3/L4 facts are known: original destination, direction,
 // loops and the connection limit are decided here, before any byte is read.
 import { createServer, type Server, type Socket } from 'node:net';
-import { ProxiedConnection, type CloseReason, type ConnectionObserver, type ConnectionSummary, type Direction } from './connection.js';
+import type { Admission, ConnectionGate } from '../enforcement/gate.js';
+import { ProxiedConnection, type CloseReason, type ConnectionObserver, type Direction } from './connection.js';
 import { LocalAddresses } from './local-addresses.js';
 import { originalDestination, type Destination } from './original-dst.js';
 
@@ -11,6 +12,7 @@ export interface ProxyServerOptions {
   inboundPort: number;
   connectTimeoutMs: number;
   idleTimeoutMs: number;
+  detectTimeoutMs: number;
   maxConnections: number;
   ipv6: boolean;
 }
@@ -35,8 +37,15 @@ export class ProxyServer {
   constructor(
     private readonly options: ProxyServerOptions,
     private readonly observer: ConnectionObserver,
+    private readonly gate: ConnectionGate,
   ) {
-    this.trackingObserver = { onClose: (summary) => this.onConnectionClosed(summary) };
+    this.trackingObserver = {
+      onClose: (summary, filter) => {
+        this.active.delete(summary.flowId);
+        this.observer.onClose(summary, filter);
+      },
+      onRequest: (conn, outcome) => this.observer.onRequest?.(conn, outcome),
+    };
   }
 
   get activeConnections(): number {
@@ -45,6 +54,11 @@ export class ProxyServer {
 
   get podIp(): string | undefined {
     return this.local.primary();
+  }
+
+  /** Every address of the pod (loopback included): the pod's own identity applies to them. */
+  localAddresses(): string[] {
+    return ['127.0.0.1', '::1', ...this.local.all()];
   }
 
   async listen(): Promise<void> {
@@ -78,7 +92,7 @@ export class ProxyServer {
     const original = originalDestination(socket);
     const dst: Destination = typeof original === 'number' ? { ip: unmapped(socket.localAddress ?? ''), port: socket.localPort ?? 0 } : { ip: unmapped(original.ip), port: original.port };
     const direction: Direction = kind === 'inbound' ? 'ingress' : this.local.isLocal(dst.ip) ? 'intra' : 'egress';
-    const conn = new ProxiedConnection(this.nextFlowId(), direction, socket, src, dst, startedAt, { connectMs: this.options.connectTimeoutMs, idleMs: this.options.idleTimeoutMs }, this.trackingObserver);
+    const conn = new ProxiedConnection(this.nextFlowId(), direction, socket, src, dst, startedAt, { connectMs: this.options.connectTimeoutMs, idleMs: this.options.idleTimeoutMs, detectMs: this.options.detectTimeoutMs }, this.trackingObserver);
     this.active.set(conn.flowId, conn);
     this.observer.onOpen?.(direction);
     let refusal: CloseReason | undefined;
@@ -90,17 +104,18 @@ export class ProxyServer {
       conn.refuse(refusal);
       return;
     }
-    conn.start();
+    const admission: Admission = this.gate.admit(direction, src, dst, conn);
+    conn.admission = admission;
+    if (admission.filter === null) {
+      conn.refuse('denied');
+      return;
+    }
+    conn.start(admission.filter);
   }
 
   /** A connection whose original destination is one of our own listeners would dial itself forever. */
   private isLoop(dst: Destination): boolean {
     return (dst.port === this.options.outboundPort || dst.port === this.options.inboundPort) && this.local.isLocal(dst.ip);
-  }
-
-  private onConnectionClosed(summary: ConnectionSummary): void {
-    this.active.delete(summary.flowId);
-    this.observer.onClose(summary);
   }
 
   /** Stops accepting, lets open connections finish until the deadline, then resets the rest. */

@@ -1,0 +1,222 @@
+// The L7 firewall of one connection: detection, then the protocol's parser, then a verdict per
+// request, enforced by releasing, dropping or answering the client's bytes. Data flows one way:
+// bytes → detect → parser → events → policy → verdict → sink (relay) and outcome (flow record).
+//
+// The client's bytes are held from the moment they arrive until a verdict covers them; the
+// destination was dialled at accept, so a server that speaks first (MySQL, SMTP, SSH) is heard
+// at once — its greeting is forwarded and read as evidence of the protocol.
+import { detectClientProtocol, detectServerGreeting } from '../protocols/detect.js';
+import { createParser } from '../protocols/registry.js';
+import type { ProtocolName, StreamParser } from '../protocols/types.js';
+import type { Decision, FlowFacts } from '../policy/index.js';
+import { HeldBytes } from './held-bytes.js';
+import { enforcerFor, type ProtocolEnforcer } from './enforcers.js';
+import type { FilterContext, FilterSink } from './types.js';
+
+type Phase = 'detect' | 'inspect' | 'pass' | 'blocked';
+
+/** Client bytes held while detecting or awaiting a verdict, past which the client is paused. */
+export const MAX_HELD_BYTES = 256 * 1024;
+
+export class ConnectionFilter {
+  private phase: Phase = 'detect';
+  private readonly held = new HeldBytes();
+  private readonly greeting = new HeldBytes();
+  private parser: StreamParser | null = null;
+  private enforcer: ProtocolEnforcer | null = null;
+  /** The protocol the connection speaks ('tcp' when none is recognised). */
+  protocol = 'tcp';
+  /** The decision that covers the whole connection, once there is one. */
+  decision: Decision | null = null;
+  /** Set when the filter ended the connection, for the connection record. */
+  closeReason: string | null = null;
+
+  constructor(
+    private readonly ctx: FilterContext,
+    private readonly sink: FilterSink,
+    /** The accept-time decision; `needs-l7` when the protocol or its requests decide. */
+    l4: Decision | 'needs-l7',
+  ) {
+    if (l4 !== 'needs-l7') this.decision = l4;
+  }
+
+  /** Bytes the filter holds for the client: the relay pauses reading the client past MAX_HELD_BYTES. */
+  get heldBytes(): number {
+    return this.held.size;
+  }
+
+  /** Client bytes are waiting for detection to decide: the relay arms the bounded detect timer. */
+  get detecting(): boolean {
+    return this.phase === 'detect' && this.held.size > 0;
+  }
+
+  get passThrough(): boolean {
+    return this.phase === 'pass';
+  }
+
+  clientData(chunk: Buffer): void {
+    switch (this.phase) {
+      case 'pass':
+        this.sink.toServer(chunk);
+        return;
+      case 'blocked':
+        return;
+      case 'detect': {
+        this.held.push(chunk);
+        const detection = detectClientProtocol(this.held.peek(24));
+        if (detection.kind === 'more') return;
+        this.begin(detection.kind === 'match' ? detection.protocol : 'tcp');
+        return;
+      }
+      case 'inspect': {
+        if (!(this.enforcer as ProtocolEnforcer).routesBytes) this.held.push(chunk);
+        this.feed(chunk);
+        return;
+      }
+    }
+  }
+
+  serverData(chunk: Buffer): void {
+    if (this.phase === 'inspect' && this.parser !== null && this.enforcer !== null) {
+      const result = this.parser.feed('server', chunk);
+      if (this.enforcer.routesBytes) {
+        this.enforcer.route('server', chunk, result.events);
+      } else {
+        this.sink.toClient(chunk);
+        this.enforcer.onEvents(result.events);
+      }
+      if (result.error !== null) this.onParserError(result.error.code, result.error.message);
+      this.releaseClient();
+      return;
+    }
+    if (this.phase === 'blocked') return;
+    this.sink.toClient(chunk);
+    if (this.phase === 'detect') {
+      // A server that speaks first names its protocol before the client has said anything.
+      this.greeting.push(chunk);
+      if (this.held.size === 0) {
+        const detection = detectServerGreeting(this.greeting.peek(512));
+        if (detection.kind === 'match') this.begin(detection.protocol);
+        else if (detection.kind === 'unknown') this.begin('tcp');
+      }
+    }
+  }
+
+  /** The client stopped sending (FIN). */
+  clientEnd(): boolean {
+    if (this.phase === 'detect') this.begin('tcp');
+    // Nothing held may be lost: once the verdict allows, release what is left before the FIN.
+    return this.held.size === 0;
+  }
+
+  /** Detection found nothing within the bounded wait: decide on what L3/L4 facts say. */
+  detectTimeout(): void {
+    if (this.phase === 'detect') this.begin('tcp');
+  }
+
+  /** The connection is closing: report requests that never got an answer. */
+  finish(reason: string): void {
+    this.enforcer?.finish(reason);
+  }
+
+  private facts(protocol: string): Omit<FlowFacts, 'l7'> {
+    return { ...this.ctx.facts, protocol };
+  }
+
+  private begin(protocol: string): void {
+    this.protocol = protocol;
+    const policy = this.ctx.policy();
+    const decision = this.decision ?? policy.decideProtocol(this.facts(protocol));
+    const enforcer = enforcerFor(protocol, { ctx: this.ctx, sink: this.sink, filter: this });
+    if (decision !== 'needs-l7') {
+      this.decision = decision;
+      if (decision.action === 'deny') return this.block(decision, 'denied');
+    }
+    if (enforcer === null || !this.wantsParsing(protocol, decision)) {
+      if (decision === 'needs-l7') {
+        // An L7 rule for a protocol we cannot parse never matches: decide with what we know.
+        const d = policy.decide(this.facts(protocol));
+        this.decision = d;
+        if (d.action === 'deny') return this.block(d, 'denied');
+      }
+      this.toPass();
+      return;
+    }
+    this.enforcer = enforcer;
+    this.parser = createParser(protocol as ProtocolName);
+    this.phase = 'inspect';
+    // Replay what the server already said (already forwarded) and what the client sent (held)
+    // into the parser; a routing enforcer takes over the held bytes.
+    const parser = this.parser;
+    this.greeting.forEach((b) => {
+      const events = parser.feed('server', b).events;
+      if (enforcer.routesBytes) enforcer.route('server', Buffer.alloc(0), events);
+      else enforcer.onEvents(events);
+    });
+    this.greeting.drop(this.greeting.end);
+    this.held.forEach((b) => this.feed(b, false));
+    if (enforcer.routesBytes) this.held.drop(this.held.end);
+    this.releaseClient();
+  }
+
+  /** HTTP, HTTP/2 and DNS are parsed for per-request verdicts and records; others are decided once. */
+  private wantsParsing(protocol: string, _decision: Decision | 'needs-l7'): boolean {
+    return protocol === 'http' || protocol === 'http2' || protocol === 'dns';
+  }
+
+  private feed(chunk: Buffer, release = true): void {
+    const parser = this.parser as StreamParser;
+    const enforcer = this.enforcer as ProtocolEnforcer;
+    const result = parser.feed('client', chunk);
+    if (enforcer.routesBytes) enforcer.route('client', chunk, result.events);
+    else enforcer.onEvents(result.events);
+    if (result.error !== null) this.onParserError(result.error.code, result.error.message);
+    if (release) this.releaseClient();
+  }
+
+  /** Forwards the held client bytes the verdicts so far allow; switches to pass-through when it can. */
+  releaseClient(): void {
+    if (this.phase !== 'inspect' || this.enforcer === null || this.enforcer.routesBytes) return;
+    const frontier = this.enforcer.clientFrontier;
+    if (frontier > this.held.start) this.held.release(frontier, this.sinkToServer);
+    if (this.enforcer.done && this.held.size === 0) this.toPass();
+  }
+
+  private readonly sinkToServer = (bytes: Buffer): void => this.sink.toServer(bytes);
+
+  /** Drops held client bytes up to `until` (a denied request that will never reach the server). */
+  dropClient(until: number): void {
+    this.held.drop(until);
+  }
+
+  private toPass(): void {
+    this.phase = 'pass';
+    this.parser = null;
+    this.held.release(this.held.end, this.sinkToServer);
+  }
+
+  /** The connection is denied as a whole: nothing more reaches the server. */
+  block(decision: Decision, reason: string): void {
+    this.decision = decision;
+    this.phase = 'blocked';
+    this.closeReason = reason;
+    this.held.drop(this.held.end);
+    this.sink.close('reset', reason);
+  }
+
+  private onParserError(code: string, _message: string): void {
+    if (this.phase === 'inspect') {
+      this.phase = 'blocked';
+      this.closeReason = `parser-error:${code}`;
+      this.held.drop(this.held.end);
+      this.sink.close('reset', this.closeReason);
+    }
+  }
+
+  /** Called by an enforcer that ended the connection itself (e.g. after answering 403). */
+  ended(reason: string): void {
+    this.phase = 'blocked';
+    this.closeReason = reason;
+    this.held.drop(this.held.end);
+  }
+}

@@ -1,0 +1,77 @@
+// DNS over TCP (RFC 7766) enforcement: a verdict per query message. An allowed query goes to
+// the server unchanged; a denied one is dropped and answered REFUSED (RFC 1035 RCODE 5) between
+// the server's own messages.
+import type { Decision } from '../policy/index.js';
+import { buildRefused } from '../protocols/dns/dns-message.js';
+import type { ProtocolEvent } from '../protocols/types.js';
+import type { EnforcerDeps, ProtocolEnforcer } from './enforcers.js';
+import { UnitRouter } from './unit-router.js';
+
+interface PendingQuery {
+  l7: Record<string, unknown>;
+  decision: Decision;
+  startedAt: number;
+}
+
+export class DnsStreamEnforcer implements ProtocolEnforcer {
+  readonly clientFrontier = 0;
+  readonly done = false;
+  readonly routesBytes = true;
+  private readonly toServer: UnitRouter;
+  private readonly toClient: UnitRouter;
+  private readonly pending = new Map<number, PendingQuery>();
+
+  constructor(private readonly deps: EnforcerDeps) {
+    this.toServer = new UnitRouter((b) => deps.sink.toServer(b));
+    this.toClient = new UnitRouter((b) => deps.sink.toClient(b));
+  }
+
+  onEvents(): void {}
+
+  route(side: 'client' | 'server', chunk: Buffer, events: readonly ProtocolEvent[]): void {
+    (side === 'client' ? this.toServer : this.toClient).push(chunk);
+    for (const ev of events) {
+      if (ev.type !== 'dns.message') continue;
+      const m = ev.message;
+      if (ev.side === 'server') {
+        this.toClient.add(ev.start, ev.end, 'forward');
+        const q = this.pending.get(m.id);
+        if (q !== undefined) {
+          this.pending.delete(m.id);
+          q.l7.rcode = m.rcodeName;
+          q.l7.answers = m.answerCount;
+          this.deps.sink.request({ protocol: 'dns', l7: q.l7, decision: q.decision, durationMs: performance.now() - q.startedAt });
+        }
+        continue;
+      }
+      const { ctx } = this.deps;
+      const decision = ctx.policy().decide({ ...ctx.facts, protocol: 'dns', l7: { dns: { name: m.qname, type: m.qtype } } });
+      const l7: Record<string, unknown> = { name: m.qname, type: m.qtype };
+      if (decision.action === 'allow') {
+        this.toServer.add(ev.start, ev.end, 'forward');
+        this.pending.set(m.id, { l7, decision, startedAt: performance.now() });
+        continue;
+      }
+      this.toServer.add(ev.start, ev.end, 'drop');
+      const refused = buildRefused(this.toServer.peek(ev.start + 2, ev.end));
+      this.toClient.inject(Buffer.concat([lengthPrefix(refused.length), refused]));
+      l7.rcode = 'REFUSED';
+      this.deps.sink.request({ protocol: 'dns', l7, decision, durationMs: 0 });
+    }
+    this.toServer.pump();
+    this.toClient.pump();
+  }
+
+  finish(reason: string): void {
+    for (const q of this.pending.values()) {
+      this.deps.sink.request({ protocol: 'dns', l7: q.l7, decision: q.decision, durationMs: performance.now() - q.startedAt, reason: reason === 'fin' ? 'no-response' : reason });
+    }
+    this.pending.clear();
+  }
+}
+
+function lengthPrefix(n: number): Buffer {
+  const b = Buffer.allocUnsafe(2);
+  b.writeUInt16BE(n, 0);
+  return b;
+}

@@ -1,0 +1,36 @@
+// Accept-time admission: builds the connection's facts (addresses and workload identities),
+// takes the L3/L4 decision, and gives the connection its L7 filter.
+import type { CompiledPolicy, Decision, Direction } from '../policy/index.js';
+import type { WorkloadDirectory } from '../identity/workload-directory.js';
+import { ConnectionFilter } from './connection-filter.js';
+import type { ConnectionFacts, FilterSink } from './types.js';
+
+export interface Admission {
+  facts: ConnectionFacts;
+  /** The accept-time decision, or 'needs-l7' when the protocol or requests decide. */
+  l4: Decision | 'needs-l7';
+  /** Null when the connection is refused at accept. */
+  filter: ConnectionFilter | null;
+}
+
+export class ConnectionGate {
+  constructor(
+    private readonly policy: () => CompiledPolicy,
+    private readonly workloads: WorkloadDirectory,
+    private readonly declaredPorts: Readonly<Record<number, string>>,
+  ) {}
+
+  admit(direction: Direction, src: { ip: string; port: number }, dst: { ip: string; port: number }, sink: FilterSink): Admission {
+    const srcWorkload = this.workloads.lookup(src.ip);
+    const dstWorkload = this.workloads.lookup(dst.ip);
+    const facts: ConnectionFacts = {
+      direction,
+      src: srcWorkload === undefined ? src : { ...src, workload: srcWorkload },
+      dst: dstWorkload === undefined ? dst : { ...dst, workload: dstWorkload },
+    };
+    const l4 = this.policy().decideConnection(facts);
+    if (l4 !== 'needs-l7' && l4.action === 'deny') return { facts, l4, filter: null };
+    const filter = new ConnectionFilter({ facts, policy: this.policy, declaredProtocol: this.declaredPorts[dst.port] }, sink, l4);
+    return { facts, l4, filter };
+  }
+}

@@ -1,0 +1,114 @@
+// HTTP/1.1 (RFC 9112) enforcement: a verdict per request. The client's bytes are held from the
+// first byte of each request head until its verdict; an allowed request (body included) streams
+// through unchanged; a denied one never reaches the server: once the responses to the requests
+// before it are complete, the client gets 403 and the connection closes (pipelined requests
+// after a denied one are not answered, as with any `connection: close`).
+import type { Decision } from '../policy/index.js';
+import type { HeaderList, Http1RequestEvent, ProtocolEvent } from '../protocols/types.js';
+import { http1Forbidden } from './deny-responses.js';
+import type { EnforcerDeps, ProtocolEnforcer } from './enforcers.js';
+
+interface OpenRequest {
+  l7: Record<string, unknown>;
+  decision: Decision;
+  startedAt: number;
+  answered: boolean;
+}
+
+function headerRecord(headers: HeaderList): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of headers) out[name] = out[name] === undefined ? value : `${out[name]}, ${value}`;
+  return out;
+}
+
+export class Http1Enforcer implements ProtocolEnforcer {
+  clientFrontier = 0;
+  done = false;
+  readonly routesBytes = false;
+  private readonly open = new Map<number, OpenRequest>();
+  private denial: OpenRequest | null = null;
+
+  constructor(private readonly deps: EnforcerDeps) {}
+
+  onEvents(events: readonly ProtocolEvent[]): void {
+    for (const ev of events) {
+      switch (ev.type) {
+        case 'http.request':
+          this.onRequest(ev);
+          break;
+        case 'http.request-end':
+          // The next request's head waits for its own verdict.
+          if (this.denial === null && !this.done) this.clientFrontier = ev.end;
+          break;
+        case 'http.response': {
+          const req = ev.requestId === null ? undefined : this.open.get(ev.requestId);
+          if (req !== undefined && !ev.interim && !req.answered) {
+            req.answered = true;
+            req.l7.status = ev.status;
+            this.report(req);
+          }
+          break;
+        }
+        case 'http.response-end':
+          if (ev.requestId !== null) this.open.delete(ev.requestId);
+          if (this.denial !== null && this.open.size === 0) this.answerDenial();
+          break;
+        case 'http.switch':
+          // Upgrade (101) or CONNECT (2xx) accepted: from here on the bytes are not HTTP/1.
+          // The request that asked for it was decided like any other.
+          this.done = true;
+          this.clientFrontier = Number.POSITIVE_INFINITY;
+          break;
+        default:
+          break;
+      }
+    }
+  }
+
+  private onRequest(ev: Http1RequestEvent): void {
+    if (this.denial !== null) return; // nothing after a denied request reaches the server
+    const { ctx } = this.deps;
+    const http = { method: ev.method, path: ev.path, host: ev.host ?? undefined, headers: headerRecord(ev.headers) };
+    const decision = ctx.policy().decide({ ...ctx.facts, protocol: 'http', l7: { http } });
+    const l7: Record<string, unknown> = { method: ev.method, path: ev.path };
+    if (ev.host !== null) l7.host = ev.host;
+    if (ev.upgrade !== null) l7.upgrade = ev.upgrade;
+    const req: OpenRequest = { l7, decision, startedAt: performance.now(), answered: false };
+    if (decision.action === 'allow') {
+      this.open.set(ev.id, req);
+      this.clientFrontier = Number.POSITIVE_INFINITY; // until its request-end
+      return;
+    }
+    this.clientFrontier = ev.start;
+    this.denial = req;
+    if (this.open.size === 0) this.answerDenial();
+  }
+
+  private answerDenial(): void {
+    const req = this.denial;
+    if (req === null || req.answered) return;
+    req.answered = true;
+    req.l7.status = 403;
+    const { sink, filter } = this.deps;
+    filter.ended('denied');
+    sink.toClient(http1Forbidden(req.decision.ruleId));
+    this.report(req);
+    sink.close('fin', 'denied');
+  }
+
+  private report(req: OpenRequest, reason?: string): void {
+    const outcome = { protocol: 'http', l7: req.l7, decision: req.decision, durationMs: performance.now() - req.startedAt };
+    this.deps.sink.request(reason === undefined ? outcome : { ...outcome, reason });
+  }
+
+  route(): void {}
+
+  finish(reason: string): void {
+    for (const req of this.open.values()) if (!req.answered) this.report(req, reason === 'fin' ? 'no-response' : reason);
+    this.open.clear();
+    if (this.denial !== null && !this.denial.answered) {
+      this.denial.answered = true;
+      this.report(this.denial, reason);
+    }
+  }
+}

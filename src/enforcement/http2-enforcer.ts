@@ -1,0 +1,170 @@
+// HTTP/2 (RFC 9113) and gRPC enforcement: a verdict per stream. Every frame is routed on its
+// own: frames of allowed streams and of the connection pass unchanged; a request's header block
+// is held until its verdict; a denied stream never reaches the server — its frames are dropped,
+// the client gets 403 (gRPC: grpc-status 7) on that stream, and the other streams go on.
+//
+// HPACK (RFC 7541) makes dropping a header block delicate: the server's decoder must see every
+// dynamic-table change the client's encoder made. When a denied block changed the table, the
+// server gets a replacement block with only those field representations (copied verbatim) plus
+// a `connection` header, which makes the request malformed (RFC 9113 §8.2.2): the server resets
+// the stream without passing it to the application, and its decoder stays in step.
+import type { Decision } from '../policy/index.js';
+import { buildForbiddenResponse, buildGrpcTrailersOnly, buildHeadersFrames, buildWindowUpdateFrame, FrameType } from '../protocols/http2/frames.js';
+import { encodeLiteralHeaderBlock } from '../protocols/http2/hpack-encoder.js';
+import type { Http2HeadersEvent, ProtocolEvent } from '../protocols/types.js';
+import type { EnforcerDeps, ProtocolEnforcer } from './enforcers.js';
+import { UnitRouter } from './unit-router.js';
+
+interface StreamState {
+  decision: Decision;
+  allowed: boolean;
+  grpc: boolean;
+  l7: Record<string, unknown>;
+  startedAt: number;
+  reported: boolean;
+}
+
+const MALFORMING_FIELD = encodeLiteralHeaderBlock([['connection', 'sidewall-denied']]);
+
+function headersOf(ev: Http2HeadersEvent): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of ev.headers) out[name] = out[name] === undefined ? value : `${out[name]}, ${value}`;
+  return out;
+}
+
+export class Http2Enforcer implements ProtocolEnforcer {
+  readonly clientFrontier = 0;
+  readonly done = false;
+  readonly routesBytes = true;
+  private readonly toServer: UnitRouter;
+  private readonly toClient: UnitRouter;
+  private readonly streams = new Map<number, StreamState>();
+  /** Client frames of the header block being assembled (HEADERS + CONTINUATION). */
+  private blockStart = -1;
+
+  constructor(private readonly deps: EnforcerDeps) {
+    this.toServer = new UnitRouter((b) => deps.sink.toServer(b));
+    this.toClient = new UnitRouter((b) => deps.sink.toClient(b));
+  }
+
+  onEvents(): void {}
+
+  route(side: 'client' | 'server', chunk: Buffer, events: readonly ProtocolEvent[]): void {
+    (side === 'client' ? this.toServer : this.toClient).push(chunk);
+    for (const ev of events) {
+      if (ev.side === 'client') this.onClientEvent(ev);
+      else this.onServerEvent(ev);
+    }
+    this.toServer.pump();
+    this.toClient.pump();
+  }
+
+  private onClientEvent(ev: ProtocolEvent): void {
+    switch (ev.type) {
+      case 'http2.preface':
+        this.toServer.add(ev.start, ev.end, 'forward');
+        break;
+      case 'http2.frame': {
+        const stream = ev.streamId === 0 ? undefined : this.streams.get(ev.streamId);
+        if (ev.frameType === FrameType.HEADERS || ev.frameType === FrameType.CONTINUATION) {
+          if (ev.frameType === FrameType.HEADERS) this.blockStart = ev.start;
+          // Trailers of a decided stream follow that stream's verdict; a new request waits for its own.
+          this.toServer.add(ev.start, ev.end, stream === undefined ? 'hold' : stream.allowed ? 'forward' : 'drop');
+        } else if (stream !== undefined && !stream.allowed) {
+          this.toServer.add(ev.start, ev.end, 'drop');
+          // The client spent connection-level flow-control window on DATA the server never sees.
+          if (ev.frameType === FrameType.DATA && ev.length > 0) this.toClient.inject(buildWindowUpdateFrame(0, ev.length));
+        } else {
+          this.toServer.add(ev.start, ev.end, 'forward');
+        }
+        break;
+      }
+      case 'http2.headers':
+        if (ev.role === 'request' && !this.streams.has(ev.streamId)) this.onRequest(ev);
+        break;
+      case 'http2.rst-stream':
+        this.report(ev.streamId, 'client-reset');
+        break;
+      default:
+        break;
+    }
+  }
+
+  private onRequest(ev: Http2HeadersEvent): void {
+    const { ctx } = this.deps;
+    const http = { method: ev.method ?? '', path: ev.path ?? '', host: ev.authority ?? undefined, headers: headersOf(ev) };
+    const protocol = ev.grpc !== null ? 'grpc' : 'http2';
+    const l7: Record<string, unknown> = { method: http.method, path: http.path };
+    if (ev.authority !== null) l7.authority = ev.authority;
+    if (ev.grpc !== null) {
+      l7.service = ev.grpc.service;
+      l7.grpcMethod = ev.grpc.method;
+    }
+    const facts = ev.grpc !== null ? { http, grpc: { service: ev.grpc.service, method: ev.grpc.method } } : { http };
+    const decision = ctx.policy().decide({ ...ctx.facts, protocol, l7: facts });
+    const allowed = decision.action === 'allow';
+    const state: StreamState = { decision, allowed, grpc: ev.grpc !== null, l7, startedAt: performance.now(), reported: false };
+    this.streams.set(ev.streamId, state);
+    const blockStart = this.blockStart >= 0 ? this.blockStart : ev.start;
+    if (allowed) {
+      this.toServer.decide(blockStart, ev.end, 'forward');
+      return;
+    }
+    this.toServer.decide(blockStart, ev.end, 'drop');
+    if (ev.mutatesTable) {
+      const kept = ev.fields.filter((f) => f.mutatesTable).map((f) => ev.block.subarray(f.start, f.end));
+      this.toServer.inject(buildHeadersFrames(ev.streamId, Buffer.concat([...kept, MALFORMING_FIELD]), { endStream: true }));
+    }
+    this.toClient.inject(
+      state.grpc
+        ? buildGrpcTrailersOnly(ev.streamId, 7, `denied by sidewall rule ${decision.ruleId}`)
+        : buildForbiddenResponse(ev.streamId, `denied by sidewall (rule ${decision.ruleId})\n`, [['x-sidewall-rule', decision.ruleId]]),
+    );
+    l7.status = state.grpc ? 200 : 403;
+    if (state.grpc) l7.grpcStatus = 7;
+    this.report(ev.streamId);
+  }
+
+  private onServerEvent(ev: ProtocolEvent): void {
+    switch (ev.type) {
+      case 'http2.frame': {
+        const stream = ev.streamId === 0 ? undefined : this.streams.get(ev.streamId);
+        // The server's answers on a denied stream (its reset of the malformed request) are ours to swallow.
+        this.toClient.add(ev.start, ev.end, stream !== undefined && !stream.allowed ? 'drop' : 'forward');
+        break;
+      }
+      case 'http2.headers': {
+        const stream = this.streams.get(ev.streamId);
+        if (stream === undefined || !stream.allowed) break;
+        if (ev.role === 'response') {
+          stream.l7.status = ev.status;
+          if (ev.grpcStatus !== null) stream.l7.grpcStatus = ev.grpcStatus;
+          if (!stream.grpc || ev.endStream) this.report(ev.streamId);
+        } else if (ev.role === 'trailers') {
+          if (ev.grpcStatus !== null) stream.l7.grpcStatus = ev.grpcStatus;
+          this.report(ev.streamId);
+        }
+        break;
+      }
+      case 'http2.rst-stream':
+        this.report(ev.streamId, 'server-reset');
+        break;
+      default:
+        break;
+    }
+  }
+
+  private report(streamId: number, reason?: string): void {
+    const s = this.streams.get(streamId);
+    if (s === undefined || s.reported) return;
+    s.reported = true;
+    const outcome = { protocol: s.grpc ? 'grpc' : 'http2', l7: s.l7, decision: s.decision, durationMs: performance.now() - s.startedAt };
+    this.deps.sink.request(reason === undefined ? outcome : { ...outcome, reason });
+    // Keep denied streams (their late frames are dropped); forget finished allowed ones.
+    if (s.allowed && reason !== undefined) this.streams.delete(streamId);
+  }
+
+  finish(reason: string): void {
+    for (const id of this.streams.keys()) this.report(id, reason === 'fin' ? 'no-response' : reason);
+  }
+}

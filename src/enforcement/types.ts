@@ -1,0 +1,37 @@
+// What the enforcement layer needs from the connection that carries it, and what it reports.
+// It knows nothing of sockets: the relay implements FilterSink.
+import type { CompiledPolicy, Decision, Direction, Endpoint } from '../policy/index.js';
+
+export interface FilterSink {
+  /** Bytes for the server (released client bytes, or bytes we inject). */
+  toServer(bytes: Buffer): void;
+  /** Bytes for the client (server bytes, or an answer we give in the server's place). */
+  toClient(bytes: Buffer): void;
+  /** Ends the connection: 'fin' after what was written is flushed, 'reset' at once. */
+  close(how: 'fin' | 'reset', reason: string): void;
+  /** One L7 request (or query, or stream) and its outcome; becomes a `request` flow record. */
+  request(outcome: RequestOutcome): void;
+}
+
+export interface RequestOutcome {
+  protocol: string;
+  l7: Record<string, unknown>;
+  decision: Decision;
+  /** Time from the request's head to the outcome being known (response head, denial). */
+  durationMs: number;
+  reason?: string;
+}
+
+export interface ConnectionFacts {
+  direction: Direction;
+  src: Endpoint;
+  dst: Endpoint;
+}
+
+export interface FilterContext {
+  facts: ConnectionFacts;
+  /** The policy snapshot in force now: each decision reads it afresh (hot reload applies to the next request). */
+  policy: () => CompiledPolicy;
+  /** The protocol the destination port is declared to carry (`ports:` in the config), if any. */
+  declaredProtocol: string | undefined;
+}

@@ -1,0 +1,67 @@
+// Turns what the relay and the L7 firewall report into flow record drafts (PRODUCT.md "Flow
+// records"). The only place that knows both the connection's and the record's shapes.
+import type { ConnectionFilter } from '../enforcement/connection-filter.js';
+import type { ConnectionFacts, RequestOutcome } from '../enforcement/types.js';
+import type { FlowRecordDraft } from '../flows/index.js';
+import type { Decision } from '../policy/index.js';
+import type { ConnectionSummary } from '../net/connection.js';
+
+const CLOSE_REASONS: Record<ConnectionSummary['reason'], string> = {
+  closed: 'fin',
+  'client-reset': 'reset',
+  'server-reset': 'reset',
+  'connect-refused': 'connect-failed',
+  'connect-failed': 'connect-failed',
+  'connect-timeout': 'connect-timeout',
+  'idle-timeout': 'idle-timeout',
+  limit: 'limit',
+  loop: 'loop',
+  'no-original-dst': 'no-original-dst',
+  denied: 'denied',
+  drain: 'drain',
+};
+
+function round(ms: number): number {
+  return Math.round(ms * 1000) / 1000;
+}
+
+function endpoints(facts: ConnectionFacts | undefined, summary: ConnectionSummary): Pick<FlowRecordDraft, 'src' | 'dst'> {
+  return facts === undefined ? { src: summary.src, dst: summary.dst } : { src: facts.src, dst: facts.dst };
+}
+
+export function connectionRecord(summary: ConnectionSummary, facts: ConnectionFacts | undefined, l4: Decision | 'needs-l7' | undefined, filter: ConnectionFilter | null): FlowRecordDraft {
+  const decision = filter?.decision ?? (l4 === 'needs-l7' ? undefined : l4);
+  const reason = filter?.closeReason !== null && filter?.closeReason !== undefined && summary.reason !== 'denied' ? filter.closeReason : CLOSE_REASONS[summary.reason];
+  return {
+    type: 'connection',
+    flowId: summary.flowId,
+    direction: summary.direction,
+    ...endpoints(facts, summary),
+    protocol: filter?.protocol ?? 'tcp',
+    // A connection cut by a denial (at accept or by a request) says so; otherwise its own decision.
+    verdict: summary.reason === 'denied' ? 'denied' : (decision?.verdict ?? 'allowed'),
+    ruleId: decision?.ruleId ?? null,
+    policy: decision?.policy ?? null,
+    bytes: { sent: summary.bytesSent, received: summary.bytesReceived },
+    durationMs: round(summary.durationMs),
+    reason,
+  };
+}
+
+export function requestRecord(flowId: string, facts: ConnectionFacts, outcome: RequestOutcome): FlowRecordDraft {
+  const draft: FlowRecordDraft = {
+    type: 'request',
+    flowId,
+    direction: facts.direction,
+    src: facts.src,
+    dst: facts.dst,
+    protocol: outcome.protocol,
+    l7: outcome.l7,
+    verdict: outcome.decision.verdict,
+    ruleId: outcome.decision.ruleId,
+    policy: outcome.decision.policy,
+    durationMs: round(outcome.durationMs),
+  };
+  if (outcome.reason !== undefined) draft.reason = outcome.reason;
+  return draft;
+}
