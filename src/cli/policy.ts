@@ -1,5 +1,6 @@
 // `sidewall policy check|test`: validate a rules file, or show which rule a flow would hit.
 import { readFileSync } from 'node:fs';
+import { ConfigError, parseConfig } from '../config/load.js';
 import { parseArgs } from 'node:util';
 import {
   compilePolicy, formatIssue, parseRuleText, readRuleSource,
@@ -46,6 +47,8 @@ interface LoadedRules {
   rules: unknown;
   issues: RuleIssue[];
   count: number;
+  /** Problems with the non-rule settings of a sidecar config ('FILE: field: problem'). */
+  configProblems?: string[];
   mode?: Mode;
   defaultAction?: 'allow' | 'deny';
 }
@@ -61,6 +64,15 @@ function loadRules(path: string, tier: 'cluster' | 'workload'): LoadedRules {
     const doc = parsed.value;
     if (doc !== null && typeof doc === 'object' && !Array.isArray(doc)) {
       const record = doc as Record<string, unknown>;
+      // A sidecar config: its other settings are checked too (rule issues are reported above).
+      if (Object.keys(record).some((k) => k !== 'rules')) {
+        try {
+          parseConfig({ ...record, rules: [] }, path);
+        } catch (error) {
+          if (!(error instanceof ConfigError)) throw error;
+          loaded.configProblems = error.problems;
+        }
+      }
       if (record.mode === 'protect' || record.mode === 'monitor' || record.mode === 'learn') loaded.mode = record.mode;
       if (record.defaultAction === 'allow' || record.defaultAction === 'deny') loaded.defaultAction = record.defaultAction;
     }
@@ -151,8 +163,10 @@ async function runCommand(args: string[]): Promise<number> {
   const main = loadRules(file, tier);
   const cluster = values.cluster === undefined ? undefined : loadRules(values.cluster, 'cluster');
   const issues = [...(cluster?.issues ?? []), ...main.issues];
-  if (issues.length > 0) {
+  const configProblems = [...(cluster?.configProblems ?? []), ...(main.configProblems ?? [])];
+  if (issues.length > 0 || configProblems.length > 0) {
     printIssues(issues);
+    for (const problem of configProblems) process.stdout.write(problem + '\n');
     return 1;
   }
   const mode = modeFlag ?? main.mode ?? 'monitor';

@@ -83,6 +83,17 @@ describe('sidewall policy check', () => {
     expect(ra.stdout).not.toBe(rb.stdout);
   });
 
+  test('the other settings of a sidecar config are checked too', async () => {
+    const config = file('config.yaml', 'mode: enforce\nproxy: { idleTimeoutMs: 0 }\nrules: [{ id: x, action: allow, ports: 0 }]\n');
+    const result = await sidewallPolicy('check', config);
+    expect(result.code).toBe(1);
+    expect(result.stdout.trim().split('\n')).toEqual([
+      `${config}: rules[0].ports: 0 is not a port (1–65535)`,
+      `${config}: mode: must be one of protect, monitor, learn, not 'enforce'`,
+      `${config}: proxy.idleTimeoutMs: must be a positive whole number of milliseconds up to 2147483647, not 0`,
+    ]);
+  });
+
   test('usage errors exit 2', async () => {
     expect((await sidewallPolicy('check')).code).toBe(2);
     expect((await sidewallPolicy('frobnicate', rules)).code).toBe(2);
