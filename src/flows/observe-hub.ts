@@ -75,10 +75,7 @@ export class SubscriberQueue {
   }
 
   push(entry: FlowEntry): void {
-    if (this.queue.push(entry) !== undefined) {
-      this.lostCount++;
-      metrics.exportDropped.inc({ exporter: 'observe', reason: 'overflow' });
-    }
+    if (this.queue.push(entry) !== undefined) this.lostCount++;
   }
 
   shift(): FlowEntry | undefined {
@@ -92,6 +89,7 @@ export class SubscriberQueue {
   /** Records lost since the last call. */
   takeLost(): number {
     const lost = this.lostCount;
+    if (lost > 0) metrics.exportDropped.inc({ exporter: 'observe', reason: 'overflow' }, lost);
     this.lostCount = 0;
     return lost;
   }

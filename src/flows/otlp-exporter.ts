@@ -28,7 +28,7 @@ import { BoundedQueue } from './bounded-queue.js';
 import { entryJson, sleepUnref, type FlowEntry, type FlowSink } from './entry.js';
 import { loadProto, protoMethod } from './proto-files.js';
 import type { PodRef } from './types.js';
-import { metrics } from '../metrics/index.js';
+import { addCollectHook, metrics } from '../metrics/index.js';
 
 export interface OtlpExporterOptions {
   /** host:port of the collector's OTLP/gRPC receiver, e.g. otel-collector.observability:4317; an https:// prefix selects TLS. */
@@ -135,6 +135,9 @@ export class OtlpExporter implements FlowSink {
   private timer: NodeJS.Timeout | null = null;
   private closed = false;
   private readonly counts = { sent: 0, dropped: 0, retries: 0, possibleDuplicates: 0 };
+  /** Overflow drops not yet added to the prom-client counter (see addCollectHook). */
+  private uncountedOverflow = 0;
+  private readonly removeCollectHook = addCollectHook(() => this.publishMetrics());
   private readonly sendBound = (): void => this.sendNext();
   private idleWaiters: (() => void)[] = [];
 
@@ -174,7 +177,10 @@ export class OtlpExporter implements FlowSink {
       this.drop(1, 'shutdown');
       return;
     }
-    if (this.queue.push(entry) !== undefined) this.drop(1, 'overflow');
+    if (this.queue.push(entry) !== undefined) {
+      this.counts.dropped++;
+      this.uncountedOverflow++;
+    }
     if (this.batch === null && !this.inFlight) {
       if (this.queue.length >= this.maxBatchSize) this.arm(0);
       else if (this.timer === null) this.arm(this.batchDelayMs);
@@ -185,6 +191,14 @@ export class OtlpExporter implements FlowSink {
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = setTimeout(this.sendBound, delayMs);
     this.timer.unref();
+  }
+
+  private publishMetrics(): void {
+    if (this.uncountedOverflow > 0) {
+      metrics.exportDropped.inc({ exporter: 'otlp', reason: 'overflow' }, this.uncountedOverflow);
+      this.uncountedOverflow = 0;
+    }
+    metrics.exportQueueDepth.set({ exporter: 'otlp' }, this.queue.length + (this.batch?.entries.length ?? 0));
   }
 
   private drop(count: number, reason: string): void {
@@ -299,6 +313,7 @@ export class OtlpExporter implements FlowSink {
     if (left > 0) this.drop(left, 'shutdown');
     this.queue.clear();
     this.client.close();
-    metrics.exportQueueDepth.set({ exporter: 'otlp' }, 0);
+    this.publishMetrics();
+    this.removeCollectHook();
   }
 }

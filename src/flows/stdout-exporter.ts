@@ -7,7 +7,7 @@
 import pino from 'pino';
 import { BoundedQueue } from './bounded-queue.js';
 import { entryJson, sleepUnref, type FlowEntry, type FlowSink } from './entry.js';
-import { metrics } from '../metrics/index.js';
+import { addCollectHook, metrics } from '../metrics/index.js';
 
 export interface StdoutExporterOptions {
   /** File descriptor to write to; default 1 (stdout). */
@@ -33,7 +33,10 @@ export class StdoutExporter implements FlowSink {
   private closed = false;
   private failed: Error | null = null;
   private droppedCount = 0;
+  /** Overflow drops not yet added to the prom-client counter (see addCollectHook). */
+  private uncountedOverflow = 0;
   private sentCount = 0;
+  private readonly removeCollectHook = addCollectHook(() => this.publishMetrics());
   private readonly flushBound = (): void => this.flush();
   private readonly onDrainBound = (): void => this.onDrain();
 
@@ -71,7 +74,10 @@ export class StdoutExporter implements FlowSink {
       this.countDropped(1, this.failed !== null ? 'error' : 'shutdown');
       return;
     }
-    if (this.queue.push(entry) !== undefined) this.countDropped(1, 'overflow');
+    if (this.queue.push(entry) !== undefined) {
+      this.droppedCount++;
+      this.uncountedOverflow++;
+    }
     this.schedule();
   }
 
@@ -110,6 +116,14 @@ export class StdoutExporter implements FlowSink {
     metrics.exportQueueDepth.set({ exporter: 'stdout' }, this.queue.length);
   }
 
+  private publishMetrics(): void {
+    if (this.uncountedOverflow > 0) {
+      metrics.exportDropped.inc({ exporter: 'stdout', reason: 'overflow' }, this.uncountedOverflow);
+      this.uncountedOverflow = 0;
+    }
+    metrics.exportQueueDepth.set({ exporter: 'stdout' }, this.queue.length);
+  }
+
   private countDropped(count: number, reason: string): void {
     this.droppedCount += count;
     metrics.exportDropped.inc({ exporter: 'stdout', reason }, count);
@@ -137,6 +151,8 @@ export class StdoutExporter implements FlowSink {
     });
     await Promise.race([flushed, sleepUnref(deadlineMs - Date.now())]);
     this.destination.off('drain', this.onDrainBound);
+    this.publishMetrics();
+    this.removeCollectHook();
     if (this.ownsDestination && this.failed === null) {
       await new Promise<void>((resolve) => {
         this.destination.once('close', () => resolve());

@@ -11,6 +11,23 @@ collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 20 });
 
 type ExporterName = 'stdout' | 'otlp' | 'observe';
 
+// Hot paths (a record dropped per emit while an exporter is stuck) keep plain number tallies and
+// register a hook that moves them into prom-client when /metrics is scraped: a labelled inc()
+// costs about a microsecond, which would make emit() slowest exactly when the sidecar is overloaded.
+const collectHooks = new Set<() => void>();
+
+/** Registers a hook run before the export metrics are collected; returns its removal. */
+export function addCollectHook(hook: () => void): () => void {
+  collectHooks.add(hook);
+  return () => {
+    collectHooks.delete(hook);
+  };
+}
+
+function runCollectHooks(): void {
+  for (const hook of collectHooks) hook();
+}
+
 function counter<L extends string>(name: string, help: string, labelNames: readonly L[]): Counter<L> {
   return new Counter<L>({ name, help, labelNames, registers: [registry] });
 }
@@ -38,11 +55,11 @@ export const metrics = {
   /** Records emitted into the flow pipeline, by type. */
   flowRecords: counter('sidewall_flow_records_total', 'Flow records emitted, by type', ['type'] as const),
   /** Records waiting in an exporter's bounded queue. */
-  exportQueueDepth: gauge<'exporter'>('sidewall_flow_export_queue_depth', 'Records waiting in an exporter queue', ['exporter'] as const),
+  exportQueueDepth: new Gauge<'exporter'>({ name: 'sidewall_flow_export_queue_depth', help: 'Records waiting in an exporter queue', labelNames: ['exporter'] as const, registers: [registry], collect: runCollectHooks }),
   /** Records an exporter handed on successfully (written to stdout, acknowledged by the collector, sent to an observer). */
   exportSent: counter<'exporter'>('sidewall_flow_export_sent_total', 'Records exported, by exporter', ['exporter'] as const),
   /** Records an exporter lost: reason="overflow" (queue full, oldest dropped), "rejected" (non-retryable error), "shutdown". */
-  exportDropped: counter<'exporter' | 'reason'>('sidewall_flow_export_dropped_total', 'Records dropped by an exporter, by reason', ['exporter', 'reason'] as const),
+  exportDropped: new Counter<'exporter' | 'reason'>({ name: 'sidewall_flow_export_dropped_total', help: 'Records dropped by an exporter, by reason', labelNames: ['exporter', 'reason'] as const, registers: [registry], collect: runCollectHooks }),
   /** Export attempts retried after a retryable failure. */
   exportRetries: counter<'exporter'>('sidewall_flow_export_retries_total', 'Export batches retried', ['exporter'] as const),
   /** Records emitted through an exporter's queue when the exporter failed internally. */
