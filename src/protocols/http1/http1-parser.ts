@@ -27,6 +27,7 @@ interface ParserInternals {
   body_bytes: number | null;
   consumeLine(): string | undefined;
   BODY_CHUNKHEAD(): void;
+  parseHeader(line: string, headers: string[]): void;
 }
 
 type LibParser = InstanceType<typeof HTTPParser>;
@@ -60,6 +61,22 @@ function strictChunkHead(this: ParserInternals): void {
   const size = parseInt(line, 16);
   this.body_bytes = size;
   this.state = size === 0 ? 'BODY_CHUNKTRAILERS' : 'BODY_CHUNK';
+}
+
+const HEADER_LINE = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+:/;
+const libParseHeader = (HTTPParser.prototype as unknown as ParserInternals).parseHeader;
+
+/**
+ * RFC 9112 §5: a field line is `token ":" OWS value OWS`; obsolete line folding (§5.2) and
+ * lines without a colon are rejected. The library silently drops such lines, which would let
+ * "Transfer-Encoding : chunked" reach a lenient server unseen.
+ */
+function strictParseHeader(this: ParserInternals, line: string, headers: string[]): void {
+  if (!HEADER_LINE.test(line)) {
+    const err = new Error(`invalid header line ${JSON.stringify(line.slice(0, 60))}`);
+    throw Object.assign(err, { code: 'HPE_INVALID_HEADER_TOKEN' });
+  }
+  libParseHeader.call(this, line, headers);
 }
 
 interface PendingRequest {
@@ -130,6 +147,8 @@ export class Http1Parser extends StreamParserBase {
     this.responses.maxHeaderSize = Number.MAX_SAFE_INTEGER;
     this.reqState.BODY_CHUNKHEAD = strictChunkHead;
     this.resState.BODY_CHUNKHEAD = strictChunkHead;
+    this.reqState.parseHeader = strictParseHeader;
+    this.resState.parseHeader = strictParseHeader;
     // Index-keyed handlers (not the onX setters, which flip the library into a global compat mode).
     this.requests[HTTPParser.kOnHeadersComplete] = (info: HeaderInfo) => this.onRequestHead(info);
     this.requests[HTTPParser.kOnBody] = (_chunk: Buffer, _offset: number, length: number) => {
