@@ -20,6 +20,8 @@ export const HTTP2_CLIENT_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\
 /** Largest assembled header block accepted (guards against CONTINUATION floods). */
 export const HTTP2_MAX_HEADER_BLOCK_BYTES = 256 * 1024;
 const MAX_ALLOWED_FRAME_SIZE = 16777215;
+/** Streams tracked for request/response roles; the oldest are forgotten past this. */
+const MAX_TRACKED_STREAMS = 10000;
 
 const FRAME_TYPE_NAMES: readonly Http2FrameTypeName[] = [
   'DATA', 'HEADERS', 'PRIORITY', 'RST_STREAM', 'SETTINGS', 'PUSH_PROMISE', 'PING', 'GOAWAY',
@@ -398,6 +400,11 @@ export class Http2Parser extends StreamParserBase {
     let stream = this.streams.get(block.streamId);
     if (stream === undefined) {
       stream = { requestSeen: false, responseSeen: false, clientClosed: false, serverClosed: false };
+      if (this.streams.size >= MAX_TRACKED_STREAMS) {
+        // Streams a peer never closes must not grow memory without bound (Map keeps insertion order).
+        const oldest = this.streams.keys().next();
+        if (!oldest.done) this.streams.delete(oldest.value);
+      }
       this.streams.set(block.streamId, stream);
     }
     if (side === 'client') {
