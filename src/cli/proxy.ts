@@ -6,13 +6,14 @@ import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { createAppProbeHandler } from '../admin/app-probes.js';
 import { AdminServer } from '../admin/server.js';
-import { ConfigError, loadConfig, PolicyStore, readPodInfo, type PodInfo, type SidecarConfig } from '../config/index.js';
+import { ConfigError, loadConfig, PolicyStore, readPodInfo, tunnelModeFor, type PodInfo, type SidecarConfig } from '../config/index.js';
 import { ConnectionGate } from '../enforcement/gate.js';
 import { createFlowPipeline, handleObserveStream, type FlowPipeline } from '../flows/index.js';
 import { WorkloadDirectory } from '../identity/workload-directory.js';
 import { metrics, metricsText } from '../metrics/index.js';
 import { ProxyServer } from '../net/proxy-server.js';
-import { connectionRecord, requestRecord } from '../sidecar/records.js';
+import { alertRecord, connectionRecord, requestRecord } from '../sidecar/records.js';
+import { createTunnelDetection } from '../tunnels/index.js';
 
 const HELP = `usage: sidewall proxy [--config FILE]
 
@@ -72,7 +73,10 @@ export async function run(args: string[]): Promise<number> {
 
   const workloads = new WorkloadDirectory(config.identities);
   const policy = () => store.current();
-  const gate = new ConnectionGate(policy, workloads, config.ports);
+  const tunnels = config.tunnels.default === 'off' && Object.values(config.tunnels.overrides).every((m) => m === 'off') ? null : createTunnelDetection({ ports: config.ports });
+  // A finding is looked up by its kind first (`tunnels: {ssh: block}`), then by the protocol.
+  const tunnelMode = (kind: string, protocol: string) => config.tunnels.overrides[kind] ?? tunnelModeFor(config.tunnels, protocol);
+  const gate = new ConnectionGate(policy, workloads, config.ports, tunnels, tunnelMode);
   const proxy = new ProxyServer(
     {
       outboundPort: tunables.outboundPort,
@@ -84,15 +88,22 @@ export async function run(args: string[]): Promise<number> {
       ipv6: true,
     },
     {
-      onOpen(direction) {
-        metrics.activeConnections.inc({ direction });
+      onOpen(conn) {
+        metrics.activeConnections.inc({ direction: conn.direction });
+        // Long connections get periodic records (one pipeline timer for all of them).
+        conn.tracking = flows.trackConnection(conn.flowId, () => {
+          const snap = conn.snapshot();
+          return connectionRecord(snap, snap.facts, snap.l4, conn.inspection);
+        });
       },
       onRequest(conn, outcome) {
         if (conn.admission) flows.emit(requestRecord(conn.flowId, conn.admission.facts, outcome));
       },
+      onAlert(conn, finding, blocked) {
+        if (conn.admission) flows.emit(alertRecord(conn.flowId, conn.admission.facts, conn.inspection?.protocol ?? 'tcp', finding, blocked, store.current().hash));
+      },
       onClose(summary, filter) {
         metrics.activeConnections.dec({ direction: summary.direction });
-        // Stale handle of the connection: the summary carries the facts needed for the record.
         flows.emit(connectionRecord(summary, summary.facts, summary.l4, filter));
       },
     },

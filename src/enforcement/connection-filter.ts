@@ -9,6 +9,7 @@ import { detectClientProtocol, detectServerGreeting } from '../protocols/detect.
 import { createParser } from '../protocols/registry.js';
 import type { ProtocolName, StreamParser } from '../protocols/types.js';
 import type { Decision, FlowFacts } from '../policy/index.js';
+import type { TunnelFinding } from '../tunnels/types.js';
 import { HeldBytes } from './held-bytes.js';
 import { enforcerFor, type ProtocolEnforcer } from './enforcers.js';
 import type { FilterContext, FilterSink } from './types.js';
@@ -30,6 +31,10 @@ export class ConnectionFilter {
   decision: Decision | null = null;
   /** Set when the filter ended the connection, for the connection record. */
   closeReason: string | null = null;
+  /** The first tunnel finding of the connection, for its record. */
+  tunnel: (TunnelFinding & { blocked: boolean }) | null = null;
+  /** Payload bytes per side still shown to tunnel detection after the stream stopped being parsed. */
+  private opaqueBudget = { client: 0, server: 0 };
 
   constructor(
     private readonly ctx: FilterContext,
@@ -50,14 +55,16 @@ export class ConnectionFilter {
     return this.phase === 'detect' && this.held.size > 0;
   }
 
+  /** Nothing left to look at: the relay may stop calling the filter. */
   get passThrough(): boolean {
-    return this.phase === 'pass';
+    return this.phase === 'pass' && this.opaqueBudget.client === 0 && this.opaqueBudget.server === 0;
   }
 
   clientData(chunk: Buffer): void {
     switch (this.phase) {
       case 'pass':
         this.sink.toServer(chunk);
+        if (this.opaqueBudget.client > 0) this.inspectOpaque('client', chunk);
         return;
       case 'blocked':
         return;
@@ -65,7 +72,7 @@ export class ConnectionFilter {
         this.held.push(chunk);
         const detection = detectClientProtocol(this.held.peek(24));
         if (detection.kind === 'more') return;
-        this.begin(detection.kind === 'match' ? detection.protocol : 'tcp');
+        this.begin(detection.kind === 'match' ? detection.protocol : 'tcp', 'client');
         return;
       }
       case 'inspect': {
@@ -82,8 +89,10 @@ export class ConnectionFilter {
       if (this.enforcer.routesBytes) {
         this.enforcer.route('server', chunk, result.events);
       } else {
+        const start = this.parser.offset('server') - chunk.length;
         this.sink.toClient(chunk);
         this.enforcer.onEvents(result.events);
+        this.enforcer.onBytes('server', chunk, start);
       }
       if (result.error !== null) this.onParserError(result.error.code, result.error.message);
       this.releaseClient();
@@ -91,27 +100,61 @@ export class ConnectionFilter {
     }
     if (this.phase === 'blocked') return;
     this.sink.toClient(chunk);
+    if (this.phase === 'pass') {
+      if (this.opaqueBudget.server > 0) this.inspectOpaque('server', chunk);
+      return;
+    }
     if (this.phase === 'detect') {
       // A server that speaks first names its protocol before the client has said anything.
       this.greeting.push(chunk);
       if (this.held.size === 0) {
         const detection = detectServerGreeting(this.greeting.peek(512));
-        if (detection.kind === 'match') this.begin(detection.protocol);
-        else if (detection.kind === 'unknown') this.begin('tcp');
+        if (detection.kind === 'match') this.begin(detection.protocol, 'server');
+        else if (detection.kind === 'unknown') this.begin('tcp', 'server');
       }
     }
   }
 
+  /** Payload after the protocol stopped being parsed (CONNECT, Upgrade, unparsed protocols). */
+  private inspectOpaque(side: 'client' | 'server', chunk: Buffer): void {
+    const budget = this.opaqueBudget[side];
+    this.opaqueBudget[side] = Math.max(0, budget - chunk.length);
+    const finding = this.ctx.tunnels?.onPayload(side, chunk.length > budget ? chunk.subarray(0, budget) : chunk) ?? null;
+    if (finding !== null) this.reportTunnel(finding);
+  }
+
+  /** Shows the stream from here on to tunnel detection, up to its payload budget per side. */
+  watchOpaque(): void {
+    const budget = this.ctx.tunnels?.payloadBudget ?? 0;
+    this.opaqueBudget = { client: budget, server: budget };
+  }
+
+  /**
+   * A tunnel finding: always an alert record (unless `tunnels: off` for it); in `block` mode
+   * under `protect` it also ends the connection. Returns true when the connection was cut.
+   */
+  reportTunnel(finding: TunnelFinding): boolean {
+    const mode = this.ctx.tunnelMode(finding.kind, this.protocol);
+    if (mode === 'off') return false;
+    const policy = this.ctx.policy();
+    const blocked = mode === 'block' && policy.mode === 'protect';
+    this.tunnel ??= { ...finding, blocked };
+    this.sink.alert(finding, blocked);
+    if (!blocked) return false;
+    this.block({ action: 'deny', verdict: 'denied', ruleId: `tunnel:${finding.kind}`, policy: policy.hash, log: true, tier: 'default' }, `tunnel:${finding.kind}`);
+    return true;
+  }
+
   /** The client stopped sending (FIN). */
   clientEnd(): boolean {
-    if (this.phase === 'detect') this.begin('tcp');
+    if (this.phase === 'detect') this.begin('tcp', 'client');
     // Nothing held may be lost: once the verdict allows, release what is left before the FIN.
     return this.held.size === 0;
   }
 
   /** Detection found nothing within the bounded wait: decide on what L3/L4 facts say. */
   detectTimeout(): void {
-    if (this.phase === 'detect') this.begin('tcp');
+    if (this.phase === 'detect') this.begin('tcp', 'client');
   }
 
   /** The connection is closing: report requests that never got an answer. */
@@ -123,8 +166,14 @@ export class ConnectionFilter {
     return { ...this.ctx.facts, protocol };
   }
 
-  private begin(protocol: string): void {
+  private begin(protocol: string, from: 'client' | 'server'): void {
     this.protocol = protocol;
+    const tunnels = this.ctx.tunnels;
+    if (tunnels !== null) {
+      const first = from === 'client' ? this.held.peek(64) : this.greeting.peek(64);
+      const finding = tunnels.onProtocol(protocol, first, from);
+      if (finding !== null && this.reportTunnel(finding)) return;
+    }
     const policy = this.ctx.policy();
     const decision = this.decision ?? policy.decideProtocol(this.facts(protocol));
     const enforcer = enforcerFor(protocol, { ctx: this.ctx, sink: this.sink, filter: this });
@@ -139,6 +188,8 @@ export class ConnectionFilter {
         this.decision = d;
         if (d.action === 'deny') return this.block(d, 'denied');
       }
+      // Unparsed protocols are opaque to us: tunnel detection still sees how they begin.
+      this.watchOpaque();
       this.toPass();
       return;
     }
@@ -169,7 +220,10 @@ export class ConnectionFilter {
     const enforcer = this.enforcer as ProtocolEnforcer;
     const result = parser.feed('client', chunk);
     if (enforcer.routesBytes) enforcer.route('client', chunk, result.events);
-    else enforcer.onEvents(result.events);
+    else {
+      enforcer.onEvents(result.events);
+      enforcer.onBytes('client', chunk, parser.offset('client') - chunk.length);
+    }
     if (result.error !== null) this.onParserError(result.error.code, result.error.message);
     if (release) this.releaseClient();
   }
@@ -179,7 +233,10 @@ export class ConnectionFilter {
     if (this.phase !== 'inspect' || this.enforcer === null || this.enforcer.routesBytes) return;
     const frontier = this.enforcer.clientFrontier;
     if (frontier > this.held.start) this.held.release(frontier, this.sinkToServer);
-    if (this.enforcer.done && this.held.size === 0) this.toPass();
+    if (this.enforcer.done && this.held.size === 0) {
+      this.watchOpaque();
+      this.toPass();
+    }
   }
 
   private readonly sinkToServer = (bytes: Buffer): void => this.sink.toServer(bytes);

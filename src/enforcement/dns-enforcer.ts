@@ -28,6 +28,8 @@ export class DnsStreamEnforcer implements ProtocolEnforcer {
 
   onEvents(): void {}
 
+  onBytes(): void {}
+
   route(side: 'client' | 'server', chunk: Buffer, events: readonly ProtocolEvent[]): void {
     (side === 'client' ? this.toServer : this.toClient).push(chunk);
     for (const ev of events) {

@@ -23,6 +23,8 @@ export interface ProtocolEnforcer {
   readonly routesBytes: boolean;
   /** Streaming: handles the events of one parser feed, in order. */
   onEvents(events: readonly ProtocolEvent[]): void;
+  /** Streaming: the bytes of that feed, after its events (`start`: their absolute offset). */
+  onBytes(side: 'client' | 'server', chunk: Buffer, start: number): void;
   /** Routing: the bytes of one side and the events the parser produced from them. */
   route(side: 'client' | 'server', chunk: Buffer, events: readonly ProtocolEvent[]): void;
   /** Streaming: absolute client offset up to which the held client bytes may go to the server. */

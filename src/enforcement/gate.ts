@@ -2,8 +2,9 @@
 // takes the L3/L4 decision, and gives the connection its L7 filter.
 import type { CompiledPolicy, Decision, Direction } from '../policy/index.js';
 import type { WorkloadDirectory } from '../identity/workload-directory.js';
+import type { TunnelDetection } from '../tunnels/types.js';
 import { ConnectionFilter } from './connection-filter.js';
-import type { ConnectionFacts, FilterSink } from './types.js';
+import type { ConnectionFacts, FilterSink, TunnelMode } from './types.js';
 
 export interface Admission {
   facts: ConnectionFacts;
@@ -18,6 +19,8 @@ export class ConnectionGate {
     private readonly policy: () => CompiledPolicy,
     private readonly workloads: WorkloadDirectory,
     private readonly declaredPorts: Readonly<Record<number, string>>,
+    private readonly tunnels: TunnelDetection | null,
+    private readonly tunnelMode: (kind: string, protocol: string) => TunnelMode,
   ) {}
 
   admit(direction: Direction, src: { ip: string; port: number }, dst: { ip: string; port: number }, sink: FilterSink): Admission {
@@ -30,7 +33,19 @@ export class ConnectionGate {
     };
     const l4 = this.policy().decideConnection(facts);
     if (l4 !== 'needs-l7' && l4.action === 'deny') return { facts, l4, filter: null };
-    const filter = new ConnectionFilter({ facts, policy: this.policy, declaredProtocol: this.declaredPorts[dst.port] }, sink, l4);
+    const declaredProtocol = this.declaredPorts[dst.port];
+    const filter = new ConnectionFilter(
+      {
+        facts,
+        policy: this.policy,
+        declaredProtocol,
+        tunnels: this.tunnels?.forConnection(facts, declaredProtocol) ?? null,
+        dnsMonitor: this.tunnels?.dns ?? null,
+        tunnelMode: this.tunnelMode,
+      },
+      sink,
+      l4,
+    );
     return { facts, l4, filter };
   }
 }

@@ -27,6 +27,8 @@ export class Http1Enforcer implements ProtocolEnforcer {
   readonly routesBytes = false;
   private readonly open = new Map<number, OpenRequest>();
   private denial: OpenRequest | null = null;
+  /** Where the current body of each side starts and how much of it tunnel detection still wants. */
+  private readonly body = { client: { from: 0, left: 0 }, server: { from: 0, left: 0 } };
 
   constructor(private readonly deps: EnforcerDeps) {}
 
@@ -41,6 +43,12 @@ export class Http1Enforcer implements ProtocolEnforcer {
           if (this.denial === null && !this.done) this.clientFrontier = ev.end;
           break;
         case 'http.response': {
+          const tunnels = this.deps.ctx.tunnels;
+          if (tunnels !== null) {
+            const finding = tunnels.onHttpResponse({ status: ev.status, headers: ev.headers });
+            if (finding !== null && this.deps.filter.reportTunnel(finding)) return;
+            if (ev.body.kind !== 'none') this.body.server = { from: ev.end, left: tunnels.payloadBudget };
+          }
           const req = ev.requestId === null ? undefined : this.open.get(ev.requestId);
           if (req !== undefined && !ev.interim && !req.answered) {
             req.answered = true;
@@ -68,6 +76,11 @@ export class Http1Enforcer implements ProtocolEnforcer {
   private onRequest(ev: Http1RequestEvent): void {
     if (this.denial !== null) return; // nothing after a denied request reaches the server
     const { ctx } = this.deps;
+    if (ctx.tunnels !== null) {
+      const finding = ctx.tunnels.onHttpRequest({ method: ev.method, path: ev.path, host: ev.host, headers: ev.headers, upgrade: ev.upgrade });
+      if (finding !== null && this.deps.filter.reportTunnel(finding)) return;
+      if (ev.body.kind !== 'none') this.body.client = { from: ev.end, left: ctx.tunnels.payloadBudget };
+    }
     const http = { method: ev.method, path: ev.path, host: ev.host ?? undefined, headers: headerRecord(ev.headers) };
     const decision = ctx.policy().decide({ ...ctx.facts, protocol: 'http', l7: { http } });
     const l7: Record<string, unknown> = { method: ev.method, path: ev.path };
@@ -102,6 +115,19 @@ export class Http1Enforcer implements ProtocolEnforcer {
   }
 
   route(): void {}
+
+  /** Shows the first bytes of each body to tunnel detection (SSH in a POST, opaque carriers). */
+  onBytes(side: 'client' | 'server', chunk: Buffer, start: number): void {
+    const window = this.body[side];
+    if (window.left === 0) return;
+    const from = Math.max(window.from, start) - start;
+    if (from >= chunk.length) return;
+    const piece = chunk.subarray(from, Math.min(chunk.length, from + window.left));
+    window.left -= piece.length;
+    window.from = start + from + piece.length;
+    const finding = this.deps.ctx.tunnels?.onPayload(side, piece) ?? null;
+    if (finding !== null) this.deps.filter.reportTunnel(finding);
+  }
 
   finish(reason: string): void {
     for (const req of this.open.values()) if (!req.answered) this.report(req, reason === 'fin' ? 'no-response' : reason);

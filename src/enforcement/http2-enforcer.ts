@@ -49,6 +49,8 @@ export class Http2Enforcer implements ProtocolEnforcer {
 
   onEvents(): void {}
 
+  onBytes(): void {}
+
   route(side: 'client' | 'server', chunk: Buffer, events: readonly ProtocolEvent[]): void {
     (side === 'client' ? this.toServer : this.toClient).push(chunk);
     for (const ev of events) {

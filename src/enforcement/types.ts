@@ -1,6 +1,7 @@
 // What the enforcement layer needs from the connection that carries it, and what it reports.
 // It knows nothing of sockets: the relay implements FilterSink.
 import type { CompiledPolicy, Decision, Direction, Endpoint } from '../policy/index.js';
+import type { DnsTunnelMonitor, TunnelFinding, TunnelInspector } from '../tunnels/types.js';
 
 export interface FilterSink {
   /** Bytes for the server (released client bytes, or bytes we inject). */
@@ -11,7 +12,11 @@ export interface FilterSink {
   close(how: 'fin' | 'reset', reason: string): void;
   /** One L7 request (or query, or stream) and its outcome; becomes a `request` flow record. */
   request(outcome: RequestOutcome): void;
+  /** A tunnel detection; becomes an `alert` record (the connection record carries it too). */
+  alert(finding: TunnelFinding, blocked: boolean): void;
 }
+
+export type TunnelMode = 'block' | 'alert' | 'off';
 
 export interface RequestOutcome {
   protocol: string;
@@ -34,4 +39,10 @@ export interface FilterContext {
   policy: () => CompiledPolicy;
   /** The protocol the destination port is declared to carry (`ports:` in the config), if any. */
   declaredProtocol: string | undefined;
+  /** Tunnel detection for this connection, or null when `tunnels: off`. */
+  tunnels: TunnelInspector | null;
+  /** The pod-wide DNS tunnelling monitor, or null when `tunnels: off`. */
+  dnsMonitor: DnsTunnelMonitor | null;
+  /** What to do with a finding of that kind on that protocol (`tunnels:` in the config). */
+  tunnelMode: (kind: string, protocol: string) => TunnelMode;
 }

@@ -37,7 +37,10 @@ export interface TunnelRecord {
   detected?: string;
   /** Whether the detection blocked the traffic (config `tunnels: block`). */
   blocked?: boolean;
-  detail?: string;
+  /** What gave it away: the bytes (escaped, short) or the fields and numbers. */
+  evidence: string;
+  /** 0..1. */
+  confidence: number;
 }
 
 export interface FlowRecordDraft {

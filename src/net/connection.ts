@@ -7,6 +7,7 @@ import { MAX_HELD_BYTES, type ConnectionFilter } from '../enforcement/connection
 import type { Admission } from '../enforcement/gate.js';
 import type { ConnectionFacts, FilterSink, RequestOutcome } from '../enforcement/types.js';
 import type { Decision } from '../policy/index.js';
+import type { TunnelFinding } from '../tunnels/types.js';
 import type { Destination } from './original-dst.js';
 
 export type Direction = 'ingress' | 'egress' | 'intra';
@@ -52,9 +53,10 @@ export interface ConnectionTimeouts {
 }
 
 export interface ConnectionObserver {
-  onOpen?(direction: Direction): void;
+  onOpen?(conn: ProxiedConnection): void;
   onClose(summary: ConnectionSummary, filter: ConnectionFilter | null): void;
   onRequest?(conn: ProxiedConnection, outcome: RequestOutcome): void;
+  onAlert?(conn: ProxiedConnection, finding: TunnelFinding, blocked: boolean): void;
 }
 
 function isReset(err: NodeJS.ErrnoException): boolean {
@@ -116,6 +118,34 @@ export class ProxiedConnection implements FilterSink {
     upstream.once('connect', this.onConnected);
     this.connectTimer = setTimeout(this.onConnectTimeout, this.timeouts.connectMs);
   }
+
+  /** Running totals of an open connection, for periodic records. */
+  snapshot(): ConnectionSummary {
+    const summary: ConnectionSummary = {
+      flowId: this.flowId,
+      direction: this.direction,
+      src: this.src,
+      dst: this.dst,
+      startedAt: this.startedAt,
+      durationMs: performance.now() - this.startedAt,
+      bytesSent: this.client.bytesRead,
+      bytesReceived: this.upstream?.bytesRead ?? 0,
+      reason: 'closed',
+    };
+    if (this.admission !== undefined) {
+      summary.facts = this.admission.facts;
+      summary.l4 = this.admission.l4;
+    }
+    return summary;
+  }
+
+  /** The L7 filter, while the connection has one (for records). */
+  get inspection(): ConnectionFilter | null {
+    return this.filterRef;
+  }
+
+  /** Set by whoever tracks the open connection for periodic records; stopped at close. */
+  tracking: { stop(): void } | undefined;
 
   /** Refuses the connection without dialling (loop, limit, denial at accept): the client sees a reset. */
   refuse(reason: CloseReason): void {
@@ -216,6 +246,10 @@ export class ProxiedConnection implements FilterSink {
     this.observer.onRequest?.(this, outcome);
   }
 
+  alert(finding: TunnelFinding, blocked: boolean): void {
+    this.observer.onAlert?.(this, finding, blocked);
+  }
+
   private onClientDrain(): void {
     this.upstream?.resume();
   }
@@ -295,6 +329,7 @@ export class ProxiedConnection implements FilterSink {
       summary.facts = this.admission.facts;
       summary.l4 = this.admission.l4;
     }
+    this.tracking?.stop();
     this.filterRef?.finish(summary.reason === 'closed' ? 'fin' : summary.reason);
     this.observer.onClose(summary, this.filterRef);
   }

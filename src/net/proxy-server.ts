@@ -45,6 +45,7 @@ export class ProxyServer {
         this.observer.onClose(summary, filter);
       },
       onRequest: (conn, outcome) => this.observer.onRequest?.(conn, outcome),
+      onAlert: (conn, finding, blocked) => this.observer.onAlert?.(conn, finding, blocked),
     };
   }
 
@@ -94,18 +95,19 @@ export class ProxyServer {
     const direction: Direction = kind === 'inbound' ? 'ingress' : this.local.isLocal(dst.ip) ? 'intra' : 'egress';
     const conn = new ProxiedConnection(this.nextFlowId(), direction, socket, src, dst, startedAt, { connectMs: this.options.connectTimeoutMs, idleMs: this.options.idleTimeoutMs, detectMs: this.options.detectTimeoutMs }, this.trackingObserver);
     this.active.set(conn.flowId, conn);
-    this.observer.onOpen?.(direction);
     let refusal: CloseReason | undefined;
     if (typeof original === 'number') refusal = 'no-original-dst';
     else if (this.isLoop(dst)) refusal = 'loop';
     else if (this.draining) refusal = 'drain';
     else if (this.active.size > this.options.maxConnections) refusal = 'limit';
     if (refusal !== undefined) {
+      this.observer.onOpen?.(conn);
       conn.refuse(refusal);
       return;
     }
     const admission: Admission = this.gate.admit(direction, src, dst, conn);
     conn.admission = admission;
+    this.observer.onOpen?.(conn);
     if (admission.filter === null) {
       conn.refuse('denied');
       return;

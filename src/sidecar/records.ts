@@ -5,6 +5,7 @@ import type { ConnectionFacts, RequestOutcome } from '../enforcement/types.js';
 import type { FlowRecordDraft } from '../flows/index.js';
 import type { Decision } from '../policy/index.js';
 import type { ConnectionSummary } from '../net/connection.js';
+import type { TunnelFinding } from '../tunnels/types.js';
 
 const CLOSE_REASONS: Record<ConnectionSummary['reason'], string> = {
   closed: 'fin',
@@ -45,6 +46,31 @@ export function connectionRecord(summary: ConnectionSummary, facts: ConnectionFa
     bytes: { sent: summary.bytesSent, received: summary.bytesReceived },
     durationMs: round(summary.durationMs),
     reason,
+    ...(filter?.tunnel ? { tunnel: tunnelRecord(filter.tunnel, filter.tunnel.blocked) } : {}),
+  };
+}
+
+function tunnelRecord(finding: TunnelFinding, blocked: boolean): NonNullable<FlowRecordDraft['tunnel']> {
+  const t: NonNullable<FlowRecordDraft['tunnel']> = { kind: finding.kind, blocked, evidence: finding.evidence, confidence: finding.confidence };
+  if (finding.expected !== undefined) t.expected = finding.expected;
+  if (finding.detected !== undefined) t.detected = finding.detected;
+  return t;
+}
+
+/** An `alert` record for a tunnel detection on a connection. */
+export function alertRecord(flowId: string, facts: ConnectionFacts, protocol: string, finding: TunnelFinding, blocked: boolean, policy: string): FlowRecordDraft {
+  return {
+    type: 'alert',
+    flowId,
+    direction: facts.direction,
+    src: facts.src,
+    dst: facts.dst,
+    protocol,
+    verdict: blocked ? 'denied' : 'allowed',
+    ruleId: `tunnel:${finding.kind}`,
+    policy,
+    tunnel: tunnelRecord(finding, blocked),
+    reason: finding.evidence,
   };
 }
 

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { APP_UID, NODE, TOOLS, Topology } from '../harness/netns.js';
 import { Sidecar } from '../harness/sidecar.js';
+import { assertValidFlowRecords } from '../unit/flows/flow-schema.js';
 
 const topo = new Topology({ name: 'ic', subnet: 11 });
 const sidecar = new Sidecar(topo);
@@ -198,6 +199,11 @@ describe('robustness', () => {
     expect(live.stdout).toBe('live\n');
     const ready = topo.exec(topo.podNs, 'curl', ['-s', '-w', ' %{http_code}', 'http://127.0.0.1:15000/ready'], { uid: APP_UID });
     expect(ready.stdout).toMatch(/ 200$/);
+  });
+
+  it('emits only records that validate against schema/flow-record.schema.json', () => {
+    expect(sidecar.records.length).toBeGreaterThan(20);
+    assertValidFlowRecords(sidecar.records);
   });
 
   it('writes only JSON flow records on stdout, with strictly increasing seq', () => {

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { APP_UID, CLI, NODE, PROXY_UID, TOOLS, Topology, waitForLine } from '../harness/netns.js';
 import { Sidecar } from '../harness/sidecar.js';
+import { assertValidFlowRecords } from '../unit/flows/flow-schema.js';
 
 const topo = new Topology({ name: 'lc', subnet: 13 });
 const sidecar = new Sidecar(topo);
@@ -60,6 +61,11 @@ describe('sidecar lifecycle', () => {
     expect(await exit).toBe(0);
     const last = await sidecar.waitForRecord((x) => x.dst.port === ECHO && x.bytes?.sent === answer.stdout.length);
     expect(last.reason).toBe('fin');
+  });
+
+  it('emitted only schema-valid records, down to the last one written while draining', () => {
+    expect(sidecar.records.some((r) => r.reason === 'limit')).toBe(true);
+    assertValidFlowRecords(sidecar.records);
   });
 
   it('refuses to start on a config it cannot read, with a one-line reason', () => {

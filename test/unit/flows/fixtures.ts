@@ -19,7 +19,7 @@ export function draftFor(i: number): FlowRecordDraft {
     return { ...base, type: 'request', protocol: 'http', l7: { method: 'POST', path: '/admin', host: 'catalog', status: 403 }, verdict: 'denied', ruleId: 'deny-admin' };
   }
   if (kind === 2) {
-    return { ...base, type: 'alert', protocol: 'ssh', verdict: 'denied', ruleId: null, tunnel: { kind: 'ssh', expected: 'http', detected: 'ssh', blocked: true }, reason: 'ssh banner on an http port' };
+    return { ...base, type: 'alert', protocol: 'ssh', verdict: 'denied', ruleId: null, tunnel: { kind: 'ssh', expected: 'http', detected: 'ssh', blocked: true, evidence: 'client sent "SSH-2.0-OpenSSH_9.2p1"', confidence: 0.99 }, reason: 'ssh banner on an http port' };
   }
   return { ...base, type: 'connection', protocol: 'tcp', verdict: 'would-deny', ruleId: null, bytes: { sent: i, received: 2 * i }, durationMs: 12.5, reason: 'fin' };
 }

@@ -47,7 +47,7 @@ describe('stdout exporter', () => {
     for (let i = 1; i < times.length; i++) expect((times[i] ?? 0n) >= (times[i - 1] ?? 0n)).toBe(true);
     expect(records[0]?.pod).toEqual(testPod);
     expect(records[1]).toMatchObject({ type: 'request', verdict: 'denied', ruleId: 'deny-admin', l7: { path: '/admin' } });
-    expect(records[2]?.tunnel).toEqual({ kind: 'ssh', expected: 'http', detected: 'ssh', blocked: true });
+    expect(records[2]?.tunnel).toEqual({ evidence: 'client sent "SSH-2.0-OpenSSH_9.2p1"', confidence: 0.99, kind: 'ssh', expected: 'http', detected: 'ssh', blocked: true });
   });
 
   it('rejects records the schema forbids', () => {

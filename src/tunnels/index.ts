@@ -1,0 +1,3 @@
+// Tunnel detection: what the firewall checks traffic against besides the rules.
+export type { DnsTunnelMonitor, TunnelDetection, TunnelFinding, TunnelInspector, TunnelKind } from './types.js';
+export { createTunnelDetection, type TunnelDetectionOptions } from './detection.js';
