@@ -352,8 +352,10 @@ export class Http1Parser extends StreamParserBase {
     // A 101 switches whether or not we saw the request ask for it: the server will switch.
     const switching = status === 101 || (request !== null && request.connect && status >= 200 && status < 300);
     if (status < 200 || status === 204 || status === 304 || switching) {
+      // RFC 9112 §6.3: no body whatever Content-Length says (a 304 may carry the length of the
+      // representation); telling the library so keeps it from waiting for body bytes.
       body = { kind: 'none' };
-      skip = switching ? 2 : 0;
+      skip = switching ? 2 : 1;
     } else if (request !== null && request.method === 'HEAD') {
       body = { kind: 'none' };
       skip = 1;

@@ -64,6 +64,15 @@ describe('HTTP/1 requests', () => {
     expect(of(events, 'http.response-end').map((r) => r.bodyBytes)).toEqual([0, 3]);
   });
 
+  it('reads no body after 204 and 304 even when they carry a Content-Length', () => {
+    const { events, error } = feedAll([
+      ['client', 'GET /a HTTP/1.1\r\nHost: h\r\n\r\nGET /b HTTP/1.1\r\nHost: h\r\n\r\nGET /c HTTP/1.1\r\nHost: h\r\n\r\n'],
+      ['server', 'HTTP/1.1 304 Not Modified\r\nContent-Length: 500\r\n\r\nHTTP/1.1 204 No Content\r\nContent-Length: 7\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'],
+    ]);
+    expect(error).toBeNull();
+    expect(of(events, 'http.response').map((r) => [r.requestId, r.status, r.body.kind])).toEqual([[0, 304, 'none'], [1, 204, 'none'], [2, 200, 'length']]);
+  });
+
   it('keeps a request open through 1xx interim responses (100 Continue)', () => {
     const { events } = feedAll([
       ['client', 'POST /u HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n'],
