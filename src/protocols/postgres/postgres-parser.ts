@@ -50,8 +50,7 @@ export class PostgresParser extends StreamParserBase {
     let pos = 0;
     while (pos < chunk.length && !this.isOpaque(side)) {
       if (side === 'server' && this.encryptionRequested !== null) {
-        this.onEncryptionAnswer(chunk[pos]!, base + pos);
-        pos += 1;
+        pos += this.onEncryptionAnswer(chunk[pos]!, base + pos);
         continue;
       }
       switch (st.phase) {
@@ -169,28 +168,27 @@ export class PostgresParser extends StreamParserBase {
     };
   }
 
-  private onEncryptionAnswer(answer: number, at: number): void {
+  /** Returns the bytes the answer took: 1, or 0 when the server answered with a message. */
+  private onEncryptionAnswer(answer: number, at: number): number {
     const requested = this.encryptionRequested;
     this.encryptionRequested = null;
+    this.client.phase = Phase.StartupHeader;
+    if (answer === 0x45 /* E */) {
+      // A server too old for the request answers with an ErrorResponse message (and closes).
+      this.emit({ type: 'postgres.encryption-response', side: 'server', start: at, end: at, accepted: false });
+      return 0;
+    }
     const accepted = answer === 0x53 /* S */ || answer === 0x47; /* G */
     if (!accepted && answer !== 0x4e /* N */) {
-      // An 'E' here is an ErrorResponse from a server that does not know the request.
-      if (answer === 0x45) {
-        this.server.phase = Phase.MessageHeader;
-        this.encryptionRequested = null;
-        this.server.gather.reset();
-      } else {
-        this.fail(MalformedStreamError, 'server', at, `unexpected answer 0x${answer.toString(16)} to an encryption request`);
-      }
+      this.fail(MalformedStreamError, 'server', at, `unexpected answer 0x${answer.toString(16)} to an encryption request`);
     }
     this.emit({ type: 'postgres.encryption-response', side: 'server', start: at, end: at + 1, accepted });
     if (accepted) {
       const reason = requested === 'gss' ? 'postgres-gssenc' : 'postgres-tls';
       this.markOpaque('client', this.offset('client'), reason);
       this.markOpaque('server', at + 1, reason);
-      return;
     }
-    this.client.phase = Phase.StartupHeader;
+    return 1;
   }
 
   private onMessageHeader(side: Side, st: SideState, header: Buffer): void {

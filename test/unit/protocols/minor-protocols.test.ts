@@ -65,6 +65,16 @@ describe('PostgreSQL', () => {
     expect(p.feed('client', Buffer.from([0x16, 3, 1, 0, 5])).error).toBeNull();
   });
 
+  it('reads an ErrorResponse sent instead of an SSL answer as a message', () => {
+    const p = new PostgresParser();
+    p.feed('client', Buffer.from([0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]));
+    const error = Buffer.concat([Buffer.from([0x45, 0, 0, 0, 12]), Buffer.from('SFATAL\0\0')]);
+    const r = p.feed('server', error);
+    expect(r.error).toBeNull();
+    expect(r.events).toMatchObject([{ type: 'postgres.encryption-response', accepted: false }]);
+    expect(p.end('server').error).toBeNull();
+  });
+
   it('refuses an unknown protocol version', () => {
     expect(new PostgresParser().feed('client', Buffer.from([0, 0, 0, 9, 0, 9, 0, 0, 0])).error?.code).toBe('ERR_MALFORMED');
   });
