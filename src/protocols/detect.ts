@@ -59,9 +59,17 @@ function detectHttp2(bytes: Buffer): Verdict<'http2'> {
   return state === 'partial' ? MORE : UNKNOWN;
 }
 
+/** Methods by first byte, so most non-HTTP input is turned away with one lookup. */
+const METHODS_BY_FIRST_BYTE = new Map<number, Buffer[]>();
+for (const method of HTTP_METHODS) {
+  const list = METHODS_BY_FIRST_BYTE.get(method[0]!) ?? [];
+  list.push(method);
+  METHODS_BY_FIRST_BYTE.set(method[0]!, list);
+}
+
 function detectHttp1(bytes: Buffer): Verdict<'http'> {
   let partial = false;
-  for (const method of HTTP_METHODS) {
+  for (const method of METHODS_BY_FIRST_BYTE.get(bytes[0]!) ?? []) {
     const state = prefixState(bytes, method);
     if (state === 'partial') {
       partial = true;
