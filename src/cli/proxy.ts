@@ -7,10 +7,12 @@ import { pino } from 'pino';
 import { createAppProbeHandler } from '../admin/app-probes.js';
 import { AdminServer } from '../admin/server.js';
 import { ConfigError, loadConfig, PolicyStore, readPodInfo, tunnelModeFor, type PodInfo, type SidecarConfig } from '../config/index.js';
+import { formatIssue } from '../policy/index.js';
 import { ConnectionGate } from '../enforcement/gate.js';
 import { createFlowPipeline, handleObserveStream, type FlowPipeline } from '../flows/index.js';
 import { WorkloadDirectory } from '../identity/workload-directory.js';
 import { metrics, metricsText } from '../metrics/index.js';
+import { DnsUdpProxy, resolverFromResolvConf } from '../net/dns-udp-proxy.js';
 import { ProxyServer } from '../net/proxy-server.js';
 import { alertRecord, connectionRecord, requestRecord } from '../sidecar/records.js';
 import { createTunnelDetection } from '../tunnels/index.js';
@@ -68,7 +70,7 @@ export async function run(args: string[]): Promise<number> {
   });
   store.on('reload-failed', (issues, source) => {
     metrics.policyReloads.inc({ result: 'failure' });
-    log.error({ source, issues, keeping: store.current().hash }, 'rules rejected; keeping the last good rules');
+    log.error({ source, issues: issues.map(formatIssue), keeping: store.current().hash }, 'rules rejected; keeping the last good rules');
   });
 
   const workloads = new WorkloadDirectory(config.identities);
@@ -81,6 +83,7 @@ export async function run(args: string[]): Promise<number> {
     {
       outboundPort: tunables.outboundPort,
       inboundPort: tunables.inboundPort,
+      dnsPort: tunables.dnsPort,
       connectTimeoutMs: tunables.connectTimeoutMs,
       idleTimeoutMs: tunables.idleTimeoutMs,
       detectTimeoutMs: tunables.detectTimeoutMs,
@@ -112,6 +115,25 @@ export async function run(args: string[]): Promise<number> {
   const self = { namespace: podNamespace, pod: podName, labels: podInfo.labels };
   workloads.setSelf(proxy.localAddresses(), self);
 
+  // DNS over UDP: to the resolver the pod was configured with (SIDEWALL_DNS_RESOLVER overrides).
+  const resolver = process.env.SIDEWALL_DNS_RESOLVER ?? resolverFromResolvConf();
+  const dns =
+    resolver === undefined
+      ? undefined
+      : new DnsUdpProxy({
+          port: tunables.dnsPort,
+          resolver,
+          policy,
+          identify: (ip) => workloads.lookup(ip),
+          isLocal: (ip) => proxy.isLocal(ip),
+          monitor: tunnels?.dns ?? null,
+          tunnelMode,
+          nextFlowId: () => proxy.nextFlowId(),
+          onQuery: (q) => flows.emit(requestRecord(q.flowId, q.facts, { protocol: 'dns', l7: q.l7, decision: q.decision, durationMs: q.durationMs, ...(q.reason ? { reason: q.reason } : {}) })),
+          onAlert: (flowId, facts, finding, blocked) => flows.emit(alertRecord(flowId, facts, 'dns', finding, blocked, store.current().hash)),
+        });
+  if (dns === undefined) log.warn('no nameserver in /etc/resolv.conf and no SIDEWALL_DNS_RESOLVER: the DNS listener (UDP) is off');
+
   let ready = false;
   const admin = new AdminServer({
     readiness: () => ({ ready, detail: { activeConnections: proxy.activeConnections, policy: store.current().hash, mode: store.current().mode } }),
@@ -121,6 +143,7 @@ export async function run(args: string[]): Promise<number> {
   });
   try {
     await proxy.listen();
+    await dns?.listen(true);
     await admin.listen(tunables.adminPort, ['0.0.0.0', '::']);
   } catch (err) {
     return fail(`cannot listen: ${(err as Error).message}`);
@@ -134,6 +157,7 @@ export async function run(args: string[]): Promise<number> {
       ready = false;
       log.info({ signal, activeConnections: proxy.activeConnections }, 'draining');
       store.close();
+      dns?.close();
       void proxy
         .drain(tunables.drainTimeoutMs)
         .then(() => flows.close())

@@ -31,6 +31,8 @@ export class ConnectionFilter {
   decision: Decision | null = null;
   /** Set when the filter ended the connection, for the connection record. */
   closeReason: string | null = null;
+  /** What identified the session (TLS SNI, SSH banner, ...), for the connection record. */
+  l7: Record<string, unknown> | null = null;
   /** The first tunnel finding of the connection, for its record. */
   tunnel: (TunnelFinding & { blocked: boolean }) | null = null;
   /** Payload bytes per side still shown to tunnel detection after the stream stopped being parsed. */
@@ -107,10 +109,11 @@ export class ConnectionFilter {
     if (this.phase === 'detect') {
       // A server that speaks first names its protocol before the client has said anything.
       this.greeting.push(chunk);
+      // Only a recognised greeting decides: an HTTP/2 server's SETTINGS, say, also arrives
+      // before the client's preface, and then the client's bytes must still decide.
       if (this.held.size === 0) {
         const detection = detectServerGreeting(this.greeting.peek(512));
         if (detection.kind === 'match') this.begin(detection.protocol, 'server');
-        else if (detection.kind === 'unknown') this.begin('tcp', 'server');
       }
     }
   }
@@ -181,7 +184,7 @@ export class ConnectionFilter {
       this.decision = decision;
       if (decision.action === 'deny') return this.block(decision, 'denied');
     }
-    if (enforcer === null || !this.wantsParsing(protocol, decision)) {
+    if (enforcer === null) {
       if (decision === 'needs-l7') {
         // An L7 rule for a protocol we cannot parse never matches: decide with what we know.
         const d = policy.decide(this.facts(protocol));
@@ -201,18 +204,13 @@ export class ConnectionFilter {
     const parser = this.parser;
     this.greeting.forEach((b) => {
       const events = parser.feed('server', b).events;
-      if (enforcer.routesBytes) enforcer.route('server', Buffer.alloc(0), events);
+      if (enforcer.routesBytes) enforcer.route('server', b, events, true);
       else enforcer.onEvents(events);
     });
     this.greeting.drop(this.greeting.end);
     this.held.forEach((b) => this.feed(b, false));
     if (enforcer.routesBytes) this.held.drop(this.held.end);
     this.releaseClient();
-  }
-
-  /** HTTP, HTTP/2 and DNS are parsed for per-request verdicts and records; others are decided once. */
-  private wantsParsing(protocol: string, _decision: Decision | 'needs-l7'): boolean {
-    return protocol === 'http' || protocol === 'http2' || protocol === 'dns';
   }
 
   private feed(chunk: Buffer, release = true): void {

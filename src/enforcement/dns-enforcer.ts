@@ -30,13 +30,17 @@ export class DnsStreamEnforcer implements ProtocolEnforcer {
 
   onBytes(): void {}
 
-  route(side: 'client' | 'server', chunk: Buffer, events: readonly ProtocolEvent[]): void {
-    (side === 'client' ? this.toServer : this.toClient).push(chunk);
+  route(side: 'client' | 'server', chunk: Buffer, events: readonly ProtocolEvent[], forwarded = false): void {
+    const router = side === 'client' ? this.toServer : this.toClient;
+    if (!forwarded) router.push(chunk);
     for (const ev of events) {
       if (ev.type !== 'dns.message') continue;
       const m = ev.message;
       if (ev.side === 'server') {
         this.toClient.add(ev.start, ev.end, 'forward');
+        const size = m.answers.reduce((n, a) => n + a.size, 0);
+        const finding = this.deps.ctx.dnsMonitor?.onResponse(m.qname, m.qtype, size, m.answerCount, Date.now()) ?? null;
+        if (finding !== null) this.deps.filter.reportTunnel(finding);
         const q = this.pending.get(m.id);
         if (q !== undefined) {
           this.pending.delete(m.id);
@@ -47,6 +51,8 @@ export class DnsStreamEnforcer implements ProtocolEnforcer {
         continue;
       }
       const { ctx } = this.deps;
+      const finding = ctx.dnsMonitor?.onQuery(m.qname, m.qtype, Date.now()) ?? null;
+      if (finding !== null && this.deps.filter.reportTunnel(finding)) return;
       const decision = ctx.policy().decide({ ...ctx.facts, protocol: 'dns', l7: { dns: { name: m.qname, type: m.qtype } } });
       const l7: Record<string, unknown> = { name: m.qname, type: m.qtype };
       if (decision.action === 'allow') {
@@ -60,6 +66,7 @@ export class DnsStreamEnforcer implements ProtocolEnforcer {
       l7.rcode = 'REFUSED';
       this.deps.sink.request({ protocol: 'dns', l7, decision, durationMs: 0 });
     }
+    if (forwarded) router.skip(chunk.length);
     this.toServer.pump();
     this.toClient.pump();
   }

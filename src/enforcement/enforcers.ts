@@ -3,6 +3,7 @@
 import type { ProtocolEvent } from '../protocols/types.js';
 import type { ConnectionFilter } from './connection-filter.js';
 import { DnsStreamEnforcer } from './dns-enforcer.js';
+import { HandshakeEnforcer } from './handshake-enforcer.js';
 import { Http1Enforcer } from './http1-enforcer.js';
 import { Http2Enforcer } from './http2-enforcer.js';
 import type { FilterContext, FilterSink } from './types.js';
@@ -25,8 +26,11 @@ export interface ProtocolEnforcer {
   onEvents(events: readonly ProtocolEvent[]): void;
   /** Streaming: the bytes of that feed, after its events (`start`: their absolute offset). */
   onBytes(side: 'client' | 'server', chunk: Buffer, start: number): void;
-  /** Routing: the bytes of one side and the events the parser produced from them. */
-  route(side: 'client' | 'server', chunk: Buffer, events: readonly ProtocolEvent[]): void;
+  /**
+   * Routing: the bytes of one side and the events the parser produced from them. `forwarded`:
+   * the bytes already went out (the server's greeting, forwarded while detecting).
+   */
+  route(side: 'client' | 'server', chunk: Buffer, events: readonly ProtocolEvent[], forwarded?: boolean): void;
   /** Streaming: absolute client offset up to which the held client bytes may go to the server. */
   readonly clientFrontier: number;
   /** True when nothing more needs inspecting: the filter may stop parsing. */
@@ -39,6 +43,10 @@ const ENFORCERS: Record<string, (deps: EnforcerDeps) => ProtocolEnforcer> = {
   http: (deps) => new Http1Enforcer(deps),
   http2: (deps) => new Http2Enforcer(deps),
   dns: (deps) => new DnsStreamEnforcer(deps),
+  tls: (deps) => new HandshakeEnforcer(deps, 'tls'),
+  ssh: (deps) => new HandshakeEnforcer(deps, 'ssh'),
+  postgres: (deps) => new HandshakeEnforcer(deps, 'postgres'),
+  redis: (deps) => new HandshakeEnforcer(deps, 'redis'),
 };
 
 export function enforcerFor(protocol: string, deps: EnforcerDeps): ProtocolEnforcer | null {

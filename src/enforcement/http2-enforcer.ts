@@ -44,19 +44,23 @@ export class Http2Enforcer implements ProtocolEnforcer {
 
   constructor(private readonly deps: EnforcerDeps) {
     this.toServer = new UnitRouter((b) => deps.sink.toServer(b));
-    this.toClient = new UnitRouter((b) => deps.sink.toClient(b));
+    // RFC 9113 §3.4: the server's connection preface (SETTINGS) must be the first frame the
+    // client sees, so nothing of ours goes before it.
+    this.toClient = new UnitRouter((b) => deps.sink.toClient(b), { injectAfterFirstUnit: true });
   }
 
   onEvents(): void {}
 
   onBytes(): void {}
 
-  route(side: 'client' | 'server', chunk: Buffer, events: readonly ProtocolEvent[]): void {
-    (side === 'client' ? this.toServer : this.toClient).push(chunk);
+  route(side: 'client' | 'server', chunk: Buffer, events: readonly ProtocolEvent[], forwarded = false): void {
+    const router = side === 'client' ? this.toServer : this.toClient;
+    if (!forwarded) router.push(chunk);
     for (const ev of events) {
       if (ev.side === 'client') this.onClientEvent(ev);
       else this.onServerEvent(ev);
     }
+    if (forwarded) router.skip(chunk.length);
     this.toServer.pump();
     this.toClient.pump();
   }
@@ -115,7 +119,7 @@ export class Http2Enforcer implements ProtocolEnforcer {
     this.toServer.decide(blockStart, ev.end, 'drop');
     if (ev.mutatesTable) {
       const kept = ev.fields.filter((f) => f.mutatesTable).map((f) => ev.block.subarray(f.start, f.end));
-      this.toServer.inject(buildHeadersFrames(ev.streamId, Buffer.concat([...kept, MALFORMING_FIELD]), { endStream: true }));
+      this.toServer.inject(buildHeadersFrames(ev.streamId, Buffer.concat([...kept, MALFORMING_FIELD]), { endStream: true }), blockStart);
     }
     this.toClient.inject(
       state.grpc

@@ -12,18 +12,22 @@ interface Unit {
 }
 
 export class UnitRouter {
-  private readonly held: HeldBytes;
+  private held: HeldBytes;
   private readonly units: Unit[] = [];
-  private readonly injections: Buffer[] = [];
+  private readonly injections: Array<{ bytes: Buffer; at: number }> = [];
   /** Absolute offset of the next byte to route. */
   private pos: number;
 
+  /** False until the first unit has gone through, when `injectAfterFirstUnit` (HTTP/2: SETTINGS first). */
+  private mayInject: boolean;
+
   constructor(
     private readonly write: (bytes: Buffer) => void,
-    startOffset = 0,
+    options: { startOffset?: number; injectAfterFirstUnit?: boolean } = {},
   ) {
-    this.pos = startOffset;
-    this.held = new HeldBytes(startOffset);
+    this.pos = options.startOffset ?? 0;
+    this.held = new HeldBytes(this.pos);
+    this.mayInject = options.injectAfterFirstUnit !== true;
   }
 
   /** A unit's extent is known (from its header); its bytes may not have arrived yet. */
@@ -36,9 +40,12 @@ export class UnitRouter {
     for (const u of this.units) if (u.start >= start && u.end <= end && u.action === 'hold') u.action = action;
   }
 
-  /** Bytes to write at the next unit boundary (at once when we are at one). */
-  inject(bytes: Buffer): void {
-    this.injections.push(bytes);
+  /**
+   * Bytes to write at the first unit boundary at or after stream offset `at` (default: the next
+   * boundary, at once when we are at one). A replacement for dropped units gives their start.
+   */
+  inject(bytes: Buffer, at = 0): void {
+    this.injections.push({ bytes, at });
   }
 
   /** A copy of held bytes [start, end) (not yet routed). */
@@ -52,6 +59,21 @@ export class UnitRouter {
       at += b.length;
     });
     return Buffer.concat(parts);
+  }
+
+  /**
+   * Bytes that already went out before routing began (a greeting forwarded during detection):
+   * the units they cover count as routed, and one they cut in two must be forwarded whole.
+   */
+  skip(length: number): void {
+    this.pos += length;
+    this.held = new HeldBytes(this.pos);
+    while (this.units.length > 0 && (this.units[0] as Unit).end <= this.pos) {
+      this.units.shift();
+      this.mayInject = true;
+    }
+    const straddling = this.units[0];
+    if (straddling !== undefined && straddling.start < this.pos) straddling.action = 'forward';
   }
 
   push(chunk: Buffer): void {
@@ -74,12 +96,17 @@ export class UnitRouter {
       if (unit.action === 'forward') this.held.release(until, this.forward);
       else this.held.drop(until);
       this.pos = until;
-      if (until === unit.end) this.units.shift();
-      else return;
+      if (until === unit.end) {
+        this.units.shift();
+        this.mayInject = true;
+      } else return;
     }
   }
 
   private flushInjections(): void {
-    while (this.injections.length > 0) this.write(this.injections.shift() as Buffer);
+    if (!this.mayInject) return;
+    while (this.injections.length > 0 && (this.injections[0] as { at: number }).at <= this.pos) {
+      this.write((this.injections.shift() as { bytes: Buffer }).bytes);
+    }
   }
 }

@@ -10,6 +10,8 @@ import { originalDestination, type Destination } from './original-dst.js';
 export interface ProxyServerOptions {
   outboundPort: number;
   inboundPort: number;
+  /** DNS over TCP (port 53 redirected by `sidewall init --redirect-dns`): an outbound listener too. */
+  dnsPort: number;
   connectTimeoutMs: number;
   idleTimeoutMs: number;
   detectTimeoutMs: number;
@@ -57,18 +59,25 @@ export class ProxyServer {
     return this.local.primary();
   }
 
+  isLocal(ip: string): boolean {
+    return this.local.isLocal(ip);
+  }
+
   /** Every address of the pod (loopback included): the pod's own identity applies to them. */
   localAddresses(): string[] {
     return ['127.0.0.1', '::1', ...this.local.all()];
   }
 
   async listen(): Promise<void> {
-    const binds: Array<[ListenerKind, number, string]> = [
-      ['outbound', this.options.outboundPort, '0.0.0.0'],
-      ['inbound', this.options.inboundPort, '0.0.0.0'],
+    const ports: Array<[ListenerKind, number]> = [
+      ['outbound', this.options.outboundPort],
+      ['inbound', this.options.inboundPort],
+      ['outbound', this.options.dnsPort],
     ];
-    if (this.options.ipv6) {
-      binds.push(['outbound', this.options.outboundPort, '::'], ['inbound', this.options.inboundPort, '::']);
+    const binds: Array<[ListenerKind, number, string]> = [];
+    for (const [kind, port] of ports) {
+      binds.push([kind, port, '0.0.0.0']);
+      if (this.options.ipv6) binds.push([kind, port, '::']);
     }
     for (const [kind, port, host] of binds) {
       const server = createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, (socket) => this.accept(kind, socket));
@@ -83,7 +92,8 @@ export class ProxyServer {
     }
   }
 
-  private nextFlowId(): string {
+  /** Flow ids are unique per sidecar (DNS queries over UDP draw from the same sequence). */
+  nextFlowId(): string {
     return `${this.flowPrefix}-${(++this.flowCounter).toString(36)}`;
   }
 
@@ -117,7 +127,8 @@ export class ProxyServer {
 
   /** A connection whose original destination is one of our own listeners would dial itself forever. */
   private isLoop(dst: Destination): boolean {
-    return (dst.port === this.options.outboundPort || dst.port === this.options.inboundPort) && this.local.isLocal(dst.ip);
+    const port = dst.port;
+    return (port === this.options.outboundPort || port === this.options.inboundPort || port === this.options.dnsPort) && this.local.isLocal(dst.ip);
   }
 
   /** Stops accepting, lets open connections finish until the deadline, then resets the rest. */

@@ -39,6 +39,7 @@ export function connectionRecord(summary: ConnectionSummary, facts: ConnectionFa
     direction: summary.direction,
     ...endpoints(facts, summary),
     protocol: filter?.protocol ?? 'tcp',
+    ...(filter?.l7 ? { l7: filter.l7 } : {}),
     // A connection cut by a denial (at accept or by a request) says so; otherwise its own decision.
     verdict: summary.reason === 'denied' ? 'denied' : (decision?.verdict ?? 'allowed'),
     ruleId: decision?.ruleId ?? null,

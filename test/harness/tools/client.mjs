@@ -9,10 +9,14 @@
 //                 its echo; prints "ok N" or the failures
 //   slow N        sends "tick i\n" every 200 ms N times, then FINs; prints the echoed text
 //   hold          connects and sends nothing until killed
+//   first-line    sends nothing; prints the server's first line and how many ms it took
+//   keepalive P1 P2 FILE  on ONE connection: GET P1, print the status line; wait until FILE
+//                 exists; GET P2, print the status line
 //   expect-error  connects, sends a line, prints the error code it gets (or "closed") and how
 //                 many ms it took
 // Exit code 0 unless the client itself broke.
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { connect } from 'node:net';
 
 const [mode, host, portText, arg] = process.argv.slice(2);
@@ -91,6 +95,46 @@ async function main() {
     socket.on('connect', () => console.log('connected'));
     socket.on('error', (e) => { console.log(e.code); process.exit(0); });
     socket.on('close', () => { console.log('closed'); process.exit(0); });
+  } else if (mode === 'first-line') {
+    const started = Date.now();
+    const socket = connect({ host, port });
+    let got = '';
+    socket.setEncoding('latin1');
+    const line = await new Promise((resolve) => {
+      socket.on('data', (d) => { got += d; if (got.includes('\n')) resolve(got.split('\n')[0]); });
+      socket.on('error', (e) => resolve(`error ${e.code}`));
+      socket.on('close', () => resolve(got || 'closed'));
+    });
+    console.log(`${line.trim()} ${Date.now() - started}`);
+    socket.destroy();
+  } else if (mode === 'keepalive') {
+    const [p1, p2, trigger] = [arg, process.argv[6], process.argv[7]];
+    const socket = connect({ host, port });
+    socket.setEncoding('latin1');
+    let buf = '';
+    const statusLine = () => new Promise((resolve) => {
+      const check = () => {
+        const end = buf.indexOf('\r\n\r\n');
+        if (end < 0) return false;
+        const head = buf.slice(0, end);
+        const length = Number(/content-length: (\d+)/i.exec(head)?.[1] ?? 0);
+        if (buf.length < end + 4 + length) return false;
+        buf = buf.slice(end + 4 + length);
+        resolve(head.split('\r\n')[0]);
+        return true;
+      };
+      if (check()) return;
+      const onData = (d) => { buf += d; if (check()) socket.off('data', onData); };
+      socket.on('data', onData);
+      socket.once('close', () => resolve('closed'));
+    });
+    const get = (p) => socket.write(`GET ${p} HTTP/1.1\r\nhost: ${host}\r\n\r\n`);
+    get(p1);
+    console.log(await statusLine());
+    while (!existsSync(trigger)) await new Promise((r) => setTimeout(r, 50));
+    get(p2);
+    console.log(await statusLine());
+    socket.destroy();
   } else if (mode === 'expect-error') {
     const started = Date.now();
     const socket = connect({ host, port });
