@@ -1,58 +1,36 @@
-// First detectors: a port's declared protocol against what the connection speaks, SSH where it
-// was not declared, and HTTP CONNECT. (Carrier, Upgrade and DNS tunnelling detectors: see the
-// tunnels issue.)
+// Tunnel detection for one sidecar: per-connection inspectors (protocol verification, SSH
+// anywhere, CONNECT, Upgrade, HTTP carriers) that share the sidecar-wide state (learned ports,
+// carrier tallies per client→server pair), and the pod-wide DNS tunnelling monitor.
 import type { ConnectionFacts } from '../enforcement/types.js';
-import type { DnsTunnelMonitor, TunnelDetection, TunnelFinding, TunnelInspector } from './types.js';
+import { ConnectionInspector, type InspectorShared } from './connection-inspector.js';
+import { SlidingDnsMonitor } from './dns-tunnel-monitor.js';
+import { CarrierTracker } from './http-carrier.js';
+import { LearnedPorts } from './protocol-verification.js';
+import type { TunnelDetection } from './types.js';
 
 export interface TunnelDetectionOptions {
   /** Destination port → declared protocol (`ports:` in the config). */
   ports: Readonly<Record<number, string>>;
+  /** Upgrade protocols that are expected (default: websocket, h2c). Anything else is a finding. */
+  allowedUpgrades?: readonly string[];
+  /**
+   * Whether the rules expect a CONNECT to `target` or an Upgrade to it on this connection (e.g.
+   * an allow rule naming the CONNECT method or the Upgrade header). Default: CONNECT never is.
+   */
+  isExpected?: (facts: ConnectionFacts, what: { kind: 'connect' | 'upgrade'; target: string }) => boolean;
+  /** Clock for the cross-connection windows, in ms (tests pass their own). */
+  now?: () => number;
 }
 
-const SSH_BANNER = Buffer.from('SSH-');
-
-function excerpt(bytes: Buffer): string {
-  return JSON.stringify(bytes.subarray(0, 32).toString('latin1'));
-}
-
-class ConnectionInspector implements TunnelInspector {
-  readonly payloadBudget = 256;
-
-  constructor(private readonly declared: string | undefined) {}
-
-  onProtocol(detected: string, firstBytes: Buffer, from: 'client' | 'server'): TunnelFinding | null {
-    if (detected === 'ssh' && this.declared !== 'ssh') {
-      return { kind: 'ssh', evidence: `${from} sent an SSH identification string ${excerpt(firstBytes)}`, confidence: 0.99, detected: 'ssh', ...(this.declared ? { expected: this.declared } : {}) };
-    }
-    if (this.declared !== undefined && this.declared !== detected && !(this.declared === 'http' && detected === 'http2')) {
-      return { kind: 'protocol-mismatch', evidence: `port declared ${this.declared}, first bytes ${excerpt(firstBytes)} are ${detected}`, confidence: detected === 'tcp' ? 0.7 : 0.95, expected: this.declared, detected };
-    }
-    return null;
-  }
-
-  onHttpRequest(request: { method: string; path: string }): TunnelFinding | null {
-    if (request.method === 'CONNECT') return { kind: 'http-connect', evidence: `CONNECT ${request.path}`, confidence: 0.9, detected: 'http-connect' };
-    return null;
-  }
-
-  onHttpResponse(): TunnelFinding | null {
-    return null;
-  }
-
-  onPayload(side: 'client' | 'server', bytes: Buffer): TunnelFinding | null {
-    const at = bytes.indexOf(SSH_BANNER);
-    if (at >= 0 && /^SSH-[12]\.\d+-/.test(bytes.toString('latin1', at, at + 12))) {
-      return { kind: 'ssh', evidence: `${side} payload carries an SSH identification string ${excerpt(bytes.subarray(at))}`, confidence: 0.97, detected: 'ssh' };
-    }
-    return null;
-  }
-}
-
-const quietDns: DnsTunnelMonitor = { onQuery: () => null, onResponse: () => null };
-
-export function createTunnelDetection(_options: TunnelDetectionOptions): TunnelDetection {
+export function createTunnelDetection(options: TunnelDetectionOptions): TunnelDetection {
+  const shared: InspectorShared = {
+    learned: new LearnedPorts(),
+    carriers: new CarrierTracker(options.now ?? Date.now),
+    allowedUpgrades: new Set((options.allowedUpgrades ?? ['websocket', 'h2c']).map((u) => u.toLowerCase())),
+    isExpected: options.isExpected,
+  };
   return {
-    forConnection: (_facts: ConnectionFacts, declared: string | undefined) => new ConnectionInspector(declared),
-    dns: quietDns,
+    forConnection: (facts: ConnectionFacts, declared: string | undefined) => new ConnectionInspector(facts, declared, shared),
+    dns: new SlidingDnsMonitor(),
   };
 }

@@ -1,0 +1,184 @@
+// The per-connection tunnel inspector: protocol verification when the protocol is known, then
+// CONNECT / Upgrade checks on HTTP request heads, and the first bytes of every body and of
+// every switched or unparsed stream checked for SSH and, for HTTP bodies, for the carrier
+// pattern (see http-carrier.ts). Every method is cheap, bounded by the payload budget, and
+// never throws.
+import type { ConnectionFacts } from '../enforcement/types.js';
+import type { HeaderList } from '../protocols/types.js';
+import { CarrierTracker, classifyBody, contradiction, declaredBody, type BodyDeclaration } from './http-carrier.js';
+import { PayloadWindow } from './payload-window.js';
+import { checkDeclared, type LearnedPorts } from './protocol-verification.js';
+import { findSsh, SSH_LOOKBACK } from './ssh-signature.js';
+import type { TunnelFinding, TunnelInspector } from './types.js';
+import { WebSocketPayloadReader } from './websocket-frames.js';
+
+/** Payload bytes per body and per stream side the inspector looks at. */
+export const PAYLOAD_BUDGET = 512;
+
+export interface InspectorShared {
+  learned: LearnedPorts;
+  carriers: CarrierTracker;
+  /** Upgrade protocols that are expected (lower case). */
+  allowedUpgrades: ReadonlySet<string>;
+  /** Whether a CONNECT to this authority, or an Upgrade to this protocol, is expected here. */
+  isExpected: ((facts: ConnectionFacts, what: { kind: 'connect' | 'upgrade'; target: string }) => boolean) | undefined;
+}
+
+type Mode =
+  | 'detecting' // nothing known yet
+  | 'http' // HTTP/1 bodies come framed by onHttpRequest / onHttpResponse
+  | 'stream' // an unparsed stream, or the stream after CONNECT / an Upgrade other than WebSocket
+  | 'websocket' // WebSocket frames after an accepted Upgrade
+  | 'quiet'; // nothing to look for (TLS-encrypted, h2c after Upgrade)
+
+interface SideState {
+  window: PayloadWindow;
+  /** Where the next SSH search starts. */
+  scanFrom: number;
+  /** The body's declaration (HTTP mode), or null for streams. */
+  declared: BodyDeclaration | null;
+  /** What the payload is, for evidence. */
+  what: string;
+  /** Body classified (HTTP mode): nothing more to decide for it. */
+  settled: boolean;
+  ws: WebSocketPayloadReader | null;
+}
+
+function side(what: string): SideState {
+  return { window: new PayloadWindow(PAYLOAD_BUDGET), scanFrom: 0, declared: null, what, settled: true, ws: null };
+}
+
+function header(headers: HeaderList, name: string): string | null {
+  for (const [n, v] of headers) if (n === name) return v;
+  return null;
+}
+
+export class ConnectionInspector implements TunnelInspector {
+  readonly payloadBudget = PAYLOAD_BUDGET;
+  private mode: Mode = 'detecting';
+  private readonly client = side('client stream');
+  private readonly server = side('server stream');
+  private pendingSwitch: { kind: 'connect' | 'websocket' | 'other'; target: string } | null = null;
+  private lastRequest = '';
+  private readonly pairKey: string;
+  /** Kinds already reported on this connection: one alert per kind is enough. */
+  private reported = 0;
+
+  constructor(
+    private readonly facts: ConnectionFacts,
+    private readonly declared: string | undefined,
+    private readonly shared: InspectorShared,
+  ) {
+    this.pairKey = `${facts.src.ip} → ${facts.dst.ip}:${facts.dst.port}`;
+  }
+
+  onProtocol(detected: string, firstBytes: Buffer, from: 'client' | 'server'): TunnelFinding | null {
+    this.mode = detected === 'http' ? 'http' : detected === 'tls' || detected === 'http2' || detected === 'dns' ? 'quiet' : 'stream';
+    if (this.mode === 'stream' && from === 'client') this.client.window.append(firstBytes);
+    const finding = checkDeclared(this.declared, detected, firstBytes, from);
+    if (finding !== null) return this.report(finding);
+    if (this.declared !== undefined) return null;
+    const port = `${this.facts.dst.ip}:${this.facts.dst.port}`;
+    return this.report(this.shared.learned.check(port, detected, firstBytes, from, true));
+  }
+
+  onHttpRequest(request: { method: string; path: string; host: string | null; headers: HeaderList; upgrade: string | null }): TunnelFinding | null {
+    this.mode = 'http';
+    this.lastRequest = `${request.method} ${request.path.length > 64 ? `${request.path.slice(0, 61)}...` : request.path}`;
+    this.shared.carriers.noteRequest(this.pairKey);
+    this.startBody(this.client, request.headers, `request body of ${this.lastRequest}`);
+    const expected = this.shared.isExpected;
+    if (request.method === 'CONNECT') {
+      this.pendingSwitch = { kind: 'connect', target: request.path };
+      if (expected?.(this.facts, { kind: 'connect', target: request.path }) === true) return null;
+      return this.report({ kind: 'http-connect', evidence: `CONNECT ${request.path}${request.host !== null && request.host !== request.path ? ` (Host: ${request.host})` : ''}: a tunnel to another destination through ${this.facts.dst.ip}:${this.facts.dst.port}`, confidence: 0.9, expected: 'http', detected: 'http-connect' });
+    }
+    if (request.upgrade === null) {
+      this.pendingSwitch = null;
+      return null;
+    }
+    const asked = request.upgrade.split(',').map((t) => t.trim().toLowerCase()).filter((t) => t.length > 0);
+    const first = asked[0] ?? request.upgrade;
+    this.pendingSwitch = { kind: asked.includes('websocket') ? 'websocket' : 'other', target: first };
+    const allowed = asked.length > 0 && asked.every((t) => this.shared.allowedUpgrades.has(t.split('/', 1)[0] ?? t));
+    if (allowed || expected?.(this.facts, { kind: 'upgrade', target: request.upgrade }) === true) return null;
+    return this.report({ kind: 'http-upgrade', evidence: `${this.lastRequest} asks to switch to ${JSON.stringify(header(request.headers, 'upgrade') ?? request.upgrade)}; expected upgrades: ${[...this.shared.allowedUpgrades].join(', ') || 'none'}`, confidence: 0.85, expected: 'http', detected: first });
+  }
+
+  onHttpResponse(response: { status: number; headers: HeaderList }): TunnelFinding | null {
+    const pending = this.pendingSwitch;
+    if (pending !== null && ((pending.kind === 'connect' && response.status >= 200 && response.status < 300) || (pending.kind !== 'connect' && response.status === 101))) {
+      this.pendingSwitch = null;
+      this.mode = pending.kind === 'websocket' ? 'websocket' : pending.target === 'h2c' ? 'quiet' : 'stream';
+      const label = pending.kind === 'connect' ? `CONNECT ${pending.target} stream` : `${pending.target} stream`;
+      for (const [s, who] of [[this.client, 'client'], [this.server, 'server']] as const) {
+        s.window.reset();
+        s.scanFrom = 0;
+        s.declared = null;
+        s.settled = true;
+        s.what = `${who} side of the ${label}`;
+        s.ws = this.mode === 'websocket' ? new WebSocketPayloadReader() : null;
+      }
+      return null;
+    }
+    if (response.status >= 100 && response.status < 200) return null;
+    this.startBody(this.server, response.headers, `response body (${response.status}) to ${this.lastRequest}`);
+    return null;
+  }
+
+  onPayload(who: 'client' | 'server', bytes: Buffer): TunnelFinding | null {
+    if (this.mode === 'quiet' || this.mode === 'detecting') return null;
+    const s = who === 'client' ? this.client : this.server;
+    if (s.window.full) return null;
+    if (s.ws !== null && !s.ws.malformed) s.ws.feed(bytes, s.window);
+    else s.window.append(bytes);
+    const ssh = findSsh(s.window.bytes, s.scanFrom);
+    s.scanFrom = Math.max(0, s.window.length - SSH_LOOKBACK);
+    if (ssh !== null) {
+      const expected = this.mode === 'websocket' ? 'websocket' : this.mode === 'http' ? 'http' : this.declared;
+      return this.report({
+        kind: 'ssh',
+        evidence: `${s.what} carries an SSH identification string${ssh.encoding === 'base64' ? ' in base64' : ''} at byte ${ssh.offset}: ${ssh.excerpt}`,
+        confidence: ssh.encoding === 'base64' ? 0.85 : 0.97,
+        detected: 'ssh',
+        ...(expected !== undefined ? { expected } : {}),
+      });
+    }
+    if (this.mode !== 'http' || s.settled || s.declared === null) return null;
+    const verdict = classifyBody(s.window, false);
+    if (verdict === 'pending') return null;
+    s.settled = true;
+    if (verdict === 'text') return null;
+    return this.report(this.shared.carriers.observe(this.pairKey, { side: who, declared: s.declared, contradiction: contradiction(s.declared, s.window), what: s.what, window: s.window }));
+  }
+
+  /**
+   * A new body starts on that side. A body shorter than the entropy sample that showed no binary
+   * bytes stays unclassified: too little to call it opaque.
+   */
+  private startBody(s: SideState, headers: HeaderList, what: string): void {
+    s.window.reset();
+    s.scanFrom = 0;
+    s.declared = declaredBody(headers);
+    s.what = what;
+    s.settled = false;
+    s.ws = null;
+  }
+
+  private report(finding: TunnelFinding | null): TunnelFinding | null {
+    if (finding === null) return null;
+    const bit = KIND_BITS[finding.kind];
+    if ((this.reported & bit) !== 0) return null;
+    this.reported |= bit;
+    return finding;
+  }
+}
+
+const KIND_BITS: Readonly<Record<TunnelFinding['kind'], number>> = {
+  'protocol-mismatch': 1,
+  ssh: 2,
+  'http-connect': 4,
+  'http-upgrade': 8,
+  'http-carrier': 16,
+  'dns-tunnel': 32,
+};

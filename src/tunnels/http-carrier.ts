@@ -1,0 +1,173 @@
+// HTTP used as a carrier (httptunnel's htc/hts, and the like): requests and responses whose
+// bodies are opaque byte streams in both directions between one client and one server,
+// often with no content type or a content type the bytes contradict, repeated or long-lived.
+//
+// Per body, the first bytes (the inspector's payload budget) are classified: opaque (bytes
+// that never occur in text, or entropy close to the sample's maximum) or text. Per client and
+// server (across connections: httptunnel sends upstream in a POST and downstream in a GET on
+// another connection), opaque bodies are tallied over a window and scored:
+//   opaque bodies both ways ............................. required, +1
+//   a body whose bytes contradict its declared type ...... +2 (text/html carrying binary)
+//   an opaque request body with no content type .......... +1
+//   an opaque response body with no content type ......... +1
+//   CARRIER_RAPID or more requests in the window ......... +1
+// A score of 3 or more is a carrier; the pair stays flagged for FLAG_MS, during which any
+// opaque body between them is a finding too.
+import type { HeaderList } from '../protocols/types.js';
+import { BoundedMap } from './bounded-map.js';
+import type { PayloadWindow } from './payload-window.js';
+import type { TunnelFinding } from './types.js';
+
+export type DeclaredKind = 'text' | 'binary' | 'absent' | 'encoded';
+
+export interface BodyDeclaration {
+  kind: DeclaredKind;
+  /** Media type without parameters, lower case; null when absent. */
+  contentType: string | null;
+  /** Content-Encoding when not identity, lower case. */
+  encoding: string | null;
+}
+
+const TEXT_TYPES = new Set([
+  'application/json', 'application/xml', 'application/javascript', 'application/ecmascript',
+  'application/x-www-form-urlencoded', 'application/x-ndjson', 'application/graphql',
+  'application/yaml', 'application/x-yaml', 'application/ld+json', 'application/problem+json',
+]);
+
+function header(headers: HeaderList, name: string): string | null {
+  for (const [n, v] of headers) if (n === name) return v;
+  return null;
+}
+
+export function declaredBody(headers: HeaderList): BodyDeclaration {
+  const rawType = header(headers, 'content-type');
+  const contentType = rawType === null ? null : (rawType.split(';', 1)[0] ?? '').trim().toLowerCase();
+  const rawEncoding = header(headers, 'content-encoding');
+  const encoding = rawEncoding === null || rawEncoding.trim().toLowerCase() === 'identity' ? null : rawEncoding.trim().toLowerCase();
+  if (encoding !== null) return { kind: 'encoded', contentType, encoding };
+  if (contentType === null || contentType === '') return { kind: 'absent', contentType: null, encoding };
+  // UTF-16/32 text has NUL bytes by nature.
+  const wide = rawType !== null && /charset\s*=\s*"?utf-?(16|32)/i.test(rawType);
+  const text = !wide && (contentType.startsWith('text/') || TEXT_TYPES.has(contentType) || contentType.endsWith('+json') || contentType.endsWith('+xml'));
+  return { kind: text ? 'text' : 'binary', contentType, encoding };
+}
+
+export type BodyClass = 'opaque' | 'text' | 'pending';
+
+/** Minimum sample before entropy is trusted (sample entropy of fewer bytes is too noisy). */
+const ENTROPY_MIN_BYTES = 128;
+/** Relative entropy at or above which bytes look random: compressed or encrypted. */
+const OPAQUE_ENTROPY_RATIO = 0.88;
+
+/** Classifies the first bytes of a body; `final` when the body (or the budget) has ended. */
+export function classifyBody(window: PayloadWindow, final: boolean): BodyClass {
+  if (window.binaryBytes >= 2) return 'opaque';
+  if (window.length >= ENTROPY_MIN_BYTES && window.entropyRatio() >= OPAQUE_ENTROPY_RATIO) return 'opaque';
+  return final || window.full ? 'text' : 'pending';
+}
+
+/** Magic numbers of the content codings that have one (RFC 1952 gzip, RFC 1950 zlib, RFC 8878 zstd). */
+function encodingMatches(encoding: string, bytes: Buffer): boolean {
+  if (bytes.length < 2) return true;
+  if (encoding === 'gzip' || encoding === 'x-gzip') return bytes[0] === 0x1f && bytes[1] === 0x8b;
+  if (encoding === 'deflate') return (bytes[0]! & 0x0f) === 8 && ((bytes[0]! << 8) | bytes[1]!) % 31 === 0;
+  if (encoding === 'zstd') return bytes.length < 4 || bytes.readUInt32LE(0) === 0xfd2fb528;
+  return true; // br and others: no magic number
+}
+
+/** Does the opaque body contradict what its headers say it is? Returns why, or null. */
+export function contradiction(declared: BodyDeclaration, window: PayloadWindow): string | null {
+  if (declared.kind === 'text') return `declared ${declared.contentType} but carries ${window.binaryBytes >= 2 ? `${window.binaryBytes} binary bytes` : `random-looking bytes (entropy ${window.entropy().toFixed(2)} bits/byte)`}`;
+  if (declared.kind === 'encoded' && declared.encoding !== null && !encodingMatches(declared.encoding, window.bytes)) return `declared content-encoding ${declared.encoding} but does not start like it`;
+  return null;
+}
+
+export interface BodyObservation {
+  side: 'client' | 'server';
+  declared: BodyDeclaration;
+  /** Why it contradicts its declaration, if it does. */
+  contradiction: string | null;
+  /** For evidence: "request body of POST /x" / "response body to GET /x". */
+  what: string;
+  window: PayloadWindow;
+}
+
+interface PairState {
+  since: number;
+  requests: number;
+  up: number;
+  down: number;
+  upUntyped: number;
+  downUntyped: number;
+  contradictions: number;
+  evidence: string[];
+  flaggedUntil: number;
+  flaggedScore: number;
+}
+
+export const CARRIER_WINDOW_MS = 120_000;
+export const CARRIER_FLAG_MS = 300_000;
+export const CARRIER_RAPID = 30;
+export const CARRIER_SCORE = 3;
+
+function describe(obs: BodyObservation): string {
+  const w = obs.window;
+  const type = obs.declared.contentType === null ? 'no content-type' : obs.declared.contentType;
+  const why = obs.contradiction ?? `${w.binaryBytes} binary bytes, entropy ${w.entropy().toFixed(2)} bits/byte`;
+  return `${obs.what} (${type}): ${why}, begins ${w.hexHead()}`;
+}
+
+/** Carrier pattern per client→server pair, across connections; bounded. */
+export class CarrierTracker {
+  private readonly pairs: BoundedMap<string, PairState>;
+
+  constructor(private readonly now: () => number, capacity = 2048) {
+    this.pairs = new BoundedMap(capacity);
+  }
+
+  private state(key: string): PairState {
+    const now = this.now();
+    let s = this.pairs.get(key);
+    if (s === undefined) {
+      s = { since: now, requests: 0, up: 0, down: 0, upUntyped: 0, downUntyped: 0, contradictions: 0, evidence: [], flaggedUntil: 0, flaggedScore: 0 };
+      this.pairs.set(key, s);
+    } else if (now - s.since > CARRIER_WINDOW_MS) {
+      Object.assign(s, { since: now, requests: 0, up: 0, down: 0, upUntyped: 0, downUntyped: 0, contradictions: 0, evidence: [] });
+    }
+    return s;
+  }
+
+  noteRequest(key: string): void {
+    this.state(key).requests++;
+  }
+
+  /** An opaque body between the pair; a finding when the pair now looks like a carrier. */
+  observe(key: string, obs: BodyObservation): TunnelFinding | null {
+    const s = this.state(key);
+    const now = this.now();
+    const line = describe(obs);
+    if (obs.side === 'client') {
+      s.up++;
+      if (obs.declared.kind === 'absent') s.upUntyped++;
+    } else {
+      s.down++;
+      if (obs.declared.kind === 'absent') s.downUntyped++;
+    }
+    if (obs.contradiction !== null) s.contradictions++;
+    if (s.evidence.length < 3) s.evidence.push(line);
+    if (now < s.flaggedUntil) {
+      return { kind: 'http-carrier', evidence: `${key} was found carrying opaque streams over HTTP; again: ${line}`, confidence: confidence(s.flaggedScore), expected: 'http', detected: 'opaque stream' };
+    }
+    if (s.up === 0 || s.down === 0) return null;
+    const score = 1 + (s.contradictions > 0 ? 2 : 0) + (s.upUntyped > 0 ? 1 : 0) + (s.downUntyped > 0 ? 1 : 0) + (s.requests >= CARRIER_RAPID ? 1 : 0);
+    if (score < CARRIER_SCORE) return null;
+    s.flaggedUntil = now + CARRIER_FLAG_MS;
+    s.flaggedScore = score;
+    const evidence = `${key}: opaque bodies both ways (${s.up} up, ${s.down} down, ${s.requests} requests in ${Math.round((now - s.since) / 1000)} s, score ${score}): ${s.evidence.join('; ')}`;
+    return { kind: 'http-carrier', evidence, confidence: confidence(score), expected: 'http', detected: 'opaque stream' };
+  }
+}
+
+function confidence(score: number): number {
+  return Math.min(0.95, 0.5 + 0.1 * score);
+}
