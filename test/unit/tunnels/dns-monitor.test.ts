@@ -1,0 +1,100 @@
+// The pod-wide DNS tunnelling monitor: what iodine- and dnscat2-shaped query streams look like,
+// and the label heuristic on its own.
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { BUCKET_MS, FLAG_MS, looksEncoded, SlidingDnsMonitor, splitName } from '../../../src/tunnels/dns-tunnel-monitor.js';
+import { randomBytes } from './helpers.js';
+
+const BASE32 = 'abcdefghijklmnopqrstuvwxyz012345'; // iodine's base32 alphabet
+function base32(bytes: Buffer): string {
+  let out = '';
+  for (const b of bytes) out += BASE32[b & 31]!;
+  return out;
+}
+/** A name carrying `bytes` the way iodine and friends do: labels of at most 63 characters. */
+function tunnelName(data: string, domain: string): string {
+  const labels = data.match(/.{1,63}/g) ?? [];
+  return [...labels, domain].join('.');
+}
+
+describe('splitName', () => {
+  it('groups by registrable parent, country second levels, and cluster namespaces', () => {
+    expect(splitName('a.b.t.tun.test')).toEqual({ parent: 'tun.test', data: ['a', 'b', 't'] });
+    expect(splitName('img.cdn.example.co.uk').parent).toBe('example.co.uk');
+    expect(splitName('api.shop.svc.cluster.local')).toEqual({ parent: 'shop.svc.cluster.local', data: ['api'] });
+    expect(splitName('example.com').data).toEqual([]);
+  });
+});
+
+describe('looksEncoded', () => {
+  it('recognises random base32, hex and binary labels', () => {
+    let hits = 0;
+    const runs = 400;
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 2 ** 31 - 1 }), fc.integer({ min: 32, max: 63 }), (seed, len) => {
+        if (looksEncoded(base32(randomBytes(seed, len)))) hits++;
+      }),
+      { numRuns: runs },
+    );
+    expect(hits / runs).toBeGreaterThan(0.9);
+    expect(looksEncoded(randomBytes(7, 20).toString('hex'))).toBe(true);
+    expect(looksEncoded(randomBytes(7, 30).toString('latin1').toLowerCase())).toBe(true);
+  });
+
+  it('leaves names people and platforms choose alone', () => {
+    for (const label of [
+      'this-is-a-very-long-subdomain-name-for-testing', 'internal-k8s-default-web-1a2b3c4d5e', 'prod-us-west-2-ab12cd34ef56',
+      'reallylongservicenamewithoutdashes', 'd3k81ch9hvuctc', 'r4---sn-4g5ednse', 'scontent-lax3-1', 'my-company-production-logs-bucket',
+      'selector1-contoso-com', '_domainkey', 'ip-10-0-12-34', 'ec2-54-123-45-67', 'xn--bcher-kva', 'authentication-service-canary',
+    ]) expect(looksEncoded(label), label).toBe(false);
+  });
+});
+
+describe('SlidingDnsMonitor', () => {
+  it('flags iodine-shaped NULL queries within three queries and keeps the parent flagged', () => {
+    const m = new SlidingDnsMonitor();
+    let now = 0;
+    const results = [0, 1, 2].map((i) => m.onQuery(tunnelName(base32(randomBytes(i + 1, 90)), 't.tun.test'), 'NULL', (now += 50)));
+    expect(results.slice(0, 2)).toEqual([null, null]);
+    expect(results[2]).toMatchObject({ kind: 'dns-tunnel', detected: 'dns-tunnel' });
+    expect(results[2]!.evidence).toContain('tun.test');
+    // Flagged: even a short A query under the parent is refused from here on...
+    expect(m.onQuery('vaaaakarb.t.tun.test', 'A', (now += 50))).toMatchObject({ kind: 'dns-tunnel' });
+    // ...but not other domains, and not once the flag has expired.
+    expect(m.onQuery('www.example.com', 'A', now)).toBeNull();
+    expect(m.onQuery('vaaaakarb.t.tun.test', 'A', now + FLAG_MS + 2 * BUCKET_MS)).toBeNull();
+  });
+
+  it('flags encoded names of any record type after a handful of distinct names', () => {
+    for (const type of ['A', 'TXT', 'CNAME', 'MX']) {
+      const m = new SlidingDnsMonitor();
+      let first = -1;
+      for (let i = 0; i < 20 && first < 0; i++) if (m.onQuery(tunnelName(base32(randomBytes(100 + i, 100)), 't.tun.test'), type, i * 100) !== null) first = i;
+      expect(first, type).toBeGreaterThanOrEqual(4);
+      expect(first, type).toBeLessThan(12);
+    }
+  });
+
+  it('flags dnscat2-shaped hex names', () => {
+    const m = new SlidingDnsMonitor();
+    const found = Array.from({ length: 12 }, (_, i) => m.onQuery(`${randomBytes(i + 9, 30).toString('hex')}.dnscat.example.org`, 'TXT', i * 200)).filter((f) => f !== null);
+    expect(found.length).toBeGreaterThan(0);
+  });
+
+  it('flags many large answers for distinct names', () => {
+    const m = new SlidingDnsMonitor();
+    let finding = null;
+    for (let i = 0; i < 12 && finding === null; i++) {
+      const name = `host${i}.files.example.net`;
+      m.onQuery(name, 'TXT', i * 100);
+      finding = m.onResponse(name, 'TXT', 1100, 4, i * 100 + 5);
+    }
+    expect(finding).toMatchObject({ kind: 'dns-tunnel', confidence: 0.7 });
+  });
+
+  it('spreads over the sliding window: the same queries spaced out are not a tunnel', () => {
+    const m = new SlidingDnsMonitor();
+    const found = Array.from({ length: 30 }, (_, i) => m.onQuery(tunnelName(base32(randomBytes(300 + i, 100)), 't.tun.test'), 'A', i * 3 * BUCKET_MS));
+    expect(found.every((f) => f === null)).toBe(true);
+  });
+});
