@@ -9,7 +9,7 @@ import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import fastJsonPatch from 'fast-json-patch';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
-import { CLUSTER_RULES_DIR, defaultInjectorSettings, INIT_CONTAINER, mutatePod, POD_INFO_DIR, PROXY_CONTAINER, SIDECAR_CONFIG_FILE, type Container, type Pod } from '../injector/index.js';
+import { CLUSTER_RULES_DIR, defaultInjectorSettings, INIT_CONTAINER, mutatePod, POD_INFO_DIR, PROXY_CONTAINER, resolveContainerEnv, SIDECAR_CONFIG_FILE, type Container, type Pod } from '../injector/index.js';
 import { APP_UID, CLI, NODE, REPO, Topology, waitForLine } from '../test/harness/netns.js';
 import { formatRecordRow, RECORD_TABLE_HEADER } from './record-table.js';
 
@@ -103,12 +103,7 @@ async function main(): Promise<void> {
   if (initRun.status !== 0) throw new Error(`sidewall-init failed: ${initRun.stderr}`);
   say(`demo: ${initRun.stderr.trim()}`);
 
-  const env: NodeJS.ProcessEnv = {};
-  const fieldValues: Record<string, string> = { 'metadata.name': podName, 'metadata.namespace': pod.metadata?.namespace ?? 'default', 'status.podIP': topo.podIp };
-  for (const e of proxy.env ?? []) {
-    const ref = e.valueFrom?.fieldRef?.fieldPath;
-    env[e.name] = e.value ?? (ref !== undefined ? fieldValues[ref] : undefined);
-  }
+  const env = resolveContainerEnv(proxy, { 'metadata.name': podName, 'metadata.namespace': pod.metadata?.namespace ?? 'default', 'status.podIP': topo.podIp });
   const args = (proxy.args ?? []).map((a) => localPath(a, mounts));
   const sidecar = topo.start(topo.podNs, NODE, [CLI, ...args], { uid: proxy.securityContext?.runAsUser ?? 1337, env });
   sidecar.stderr?.on('data', (d: Buffer) => {
@@ -128,7 +123,7 @@ async function main(): Promise<void> {
   await waitForLine(topo.start(topo.peerNs, NODE, [join(apps, 'peer.mjs')]), (l) => l === 'listening', 10_000, 'peer');
   await waitForLine(topo.start(topo.podNs, NODE, [join(apps, 'web.mjs')], { uid: APP_UID }), (l) => l === 'listening', 10_000, 'web');
   const callers: ChildProcess[] = [
-    topo.start(topo.podNs, NODE, [join(apps, 'caller.mjs'), '1500', 'http://127.0.0.1:8080/api/orders', `http://${topo.peerIp}/catalog`, `http://${topo.peerIp}/admin/users`, `tcp://${topo.peerIp}:2525`], { uid: APP_UID + 1 }),
+    topo.start(topo.podNs, NODE, [join(apps, 'caller.mjs'), '1500', 'http://127.0.0.1:8080/api/orders', `http://${topo.peerIp}/catalog`, `http://${topo.peerIp}/admin/users`, `tcp://${topo.peerIp}:2525`, `ssh://${topo.peerIp}:80`], { uid: APP_UID + 1 }),
     topo.start(topo.peerNs, NODE, [join(apps, 'caller.mjs'), '2000', `http://${topo.podIp}:8080/api/orders`, `http://${topo.podIp}:8080/internal/debug`]),
   ];
   for (const c of callers) {

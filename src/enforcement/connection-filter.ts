@@ -228,7 +228,15 @@ export class ConnectionFilter {
 
   /** Forwards the held client bytes the verdicts so far allow; switches to pass-through when it can. */
   releaseClient(): void {
-    if (this.phase !== 'inspect' || this.enforcer === null || this.enforcer.routesBytes) return;
+    if (this.phase !== 'inspect' || this.enforcer === null) return;
+    if (this.enforcer.routesBytes) {
+      // The enforcer took over routing mid-stream (h2c): it gets what we still hold.
+      if (this.held.size > 0) {
+        const enforcer = this.enforcer;
+        this.held.release(this.held.end, (b) => enforcer.route('client', b, []));
+      }
+      return;
+    }
     const frontier = this.enforcer.clientFrontier;
     if (frontier > this.held.start) this.held.release(frontier, this.sinkToServer);
     if (this.enforcer.done && this.held.size === 0) {

@@ -7,6 +7,7 @@ import type { Decision } from '../policy/index.js';
 import type { HeaderList, Http1RequestEvent, ProtocolEvent } from '../protocols/types.js';
 import { http1Forbidden } from './deny-responses.js';
 import type { EnforcerDeps, ProtocolEnforcer } from './enforcers.js';
+import { Http2Enforcer } from './http2-enforcer.js';
 
 interface OpenRequest {
   l7: Record<string, unknown>;
@@ -24,7 +25,14 @@ function headerRecord(headers: HeaderList): Record<string, string> {
 export class Http1Enforcer implements ProtocolEnforcer {
   clientFrontier = 0;
   done = false;
-  readonly routesBytes = false;
+  /** After an accepted `Upgrade: h2c`, HTTP/2 enforcement takes over (per-stream verdicts). */
+  private h2: Http2Enforcer | null = null;
+  /** Server bytes after the 101 that were forwarded with the 101's chunk (HTTP/2 must skip them). */
+  private h2ServerStart = -1;
+
+  get routesBytes(): boolean {
+    return this.h2 !== null;
+  }
   private readonly open = new Map<number, OpenRequest>();
   private denial: OpenRequest | null = null;
   /** Where the current body of each side starts and how much of it tunnel detection still wants. */
@@ -33,7 +41,11 @@ export class Http1Enforcer implements ProtocolEnforcer {
   constructor(private readonly deps: EnforcerDeps) {}
 
   onEvents(events: readonly ProtocolEvent[]): void {
-    for (const ev of events) {
+    for (const [i, ev] of events.entries()) {
+      if (this.h2 !== null) {
+        this.h2.onEvents(events.slice(i));
+        return;
+      }
       switch (ev.type) {
         case 'http.request':
           this.onRequest(ev);
@@ -62,6 +74,12 @@ export class Http1Enforcer implements ProtocolEnforcer {
           if (this.denial !== null && this.open.size === 0) this.answerDenial();
           break;
         case 'http.switch':
+          if (ev.kind === 'upgrade' && ev.protocol === 'h2c') {
+            // The parser goes on with HTTP/2: so do the verdicts, stream by stream.
+            this.h2 = new Http2Enforcer(this.deps, { client: ev.clientOffset, server: ev.end });
+            this.h2ServerStart = ev.end;
+            break;
+          }
           // Upgrade (101) or CONNECT (2xx) accepted: from here on the bytes are not HTTP/1.
           // The request that asked for it was decided like any other.
           this.done = true;
@@ -103,6 +121,7 @@ export class Http1Enforcer implements ProtocolEnforcer {
     req.answered = true;
     req.l7.status = 403;
     const { sink, filter } = this.deps;
+    filter.decision = req.decision; // the connection ends because of this request's rule
     filter.ended('denied');
     sink.toClient(http1Forbidden(req.decision.ruleId));
     this.report(req);
@@ -114,10 +133,16 @@ export class Http1Enforcer implements ProtocolEnforcer {
     this.deps.sink.request(reason === undefined ? outcome : { ...outcome, reason });
   }
 
-  route(): void {}
+  route(side: 'client' | 'server', chunk: Buffer, events: readonly ProtocolEvent[], forwarded?: boolean): void {
+    this.h2?.route(side, chunk, events, forwarded);
+  }
 
   /** Shows the first bytes of each body to tunnel detection (SSH in a POST, opaque carriers). */
   onBytes(side: 'client' | 'server', chunk: Buffer, start: number): void {
+    if (this.h2ServerStart >= 0 && side === 'server') {
+      this.h2?.skipServer(start + chunk.length - this.h2ServerStart);
+      this.h2ServerStart = -1;
+    }
     const window = this.body[side];
     if (window.left === 0) return;
     const from = Math.max(window.from, start) - start;
@@ -130,6 +155,7 @@ export class Http1Enforcer implements ProtocolEnforcer {
   }
 
   finish(reason: string): void {
+    this.h2?.finish(reason);
     for (const req of this.open.values()) if (!req.answered) this.report(req, reason === 'fin' ? 'no-response' : reason);
     this.open.clear();
     if (this.denial !== null && !this.denial.answered) {

@@ -24,6 +24,7 @@ interface StreamState {
   reported: boolean;
 }
 
+const EMPTY = Buffer.alloc(0);
 const MALFORMING_FIELD = encodeLiteralHeaderBlock([['connection', 'sidewall-denied']]);
 
 function headersOf(ev: Http2HeadersEvent): Record<string, string> {
@@ -42,14 +43,30 @@ export class Http2Enforcer implements ProtocolEnforcer {
   /** Client frames of the header block being assembled (HEADERS + CONTINUATION). */
   private blockStart = -1;
 
-  constructor(private readonly deps: EnforcerDeps) {
-    this.toServer = new UnitRouter((b) => deps.sink.toServer(b));
+  /**
+   * @param start where HTTP/2 begins in each side's stream: 0 for prior knowledge; after the
+   *   Upgrade request and the 101 response for h2c (RFC 7540 §3.2).
+   */
+  constructor(
+    private readonly deps: EnforcerDeps,
+    start: { client: number; server: number } = { client: 0, server: 0 },
+  ) {
+    this.toServer = new UnitRouter((b) => deps.sink.toServer(b), { startOffset: start.client });
     // RFC 9113 §3.4: the server's connection preface (SETTINGS) must be the first frame the
     // client sees, so nothing of ours goes before it.
-    this.toClient = new UnitRouter((b) => deps.sink.toClient(b), { injectAfterFirstUnit: true });
+    this.toClient = new UnitRouter((b) => deps.sink.toClient(b), { startOffset: start.server, injectAfterFirstUnit: true });
   }
 
-  onEvents(): void {}
+  /** Events that arrived without their bytes (h2c: parsed by the HTTP/1 parser after the 101). */
+  onEvents(events: readonly ProtocolEvent[]): void {
+    this.route('client', EMPTY, events);
+  }
+
+  /** Server bytes after the 101 that went out before HTTP/2 enforcement took over. */
+  skipServer(length: number): void {
+    this.toClient.skip(length);
+    this.toClient.pump();
+  }
 
   onBytes(): void {}
 

@@ -1,0 +1,122 @@
+// The L7 firewall without sockets: bytes in, bytes out, records, for any way the stream is cut
+// into chunks.
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { ConnectionFilter } from '../../../src/enforcement/connection-filter.js';
+import type { FilterSink, RequestOutcome } from '../../../src/enforcement/types.js';
+import { compilePolicy, type CompiledPolicy } from '../../../src/policy/index.js';
+import { buildFrame, buildHeadersFrames, FrameType } from '../../../src/protocols/http2/frames.js';
+import { encodeLiteralHeaderBlock } from '../../../src/protocols/http2/hpack-encoder.js';
+import type { TunnelFinding } from '../../../src/tunnels/types.js';
+
+function policyOf(rules: unknown[]): CompiledPolicy {
+  const r = compilePolicy({ clusterRules: [], workloadRules: rules, defaultAction: 'deny', mode: 'protect' });
+  if (!('policy' in r)) throw new Error(JSON.stringify(r.issues));
+  return r.policy;
+}
+
+const POLICY = policyOf([{ id: 'public', action: 'allow', protocol: 'http', http: { paths: ['/public/**'] } }]);
+
+class RecordingSink implements FilterSink {
+  server: Buffer[] = [];
+  client: Buffer[] = [];
+  outcomes: RequestOutcome[] = [];
+  alerts: TunnelFinding[] = [];
+  closed: string | null = null;
+  toServer(bytes: Buffer): void {
+    this.server.push(Buffer.from(bytes));
+  }
+  toClient(bytes: Buffer): void {
+    this.client.push(Buffer.from(bytes));
+  }
+  close(how: 'fin' | 'reset', reason: string): void {
+    this.closed ??= `${how}:${reason}`;
+  }
+  request(outcome: RequestOutcome): void {
+    this.outcomes.push(outcome);
+  }
+  alert(finding: TunnelFinding): void {
+    this.alerts.push(finding);
+  }
+}
+
+function newFilter(sink: RecordingSink, policy = POLICY): ConnectionFilter {
+  const facts = { direction: 'egress' as const, src: { ip: '10.0.0.1', port: 40000 }, dst: { ip: '10.0.0.2', port: 80 } };
+  const ctx = { facts, policy: () => policy, declaredProtocol: undefined, tunnels: null, dnsMonitor: null, tunnelMode: () => 'off' as const };
+  return new ConnectionFilter(ctx, sink, policy.decideConnection(facts));
+}
+
+/** Cuts `bytes` at the given points. */
+function split(bytes: Buffer, cuts: number[]): Buffer[] {
+  const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
+  const out: Buffer[] = [];
+  let last = 0;
+  for (const p of points) {
+    if (p > last) out.push(bytes.subarray(last, p));
+    last = Math.max(last, p);
+  }
+  if (last < bytes.length) out.push(bytes.subarray(last));
+  return out;
+}
+
+const req = (path: string) => `GET ${path} HTTP/1.1\r\nhost: peer\r\n\r\n`;
+const res = (body: string) => `HTTP/1.1 200 OK\r\ncontent-length: ${body.length}\r\n\r\n${body}`;
+
+describe('HTTP/1 enforcement', () => {
+  it('forwards exactly the allowed pipelined requests, whatever the chunking, and answers 403 after the allowed responses', () => {
+    const client = Buffer.from(req('/public/1') + req('/private/2') + req('/public/3'));
+    fc.assert(
+      fc.property(fc.array(fc.nat(), { maxLength: 8 }), (cuts) => {
+        const sink = new RecordingSink();
+        const filter = newFilter(sink);
+        for (const chunk of split(client, cuts)) filter.clientData(chunk);
+        // Only the first request reached the server; the rest is held or dropped.
+        expect(Buffer.concat(sink.server).toString()).toBe(req('/public/1'));
+        expect(sink.client).toEqual([]); // no 403 before the server answered request 1
+        filter.serverData(Buffer.from(res('one')));
+        const toClient = Buffer.concat(sink.client).toString();
+        expect(toClient.startsWith(res('one'))).toBe(true);
+        expect(toClient.slice(res('one').length)).toMatch(/^HTTP\/1\.1 403 Forbidden\r\n/);
+        expect(sink.closed).toBe('fin:denied');
+        expect(sink.outcomes.map((o) => [o.l7.path, o.l7.status, o.decision.ruleId])).toEqual([
+          ['/public/1', 200, 'public'],
+          ['/private/2', 403, 'default'],
+        ]);
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('passes a request body through unchanged and holds the next head for its own verdict', () => {
+    const body = 'x'.repeat(5000);
+    const post = `POST /public/up HTTP/1.1\r\nhost: peer\r\ncontent-length: ${body.length}\r\n\r\n${body}`;
+    const sink = new RecordingSink();
+    const filter = newFilter(sink);
+    for (const chunk of split(Buffer.from(post + req('/private/next')), [17, 100, 3000, 5050])) filter.clientData(chunk);
+    expect(Buffer.concat(sink.server).toString()).toBe(post);
+  });
+});
+
+describe('HTTP/2 after an h2c upgrade', () => {
+  it('keeps per-stream verdicts on the upgraded connection', () => {
+    const sink = new RecordingSink();
+    const filter = newFilter(sink);
+    const upgrade = 'GET /public/up HTTP/1.1\r\nhost: peer\r\nconnection: Upgrade, HTTP2-Settings\r\nupgrade: h2c\r\nhttp2-settings: AAMAAABkAAQAAP__\r\n\r\n';
+    filter.clientData(Buffer.from(upgrade));
+    expect(Buffer.concat(sink.server).toString()).toBe(upgrade);
+    const serverSettings = buildFrame(FrameType.SETTINGS, 0, 0, Buffer.alloc(0));
+    filter.serverData(Buffer.concat([Buffer.from('HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: h2c\r\n\r\n'), serverSettings]));
+    const preface = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+    const settings = buildFrame(FrameType.SETTINGS, 0, 0, Buffer.alloc(0));
+    const headers = (id: number, path: string) =>
+      buildHeadersFrames(id, encodeLiteralHeaderBlock([[':method', 'GET'], [':scheme', 'http'], [':path', path], [':authority', 'peer']]), { endStream: true });
+    const before = Buffer.concat(sink.server).length;
+    filter.clientData(Buffer.concat([preface, settings, headers(3, '/private/x'), headers(5, '/public/y')]));
+    const sent = Buffer.concat(sink.server).subarray(before);
+    // The server got the preface, SETTINGS and stream 5 — not stream 3.
+    expect(sent.equals(Buffer.concat([preface, settings, headers(5, '/public/y')]))).toBe(true);
+    const toClient = Buffer.concat(sink.client);
+    expect(toClient.includes(Buffer.from('denied by sidewall'))).toBe(true);
+    expect(sink.outcomes.find((o) => o.l7.path === '/private/x')?.decision.verdict).toBe('denied');
+  });
+});
