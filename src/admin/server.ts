@@ -54,9 +54,13 @@ export class AdminServer {
       socket.pause();
       socket.unshift(first);
       const n = Math.min(first.length, H2_PREFACE_START.length);
-      const target = first.subarray(0, n).equals(H2_PREFACE_START.subarray(0, n)) ? this.h2 : this.http;
-      target.emit('connection', socket);
-      socket.resume();
+      if (first.subarray(0, n).equals(H2_PREFACE_START.subarray(0, n))) {
+        // The HTTP/2 session reads what is buffered on the next tick: the socket must stay paused.
+        this.h2.emit('connection', socket);
+      } else {
+        this.http.emit('connection', socket);
+        socket.resume();
+      }
     });
   }
 

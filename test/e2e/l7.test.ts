@@ -227,6 +227,21 @@ describe('rules changing under traffic', () => {
   });
 });
 
+describe('sidewall observe', () => {
+  it('shows denied requests as they happen, from the running sidecar\'s admin port', async () => {
+    const observe = topo.start(topo.podNs, NODE, [CLI, 'observe', '--admin', '127.0.0.1:15000', '--verdict', 'denied', '--protocol', 'http', '--follow', '-o', 'json'], { uid: APP_UID });
+    await new Promise((r) => setTimeout(r, 500)); // subscribed
+    await curl(['-o', '/dev/null', `http://${peer}/private/observed`]);
+    const line = await waitForLine(observe, (l) => l.includes('/private/observed'), 10_000, 'sidewall observe');
+    const record = JSON.parse(line) as { verdict: string; ruleId: string; type: string };
+    expect(record).toMatchObject({ type: 'request', verdict: 'denied', ruleId: 'default' });
+    const table = topo.exec(topo.podNs, NODE, [CLI, 'observe', '--verdict', 'denied', '--last', '5'], { uid: APP_UID });
+    expect(table.status).toBe(0);
+    expect(table.stdout).toContain('/private/observed');
+    observe.kill('SIGINT');
+  });
+});
+
 describe('monitor mode', () => {
   it('lets denied traffic pass and records would-deny with the rule', async () => {
     topo.writeFile('sidecar.yaml', config('monitor'));
