@@ -1,0 +1,230 @@
+// Writes perf/RESULTS.md from one `npm run bench` run: medians per workload and variant, the
+// ratios issue 7 sets goals on, memory, the syscall counts and the sidecar's CPU profile.
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import type { BenchRun, Sample, VariantName, WorkloadName } from './bench.js';
+
+/** Mirrors bench.ts PACED_RATE_CAP (a value import would run the bench's main()). */
+const PACED_RATE_CAP = 5000;
+
+const WORKLOAD_TITLES: Record<WorkloadName, string> = {
+  keepalive: 'HTTP/1.1 keep-alive, 100-byte responses (wrk -t1 -c50)',
+  serial: 'One connection at a time (wrk -t1 -c1): latency',
+  connclose: 'A new connection per request (wrk -t1 -c10, Connection: close)',
+  mib: '1 MiB responses (wrk -t1 -c4)',
+  h2c: 'h2c, prior knowledge (h2load -t1 -c10 -m10)',
+  grpc: 'gRPC unary, 100-byte messages (grpc-js client, 20 calls in flight on one channel)',
+  paced: 'Fixed rate below saturation (10 keep-alive connections, one request in flight each)',
+  dns: 'DNS over UDP (20 queries outstanding)',
+};
+
+function median(values: number[]): number {
+  const finite = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
+  if (finite.length === 0) return NaN;
+  const mid = finite.length >> 1;
+  return finite.length % 2 === 1 ? (finite[mid] as number) : ((finite[mid - 1] as number) + (finite[mid] as number)) / 2;
+}
+
+type NumericField = 'rps' | 'p50Us' | 'p99Us' | 'meanUs' | 'cpuUsPerRequest' | 'userUsPerRequest' | 'sysUsPerRequest' | 'mibPerSecond' | 'records' | 'requests' | 'errors';
+
+function fmt(n: number, digits = 0): string {
+  if (!Number.isFinite(n)) return '–';
+  return n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+
+function ratio(a: number, b: number): number {
+  return Number.isFinite(a) && Number.isFinite(b) && b !== 0 ? a / b : NaN;
+}
+
+interface Goal {
+  goal: string;
+  measured: string;
+  met: boolean | undefined;
+}
+
+export function writeResults(run: BenchRun, path: string, rawPath: string): void {
+  const m = (workload: WorkloadName, variant: VariantName, field: NumericField): number =>
+    median(run.samples.filter((s) => s.workload === workload && s.variant === variant).map((s) => s[field]));
+  const count = (workload: WorkloadName, variant: VariantName): number => run.samples.filter((s) => s.workload === workload && s.variant === variant).length;
+  const lines: string[] = [];
+  const out = (line = ''): void => void lines.push(line);
+
+  out('# sidewall performance results');
+  out();
+  out(`Written by \`npm run bench\` (perf/bench.ts) on ${run.startedAt}; ${run.options.rounds} interleaved round(s) of ${run.options.durationS} s runs, ${fmt(run.elapsedS)} s in all. Raw samples of this run: \`${rawPath}\`.`);
+  out('Everything shares one machine, load generators included, and other jobs may run beside it: absolute numbers are noisy, **ratios within one run are what count** (issue 7).');
+  out();
+  out('## Machine');
+  out();
+  out('| | |');
+  out('| --- | --- |');
+  for (const [k, v] of Object.entries(run.machine)) out(`| ${k} | ${v.replace(/\|/g, '/')} |`);
+  out();
+  out('## Variants');
+  out();
+  out('- **direct**: the client in the pod namespace as uid 1337, which `sidewall init` excludes from redirection: straight to the peer.');
+  out('- **sidewall**: the client as app uid 1000; iptables (written by `sidewall init --redirect-dns`) sends it to the sidecar (`sidewall proxy` as uid 1337) with a realistic 10-rule policy in `protect` mode — the bench traffic is allowed by L7 rules (HTTP method+path, HTTP/2, gRPC service+method), so every request is parsed and decided — and flow export to stdout on (records consumed by the harness).');
+  out('- **sidewall-1000-rules**: the same with 990 more rules in front (half of them on port 80 with other peers and paths). **sidewall-no-export**: 10 rules, `export.stdout: false`.');
+  out('- **haproxy-tcp** / **haproxy-http**: HAProxy (Debian), `nbthread 1`, as uid 1337 in the pod namespace on 127.0.0.1, forwarding to the peer (`http-reuse always` in http mode; h2c and gRPC with `proto h2` on both sides in http mode).');
+  out('- Upstream: nginx 1 worker (`return 200` with 100 bytes; a 1 MiB file; h2c on `listen … http2`), a grpc-js echo server, a UDP DNS responder — all in the peer namespace.');
+  out();
+
+  // ---- goals
+  const goals: Goal[] = [];
+  const ge = (value: number, target: number): boolean | undefined => (Number.isFinite(value) ? value >= target : undefined);
+  const le = (value: number, target: number): boolean | undefined => (Number.isFinite(value) ? value <= target : undefined);
+  const kaRatio = ratio(m('keepalive', 'sidewall', 'rps'), m('keepalive', 'haproxy-http', 'rps'));
+  goals.push({ goal: 'HTTP/1.1 keep-alive req/s ≥ 1.0× HAProxy http mode', measured: `${fmt(kaRatio, 2)}× (${fmt(m('keepalive', 'sidewall', 'rps'))} vs ${fmt(m('keepalive', 'haproxy-http', 'rps'))} req/s)`, met: ge(kaRatio, 1.0) });
+  const kaCpu = m('keepalive', 'sidewall', 'cpuUsPerRequest');
+  const haCpu = m('keepalive', 'haproxy-http', 'cpuUsPerRequest');
+  goals.push({ goal: 'HTTP/1.1 keep-alive CPU per request ≤ HAProxy http mode', measured: `${fmt(kaCpu, 1)} vs ${fmt(haCpu, 1)} µs (${fmt(ratio(kaCpu, haCpu), 2)}×)`, met: le(kaCpu, haCpu) });
+  const ccRatio = ratio(m('connclose', 'sidewall', 'rps'), m('connclose', 'haproxy-tcp', 'rps'));
+  goals.push({ goal: 'New connections per second ≥ 0.9× HAProxy tcp mode', measured: `${fmt(ccRatio, 2)}× (${fmt(m('connclose', 'sidewall', 'rps'))} vs ${fmt(m('connclose', 'haproxy-tcp', 'rps'))} conn/s)`, met: ge(ccRatio, 0.9) });
+  const mibRatio = ratio(m('mib', 'sidewall', 'rps'), m('mib', 'haproxy-tcp', 'rps'));
+  goals.push({ goal: '1 MiB responses ≥ 0.9× HAProxy tcp mode', measured: `${fmt(mibRatio, 2)}× (${fmt(m('mib', 'sidewall', 'mibPerSecond'))} vs ${fmt(m('mib', 'haproxy-tcp', 'mibPerSecond'))} MiB/s)`, met: ge(mibRatio, 0.9) });
+  for (const w of ['h2c', 'grpc'] as const) {
+    const r = ratio(m(w, 'sidewall', 'rps'), m(w, 'haproxy-http', 'rps'));
+    goals.push({ goal: `${w === 'h2c' ? 'h2c' : 'gRPC unary'} req/s ≥ 1.0× HAProxy http mode`, measured: `${fmt(r, 2)}× (${fmt(m(w, 'sidewall', 'rps'))} vs ${fmt(m(w, 'haproxy-http', 'rps'))} req/s)`, met: ge(r, 1.0) });
+  }
+  const addedP50 = m('paced', 'sidewall', 'p50Us') - m('paced', 'direct', 'p50Us');
+  const addedP99 = m('paced', 'sidewall', 'p99Us') - m('paced', 'direct', 'p99Us');
+  goals.push({ goal: `Added latency at a fixed rate (${fmt(run.pacedRate)} req/s ≈ half the sidecar's keep-alive rate) p50 ≤ 100 µs`, measured: `+${fmt(addedP50)} µs (HAProxy http +${fmt(m('paced', 'haproxy-http', 'p50Us') - m('paced', 'direct', 'p50Us'))} µs)`, met: le(addedP50, 100) });
+  goals.push({ goal: 'Added latency at that rate p99 ≤ 250 µs', measured: `+${fmt(addedP99)} µs (HAProxy http +${fmt(m('paced', 'haproxy-http', 'p99Us') - m('paced', 'direct', 'p99Us'))} µs)`, met: le(addedP99, 250) });
+  const costRatios = (variant: VariantName): Array<[WorkloadName, number, number]> =>
+    (['keepalive', 'connclose'] as const).map((w) => [w, ratio(m(w, variant, 'cpuUsPerRequest'), m(w, 'sidewall', 'cpuUsPerRequest')), ratio(m(w, variant, 'rps'), m(w, 'sidewall', 'rps'))]);
+  const rules = costRatios('sidewall-1000-rules');
+  goals.push({
+    goal: '1,000 rules cost ≤ 5% more than 10 (CPU per request)',
+    measured: rules.map(([w, cpu, rps]) => `${w}: CPU ${fmt(cpu, 2)}×, req/s ${fmt(rps, 2)}×`).join('; '),
+    met: rules.every(([, cpu]) => Number.isFinite(cpu)) ? rules.every(([, cpu]) => cpu <= 1.05) : undefined,
+  });
+  // export on vs off: the sidewall variant has it on, sidewall-no-export off.
+  const exportCost = (['keepalive', 'connclose'] as const).map((w): [WorkloadName, number, number] => [w, ratio(m(w, 'sidewall', 'cpuUsPerRequest'), m(w, 'sidewall-no-export', 'cpuUsPerRequest')), ratio(m(w, 'sidewall', 'rps'), m(w, 'sidewall-no-export', 'rps'))]);
+  goals.push({
+    goal: 'Flow export on costs ≤ 10% (CPU per request, on vs off)',
+    measured: exportCost.map(([w, cpu, rps]) => `${w}: CPU ${fmt(cpu, 2)}×, req/s ${fmt(rps, 2)}×`).join('; '),
+    met: exportCost.every(([, cpu]) => Number.isFinite(cpu)) ? exportCost.every(([, cpu]) => cpu <= 1.1) : undefined,
+  });
+  const sideMem = run.memory.find((x) => x.variant === 'sidewall');
+  const idle = sideMem ? Math.max(sideMem.freshMiB, Number.isFinite(sideMem.afterLoadMiB) ? sideMem.afterLoadMiB : 0) : NaN;
+  goals.push({ goal: 'RSS ≤ 50 MiB idle', measured: sideMem ? `${fmt(sideMem.freshMiB, 1)} MiB fresh, ${fmt(sideMem.afterLoadMiB, 1)} MiB idle after the load` : '–', met: le(idle, 50) });
+  goals.push({ goal: 'RSS ≤ 100 MiB with 1,000 open connections', measured: sideMem ? `${fmt(sideMem.with1000MiB, 1)} MiB` : '–', met: le(sideMem?.with1000MiB ?? NaN, 100) });
+
+  out('## Goals of issue 7');
+  out();
+  out('| goal | measured (medians) | met? |');
+  out('| --- | --- | --- |');
+  for (const g of goals) out(`| ${g.goal} | ${g.measured} | ${g.met === undefined ? 'not measured' : g.met ? '**met**' : '**not met**'} |`);
+  out();
+  out(`${goals.filter((g) => g.met === true).length} of ${goals.length} met. Where a goal is not met, the profile below shows where the time goes; the concrete changes are listed under "What would close the gaps".`);
+  out();
+
+  if (run.findings.length > 0) {
+    out('## Findings besides the numbers');
+    out();
+    for (const f of run.findings) out(`- ${f}`);
+    out();
+  }
+
+  // ---- per workload
+  out('## Medians per workload');
+  out();
+  out('CPU is the proxy process only (sidecar node process or haproxy; utime+stime from /proc/<pid>/stat over the run, divided by the requests). Latency p50/p99 from wrk `--latency` or the bench client (h2load reports only a mean).');
+  out();
+  const workloads = [...new Set(run.samples.map((s) => s.workload))];
+  for (const w of workloads) {
+    const variants = [...new Set(run.samples.filter((s) => s.workload === w).map((s) => s.variant))];
+    out(`### ${WORKLOAD_TITLES[w]}`);
+    out();
+    if (w === 'paced') out(`Offered rate ${fmt(run.pacedRate)} requests/s (half the sidecar's keep-alive rate in round 1, at most ${fmt(PACED_RATE_CAP)}/s: above that the node pacing client itself falls behind on 2 shared cores); latency from the request's write to its last byte.`);
+    if (w === 'dns') out(run.dnsNote);
+    if (w === 'paced' || w === 'dns') out();
+    out(`| variant | req/s | p50 µs | p99 µs | mean µs | proxy CPU µs/req (user + sys) | ${w === 'mib' ? 'MiB/s | ' : ''}records/req | runs | errors |`);
+    out(`| --- | ---: | ---: | ---: | ---: | ---: | ${w === 'mib' ? '---: | ' : ''}---: | ---: | ---: |`);
+    for (const v of variants) {
+      const cpu = m(w, v, 'cpuUsPerRequest');
+      const cpuText = Number.isFinite(cpu) ? `${fmt(cpu, 1)} (${fmt(m(w, v, 'userUsPerRequest'), 1)} + ${fmt(m(w, v, 'sysUsPerRequest'), 1)})` : '–';
+      const records = v.startsWith('sidewall') ? fmt(ratio(m(w, v, 'records'), m(w, v, 'requests')), 2) : '–';
+      const errors = run.samples.filter((s) => s.workload === w && s.variant === v).reduce((a, s) => a + s.errors, 0);
+      out(`| ${v} | ${fmt(m(w, v, 'rps'))} | ${fmt(m(w, v, 'p50Us'))} | ${fmt(m(w, v, 'p99Us'))} | ${fmt(m(w, v, 'meanUs'))} | ${cpuText} | ${w === 'mib' ? `${fmt(m(w, v, 'mibPerSecond'))} | ` : ''}${records} | ${count(w, v)} | ${errors} |`);
+    }
+    out();
+  }
+
+  out('## Ratios (medians, same run)');
+  out();
+  out('| workload | sidewall/direct req/s | sidewall/haproxy-http req/s | sidewall/haproxy-tcp req/s | sidewall/haproxy-http CPU/req | sidewall/haproxy-tcp CPU/req |');
+  out('| --- | ---: | ---: | ---: | ---: | ---: |');
+  for (const w of workloads) {
+    if (w === 'dns') continue;
+    const s = (v: VariantName, f: NumericField): number => m(w, v, f);
+    out(`| ${w} | ${fmt(ratio(s('sidewall', 'rps'), s('direct', 'rps')), 2)} | ${fmt(ratio(s('sidewall', 'rps'), s('haproxy-http', 'rps')), 2)} | ${fmt(ratio(s('sidewall', 'rps'), s('haproxy-tcp', 'rps')), 2)} | ${fmt(ratio(s('sidewall', 'cpuUsPerRequest'), s('haproxy-http', 'cpuUsPerRequest')), 2)} | ${fmt(ratio(s('sidewall', 'cpuUsPerRequest'), s('haproxy-tcp', 'cpuUsPerRequest')), 2)} |`);
+  }
+  out();
+  out('For `paced` the req/s ratio is ~1 by construction (a fixed offered rate); its row is about latency, see the goals.');
+  out();
+
+  out('## Memory (VmRSS of the proxy process)');
+  out();
+  out('| proxy | fresh, idle MiB | idle after the load MiB | 1,000 open keep-alive connections MiB |');
+  out('| --- | ---: | ---: | ---: |');
+  for (const x of run.memory) out(`| ${x.variant} | ${fmt(x.freshMiB, 1)} | ${fmt(x.afterLoadMiB, 1)} | ${fmt(x.with1000MiB, 1)} |`);
+  out();
+  out('1,000 connections: each sends one `GET /small`, reads the answer and stays open (measured 1 s after the last one answered). HAProxy is one process serving both frontends, so its rows share the idle figures.');
+  out();
+
+  if (run.syscalls.length > 0 || run.profile) {
+    out('## Profile: keep-alive load (wrk -t1 -c50)');
+    out();
+  }
+  if (run.syscalls.length > 0) {
+    out('`perf stat` on the proxy process (syscall tracepoints, task-clock, context switches) while wrk runs; the sidecar is the one started with `--cpu-prof` (its own profiling overhead included). User/system split from /proc over the whole run.');
+    out();
+    out('| proxy | user µs/req | system µs/req | task-clock µs/req | syscalls/req | context switches/req | top syscalls per request |');
+    out('| --- | ---: | ---: | ---: | ---: | ---: | --- |');
+    for (const s of run.syscalls) {
+      out(`| ${s.variant} | ${fmt(s.userUsPerRequest, 1)} | ${fmt(s.sysUsPerRequest, 1)} | ${fmt(s.taskClockUsPerRequest, 1)} | ${fmt(s.syscallsPerRequest, 2)} | ${fmt(s.contextSwitchesPerRequest, 3)} | ${s.bySyscall.slice(0, 7).map((c) => `${c.name} ${fmt(c.perRequest, 2)}`).join(', ')} |`);
+    }
+    out();
+  }
+  if (run.profile) {
+    const p = run.profile;
+    out(`\`node --cpu-prof\` of the sidecar: ${fmt(p.busyMs)} ms busy, ${fmt(p.idleMs)} ms idle in the main thread over ${fmt(run.profileRequests)} requests (≈ ${fmt((p.busyMs * 1000) / Math.max(1, run.profileRequests), 1)} µs of main-thread time per request, profiler overhead included). Self time, share of busy time:`);
+    out();
+    out('| self ms | % | function | where |');
+    out('| ---: | ---: | --- | --- |');
+    for (const f of p.functions) out(`| ${fmt(f.selfMs)} | ${fmt(f.percent, 1)} | \`${f.name}\` | ${f.where} |`);
+    out();
+    out('By file (self time):');
+    out();
+    out('| self ms | % | file |');
+    out('| ---: | ---: | --- |');
+    for (const f of p.files) out(`| ${fmt(f.selfMs)} | ${fmt(f.percent, 1)} | ${f.name} |`);
+    out();
+  }
+
+  out('## Commands');
+  out();
+  out('Every command the bench ran (TARGET: the peer address for direct and sidewall, 127.0.0.1:<frontend> for HAProxy; D: --duration). Clients and HAProxy run in the pod namespace with `ip netns exec swbn-pod setpriv --reuid U …`.');
+  out();
+  out('```');
+  out(`npm run bench -- ${run.options.quick ? '--quick ' : ''}--rounds ${run.options.rounds} --duration ${run.options.durationS}${run.options.rate ? ` --rate ${run.options.rate}` : ''}`);
+  for (const c of run.commands) out(c);
+  out('```');
+  out();
+  const notes = run.samples.filter((s: Sample) => s.note !== '');
+  if (notes.length > 0) {
+    out('## Run notes');
+    out();
+    for (const s of notes.slice(0, 20)) out(`- round ${s.round}, ${s.workload}, ${s.variant}: ${s.note.slice(0, 300)}`);
+    out();
+  }
+  // The hand-written analysis (what the numbers mean, what would close the gaps) survives re-runs.
+  const previous = existsSync(path) ? readFileSync(path, 'utf8') : '';
+  const kept = ANALYSIS.exec(previous)?.[0];
+  out(kept ?? `${ANALYSIS_START}\n## What would close the gaps\n\n(not written yet for this machine)\n${ANALYSIS_END}`);
+  writeFileSync(path, `${lines.join('\n')}\n`);
+}
+
+const ANALYSIS_START = '<!-- analysis:start (kept by npm run bench) -->';
+const ANALYSIS_END = '<!-- analysis:end -->';
+const ANALYSIS = /<!-- analysis:start[^>]*-->[\s\S]*?<!-- analysis:end -->/;

@@ -1,0 +1,125 @@
+// The fixed parts of `npm run bench`: the upstream servers' and HAProxy's configs, and the
+// sidecar configs (a realistic ~10-rule policy and a 1,000-rule one) that allow the bench traffic
+// through L7 rules, so every request is parsed and decided as in production.
+import { stringify } from 'yaml';
+
+/** Ports the peer namespace serves. */
+export const PEER_PORTS = { http: 80, h2c: 8080, grpc: 50051, dns: 53 } as const;
+/** HAProxy frontends in the pod namespace (127.0.0.1), per mode. */
+export const HAPROXY_PORTS = {
+  tcp: { http: 18000, h2c: 18001, grpc: 18002 },
+  http: { http: 18100, h2c: 18101, grpc: 18102 },
+} as const;
+
+/** The body of /small: exactly 100 bytes, as in issue 7. */
+export const SMALL_BODY = 'x'.repeat(99) + '\n';
+
+export function nginxConfig(dir: string, peerIp: string): string {
+  const locations = `
+    default_type text/plain;
+    location = /small { return 200 "${SMALL_BODY.slice(0, 99)}\\n"; }
+    location / { root ${dir}/www; }`;
+  return `daemon off;
+worker_processes 1;
+worker_rlimit_nofile 16384;
+pid ${dir}/nginx.pid;
+error_log ${dir}/nginx-error.log warn;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  keepalive_requests 100000000;
+  keepalive_timeout 600s;
+  server {
+    listen ${peerIp}:${PEER_PORTS.http} backlog=4096;${locations}
+  }
+  server {
+    listen ${peerIp}:${PEER_PORTS.h2c} http2 backlog=4096;${locations}
+  }
+}
+`;
+}
+
+export function haproxyConfig(peerIp: string): string {
+  const frontend = (mode: 'tcp' | 'http', name: 'http' | 'h2c' | 'grpc', port: number, upstream: number): string => {
+    const h2 = mode === 'http' && name !== 'http' ? ' proto h2' : '';
+    return `
+frontend ${mode}_${name}
+  mode ${mode}
+  bind 127.0.0.1:${port}${h2}
+  default_backend ${mode}_${name}_up
+backend ${mode}_${name}_up
+  mode ${mode}${mode === 'http' ? '\n  http-reuse always' : ''}
+  server peer ${peerIp}:${upstream}${h2}
+`;
+  };
+  let text = `global
+  nbthread 1
+  maxconn 8000
+defaults
+  timeout connect 5s
+  timeout client 600s
+  timeout server 600s
+  timeout http-keep-alive 600s
+`;
+  for (const mode of ['tcp', 'http'] as const) {
+    const ports = HAPROXY_PORTS[mode];
+    text += frontend(mode, 'http', ports.http, PEER_PORTS.http);
+    text += frontend(mode, 'h2c', ports.h2c, PEER_PORTS.h2c);
+    text += frontend(mode, 'grpc', ports.grpc, PEER_PORTS.grpc);
+  }
+  return text;
+}
+
+type Rule = Record<string, unknown>;
+
+/** Rules a real workload might carry; the bench traffic matches the last three (L7 rules). */
+function realisticRules(subnet: string): { head: Rule[]; tail: Rule[] } {
+  return {
+    head: [
+      { id: 'deny-cloud-metadata', action: 'deny', direction: 'egress', peer: { cidr: ['169.254.169.254/32'] } },
+      { id: 'deny-admin-paths', action: 'deny', protocol: 'http', http: { paths: ['/admin/**', '/debug/**'] } },
+      { id: 'allow-postgres', action: 'allow', direction: 'egress', peer: { namespace: 'db', labels: { app: 'postgres' } }, ports: [5432], protocol: 'postgres' },
+      { id: 'allow-redis', action: 'allow', direction: 'egress', peer: { cidr: ['10.96.0.0/12'] }, ports: [6379], protocol: 'redis' },
+      { id: 'allow-frontend-api', action: 'allow', direction: 'ingress', peer: { namespace: 'shop', labels: { app: 'web' } }, ports: [8080], http: { methods: ['GET', 'POST'], paths: ['/api/**'] } },
+      { id: 'allow-payments-tls', action: 'allow', direction: 'egress', ports: [443], tls: { sni: ['*.payments.example.com'] } },
+      { id: 'allow-metrics-scrape', action: 'allow', direction: 'ingress', peer: { namespace: 'monitoring' }, ports: [9090], http: { methods: ['GET'], paths: ['/metrics'] } },
+    ],
+    tail: [
+      { id: 'allow-bench-http', action: 'allow', direction: 'egress', peer: { cidr: [subnet] }, ports: [PEER_PORTS.http], http: { methods: ['GET'], paths: ['/small', '/1m'] } },
+      { id: 'allow-bench-h2c', action: 'allow', direction: 'egress', peer: { cidr: [subnet] }, ports: [PEER_PORTS.h2c], protocol: 'http2', http: { methods: ['GET'], paths: ['/small'] } },
+      { id: 'allow-bench-grpc', action: 'allow', direction: 'egress', peer: { cidr: [subnet] }, ports: [PEER_PORTS.grpc], grpc: { services: ['bench.*'], methods: ['Echo'] } },
+    ],
+  };
+}
+
+/** Filler rules for the 1,000-rule policy: half on the bench's own port 80 (other peers, other paths), half spread. */
+function fillerRules(count: number): Rule[] {
+  return Array.from({ length: count }, (_, i): Rule => {
+    const cidr = `10.${100 + (i >> 8)}.${i & 255}.0/24`;
+    if (i % 2 === 0) return { id: `filler-${i}`, action: i % 4 === 0 ? 'deny' : 'allow', direction: 'egress', peer: { cidr: [cidr] }, ports: [PEER_PORTS.http], http: { methods: ['GET', 'POST'], paths: [`/svc${i}/**`] } };
+    if (i % 3 === 0) return { id: `filler-${i}`, action: 'allow', direction: 'ingress', peer: { namespace: `ns-${i % 40}`, labels: { app: `app-${i}` } }, ports: [2000 + i] };
+    return { id: `filler-${i}`, action: 'allow', direction: 'egress', peer: { cidr: [cidr] }, ports: [2000 + i], protocol: 'tcp' };
+  });
+}
+
+export interface SidecarVariantConfig {
+  /** Variant label in the results. */
+  name: string;
+  ruleCount: number;
+  exportStdout: boolean;
+}
+
+export function sidecarConfig(variant: SidecarVariantConfig, subnet: string): string {
+  const { head, tail } = realisticRules(subnet);
+  const filler = fillerRules(Math.max(0, variant.ruleCount - head.length - tail.length));
+  return stringify({
+    mode: 'protect',
+    defaultAction: 'deny',
+    ports: { [PEER_PORTS.http]: 'http', [PEER_PORTS.h2c]: 'http2', [PEER_PORTS.grpc]: 'grpc' },
+    tunnels: 'alert',
+    export: { stdout: variant.exportStdout },
+    // Short drain: the bench restarts the sidecar between variants.
+    proxy: { drainTimeoutMs: 1000 },
+    rules: [...head, ...filler, ...tail],
+  });
+}

@@ -1,0 +1,355 @@
+// Load generators and servers of `npm run bench` that Debian has no tool for. Each mode runs as
+// its own process inside a namespace, as the uid the bench gives it (`node dist/perf/bench-tools.js
+// MODE ...`). Clients print one JSON line (a LoadResult) on stdout; servers print "listening".
+//
+//   grpc-server HOST PORT                       unary echo service /bench.Bench/Echo (raw bytes)
+//   grpc-client HOST:PORT SECONDS CONCURRENCY   unary calls, CONCURRENCY in flight on one channel
+//   paced HOST PORT PATH RATE SECONDS CONNS     HTTP/1.1 GETs at a fixed RATE over CONNS keep-alive
+//                                               connections; latency from write to last byte
+//   hold HOST PORT PATH COUNT                   opens COUNT keep-alive connections, one GET on
+//                                               each, prints "ready COUNT" and holds them open
+//   dns-server HOST PORT                        answers every A query with 10.0.0.1 (RFC 1035)
+//   dns-client HOST PORT SECONDS CONCURRENCY    UDP queries, CONCURRENCY outstanding
+//   dns-probe HOST PORT                         one query; exit 0 if answered within 1 s
+import { createSocket, type Socket as UdpSocket } from 'node:dgram';
+import { connect, type Socket } from 'node:net';
+import * as grpc from '@grpc/grpc-js';
+
+export interface LoadResult {
+  requests: number;
+  errors: number;
+  seconds: number;
+  rps: number;
+  p50Us: number;
+  p99Us: number;
+  /** Paced mode: sends skipped because every connection was still busy (the target fell behind). */
+  skipped?: number;
+}
+
+/** Latency samples in microseconds, kept in a growable typed array (no object per sample). */
+class LatencySamples {
+  private values = new Float64Array(1 << 16);
+  count = 0;
+
+  add(us: number): void {
+    if (this.count === this.values.length) {
+      const bigger = new Float64Array(this.values.length * 2);
+      bigger.set(this.values);
+      this.values = bigger;
+    }
+    this.values[this.count++] = us;
+  }
+
+  percentile(p: number): number {
+    if (this.count === 0) return NaN;
+    const sorted = this.values.subarray(0, this.count).sort();
+    return sorted[Math.min(this.count - 1, Math.floor((p / 100) * this.count))] as number;
+  }
+}
+
+function nowUs(): number {
+  return Number(process.hrtime.bigint()) / 1000;
+}
+
+function finish(samples: LatencySamples, errors: number, startedUs: number, extra: Partial<LoadResult> = {}): void {
+  const seconds = (nowUs() - startedUs) / 1e6;
+  const result: LoadResult = { requests: samples.count, errors, seconds, rps: samples.count / seconds, p50Us: samples.percentile(50), p99Us: samples.percentile(99), ...extra };
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+}
+
+// ---- gRPC unary (HTTP/2, application/grpc); payloads are raw bytes, so no protobuf codec cost.
+const identity = (b: Buffer): Buffer => b;
+const ECHO: grpc.ServiceDefinition = {
+  Echo: { path: '/bench.Bench/Echo', requestStream: false, responseStream: false, requestSerialize: identity, requestDeserialize: identity, responseSerialize: identity, responseDeserialize: identity },
+};
+
+function grpcServer(host: string, port: number): void {
+  const server = new grpc.Server();
+  server.addService(ECHO, {
+    Echo: (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => callback(null, call.request),
+  });
+  server.bindAsync(`${host}:${port}`, grpc.ServerCredentials.createInsecure(), (err) => {
+    if (err) throw err;
+    console.log('listening');
+  });
+}
+
+function grpcClient(target: string, seconds: number, concurrency: number): void {
+  const client = new grpc.Client(target, grpc.credentials.createInsecure());
+  const payload = Buffer.alloc(100, 0x61);
+  const samples = new LatencySamples();
+  let errors = 0;
+  let measuring = false;
+  let stopping = false;
+  let inFlight = 0;
+  let startedUs = 0;
+  const call = (): void => {
+    if (stopping) return;
+    inFlight++;
+    const sent = nowUs();
+    client.makeUnaryRequest('/bench.Bench/Echo', identity, identity, payload, (err) => {
+      inFlight--;
+      if (measuring) {
+        if (err) errors++;
+        else samples.add(nowUs() - sent);
+      }
+      if (stopping) {
+        if (inFlight === 0) client.close();
+        return;
+      }
+      if (err && !measuring) setTimeout(call, 100); // server not reachable yet: retry slowly
+      else call();
+    });
+  };
+  for (let i = 0; i < concurrency; i++) call();
+  // A short warm-up: channel connect and JIT are not what is measured.
+  setTimeout(() => {
+    measuring = true;
+    startedUs = nowUs();
+    setTimeout(() => {
+      measuring = false;
+      finish(samples, errors, startedUs);
+      stopping = true;
+    }, seconds * 1000);
+  }, 300);
+}
+
+// ---- HTTP/1.1 keep-alive at a fixed rate (added latency below saturation).
+const HEADER_END = Buffer.from('\r\n\r\n');
+
+/** One keep-alive connection with at most one request in flight. */
+class PacedConnection {
+  busy = true; // until connected
+  private pending: Buffer | null = null;
+  private sentUs = 0;
+  readonly socket: Socket;
+
+  constructor(host: string, port: number, private readonly request: Buffer, private readonly done: (latencyUs: number) => void, private readonly failed: () => void) {
+    this.socket = connect({ host, port, noDelay: true }, () => (this.busy = false));
+    this.onData = this.onData.bind(this);
+    this.socket.on('data', this.onData);
+    this.socket.on('error', () => this.failed());
+  }
+
+  send(): void {
+    this.busy = true;
+    this.sentUs = nowUs();
+    this.socket.write(this.request);
+  }
+
+  private onData(chunk: Buffer): void {
+    const data = this.pending === null ? chunk : Buffer.concat([this.pending, chunk]);
+    const headerEnd = data.indexOf(HEADER_END);
+    if (headerEnd < 0) {
+      this.pending = data;
+      return;
+    }
+    const match = /\r\ncontent-length:\s*(\d+)/i.exec(data.subarray(0, headerEnd).toString('latin1'));
+    const total = headerEnd + 4 + (match ? Number(match[1]) : 0);
+    if (data.length < total) {
+      this.pending = data;
+      return;
+    }
+    this.pending = null;
+    this.busy = false;
+    this.done(nowUs() - this.sentUs);
+  }
+}
+
+function paced(host: string, port: number, path: string, rate: number, seconds: number, conns: number): void {
+  const request = Buffer.from(`GET ${path} HTTP/1.1\r\nHost: ${host}\r\nUser-Agent: sidewall-bench\r\n\r\n`);
+  const samples = new LatencySamples();
+  let errors = 0;
+  let skipped = 0;
+  let measuring = false;
+  const connections = Array.from({ length: conns }, () => new PacedConnection(host, port, request, (us) => measuring && samples.add(us), () => errors++));
+  const intervalUs = 1e6 / rate;
+  let next = 0;
+  let nextSendUs = 0;
+  let startedUs = 0;
+  let endUs = Infinity;
+  // Timers fire at ~1 ms granularity: each tick sends every request whose slot has passed,
+  // round robin over the connections, so the offered rate holds whatever the tick jitter.
+  const tick = (): void => {
+    const now = nowUs();
+    if (now >= endUs) {
+      finish(samples, errors, startedUs, { skipped });
+      for (const c of connections) c.socket.destroy();
+      return;
+    }
+    while (nextSendUs <= now) {
+      nextSendUs += intervalUs;
+      let sent = false;
+      for (let k = 0; k < conns && !sent; k++) {
+        const c = connections[(next + k) % conns] as PacedConnection;
+        if (!c.busy) {
+          c.send();
+          sent = true;
+          next = (next + k + 1) % conns;
+        }
+      }
+      if (!sent && measuring) skipped++;
+    }
+    setTimeout(tick, 1);
+  };
+  setTimeout(() => {
+    nextSendUs = nowUs();
+    tick();
+    setTimeout(() => {
+      measuring = true;
+      startedUs = nowUs();
+      endUs = startedUs + seconds * 1e6;
+    }, 300);
+  }, 200);
+}
+
+// ---- 1,000 open connections (proxy memory with many connections).
+function hold(host: string, port: number, path: string, count: number): void {
+  const request = Buffer.from(`GET ${path} HTTP/1.1\r\nHost: ${host}\r\n\r\n`);
+  const sockets: Socket[] = [];
+  let answered = 0;
+  let opened = 0;
+  const openOne = (): void => {
+    if (opened === count) return;
+    opened++;
+    const socket = connect({ host, port }, () => socket.write(request));
+    sockets.push(socket);
+    socket.once('data', () => {
+      if (++answered === count) console.log(`ready ${count}`);
+      openOne();
+    });
+    socket.on('error', (err) => {
+      console.error(`hold: ${err.message}`);
+      process.exit(1);
+    });
+  };
+  // 50 dials at a time: a burst of 1,000 SYNs would measure the accept queue, not idle memory.
+  for (let i = 0; i < 50; i++) openOne();
+  process.on('SIGTERM', () => {
+    for (const s of sockets) s.destroy();
+    process.exit(0);
+  });
+}
+
+// ---- DNS over UDP (RFC 1035 §4.1 message format).
+/** Offset just past the question's QNAME (labels up to the zero byte). */
+function questionEnd(msg: Buffer): number {
+  let i = 12;
+  while (i < msg.length && msg[i] !== 0) i += (msg[i] as number) + 1;
+  return i + 1 + 4; // zero label, QTYPE, QCLASS
+}
+
+function dnsServer(host: string, port: number): void {
+  const socket = createSocket(host.includes(':') ? 'udp6' : 'udp4');
+  const answer = Buffer.from([0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 10, 0, 0, 1]);
+  socket.on('message', (query, from) => {
+    if (query.length < 17) return;
+    const end = questionEnd(query);
+    const reply = Buffer.allocUnsafe(end + answer.length);
+    query.copy(reply, 0, 0, end);
+    reply[2] = 0x80 | ((query[2] as number) & 0x01); // QR, keep RD
+    reply[3] = 0x80; // RA, RCODE 0
+    reply.writeUInt16BE(1, 6); // ANCOUNT
+    reply.writeUInt16BE(0, 8);
+    reply.writeUInt16BE(0, 10);
+    answer.copy(reply, end);
+    socket.send(reply, from.port, from.address);
+  });
+  socket.bind(port, host, () => console.log('listening'));
+}
+
+function dnsQuery(id: number): Buffer {
+  const name = Buffer.from('\x05bench\x07sidewall\x04test\x00', 'latin1');
+  const q = Buffer.alloc(12 + name.length + 4);
+  q.writeUInt16BE(id, 0);
+  q[2] = 0x01; // RD
+  q.writeUInt16BE(1, 4);
+  name.copy(q, 12);
+  q.writeUInt16BE(1, 12 + name.length); // A
+  q.writeUInt16BE(1, 14 + name.length); // IN
+  return q;
+}
+
+function dnsClient(host: string, port: number, seconds: number, concurrency: number): void {
+  const socket: UdpSocket = createSocket(host.includes(':') ? 'udp6' : 'udp4');
+  const sentAt = new Float64Array(65536);
+  const samples = new LatencySamples();
+  let errors = 0;
+  let measuring = false;
+  let stopped = false;
+  let nextId = 1;
+  let startedUs = 0;
+  const send = (): void => {
+    const id = nextId;
+    nextId = (nextId % 65535) + 1;
+    sentAt[id] = nowUs();
+    socket.send(dnsQuery(id), port, host);
+  };
+  socket.on('message', (reply) => {
+    if (stopped) return;
+    const id = reply.readUInt16BE(0);
+    if (measuring) samples.add(nowUs() - (sentAt[id] as number));
+    send();
+  });
+  socket.on('error', () => errors++);
+  socket.connect(port, host, () => {
+    for (let i = 0; i < concurrency; i++) send();
+    setTimeout(() => {
+      measuring = true;
+      startedUs = nowUs();
+      setTimeout(() => {
+        stopped = true;
+        measuring = false;
+        finish(samples, errors, startedUs);
+        socket.close();
+      }, seconds * 1000);
+    }, 300);
+  });
+}
+
+function dnsProbe(host: string, port: number): void {
+  const socket = createSocket(host.includes(':') ? 'udp6' : 'udp4');
+  const timer = setTimeout(() => {
+    console.log('no answer within 1 s');
+    process.exit(1);
+  }, 1000);
+  socket.on('message', () => {
+    clearTimeout(timer);
+    console.log('answered');
+    process.exit(0);
+  });
+  socket.on('error', (err) => {
+    console.log(err.message);
+    process.exit(1);
+  });
+  socket.send(dnsQuery(4242), port, host);
+}
+
+const [mode, ...args] = process.argv.slice(2);
+const num = (i: number): number => Number(args[i]);
+switch (mode) {
+  case 'grpc-server':
+    grpcServer(args[0] as string, num(1));
+    break;
+  case 'grpc-client':
+    grpcClient(args[0] as string, num(1), num(2));
+    break;
+  case 'paced':
+    paced(args[0] as string, num(1), args[2] as string, num(3), num(4), num(5));
+    break;
+  case 'hold':
+    hold(args[0] as string, num(1), args[2] as string, num(3));
+    break;
+  case 'dns-server':
+    dnsServer(args[0] as string, num(1));
+    break;
+  case 'dns-client':
+    dnsClient(args[0] as string, num(1), num(2), num(3));
+    break;
+  case 'dns-probe':
+    dnsProbe(args[0] as string, num(1));
+    break;
+  default:
+    console.error(`bench-tools: unknown mode '${mode}'`);
+    process.exit(2);
+}

@@ -1,0 +1,738 @@
+// `npm run bench` (issue 7): sidewall beside a direct path and HAProxy 2.6, in one namespace
+// topology, interleaved rounds, medians; then a CPU profile of the sidecar. Writes perf/RESULTS.md.
+//
+//   node dist/perf/bench.js [--quick] [--rounds N] [--duration S] [--rate R] [--no-profile] [--output FILE]
+//
+// Topology (test/harness): namespace swbn-pod (10.77.60.1) runs `sidewall init` and the proxy as
+// uid 1337 exactly as injected, and HAProxy as uid 1337 on 127.0.0.1 (excluded from redirection);
+// namespace swbn-peer (10.77.60.2) runs nginx (HTTP/1.1 :80, h2c :8080), a grpc-js echo server
+// (:50051) and a UDP DNS responder (:53). Clients run in the pod namespace: as uid 1337 for the
+// direct and HAProxy paths, as app uid 1000 for the path through the sidecar.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync, chownSync } from 'node:fs';
+import { cpus, release } from 'node:os';
+import { join } from 'node:path';
+import { APP_UID, CLI, NODE, PROXY_UID, REPO, Topology, waitForLine, type ExecResult } from '../test/harness/netns.js';
+import { Sidecar } from '../test/harness/sidecar.js';
+import type { LoadResult } from './bench-tools.js';
+import { HAPROXY_PORTS, haproxyConfig, nginxConfig, PEER_PORTS, sidecarConfig, type SidecarVariantConfig } from './bench-setup.js';
+import { summariseCpuProfile, type ProfileSummary } from './cpu-profile-summary.js';
+import { writeResults } from './bench-report.js';
+
+const TOOLS_JS = join(REPO, 'dist', 'perf', 'bench-tools.js');
+const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+
+export interface BenchOptions {
+  rounds: number;
+  durationS: number;
+  /** Paced workload rate; undefined: half the sidecar's keep-alive rate measured in round 1. */
+  rate: number | undefined;
+  profile: boolean;
+  quick: boolean;
+  output: string;
+}
+
+const USAGE = `usage: npm run bench -- [--quick] [--rounds N] [--duration S] [--rate R] [--no-profile] [--output FILE]
+  --quick        1 round of 2 s runs (~2 minutes) instead of 5 rounds of 2 s (~10 minutes)
+  --rounds N     interleaved rounds; medians are taken over them
+  --duration S   seconds per load run
+  --rate R       requests/s of the fixed-rate latency run (default: half the sidecar's keep-alive rate)
+  --no-profile   skip the CPU profile of the sidecar
+  --output FILE  where to write the report (default perf/RESULTS.md)
+`;
+
+class UsageError extends Error {
+  readonly code = 'BENCH_USAGE';
+}
+
+function parseOptions(argv: string[]): BenchOptions {
+  const options: BenchOptions = { rounds: 5, durationS: 2, rate: undefined, profile: true, quick: false, output: join(REPO, 'perf', 'RESULTS.md') };
+  const positive = (flag: string, text: string | undefined): number => {
+    const n = Number(text);
+    if (text === undefined || !Number.isFinite(n) || n <= 0) throw new UsageError(`${flag}: '${text ?? ''}' is not a positive number`);
+    return n;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === '--quick') {
+      options.quick = true;
+      options.rounds = 1;
+    } else if (arg === '--rounds') options.rounds = Math.round(positive(arg, argv[++i]));
+    else if (arg === '--duration') options.durationS = positive(arg, argv[++i]);
+    else if (arg === '--rate') options.rate = positive(arg, argv[++i]);
+    else if (arg === '--no-profile') options.profile = false;
+    else if (arg === '--output') options.output = argv[++i] ?? options.output;
+    else if (arg === '--help' || arg === '-h') {
+      process.stdout.write(USAGE);
+      process.exit(0);
+    } else throw new UsageError(`unknown argument '${arg}'\n${USAGE}`);
+  }
+  return options;
+}
+
+// ---- variants and workloads
+
+export type VariantName = 'direct' | 'sidewall' | 'haproxy-tcp' | 'haproxy-http' | 'sidewall-1000-rules' | 'sidewall-no-export';
+export type WorkloadName = 'keepalive' | 'serial' | 'connclose' | 'mib' | 'h2c' | 'grpc' | 'paced' | 'dns';
+
+interface Endpoint {
+  host: string;
+  port: number;
+}
+
+interface Variant {
+  name: VariantName;
+  uid: number;
+  http: Endpoint;
+  h2c: Endpoint;
+  grpc: Endpoint;
+  dns: Endpoint | undefined;
+  /** The proxy process whose CPU and memory are charged to the variant. */
+  pid(): number | undefined;
+}
+
+export interface Sample {
+  round: number;
+  variant: VariantName;
+  workload: WorkloadName;
+  requests: number;
+  errors: number;
+  rps: number;
+  p50Us: number;
+  p99Us: number;
+  meanUs: number;
+  /** Proxy CPU per request (user + system), from /proc/<pid>/stat. */
+  cpuUsPerRequest: number;
+  userUsPerRequest: number;
+  sysUsPerRequest: number;
+  mibPerSecond: number;
+  /** Flow records the sidecar exported during the run (sidewall variants). */
+  records: number;
+  note: string;
+}
+
+export interface MemorySample {
+  variant: string;
+  freshMiB: number;
+  afterLoadMiB: number;
+  with1000MiB: number;
+}
+
+export interface SyscallProfile {
+  variant: string;
+  requests: number;
+  seconds: number;
+  taskClockUsPerRequest: number;
+  contextSwitchesPerRequest: number;
+  syscallsPerRequest: number;
+  bySyscall: Array<{ name: string; perRequest: number }>;
+  userUsPerRequest: number;
+  sysUsPerRequest: number;
+}
+
+export interface BenchRun {
+  options: BenchOptions;
+  machine: Record<string, string>;
+  samples: Sample[];
+  memory: MemorySample[];
+  pacedRate: number;
+  dnsNote: string;
+  profile: ProfileSummary | undefined;
+  profileRequests: number;
+  syscalls: SyscallProfile[];
+  commands: string[];
+  findings: string[];
+  startedAt: string;
+  elapsedS: number;
+}
+
+/** Which variants run which workloads. The rules and export variants isolate one cost each. */
+const MAIN_WORKLOADS: WorkloadName[] = ['keepalive', 'serial', 'connclose', 'mib', 'h2c', 'grpc', 'paced', 'dns'];
+const MAIN_VARIANTS: VariantName[] = ['direct', 'sidewall', 'haproxy-tcp', 'haproxy-http'];
+const COST_WORKLOADS: WorkloadName[] = ['keepalive', 'connclose'];
+/** The node pacing client keeps its schedule up to about this rate on 2 shared cores. */
+export const PACED_RATE_CAP = 5000;
+
+const SIDECAR_VARIANTS: Record<'sidewall' | 'sidewall-1000-rules' | 'sidewall-no-export', SidecarVariantConfig> = {
+  sidewall: { name: 'sidewall', ruleCount: 10, exportStdout: true },
+  'sidewall-1000-rules': { name: 'sidewall-1000-rules', ruleCount: 1000, exportStdout: true },
+  'sidewall-no-export': { name: 'sidewall-no-export', ruleCount: 10, exportStdout: false },
+};
+
+// ---- /proc readings
+
+interface CpuTicks {
+  user: number;
+  sys: number;
+}
+
+function procCpu(pid: number): CpuTicks {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after "(comm)": state is field 3, utime 14, stime 15 (proc(5)).
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return { user: Number(fields[11]), sys: Number(fields[12]) };
+}
+
+function rssMiB(pid: number): number {
+  const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return match ? Number(match[1]) / 1024 : NaN;
+}
+
+function processName(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+  } catch {
+    return '(gone)';
+  }
+}
+
+// ---- output parsers
+
+function durationUs(text: string): number {
+  const m = /^([\d.]+)(us|ms|s|m)$/.exec(text.trim());
+  if (!m) return NaN;
+  const scale = { us: 1, ms: 1e3, s: 1e6, m: 60e6 }[m[2] as 'us' | 'ms' | 's' | 'm'];
+  return Number(m[1]) * scale;
+}
+
+function bytesPerSecond(text: string): number {
+  const m = /^([\d.]+)([KMG]?B)$/.exec(text.trim());
+  if (!m) return NaN;
+  return Number(m[1]) * ({ B: 1, KB: 1024, MB: 1024 ** 2, GB: 1024 ** 3 }[m[2] as 'B' | 'KB' | 'MB' | 'GB'] ?? NaN);
+}
+
+interface ParsedLoad extends LoadResult {
+  meanUs: number;
+  bytesPerSecond: number;
+}
+
+export function parseWrk(out: string): ParsedLoad {
+  const requests = Number(/(\d+) requests in ([\d.]+)(\w+)/.exec(out)?.[1] ?? NaN);
+  const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0);
+  const socket = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+  const socketErrors = socket ? Number(socket[1]) + Number(socket[3]) + Number(socket[4]) : 0;
+  const latency = (p: string): number => durationUs(new RegExp(`^\\s+${p}%\\s+(\\S+)`, 'm').exec(out)?.[1] ?? '');
+  return {
+    requests,
+    errors: non2xx + socketErrors,
+    seconds: NaN,
+    rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? NaN),
+    p50Us: latency('50'),
+    p99Us: latency('99'),
+    meanUs: durationUs(/Latency\s+(\S+)/.exec(out)?.[1] ?? ''),
+    bytesPerSecond: bytesPerSecond(/Transfer\/sec:\s+(\S+)/.exec(out)?.[1] ?? ''),
+  };
+}
+
+export function parseH2load(out: string): ParsedLoad {
+  const finished = /finished in ([\d.]+)s, ([\d.]+) req\/s, ([\d.]+[KMG]?B)\/s/.exec(out);
+  const req = /requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout/.exec(out);
+  const status = /status codes: (\d+) 2xx/.exec(out);
+  const time = /time for request:\s+(\S+)\s+(\S+)\s+(\S+)/.exec(out);
+  const succeeded = Number(req?.[4] ?? NaN);
+  return {
+    requests: succeeded,
+    // Responses that were not 2xx count as errors (h2load counts them as succeeded).
+    errors: Number(req?.[5] ?? 0) + Number(req?.[6] ?? 0) + Number(req?.[7] ?? 0) + (status ? Math.max(0, succeeded - Number(status[1])) : 0),
+    seconds: Number(finished?.[1] ?? NaN),
+    rps: Number(finished?.[2] ?? NaN),
+    p50Us: NaN,
+    p99Us: NaN,
+    meanUs: durationUs(time?.[3] ?? ''),
+    bytesPerSecond: bytesPerSecond(finished?.[3] ?? ''),
+  };
+}
+
+// ---- the bench
+
+class Bench {
+  readonly topo = new Topology({ name: 'bn', subnet: 60 });
+  private sidecar: Sidecar | undefined;
+  private sidecarVariant: SidecarVariantConfig | undefined;
+  private haproxy: ChildProcess | undefined;
+  private readonly extraChildren = new Set<ChildProcess>();
+  readonly samples: Sample[] = [];
+  readonly memory: MemorySample[] = [];
+  readonly commands = new Set<string>();
+  pacedRate = 0;
+  dnsNote = '';
+  dnsThroughSidecar = false;
+  profile: ProfileSummary | undefined;
+  profileRequests = 0;
+  readonly syscalls: SyscallProfile[] = [];
+  /** Things the bench noticed about the sidecar besides numbers (slow stop, failures). */
+  readonly findings = new Set<string>();
+  private readonly subnet = `10.77.60.0/24`;
+
+  constructor(readonly options: BenchOptions) {}
+
+  private log(message: string): void {
+    process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
+  }
+
+  private run(ns: string, cmd: string, args: string[], uid: number): Promise<ExecResult> {
+    this.commands.add(`${cmd} ${args.map((a) => (/\s/.test(a) ? `'${a}'` : a)).join(' ')}`.replace(/\d+\.\d+\.\d+\.\d+:\d+|127\.0\.0\.1:\d+|\d+\.\d+\.\d+\.\d+/g, 'TARGET').replace(/-d\d+(\.\d+)?s/, '-dDs').replace(/ -D [\d.]+/, ' -D D'));
+    return this.topo.execAsync(ns, cmd, args, { uid });
+  }
+
+  async setUp(): Promise<void> {
+    const t = this.topo;
+    this.log(`creating namespaces ${t.podNs} and ${t.peerNs}`);
+    t.create();
+    for (const ns of [t.podNs, t.peerNs]) {
+      // Many short connections: a wide port range and TIME_WAIT reuse, as on a busy node.
+      t.exec(ns, 'sysctl', ['-q', '-w', 'net.ipv4.ip_local_port_range=1024 65000', 'net.ipv4.tcp_tw_reuse=1', 'net.core.somaxconn=4096', 'net.ipv4.tcp_max_syn_backlog=4096']);
+    }
+    mkdirSync(join(t.dir, 'www'), { mode: 0o755 });
+    writeFileSync(join(t.dir, 'www', '1m'), Buffer.alloc(1 << 20, 0x5a), { mode: 0o644 });
+    const nginxConf = t.writeFile('nginx.conf', nginxConfig(t.dir, t.peerIp));
+    const nginx = t.start(t.peerNs, 'nginx', ['-c', nginxConf]);
+    nginx.stdout?.resume();
+    const haproxyConf = t.writeFile('haproxy.cfg', haproxyConfig(t.peerIp));
+    const grpc = t.start(t.peerNs, NODE, [TOOLS_JS, 'grpc-server', t.peerIp, String(PEER_PORTS.grpc)]);
+    const dns = t.start(t.peerNs, NODE, [TOOLS_JS, 'dns-server', t.peerIp, String(PEER_PORTS.dns)]);
+    await Promise.all([waitForLine(grpc, (l) => l === 'listening', 15_000, 'grpc server'), waitForLine(dns, (l) => l === 'listening', 15_000, 'dns server')]);
+    await this.waitForHttp(t.podNs, `http://${t.peerIp}/small`, PROXY_UID, 'nginx');
+
+    // The pod: redirection as the init container writes it (DNS too), then HAProxy beside it.
+    new Sidecar(t).init(['--redirect-dns']);
+    this.haproxy = t.start(t.podNs, 'haproxy', ['-f', haproxyConf, '-db'], { uid: PROXY_UID });
+    let haproxyErr = '';
+    this.haproxy.stdout?.resume();
+    this.haproxy.stderr?.on('data', (d: Buffer) => (haproxyErr = (haproxyErr + d.toString()).slice(-2000)));
+    await this.waitForHttp(t.podNs, `http://127.0.0.1:${HAPROXY_PORTS.http.http}/small`, PROXY_UID, 'haproxy').catch((err: Error) => {
+      throw new Error(`${err.message}; haproxy stderr: ${haproxyErr}`);
+    });
+    if (processName(this.haproxy.pid as number) !== 'haproxy') throw new Error(`haproxy pid ${this.haproxy.pid} is ${processName(this.haproxy.pid as number)}`);
+    await this.startSidecar(SIDECAR_VARIANTS.sidewall);
+    this.memory.push({ variant: 'haproxy', freshMiB: rssMiB(this.haproxy.pid as number), afterLoadMiB: NaN, with1000MiB: NaN });
+    await this.probeDns();
+  }
+
+  private async waitForHttp(ns: string, url: string, uid: number, what: string): Promise<void> {
+    const deadline = Date.now() + 15_000;
+    let last: ExecResult | undefined;
+    while (Date.now() < deadline) {
+      last = await this.topo.execAsync(ns, 'curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '2', url], { uid });
+      if (last.stdout === '200') return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`${what} did not answer ${url}: ${last?.stdout} ${last?.stderr}`);
+  }
+
+  /** SIGTERM (the sidecar drains), SIGKILL if it is still there after 5 s; a slow stop is a finding. */
+  private async stopSidecar(): Promise<void> {
+    const sidecar = this.sidecar;
+    if (sidecar === undefined) return;
+    this.sidecar = undefined;
+    this.sidecarVariant = undefined;
+    const started = Date.now();
+    const stopped = await Promise.race([sidecar.stop('SIGTERM').then(() => true), sleep(5000).then(() => false)]);
+    if (!stopped) {
+      const stderr = sidecar.stderr.trim().split('\n').slice(-3).join(' | ');
+      this.findings.add(`the sidecar did not exit within 5 s of SIGTERM (drainTimeoutMs 1000; killed); last stderr: ${stderr.slice(0, 600)}`);
+      this.log('the sidecar did not exit within 5 s of SIGTERM: SIGKILL');
+      await sidecar.stop('SIGKILL');
+    } else this.log(`sidecar stopped in ${Date.now() - started} ms`);
+  }
+
+  private async startSidecar(variant: SidecarVariantConfig): Promise<void> {
+    await this.stopSidecar();
+    this.log(`starting the sidecar: ${variant.name} (${variant.ruleCount} rules, stdout export ${variant.exportStdout ? 'on' : 'off'})`);
+    const sidecar = new Sidecar(this.topo);
+    await sidecar.start(sidecarConfig(variant, this.subnet));
+    const pid = sidecar.process?.pid as number;
+    // ip netns exec → setpriv → node all exec, so the child pid is node itself.
+    if (processName(pid) !== 'node') throw new Error(`sidecar pid ${pid} is '${processName(pid)}', not node`);
+    this.sidecar = sidecar;
+    this.sidecarVariant = variant;
+    // A first request through the firewall proves the rules allow the bench traffic.
+    const check = await this.topo.execAsync(this.topo.podNs, 'curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '3', `http://${this.topo.peerIp}/small`], { uid: APP_UID });
+    if (check.stdout !== '200') throw new Error(`request through the sidecar got '${check.stdout}' (${check.stderr}); sidecar stderr: ${sidecar.stderr.slice(-2000)}`);
+    if (variant.exportStdout) await sidecar.waitForRecord((r) => r.type === 'request' && r.verdict === 'allowed', 5000);
+    sidecar.records.splice(0);
+  }
+
+  private async probeDns(): Promise<void> {
+    const t = this.topo;
+    const direct = await t.execAsync(t.podNs, NODE, [TOOLS_JS, 'dns-probe', t.peerIp, String(PEER_PORTS.dns)], { uid: PROXY_UID });
+    if (direct.status !== 0) throw new Error(`the DNS responder does not answer directly: ${direct.stdout}${direct.stderr}`);
+    const through = await t.execAsync(t.podNs, NODE, [TOOLS_JS, 'dns-probe', t.peerIp, String(PEER_PORTS.dns)], { uid: APP_UID });
+    this.dnsThroughSidecar = through.status === 0;
+    this.dnsNote = this.dnsThroughSidecar
+      ? 'UDP queries of the app uid are redirected to the sidecar (port 15053) and answered.'
+      : `not measurable yet: with \`sidewall init --redirect-dns\` a UDP query of the app uid to ${t.peerIp}:53 goes to port 15053, and the sidecar does not answer it (${through.stdout.trim() || through.stderr.trim()}). The direct path is measured as the baseline.`;
+    this.log(`DNS through the sidecar: ${this.dnsThroughSidecar ? 'answers' : 'no answer (not measurable yet)'}`);
+  }
+
+  private variant(name: VariantName): Variant {
+    const t = this.topo;
+    const peer = (port: number): Endpoint => ({ host: t.peerIp, port });
+    const local = (port: number): Endpoint => ({ host: '127.0.0.1', port });
+    const sidecarPid = (): number | undefined => this.sidecar?.process?.pid;
+    const haproxyPid = (): number | undefined => this.haproxy?.pid;
+    switch (name) {
+      case 'direct':
+        return { name, uid: PROXY_UID, http: peer(PEER_PORTS.http), h2c: peer(PEER_PORTS.h2c), grpc: peer(PEER_PORTS.grpc), dns: peer(PEER_PORTS.dns), pid: () => undefined };
+      case 'haproxy-tcp':
+      case 'haproxy-http': {
+        const ports = HAPROXY_PORTS[name === 'haproxy-tcp' ? 'tcp' : 'http'];
+        return { name, uid: PROXY_UID, http: local(ports.http), h2c: local(ports.h2c), grpc: local(ports.grpc), dns: undefined, pid: haproxyPid };
+      }
+      default:
+        return { name, uid: APP_UID, http: peer(PEER_PORTS.http), h2c: peer(PEER_PORTS.h2c), grpc: peer(PEER_PORTS.grpc), dns: this.dnsThroughSidecar ? peer(PEER_PORTS.dns) : undefined, pid: sidecarPid };
+    }
+  }
+
+  private async load(v: Variant, workload: WorkloadName): Promise<ParsedLoad | undefined> {
+    const ns = this.topo.podNs;
+    const d = String(this.options.durationS);
+    const url = (e: Endpoint, path: string): string => `http://${e.host}:${e.port}${path}`;
+    const wrk = async (args: string[]): Promise<ParsedLoad> => {
+      const r = await this.run(ns, 'wrk', ['-t1', `-d${d}s`, '--timeout', '5s', '--latency', ...args], v.uid);
+      if (r.status !== 0) throw new Error(`wrk failed (${r.status}): ${r.stderr}`);
+      return parseWrk(r.stdout);
+    };
+    const tool = async (args: string[]): Promise<ParsedLoad> => {
+      const r = await this.run(ns, NODE, [TOOLS_JS, ...args], v.uid);
+      if (r.status !== 0) throw new Error(`bench-tools ${args[0]} failed (${r.status}): ${r.stderr}`);
+      const result = JSON.parse(r.stdout.trim().split('\n').pop() as string) as LoadResult;
+      return { ...result, meanUs: NaN, bytesPerSecond: NaN };
+    };
+    switch (workload) {
+      case 'keepalive':
+        return wrk(['-c50', url(v.http, '/small')]);
+      case 'serial':
+        return wrk(['-c1', url(v.http, '/small')]);
+      case 'connclose':
+        return wrk(['-c10', '-H', 'Connection: close', url(v.http, '/small')]);
+      case 'mib':
+        return wrk(['-c4', url(v.http, '/1m')]);
+      case 'h2c': {
+        const r = await this.run(ns, 'h2load', ['-t1', '-c10', '-m10', '-D', `${Math.round(this.options.durationS * 1000)}ms`, '--warm-up-time=300ms', url(v.h2c, '/small')], v.uid);
+        if (r.status !== 0) throw new Error(`h2load failed (${r.status}): ${r.stdout.slice(-500)} ${r.stderr}`);
+        return parseH2load(r.stdout);
+      }
+      case 'grpc':
+        return tool(['grpc-client', `${v.grpc.host}:${v.grpc.port}`, d, '20']);
+      case 'paced':
+        return tool(['paced', v.http.host, String(v.http.port), '/small', String(this.pacedRate), d, '10']);
+      case 'dns':
+        return v.dns ? tool(['dns-client', v.dns.host, String(v.dns.port), d, '20']) : undefined;
+    }
+  }
+
+  private async measure(round: number, name: VariantName, workload: WorkloadName): Promise<void> {
+    const v = this.variant(name);
+    const pid = v.pid();
+    const before = pid === undefined ? undefined : procCpu(pid);
+    const result = await this.load(v, workload);
+    if (result === undefined) return;
+    const after = pid === undefined ? undefined : procCpu(pid);
+    const usPerTick = 1e6 / CLK_TCK;
+    const per = (ticks: number): number => (result.requests > 0 ? (ticks * usPerTick) / result.requests : NaN);
+    let records = 0;
+    let note = '';
+    if (name.startsWith('sidewall') && this.sidecar) {
+      const seen = this.sidecar.records.splice(0);
+      records = seen.length;
+      // wrk opens one connection first and closes it without a byte: default-denied at L4, harmless.
+      const denied = seen.filter((r) => r.verdict === 'denied' && (r.type === 'request' || (r.bytes?.sent ?? 0) > 0));
+      if (denied.length > 0) note = `${denied.length} records denied: ${JSON.stringify(denied[0])}`;
+    }
+    const sample: Sample = {
+      round,
+      variant: name,
+      workload,
+      requests: result.requests,
+      errors: result.errors,
+      rps: result.rps,
+      p50Us: result.p50Us,
+      p99Us: result.p99Us,
+      meanUs: result.meanUs,
+      cpuUsPerRequest: before && after ? per(after.user - before.user + after.sys - before.sys) : NaN,
+      userUsPerRequest: before && after ? per(after.user - before.user) : NaN,
+      sysUsPerRequest: before && after ? per(after.sys - before.sys) : NaN,
+      mibPerSecond: result.bytesPerSecond / 1024 ** 2,
+      records,
+      note: (result.errors > 0 ? `${result.errors} errors. ` : '') + (result.skipped ? `${result.skipped} paced sends skipped (every connection still busy). ` : '') + note,
+    };
+    this.samples.push(sample);
+    const f = (n: number, digits = 0): string => (Number.isFinite(n) ? n.toFixed(digits) : '-');
+    this.log(`r${round} ${workload.padEnd(9)} ${name.padEnd(19)} ${f(sample.rps).padStart(7)} req/s  p50 ${f(sample.p50Us)} µs  p99 ${f(sample.p99Us)} µs  cpu ${f(sample.cpuUsPerRequest, 1)} µs/req${sample.errors ? `  errors ${sample.errors}` : ''}${note ? `  ${note.slice(0, 300)}` : ''}`);
+  }
+
+  private pacedRateFromKeepalive(): number {
+    const keepalive = this.samples.filter((s) => s.workload === 'keepalive' && s.variant === 'sidewall').map((s) => s.rps);
+    const half = Math.round((median(keepalive) || 2000) / 2 / 100) * 100;
+    return Math.min(PACED_RATE_CAP, Math.max(200, half));
+  }
+
+  async rounds(): Promise<void> {
+    const { rounds } = this.options;
+    for (let round = 1; round <= rounds; round++) {
+      if (this.sidecarVariant !== SIDECAR_VARIANTS.sidewall) await this.startSidecar(SIDECAR_VARIANTS.sidewall);
+      if (round === 1) {
+        const pid = this.sidecar?.process?.pid as number;
+        this.memory.push({ variant: 'sidewall', freshMiB: rssMiB(pid), afterLoadMiB: NaN, with1000MiB: NaN });
+      }
+      for (const workload of MAIN_WORKLOADS) {
+        if (workload === 'paced' && this.pacedRate === 0) {
+          this.pacedRate = this.options.rate ?? this.pacedRateFromKeepalive();
+          this.log(`fixed-rate runs at ${this.pacedRate} requests/s`);
+        }
+        // Rotate the order each round so no variant always runs first (warm caches, turbo, noise).
+        const order = MAIN_VARIANTS.map((_, i) => MAIN_VARIANTS[(i + round - 1) % MAIN_VARIANTS.length] as VariantName);
+        for (const variant of order) await this.measure(round, variant, workload);
+      }
+      if (round === rounds) await this.measureMemory();
+      for (const name of ['sidewall-1000-rules', 'sidewall-no-export'] as const) {
+        await this.startSidecar(SIDECAR_VARIANTS[name]);
+        for (const workload of COST_WORKLOADS) await this.measure(round, name, workload);
+      }
+    }
+  }
+
+  /** RSS after the load (idle again) and with 1,000 open keep-alive connections. */
+  private async measureMemory(): Promise<void> {
+    const sidecarPid = this.sidecar?.process?.pid as number;
+    const haproxyPid = this.haproxy?.pid as number;
+    await new Promise((r) => setTimeout(r, 1000));
+    const sidewall = this.memory.find((m) => m.variant === 'sidewall') as MemorySample;
+    const haproxy = this.memory.find((m) => m.variant === 'haproxy') as MemorySample;
+    sidewall.afterLoadMiB = rssMiB(sidecarPid);
+    haproxy.afterLoadMiB = rssMiB(haproxyPid);
+    sidewall.with1000MiB = await this.holdAndMeasure(this.variant('sidewall'), sidecarPid);
+    const tcp = await this.holdAndMeasure(this.variant('haproxy-tcp'), haproxyPid);
+    const http = await this.holdAndMeasure(this.variant('haproxy-http'), haproxyPid);
+    haproxy.with1000MiB = Math.max(tcp, http);
+    this.memory.push({ variant: 'haproxy-tcp (1,000 via tcp frontend)', freshMiB: haproxy.freshMiB, afterLoadMiB: haproxy.afterLoadMiB, with1000MiB: tcp });
+    this.memory.push({ variant: 'haproxy-http (1,000 via http frontend)', freshMiB: haproxy.freshMiB, afterLoadMiB: haproxy.afterLoadMiB, with1000MiB: http });
+    this.memory.splice(this.memory.indexOf(haproxy), 1);
+  }
+
+  private async holdAndMeasure(v: Variant, pid: number): Promise<number> {
+    const t = this.topo;
+    this.commands.add(`node dist/perf/bench-tools.js hold TARGET /small 1000`);
+    const child = t.start(t.podNs, NODE, [TOOLS_JS, 'hold', v.http.host, String(v.http.port), '/small', '1000'], { uid: v.uid });
+    try {
+      await waitForLine(child, (l) => l.startsWith('ready'), 60_000, `hold 1,000 connections (${v.name})`);
+      await new Promise((r) => setTimeout(r, 1000));
+      const rss = rssMiB(pid);
+      this.log(`${v.name}: RSS ${rss.toFixed(1)} MiB with 1,000 open connections`);
+      return rss;
+    } finally {
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await exited;
+      this.sidecar?.records.splice(0);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+
+  /** The sidecar under keep-alive load with `node --cpu-prof`, plus syscall counts for it and HAProxy. */
+  async profileSidecar(): Promise<void> {
+    const t = this.topo;
+    await this.stopSidecar();
+    const seconds = Math.max(5, this.options.durationS * 2);
+    // HAProxy http mode first, for the same syscall counts.
+    this.syscalls.push(await this.syscallProfile(this.variant('haproxy-http'), this.haproxy?.pid as number, seconds));
+
+    const profDir = join(t.dir, 'cpu-prof');
+    mkdirSync(profDir, { mode: 0o755 });
+    chownSync(profDir, PROXY_UID, PROXY_UID);
+    const config = t.writeFile('sidecar-profile.yaml', sidecarConfig(SIDECAR_VARIANTS.sidewall, this.subnet));
+    this.commands.add(`node --cpu-prof --cpu-prof-dir DIR bin/sidewall.js proxy --config sidecar.yaml   # in the pod namespace as uid 1337`);
+    const proc = t.start(t.podNs, NODE, ['--cpu-prof', '--cpu-prof-dir', profDir, CLI, 'proxy', '--config', config], { uid: PROXY_UID, env: { POD_NAME: 'app-0', POD_NAMESPACE: 'bench' } });
+    proc.stdout?.resume(); // flow records: consumed and dropped, as a log collector would
+    let stderr = '';
+    proc.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((r) => proc.once('exit', r));
+    try {
+      await this.waitForHttp(t.podNs, 'http://127.0.0.1:15000/ready', 0, 'profiled sidecar');
+      const pid = proc.pid as number;
+      if (processName(pid) !== 'node') throw new Error(`profiled sidecar pid ${pid} is ${processName(pid)}`);
+      this.log(`profiling the sidecar (pid ${pid}) for ${seconds} s of keep-alive load`);
+      const sys = await this.syscallProfile({ ...this.variant('sidewall'), pid: () => pid }, pid, seconds);
+      this.syscalls.push(sys);
+      this.profileRequests = sys.requests;
+    } finally {
+      proc.kill('SIGTERM');
+      const timer = setTimeout(() => proc.kill('SIGKILL'), 10_000);
+      await exited;
+      clearTimeout(timer);
+    }
+    const file = readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'));
+    if (file === undefined) throw new Error(`no .cpuprofile written in ${profDir}; sidecar stderr: ${stderr.slice(-1000)}`);
+    this.profile = summariseCpuProfile(join(profDir, file));
+  }
+
+  /** Keep-alive load for `seconds` while `perf stat` counts the proxy's syscalls and CPU. */
+  private async syscallProfile(v: Variant, pid: number, seconds: number): Promise<SyscallProfile> {
+    const names = ['read', 'readv', 'recvfrom', 'recvmsg', 'write', 'writev', 'sendto', 'sendmsg', 'epoll_wait', 'epoll_pwait', 'epoll_ctl', 'accept4', 'connect', 'close', 'shutdown', 'getsockopt', 'setsockopt', 'futex', 'mprotect', 'madvise', 'socket', 'getsockname', 'getpeername', 'splice'];
+    const available = names.filter((n) => existsSync(`/sys/kernel/tracing/events/syscalls/sys_enter_${n}`));
+    const events = ['task-clock', 'context-switches', 'raw_syscalls:sys_enter', ...available.map((n) => `syscalls:sys_enter_${n}`)];
+    const perfSeconds = Math.max(1, seconds - 1.5);
+    this.commands.add(`perf stat -x, -e ${events.slice(0, 4).join(',')},... -p PID -- sleep S`);
+    const perfOut = new Promise<string>((resolve) => {
+      const child = spawn('perf', ['stat', '-x', ',', '-e', events.join(','), '-p', String(pid), '--', 'sleep', String(perfSeconds)], { stdio: ['ignore', 'ignore', 'pipe'] });
+      this.extraChildren.add(child);
+      let err = '';
+      child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+      child.on('error', () => resolve(''));
+      child.on('close', () => {
+        this.extraChildren.delete(child);
+        resolve(err);
+      });
+    });
+    const before = procCpu(pid);
+    const started = Date.now();
+    // The load runs a little longer than perf: wrk's ramp and tail stay outside the counted window.
+    const wrk = this.topo.execAsync(this.topo.podNs, 'wrk', ['-t1', '-c50', `-d${seconds}s`, '--latency', `http://${v.http.host}:${v.http.port}/small`], { uid: v.uid });
+    await new Promise((r) => setTimeout(r, 700));
+    const perfBefore = procCpu(pid);
+    const text = await perfOut;
+    const perfAfter = procCpu(pid);
+    const perfWindow = (Date.now() - started) / 1000;
+    const load = parseWrk((await wrk).stdout);
+    const after = procCpu(pid);
+    const counts = new Map<string, number>();
+    for (const line of text.split('\n')) {
+      const [value, , event] = line.split(',');
+      if (event !== undefined && value !== undefined && /^[\d.]+$/.test(value)) counts.set(event, Number(value));
+    }
+    // Requests inside perf's window, estimated from the proxy's CPU share of the run.
+    const totalTicks = after.user + after.sys - before.user - before.sys;
+    const windowTicks = perfAfter.user + perfAfter.sys - perfBefore.user - perfBefore.sys;
+    const requestsInWindow = totalTicks > 0 ? (load.requests * windowTicks) / totalTicks : load.requests * (perfSeconds / seconds);
+    const per = (n: number | undefined): number => (n === undefined ? NaN : n / requestsInWindow);
+    const usPerTick = 1e6 / CLK_TCK;
+    const profile: SyscallProfile = {
+      variant: v.name,
+      requests: load.requests,
+      seconds: perfWindow,
+      taskClockUsPerRequest: per((counts.get('task-clock') ?? NaN) * 1000), // task-clock is in ms
+      contextSwitchesPerRequest: per(counts.get('context-switches')),
+      syscallsPerRequest: per(counts.get('raw_syscalls:sys_enter')),
+      bySyscall: available
+        .map((n) => ({ name: n, perRequest: per(counts.get(`syscalls:sys_enter_${n}`)) }))
+        .filter((s) => s.perRequest > 0.005)
+        .sort((a, b) => b.perRequest - a.perRequest),
+      userUsPerRequest: ((after.user - before.user) * usPerTick) / load.requests,
+      sysUsPerRequest: ((after.sys - before.sys) * usPerTick) / load.requests,
+    };
+    this.log(`${v.name}: ${profile.syscallsPerRequest.toFixed(2)} syscalls/req, user ${profile.userUsPerRequest.toFixed(1)} µs + sys ${profile.sysUsPerRequest.toFixed(1)} µs per request (${load.rps.toFixed(0)} req/s)`);
+    return profile;
+  }
+
+  async tearDown(): Promise<void> {
+    for (const child of this.extraChildren) child.kill('SIGKILL');
+    this.extraChildren.clear();
+    try {
+      if (this.sidecar) await Promise.race([this.sidecar.stop('SIGKILL'), sleep(2000)]);
+    } finally {
+      await this.topo.destroy();
+    }
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+export function median(values: number[]): number {
+  const finite = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
+  if (finite.length === 0) return NaN;
+  const mid = finite.length >> 1;
+  return finite.length % 2 === 1 ? (finite[mid] as number) : ((finite[mid - 1] as number) + (finite[mid] as number)) / 2;
+}
+
+function machine(): Record<string, string> {
+  const tool = (cmd: string, args: string[]): string => {
+    const r = spawnSync(cmd, args, { encoding: 'utf8' });
+    return `${r.stdout ?? ''}${r.stderr ?? ''}`.split('\n')[0]?.trim() ?? '';
+  };
+  const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+  return {
+    cpus: `${cpus().length} × ${cpus()[0]?.model ?? 'unknown'}`,
+    kernel: release(),
+    node: process.version,
+    haproxy: tool('haproxy', ['-v']),
+    nginx: tool('nginx', ['-v']),
+    wrk: tool('wrk', ['-v']),
+    h2load: tool('h2load', ['--version']),
+    'load average at start': load,
+  };
+}
+
+async function main(): Promise<number> {
+  let options: BenchOptions;
+  try {
+    options = parseOptions(process.argv.slice(2));
+  } catch (err) {
+    process.stderr.write(`bench: ${(err as Error).message}\n`);
+    return 2;
+  }
+  if (process.getuid?.() !== 0) {
+    process.stderr.write('bench: needs root (network namespaces, iptables)\n');
+    return 1;
+  }
+  const started = Date.now();
+  const startedAt = new Date().toISOString();
+  const host = machine();
+  const bench = new Bench(options);
+  let interrupted = false;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (interrupted) return;
+    interrupted = true;
+    process.stderr.write(`bench: ${signal}, cleaning up\n`);
+    void bench.tearDown().finally(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  // A closed terminal or pipe must not kill the bench before it cleans up.
+  process.stderr.on('error', () => undefined);
+  process.stdout.on('error', () => undefined);
+  process.once('uncaughtException', (err) => {
+    process.stderr.write(`bench: ${err.stack ?? err.message}\n`);
+    if (!interrupted) {
+      interrupted = true;
+      void bench.tearDown().finally(() => process.exit(1));
+    }
+  });
+  try {
+    await bench.setUp();
+    await bench.rounds();
+    if (options.profile) await bench.profileSidecar();
+  } finally {
+    if (!interrupted) await bench.tearDown();
+  }
+  const run: BenchRun = {
+    options,
+    machine: host,
+    samples: bench.samples,
+    memory: bench.memory,
+    pacedRate: bench.pacedRate,
+    dnsNote: bench.dnsNote,
+    profile: bench.profile,
+    profileRequests: bench.profileRequests,
+    syscalls: bench.syscalls,
+    commands: [...bench.commands],
+    findings: [...bench.findings],
+    startedAt,
+    elapsedS: (Date.now() - started) / 1000,
+  };
+  const rawPath = `/tmp/sidewall-bench-${startedAt.replace(/[:.]/g, '-')}.json`;
+  writeFileSync(rawPath, JSON.stringify(run, null, 1));
+  writeResults(run, options.output, rawPath);
+  process.stderr.write(`bench: wrote ${options.output} (raw samples: ${rawPath}) in ${run.elapsedS.toFixed(0)} s\n`);
+  return 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exit(1);
+  },
+);
