@@ -3,11 +3,13 @@
 # Needs root (apt-get). Node.js >= 20.19 with npm must already be there.
 set -euo pipefail
 packages=(iptables nftables iproute2 util-linux procps curl socat netcat-openbsd openssl make g++ python3
-  nghttp2-client dnsutils nginx-light haproxy wrk)
+  nghttp2-client dnsutils nginx-light haproxy wrk
+  openssh-server openssh-client tinyproxy corkscrew httptunnel iodine)
 # Each package and one command that proves it is installed.
 declare -A probe=([iptables]=iptables-restore [nftables]=nft [iproute2]=ip [util-linux]=setpriv [procps]=ps
   [curl]=curl [socat]=socat [netcat-openbsd]=nc [openssl]=openssl [make]=make [g++]=g++ [python3]=python3
-  [nghttp2-client]=h2load [dnsutils]=dig [nginx-light]=nginx [haproxy]=haproxy [wrk]=wrk)
+  [nghttp2-client]=h2load [dnsutils]=dig [nginx-light]=nginx [haproxy]=haproxy [wrk]=wrk
+  [openssh-server]=sshd [openssh-client]=ssh [tinyproxy]=tinyproxy [corkscrew]=corkscrew [httptunnel]=hts [iodine]=iodined)
 missing=()
 for p in "${packages[@]}"; do
   command -v "${probe[$p]}" >/dev/null 2>&1 || [ -x "/usr/sbin/${probe[$p]}" ] || missing+=("$p")

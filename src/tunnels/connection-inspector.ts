@@ -85,8 +85,9 @@ export class ConnectionInspector implements TunnelInspector {
   onHttpRequest(request: { method: string; path: string; host: string | null; headers: HeaderList; upgrade: string | null }): TunnelFinding | null {
     this.mode = 'http';
     this.lastRequest = `${request.method} ${request.path.length > 64 ? `${request.path.slice(0, 61)}...` : request.path}`;
-    this.shared.carriers.noteRequest(this.pairKey);
     this.startBody(this.client, request.headers, `request body of ${this.lastRequest}`);
+    const carrier = this.report(this.shared.carriers.noteRequest(this.pairKey, this.lastRequest));
+    if (carrier !== null) return carrier;
     const expected = this.shared.isExpected;
     if (request.method === 'CONNECT') {
       this.pendingSwitch = { kind: 'connect', target: request.path };

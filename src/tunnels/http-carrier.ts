@@ -11,8 +11,8 @@
 //   an opaque request body with no content type .......... +1
 //   an opaque response body with no content type ......... +1
 //   CARRIER_RAPID or more requests in the window ......... +1
-// A score of 3 or more is a carrier; the pair stays flagged for FLAG_MS, during which any
-// opaque body between them is a finding too.
+// A score of 3 or more is a carrier; the pair stays flagged for CARRIER_FLAG_MS, during which
+// every request between them (and any opaque body) is a finding too.
 import type { HeaderList } from '../protocols/types.js';
 import { BoundedMap } from './bounded-map.js';
 import type { PayloadWindow } from './payload-window.js';
@@ -103,6 +103,7 @@ interface PairState {
   evidence: string[];
   flaggedUntil: number;
   flaggedScore: number;
+  flaggedEvidence: string;
 }
 
 export const CARRIER_WINDOW_MS = 120_000;
@@ -129,7 +130,7 @@ export class CarrierTracker {
     const now = this.now();
     let s = this.pairs.get(key);
     if (s === undefined) {
-      s = { since: now, requests: 0, up: 0, down: 0, upUntyped: 0, downUntyped: 0, contradictions: 0, evidence: [], flaggedUntil: 0, flaggedScore: 0 };
+      s = { since: now, requests: 0, up: 0, down: 0, upUntyped: 0, downUntyped: 0, contradictions: 0, evidence: [], flaggedUntil: 0, flaggedScore: 0, flaggedEvidence: '' };
       this.pairs.set(key, s);
     } else if (now - s.since > CARRIER_WINDOW_MS) {
       Object.assign(s, { since: now, requests: 0, up: 0, down: 0, upUntyped: 0, downUntyped: 0, contradictions: 0, evidence: [] });
@@ -137,8 +138,15 @@ export class CarrierTracker {
     return s;
   }
 
-  noteRequest(key: string): void {
-    this.state(key).requests++;
+  /**
+   * Counts a request; when the pair is flagged, the request itself is a finding (before its
+   * body or its response moves a byte), so a blocking sidecar refuses the tunnel's reconnects.
+   */
+  noteRequest(key: string, request: string): TunnelFinding | null {
+    const s = this.state(key);
+    s.requests++;
+    if (this.now() >= s.flaggedUntil) return null;
+    return { kind: 'http-carrier', evidence: `${key} was found carrying opaque streams over HTTP (${s.flaggedEvidence}); new request ${request}`, confidence: confidence(s.flaggedScore), expected: 'http', detected: 'opaque stream' };
   }
 
   /** An opaque body between the pair; a finding when the pair now looks like a carrier. */
@@ -164,6 +172,7 @@ export class CarrierTracker {
     s.flaggedUntil = now + CARRIER_FLAG_MS;
     s.flaggedScore = score;
     const evidence = `${key}: opaque bodies both ways (${s.up} up, ${s.down} down, ${s.requests} requests in ${Math.round((now - s.since) / 1000)} s, score ${score}): ${s.evidence.join('; ')}`;
+    s.flaggedEvidence = evidence.length > 300 ? `${evidence.slice(0, 297)}...` : evidence;
     return { kind: 'http-carrier', evidence, confidence: confidence(score), expected: 'http', detected: 'opaque stream' };
   }
 }
