@@ -160,7 +160,13 @@ for (const mode of ['block', 'alert'] as const) {
     }, 30_000);
 
     it(`iodine over DNS is ${blocked ? 'refused' : 'let through'} with an alert`, async () => {
-      const r = await iodine(blocked ? 15_000 : 25_000);
+      let r = await iodine(blocked ? 15_000 : 20_000);
+      // iodine sometimes quits at start while the previous client's tun device is going away:
+      // one more try in alert mode, with both outputs in the message.
+      if (!blocked && !r.connected) {
+        const again = await iodine(20_000);
+        r = { connected: again.connected, output: `${r.output}\n--- retry ---\n${again.output}` };
+      }
       if (blocked) expect(r.connected, r.output).toBe(false);
       // Setup complete means the handshake, login, codec switches and fragment-size probing
       // (dozens of NULL queries carrying data both ways) went through the sidecar.
@@ -168,6 +174,6 @@ for (const mode of ['block', 'alert'] as const) {
       const alert = await alertOf(sidecar, ['dns-tunnel']);
       expect(tunnelOf(alert)).toMatchObject({ kind: 'dns-tunnel', blocked });
       expect(tunnelOf(alert).evidence).toContain('tun.test');
-    }, 45_000);
+    }, 60_000);
   });
 }
