@@ -25,6 +25,16 @@ export interface IdentityEntry {
   serviceAccount?: string;
 }
 
+/** The identity controller the sidecar subscribes to (PRODUCT: workload identity; issue 8). */
+export interface IdentityControllerConfig {
+  /** host:port of `sidewall controller`'s identity stream. */
+  controller: string;
+  /** Absolute path of the projected service-account token sent to the controller. */
+  tokenFile?: string;
+  /** Absolute path of the CA bundle (PEM) that signs the controller's certificate; TLS when set. */
+  caFile?: string;
+}
+
 export interface ExportConfig {
   stdout: boolean;
   otlp?: { endpoint: string; insecure?: boolean; headers?: Record<string, string> };
@@ -56,6 +66,8 @@ export interface SidecarConfig {
   /** Absolute path of the downward API folder. */
   podInfo?: string;
   identities: IdentityEntry[];
+  /** Set: workload identities also come from the controller's stream. */
+  identity?: IdentityControllerConfig;
   export: ExportConfig;
   proxy: ProxyTunables;
   /** Absolute path of the file this config came from, if any. */
@@ -85,7 +97,7 @@ export class ConfigError extends Error {
   }
 }
 
-const TOP_KEYS = ['mode', 'defaultAction', 'ports', 'tunnels', 'rules', 'clusterRules', 'podInfo', 'identities', 'export', 'proxy'];
+const TOP_KEYS = ['mode', 'defaultAction', 'ports', 'tunnels', 'rules', 'clusterRules', 'podInfo', 'identities', 'identity', 'export', 'proxy'];
 const TUNNEL_MODES: readonly TunnelMode[] = ['block', 'alert', 'off'];
 
 function show(value: unknown): string {
@@ -232,6 +244,23 @@ export function parseConfig(data: unknown, file: string): SidecarConfig {
         if (labels !== undefined) identity.labels = labels;
         config.identities.push(identity);
       });
+    }
+  }
+
+  if (data.identity !== undefined && data.identity !== null) {
+    if (!isRecord(data.identity)) problems.add('identity', `must be a mapping with controller (host:port), tokenFile and caFile, not ${show(data.identity)}`);
+    else {
+      problems.unknownKeys('identity', data.identity, ['controller', 'tokenFile', 'caFile']);
+      const controller = optionalString(problems, 'identity.controller', data.identity.controller);
+      if (controller === undefined && data.identity.controller === undefined) problems.add('identity.controller', 'is required (host:port of the sidewall controller, e.g. sidewall-controller.sidewall:15012)');
+      else if (controller !== undefined && !/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/.test(controller)) problems.add('identity.controller', `'${controller}' is not host:port`);
+      const tokenFile = optionalString(problems, 'identity.tokenFile', data.identity.tokenFile);
+      const caFile = optionalString(problems, 'identity.caFile', data.identity.caFile);
+      if (controller !== undefined) {
+        config.identity = { controller };
+        if (tokenFile !== undefined) config.identity.tokenFile = resolve(base, tokenFile);
+        if (caFile !== undefined) config.identity.caFile = resolve(base, caFile);
+      }
     }
   }
 

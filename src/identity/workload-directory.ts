@@ -1,7 +1,14 @@
 // IP → workload identity, for rule matching (`peer` by namespace, labels, service account) and
-// for the `workload` fields of flow records. Sources: the static `identities` list of the config
-// (the demo, clusters without the controller) and the pod's own identity for its own addresses.
+// for the `workload` fields of flow records. Three layers, looked up in this order:
+//   1. the protected pod's own identity for its own addresses (setSelf);
+//   2. the static `identities` list of the config (the demo, clusters without the controller,
+//      and addresses the operator names on purpose);
+//   3. the cluster's map streamed by the controller (IdentityClient), replaced by a snapshot and
+//      patched by changes.
+// While the controller is unreachable the third layer keeps its last content and the directory
+// is `stale`: identities it answers may be out of date (a pod IP reused by another workload).
 import type { Workload } from '../policy/index.js';
+import { LabelInterner } from './label-interner.js';
 
 export interface IdentityEntryLike {
   ip: string;
@@ -12,19 +19,80 @@ export interface IdentityEntryLike {
 }
 
 export class WorkloadDirectory {
-  private readonly byIp = new Map<string, Workload>();
+  private readonly self = new Map<string, Workload>();
+  private readonly configured = new Map<string, Workload>();
+  private cluster = new Map<string, Workload>();
+  private readonly labels = new LabelInterner();
+  private staleAt: number | null = null;
 
   constructor(entries: readonly IdentityEntryLike[] = []) {
-    for (const { ip, ...workload } of entries) this.byIp.set(ip, Object.freeze(workload));
+    for (const { ip, ...workload } of entries) this.configured.set(ip, Object.freeze(workload));
   }
 
   /** Registers the protected pod's own identity for its addresses (loopback included). */
   setSelf(ips: readonly string[], workload: Workload): void {
     const frozen = Object.freeze(workload);
-    for (const ip of ips) this.byIp.set(ip, frozen);
+    for (const ip of ips) this.self.set(ip, frozen);
   }
 
   lookup(ip: string): Workload | undefined {
-    return this.byIp.get(ip);
+    return this.self.get(ip) ?? this.configured.get(ip) ?? this.cluster.get(ip);
+  }
+
+  /** True while the cluster layer may be out of date (the controller is configured but not in sync). */
+  get stale(): boolean {
+    return this.staleAt !== null;
+  }
+
+  /** Since when (ms since the epoch) the cluster layer is stale, or null. */
+  get staleSince(): number | null {
+    return this.staleAt;
+  }
+
+  setStale(stale: boolean, now = Date.now()): void {
+    if (!stale) this.staleAt = null;
+    else if (this.staleAt === null) this.staleAt = now;
+  }
+
+  /** Entries of the cluster layer. */
+  get clusterSize(): number {
+    return this.cluster.size;
+  }
+
+  /** Distinct label sets shared by the cluster layer's entries. */
+  get clusterLabelSets(): number {
+    return this.labels.size;
+  }
+
+  /** Replaces the cluster layer (a snapshot from the controller). */
+  replaceCluster(entries: Iterable<IdentityEntryLike>): void {
+    for (const workload of this.cluster.values()) if (workload.labels !== undefined) this.labels.release(workload.labels);
+    this.cluster = new Map();
+    for (const entry of entries) this.cluster.set(entry.ip, this.freeze(entry));
+  }
+
+  /** Applies changes to the cluster layer. */
+  patchCluster(upserts: Iterable<IdentityEntryLike>, removed: Iterable<string>): void {
+    for (const ip of removed) this.dropCluster(ip);
+    for (const entry of upserts) {
+      this.dropCluster(entry.ip);
+      this.cluster.set(entry.ip, this.freeze(entry));
+    }
+  }
+
+  private dropCluster(ip: string): void {
+    const old = this.cluster.get(ip);
+    if (old === undefined) return;
+    this.cluster.delete(ip);
+    if (old.labels !== undefined) this.labels.release(old.labels);
+  }
+
+  // Only the fields a flow record's `workload` has (schema/flow-record.schema.json); labels shared.
+  private freeze(entry: IdentityEntryLike): Workload {
+    const workload: Workload = { labels: this.labels.acquire(entry.labels) as Record<string, string> };
+    if (entry.namespace) workload.namespace = entry.namespace;
+    if (entry.pod) workload.pod = entry.pod;
+    if (entry.serviceAccount) workload.serviceAccount = entry.serviceAccount;
+    return Object.freeze(workload);
   }
 }
