@@ -105,6 +105,9 @@ export async function run(args: string[]): Promise<number> {
       onAlert(conn, finding, blocked) {
         if (conn.admission) flows.emit(alertRecord(conn.flowId, conn.admission.facts, conn.inspection?.protocol ?? 'tcp', finding, blocked, store.current().hash));
       },
+      onInternalError(conn, err) {
+        log.error({ flowId: conn.flowId, err }, 'L7 filter failed; connection reset');
+      },
       onClose(summary, filter) {
         metrics.activeConnections.dec({ direction: summary.direction });
         flows.emit(connectionRecord(summary, summary.facts, summary.l4, filter));
@@ -129,6 +132,7 @@ export async function run(args: string[]): Promise<number> {
           monitor: tunnels?.dns ?? null,
           tunnelMode,
           nextFlowId: () => proxy.nextFlowId(),
+          onError: (err) => log.error({ err }, 'DNS datagram failed'),
           onQuery: (q) => flows.emit(requestRecord(q.flowId, q.facts, { protocol: 'dns', l7: q.l7, decision: q.decision, durationMs: q.durationMs, ...(q.reason ? { reason: q.reason } : {}) })),
           onAlert: (flowId, facts, finding, blocked) => flows.emit(alertRecord(flowId, facts, 'dns', finding, blocked, store.current().hash)),
         });

@@ -25,6 +25,7 @@ export type CloseReason =
   | 'loop'
   | 'no-original-dst'
   | 'denied'
+  | 'internal-error'
   | 'drain';
 
 export interface ConnectionSummary {
@@ -57,6 +58,7 @@ export interface ConnectionObserver {
   onClose(summary: ConnectionSummary, filter: ConnectionFilter | null): void;
   onRequest?(conn: ProxiedConnection, outcome: RequestOutcome): void;
   onAlert?(conn: ProxiedConnection, finding: TunnelFinding, blocked: boolean): void;
+  onInternalError?(conn: ProxiedConnection, err: unknown): void;
 }
 
 function isReset(err: NodeJS.ErrnoException): boolean {
@@ -190,16 +192,37 @@ export class ProxiedConnection implements FilterSink {
       if (!(this.upstream as Socket).write(chunk)) this.client.pause();
       return;
     }
-    filter.clientData(chunk);
+    try {
+      filter.clientData(chunk);
+    } catch (err) {
+      return this.onFilterFailure(err);
+    }
     if (this.detectTimer === undefined && filter.detecting) this.detectTimer = setTimeout(this.onDetectTimeout, this.timeouts.detectMs);
     this.afterFilter(filter);
+  }
+
+  /**
+   * A bug in the L7 layer must cost one connection, never the sidecar: the connection is reset
+   * and its record says why (parsers never throw; this guards everything around them).
+   */
+  private onFilterFailure(err: unknown): void {
+    this.filter = null;
+    this.reason ??= 'internal-error';
+    this.errorText ??= err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+    this.observer.onInternalError?.(this, err);
+    this.client.resetAndDestroy();
+    this.upstream?.resetAndDestroy();
   }
 
   private onDetectTimeout(): void {
     const filter = this.filter;
     if (filter === null) return;
     // Detection is a bounded wait whose timeout is a result: opaque TCP, decided on L3/L4 facts.
-    filter.detectTimeout();
+    try {
+      filter.detectTimeout();
+    } catch (err) {
+      return this.onFilterFailure(err);
+    }
     this.afterFilter(filter);
   }
 
@@ -209,7 +232,11 @@ export class ProxiedConnection implements FilterSink {
       if (!this.client.write(chunk)) (this.upstream as Socket).pause();
       return;
     }
-    filter.serverData(chunk);
+    try {
+      filter.serverData(chunk);
+    } catch (err) {
+      return this.onFilterFailure(err);
+    }
     this.afterFilter(filter);
   }
 
@@ -261,7 +288,13 @@ export class ProxiedConnection implements FilterSink {
   private onClientEnd(): void {
     this.clientEnded = true;
     const filter = this.filter;
-    if (filter !== null && !filter.clientEnd()) return; // held bytes still await a verdict
+    let drained = true;
+    try {
+      drained = filter === null || filter.clientEnd();
+    } catch (err) {
+      return this.onFilterFailure(err);
+    }
+    if (!drained) return; // held bytes still await a verdict
     if (filter !== null) this.afterFilter(filter);
     if (this.upstream !== undefined && !this.upstream.writableEnded) this.upstream.end();
   }

@@ -36,6 +36,7 @@ export interface DnsUdpProxyOptions {
   onQuery: (outcome: DnsQueryOutcome) => void;
   onAlert: (flowId: string, facts: ConnectionFacts, finding: TunnelFinding, blocked: boolean) => void;
   nextFlowId: () => string;
+  onError?: (err: unknown) => void;
   /** How long a forwarded query waits for the resolver. */
   timeoutMs?: number;
 }
@@ -80,7 +81,13 @@ export class DnsUdpProxy {
     if (ipv6) families.push(['udp6', '::1']);
     for (const [type, host] of families) {
       const socket = createSocket({ type, ipv6Only: type === 'udp6' });
-      socket.on('message', (msg, rinfo) => this.onQuery(socket, msg, rinfo));
+      socket.on('message', (msg, rinfo) => {
+        try {
+          this.onQuery(socket, msg, rinfo);
+        } catch (err) {
+          this.options.onError?.(err); // one bad datagram must not take the sidecar down
+        }
+      });
       socket.on('error', () => undefined);
       await new Promise<void>((resolve, reject) => {
         socket.once('error', reject);
@@ -92,7 +99,13 @@ export class DnsUdpProxy {
       this.listeners.push(socket);
     }
     const upstream = createSocket(isIP(this.options.resolver) === 6 ? 'udp6' : 'udp4');
-    upstream.on('message', (msg) => this.onAnswer(msg));
+    upstream.on('message', (msg) => {
+      try {
+        this.onAnswer(msg);
+      } catch (err) {
+        this.options.onError?.(err);
+      }
+    });
     upstream.on('error', () => undefined);
     this.upstream = upstream;
   }

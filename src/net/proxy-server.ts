@@ -48,6 +48,7 @@ export class ProxyServer {
       },
       onRequest: (conn, outcome) => this.observer.onRequest?.(conn, outcome),
       onAlert: (conn, finding, blocked) => this.observer.onAlert?.(conn, finding, blocked),
+      onInternalError: (conn, err) => this.observer.onInternalError?.(conn, err),
     };
   }
 

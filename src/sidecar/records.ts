@@ -19,6 +19,7 @@ const CLOSE_REASONS: Record<ConnectionSummary['reason'], string> = {
   loop: 'loop',
   'no-original-dst': 'no-original-dst',
   denied: 'denied',
+  'internal-error': 'internal-error',
   drain: 'drain',
 };
 

@@ -227,6 +227,34 @@ describe('rules changing under traffic', () => {
   });
 });
 
+describe('hostile input', () => {
+  it('closes malformed and random streams cleanly, records them, and keeps serving', async () => {
+    const hostile = [
+      'GET /public/a HTTP/1.1\r\nhost: x\r\nbad header line\r\n\r\n',
+      'GET /public/a HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n',
+      `GET /public/${'a'.repeat(70_000)} HTTP/1.1\r\nhost: x\r\n\r\n`,
+      'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\xff\xff\xff\x01\x00\x00\x00\x01garbage',
+    ];
+    const before = sidecar.records.length;
+    for (const input of hostile) {
+      const r = topo.exec(topo.podNs, 'nc', ['-q', '2', '-w', '2', peer, input.startsWith('PRI') ? '8080' : '80'], { uid: APP_UID, input });
+      expect(r.stdout).not.toMatch(/^HTTP\/1\.1 200/);
+    }
+    for (let i = 0; i < 8; i++) {
+      const bytes = Buffer.from(Array.from({ length: 64 + i * 37 }, (_, j) => (j * 7919 + i * 104729) & 0xff));
+      topo.exec(topo.podNs, 'nc', ['-q', '1', '-w', '1', peer, '80'], { uid: APP_UID, input: bytes.toString('latin1') });
+    }
+    await settle();
+    const closed = sidecar.records.slice(before).filter((r) => r.type === 'connection');
+    expect(closed.length).toBeGreaterThanOrEqual(hostile.length + 8);
+    expect(closed.some((r) => String(r.reason).startsWith('parser-error:'))).toBe(true);
+    expect(sidecar.process?.exitCode).toBeNull();
+    const ok = await curl(['-o', '/dev/null', '-w', '%{http_code}', `http://${peer}/public/still-serving`]);
+    expect(ok.stdout).toBe('200');
+    expect(seen.filter((l) => l.includes('aaaaaaaaaa'))).toEqual([]);
+  }, 60_000);
+});
+
 describe('sidewall observe', () => {
   it('shows denied requests as they happen, from the running sidecar\'s admin port', async () => {
     const observe = topo.start(topo.podNs, NODE, [CLI, 'observe', '--admin', '127.0.0.1:15000', '--verdict', 'denied', '--protocol', 'http', '--follow', '-o', 'json'], { uid: APP_UID });
