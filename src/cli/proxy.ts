@@ -9,6 +9,7 @@ import { AdminServer } from '../admin/server.js';
 import { ConfigError, loadConfig, PolicyStore, readPodInfo, tunnelModeFor, type PodInfo, type SidecarConfig } from '../config/index.js';
 import { formatIssue } from '../policy/index.js';
 import { ConnectionGate } from '../enforcement/gate.js';
+import type { ConnectionFacts } from '../enforcement/types.js';
 import { createFlowPipeline, handleObserveStream, type FlowPipeline } from '../flows/index.js';
 import { WorkloadDirectory } from '../identity/workload-directory.js';
 import { metrics, metricsText } from '../metrics/index.js';
@@ -75,9 +76,16 @@ export async function run(args: string[]): Promise<number> {
 
   const workloads = new WorkloadDirectory(config.identities);
   const policy = () => store.current();
-  const tunnels = config.tunnels.default === 'off' && Object.values(config.tunnels.overrides).every((m) => m === 'off') ? null : createTunnelDetection({ ports: config.ports });
-  // A finding is looked up by its kind first (`tunnels: {ssh: block}`), then by the protocol.
-  const tunnelMode = (kind: string, protocol: string) => config.tunnels.overrides[kind] ?? tunnelModeFor(config.tunnels, protocol);
+  // CONNECT and Upgrades that a rule allows by name (not by the default action) are declared, not tunnels.
+  const isExpected = (facts: ConnectionFacts, what: { kind: 'connect' | 'upgrade'; target: string }): boolean => {
+    const http = what.kind === 'connect' ? { method: 'CONNECT', path: what.target } : { method: 'GET', path: '/', headers: { upgrade: what.target } };
+    const d = store.current().decide({ ...facts, protocol: 'http', l7: { http } });
+    return d.action === 'allow' && d.tier !== 'default';
+  };
+  const tunnels = config.tunnels.default === 'off' && Object.values(config.tunnels.overrides).every((m) => m === 'off') ? null : createTunnelDetection({ ports: config.ports, isExpected });
+  // `tunnels:` is looked up by destination port (`"5432": block`), then the finding's kind
+  // (`ssh: block`), then the connection's protocol (`dns: off`), then `default`.
+  const tunnelMode = (kind: string, protocol: string, port: number) => config.tunnels.overrides[String(port)] ?? config.tunnels.overrides[kind] ?? tunnelModeFor(config.tunnels, protocol);
   const gate = new ConnectionGate(policy, workloads, config.ports, tunnels, tunnelMode);
   const proxy = new ProxyServer(
     {

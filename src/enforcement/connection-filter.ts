@@ -137,7 +137,7 @@ export class ConnectionFilter {
    * under `protect` it also ends the connection. Returns true when the connection was cut.
    */
   reportTunnel(finding: TunnelFinding): boolean {
-    const mode = this.ctx.tunnelMode(finding.kind, this.protocol);
+    const mode = this.ctx.tunnelMode(finding.kind, this.protocol, this.ctx.facts.dst.port);
     if (mode === 'off') return false;
     const policy = this.ctx.policy();
     const blocked = mode === 'block' && policy.mode === 'protect';

@@ -20,7 +20,7 @@ export class ConnectionGate {
     private readonly workloads: WorkloadDirectory,
     private readonly declaredPorts: Readonly<Record<number, string>>,
     private readonly tunnels: TunnelDetection | null,
-    private readonly tunnelMode: (kind: string, protocol: string) => TunnelMode,
+    private readonly tunnelMode: (kind: string, protocol: string, port: number) => TunnelMode,
   ) {}
 
   admit(direction: Direction, src: { ip: string; port: number }, dst: { ip: string; port: number }, sink: FilterSink): Admission {

@@ -43,6 +43,6 @@ export interface FilterContext {
   tunnels: TunnelInspector | null;
   /** The pod-wide DNS tunnelling monitor, or null when `tunnels: off`. */
   dnsMonitor: DnsTunnelMonitor | null;
-  /** What to do with a finding of that kind on that protocol (`tunnels:` in the config). */
-  tunnelMode: (kind: string, protocol: string) => TunnelMode;
+  /** What to do with a finding of that kind, protocol and destination port (`tunnels:` in the config). */
+  tunnelMode: (kind: string, protocol: string, port: number) => TunnelMode;
 }

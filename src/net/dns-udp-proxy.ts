@@ -32,7 +32,7 @@ export interface DnsUdpProxyOptions {
   identify: (ip: string) => ConnectionFacts['src']['workload'];
   isLocal: (ip: string) => boolean;
   monitor: DnsTunnelMonitor | null;
-  tunnelMode: (kind: string, protocol: string) => TunnelMode;
+  tunnelMode: (kind: string, protocol: string, port: number) => TunnelMode;
   onQuery: (outcome: DnsQueryOutcome) => void;
   onAlert: (flowId: string, facts: ConnectionFacts, finding: TunnelFinding, blocked: boolean) => void;
   nextFlowId: () => string;
@@ -51,6 +51,14 @@ interface Pending {
   decision: Decision;
   startedAt: number;
   timer: NodeJS.Timeout;
+}
+
+const ALERT_INTERVAL_MS = 10_000;
+
+/** The last two labels of a name: enough to group a tunnel's queries under its domain. */
+function parentDomain(name: string): string {
+  const labels = name.split('.');
+  return labels.slice(-2).join('.');
 }
 
 /** The first `nameserver` of a resolv.conf, or undefined. */
@@ -137,10 +145,11 @@ export class DnsUdpProxy {
     let decision = policy.decide({ ...facts, protocol: 'dns', l7: { dns: { name: query.qname, type: query.qtype } } });
     const finding = this.options.monitor?.onQuery(query.qname, query.qtype, Date.now()) ?? null;
     if (finding !== null) {
-      const mode = this.options.tunnelMode(finding.kind, 'dns');
+      const mode = this.options.tunnelMode(finding.kind, 'dns', 53);
       if (mode !== 'off') {
         const blocked = mode === 'block' && policy.mode === 'protect';
-        this.options.onAlert(flowId, facts, finding, blocked);
+        // A tunnel is thousands of queries: one alert per parent domain and window, not per query.
+        if (this.shouldAlert(`${finding.kind}|${blocked}|${parentDomain(query.qname)}`)) this.options.onAlert(flowId, facts, finding, blocked);
         if (blocked) decision = { action: 'deny', verdict: 'denied', ruleId: `tunnel:${finding.kind}`, policy: policy.hash, log: true, tier: 'default' };
       }
     }
@@ -172,6 +181,17 @@ export class DnsUdpProxy {
     this.upstream?.send(msg, 53, this.options.resolver);
   }
 
+  private readonly alertedAt = new Map<string, number>();
+
+  private shouldAlert(key: string): boolean {
+    const now = Date.now();
+    const last = this.alertedAt.get(key);
+    if (last !== undefined && now - last < ALERT_INTERVAL_MS) return false;
+    if (this.alertedAt.size >= 1024) this.alertedAt.clear(); // bounded; worst case a repeated alert
+    this.alertedAt.set(key, now);
+    return true;
+  }
+
   private allocateId(): number {
     for (let i = 0; i < 0x10000; i++) {
       this.nextId = (this.nextId + 1) & 0xffff;
@@ -198,7 +218,7 @@ export class DnsUdpProxy {
       p.l7.answers = answer.answerCount;
       const size = answer.answers.reduce((n, a) => n + a.size, 0);
       const finding = this.options.monitor?.onResponse(answer.qname, answer.qtype, size, answer.answerCount, Date.now()) ?? null;
-      if (finding !== null && this.options.tunnelMode(finding.kind, 'dns') !== 'off') this.options.onAlert(p.flowId, p.facts, finding, false);
+      if (finding !== null && this.options.tunnelMode(finding.kind, 'dns', 53) !== 'off') this.options.onAlert(p.flowId, p.facts, finding, false);
     } catch {
       p.l7.rcode = 'MALFORMED';
     }
