@@ -255,6 +255,13 @@ export class ConnectionFilter {
   private toPass(): void {
     this.phase = 'pass';
     this.parser = null;
+    // What was held is payload too: tunnel detection sees it before it leaves.
+    if (this.opaqueBudget.client > 0) {
+      this.held.forEach((b) => {
+        if (this.phase === 'pass' && this.opaqueBudget.client > 0) this.inspectOpaque('client', b);
+      });
+      if (this.phase !== 'pass') return; // a finding blocked the connection
+    }
     this.held.release(this.held.end, this.sinkToServer);
   }
 
