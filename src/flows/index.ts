@@ -10,6 +10,7 @@ export type {
   TunnelRecord,
   FlowRecordDraft,
   FlowRecord,
+  SuggestedRule,
 } from './types.js';
 export { createFlowPipeline, defaultObserveHub } from './pipeline.js';
 export type { FlowPipeline, FlowPipelineOptions, TrackedConnection } from './pipeline.js';

@@ -68,6 +68,17 @@ export interface FlowRecordDraft {
   reason?: string;
   /** True on the periodic records of a connection that is still open; absent on the final one. */
   interim?: boolean;
+  /**
+   * On a drift alert ("new behaviour" in protect mode): the workload rule that would allow what
+   * was denied, as an object and as YAML (one list item) ready to append to sidewall.io/rules.
+   */
+  suggestion?: SuggestedRule;
+}
+
+/** A rule of the workload tier (src/policy/README.md) suggested by the learning mode. */
+export interface SuggestedRule {
+  rule: { id: string; action: string; [matcher: string]: unknown };
+  yaml: string;
 }
 
 export interface FlowRecord extends FlowRecordDraft {
