@@ -14,6 +14,8 @@ export interface AdminHandlers {
   readiness: () => Readiness;
   metrics?: () => Promise<string>;
   appProbe?: (path: string) => Promise<{ status: number; body: string }>;
+  /** The learning mode's model and status (issue 9), served as JSON at /learn/model. */
+  learnModel?: () => unknown;
   /** gRPC over HTTP/2 (cleartext); called for every stream. */
   grpc?: (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => void;
 }
@@ -73,6 +75,7 @@ export class AdminServer {
         return send(res, r.ready ? 200 : 503, JSON.stringify({ ready: r.ready, ...r.detail }) + '\n', 'application/json');
       }
       if (path === '/metrics' && this.handlers.metrics) return send(res, 200, await this.handlers.metrics(), 'text/plain; version=0.0.4');
+      if (path === '/learn/model' && this.handlers.learnModel) return send(res, 200, JSON.stringify(this.handlers.learnModel()) + '\n', 'application/json');
       if (path.startsWith('/app-health/') && this.handlers.appProbe) {
         const probe = await this.handlers.appProbe(path);
         return send(res, probe.status, probe.body);

@@ -17,6 +17,7 @@ import { DnsUdpProxy, resolverFromResolvConf } from '../net/dns-udp-proxy.js';
 import { ProxyServer } from '../net/proxy-server.js';
 import { alertRecord, connectionRecord, requestRecord } from '../sidecar/records.js';
 import { createTunnelDetection } from '../tunnels/index.js';
+import { Learner } from '../learn/learner.js';
 
 const HELP = `usage: sidewall proxy [--config FILE]
 
@@ -57,13 +58,23 @@ export async function run(args: string[]): Promise<number> {
   const tunables = config.proxy;
   const podName = process.env.POD_NAME ?? podInfo.name ?? hostname();
   const podNamespace = process.env.POD_NAMESPACE ?? podInfo.namespace ?? 'default';
+  // Learning mode and drift alerts: a flow sink reading the mode in force for each record.
+  const learner = new Learner({
+    mode: () => store.current().mode,
+    stateFile: config.learn.stateFile,
+    limits: { maxServices: config.learn.maxServices, maxPaths: config.learn.maxPaths, maxSiblings: config.learn.maxSiblings },
+    saveIntervalMs: config.learn.saveIntervalMs,
+    logger: log,
+  });
   const flows: FlowPipeline = createFlowPipeline({
     pod: { namespace: podNamespace, name: podName, ...(process.env.POD_IP ? { ip: process.env.POD_IP } : {}), ...(Object.keys(podInfo.labels).length ? { labels: podInfo.labels } : {}) },
     stdout: config.export.stdout,
     ...(config.export.otlp ? { otlp: config.export.otlp } : {}),
     interimIntervalMs: tunables.flowIntervalMs,
     logger: log,
+    sinks: [learner],
   });
+  learner.bindEmitter((draft) => flows.emit(draft));
   metrics.policyReloads.inc({ result: 'success' });
   store.on('reload', (policy) => {
     metrics.policyReloads.inc({ result: 'success' });
@@ -151,6 +162,7 @@ export async function run(args: string[]): Promise<number> {
     readiness: () => ({ ready, detail: { activeConnections: proxy.activeConnections, policy: store.current().hash, mode: store.current().mode } }),
     metrics: metricsText,
     appProbe: createAppProbeHandler(process.env.SIDEWALL_APP_PROBES),
+    learnModel: () => learner.report(),
     grpc: handleObserveStream,
   });
   try {

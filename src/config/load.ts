@@ -53,6 +53,28 @@ export interface ProxyTunables {
   dnsPort: number;
 }
 
+/** Learning mode (issue 9): where the learned model is kept, and its memory limits. */
+export interface LearnConfig {
+  /** Absolute path of the model's state file (under the sidecar's writable volume). */
+  stateFile: string;
+  /** Distinct (direction, peer, port, protocol) entries. */
+  maxServices: number;
+  /** Path, host, name and gRPC method templates, all entries together. */
+  maxPaths: number;
+  /** Distinct children of one path segment or name before they collapse to '*'. */
+  maxSiblings: number;
+  /** How often a changed model is saved, in milliseconds. */
+  saveIntervalMs: number;
+}
+
+export const DEFAULT_LEARN: Readonly<LearnConfig> = Object.freeze({
+  stateFile: '/tmp/sidewall-learn.json',
+  maxServices: 1000,
+  maxPaths: 20_000,
+  maxSiblings: 32,
+  saveIntervalMs: 30_000,
+});
+
 export interface SidecarConfig {
   mode: Mode;
   defaultAction: 'allow' | 'deny';
@@ -70,6 +92,7 @@ export interface SidecarConfig {
   identity?: IdentityControllerConfig;
   export: ExportConfig;
   proxy: ProxyTunables;
+  learn: LearnConfig;
   /** Absolute path of the file this config came from, if any. */
   file?: string;
 }
@@ -97,7 +120,7 @@ export class ConfigError extends Error {
   }
 }
 
-const TOP_KEYS = ['mode', 'defaultAction', 'ports', 'tunnels', 'rules', 'clusterRules', 'podInfo', 'identities', 'identity', 'export', 'proxy'];
+const TOP_KEYS = ['mode', 'defaultAction', 'ports', 'tunnels', 'rules', 'clusterRules', 'podInfo', 'identities', 'identity', 'export', 'proxy', 'learn'];
 const TUNNEL_MODES: readonly TunnelMode[] = ['block', 'alert', 'off'];
 
 function show(value: unknown): string {
@@ -175,6 +198,7 @@ export function parseConfig(data: unknown, file: string): SidecarConfig {
     identities: [],
     export: { stdout: true },
     proxy: { ...DEFAULT_PROXY },
+    learn: { ...DEFAULT_LEARN },
   };
   if (data === null || data === undefined) return config;
   if (!isRecord(data)) {
@@ -311,6 +335,21 @@ export function parseConfig(data: unknown, file: string): SidecarConfig {
         const other = seen.get(config.proxy[key]);
         if (other !== undefined) problems.add(`proxy.${key}`, `${config.proxy[key]} is also proxy.${other}; each listener needs its own port`);
         seen.set(config.proxy[key], key);
+      }
+    }
+  }
+  if (data.learn !== undefined && data.learn !== null) {
+    if (!isRecord(data.learn)) problems.add('learn', `must be a mapping with stateFile, maxServices, maxPaths, maxSiblings, saveIntervalMs, not ${show(data.learn)}`);
+    else {
+      problems.unknownKeys('learn', data.learn, Object.keys(DEFAULT_LEARN));
+      const stateFile = optionalString(problems, 'learn.stateFile', data.learn.stateFile);
+      if (stateFile !== undefined) config.learn.stateFile = resolve(base, stateFile);
+      for (const key of ['maxServices', 'maxPaths', 'maxSiblings', 'saveIntervalMs'] as const) {
+        const value = data.learn[key];
+        if (value === undefined) continue;
+        if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > 2_147_483_647) {
+          problems.add(`learn.${key}`, `must be a positive whole number${key.endsWith('Ms') ? ' of milliseconds' : ''}, not ${show(value)}`);
+        } else config.learn[key] = value;
       }
     }
   }

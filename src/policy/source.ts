@@ -7,7 +7,7 @@ import type { RuleIssue, Tier } from './types.js';
 
 /** Keys a rules document may have when it is a mapping: `rules`, or a whole sidecar config. */
 export const RULE_DOCUMENT_KEYS = [
-  'rules', 'mode', 'defaultAction', 'ports', 'tunnels', 'clusterRules', 'podInfo', 'identities', 'export', 'proxy',
+  'rules', 'mode', 'defaultAction', 'ports', 'tunnels', 'clusterRules', 'podInfo', 'identities', 'export', 'proxy', 'learn',
 ];
 
 export type ParsedText = { ok: true; value: unknown } | { ok: false; issues: RuleIssue[] };
