@@ -1,4 +1,5 @@
-// `sidewall policy check|test`: validate a rules file, or show which rule a flow would hit.
+// `sidewall policy check|test|learn`: validate a rules file, show which rule a flow would hit, or
+// generate the workload's rules from what its sidecar learned.
 import { readFileSync } from 'node:fs';
 import { ConfigError, parseConfig } from '../config/load.js';
 import { parseArgs } from 'node:util';
@@ -6,10 +7,15 @@ import {
   compilePolicy, formatIssue, parseRuleText, readRuleSource,
   type Direction, type FlowFacts, type Mode, type RuleIssue,
 } from '../policy/index.js';
+import {
+  fetchModel, formatRules, generateRules, LearnModel, readModelSources, rulesYaml, RULES_FORMATS,
+  FlowLineError, LearnFetchError, LearnStateError, type ModelSource,
+} from '../learn/index.js';
 
 const HELP = `usage:
   sidewall policy check FILE [--tier workload|cluster] [--cluster FILE]
   sidewall policy test FILE --flow JSON [--cluster FILE] [--mode MODE] [--default-action ACTION] [--json]
+  sidewall policy learn [FILE...] [--from ADMIN] [-o yaml|json|annotation|patch] [--lock] [--template]
 
 FILE holds rules as YAML or JSON: a list of rules, {rules: [...]}, or a sidecar config with
 rules (and mode, defaultAction). Use '-' to read standard input.
@@ -18,6 +24,10 @@ check   prints every problem as 'FILE: rules[INDEX].FIELD: message' and exits 1,
         or prints 'ok: N rules, policy HASH' and exits 0.
 test    prints the decision for the flow: verdict, ruleId, policy (and what the proxy can
         decide when the connection opens, before reading any byte). Exits 0.
+learn   prints the workload tier's rules for what a sidecar learned (mode: learn): read from a
+        running sidecar's admin port (--from), or from flow records as JSON lines or a saved
+        model (learn.stateFile) in FILEs or on standard input. Allow rules, most specific first,
+        each with an id and its provenance (description); the output passes 'policy check'.
 
 flags:
   --tier workload|cluster   which tier FILE is (check; default workload; cluster allows 'pass')
@@ -29,6 +39,12 @@ flags:
   --mode protect|monitor|learn        default: the file's mode, else monitor
   --default-action allow|deny         default: the file's defaultAction, else deny
   --json                    print the decision as one JSON object
+  --from ADMIN              learn: the sidecar's admin address, e.g. http://10.1.2.3:15000 or 127.0.0.1:15000
+  -o, --output FORMAT       learn: yaml (a rules list; default), json, annotation (the sidewall.io/rules
+                            annotation to paste under metadata.annotations), patch (a JSON merge patch:
+                            kubectl patch pod NAME --type merge -p "$(sidewall policy learn ... -o patch)")
+  --lock                    learn: annotation and patch also set sidewall.io/mode: protect
+  --template                learn: the patch is for a workload's pod template (spec.template.metadata)
   -h, --help                this help
 `;
 
@@ -143,6 +159,10 @@ async function runCommand(args: string[]): Promise<number> {
       mode: { type: 'string' },
       'default-action': { type: 'string' },
       json: { type: 'boolean' },
+      from: { type: 'string' },
+      output: { type: 'string', short: 'o' },
+      lock: { type: 'boolean' },
+      template: { type: 'boolean' },
     },
   });
   if (values.help) {
@@ -150,7 +170,8 @@ async function runCommand(args: string[]): Promise<number> {
     return 0;
   }
   const [sub, file, ...extra] = positionals;
-  if (sub !== 'check' && sub !== 'test') throw new UsageError(sub === undefined ? 'missing subcommand (check or test)' : `unknown subcommand '${sub}'`);
+  if (sub === 'learn') return runLearn(positionals.slice(1), values);
+  if (sub !== 'check' && sub !== 'test') throw new UsageError(sub === undefined ? 'missing subcommand (check, test or learn)' : `unknown subcommand '${sub}'`);
   if (file === undefined) throw new UsageError(`policy ${sub} needs a FILE`);
   if (extra.length > 0) throw new UsageError(`unexpected argument '${extra[0]}'`);
   const tier = oneOf('tier', values.tier, ['workload', 'cluster'] as const) ?? 'workload';
@@ -203,6 +224,50 @@ async function runCommand(args: string[]): Promise<number> {
     `at connect: ${atConnect === 'needs-l7' ? 'needs L7 (the first rule matching on address and port has protocol or L7 matchers)' : `decided by ${atConnect.ruleId} (${atConnect.verdict})`}`,
   ];
   process.stdout.write(lines.join('\n') + '\n');
+  return 0;
+}
+
+interface LearnFlags {
+  from?: string;
+  output?: string;
+  lock?: boolean;
+  template?: boolean;
+}
+
+async function runLearn(files: string[], values: LearnFlags): Promise<number> {
+  const format = oneOf('output', values.output, RULES_FORMATS) ?? 'yaml';
+  const model = new LearnModel();
+  const fail = (message: string): number => {
+    process.stderr.write(`sidewall policy learn: ${message}\n`);
+    return 1;
+  };
+  try {
+    if (values.from !== undefined) {
+      const fetched = await fetchModel(values.from);
+      model.load(fetched.data, fetched.name);
+    }
+    const inputs = files.length > 0 ? files : values.from === undefined ? ['-'] : [];
+    const sources: ModelSource[] = inputs.map((f) => ({ name: f === '-' ? 'stdin' : f, text: readText(f) }));
+    const summary = readModelSources(model, sources);
+    for (const problem of summary.problems) process.stderr.write(`sidewall policy learn: skipped ${problem.message}\n`);
+    if (summary.skipped > summary.problems.length) process.stderr.write(`sidewall policy learn: skipped ${summary.skipped - summary.problems.length} more lines\n`);
+  } catch (error) {
+    if (error instanceof LearnFetchError || error instanceof LearnStateError || error instanceof FlowLineError) return fail(error.message);
+    throw error;
+  }
+  const rules = generateRules(model);
+  // The promise of this command: what it prints passes `sidewall policy check`.
+  const issues = readRuleSource(rulesYaml(rules), 'generated rules').issues;
+  if (issues.length > 0) {
+    for (const issue of issues) process.stderr.write(`sidewall policy learn: internal error: ${formatIssue(issue)}\n`);
+    return 1;
+  }
+  const counters = model.toState();
+  const header = `sidewall policy learn: ${rules.length} rules from ${counters.observed} observations` +
+    ` (folded ${counters.folded}, dropped ${counters.dropped}); paste as the sidewall.io/rules annotation`;
+  process.stdout.write(formatRules(rules, format, { lock: values.lock === true, template: values.template === true, header }));
+  process.stderr.write(`${header.replace(/; paste.*$/, '')}\n`);
+  if (rules.length === 0) process.stderr.write('sidewall policy learn: nothing learned yet (is the sidecar in learn mode, and has traffic passed?)\n');
   return 0;
 }
 
