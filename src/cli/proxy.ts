@@ -12,6 +12,8 @@ import { ConnectionGate } from '../enforcement/gate.js';
 import type { ConnectionFacts } from '../enforcement/types.js';
 import { createFlowPipeline, handleObserveStream, type FlowPipeline } from '../flows/index.js';
 import { WorkloadDirectory } from '../identity/workload-directory.js';
+import { IdentityClient } from '../identity/identity-client.js';
+import { exposeIdentityMetrics } from '../identity/identity-metrics.js';
 import { metrics, metricsText } from '../metrics/index.js';
 import { DnsUdpProxy, resolverFromResolvConf } from '../net/dns-udp-proxy.js';
 import { ProxyServer } from '../net/proxy-server.js';
@@ -136,6 +138,22 @@ export async function run(args: string[]): Promise<number> {
   );
   const self = { namespace: podNamespace, pod: podName, labels: podInfo.labels };
   workloads.setSelf(proxy.localAddresses(), self);
+  // Cluster identities from the controller's stream (issue 8); the last map stays while it is away.
+  const identity =
+    config.identity === undefined
+      ? undefined
+      : new IdentityClient({
+          address: config.identity.controller,
+          directory: workloads,
+          client: `${podNamespace}/${podName}`,
+          log,
+          ...(config.identity.tokenFile !== undefined ? { tokenFile: config.identity.tokenFile } : {}),
+          ...(config.identity.caFile !== undefined ? { caFile: config.identity.caFile } : {}),
+        });
+  if (identity !== undefined) {
+    exposeIdentityMetrics(identity);
+    identity.start();
+  }
 
   // DNS over UDP: to the resolver the pod was configured with (SIDEWALL_DNS_RESOLVER overrides).
   const resolver = process.env.SIDEWALL_DNS_RESOLVER ?? resolverFromResolvConf();
@@ -159,7 +177,7 @@ export async function run(args: string[]): Promise<number> {
 
   let ready = false;
   const admin = new AdminServer({
-    readiness: () => ({ ready, detail: { activeConnections: proxy.activeConnections, policy: store.current().hash, mode: store.current().mode } }),
+    readiness: () => ({ ready, detail: { activeConnections: proxy.activeConnections, policy: store.current().hash, mode: store.current().mode, ...(identity ? { identity: identity.status() } : {}) } }),
     metrics: metricsText,
     appProbe: createAppProbeHandler(process.env.SIDEWALL_APP_PROBES),
     learnModel: () => learner.report(),
@@ -182,6 +200,7 @@ export async function run(args: string[]): Promise<number> {
       log.info({ signal, activeConnections: proxy.activeConnections }, 'draining');
       store.close();
       dns?.close();
+      identity?.close();
       void proxy
         .drain(tunables.drainTimeoutMs)
         .then(() => flows.close())
