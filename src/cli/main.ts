@@ -13,6 +13,7 @@ const commands: Record<string, CommandEntry> = {
   policy: { summary: 'check a rules file, or test a flow against it', load: () => import('./policy.js') },
   observe: { summary: "tail a running sidecar's flow records", load: () => import('./observe.js') },
   webhook: { summary: 'run the admission webhook server', load: () => import('./webhook.js') },
+  controller: { summary: 'run the workload identity controller (pod IP → workload, streamed to sidecars)', load: () => import('./controller.js') },
   manifests: { summary: 'print the whole installation as plain YAML', load: () => import('./manifests.js') },
 };
 
