@@ -277,7 +277,8 @@ export function parseConfig(data: unknown, file: string): SidecarConfig {
       problems.unknownKeys('identity', data.identity, ['controller', 'tokenFile', 'caFile']);
       const controller = optionalString(problems, 'identity.controller', data.identity.controller);
       if (controller === undefined && data.identity.controller === undefined) problems.add('identity.controller', 'is required (host:port of the sidewall controller, e.g. sidewall-controller.sidewall:15012)');
-      else if (controller !== undefined && !/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/.test(controller)) problems.add('identity.controller', `'${controller}' is not host:port`);
+      // host:port, or unix:/path for a controller (or node agent) on a local socket.
+      else if (controller !== undefined && !/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/.test(controller) && !/^unix:\/\S+$/.test(controller)) problems.add('identity.controller', `'${controller}' is not host:port or unix:/path`);
       const tokenFile = optionalString(problems, 'identity.tokenFile', data.identity.tokenFile);
       const caFile = optionalString(problems, 'identity.caFile', data.identity.caFile);
       if (controller !== undefined) {

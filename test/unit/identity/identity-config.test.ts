@@ -17,6 +17,7 @@ describe('identity config', () => {
     const config = parseConfig({ identity: { controller: 'sidewall-controller.sidewall:15012', tokenFile: 'token', caFile: '/ca/ca.crt' } }, '/etc/sidewall/sidecar.yaml');
     expect(config.identity).toEqual({ controller: 'sidewall-controller.sidewall:15012', tokenFile: '/etc/sidewall/token', caFile: '/ca/ca.crt' });
     expect(parseConfig({ identity: { controller: '[fd00::1]:15012' } }, 'c.yaml').identity).toEqual({ controller: '[fd00::1]:15012' });
+    expect(parseConfig({ identity: { controller: 'unix:/run/sidewall/identity.sock' } }, 'c.yaml').identity).toEqual({ controller: 'unix:/run/sidewall/identity.sock' });
   });
 
   it('is absent unless configured', () => {
@@ -24,7 +25,7 @@ describe('identity config', () => {
   });
 
   it('names the field of each mistake', () => {
-    expect(problem({ identity: { controller: 'sidewall-controller' } })).toBe("/etc/sidewall/sidecar.yaml: identity.controller: 'sidewall-controller' is not host:port");
+    expect(problem({ identity: { controller: 'sidewall-controller' } })).toBe("/etc/sidewall/sidecar.yaml: identity.controller: 'sidewall-controller' is not host:port or unix:/path");
     expect(problem({ identity: {} })).toContain('identity.controller: is required');
     expect(problem({ identity: { controller: 'c:1', token: 'x' } })).toContain('identity.token: unknown key');
     expect(problem({ identity: 'c:1' })).toContain('identity: must be a mapping');
