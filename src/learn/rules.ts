@@ -122,7 +122,9 @@ function draftsFor(entry: ServiceEntry, l7Endpoints: ReadonlySet<string>): Draft
         const unique = [...new Set(methods)].sort();
         const servicePattern = service === WILDCARD ? '**' : service;
         drafts.push({
-          rule: { ...base, protocol: 'grpc', grpc: { services: [servicePattern], methods: unique.includes(WILDCARD) ? [WILDCARD] : unique } },
+          // protocol http2, not grpc: the proxy decides a connection's protocol (HTTP/2) before
+          // its first call, and only a rule matching http2 then lets the calls be decided one by one.
+          rule: { ...base, protocol: 'http2', grpc: { services: [servicePattern], methods: unique.includes(WILDCARD) ? [WILDCARD] : unique } },
           idBase: `${idBase}-${service === WILDCARD ? 'any' : service}`,
           specificity: 100 + peerScore + (service === WILDCARD ? 0 : 1),
           unit: 'calls',

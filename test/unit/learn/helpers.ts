@@ -79,8 +79,21 @@ export function protect(rules: readonly LearnedRule[]): CompiledPolicy {
   return result.policy;
 }
 
-/** The verdict and rule of a record's traffic under a policy (the full evaluation: connection, then L7). */
+/**
+ * The verdict and rule of a record's traffic under a policy, in the proxy's three stages: at
+ * accept (address and port), once the protocol is detected (gRPC is HTTP/2 then: the call is not
+ * known yet), and per request with its L7 facts.
+ */
 export function verdictOf(policy: CompiledPolicy, record: FlowRecord): { verdict: string; ruleId: string } {
-  const d = policy.decide(factsOf(record));
-  return { verdict: d.verdict, ruleId: d.ruleId };
+  const facts = factsOf(record);
+  const { protocol: _protocol, l7: _l7, ...l4 } = facts;
+  const atConnect = policy.decideConnection(l4);
+  const decision =
+    atConnect !== 'needs-l7'
+      ? atConnect
+      : ((): ReturnType<CompiledPolicy['decide']> => {
+          const atProtocol = policy.decideProtocol({ ...l4, protocol: record.protocol === 'grpc' ? 'http2' : record.protocol });
+          return atProtocol !== 'needs-l7' ? atProtocol : policy.decide(facts);
+        })();
+  return { verdict: decision.verdict, ruleId: decision.ruleId };
 }
