@@ -1,0 +1,18 @@
+// Issue 8's churn: 10,000 pods, 1,000 changes a second. Every change must reach every sidecar,
+// in order (the maps end equal to the API server's), quickly. The numbers for the note come from
+// perf/identity-churn.ts, which runs longer.
+import { describe, expect, it } from 'vitest';
+import { runChurn } from './churn.js';
+
+describe('churn', () => {
+  it('keeps two sidecars equal to the cluster through 10,000 pods and 1,000 changes a second', async () => {
+    const result = await runChurn({ pods: 10_000, changesPerSecond: 1000, seconds: 3, sidecars: 2 });
+    console.log(JSON.stringify(result));
+    expect(result.consistent).toBe(true);
+    expect(result.changes).toBe(3000);
+    expect(result.achievedRate).toBeGreaterThan(800);
+    // Generous bounds for a shared 2-core machine; perf/identity-churn.ts reports the real ones.
+    expect(result.delayMs.p99).toBeLessThan(2000);
+    expect(result.heapMiB.perSidecar).toBeLessThan(40);
+  }, 120_000);
+});
