@@ -211,6 +211,6 @@ export async function run(args: string[]): Promise<number> {
     process.once('SIGINT', () => stop('SIGINT'));
   });
   log.info('stopped');
-  log.flush();
+  await new Promise<void>((resolve) => log.flush(() => resolve()));
   return 0;
 }
