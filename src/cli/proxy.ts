@@ -165,6 +165,7 @@ export async function run(args: string[]): Promise<number> {
           resolver,
           policy,
           identify: (ip) => workloads.lookup(ip),
+          identityStale: () => workloads.stale,
           isLocal: (ip) => proxy.isLocal(ip),
           monitor: tunnels?.dns ?? null,
           tunnelMode,

@@ -120,7 +120,7 @@ export class ConfigError extends Error {
   }
 }
 
-const TOP_KEYS = ['mode', 'defaultAction', 'ports', 'tunnels', 'rules', 'clusterRules', 'podInfo', 'identities', 'identity', 'export', 'proxy', 'learn'];
+export const TOP_KEYS = ['mode', 'defaultAction', 'ports', 'tunnels', 'rules', 'clusterRules', 'podInfo', 'identities', 'identity', 'export', 'proxy', 'learn'];
 const TUNNEL_MODES: readonly TunnelMode[] = ['block', 'alert', 'off'];
 
 function show(value: unknown): string {

@@ -31,6 +31,7 @@ export class ConnectionGate {
       src: srcWorkload === undefined ? src : { ...src, workload: srcWorkload },
       dst: dstWorkload === undefined ? dst : { ...dst, workload: dstWorkload },
     };
+    if (this.workloads.stale) facts.identityStale = true;
     const l4 = this.policy().decideConnection(facts);
     if (l4 !== 'needs-l7' && l4.action === 'deny') return { facts, l4, filter: null };
     const declaredProtocol = this.declaredPorts[dst.port];

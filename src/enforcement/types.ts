@@ -31,6 +31,8 @@ export interface ConnectionFacts {
   direction: Direction;
   src: Endpoint;
   dst: Endpoint;
+  /** The identity map was not current (controller unreachable) when these facts were taken. */
+  identityStale?: true;
 }
 
 export interface FilterContext {

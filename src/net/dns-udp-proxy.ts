@@ -37,6 +37,8 @@ export interface DnsUdpProxyOptions {
   onAlert: (flowId: string, facts: ConnectionFacts, finding: TunnelFinding, blocked: boolean) => void;
   nextFlowId: () => string;
   onError?: (err: unknown) => void;
+  /** True while the workload identities may be out of date. */
+  identityStale?: () => boolean;
   /** How long a forwarded query waits for the resolver. */
   timeoutMs?: number;
 }
@@ -123,11 +125,13 @@ export class DnsUdpProxy {
     const direction: Direction = this.options.isLocal(resolver) ? 'intra' : 'egress';
     const srcWorkload = this.options.identify(client.address);
     const dstWorkload = this.options.identify(resolver);
-    return {
+    const facts: ConnectionFacts = {
       direction,
       src: srcWorkload === undefined ? { ip: client.address, port: client.port } : { ip: client.address, port: client.port, workload: srcWorkload },
       dst: dstWorkload === undefined ? { ip: resolver, port: 53 } : { ip: resolver, port: 53, workload: dstWorkload },
     };
+    if (this.options.identityStale?.() === true) facts.identityStale = true;
+    return facts;
   }
 
   private onQuery(listener: Socket, msg: Buffer, client: RemoteInfo): void {

@@ -6,8 +6,9 @@ import { isPlainObject, unknownKeyMessage, validateRuleList, type NormalizedRule
 import type { RuleIssue, Tier } from './types.js';
 
 /** Keys a rules document may have when it is a mapping: `rules`, or a whole sidecar config. */
+// The keys of a sidecar config (src/config/load.ts TOP_KEYS; a test keeps the two equal).
 export const RULE_DOCUMENT_KEYS = [
-  'rules', 'mode', 'defaultAction', 'ports', 'tunnels', 'clusterRules', 'podInfo', 'identities', 'export', 'proxy', 'learn',
+  'rules', 'mode', 'defaultAction', 'ports', 'tunnels', 'clusterRules', 'podInfo', 'identities', 'export', 'proxy', 'learn', 'identity',
 ];
 
 export type ParsedText = { ok: true; value: unknown } | { ok: false; issues: RuleIssue[] };

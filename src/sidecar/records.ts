@@ -49,6 +49,7 @@ export function connectionRecord(summary: ConnectionSummary, facts: ConnectionFa
     durationMs: round(summary.durationMs),
     reason,
     ...(filter?.tunnel ? { tunnel: tunnelRecord(filter.tunnel, filter.tunnel.blocked) } : {}),
+    ...(facts?.identityStale ? { identityStale: true } : {}),
   };
 }
 
@@ -73,6 +74,7 @@ export function alertRecord(flowId: string, facts: ConnectionFacts, protocol: st
     policy,
     tunnel: tunnelRecord(finding, blocked),
     reason: finding.evidence,
+    ...(facts.identityStale ? { identityStale: true } : {}),
   };
 }
 
@@ -91,5 +93,6 @@ export function requestRecord(flowId: string, facts: ConnectionFacts, outcome: R
     durationMs: round(outcome.durationMs),
   };
   if (outcome.reason !== undefined) draft.reason = outcome.reason;
+  if (facts.identityStale) draft.identityStale = true;
   return draft;
 }

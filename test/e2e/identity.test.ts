@@ -136,8 +136,8 @@ describe('controller unreachable', () => {
     const before = lastSeq();
     expect((await connect(backendIp)).stdout).toContain(`${PORT} `);
     expect((await connect(intruderIp)).stdout).not.toContain(`${PORT} `);
-    expect(await lastConnectionTo(backendIp, before)).toMatchObject({ verdict: 'allowed', ruleId: 'to-backend' });
-    expect(await lastConnectionTo(intruderIp, before)).toMatchObject({ verdict: 'denied' });
+    expect(await lastConnectionTo(backendIp, before)).toMatchObject({ verdict: 'allowed', ruleId: 'to-backend', identityStale: true });
+    expect(await lastConnectionTo(intruderIp, before)).toMatchObject({ verdict: 'denied', identityStale: true });
 
     // A new controller (new epoch): the sidecar takes its snapshot.
     api.deletePod('shop', 'scraper-1');
