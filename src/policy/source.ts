@@ -5,8 +5,10 @@ import { parseDocument } from 'yaml';
 import { isPlainObject, unknownKeyMessage, validateRuleList, type NormalizedRule } from './schema.js';
 import type { RuleIssue, Tier } from './types.js';
 
-/** Keys a rules document may have when it is a mapping: `rules`, or a whole sidecar config. */
-// The keys of a sidecar config (src/config/load.ts TOP_KEYS; a test keeps the two equal).
+/**
+ * Keys a rules document may have when it is a mapping: `rules`, or a whole sidecar config (the
+ * config's keys: src/config/load.ts TOP_KEYS; a test keeps the two equal).
+ */
 export const RULE_DOCUMENT_KEYS = [
   'rules', 'mode', 'defaultAction', 'ports', 'tunnels', 'clusterRules', 'podInfo', 'identities', 'export', 'proxy', 'learn', 'identity',
 ];

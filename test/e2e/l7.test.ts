@@ -46,7 +46,7 @@ function config(mode: string, rules = RULES): string {
 
 const curl = (args: string[]) => topo.execAsync(topo.podNs, 'curl', ['-s', '--max-time', '5', ...args], { uid: APP_UID });
 const requests = (pred: (r: Record<string, unknown>) => boolean) => sidecar.records.filter((r) => r.type === 'request' && pred(r as Record<string, unknown>));
-const l7 = (r: { l7?: unknown }) => (r.l7 ?? {}) as Record<string, unknown>;
+const l7 = (r: { [key: string]: unknown }) => (r.l7 ?? {}) as Record<string, unknown>;
 
 beforeAll(async () => {
   topo.create();
