@@ -11,17 +11,24 @@ import fastJsonPatch from 'fast-json-patch';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { CLUSTER_RULES_DIR, defaultInjectorSettings, INIT_CONTAINER, mutatePod, POD_INFO_DIR, PROXY_CONTAINER, resolveContainerEnv, SIDECAR_CONFIG_FILE, type Container, type Pod } from '../injector/index.js';
 import { APP_UID, CLI, NODE, REPO, Topology, waitForLine } from '../test/harness/netns.js';
-import { formatRecordRow, RECORD_TABLE_HEADER } from './record-table.js';
+import { flowTableHeader, flowTableRow } from '../src/flows/flow-table.js';
+import type { FlowRecord } from '../src/flows/index.js';
 
 const { values: flags } = parseArgs({
   options: {
     json: { type: 'boolean', default: false },
+    learn: { type: 'boolean', default: false },
     duration: { type: 'string', default: '30' },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
 if (flags.help) {
-  process.stdout.write('usage: npm run demo [-- --json] [-- --duration SECONDS (0: until Ctrl-C)]\n');
+  process.stdout.write(
+    'usage: npm run demo [-- --json] [-- --duration SECONDS (0: until Ctrl-C)] [-- --learn]\n' +
+      '  --learn  start the pod in learn mode, generate its rules from the traffic seen\n' +
+      '           (sidewall policy learn), switch it to protect without a restart, and show\n' +
+      '           new behaviour denied with the rule that would allow it\n',
+  );
   process.exit(0);
 }
 
@@ -89,11 +96,20 @@ async function main(): Promise<void> {
   const mounts: Record<string, string> = { [SIDECAR_CONFIG_FILE.replace(/\/[^/]+$/, '')]: configDir, [CLUSTER_RULES_DIR]: clusterDir, [POD_INFO_DIR]: podInfoDir };
   const sidecarConfig = parseYaml(readFileSync(join(DEMO_DIR, 'sidecar-config.yaml'), 'utf8')) as Record<string, unknown>;
   sidecarConfig.clusterRules = join(clusterDir, 'rules.yaml');
+  // Who the peer is: rules name workloads (namespace, labels), not IPs. In a cluster the identity
+  // controller streams this map; here it is the config's static list.
+  sidecarConfig.identities = [{ ip: topo.peerIp, namespace: 'catalog', pod: 'catalog-0', labels: { app: 'catalog' }, serviceAccount: 'catalog' }];
   sidecarConfig.podInfo = podInfoDir;
   topo.writeFile('config/config.yaml', stringifyYaml(sidecarConfig));
   topo.writeFile('cluster/rules.yaml', readFileSync(join(DEMO_DIR, 'cluster-rules.yaml'), 'utf8'));
   const podName = `${pod.metadata?.generateName ?? 'shop-'}x1`;
-  topo.writeFile('pod/annotations', downwardApiMap(pod.metadata?.annotations));
+  const annotations = { ...pod.metadata?.annotations };
+  if (flags.learn) {
+    // Learn first: no workload rules, mode learn; the rules come from what the pod does.
+    delete annotations['sidewall.io/rules'];
+    annotations['sidewall.io/mode'] = 'learn';
+  }
+  topo.writeFile('pod/annotations', downwardApiMap(annotations));
   topo.writeFile('pod/labels', downwardApiMap(pod.metadata?.labels));
   topo.writeFile('pod/name', podName);
   topo.writeFile('pod/namespace', pod.metadata?.namespace ?? 'default');
@@ -132,25 +148,42 @@ async function main(): Promise<void> {
     });
   }
 
-  if (!flags.json) process.stdout.write(RECORD_TABLE_HEADER + '\n');
+  if (!flags.json) process.stdout.write(flowTableHeader() + '\n');
   createInterface({ input: sidecar.stdout! }).on('line', (line) => {
     if (flags.json) {
       process.stdout.write(line + '\n');
       return;
     }
     try {
-      process.stdout.write(formatRecordRow(JSON.parse(line) as Record<string, unknown>) + '\n');
+      process.stdout.write(flowTableRow(JSON.parse(line) as FlowRecord) + '\n');
     } catch {
       process.stdout.write(line + '\n');
     }
   });
 
+  if (flags.learn) await learnThenProtect(annotations, apps);
   const seconds = Number(flags.duration);
   if (seconds > 0) {
     await new Promise((r) => setTimeout(r, seconds * 1000));
     say(`demo: ${seconds} s are up (run with -- --duration 0 to go on until Ctrl-C)`);
     await teardown(0);
   }
+}
+
+/** --learn: let the traffic teach the model, generate the rules, lock the pod with them. */
+async function learnThenProtect(annotations: Record<string, string>, apps: string): Promise<void> {
+  const learnSeconds = 8;
+  say(`demo: learn mode: watching the pod's traffic for ${learnSeconds} s`);
+  await new Promise((r) => setTimeout(r, learnSeconds * 1000));
+  const learned = await topo.execAsync(topo.podNs, NODE, [CLI, 'policy', 'learn', '--from', 'http://127.0.0.1:15000', '-o', 'yaml']);
+  if (learned.status !== 0) throw new Error(`sidewall policy learn failed: ${learned.stderr}`);
+  say('demo: sidewall policy learn --from http://127.0.0.1:15000 generated:');
+  process.stderr.write(learned.stdout.replace(/^/gm, '    ') + '\n');
+  say('demo: writing them as the sidewall.io/rules annotation with sidewall.io/mode: protect (no restart)');
+  topo.writeFile('pod/annotations', downwardApiMap({ ...annotations, 'sidewall.io/mode': 'protect', 'sidewall.io/rules': learned.stdout }));
+  await new Promise((r) => setTimeout(r, 1000));
+  say('demo: the same traffic keeps flowing; new behaviour (a new path shape, a new port) is denied with the rule that would allow it');
+  topo.start(topo.podNs, NODE, [join(apps, 'caller.mjs'), '2000', 'http://127.0.0.1:8080/api/refunds/42/approve', `http://${topo.peerIp}/catalog/items/9`, `tcp://${topo.peerIp}:2526`], { uid: APP_UID + 2 });
 }
 
 async function waitForReady(): Promise<void> {
