@@ -65,6 +65,7 @@ export function writeResults(run: BenchRun, path: string, rawPath: string): void
   out('- **sidewall**: the client as app uid 1000; iptables (written by `sidewall init --redirect-dns`) sends it to the sidecar (`sidewall proxy` as uid 1337) with a realistic 10-rule policy in `protect` mode — the bench traffic is allowed by L7 rules (HTTP method+path, HTTP/2, gRPC service+method), so every request is parsed and decided — and flow export to stdout on (records consumed by the harness).');
   out('- **sidewall-1000-rules**: the same with 990 more rules in front (half of them on port 80 with other peers and paths). **sidewall-no-export**: 10 rules, `export.stdout: false`.');
   out('- **haproxy-tcp** / **haproxy-http**: HAProxy (Debian), `nbthread 1`, as uid 1337 in the pod namespace on 127.0.0.1, forwarding to the peer (`http-reuse always` in http mode; h2c and gRPC with `proto h2` on both sides in http mode).');
+  out('- **node-relay** (reference, not a goal): a plain Node TCP relay (`net` sockets, data handlers, write + pause/resume; no parsing, no rules, no records) as uid 1337 on 127.0.0.1 — the floor any design on Node\'s socket layer starts from.');
   out('- Upstream: nginx 1 worker (`return 200` with 100 bytes; a 1 MiB file; h2c on `listen … http2`), a grpc-js echo server, a UDP DNS responder — all in the peer namespace.');
   out();
 
@@ -152,12 +153,12 @@ export function writeResults(run: BenchRun, path: string, rawPath: string): void
 
   out('## Ratios (medians, same run)');
   out();
-  out('| workload | sidewall/direct req/s | sidewall/haproxy-http req/s | sidewall/haproxy-tcp req/s | sidewall/haproxy-http CPU/req | sidewall/haproxy-tcp CPU/req |');
-  out('| --- | ---: | ---: | ---: | ---: | ---: |');
+  out('| workload | sidewall/direct req/s | sidewall/haproxy-http req/s | sidewall/haproxy-tcp req/s | sidewall/haproxy-http CPU/req | sidewall/haproxy-tcp CPU/req | node-relay/haproxy-tcp req/s | node-relay/haproxy-tcp CPU/req |');
+  out('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
   for (const w of workloads) {
     if (w === 'dns') continue;
     const s = (v: VariantName, f: NumericField): number => m(w, v, f);
-    out(`| ${w} | ${fmt(ratio(s('sidewall', 'rps'), s('direct', 'rps')), 2)} | ${fmt(ratio(s('sidewall', 'rps'), s('haproxy-http', 'rps')), 2)} | ${fmt(ratio(s('sidewall', 'rps'), s('haproxy-tcp', 'rps')), 2)} | ${fmt(ratio(s('sidewall', 'cpuUsPerRequest'), s('haproxy-http', 'cpuUsPerRequest')), 2)} | ${fmt(ratio(s('sidewall', 'cpuUsPerRequest'), s('haproxy-tcp', 'cpuUsPerRequest')), 2)} |`);
+    out(`| ${w} | ${fmt(ratio(s('sidewall', 'rps'), s('direct', 'rps')), 2)} | ${fmt(ratio(s('sidewall', 'rps'), s('haproxy-http', 'rps')), 2)} | ${fmt(ratio(s('sidewall', 'rps'), s('haproxy-tcp', 'rps')), 2)} | ${fmt(ratio(s('sidewall', 'cpuUsPerRequest'), s('haproxy-http', 'cpuUsPerRequest')), 2)} | ${fmt(ratio(s('sidewall', 'cpuUsPerRequest'), s('haproxy-tcp', 'cpuUsPerRequest')), 2)} | ${fmt(ratio(s('node-relay', 'rps'), s('haproxy-tcp', 'rps')), 2)} | ${fmt(ratio(s('node-relay', 'cpuUsPerRequest'), s('haproxy-tcp', 'cpuUsPerRequest')), 2)} |`);
   }
   out();
   out('For `paced` the req/s ratio is ~1 by construction (a fixed offered rate); its row is about latency, see the goals.');
@@ -165,40 +166,47 @@ export function writeResults(run: BenchRun, path: string, rawPath: string): void
 
   out('## Memory (VmRSS of the proxy process)');
   out();
-  out('| proxy | fresh, idle MiB | idle after the load MiB | 1,000 open keep-alive connections MiB |');
-  out('| --- | ---: | ---: | ---: |');
-  for (const x of run.memory) out(`| ${x.variant} | ${fmt(x.freshMiB, 1)} | ${fmt(x.afterLoadMiB, 1)} | ${fmt(x.with1000MiB, 1)} |`);
+  out('| proxy | fresh, idle MiB | idle after the load MiB | 1,000 open keep-alive connections MiB | keep-alive req/s, CPU µs/req |');
+  out('| --- | ---: | ---: | ---: | --- |');
+  for (const x of run.memory) {
+    const cost = x.keepaliveRps !== undefined ? `${fmt(x.keepaliveRps)}, ${fmt(x.keepaliveCpuUs ?? NaN, 1)} (one run)` : x.variant === 'sidewall' ? `${fmt(m('keepalive', 'sidewall', 'rps'))}, ${fmt(m('keepalive', 'sidewall', 'cpuUsPerRequest'), 1)} (medians)` : '';
+    out(`| ${x.variant} | ${fmt(x.freshMiB, 1)} | ${fmt(x.afterLoadMiB, 1)} | ${fmt(x.with1000MiB, 1)} | ${cost} |`);
+  }
   out();
   out('1,000 connections: each sends one `GET /small`, reads the answer and stays open (measured 1 s after the last one answered). HAProxy is one process serving both frontends, so its rows share the idle figures.');
   out();
 
-  if (run.syscalls.length > 0 || run.profile) {
-    out('## Profile: keep-alive load (wrk -t1 -c50)');
-    out();
-  }
   if (run.syscalls.length > 0) {
-    out('`perf stat` on the proxy process (syscall tracepoints, task-clock, context switches) while wrk runs; the sidecar is the one started with `--cpu-prof` (its own profiling overhead included). User/system split from /proc over the whole run.');
+    out('## Profile: syscalls and CPU split');
     out();
-    out('| proxy | user µs/req | system µs/req | task-clock µs/req | syscalls/req | context switches/req | top syscalls per request |');
-    out('| --- | ---: | ---: | ---: | ---: | ---: | --- |');
+    out('`perf stat` on the proxy process (syscall tracepoints, task-clock, context switches) during a dedicated load run (wrk -t1 -c50 keep-alive, or -c10 with Connection: close); the sidecar rows are the sidecar started with `--cpu-prof` (profiler overhead included). User/system split from /proc over the whole run; per request = per HTTP request (= per connection for connclose).');
+    out();
+    out('| workload | proxy | user µs/req | system µs/req | task-clock µs/req | syscalls/req | context switches/req | top syscalls per request |');
+    out('| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |');
     for (const s of run.syscalls) {
-      out(`| ${s.variant} | ${fmt(s.userUsPerRequest, 1)} | ${fmt(s.sysUsPerRequest, 1)} | ${fmt(s.taskClockUsPerRequest, 1)} | ${fmt(s.syscallsPerRequest, 2)} | ${fmt(s.contextSwitchesPerRequest, 3)} | ${s.bySyscall.slice(0, 7).map((c) => `${c.name} ${fmt(c.perRequest, 2)}`).join(', ')} |`);
+      out(`| ${s.workload} | ${s.variant} | ${fmt(s.userUsPerRequest, 1)} | ${fmt(s.sysUsPerRequest, 1)} | ${fmt(s.taskClockUsPerRequest, 1)} | ${fmt(s.syscallsPerRequest, 2)} | ${fmt(s.contextSwitchesPerRequest, 3)} | ${s.bySyscall.slice(0, 9).map((c) => `${c.name} ${fmt(c.perRequest, 2)}`).join(', ')} |`);
     }
     out();
+    out('CPU per request by thread (/proc/<pid>/task; in node the main thread runs JavaScript and the socket syscalls, the unnamed "node" threads are the libuv pool and V8 helpers):');
+    out();
+    for (const s of run.syscalls) out(`- ${s.workload}, ${s.variant}: ${s.byThread.map((t) => `${t.thread} ${fmt(t.usPerRequest, 1)} µs`).join(', ')}`);
+    out();
   }
-  if (run.profile) {
-    const p = run.profile;
-    out(`\`node --cpu-prof\` of the sidecar: ${fmt(p.busyMs)} ms busy, ${fmt(p.idleMs)} ms idle in the main thread over ${fmt(run.profileRequests)} requests (≈ ${fmt((p.busyMs * 1000) / Math.max(1, run.profileRequests), 1)} µs of main-thread time per request, profiler overhead included). Self time, share of busy time:`);
+  for (const p of run.profiles) {
+    const q = p.summary;
+    out(`## CPU profile of the sidecar: ${p.workload}`);
+    out();
+    out(`\`node --cpu-prof\`: ${fmt(q.busyMs)} ms busy, ${fmt(q.idleMs)} ms idle in the main thread over ${fmt(p.requests)} requests (≈ ${fmt((q.busyMs * 1000) / Math.max(1, p.requests), 1)} µs of main-thread time per request). V8 samples the main thread from a signal, so time inside a syscall is charged to the native function that made it (\`writeBuffer\`: socket writes) — compare with the system time above. Self time, share of busy time:`);
     out();
     out('| self ms | % | function | where |');
     out('| ---: | ---: | --- | --- |');
-    for (const f of p.functions) out(`| ${fmt(f.selfMs)} | ${fmt(f.percent, 1)} | \`${f.name}\` | ${f.where} |`);
+    for (const f of q.functions) out(`| ${fmt(f.selfMs)} | ${fmt(f.percent, 1)} | \`${f.name}\` | ${f.where} |`);
     out();
     out('By file (self time):');
     out();
     out('| self ms | % | file |');
     out('| ---: | ---: | --- |');
-    for (const f of p.files) out(`| ${fmt(f.selfMs)} | ${fmt(f.percent, 1)} | ${f.name} |`);
+    for (const f of q.files) out(`| ${fmt(f.selfMs)} | ${fmt(f.percent, 1)} | ${f.name} |`);
     out();
   }
 

@@ -8,11 +8,13 @@
 //                                               connections; latency from write to last byte
 //   hold HOST PORT PATH COUNT                   opens COUNT keep-alive connections, one GET on
 //                                               each, prints "ready COUNT" and holds them open
+//   relay LISTEN_PORT HOST PORT                 a plain Node TCP relay on 127.0.0.1 (no parsing, no
+//                                               records): the floor of any Node data path
 //   dns-server HOST PORT                        answers every A query with 10.0.0.1 (RFC 1035)
 //   dns-client HOST PORT SECONDS CONCURRENCY    UDP queries, CONCURRENCY outstanding
 //   dns-probe HOST PORT                         one query; exit 0 if answered within 1 s
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
-import { connect, type Socket } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 
 export interface LoadResult {
@@ -231,6 +233,42 @@ function hold(host: string, port: number, path: string, count: number): void {
   });
 }
 
+// ---- A minimal Node relay: what Node's socket layer costs with no firewall logic at all.
+/** Relays bytes both ways with backpressure; handlers bound once per connection, not per chunk. */
+class RelayPair {
+  constructor(private readonly a: Socket, private readonly b: Socket) {
+    this.onA = this.onA.bind(this);
+    this.onB = this.onB.bind(this);
+    a.on('data', this.onA);
+    b.on('data', this.onB);
+    a.on('drain', () => b.resume());
+    b.on('drain', () => a.resume());
+    a.on('end', () => b.end());
+    b.on('end', () => a.end());
+    a.on('error', () => b.destroy());
+    b.on('error', () => a.destroy());
+    a.on('close', () => b.destroy());
+    b.on('close', () => a.destroy());
+  }
+
+  private onA(chunk: Buffer): void {
+    if (!this.b.write(chunk)) this.a.pause();
+  }
+
+  private onB(chunk: Buffer): void {
+    if (!this.a.write(chunk)) this.b.pause();
+  }
+}
+
+function relay(listenPort: number, host: string, port: number): void {
+  const server = createServer({ allowHalfOpen: true, noDelay: true }, (client) => {
+    client.pause();
+    const upstream = connect({ host, port, allowHalfOpen: true, noDelay: true }, () => client.resume());
+    new RelayPair(client, upstream);
+  });
+  server.listen({ host: '127.0.0.1', port: listenPort, backlog: 4096 }, () => console.log('listening'));
+}
+
 // ---- DNS over UDP (RFC 1035 §4.1 message format).
 /** Offset just past the question's QNAME (labels up to the zero byte). */
 function questionEnd(msg: Buffer): number {
@@ -339,6 +377,9 @@ switch (mode) {
     break;
   case 'hold':
     hold(args[0] as string, num(1), args[2] as string, num(3));
+    break;
+  case 'relay':
+    relay(num(0), args[1] as string, num(2));
     break;
   case 'dns-server':
     dnsServer(args[0] as string, num(1));

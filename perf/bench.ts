@@ -33,7 +33,7 @@ export interface BenchOptions {
 }
 
 const USAGE = `usage: npm run bench -- [--quick] [--rounds N] [--duration S] [--rate R] [--no-profile] [--output FILE]
-  --quick        1 round of 2 s runs (~2 minutes) instead of 5 rounds of 2 s (~10 minutes)
+  --quick        1 round of 2 s runs (~2.5 minutes) instead of 4 rounds of 2 s (~9 minutes)
   --rounds N     interleaved rounds; medians are taken over them
   --duration S   seconds per load run
   --rate R       requests/s of the fixed-rate latency run (default: half the sidecar's keep-alive rate)
@@ -46,7 +46,7 @@ class UsageError extends Error {
 }
 
 function parseOptions(argv: string[]): BenchOptions {
-  const options: BenchOptions = { rounds: 5, durationS: 2, rate: undefined, profile: true, quick: false, output: join(REPO, 'perf', 'RESULTS.md') };
+  const options: BenchOptions = { rounds: 4, durationS: 2, rate: undefined, profile: true, quick: false, output: join(REPO, 'perf', 'RESULTS.md') };
   const positive = (flag: string, text: string | undefined): number => {
     const n = Number(text);
     if (text === undefined || !Number.isFinite(n) || n <= 0) throw new UsageError(`${flag}: '${text ?? ''}' is not a positive number`);
@@ -72,7 +72,7 @@ function parseOptions(argv: string[]): BenchOptions {
 
 // ---- variants and workloads
 
-export type VariantName = 'direct' | 'sidewall' | 'haproxy-tcp' | 'haproxy-http' | 'sidewall-1000-rules' | 'sidewall-no-export';
+export type VariantName = 'direct' | 'sidewall' | 'haproxy-tcp' | 'haproxy-http' | 'node-relay' | 'sidewall-1000-rules' | 'sidewall-no-export';
 export type WorkloadName = 'keepalive' | 'serial' | 'connclose' | 'mib' | 'h2c' | 'grpc' | 'paced' | 'dns';
 
 interface Endpoint {
@@ -116,10 +116,23 @@ export interface MemorySample {
   freshMiB: number;
   afterLoadMiB: number;
   with1000MiB: number;
+  /** For the V8 flag experiment: what the flag costs in throughput and CPU (one keep-alive run). */
+  keepaliveRps?: number;
+  keepaliveCpuUs?: number;
+}
+
+export type ProfileWorkload = 'keepalive' | 'connclose';
+const PROFILE_WORKLOADS: ProfileWorkload[] = ['keepalive', 'connclose'];
+
+export interface CpuProfileRun {
+  workload: ProfileWorkload;
+  requests: number;
+  summary: ProfileSummary;
 }
 
 export interface SyscallProfile {
   variant: string;
+  workload: ProfileWorkload;
   requests: number;
   seconds: number;
   taskClockUsPerRequest: number;
@@ -128,6 +141,8 @@ export interface SyscallProfile {
   bySyscall: Array<{ name: string; perRequest: number }>;
   userUsPerRequest: number;
   sysUsPerRequest: number;
+  /** CPU µs per request by thread name (from /proc/<pid>/task). */
+  byThread: Array<{ thread: string; usPerRequest: number }>;
 }
 
 export interface BenchRun {
@@ -137,8 +152,7 @@ export interface BenchRun {
   memory: MemorySample[];
   pacedRate: number;
   dnsNote: string;
-  profile: ProfileSummary | undefined;
-  profileRequests: number;
+  profiles: CpuProfileRun[];
   syscalls: SyscallProfile[];
   commands: string[];
   findings: string[];
@@ -150,6 +164,10 @@ export interface BenchRun {
 const MAIN_WORKLOADS: WorkloadName[] = ['keepalive', 'serial', 'connclose', 'mib', 'h2c', 'grpc', 'paced', 'dns'];
 const MAIN_VARIANTS: VariantName[] = ['direct', 'sidewall', 'haproxy-tcp', 'haproxy-http'];
 const COST_WORKLOADS: WorkloadName[] = ['keepalive', 'connclose'];
+/** The plain Node relay (a reference floor, not a goal): only where it says something. */
+const RELAY_WORKLOADS = new Set<WorkloadName>(['keepalive', 'serial', 'connclose', 'mib']);
+const MAIN_VARIANTS_WITH_RELAY: VariantName[] = [...MAIN_VARIANTS, 'node-relay'];
+const RELAY_PORT = 18200;
 /** The node pacing client keeps its schedule up to about this rate on 2 shared cores. */
 export const PACED_RATE_CAP = 5000;
 
@@ -171,6 +189,29 @@ function procCpu(pid: number): CpuTicks {
   // Fields after "(comm)": state is field 3, utime 14, stime 15 (proc(5)).
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return { user: Number(fields[11]), sys: Number(fields[12]) };
+}
+
+/** CPU ticks per thread name (main thread "node", "V8 DefaultWorke", "libuv-worker", …). */
+function threadCpu(pid: number): Map<string, number> {
+  const byName = new Map<string, number>();
+  let tids: string[] = [];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return byName;
+  }
+  for (const tid of tids) {
+    try {
+      const comm = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const name = tid === String(pid) ? `${comm} (main thread)` : comm;
+      byName.set(name, (byName.get(name) ?? 0) + Number(fields[11]) + Number(fields[12]));
+    } catch {
+      // the thread ended between readdir and read
+    }
+  }
+  return byName;
 }
 
 function rssMiB(pid: number): number {
@@ -250,6 +291,7 @@ class Bench {
   private sidecar: Sidecar | undefined;
   private sidecarVariant: SidecarVariantConfig | undefined;
   private haproxy: ChildProcess | undefined;
+  private relay: ChildProcess | undefined;
   private readonly extraChildren = new Set<ChildProcess>();
   readonly samples: Sample[] = [];
   readonly memory: MemorySample[] = [];
@@ -257,8 +299,7 @@ class Bench {
   pacedRate = 0;
   dnsNote = '';
   dnsThroughSidecar = false;
-  profile: ProfileSummary | undefined;
-  profileRequests = 0;
+  readonly profiles: CpuProfileRun[] = [];
   readonly syscalls: SyscallProfile[] = [];
   /** Things the bench noticed about the sidecar besides numbers (slow stop, failures). */
   readonly findings = new Set<string>();
@@ -280,8 +321,9 @@ class Bench {
     this.log(`creating namespaces ${t.podNs} and ${t.peerNs}`);
     t.create();
     for (const ns of [t.podNs, t.peerNs]) {
-      // Many short connections: a wide port range and TIME_WAIT reuse, as on a busy node.
-      t.exec(ns, 'sysctl', ['-q', '-w', 'net.ipv4.ip_local_port_range=1024 65000', 'net.ipv4.tcp_tw_reuse=1', 'net.core.somaxconn=4096', 'net.ipv4.tcp_max_syn_backlog=4096']);
+      // Many short connections: a wide port range (above every listener of the bench: 15000-15053,
+      // 18000-18200) and TIME_WAIT reuse, as on a busy node.
+      t.exec(ns, 'sysctl', ['-q', '-w', 'net.ipv4.ip_local_port_range=20000 65000', 'net.ipv4.tcp_tw_reuse=1', 'net.core.somaxconn=4096', 'net.ipv4.tcp_max_syn_backlog=4096']);
     }
     mkdirSync(join(t.dir, 'www'), { mode: 0o755 });
     writeFileSync(join(t.dir, 'www', '1m'), Buffer.alloc(1 << 20, 0x5a), { mode: 0o644 });
@@ -304,6 +346,8 @@ class Bench {
       throw new Error(`${err.message}; haproxy stderr: ${haproxyErr}`);
     });
     if (processName(this.haproxy.pid as number) !== 'haproxy') throw new Error(`haproxy pid ${this.haproxy.pid} is ${processName(this.haproxy.pid as number)}`);
+    this.relay = t.start(t.podNs, NODE, [TOOLS_JS, 'relay', String(RELAY_PORT), t.peerIp, String(PEER_PORTS.http)], { uid: PROXY_UID });
+    await waitForLine(this.relay, (l) => l === 'listening', 15_000, 'node relay');
     await this.startSidecar(SIDECAR_VARIANTS.sidewall);
     this.memory.push({ variant: 'haproxy', freshMiB: rssMiB(this.haproxy.pid as number), afterLoadMiB: NaN, with1000MiB: NaN });
     await this.probeDns();
@@ -374,6 +418,10 @@ class Bench {
     switch (name) {
       case 'direct':
         return { name, uid: PROXY_UID, http: peer(PEER_PORTS.http), h2c: peer(PEER_PORTS.h2c), grpc: peer(PEER_PORTS.grpc), dns: peer(PEER_PORTS.dns), pid: () => undefined };
+      case 'node-relay': {
+        const relayPid = (): number | undefined => this.relay?.pid;
+        return { name, uid: PROXY_UID, http: local(RELAY_PORT), h2c: local(RELAY_PORT), grpc: local(RELAY_PORT), dns: undefined, pid: relayPid };
+      }
       case 'haproxy-tcp':
       case 'haproxy-http': {
         const ports = HAPROXY_PORTS[name === 'haproxy-tcp' ? 'tcp' : 'http'];
@@ -440,6 +488,15 @@ class Bench {
       const denied = seen.filter((r) => r.verdict === 'denied' && (r.type === 'request' || (r.bytes?.sent ?? 0) > 0));
       if (denied.length > 0) note = `${denied.length} records denied: ${JSON.stringify(denied[0])}`;
     }
+    if (round === 1 && name === 'sidewall') {
+      // Every client of the run has exited: a connection the sidecar still counts is a leak.
+      await sleep(300);
+      const open = await this.activeSidecarConnections();
+      if (open !== undefined && open > 0) {
+        this.findings.add(`after the ${workload} run (all its clients exited, +0.3 s) the sidecar still counted ${open} active connection(s)`);
+        this.log(`sidewall: ${open} connection(s) still open after ${workload}`);
+      }
+    }
     const sample: Sample = {
       round,
       variant: name,
@@ -482,10 +539,14 @@ class Bench {
           this.log(`fixed-rate runs at ${this.pacedRate} requests/s`);
         }
         // Rotate the order each round so no variant always runs first (warm caches, turbo, noise).
-        const order = MAIN_VARIANTS.map((_, i) => MAIN_VARIANTS[(i + round - 1) % MAIN_VARIANTS.length] as VariantName);
+        const variants = RELAY_WORKLOADS.has(workload) ? MAIN_VARIANTS_WITH_RELAY : MAIN_VARIANTS;
+        const order = variants.map((_, i) => variants[(i + round - 1) % variants.length] as VariantName);
         for (const variant of order) await this.measure(round, variant, workload);
       }
-      if (round === rounds) await this.measureMemory();
+      if (round === rounds) {
+        await this.measureMemory();
+        await this.semiSpaceExperiment();
+      }
       for (const name of ['sidewall-1000-rules', 'sidewall-no-export'] as const) {
         await this.startSidecar(SIDECAR_VARIANTS[name]);
         for (const workload of COST_WORKLOADS) await this.measure(round, name, workload);
@@ -511,6 +572,40 @@ class Bench {
     this.memory.splice(this.memory.indexOf(haproxy), 1);
   }
 
+  /**
+   * Node's young generation may grow to 3 × 16 MiB semi-spaces: the same sidecar with smaller
+   * ones (--max-semi-space-size), for its memory and what that costs in CPU.
+   */
+  private async semiSpaceExperiment(): Promise<void> {
+    for (const mib of [1, 4]) await this.semiSpaceRun(`--max-semi-space-size=${mib}`);
+  }
+
+  private async semiSpaceRun(flag: string): Promise<void> {
+    const saved = process.env.NODE_OPTIONS;
+    process.env.NODE_OPTIONS = flag; // Topology.start passes our environment to the proxy
+    try {
+      await this.startSidecar({ ...SIDECAR_VARIANTS.sidewall, name: `sidewall with NODE_OPTIONS=${flag}` });
+    } finally {
+      if (saved === undefined) delete process.env.NODE_OPTIONS;
+      else process.env.NODE_OPTIONS = saved;
+    }
+    const pid = this.sidecar?.process?.pid as number;
+    const row: MemorySample = { variant: `sidewall, NODE_OPTIONS=${flag}`, freshMiB: rssMiB(pid), afterLoadMiB: NaN, with1000MiB: NaN };
+    const before = procCpu(pid);
+    const load = await this.load(this.variant('sidewall'), 'keepalive');
+    const after = procCpu(pid);
+    this.sidecar?.records.splice(0);
+    if (load) {
+      row.keepaliveRps = load.rps;
+      row.keepaliveCpuUs = ((after.user + after.sys - before.user - before.sys) * (1e6 / CLK_TCK)) / load.requests;
+    }
+    await sleep(1000);
+    row.afterLoadMiB = rssMiB(pid);
+    row.with1000MiB = await this.holdAndMeasure(this.variant('sidewall'), pid);
+    this.memory.push(row);
+    this.log(`${row.variant}: RSS ${row.freshMiB.toFixed(1)} fresh, ${row.afterLoadMiB.toFixed(1)} after load, ${row.with1000MiB.toFixed(1)} MiB with 1,000; keep-alive ${row.keepaliveRps?.toFixed(0)} req/s at ${row.keepaliveCpuUs?.toFixed(1)} µs/req`);
+  }
+
   private async holdAndMeasure(v: Variant, pid: number): Promise<number> {
     const t = this.topo;
     this.commands.add(`node dist/perf/bench-tools.js hold TARGET /small 1000`);
@@ -526,49 +621,79 @@ class Bench {
       child.kill('SIGTERM');
       await exited;
       this.sidecar?.records.splice(0);
-      await new Promise((r) => setTimeout(r, 500));
+      await sleep(1000);
+      if (v.name === 'sidewall') {
+        // The client closed all 1,000: the sidecar should hold none of them a second later.
+        const open = await this.activeSidecarConnections();
+        this.log(`sidewall: ${open} connections still open 1 s after the client closed its 1,000`);
+        if (open !== undefined && open > 0) this.findings.add(`1 s after a client closed 1,000 idle keep-alive connections, the sidecar still counted ${open} active connections (/ready activeConnections)`);
+      }
     }
   }
 
-  /** The sidecar under keep-alive load with `node --cpu-prof`, plus syscall counts for it and HAProxy. */
+  /** activeConnections from the sidecar's /ready detail. */
+  private async activeSidecarConnections(): Promise<number | undefined> {
+    const ready = await this.topo.execAsync(this.topo.podNs, 'curl', ['-s', '--max-time', '2', 'http://127.0.0.1:15000/ready']);
+    try {
+      return (JSON.parse(ready.stdout) as { activeConnections?: number }).activeConnections;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * Where the time goes, for the two workloads furthest from their goals: keep-alive requests and a
+   * new connection per request. `perf stat` counts syscalls and CPU of HAProxy, the plain Node
+   * relay and the sidecar; the sidecar runs once more under `node --cpu-prof` for each workload.
+   */
   async profileSidecar(): Promise<void> {
     const t = this.topo;
     await this.stopSidecar();
     const seconds = Math.max(5, this.options.durationS * 2);
-    // HAProxy http mode first, for the same syscall counts.
-    this.syscalls.push(await this.syscallProfile(this.variant('haproxy-http'), this.haproxy?.pid as number, seconds));
-
-    const profDir = join(t.dir, 'cpu-prof');
-    mkdirSync(profDir, { mode: 0o755 });
-    chownSync(profDir, PROXY_UID, PROXY_UID);
-    const config = t.writeFile('sidecar-profile.yaml', sidecarConfig(SIDECAR_VARIANTS.sidewall, this.subnet));
-    this.commands.add(`node --cpu-prof --cpu-prof-dir DIR bin/sidewall.js proxy --config sidecar.yaml   # in the pod namespace as uid 1337`);
-    const proc = t.start(t.podNs, NODE, ['--cpu-prof', '--cpu-prof-dir', profDir, CLI, 'proxy', '--config', config], { uid: PROXY_UID, env: { POD_NAME: 'app-0', POD_NAMESPACE: 'bench' } });
-    proc.stdout?.resume(); // flow records: consumed and dropped, as a log collector would
-    let stderr = '';
-    proc.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-    const exited = new Promise<number | null>((r) => proc.once('exit', r));
-    try {
-      await this.waitForHttp(t.podNs, 'http://127.0.0.1:15000/ready', 0, 'profiled sidecar');
-      const pid = proc.pid as number;
-      if (processName(pid) !== 'node') throw new Error(`profiled sidecar pid ${pid} is ${processName(pid)}`);
-      this.log(`profiling the sidecar (pid ${pid}) for ${seconds} s of keep-alive load`);
-      const sys = await this.syscallProfile({ ...this.variant('sidewall'), pid: () => pid }, pid, seconds);
-      this.syscalls.push(sys);
-      this.profileRequests = sys.requests;
-    } finally {
-      proc.kill('SIGTERM');
-      const timer = setTimeout(() => proc.kill('SIGKILL'), 10_000);
-      await exited;
-      clearTimeout(timer);
+    for (const workload of PROFILE_WORKLOADS) {
+      const reference = workload === 'keepalive' ? 'haproxy-http' : 'haproxy-tcp';
+      this.syscalls.push(await this.syscallProfile(this.variant(reference), this.haproxy?.pid as number, seconds, workload));
+      this.syscalls.push(await this.syscallProfile(this.variant('node-relay'), this.relay?.pid as number, seconds, workload));
     }
-    const file = readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'));
-    if (file === undefined) throw new Error(`no .cpuprofile written in ${profDir}; sidecar stderr: ${stderr.slice(-1000)}`);
-    this.profile = summariseCpuProfile(join(profDir, file));
+    for (const workload of PROFILE_WORKLOADS) {
+      const profDir = join(t.dir, `cpu-prof-${workload}`);
+      mkdirSync(profDir, { mode: 0o755 });
+      chownSync(profDir, PROXY_UID, PROXY_UID);
+      const config = t.writeFile('sidecar-profile.yaml', sidecarConfig(SIDECAR_VARIANTS.sidewall, this.subnet));
+      this.commands.add(`node --cpu-prof --cpu-prof-dir DIR bin/sidewall.js proxy --config sidecar.yaml   # in the pod namespace as uid 1337`);
+      const proc = t.start(t.podNs, NODE, ['--cpu-prof', '--cpu-prof-dir', profDir, CLI, 'proxy', '--config', config], { uid: PROXY_UID, env: { POD_NAME: 'app-0', POD_NAMESPACE: 'bench' } });
+      proc.stdout?.resume(); // flow records: consumed and dropped, as a log collector would
+      let stderr = '';
+      proc.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
+      const exited = new Promise<number | null>((r) => proc.once('exit', r));
+      let requests = 0;
+      try {
+        await this.waitForHttp(t.podNs, 'http://127.0.0.1:15000/ready', 0, 'profiled sidecar').catch((err: Error) => {
+          throw new Error(`${err.message}; exit ${proc.exitCode}; stderr: ${stderr.slice(-1000)}`);
+        });
+        const pid = proc.pid as number;
+        if (processName(pid) !== 'node') throw new Error(`profiled sidecar pid ${pid} is ${processName(pid)}`);
+        this.log(`profiling the sidecar (pid ${pid}) for ${seconds} s of ${workload} load`);
+        const sys = await this.syscallProfile({ ...this.variant('sidewall'), pid: () => pid }, pid, seconds, workload);
+        this.syscalls.push(sys);
+        requests = sys.requests;
+      } finally {
+        proc.kill('SIGTERM');
+        const timer = setTimeout(() => proc.kill('SIGKILL'), 10_000);
+        await exited;
+        clearTimeout(timer);
+      }
+      const file = readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'));
+      if (file === undefined) {
+        this.findings.add(`no .cpuprofile was written for the ${workload} profile (the sidecar did not exit on SIGTERM within 10 s?); stderr: ${stderr.slice(-400)}`);
+        continue;
+      }
+      this.profiles.push({ workload, requests, summary: summariseCpuProfile(join(profDir, file)) });
+    }
   }
 
-  /** Keep-alive load for `seconds` while `perf stat` counts the proxy's syscalls and CPU. */
-  private async syscallProfile(v: Variant, pid: number, seconds: number): Promise<SyscallProfile> {
+  /** Load for `seconds` while `perf stat` counts the proxy's syscalls and CPU. */
+  private async syscallProfile(v: Variant, pid: number, seconds: number, workload: ProfileWorkload): Promise<SyscallProfile> {
     const names = ['read', 'readv', 'recvfrom', 'recvmsg', 'write', 'writev', 'sendto', 'sendmsg', 'epoll_wait', 'epoll_pwait', 'epoll_ctl', 'accept4', 'connect', 'close', 'shutdown', 'getsockopt', 'setsockopt', 'futex', 'mprotect', 'madvise', 'socket', 'getsockname', 'getpeername', 'splice'];
     const available = names.filter((n) => existsSync(`/sys/kernel/tracing/events/syscalls/sys_enter_${n}`));
     const events = ['task-clock', 'context-switches', 'raw_syscalls:sys_enter', ...available.map((n) => `syscalls:sys_enter_${n}`)];
@@ -586,9 +711,11 @@ class Bench {
       });
     });
     const before = procCpu(pid);
+    const threadsBefore = threadCpu(pid);
     const started = Date.now();
     // The load runs a little longer than perf: wrk's ramp and tail stay outside the counted window.
-    const wrk = this.topo.execAsync(this.topo.podNs, 'wrk', ['-t1', '-c50', `-d${seconds}s`, '--latency', `http://${v.http.host}:${v.http.port}/small`], { uid: v.uid });
+    const shape = workload === 'keepalive' ? ['-c50'] : ['-c10', '-H', 'Connection: close'];
+    const wrk = this.topo.execAsync(this.topo.podNs, 'wrk', ['-t1', ...shape, `-d${seconds}s`, '--latency', `http://${v.http.host}:${v.http.port}/small`], { uid: v.uid });
     await new Promise((r) => setTimeout(r, 700));
     const perfBefore = procCpu(pid);
     const text = await perfOut;
@@ -596,6 +723,7 @@ class Bench {
     const perfWindow = (Date.now() - started) / 1000;
     const load = parseWrk((await wrk).stdout);
     const after = procCpu(pid);
+    const threadsAfter = threadCpu(pid);
     const counts = new Map<string, number>();
     for (const line of text.split('\n')) {
       const [value, , event] = line.split(',');
@@ -609,6 +737,7 @@ class Bench {
     const usPerTick = 1e6 / CLK_TCK;
     const profile: SyscallProfile = {
       variant: v.name,
+      workload,
       requests: load.requests,
       seconds: perfWindow,
       taskClockUsPerRequest: per((counts.get('task-clock') ?? NaN) * 1000), // task-clock is in ms
@@ -620,8 +749,12 @@ class Bench {
         .sort((a, b) => b.perRequest - a.perRequest),
       userUsPerRequest: ((after.user - before.user) * usPerTick) / load.requests,
       sysUsPerRequest: ((after.sys - before.sys) * usPerTick) / load.requests,
+      byThread: [...threadsAfter]
+        .map(([thread, ticks]) => ({ thread, usPerRequest: ((ticks - (threadsBefore.get(thread) ?? 0)) * usPerTick) / load.requests }))
+        .filter((t) => t.usPerRequest > 0)
+        .sort((a, b) => b.usPerRequest - a.usPerRequest),
     };
-    this.log(`${v.name}: ${profile.syscallsPerRequest.toFixed(2)} syscalls/req, user ${profile.userUsPerRequest.toFixed(1)} µs + sys ${profile.sysUsPerRequest.toFixed(1)} µs per request (${load.rps.toFixed(0)} req/s)`);
+    this.log(`${workload} ${v.name}: ${profile.syscallsPerRequest.toFixed(2)} syscalls/req, user ${profile.userUsPerRequest.toFixed(1)} µs + sys ${profile.sysUsPerRequest.toFixed(1)} µs per request (${load.rps.toFixed(0)} req/s)`);
     return profile;
   }
 
@@ -714,8 +847,7 @@ async function main(): Promise<number> {
     memory: bench.memory,
     pacedRate: bench.pacedRate,
     dnsNote: bench.dnsNote,
-    profile: bench.profile,
-    profileRequests: bench.profileRequests,
+    profiles: bench.profiles,
     syscalls: bench.syscalls,
     commands: [...bench.commands],
     findings: [...bench.findings],
