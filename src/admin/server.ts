@@ -16,6 +16,8 @@ export interface AdminHandlers {
   appProbe?: (path: string) => Promise<{ status: number; body: string }>;
   /** The learning mode's model and status (issue 9), served as JSON at /learn/model. */
   learnModel?: () => unknown;
+  /** The open connections, as records (GET /connections). */
+  connections?: () => unknown[];
   /** gRPC over HTTP/2 (cleartext); called for every stream. */
   grpc?: (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => void;
 }
@@ -74,6 +76,7 @@ export class AdminServer {
         const r = this.handlers.readiness();
         return send(res, r.ready ? 200 : 503, JSON.stringify({ ready: r.ready, ...r.detail }) + '\n', 'application/json');
       }
+      if (path === '/connections' && this.handlers.connections) return send(res, 200, JSON.stringify(this.handlers.connections()) + '\n', 'application/json');
       if (path === '/metrics' && this.handlers.metrics) return send(res, 200, await this.handlers.metrics(), 'text/plain; version=0.0.4');
       if (path === '/learn/model' && this.handlers.learnModel) return send(res, 200, JSON.stringify(this.handlers.learnModel()) + '\n', 'application/json');
       if (path.startsWith('/app-health/') && this.handlers.appProbe) {

@@ -180,6 +180,11 @@ export async function run(args: string[]): Promise<number> {
   const admin = new AdminServer({
     readiness: () => ({ ready, detail: { activeConnections: proxy.activeConnections, policy: store.current().hash, mode: store.current().mode, ...(identity ? { identity: identity.status() } : {}) } }),
     metrics: metricsText,
+    connections: () =>
+      [...proxy.openConnections()].map((conn) => {
+        const snap = conn.snapshot();
+        return { ...connectionRecord(snap, snap.facts, snap.l4, conn.inspection), reason: 'open', sockets: conn.debugState() };
+      }),
     appProbe: createAppProbeHandler(process.env.SIDEWALL_APP_PROBES),
     learnModel: () => learner.report(),
     grpc: handleObserveStream,

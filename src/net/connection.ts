@@ -61,6 +61,16 @@ export interface ConnectionObserver {
   onInternalError?(conn: ProxiedConnection, err: unknown): void;
 }
 
+/**
+ * Ends a socket with RST. Node's resetAndDestroy() fails on a socket that already sent its FIN
+ * (the kernel refuses the reset) and then never emits 'close'; such a socket is destroyed instead.
+ */
+function reset(socket: Socket): void {
+  if (socket.destroyed) return;
+  if (socket.writableEnded || socket.connecting || socket.readyState === 'readOnly') socket.destroy();
+  else socket.resetAndDestroy();
+}
+
 function isReset(err: NodeJS.ErrnoException): boolean {
   return err.code === 'ECONNRESET' || err.code === 'EPIPE';
 }
@@ -141,6 +151,18 @@ export class ProxiedConnection implements FilterSink {
     return summary;
   }
 
+  /** Socket states, for operators asking why a connection is still open. */
+  debugState(): Record<string, unknown> {
+    const u = this.upstream;
+    return {
+      client: { readyState: this.client.readyState, destroyed: this.client.destroyed, writableEnded: this.client.writableEnded, readableEnded: this.client.readableEnded },
+      upstream: u === undefined ? null : { readyState: u.readyState, destroyed: u.destroyed, writableEnded: u.writableEnded, readableEnded: u.readableEnded, connected: this.connected },
+      closedSockets: this.closedSockets,
+      reason: this.reason ?? null,
+      filtering: this.filter !== null,
+    };
+  }
+
   /** The L7 filter, while the connection has one (for records). */
   get inspection(): ConnectionFilter | null {
     return this.filterRef;
@@ -153,14 +175,14 @@ export class ProxiedConnection implements FilterSink {
   refuse(reason: CloseReason): void {
     this.reason = reason;
     this.closedSockets = 1; // there is no upstream socket to wait for
-    this.client.resetAndDestroy();
+    reset(this.client);
   }
 
   /** Ends the connection now (drain deadline, shutdown). */
   abort(reason: CloseReason): void {
     this.reason ??= reason;
-    this.client.resetAndDestroy();
-    this.upstream?.resetAndDestroy();
+    reset(this.client);
+    if (this.upstream !== undefined) reset(this.upstream);
   }
 
   private onConnected(): void {
@@ -183,7 +205,7 @@ export class ProxiedConnection implements FilterSink {
   private onConnectTimeout(): void {
     this.reason ??= 'connect-timeout';
     this.upstream?.destroy();
-    this.client.resetAndDestroy();
+    reset(this.client);
   }
 
   private onClientData(chunk: Buffer): void {
@@ -210,8 +232,8 @@ export class ProxiedConnection implements FilterSink {
     this.reason ??= 'internal-error';
     this.errorText ??= err instanceof Error ? `${err.name}: ${err.message}` : String(err);
     this.observer.onInternalError?.(this, err);
-    this.client.resetAndDestroy();
-    this.upstream?.resetAndDestroy();
+    reset(this.client);
+    if (this.upstream !== undefined) reset(this.upstream);
   }
 
   private onDetectTimeout(): void {
@@ -261,8 +283,8 @@ export class ProxiedConnection implements FilterSink {
     this.reason ??= reason === 'denied' ? 'denied' : 'closed';
     if (this.errorText === undefined && reason !== 'denied') this.errorText = reason;
     if (how === 'reset') {
-      this.client.resetAndDestroy();
-      this.upstream?.resetAndDestroy();
+      reset(this.client);
+      if (this.upstream !== undefined) reset(this.upstream);
       return;
     }
     this.client.end();
@@ -313,7 +335,7 @@ export class ProxiedConnection implements FilterSink {
     this.errorText ??= err.code ?? err.message;
     if (isReset(err)) {
       this.reason ??= 'client-reset';
-      this.upstream?.resetAndDestroy();
+      if (this.upstream !== undefined) reset(this.upstream);
     } else {
       this.upstream?.destroy();
     }
@@ -326,19 +348,23 @@ export class ProxiedConnection implements FilterSink {
       // as promptly as it would have without us.
       clearTimeout(this.connectTimer);
       this.reason ??= err.code === 'ECONNREFUSED' ? 'connect-refused' : 'connect-failed';
-      this.client.resetAndDestroy();
+      reset(this.client);
       return;
     }
     if (isReset(err)) {
       this.reason ??= 'server-reset';
-      this.client.resetAndDestroy();
+      reset(this.client);
     } else {
       this.client.destroy();
     }
   }
 
   private onSocketClose(): void {
-    if (++this.closedSockets < 2 || this.finished) {
+    ++this.closedSockets;
+    // Count destroyed sockets rather than 'close' events alone: a socket destroyed without its
+    // event (see reset()) must not keep the connection, and its record, open forever.
+    const upstreamGone = this.upstream === undefined || this.upstream.destroyed;
+    if ((this.closedSockets < 2 && !(this.client.destroyed && upstreamGone)) || this.finished) {
       // One side closed: if the other has nothing left to do, make sure it goes too.
       if (this.closedSockets === 1) this.closeOtherIfDone();
       return;
@@ -370,9 +396,10 @@ export class ProxiedConnection implements FilterSink {
   private closeOtherIfDone(): void {
     const upstream = this.upstream;
     if (upstream === undefined) return;
-    // A socket closes once both directions are done; if one is destroyed (error, timeout) the
-    // other must not linger half-open forever.
-    if (this.client.destroyed && !upstream.destroyed && !upstream.writableEnded) upstream.end();
+    // A socket closes once both directions are done. A closed client can receive nothing more,
+    // so the upstream goes at once; a closed upstream may still have bytes on their way to the
+    // client, so the client gets them, then FIN.
+    if (this.client.destroyed && !upstream.destroyed) upstream.destroy();
     if (upstream.destroyed && !this.client.destroyed && !this.client.writableEnded) this.client.end();
   }
 }

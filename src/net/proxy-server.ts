@@ -56,6 +56,11 @@ export class ProxyServer {
     return this.active.size;
   }
 
+  /** The open connections (for the admin port's /connections). */
+  openConnections(): IterableIterator<ProxiedConnection> {
+    return this.active.values();
+  }
+
   get podIp(): string | undefined {
     return this.local.primary();
   }

@@ -284,6 +284,16 @@ describe('monitor mode', () => {
   it('emitted only schema-valid records', () => {
     assertValidFlowRecords(sidecar.records);
   });
+
+  it('closed and recorded every connection once its clients were gone', async () => {
+    let open: unknown[] = [];
+    for (let i = 0; i < 20; i++) {
+      open = JSON.parse(topo.exec(topo.podNs, 'curl', ['-s', 'http://127.0.0.1:15000/connections']).stdout) as unknown[];
+      if (open.length === 0) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(open).toEqual([]);
+  });
 });
 
 /** Lets the servers' stdout ('seen ...' lines) arrive after a blocking exec. */
