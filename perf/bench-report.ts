@@ -66,6 +66,7 @@ export function writeResults(run: BenchRun, path: string, rawPath: string): void
   out('- **sidewall-1000-rules**: the same with 990 more rules in front (half of them on port 80 with other peers and paths). **sidewall-no-export**: 10 rules, `export.stdout: false`.');
   out('- **haproxy-tcp** / **haproxy-http**: HAProxy (Debian), `nbthread 1`, as uid 1337 in the pod namespace on 127.0.0.1, forwarding to the peer (`http-reuse always` in http mode; h2c and gRPC with `proto h2` on both sides in http mode).');
   out('- **node-relay** (reference, not a goal): a plain Node TCP relay (`net` sockets, data handlers, write + pause/resume; no parsing, no rules, no records) as uid 1337 on 127.0.0.1 — the floor any design on Node\'s socket layer starts from.');
+  out('- **node-relay-nat** (reference): the same relay reached through an iptables `REDIRECT` in the pod\'s OUTPUT nat chain (conntrack + NAT on the client leg, as every app connection to the sidecar has): node-relay-nat minus node-relay is the kernel\'s share that no user-space change removes.');
   out('- Upstream: nginx 1 worker (`return 200` with 100 bytes; a 1 MiB file; h2c on `listen … http2`), a grpc-js echo server, a UDP DNS responder — all in the peer namespace.');
   out();
 
@@ -179,7 +180,7 @@ export function writeResults(run: BenchRun, path: string, rawPath: string): void
   if (run.syscalls.length > 0) {
     out('## Profile: syscalls and CPU split');
     out();
-    out('`perf stat` on the proxy process (syscall tracepoints, task-clock, context switches) during a dedicated load run (wrk -t1 -c50 keep-alive, or -c10 with Connection: close); the sidecar rows are the sidecar started with `--cpu-prof` (profiler overhead included). User/system split from /proc over the whole run; per request = per HTTP request (= per connection for connclose).');
+    out('`perf stat` on the proxy process (syscall tracepoints, task-clock, context switches) during a dedicated load run (keep-alive: wrk -t1 -c50; connclose: -c10 with Connection: close; mib: -c4 on /1m); the sidecar rows are the sidecar started with `--cpu-prof` (profiler overhead included). User/system split from /proc over the whole run; per request = per HTTP request (= per connection for connclose, per MiB for mib).');
     out();
     out('| workload | proxy | user µs/req | system µs/req | task-clock µs/req | syscalls/req | context switches/req | top syscalls per request |');
     out('| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |');
@@ -194,9 +195,9 @@ export function writeResults(run: BenchRun, path: string, rawPath: string): void
   }
   for (const p of run.profiles) {
     const q = p.summary;
-    out(`## CPU profile of the sidecar: ${p.workload}`);
+    out(`## CPU profile of the sidecar: ${p.workload === 'mib' ? '1 MiB responses (per request = per MiB)' : p.workload}`);
     out();
-    out(`\`node --cpu-prof\`: ${fmt(q.busyMs)} ms busy, ${fmt(q.idleMs)} ms idle in the main thread over ${fmt(p.requests)} requests (≈ ${fmt((q.busyMs * 1000) / Math.max(1, p.requests), 1)} µs of main-thread time per request). V8 samples the main thread from a signal, so time inside a syscall is charged to the native function that made it (\`writeBuffer\`: socket writes) — compare with the system time above. Self time, share of busy time:`);
+    out(`\`node --cpu-prof\`: ${fmt(q.busyMs)} ms busy, ${fmt(q.idleMs)} ms idle in the main thread over ${fmt(p.requests)} requests (≈ ${fmt((q.busyMs * 1000) / Math.max(1, p.requests), 1)} µs of main-thread time per request). V8 samples the main thread from a signal, so time inside a syscall is charged to the native function that made it (\`writeBuffer\`: socket writes) — compare with the system time above. Profile: \`${p.file}\`. Self time, share of busy time:`);
     out();
     out('| self ms | % | function | where |');
     out('| ---: | ---: | --- | --- |');

@@ -8,7 +8,7 @@
 //                                               connections; latency from write to last byte
 //   hold HOST PORT PATH COUNT                   opens COUNT keep-alive connections, one GET on
 //                                               each, prints "ready COUNT" and holds them open
-//   relay LISTEN_PORT HOST PORT                 a plain Node TCP relay on 127.0.0.1 (no parsing, no
+//   relay LISTEN_PORT HOST PORT                 a plain Node TCP relay on LISTEN_PORT (no parsing, no
 //                                               records): the floor of any Node data path
 //   dns-server HOST PORT                        answers every A query with 10.0.0.1 (RFC 1035)
 //   dns-client HOST PORT SECONDS CONCURRENCY    UDP queries, CONCURRENCY outstanding
@@ -266,7 +266,8 @@ function relay(listenPort: number, host: string, port: number): void {
     const upstream = connect({ host, port, allowHalfOpen: true, noDelay: true }, () => client.resume());
     new RelayPair(client, upstream);
   });
-  server.listen({ host: '127.0.0.1', port: listenPort, backlog: 4096 }, () => console.log('listening'));
+  // Wildcard: an iptables REDIRECT in OUTPUT delivers to the primary address of the interface (127.0.0.1 here).
+  server.listen({ host: '0.0.0.0', port: listenPort, backlog: 4096 }, () => console.log('listening'));
 }
 
 // ---- DNS over UDP (RFC 1035 §4.1 message format).

@@ -9,7 +9,7 @@
 // (:50051) and a UDP DNS responder (:53). Clients run in the pod namespace: as uid 1337 for the
 // direct and HAProxy paths, as app uid 1000 for the path through the sidecar.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync, chownSync } from 'node:fs';
+import { chownSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, release } from 'node:os';
 import { join } from 'node:path';
 import { APP_UID, CLI, NODE, PROXY_UID, REPO, Topology, waitForLine, type ExecResult } from '../test/harness/netns.js';
@@ -33,7 +33,7 @@ export interface BenchOptions {
 }
 
 const USAGE = `usage: npm run bench -- [--quick] [--rounds N] [--duration S] [--rate R] [--no-profile] [--output FILE]
-  --quick        1 round of 2 s runs (~2.5 minutes) instead of 4 rounds of 2 s (~9 minutes)
+  --quick        1 round of 2 s runs (~2.5 minutes) instead of 5 rounds of 2 s (~8 minutes)
   --rounds N     interleaved rounds; medians are taken over them
   --duration S   seconds per load run
   --rate R       requests/s of the fixed-rate latency run (default: half the sidecar's keep-alive rate)
@@ -46,7 +46,7 @@ class UsageError extends Error {
 }
 
 function parseOptions(argv: string[]): BenchOptions {
-  const options: BenchOptions = { rounds: 4, durationS: 2, rate: undefined, profile: true, quick: false, output: join(REPO, 'perf', 'RESULTS.md') };
+  const options: BenchOptions = { rounds: 5, durationS: 2, rate: undefined, profile: true, quick: false, output: join(REPO, 'perf', 'RESULTS.md') };
   const positive = (flag: string, text: string | undefined): number => {
     const n = Number(text);
     if (text === undefined || !Number.isFinite(n) || n <= 0) throw new UsageError(`${flag}: '${text ?? ''}' is not a positive number`);
@@ -72,7 +72,7 @@ function parseOptions(argv: string[]): BenchOptions {
 
 // ---- variants and workloads
 
-export type VariantName = 'direct' | 'sidewall' | 'haproxy-tcp' | 'haproxy-http' | 'node-relay' | 'sidewall-1000-rules' | 'sidewall-no-export';
+export type VariantName = 'direct' | 'sidewall' | 'haproxy-tcp' | 'haproxy-http' | 'node-relay' | 'node-relay-nat' | 'sidewall-1000-rules' | 'sidewall-no-export';
 export type WorkloadName = 'keepalive' | 'serial' | 'connclose' | 'mib' | 'h2c' | 'grpc' | 'paced' | 'dns';
 
 interface Endpoint {
@@ -121,12 +121,14 @@ export interface MemorySample {
   keepaliveCpuUs?: number;
 }
 
-export type ProfileWorkload = 'keepalive' | 'connclose';
-const PROFILE_WORKLOADS: ProfileWorkload[] = ['keepalive', 'connclose'];
+export type ProfileWorkload = 'keepalive' | 'connclose' | 'mib';
+const PROFILE_WORKLOADS: ProfileWorkload[] = ['keepalive', 'connclose', 'mib'];
 
 export interface CpuProfileRun {
   workload: ProfileWorkload;
   requests: number;
+  /** A copy of the .cpuprofile (open in Chrome DevTools). */
+  file: string;
   summary: ProfileSummary;
 }
 
@@ -166,8 +168,10 @@ const MAIN_VARIANTS: VariantName[] = ['direct', 'sidewall', 'haproxy-tcp', 'hapr
 const COST_WORKLOADS: WorkloadName[] = ['keepalive', 'connclose'];
 /** The plain Node relay (a reference floor, not a goal): only where it says something. */
 const RELAY_WORKLOADS = new Set<WorkloadName>(['keepalive', 'serial', 'connclose', 'mib']);
-const MAIN_VARIANTS_WITH_RELAY: VariantName[] = [...MAIN_VARIANTS, 'node-relay'];
+const MAIN_VARIANTS_WITH_RELAY: VariantName[] = [...MAIN_VARIANTS, 'node-relay', 'node-relay-nat'];
 const RELAY_PORT = 18200;
+/** An address nobody has: the pod's OUTPUT nat chain REDIRECTs it to the relay, as sidewall init does for apps. */
+const RELAY_NAT_IP = '10.77.60.9';
 /** The node pacing client keeps its schedule up to about this rate on 2 shared cores. */
 export const PACED_RATE_CAP = 5000;
 
@@ -305,7 +309,10 @@ class Bench {
   readonly findings = new Set<string>();
   private readonly subnet = `10.77.60.0/24`;
 
-  constructor(readonly options: BenchOptions) {}
+  constructor(
+    readonly options: BenchOptions,
+    readonly startedAt: string,
+  ) {}
 
   private log(message: string): void {
     process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
@@ -348,6 +355,10 @@ class Bench {
     if (processName(this.haproxy.pid as number) !== 'haproxy') throw new Error(`haproxy pid ${this.haproxy.pid} is ${processName(this.haproxy.pid as number)}`);
     this.relay = t.start(t.podNs, NODE, [TOOLS_JS, 'relay', String(RELAY_PORT), t.peerIp, String(PEER_PORTS.http)], { uid: PROXY_UID });
     await waitForLine(this.relay, (l) => l === 'listening', 15_000, 'node relay');
+    // The same relay reached through an iptables REDIRECT (conntrack + NAT on the client leg, as
+    // for every app connection to the sidecar): separates the kernel's NAT cost from sidewall's own.
+    const nat = t.exec(t.podNs, 'iptables', ['-t', 'nat', '-I', 'OUTPUT', '1', '-p', 'tcp', '-d', `${RELAY_NAT_IP}/32`, '--dport', String(PEER_PORTS.http), '-j', 'REDIRECT', '--to-ports', String(RELAY_PORT)]);
+    if (nat.status !== 0) throw new Error(`iptables REDIRECT for the relay: ${nat.stderr}`);
     await this.startSidecar(SIDECAR_VARIANTS.sidewall);
     this.memory.push({ variant: 'haproxy', freshMiB: rssMiB(this.haproxy.pid as number), afterLoadMiB: NaN, with1000MiB: NaN });
     await this.probeDns();
@@ -418,9 +429,11 @@ class Bench {
     switch (name) {
       case 'direct':
         return { name, uid: PROXY_UID, http: peer(PEER_PORTS.http), h2c: peer(PEER_PORTS.h2c), grpc: peer(PEER_PORTS.grpc), dns: peer(PEER_PORTS.dns), pid: () => undefined };
-      case 'node-relay': {
+      case 'node-relay':
+      case 'node-relay-nat': {
         const relayPid = (): number | undefined => this.relay?.pid;
-        return { name, uid: PROXY_UID, http: local(RELAY_PORT), h2c: local(RELAY_PORT), grpc: local(RELAY_PORT), dns: undefined, pid: relayPid };
+        const http = name === 'node-relay' ? local(RELAY_PORT) : { host: RELAY_NAT_IP, port: PEER_PORTS.http };
+        return { name, uid: PROXY_UID, http, h2c: http, grpc: http, dns: undefined, pid: relayPid };
       }
       case 'haproxy-tcp':
       case 'haproxy-http': {
@@ -651,6 +664,7 @@ class Bench {
     await this.stopSidecar();
     const seconds = Math.max(5, this.options.durationS * 2);
     for (const workload of PROFILE_WORKLOADS) {
+      // Each workload beside the HAProxy mode its goal names.
       const reference = workload === 'keepalive' ? 'haproxy-http' : 'haproxy-tcp';
       this.syscalls.push(await this.syscallProfile(this.variant(reference), this.haproxy?.pid as number, seconds, workload));
       this.syscalls.push(await this.syscallProfile(this.variant('node-relay'), this.relay?.pid as number, seconds, workload));
@@ -688,7 +702,10 @@ class Bench {
         this.findings.add(`no .cpuprofile was written for the ${workload} profile (the sidecar did not exit on SIGTERM within 10 s?); stderr: ${stderr.slice(-400)}`);
         continue;
       }
-      this.profiles.push({ workload, requests, summary: summariseCpuProfile(join(profDir, file)) });
+      // Kept beside the raw samples for DevTools; the namespace folder goes at the end.
+      const keep = `/tmp/sidewall-bench-${this.startedAt.replace(/[:.]/g, '-')}-${workload}.cpuprofile`;
+      copyFileSync(join(profDir, file), keep);
+      this.profiles.push({ workload, requests, file: keep, summary: summariseCpuProfile(join(profDir, file)) });
     }
   }
 
@@ -714,8 +731,9 @@ class Bench {
     const threadsBefore = threadCpu(pid);
     const started = Date.now();
     // The load runs a little longer than perf: wrk's ramp and tail stay outside the counted window.
-    const shape = workload === 'keepalive' ? ['-c50'] : ['-c10', '-H', 'Connection: close'];
-    const wrk = this.topo.execAsync(this.topo.podNs, 'wrk', ['-t1', ...shape, `-d${seconds}s`, '--latency', `http://${v.http.host}:${v.http.port}/small`], { uid: v.uid });
+    const shape = { keepalive: ['-c50'], connclose: ['-c10', '-H', 'Connection: close'], mib: ['-c4'] }[workload];
+    const path = workload === 'mib' ? '/1m' : '/small';
+    const wrk = this.topo.execAsync(this.topo.podNs, 'wrk', ['-t1', ...shape, `-d${seconds}s`, '--latency', `http://${v.http.host}:${v.http.port}${path}`], { uid: v.uid });
     await new Promise((r) => setTimeout(r, 700));
     const perfBefore = procCpu(pid);
     const text = await perfOut;
@@ -813,7 +831,7 @@ async function main(): Promise<number> {
   const started = Date.now();
   const startedAt = new Date().toISOString();
   const host = machine();
-  const bench = new Bench(options);
+  const bench = new Bench(options, startedAt);
   let interrupted = false;
   const onSignal = (signal: NodeJS.Signals): void => {
     if (interrupted) return;
