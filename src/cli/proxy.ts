@@ -12,8 +12,7 @@ import { ConnectionGate } from '../enforcement/gate.js';
 import type { ConnectionFacts } from '../enforcement/types.js';
 import { createFlowPipeline, handleObserveStream, type FlowPipeline } from '../flows/index.js';
 import { WorkloadDirectory } from '../identity/workload-directory.js';
-import { IdentityClient } from '../identity/identity-client.js';
-import { exposeIdentityMetrics } from '../identity/identity-metrics.js';
+import type { IdentityClient } from '../identity/identity-client.js';
 import { metrics, metricsText } from '../metrics/index.js';
 import { DnsUdpProxy, resolverFromResolvConf } from '../net/dns-udp-proxy.js';
 import { ProxyServer } from '../net/proxy-server.js';
@@ -139,10 +138,12 @@ export async function run(args: string[]): Promise<number> {
   const self = { namespace: podNamespace, pod: podName, labels: podInfo.labels };
   workloads.setSelf(proxy.localAddresses(), self);
   // Cluster identities from the controller's stream (issue 8); the last map stays while it is away.
-  const identity =
-    config.identity === undefined
+  // Loaded only when configured: grpc-js is megabytes of memory a sidecar without it never needs.
+  const identityModules = config.identity === undefined ? undefined : await Promise.all([import('../identity/identity-client.js'), import('../identity/identity-metrics.js')]);
+  const identity: IdentityClient | undefined =
+    config.identity === undefined || identityModules === undefined
       ? undefined
-      : new IdentityClient({
+      : new identityModules[0].IdentityClient({
           address: config.identity.controller,
           directory: workloads,
           client: `${podNamespace}/${podName}`,
@@ -150,8 +151,8 @@ export async function run(args: string[]): Promise<number> {
           ...(config.identity.tokenFile !== undefined ? { tokenFile: config.identity.tokenFile } : {}),
           ...(config.identity.caFile !== undefined ? { caFile: config.identity.caFile } : {}),
         });
-  if (identity !== undefined) {
-    exposeIdentityMetrics(identity);
+  if (identity !== undefined && identityModules !== undefined) {
+    identityModules[1].exposeIdentityMetrics(identity);
     identity.start();
   }
 

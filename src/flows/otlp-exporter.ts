@@ -22,7 +22,8 @@
 // that failed with DEADLINE_EXCEEDED, UNAVAILABLE or CANCELLED may have reached the collector (its answer was
 // lost), so the collector can see each record of such a batch twice. `possibleDuplicates` counts
 // those records; the `sidewall.flow.seq` attribute lets the collector drop them.
-import * as grpc from '@grpc/grpc-js';
+import { createRequire } from 'node:module';
+import type * as Grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { BoundedQueue } from './bounded-queue.js';
 import { entryJson, sleepUnref, type FlowEntry, type FlowSink } from './entry.js';
@@ -60,17 +61,26 @@ export class InvalidOtlpEndpointError extends Error {
 
 // The OTLP specification's retryable codes (RESOURCE_EXHAUSTED included: a collector sheds load
 // with it). CANCELLED is what a collector that shuts down mid-call produces.
+// gRPC status codes (grpc/doc/statuscodes.md), spelled out so that grpc-js itself loads only when
+// an exporter is created: a sidecar without OTLP export does not pay its memory.
+const STATUS = { CANCELLED: 1, DEADLINE_EXCEEDED: 4, RESOURCE_EXHAUSTED: 8, ABORTED: 10, OUT_OF_RANGE: 11, UNAVAILABLE: 14, DATA_LOSS: 15 } as const;
 const RETRYABLE = new Set<number>([
-  grpc.status.CANCELLED,
-  grpc.status.OUT_OF_RANGE,
-  grpc.status.DATA_LOSS,
-  grpc.status.UNAVAILABLE,
-  grpc.status.DEADLINE_EXCEEDED,
-  grpc.status.RESOURCE_EXHAUSTED,
-  grpc.status.ABORTED,
+  STATUS.CANCELLED,
+  STATUS.OUT_OF_RANGE,
+  STATUS.DATA_LOSS,
+  STATUS.UNAVAILABLE,
+  STATUS.DEADLINE_EXCEEDED,
+  STATUS.RESOURCE_EXHAUSTED,
+  STATUS.ABORTED,
 ]);
 /** Failures after which the collector may nevertheless have received the batch. */
-const AMBIGUOUS = new Set<number>([grpc.status.CANCELLED, grpc.status.UNAVAILABLE, grpc.status.DEADLINE_EXCEEDED]);
+const AMBIGUOUS = new Set<number>([STATUS.CANCELLED, STATUS.UNAVAILABLE, STATUS.DEADLINE_EXCEEDED]);
+
+let grpcModule: typeof Grpc | null = null;
+function grpcJs(): typeof Grpc {
+  grpcModule ??= createRequire(import.meta.url)('@grpc/grpc-js') as typeof Grpc;
+  return grpcModule;
+}
 
 const SEVERITY_INFO = 9;
 const SEVERITY_WARN = 13;
@@ -120,10 +130,10 @@ export interface OtlpExporterStats {
 export class OtlpExporter implements FlowSink {
   readonly name = 'otlp';
   private readonly queue: BoundedQueue<FlowEntry>;
-  private readonly client: grpc.Client;
+  private readonly client: Grpc.Client;
   private readonly method = protoMethod(loadProto('opentelemetry/proto/collector/logs/v1/logs_service.proto'), 'opentelemetry.proto.collector.logs.v1.LogsService', 'Export');
   private readonly resource: { attributes: KeyValue[] };
-  private readonly metadata: grpc.Metadata;
+  private readonly metadata: Grpc.Metadata;
   private readonly maxBatchSize: number;
   private readonly batchDelayMs: number;
   private readonly timeoutMs: number;
@@ -152,6 +162,7 @@ export class OtlpExporter implements FlowSink {
     this.initialBackoffMs = options.initialBackoffMs ?? 200;
     this.maxBackoffMs = options.maxBackoffMs ?? 10_000;
     this.maxRetryMs = options.maxRetryMs ?? 30_000;
+    const grpc = grpcJs();
     this.client = new grpc.Client(address, tls ? grpc.credentials.createSsl() : grpc.credentials.createInsecure(), {
       // Reconnect quickly after a collector restart; our own backoff paces the retries.
       'grpc.initial_reconnect_backoff_ms': 100,
@@ -230,7 +241,7 @@ export class OtlpExporter implements FlowSink {
       this.buildRequest(batch.entries),
       this.metadata,
       { deadline: Date.now() + this.timeoutMs },
-      (err: grpc.ServiceError | null) => this.onExportDone(batch, err),
+      (err: Grpc.ServiceError | null) => this.onExportDone(batch, err),
     );
   }
 
@@ -262,7 +273,7 @@ export class OtlpExporter implements FlowSink {
     };
   }
 
-  private onExportDone(batch: OutstandingBatch, err: grpc.ServiceError | null): void {
+  private onExportDone(batch: OutstandingBatch, err: Grpc.ServiceError | null): void {
     this.inFlight = false;
     const size = batch.entries.length;
     if (err === null) {

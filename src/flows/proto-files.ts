@@ -3,7 +3,16 @@
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import * as protoLoader from '@grpc/proto-loader';
+import { createRequire } from 'node:module';
+import type * as ProtoLoader from '@grpc/proto-loader';
+
+// Loaded on first use: protobufjs costs megabytes of memory a sidecar without gRPC export or
+// observers never needs.
+let loader: typeof ProtoLoader | null = null;
+function protoLoader(): typeof ProtoLoader {
+  loader ??= createRequire(import.meta.url)('@grpc/proto-loader') as typeof ProtoLoader;
+  return loader;
+}
 
 export class ProtoFilesNotFoundError extends Error {
   readonly code = 'SW_PROTO_NOT_FOUND';
@@ -27,13 +36,13 @@ export function protoRoot(): string {
   }
 }
 
-const definitions = new Map<string, protoLoader.PackageDefinition>();
+const definitions = new Map<string, ProtoLoader.PackageDefinition>();
 
 /** Loads a .proto (path relative to proto/) once per process. Field names camelCase; 64-bit integers as strings. */
-export function loadProto(relativePath: string): protoLoader.PackageDefinition {
+export function loadProto(relativePath: string): ProtoLoader.PackageDefinition {
   let definition = definitions.get(relativePath);
   if (definition === undefined) {
-    definition = protoLoader.loadSync(relativePath, {
+    definition = protoLoader().loadSync(relativePath, {
       includeDirs: [protoRoot()],
       longs: String,
       enums: Number,
@@ -46,9 +55,9 @@ export function loadProto(relativePath: string): protoLoader.PackageDefinition {
 }
 
 /** The method definition of service.method from a loaded package definition. */
-export function protoMethod(definition: protoLoader.PackageDefinition, service: string, method: string): protoLoader.MethodDefinition<object, object> {
-  const serviceDefinition = definition[service] as protoLoader.ServiceDefinition | undefined;
+export function protoMethod(definition: ProtoLoader.PackageDefinition, service: string, method: string): ProtoLoader.MethodDefinition<object, object> {
+  const serviceDefinition = definition[service] as ProtoLoader.ServiceDefinition | undefined;
   const methodDefinition = serviceDefinition?.[method];
   if (methodDefinition === undefined) throw new Error(`proto definition has no ${service}/${method}`);
-  return methodDefinition as protoLoader.MethodDefinition<object, object>;
+  return methodDefinition as ProtoLoader.MethodDefinition<object, object>;
 }
