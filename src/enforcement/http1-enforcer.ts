@@ -4,7 +4,8 @@
 // before it are complete, the client gets 403 and the connection closes (pipelined requests
 // after a denied one are not answered, as with any `connection: close`).
 import type { Decision } from '../policy/index.js';
-import type { HeaderList, Http1RequestEvent, ProtocolEvent } from '../protocols/types.js';
+import type { Http1RequestEvent, ProtocolEvent } from '../protocols/types.js';
+import { HttpRequestFacts } from './http-facts.js';
 import { http1Forbidden } from './deny-responses.js';
 import type { EnforcerDeps, ProtocolEnforcer } from './enforcers.js';
 import { Http2Enforcer } from './http2-enforcer.js';
@@ -14,12 +15,6 @@ interface OpenRequest {
   decision: Decision;
   startedAt: number;
   answered: boolean;
-}
-
-function headerRecord(headers: HeaderList): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [name, value] of headers) out[name] = out[name] === undefined ? value : `${out[name]}, ${value}`;
-  return out;
 }
 
 export class Http1Enforcer implements ProtocolEnforcer {
@@ -99,7 +94,7 @@ export class Http1Enforcer implements ProtocolEnforcer {
       if (finding !== null && this.deps.filter.reportTunnel(finding)) return;
       if (ev.body.kind !== 'none') this.body.client = { from: ev.end, left: ctx.tunnels.payloadBudget };
     }
-    const http = { method: ev.method, path: ev.path, host: ev.host ?? undefined, headers: headerRecord(ev.headers) };
+    const http = new HttpRequestFacts(ev.method, ev.path, ev.host ?? undefined, ev.headers);
     const decision = ctx.policy().decide({ ...ctx.facts, protocol: 'http', l7: { http } });
     const l7: Record<string, unknown> = { method: ev.method, path: ev.path };
     if (ev.host !== null) l7.host = ev.host;

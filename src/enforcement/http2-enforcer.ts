@@ -13,6 +13,7 @@ import { buildForbiddenResponse, buildGrpcTrailersOnly, buildHeadersFrames, buil
 import { encodeLiteralHeaderBlock } from '../protocols/http2/hpack-encoder.js';
 import type { Http2HeadersEvent, ProtocolEvent } from '../protocols/types.js';
 import type { EnforcerDeps, ProtocolEnforcer } from './enforcers.js';
+import { HttpRequestFacts } from './http-facts.js';
 import { UnitRouter } from './unit-router.js';
 
 interface StreamState {
@@ -26,12 +27,6 @@ interface StreamState {
 
 const EMPTY = Buffer.alloc(0);
 const MALFORMING_FIELD = encodeLiteralHeaderBlock([['connection', 'sidewall-denied']]);
-
-function headersOf(ev: Http2HeadersEvent): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [name, value] of ev.headers) out[name] = out[name] === undefined ? value : `${out[name]}, ${value}`;
-  return out;
-}
 
 export class Http2Enforcer implements ProtocolEnforcer {
   readonly clientFrontier = 0;
@@ -115,7 +110,7 @@ export class Http2Enforcer implements ProtocolEnforcer {
 
   private onRequest(ev: Http2HeadersEvent): void {
     const { ctx } = this.deps;
-    const http = { method: ev.method ?? '', path: ev.path ?? '', host: ev.authority ?? undefined, headers: headersOf(ev) };
+    const http = new HttpRequestFacts(ev.method ?? '', ev.path ?? '', ev.authority ?? undefined, ev.headers);
     const protocol = ev.grpc !== null ? 'grpc' : 'http2';
     const l7: Record<string, unknown> = { method: http.method, path: http.path };
     if (ev.authority !== null) l7.authority = ev.authority;
