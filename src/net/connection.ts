@@ -131,7 +131,7 @@ export class ProxiedConnection implements FilterSink {
     this.connectTimer = setTimeout(this.onConnectTimeout, this.timeouts.connectMs);
   }
 
-  /** Running totals of an open connection, for periodic records. */
+  /** Running totals of the connection (for periodic records, and the final one at close). */
   snapshot(): ConnectionSummary {
     const summary: ConnectionSummary = {
       flowId: this.flowId,
@@ -372,22 +372,9 @@ export class ProxiedConnection implements FilterSink {
     this.finished = true;
     clearTimeout(this.connectTimer);
     clearTimeout(this.detectTimer);
-    const summary: ConnectionSummary = {
-      flowId: this.flowId,
-      direction: this.direction,
-      src: this.src,
-      dst: this.dst,
-      startedAt: this.startedAt,
-      durationMs: performance.now() - this.startedAt,
-      bytesSent: this.client.bytesRead,
-      bytesReceived: this.upstream?.bytesRead ?? 0,
-      reason: this.reason ?? 'closed',
-    };
+    const summary = this.snapshot();
+    summary.reason = this.reason ?? 'closed';
     if (this.errorText !== undefined) summary.error = this.errorText;
-    if (this.admission !== undefined) {
-      summary.facts = this.admission.facts;
-      summary.l4 = this.admission.l4;
-    }
     this.tracking?.stop();
     this.filterRef?.finish(summary.reason === 'closed' ? 'fin' : summary.reason);
     this.observer.onClose(summary, this.filterRef);
