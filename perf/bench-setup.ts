@@ -77,6 +77,7 @@ function realisticRules(subnet: string): { head: Rule[]; tail: Rule[] } {
   return {
     head: [
       { id: 'deny-cloud-metadata', action: 'deny', direction: 'egress', peer: { cidr: ['169.254.169.254/32'] } },
+      { id: 'allow-dns', action: 'allow', direction: 'egress', ports: [PEER_PORTS.dns], dns: { names: ['**.cluster.local', '**.test'] } },
       { id: 'deny-admin-paths', action: 'deny', protocol: 'http', http: { paths: ['/admin/**', '/debug/**'] } },
       { id: 'allow-postgres', action: 'allow', direction: 'egress', peer: { namespace: 'db', labels: { app: 'postgres' } }, ports: [5432], protocol: 'postgres' },
       { id: 'allow-redis', action: 'allow', direction: 'egress', peer: { cidr: ['10.96.0.0/12'] }, ports: [6379], protocol: 'redis' },
