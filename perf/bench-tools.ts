@@ -298,7 +298,7 @@ function dnsServer(host: string, port: number): void {
 }
 
 function dnsQuery(id: number): Buffer {
-  const name = Buffer.from('\x05bench\x07sidewall\x04test\x00', 'latin1');
+  const name = Buffer.from('\x05bench\x08sidewall\x04test\x00', 'latin1');
   const q = Buffer.alloc(12 + name.length + 4);
   q.writeUInt16BE(id, 0);
   q[2] = 0x01; // RD

@@ -37,6 +37,8 @@ export interface DnsUdpProxyOptions {
   onAlert: (flowId: string, facts: ConnectionFacts, finding: TunnelFinding, blocked: boolean) => void;
   nextFlowId: () => string;
   onError?: (err: unknown) => void;
+  /** A datagram that is not a DNS query we can read (answered FORMERR). */
+  onMalformed?: (err: unknown) => void;
   /** True while the workload identities may be out of date. */
   identityStale?: () => boolean;
   /** How long a forwarded query waits for the resolver. */
@@ -61,6 +63,15 @@ const ALERT_INTERVAL_MS = 10_000;
 function parentDomain(name: string): string {
   const labels = name.split('.');
   return labels.slice(-2).join('.');
+}
+
+/** A header-only answer: the query's ID and opcode, QR set, RCODE 1 (FORMERR), no sections. */
+function formErr(query: Buffer): Buffer {
+  const out = Buffer.alloc(12);
+  query.copy(out, 0, 0, 2);
+  out[2] = 0x80 | (query[2]! & 0x78);
+  out[3] = 0x01;
+  return out;
 }
 
 /** The first `nameserver` of a resolv.conf, or undefined. */
@@ -138,8 +149,11 @@ export class DnsUdpProxy {
     let query: DnsMessage;
     try {
       query = parseDnsMessage(msg);
-    } catch {
-      return; // not DNS: nothing to answer (a malformed datagram gets no reply, as from a resolver)
+    } catch (err) {
+      // RFC 1035 §4.1.1: a query we cannot read gets FORMERR (if it has a header to answer).
+      this.options.onMalformed?.(err);
+      if (msg.length >= 12 && (msg[2]! & 0x80) === 0) listener.send(formErr(msg), client.port, client.address);
+      return;
     }
     if (query.isResponse) return;
     const facts = this.facts(client);

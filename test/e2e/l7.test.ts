@@ -178,6 +178,10 @@ describe('DNS', () => {
     const nx = await topo.execAsync(topo.podNs, 'dig', ['+tries=1', '+time=3', 'gone.nx'], { uid: APP_UID });
     expect(nx.stdout).toContain('status: NXDOMAIN');
     await sidecar.waitForRecord((x) => x.type === 'request' && x.protocol === 'dns' && l7(x).name === 'gone.nx' && l7(x).rcode === 'NXDOMAIN');
+    // A query that does not parse (a label length running past its name) gets FORMERR, not silence.
+    const malformed = `const s=require('dgram').createSocket('udp4');const q=Buffer.from('1234010000010000000000000778786578000001 0001'.replace(/ /g,''),'hex');s.on('message',m=>{console.log('rcode',m[3]&15,'id',m.readUInt16BE(0).toString(16));process.exit(0)});s.send(q,53,'${peer}');setTimeout(()=>{console.log('timeout');process.exit(1)},2000)`;
+    const formerr = await topo.execAsync(topo.podNs, NODE, ['-e', malformed], { uid: APP_UID });
+    expect(formerr.stdout.trim()).toBe('rcode 1 id 1234');
     const refused = requests((x) => x.protocol === 'dns' && l7(x as never).name === 'exfil.evil.test');
     expect(refused.length).toBe(2);
     for (const r of refused) expect(r).toMatchObject({ verdict: 'denied', ruleId: 'default' });
