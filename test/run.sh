@@ -15,4 +15,5 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 [ -f build/Release/original_dst.node ] || npm run install
 npm run build
+npx tsc -p tsconfig.json --noEmit   # strict types for tests, perf and demo too
 npx vitest run --no-file-parallelism "$@"
