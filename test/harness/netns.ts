@@ -15,7 +15,8 @@ export const REPO = ((): string => {
 })();
 export const CLI = join(REPO, 'bin', 'sidewall.js');
 export const TOOLS = join(REPO, 'test', 'harness', 'tools');
-export const NODE = '/usr/bin/node';
+/** The node binary running us: processes started under other uids must be able to run it too. */
+export const NODE = process.execPath;
 export const PROXY_UID = 1337;
 export const APP_UID = 1000;
 
