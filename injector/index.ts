@@ -10,6 +10,7 @@ export {
   InjectorSettingsError,
   type InjectorSettings,
   type AnnotationGuardSettings,
+  type IdentityCredentialSettings,
 } from './settings.js';
 export {
   mutatePod,
@@ -21,6 +22,8 @@ export {
   SIDECAR_CONFIG_FILE,
   CLUSTER_RULES_DIR,
   POD_INFO_DIR,
+  IDENTITY_TOKEN_FILE,
+  CONTROLLER_CA_FILE,
   type MutationResult,
 } from './mutate.js';
 export { APP_PROBES_ENV, appProbePath, type AppProbe, type AppProbes } from './probes.js';

@@ -14,12 +14,20 @@ export const SIDECAR_CONFIG_DIR = '/etc/sidewall/config';
 export const SIDECAR_CONFIG_FILE = `${SIDECAR_CONFIG_DIR}/config.yaml`;
 export const CLUSTER_RULES_DIR = '/etc/sidewall/cluster';
 export const POD_INFO_DIR = '/etc/sidewall/pod';
+/** The projected service-account token the sidecar presents to the identity controller. */
+export const IDENTITY_TOKEN_DIR = '/var/run/secrets/sidewall';
+export const IDENTITY_TOKEN_FILE = `${IDENTITY_TOKEN_DIR}/token`;
+/** The CA bundle that verifies the identity controller's serving certificate. */
+export const CONTROLLER_CA_DIR = '/etc/sidewall/ca';
+export const CONTROLLER_CA_FILE = `${CONTROLLER_CA_DIR}/ca.crt`;
 
 export const VOLUME = {
   config: 'sidewall-config',
   clusterRules: 'sidewall-cluster-rules',
   podInfo: 'sidewall-pod-info',
   tmp: 'sidewall-tmp',
+  identityToken: 'sidewall-identity-token',
+  controllerCa: 'sidewall-controller-ca',
 } as const;
 
 const RESERVED_PORTS_NOTE = 'sidewall listens on 15000 (admin), 15001 (outbound), 15006 (inbound) and 15053 (DNS)';
@@ -200,6 +208,27 @@ export function mutatePod(pod: Pod, settings: InjectorSettings): MutationResult 
     },
   };
 
+  const identityVolumes: Volume[] = [];
+  if (settings.identity !== undefined) {
+    // Mounted into sidewall-proxy only: the app containers never see a credential for the
+    // controller. The token is for the pod's own service account, bound to this pod by the
+    // kubelet and good for nothing but the controller's audience.
+    identityVolumes.push({
+      name: VOLUME.identityToken,
+      projected: {
+        // Readable by uid 1337: without this the kubelet may leave the file root-owned 0600 (the
+        // pod's containers run as different users), and only this container mounts it.
+        defaultMode: 0o444,
+        sources: [{ serviceAccountToken: { audience: settings.identity.audience, expirationSeconds: settings.identity.expirationSeconds, path: 'token' } }],
+      },
+    });
+    proxyContainer.volumeMounts!.push({ name: VOLUME.identityToken, mountPath: IDENTITY_TOKEN_DIR, readOnly: true });
+    if (settings.identity.caConfigMap !== undefined) {
+      identityVolumes.push({ name: VOLUME.controllerCa, configMap: { name: settings.identity.caConfigMap, items: [{ key: 'ca.crt', path: 'ca.crt' }] } });
+      proxyContainer.volumeMounts!.push({ name: VOLUME.controllerCa, mountPath: CONTROLLER_CA_DIR, readOnly: true });
+    }
+  }
+
   if (settings.nativeSidecar) {
     // An init container with restartPolicy Always is a native sidecar: it starts before the
     // remaining init containers and the app (after its startupProbe passes), and is stopped
@@ -235,6 +264,7 @@ export function mutatePod(pod: Pod, settings: InjectorSettings): MutationResult 
       },
     },
     { name: VOLUME.tmp, emptyDir: { medium: 'Memory', sizeLimit: '16Mi' } },
+    ...identityVolumes,
   ];
   if (spec.volumes === undefined) patch.push({ op: 'add', path: '/spec/volumes', value: volumes });
   else for (const volume of volumes) patch.push({ op: 'add', path: '/spec/volumes/-', value: volume });

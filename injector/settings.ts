@@ -17,6 +17,20 @@ export interface AnnotationGuardSettings {
   allowedGroups: string[];
 }
 
+/**
+ * Credentials the sidecar needs for the identity controller's stream (issue 8). The sidecar
+ * config that names the controller comes from the chart's ConfigMap; these are the files it
+ * points at (IDENTITY_TOKEN_FILE, CONTROLLER_CA_FILE in mutate.ts).
+ */
+export interface IdentityCredentialSettings {
+  /** Audience of the projected service-account token; the controller's TokenReview requires it. */
+  audience: string;
+  /** Token lifetime; the kubelet renews it at 80 %. Kubernetes accepts 600 s and more. */
+  expirationSeconds: number;
+  /** ConfigMap (in the pod's namespace) whose `ca.crt` verifies the controller's certificate; absent: no CA mounted (plaintext controller). */
+  caConfigMap?: string;
+}
+
 export interface InjectorSettings {
   image: string;
   imagePullPolicy: PullPolicy;
@@ -41,6 +55,8 @@ export interface InjectorSettings {
   /** Rewrite kubelet httpGet/tcpSocket probes through the sidecar admin port. */
   rewriteProbes: boolean;
   annotationGuard: AnnotationGuardSettings;
+  /** Absent: no controller credentials are mounted (clusters without `sidewall controller`). */
+  identity?: IdentityCredentialSettings;
 }
 
 export function defaultInjectorSettings(): InjectorSettings {
@@ -141,6 +157,36 @@ const readers: Record<string, Reader> = {
   clusterRulesConfigMap: (key, v, p) => (typeof v === 'string' && v.length > 0 ? v : void p.push(`${key}: expected a ConfigMap name`)),
 };
 
+/** Kubernetes refuses projected tokens shorter than 10 minutes (TokenRequest minimum). */
+const MIN_TOKEN_SECONDS = 600;
+const MAX_TOKEN_SECONDS = 2 ** 32 - 1;
+
+function readIdentity(key: string, value: unknown, problems: string[]): IdentityCredentialSettings | undefined {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    problems.push(`${key}: expected a map with audience, expirationSeconds and caConfigMap`);
+    return undefined;
+  }
+  const map = value as Record<string, unknown>;
+  const before = problems.length;
+  for (const field of Object.keys(map)) {
+    if (field !== 'audience' && field !== 'expirationSeconds' && field !== 'caConfigMap') problems.push(`${key}.${field}: unknown key`);
+  }
+  const audience = map.audience ?? 'sidewall-controller';
+  if (typeof audience !== 'string' || audience.length === 0) problems.push(`${key}.audience: expected a non-empty string, the audience the controller checks`);
+  const expirationSeconds = map.expirationSeconds ?? 3600;
+  if (!Number.isInteger(expirationSeconds) || (expirationSeconds as number) < MIN_TOKEN_SECONDS || (expirationSeconds as number) > MAX_TOKEN_SECONDS) {
+    problems.push(`${key}.expirationSeconds: expected whole seconds, at least ${MIN_TOKEN_SECONDS} (the Kubernetes minimum), not ${JSON.stringify(expirationSeconds)}`);
+  }
+  const caConfigMap = map.caConfigMap;
+  if (caConfigMap !== undefined && caConfigMap !== null && (typeof caConfigMap !== 'string' || caConfigMap.length === 0)) {
+    problems.push(`${key}.caConfigMap: expected a ConfigMap name`);
+  }
+  if (problems.length > before) return undefined;
+  const settings: IdentityCredentialSettings = { audience: audience as string, expirationSeconds: expirationSeconds as number };
+  if (typeof caConfigMap === 'string') settings.caConfigMap = caConfigMap;
+  return settings;
+}
+
 /** Merges a settings document (already parsed) over the defaults; throws InjectorSettingsError. */
 export function resolveInjectorSettings(document: unknown, source: string): InjectorSettings {
   const settings = defaultInjectorSettings();
@@ -163,6 +209,13 @@ export function resolveInjectorSettings(document: unknown, source: string): Inje
           problems.push(`annotationGuard.${guardKey}: unknown key`);
         }
       }
+      continue;
+    }
+    if (key === 'identity') {
+      // null or false: explicitly off (the chart with controller.enabled=false writes nothing).
+      if (value === null || value === false) { delete settings.identity; continue; }
+      const identity = readIdentity('identity', value, problems);
+      if (identity !== undefined) settings.identity = identity;
       continue;
     }
     const reader = readers[key];

@@ -1,11 +1,12 @@
 // `sidewall manifests`: the chart's installation (charts/sidewall/templates) as plain objects,
 // rendered from the same values.yaml, so a cluster without Helm gets exactly what the chart
 // installs. Keep in step with the templates; test/injector/chart.test.ts compares the two.
-import { createHash } from 'node:crypto';
+import { X509Certificate, createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
+import { CONTROLLER_CA_FILE, IDENTITY_TOKEN_FILE } from '../mutate.js';
 import { resolveInjectorSettings } from '../settings.js';
 import type { WebhookTls } from './tls.js';
 
@@ -38,6 +39,17 @@ export interface ChartValues {
     caValidityDays: number;
     certValidityDays: number;
     certManager: { enabled: boolean; issuerRef: { name?: string; kind?: string; group?: string }; duration: string; renewBefore: string };
+  };
+  controller: {
+    enabled: boolean;
+    port: number;
+    healthPort: number;
+    logLevel: string;
+    audience: string;
+    tokenExpirationSeconds: number;
+    /** PEM; empty: the webhook CA (required with cert-manager). */
+    caBundle: string;
+    resources: Resources;
   };
   sidecar: {
     nativeSidecar: boolean;
@@ -139,7 +151,7 @@ function b64(text: string): string {
 
 /** The injector settings document, as the chart's "sidewall.injectorSettings" helper writes it. */
 export function injectorSettingsDocument(values: ChartValues, name: string, appVersion: string): Json {
-  return {
+  const document: Json = {
     image: `${values.image.repository}:${values.image.tag === '' ? appVersion : values.image.tag}`,
     imagePullPolicy: values.image.pullPolicy,
     nativeSidecar: values.sidecar.nativeSidecar,
@@ -157,6 +169,49 @@ export function injectorSettingsDocument(values: ChartValues, name: string, appV
     clusterRulesConfigMap: `${name}-cluster-rules`,
     annotationGuard: values.annotationGuard,
   };
+  if (values.controller.enabled) {
+    document.identity = { audience: values.controller.audience, expirationSeconds: values.controller.tokenExpirationSeconds, caConfigMap: controllerCaName(name) };
+  }
+  return document;
+}
+
+/** The ConfigMap (one per injected namespace) with the CA that verifies the identity controller. */
+export function controllerCaName(name: string): string {
+  return `${name}-controller-ca`;
+}
+
+/** host:port of the identity stream as sidecars reach it: a name in the webhook certificate. */
+export function controllerAddress(service: string, namespace: string, port: number): string {
+  return `${service}.${namespace}.svc:${port}`;
+}
+
+/** The sidecar config every injected pod mounts, as the chart's "sidewall.sidecarConfig" helper writes it. */
+export function sidecarConfigDocument(values: ChartValues, service: string, namespace: string): Json {
+  const config: Json = { ...values.sidecar.config, clusterRules: '/etc/sidewall/cluster/rules.yaml', podInfo: '/etc/sidewall/pod' };
+  if (values.controller.enabled) {
+    config.identity = { controller: controllerAddress(service, namespace, values.controller.port), tokenFile: IDENTITY_TOKEN_FILE, caFile: CONTROLLER_CA_FILE };
+  }
+  return config;
+}
+
+/** The PEM the sidecars verify the controller with: controller.caBundle, else the webhook CA. */
+function controllerCaPem(values: ChartValues, tls: WebhookTls | undefined): string {
+  if (values.controller.caBundle !== '') {
+    try {
+      new X509Certificate(values.controller.caBundle);
+    } catch (err) {
+      throw new ManifestValuesError(
+        `controller.caBundle is not a PEM certificate (${(err as Error).message}); pass it in a --values file as a block scalar (caBundle: |), --set folds its lines`,
+      );
+    }
+    return values.controller.caBundle;
+  }
+  if (tls === undefined) {
+    throw new ManifestValuesError(
+      'controller.enabled with tls.certManager.enabled needs controller.caBundle: the PEM of the CA that issues the webhook certificate (in a --values file), or controller.enabled=false',
+    );
+  }
+  return tls.caCert;
 }
 
 export function renderInstallation(values: ChartValues, options: RenderOptions): Json[] {
@@ -182,15 +237,35 @@ export function renderInstallation(values: ChartValues, options: RenderOptions):
     throw new ManifestValuesError((err as Error).message);
   }
   const settingsText = stringifyYaml(settingsDocument);
-  const sidecarConfig = { ...values.sidecar.config, clusterRules: '/etc/sidewall/cluster/rules.yaml', podInfo: '/etc/sidewall/pod' };
+  const sidecarConfig = sidecarConfigDocument(values, service, namespace);
   const certManager = values.tls.certManager.enabled;
   if (!certManager && options.tls === undefined) throw new ManifestValuesError('TLS material is required unless tls.certManager.enabled');
+  const controller = values.controller.enabled;
+  const controllerCa = controller ? controllerCaPem(values, certManager ? undefined : options.tls) : undefined;
 
   const objects: Json[] = [];
   if (options.includeNamespace === true) {
     objects.push({ apiVersion: 'v1', kind: 'Namespace', metadata: meta(namespace) });
   }
   objects.push({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: meta(service, namespace), automountServiceAccountToken: false });
+  if (controller) {
+    objects.push({
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRole',
+      metadata: meta(`${name}-controller`),
+      rules: [
+        { apiGroups: [''], resources: ['pods', 'namespaces'], verbs: ['get', 'list', 'watch'] },
+        { apiGroups: ['authentication.k8s.io'], resources: ['tokenreviews'], verbs: ['create'] },
+      ],
+    });
+    objects.push({
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRoleBinding',
+      metadata: meta(`${name}-controller`),
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: `${name}-controller` },
+      subjects: [{ kind: 'ServiceAccount', name: service, namespace }],
+    });
+  }
 
   const namespaces = [...new Set([namespace, ...values.injection.namespaces])];
   for (const target of namespaces) {
@@ -213,10 +288,53 @@ export function renderInstallation(values: ChartValues, options: RenderOptions):
   for (const target of namespaces) {
     objects.push({ apiVersion: 'v1', kind: 'ConfigMap', metadata: meta(`${name}-sidecar-config`, target), data: { 'config.yaml': stringifyYaml(sidecarConfig) } });
     objects.push({ apiVersion: 'v1', kind: 'ConfigMap', metadata: meta(`${name}-cluster-rules`, target), data: { 'rules.yaml': stringifyYaml(values.clusterRules) } });
+    if (controllerCa !== undefined) {
+      objects.push({ apiVersion: 'v1', kind: 'ConfigMap', metadata: meta(controllerCaName(name), target), data: { 'ca.crt': controllerCa.trim() + '\n' } });
+    }
   }
 
   const antiAffinityTerm = { topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: selector } };
   const probe = (periodSeconds: number): Json => ({ httpGet: { path: '/healthz', port: 'https', scheme: 'HTTPS' }, periodSeconds });
+  const containerSecurity = { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } };
+  const tlsMount = { name: 'tls', mountPath: '/etc/sidewall/tls', readOnly: true };
+  const controllerContainers: Json[] = [];
+  const controllerVolumes: Json[] = [];
+  if (controller) {
+    const { port, healthPort } = values.controller;
+    controllerContainers.push({
+      name: 'controller',
+      image,
+      imagePullPolicy: values.image.pullPolicy,
+      command: ['sidewall'],
+      args: [
+        'controller', '--port', String(port), '--health-port', String(healthPort),
+        '--tls-cert', '/etc/sidewall/tls/tls.crt', '--tls-key', '/etc/sidewall/tls/tls.key',
+        '--audience', values.controller.audience, '--log-level', values.controller.logLevel,
+      ],
+      ports: [
+        { name: 'identity', containerPort: port, protocol: 'TCP' },
+        { name: 'controller-health', containerPort: healthPort, protocol: 'TCP' },
+      ],
+      readinessProbe: { httpGet: { path: '/readyz', port: 'controller-health' }, periodSeconds: 5 },
+      livenessProbe: { httpGet: { path: '/healthz', port: 'controller-health' }, periodSeconds: 10, failureThreshold: 3 },
+      resources: values.controller.resources,
+      securityContext: containerSecurity,
+      volumeMounts: [tlsMount, { name: 'controller-api-access', mountPath: '/var/run/secrets/kubernetes.io/serviceaccount', readOnly: true }],
+    });
+    // The pod keeps automountServiceAccountToken: false (the webhook container holds no API
+    // credential); this is the in-cluster client's layout, for the controller container only.
+    controllerVolumes.push({
+      name: 'controller-api-access',
+      projected: {
+        defaultMode: 420,
+        sources: [
+          { serviceAccountToken: { path: 'token', expirationSeconds: 3607 } },
+          { configMap: { name: 'kube-root-ca.crt', items: [{ key: 'ca.crt', path: 'ca.crt' }] } },
+          { downwardAPI: { items: [{ path: 'namespace', fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.namespace' } }] } },
+        ],
+      },
+    });
+  }
   objects.push({
     apiVersion: 'apps/v1',
     kind: 'Deployment',
@@ -257,16 +375,18 @@ export function renderInstallation(values: ChartValues, options: RenderOptions):
               readinessProbe: probe(5),
               livenessProbe: { ...probe(10), failureThreshold: 3 },
               resources: values.webhook.resources,
-              securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
+              securityContext: containerSecurity,
               volumeMounts: [
-                { name: 'tls', mountPath: '/etc/sidewall/tls', readOnly: true },
+                tlsMount,
                 { name: 'injector-settings', mountPath: '/etc/sidewall/injector', readOnly: true },
               ],
             },
+            ...controllerContainers,
           ],
           volumes: [
             { name: 'tls', secret: { secretName: `${service}-tls` } },
             { name: 'injector-settings', configMap: { name: `${name}-injector` } },
+            ...controllerVolumes,
           ],
         },
       },
@@ -282,7 +402,14 @@ export function renderInstallation(values: ChartValues, options: RenderOptions):
     apiVersion: 'v1',
     kind: 'Service',
     metadata: meta(service, namespace),
-    spec: { type: 'ClusterIP', selector, ports: [{ name: 'https', port: 443, targetPort: 'https', protocol: 'TCP' }] },
+    spec: {
+      type: 'ClusterIP',
+      selector,
+      ports: [
+        { name: 'https', port: 443, targetPort: 'https', protocol: 'TCP' },
+        ...(controller ? [{ name: 'identity', port: values.controller.port, targetPort: 'identity', protocol: 'TCP', appProtocol: 'grpc' }] : []),
+      ],
+    },
   });
 
   let caBundle: string | undefined;
@@ -377,5 +504,7 @@ export function renderInstallation(values: ChartValues, options: RenderOptions):
 
 /** Multi-document YAML, one object per document, as `kubectl apply -f -` reads it. */
 export function toYamlStream(objects: Json[]): string {
-  return objects.map((object) => '---\n' + stringifyYaml(object, { lineWidth: 0 })).join('');
+  // No anchors/aliases for objects used twice (a selector, a mount): readers of an installation
+  // expect every field written out, and some tools do not resolve aliases.
+  return objects.map((object) => '---\n' + stringifyYaml(object, { lineWidth: 0, aliasDuplicateObjects: false })).join('');
 }

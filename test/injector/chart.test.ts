@@ -18,15 +18,18 @@ import { Namespace } from 'kubernetes-models/v1/Namespace';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1/PodDisruptionBudget';
 import { Role } from 'kubernetes-models/rbac.authorization.k8s.io/v1/Role';
 import { RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/RoleBinding';
+import { ClusterRole } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRole';
+import { ClusterRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRoleBinding';
 import { MutatingWebhookConfiguration } from 'kubernetes-models/admissionregistration.k8s.io/v1/MutatingWebhookConfiguration';
 import { ValidatingWebhookConfiguration } from 'kubernetes-models/admissionregistration.k8s.io/v1/ValidatingWebhookConfiguration';
-import { chartDirectory, defaultChartValues, mergeValues, renderInstallation, setValue, type ChartValues } from '../../injector/install/render.js';
+import { chartDirectory, defaultChartValues, injectorSettingsDocument, mergeValues, renderInstallation, setValue, type ChartValues } from '../../injector/install/render.js';
 import { generateWebhookTls } from '../../injector/install/tls.js';
-import { defaultInjectorSettings, mutatePod, resolveInjectorSettings, type Pod } from '../../injector/index.js';
+import { CONTROLLER_CA_FILE, IDENTITY_TOKEN_FILE, defaultInjectorSettings, mutatePod, resolveInjectorSettings, type Pod } from '../../injector/index.js';
 import { run as runManifests } from '../../src/cli/manifests.js';
 import { parseConfig } from '../../src/config/index.js';
 import { checkRuleSource } from '../../src/policy/index.js';
-import { replicaSetPod } from './fixtures.js';
+import { podCreateReview, replicaSetPod } from './fixtures.js';
+import { admitPod, findContainer, flagValue } from './helpers.js';
 
 type Json = Record<string, any>;
 const chart = chartDirectory();
@@ -35,7 +38,8 @@ const validateValues = new Ajv({ allErrors: true, strict: false }).compile(schem
 const templates = readdirSync(join(chart, 'templates')).map((file) => ({ file, text: readFileSync(join(chart, 'templates', file), 'utf8') }));
 
 const models: Record<string, new (data: any) => { validate(): void }> = {
-  Deployment, Service, ServiceAccount, ConfigMap, Secret, Namespace, PodDisruptionBudget, Role, RoleBinding, MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
+  Deployment, Service, ServiceAccount, ConfigMap, Secret, Namespace, PodDisruptionBudget, Role, RoleBinding, ClusterRole, ClusterRoleBinding,
+  MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
 };
 
 describe('charts/sidewall values', () => {
@@ -54,8 +58,20 @@ describe('charts/sidewall values', () => {
     ['injection.namespaces=["Shop_Namespace"]'],
     ['image.pullPolicy=Sometimes'],
     ['webhook.replica=3'],
+    ['controller.tokenExpirationSeconds=300'],
+    ['controller.port=70000'],
+    ['controller.caBundle=not-a-pem'],
+    ['sidecar.config.identity={"controller":"elsewhere:1"}'],
+    ['tls.certManager.enabled=true'],
   ])('values.schema.json rejects %s', (assignment) => {
     expect(validateValues(setValue(defaultChartValues(), assignment))).toBe(false);
+  });
+
+  it('controller.enabled=false frees sidecar.config.identity for your own controller; cert-manager takes a caBundle', () => {
+    const own = setValue(setValue(defaultChartValues(), 'controller.enabled=false'), 'sidecar.config.identity={"controller":"ids.example:15012"}');
+    expect(validateValues(own), JSON.stringify(validateValues.errors)).toBe(true);
+    const managed = mergeValues(setValue(defaultChartValues(), 'tls.certManager.enabled=true'), { controller: { caBundle: testCa().caCert } });
+    expect(validateValues(managed), JSON.stringify(validateValues.errors)).toBe(true);
   });
 
   it('every .Values path a template names exists in values.yaml', () => {
@@ -96,6 +112,13 @@ describe('charts/sidewall values', () => {
     expect(defaultInjectorSettings().image).toBe(`ghcr.io/sidewall/sidewall:${pkg.version}`);
   });
 });
+
+let sharedTls: ReturnType<typeof generateWebhookTls> | undefined;
+/** A CA and serving certificate for sidewall-webhook.sidewall-system (openssl, made once). */
+function testCa(): ReturnType<typeof generateWebhookTls> {
+  sharedTls ??= generateWebhookTls('sidewall-webhook', 'sidewall-system', { ca: 30, cert: 30 });
+  return sharedTls;
+}
 
 function render(values: ChartValues = defaultChartValues()): Json[] {
   const tls = values.tls.certManager.enabled ? undefined : generateWebhookTls('sidewall-webhook', 'sidewall-system', { ca: 30, cert: 30 });
@@ -173,7 +196,7 @@ describe('sidewall manifests', () => {
     const result = mutatePod(replicaSetPod() as Pod, settings);
     const volumes = result.patch.flatMap((op) => (op.op === 'add' && op.path === '/spec/volumes/-' ? [op.value as Json] : []));
     const configMapNames = volumes.filter((v) => v.configMap !== undefined).map((v) => v.configMap.name as string);
-    expect(configMapNames.length).toBe(2);
+    expect(configMapNames.sort()).toEqual(['sidewall-cluster-rules', 'sidewall-controller-ca', 'sidewall-sidecar-config']);
     for (const name of configMapNames) expect(() => find(objects, 'ConfigMap', name, 'shop')).not.toThrow();
     const sidecarConfig = parseYaml(find(objects, 'ConfigMap', 'sidewall-sidecar-config', 'ops').data['config.yaml'] as string) as Json;
     expect(sidecarConfig).toMatchObject({ mode: 'monitor', defaultAction: 'deny', clusterRules: '/etc/sidewall/cluster/rules.yaml', podInfo: '/etc/sidewall/pod' });
@@ -191,7 +214,8 @@ describe('sidewall manifests', () => {
   });
 
   it('with cert-manager: Certificate and issuers instead of a Secret, caBundle injected by cainjector', () => {
-    const managed = render(setValue(defaultChartValues(), 'tls.certManager.enabled=true'));
+    const managed = render(mergeValues(setValue(defaultChartValues(), 'tls.certManager.enabled=true'), { controller: { caBundle: testCa().caCert } }));
+    expect(find(managed, 'ConfigMap', 'sidewall-controller-ca', 'sidewall-system').data['ca.crt']).toBe(testCa().caCert.trim() + '\n');
     expect(managed.some((o) => o.kind === 'Secret')).toBe(false);
     const certificate = find(managed, 'Certificate', 'sidewall-webhook');
     expect(certificate.spec.secretName).toBe(find(managed, 'Deployment').spec.template.spec.volumes[0].secret.secretName);
@@ -227,5 +251,143 @@ describe('sidewall manifests', () => {
     expect(settings.nativeSidecar).toBe(false);
     expect(find(documents, 'MutatingWebhookConfiguration').webhooks[0].clientConfig.service).toEqual({ name: 'sidewall-webhook', namespace: 'fw', path: '/mutate', port: 443 });
     for (const object of documents) new models[object.kind]!(object).validate();
+  });
+});
+
+describe('sidewall manifests: the identity controller (issue 8)', () => {
+  const values = setValue(defaultChartValues(), 'injection.namespaces=["shop","ops"]');
+  const objects = render(values);
+  const deployment = find(objects, 'Deployment');
+  const podSpec = deployment.spec.template.spec as Json;
+  const controller = (podSpec.containers as Json[]).find((c) => c.name === 'controller')!;
+
+  it('runs `sidewall controller` in the webhook pod with the webhook certificate and probes on its health port', () => {
+    expect(controller).toBeDefined();
+    expect(controller.command).toEqual(['sidewall']);
+    const args = controller.args as string[];
+    expect(args[0]).toBe('controller');
+    expect(flagValue(args, '--port')).toBe('15012');
+    expect(flagValue(args, '--health-port')).toBe('15013');
+    expect(flagValue(args, '--tls-cert')).toBe('/etc/sidewall/tls/tls.crt');
+    expect(flagValue(args, '--tls-key')).toBe('/etc/sidewall/tls/tls.key');
+    expect(flagValue(args, '--audience')).toBe('sidewall-controller');
+    const ports = Object.fromEntries((controller.ports as Json[]).map((p) => [p.name, p.containerPort]));
+    expect(ports).toEqual({ identity: 15012, 'controller-health': 15013 });
+    expect(controller.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'controller-health' });
+    expect(controller.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'controller-health' });
+    expect(controller.securityContext).toEqual({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } });
+  });
+
+  it('gives only the controller an API token, laid out as the in-cluster client reads it', () => {
+    expect(podSpec.automountServiceAccountToken).toBe(false);
+    const apiMounts = (podSpec.containers as Json[]).filter((c) => (c.volumeMounts as Json[]).some((m) => m.mountPath === '/var/run/secrets/kubernetes.io/serviceaccount'));
+    expect(apiMounts.map((c) => c.name)).toEqual(['controller']);
+    const mount = (controller.volumeMounts as Json[]).find((m) => m.mountPath === '/var/run/secrets/kubernetes.io/serviceaccount')!;
+    const volume = (podSpec.volumes as Json[]).find((v) => v.name === mount.name)!;
+    const sources = volume.projected.sources as Json[];
+    expect(sources.find((s) => s.serviceAccountToken)!.serviceAccountToken.path).toBe('token');
+    expect(sources.find((s) => s.configMap)!.configMap).toEqual({ name: 'kube-root-ca.crt', items: [{ key: 'ca.crt', path: 'ca.crt' }] });
+    expect(sources.find((s) => s.downwardAPI)!.downwardAPI.items[0]).toMatchObject({ path: 'namespace', fieldRef: { fieldPath: 'metadata.namespace' } });
+  });
+
+  it('exposes the identity stream on the webhook Service, targeting the controller port', () => {
+    const service = find(objects, 'Service');
+    const identity = (service.spec.ports as Json[]).find((p) => p.name === 'identity')!;
+    expect(identity).toMatchObject({ port: 15012, targetPort: 'identity', protocol: 'TCP' });
+    expect((controller.ports as Json[]).some((p) => p.name === identity.targetPort)).toBe(true);
+  });
+
+  it('binds a ClusterRole to list and watch pods and namespaces and create TokenReviews, and nothing more, to the webhook ServiceAccount', () => {
+    const role = find(objects, 'ClusterRole', 'sidewall-controller');
+    expect(role.rules).toEqual([
+      { apiGroups: [''], resources: ['pods', 'namespaces'], verbs: ['get', 'list', 'watch'] },
+      { apiGroups: ['authentication.k8s.io'], resources: ['tokenreviews'], verbs: ['create'] },
+    ]);
+    const binding = find(objects, 'ClusterRoleBinding', 'sidewall-controller');
+    expect(binding.roleRef).toEqual({ apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'sidewall-controller' });
+    expect(binding.subjects).toEqual([{ kind: 'ServiceAccount', name: podSpec.serviceAccountName, namespace: 'sidewall-system' }]);
+    expect(find(objects, 'ServiceAccount', podSpec.serviceAccountName as string, 'sidewall-system')).toBeDefined();
+  });
+
+  it('sidecars in every injected namespace get a config naming the controller, and a CA that verifies its certificate for that name', () => {
+    const serving = new X509Certificate(Buffer.from(find(objects, 'Secret').data['tls.crt'] as string, 'base64').toString());
+    for (const namespace of ['shop', 'ops', 'sidewall-system']) {
+      const config = parseConfig(parseYaml(find(objects, 'ConfigMap', 'sidewall-sidecar-config', namespace).data['config.yaml'] as string), 'config.yaml');
+      expect(config.identity).toEqual({ controller: 'sidewall-webhook.sidewall-system.svc:15012', tokenFile: IDENTITY_TOKEN_FILE, caFile: CONTROLLER_CA_FILE });
+      const host = config.identity!.controller.split(':')[0]!;
+      expect(serving.checkHost(host)).toBe(host);
+      const ca = new X509Certificate(find(objects, 'ConfigMap', 'sidewall-controller-ca', namespace).data['ca.crt'] as string);
+      expect(serving.verify(ca.publicKey)).toBe(true);
+    }
+  });
+
+  it('an injected pod mounts the token and CA where that config looks, from ConfigMaps that exist, and still validates', () => {
+    const settings = resolveInjectorSettings(parseYaml(find(objects, 'ConfigMap', 'sidewall-injector', 'sidewall-system').data['injector.yaml'] as string), 'injector.yaml');
+    expect(settings.identity).toEqual({ audience: 'sidewall-controller', expirationSeconds: 3600, caConfigMap: 'sidewall-controller-ca' });
+    const { pod } = admitPod(podCreateReview(replicaSetPod(), { namespace: 'ops' }), settings);
+    const proxy = findContainer(pod.spec!.initContainers, 'sidewall-proxy');
+    const mountDir = (volume: string) => proxy.volumeMounts!.find((m) => m.name === volume)!.mountPath;
+    expect(`${mountDir('sidewall-identity-token')}/token`).toBe(IDENTITY_TOKEN_FILE);
+    expect(`${mountDir('sidewall-controller-ca')}/ca.crt`).toBe(CONTROLLER_CA_FILE);
+    const token = pod.spec!.volumes!.find((v) => v.name === 'sidewall-identity-token') as unknown as { projected: { sources: Json[] } };
+    // The controller checks the token for the audience it was started with.
+    expect(token.projected.sources[0]!.serviceAccountToken.audience).toBe(flagValue(controller.args as string[], '--audience'));
+    for (const volume of pod.spec!.volumes!) {
+      const name = (volume as Json).configMap?.name as string | undefined;
+      if (name !== undefined && name !== 'kube-root-ca.crt') expect(() => find(objects, 'ConfigMap', name, 'ops')).not.toThrow();
+    }
+  });
+
+  it('the chart templates write the same paths and settings keys as render.ts', () => {
+    const helpers = templates.find((t) => t.file === '_helpers.tpl')!.text;
+    expect(helpers).toContain(`"tokenFile" "${IDENTITY_TOKEN_FILE}"`);
+    expect(helpers).toContain(`"caFile" "${CONTROLLER_CA_FILE}"`);
+    const identityKeys = Object.keys(injectorSettingsDocument(values, 'sidewall', '0.1.0').identity as Json);
+    expect(identityKeys.length).toBeGreaterThan(0);
+    for (const key of identityKeys) expect(helpers).toMatch(new RegExp(`^identity:\\n(  \\S.*\\n)*  ${key}: `, 'm'));
+    const deploymentTemplate = templates.find((t) => t.file === 'deployment.yaml')!.text;
+    for (const arg of controller.args as string[]) if (arg.startsWith('--')) expect(deploymentTemplate).toContain(`- ${arg}\n`);
+  });
+
+  it('with controller.enabled=false none of it is rendered, and injected pods get no token', () => {
+    const off = render(setValue(values, 'controller.enabled=false'));
+    expect(off.some((o) => o.kind === 'ClusterRole' || o.kind === 'ClusterRoleBinding')).toBe(false);
+    expect(off.some((o) => o.kind === 'ConfigMap' && o.metadata.name === 'sidewall-controller-ca')).toBe(false);
+    const offDeployment = find(off, 'Deployment');
+    expect((offDeployment.spec.template.spec.containers as Json[]).map((c) => c.name)).toEqual(['webhook']);
+    expect((offDeployment.spec.template.spec.volumes as Json[]).map((v) => v.name)).toEqual(['tls', 'injector-settings']);
+    expect((find(off, 'Service').spec.ports as Json[]).map((p) => p.name)).toEqual(['https']);
+    const config = parseYaml(find(off, 'ConfigMap', 'sidewall-sidecar-config', 'shop').data['config.yaml'] as string) as Json;
+    expect(config.identity).toBeUndefined();
+    const settings = resolveInjectorSettings(parseYaml(find(off, 'ConfigMap', 'sidewall-injector', 'sidewall-system').data['injector.yaml'] as string), 'injector.yaml');
+    expect(settings.identity).toBeUndefined();
+    const { pod } = admitPod(podCreateReview(replicaSetPod(), { namespace: 'shop' }), settings);
+    expect(pod.spec!.volumes!.map((v) => v.name)).not.toContain('sidewall-identity-token');
+    for (const object of off) new models[object.kind]!(object).validate();
+  });
+
+  it('cert-manager without controller.caBundle is refused with what to do; a caBundle that is not PEM too', () => {
+    const managed = setValue(defaultChartValues(), 'tls.certManager.enabled=true');
+    expect(() => render(managed)).toThrow(/controller\.caBundle.*or controller\.enabled=false/);
+    expect(render(setValue(managed, 'controller.enabled=false')).some((o) => o.kind === 'ClusterRole')).toBe(false);
+    expect(() => render(setValue(defaultChartValues(), `controller.caBundle=${testCa().caCert.replace(/\n/g, ' ')}`))).toThrow(/controller\.caBundle is not a PEM certificate/);
+  });
+
+  it('the CLI prints the controller objects, valid against the Kubernetes schema', async () => {
+    const chunks: string[] = [];
+    const write = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => { chunks.push(String(chunk)); return true; });
+    try {
+      expect(await runManifests(['--namespace', 'fw', '--set', 'injection.namespaces={shop}', '--set', 'controller.port=16012'])).toBe(0);
+    } finally {
+      write.mockRestore();
+    }
+    const text = chunks.join('');
+    expect(text).not.toMatch(/[&*]a\d+\b/); // no YAML aliases: every object written out in full
+    const documents = parseAllDocuments(text).map((d) => d.toJS() as Json);
+    for (const object of documents) new models[object.kind]!(object).validate();
+    const config = parseYaml(find(documents, 'ConfigMap', 'sidewall-sidecar-config', 'shop').data['config.yaml'] as string) as Json;
+    expect(config.identity.controller).toBe('sidewall-webhook.fw.svc:16012');
+    expect(find(documents, 'ClusterRoleBinding').subjects[0]).toEqual({ kind: 'ServiceAccount', name: 'sidewall-webhook', namespace: 'fw' });
+    expect((find(documents, 'Service').spec.ports as Json[]).find((p) => p.name === 'identity')?.port).toBe(16012);
   });
 });

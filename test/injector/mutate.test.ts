@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { defaultInjectorSettings, injectedContainers, mutatePod, resolveContainerEnv, type InjectorSettings, type Pod } from '../../injector/index.js';
+import {
+  CONTROLLER_CA_FILE, IDENTITY_TOKEN_FILE, InjectorSettingsError, defaultInjectorSettings, injectedContainers, mutatePod, resolveContainerEnv, resolveInjectorSettings,
+  type InjectorSettings, type Pod,
+} from '../../injector/index.js';
 import { admitPod, findContainer, flagValue } from './helpers.js';
 import { barePod, hostNetworkPod, jobPod, podCreateReview, replicaSetPod, statefulSetPod } from './fixtures.js';
 
@@ -211,5 +214,79 @@ describe('reading the injection back for the demo', () => {
     const containers = injectedContainers(mutatePod(statefulSetPod() as Pod, legacy))!;
     expect(containers.proxy.restartPolicy).toBeUndefined();
     expect(containers.init.args).toContain('--exclude-inbound-ports');
+  });
+});
+
+describe('mutating webhook: credentials for the identity controller (issue 8)', () => {
+  const identity: InjectorSettings = {
+    ...defaultInjectorSettings(),
+    identity: { audience: 'sidewall-controller', expirationSeconds: 3600, caConfigMap: 'sidewall-controller-ca' },
+  };
+  const allContainers = (pod: Pod) => [...(pod.spec!.initContainers ?? []), ...pod.spec!.containers];
+  const mountsOf = (pod: Pod, volume: string) => allContainers(pod).filter((c) => (c.volumeMounts ?? []).some((m) => m.name === volume)).map((c) => c.name);
+
+  it('projects a token for the controller audience and mounts it, with the CA, into sidewall-proxy only', () => {
+    const { pod } = admitPod(podCreateReview(replicaSetPod(), { namespace: 'shop' }), identity);
+    const token = pod.spec!.volumes!.find((v) => v.name === 'sidewall-identity-token') as unknown as { projected: { defaultMode: number; sources: unknown[] } };
+    expect(token.projected.sources).toEqual([{ serviceAccountToken: { audience: 'sidewall-controller', expirationSeconds: 3600, path: 'token' } }]);
+    // uid 1337 must be able to read it whatever owner the kubelet gives the file.
+    expect(token.projected.defaultMode & 0o004).toBe(0o004);
+    const ca = pod.spec!.volumes!.find((v) => v.name === 'sidewall-controller-ca') as unknown as { configMap: { name: string; items: unknown[] } };
+    expect(ca.configMap).toEqual({ name: 'sidewall-controller-ca', items: [{ key: 'ca.crt', path: 'ca.crt' }] });
+
+    expect(mountsOf(pod, 'sidewall-identity-token')).toEqual(['sidewall-proxy']);
+    expect(mountsOf(pod, 'sidewall-controller-ca')).toEqual(['sidewall-proxy']);
+    const proxy = findContainer(pod.spec!.initContainers, 'sidewall-proxy');
+    const mounts = Object.fromEntries((proxy.volumeMounts ?? []).map((m) => [m.name, m]));
+    expect(mounts['sidewall-identity-token']).toEqual({ name: 'sidewall-identity-token', mountPath: '/var/run/secrets/sidewall', readOnly: true });
+    expect(mounts['sidewall-controller-ca']).toEqual({ name: 'sidewall-controller-ca', mountPath: '/etc/sidewall/ca', readOnly: true });
+    // The files the chart's sidecar config names are where the mounts put them.
+    expect(IDENTITY_TOKEN_FILE).toBe(`${mounts['sidewall-identity-token']!.mountPath}/token`);
+    expect(CONTROLLER_CA_FILE).toBe(`${mounts['sidewall-controller-ca']!.mountPath}/ca.crt`);
+    // The app keeps its own API token mount and gets nothing else.
+    const app = findContainer(pod.spec!.containers, 'cart');
+    expect((app.volumeMounts ?? []).map((m) => m.mountPath)).toEqual(['/var/run/secrets/kubernetes.io/serviceaccount']);
+  });
+
+  it('works for a pod without volumes or its own token (automountServiceAccountToken: false) and in legacy mode', () => {
+    const bare = admitPod(podCreateReview(barePod(), { namespace: 'shop', name: 'debug' }), identity).pod;
+    expect(bare.spec!.volumes!.map((v) => v.name).sort()).toEqual([
+      'sidewall-cluster-rules', 'sidewall-config', 'sidewall-controller-ca', 'sidewall-identity-token', 'sidewall-pod-info', 'sidewall-tmp',
+    ]);
+    const old = admitPod(podCreateReview(statefulSetPod(), { namespace: 'shop', name: 'db-0' }), { ...identity, nativeSidecar: false }).pod;
+    expect(old.spec!.containers[0]!.name).toBe('sidewall-proxy');
+    expect(mountsOf(old, 'sidewall-identity-token')).toEqual(['sidewall-proxy']);
+  });
+
+  it('without a CA ConfigMap the token is still mounted (a plaintext controller)', () => {
+    const { pod } = admitPod(podCreateReview(replicaSetPod(), { namespace: 'shop' }), { ...identity, identity: { audience: 'ids', expirationSeconds: 7200 } });
+    expect(pod.spec!.volumes!.some((v) => v.name === 'sidewall-controller-ca')).toBe(false);
+    const token = pod.spec!.volumes!.find((v) => v.name === 'sidewall-identity-token') as unknown as { projected: { sources: Array<{ serviceAccountToken: { audience: string; expirationSeconds: number } }> } };
+    expect(token.projected.sources[0]!.serviceAccountToken).toMatchObject({ audience: 'ids', expirationSeconds: 7200 });
+  });
+
+  it('adds none of it when the settings have no identity (controller.enabled=false)', () => {
+    const { pod } = admitPod(podCreateReview(replicaSetPod(), { namespace: 'shop' }), settings);
+    const names = pod.spec!.volumes!.map((v) => v.name);
+    expect(names).not.toContain('sidewall-identity-token');
+    expect(names).not.toContain('sidewall-controller-ca');
+    expect(JSON.stringify(pod)).not.toContain('serviceAccountToken":{"audience');
+  });
+
+  it('leaves a pod alone whose volume name collides with the token volume', () => {
+    const pod = barePod() as Pod;
+    pod.spec!.volumes = [{ name: 'sidewall-identity-token', emptyDir: {} }];
+    expect(mutatePod(pod, identity).skipped).toBe('the pod already has a volume named sidewall-identity-token');
+  });
+
+  it('reads identity from the settings file, refusing what the API server would refuse', () => {
+    expect(resolveInjectorSettings({ identity: { audience: 'a', expirationSeconds: 900, caConfigMap: 'ca' } }, 't').identity).toEqual({ audience: 'a', expirationSeconds: 900, caConfigMap: 'ca' });
+    expect(resolveInjectorSettings({ identity: {} }, 't').identity).toEqual({ audience: 'sidewall-controller', expirationSeconds: 3600 });
+    expect(resolveInjectorSettings({ identity: null }, 't').identity).toBeUndefined();
+    expect(() => resolveInjectorSettings({ identity: { expirationSeconds: 300 } }, 'injector.yaml')).toThrow(/identity\.expirationSeconds: .*at least 600.*not 300/);
+    expect(() => resolveInjectorSettings({ identity: { audience: '', caConfigMap: 7, ttl: 1 } }, 'injector.yaml')).toThrow(
+      /identity\.ttl: unknown key[\s\S]*identity\.audience[\s\S]*identity\.caConfigMap/,
+    );
+    expect(() => resolveInjectorSettings({ identity: 'yes' }, 'injector.yaml')).toThrow(InjectorSettingsError);
   });
 });

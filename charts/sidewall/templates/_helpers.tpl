@@ -52,6 +52,22 @@ annotationGuard:
   annotations: {{ .Values.annotationGuard.annotations | toJson }}
   allowedUsers: {{ .Values.annotationGuard.allowedUsers | toJson }}
   allowedGroups: {{ .Values.annotationGuard.allowedGroups | toJson }}
+{{- if .Values.controller.enabled }}
+identity:
+  audience: {{ .Values.controller.audience | quote }}
+  expirationSeconds: {{ int .Values.controller.tokenExpirationSeconds }}
+  caConfigMap: {{ include "sidewall.controllerCaName" . }}
+{{- end }}
+{{- end -}}
+
+{{/* The ConfigMap (one per injected namespace) with the CA that verifies the identity controller. */}}
+{{- define "sidewall.controllerCaName" -}}
+{{- printf "%s-controller-ca" (include "sidewall.fullname" .) -}}
+{{- end -}}
+
+{{/* host:port of the identity stream as sidecars in other namespaces reach it (a name in the webhook certificate). */}}
+{{- define "sidewall.controllerAddress" -}}
+{{- printf "%s.%s.svc:%d" (include "sidewall.webhookName" .) .Release.Namespace (int .Values.controller.port) -}}
 {{- end -}}
 
 {{/* The sidecar config file (PRODUCT.md "Sidecar config"), mounted at /etc/sidewall/config/config.yaml. */}}
@@ -59,5 +75,9 @@ annotationGuard:
 {{- $config := deepCopy .Values.sidecar.config -}}
 {{- $_ := set $config "clusterRules" "/etc/sidewall/cluster/rules.yaml" -}}
 {{- $_ := set $config "podInfo" "/etc/sidewall/pod" -}}
+{{- if .Values.controller.enabled -}}
+{{- /* The files the injector mounts into sidewall-proxy (injector/mutate.ts IDENTITY_TOKEN_FILE, CONTROLLER_CA_FILE). */}}
+{{- $_ := set $config "identity" (dict "controller" (include "sidewall.controllerAddress" .) "tokenFile" "/var/run/secrets/sidewall/token" "caFile" "/etc/sidewall/ca/ca.crt") -}}
+{{- end -}}
 {{- toYaml $config -}}
 {{- end -}}
