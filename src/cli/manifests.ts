@@ -18,8 +18,9 @@ const USAGE = `usage: sidewall manifests [--namespace sidewall-system] [--values
                           [--cert-manager | --tls-cert FILE --tls-key FILE --tls-ca FILE]
                           [--no-namespace]
 
-Prints the whole installation (webhook Deployment, Service, PodDisruptionBudget, RBAC, ConfigMaps,
-TLS Secret, Mutating- and ValidatingWebhookConfiguration) as plain YAML; the same objects the Helm
+Prints the whole installation (webhook Deployment with the identity controller, Service,
+PodDisruptionBudget, RBAC including the controller's ClusterRole, ConfigMaps, TLS Secret, Mutating-
+and ValidatingWebhookConfiguration) as plain YAML; the same objects the Helm
 chart charts/sidewall installs, rendered from its values.yaml plus your --values and --set.
 Without --cert-manager or --tls-*, a CA and serving certificate are generated with openssl.
 
