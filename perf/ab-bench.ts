@@ -1,0 +1,316 @@
+// A/B comparison of two sidecar builds in the bench topology (issue 7: "each change goes in with
+// its before/after numbers"). The baseline is another checkout of the repository, built (e.g.
+// `git archive <commit> | tar -x -C /tmp/base`, node_modules linked, build/ copied, `npm run
+// build`); the candidate is this checkout. Each round runs every workload through: the baseline
+// sidecar, this sidecar, HAProxy (http and tcp mode) and the plain Node relay, in a rotating
+// order, so the ratios that matter (after/before, against HAProxy and the relay) come from runs
+// interleaved on the same noisy machine. Prints a Markdown table of medians; raw samples to /tmp.
+//
+//   node dist/perf/ab-bench.js --baseline DIR [--rounds N] [--duration S] [--workloads keepalive,connclose,serial,mib]
+//
+// Root only (namespaces, iptables). The sidecar runs exactly as in `npm run bench` (10 rules,
+// protect, stdout export on); its stdout is counted in lines (records), not parsed.
+import { spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { APP_UID, CLI, NODE, PROXY_UID, REPO, Topology, waitForLine } from '../test/harness/netns.js';
+import { HAPROXY_PORTS, haproxyConfig, nginxConfig, PEER_PORTS, sidecarConfig } from './bench-setup.js';
+import { parseWrk, type ParsedLoad } from './load-output.js';
+
+const TOOLS_JS = join(REPO, 'dist', 'perf', 'bench-tools.js');
+const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+const RELAY_PORT = 18200;
+
+type Workload = 'keepalive' | 'connclose' | 'serial' | 'mib';
+const WORKLOAD_ARGS: Record<Workload, { args: string[]; path: string }> = {
+  keepalive: { args: ['-c50'], path: '/small' },
+  connclose: { args: ['-c10', '-H', 'Connection: close'], path: '/small' },
+  serial: { args: ['-c1'], path: '/small' },
+  mib: { args: ['-c4'], path: '/1m' },
+};
+
+type VariantName = 'before' | 'after' | 'haproxy-http' | 'haproxy-tcp' | 'node-relay';
+
+interface AbOptions {
+  baseline: string;
+  rounds: number;
+  durationS: number;
+  workloads: Workload[];
+}
+
+interface AbSample {
+  round: number;
+  variant: VariantName;
+  workload: Workload;
+  rps: number;
+  p50Us: number;
+  p99Us: number;
+  cpuUsPerRequest: number;
+  /** CPU of threads other than the main one (thread pool, GC helpers), per request. */
+  otherThreadsUsPerRequest: number;
+  mibPerSecond: number;
+  records: number;
+  requests: number;
+  errors: number;
+}
+
+class AbUsageError extends Error {
+  readonly code = 'AB_BENCH_USAGE';
+}
+
+const USAGE = 'usage: node dist/perf/ab-bench.js --baseline DIR [--rounds N] [--duration S] [--workloads keepalive,connclose,serial,mib]\n';
+
+function parseOptions(argv: string[]): AbOptions {
+  const options: AbOptions = { baseline: '', rounds: 3, durationS: 2, workloads: ['keepalive', 'connclose'] };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    const value = argv[++i];
+    if (value === undefined) throw new AbUsageError(`${arg}: missing value\n${USAGE}`);
+    if (arg === '--baseline') options.baseline = value;
+    else if (arg === '--rounds') options.rounds = Math.max(1, Math.round(Number(value)));
+    else if (arg === '--duration') options.durationS = Number(value);
+    else if (arg === '--workloads') {
+      options.workloads = value.split(',').map((w) => {
+        if (!(w in WORKLOAD_ARGS)) throw new AbUsageError(`--workloads: unknown workload '${w}' (keepalive, connclose, serial, mib)`);
+        return w as Workload;
+      });
+    } else throw new AbUsageError(`unknown argument '${arg}'\n${USAGE}`);
+  }
+  if (options.baseline === '' || !existsSync(join(options.baseline, 'bin', 'sidewall.js'))) {
+    throw new AbUsageError(`--baseline must name a built checkout (bin/sidewall.js and dist/ present), got '${options.baseline}'\n${USAGE}`);
+  }
+  if (!Number.isFinite(options.rounds) || !(options.durationS > 0)) throw new AbUsageError(`--rounds and --duration must be positive numbers\n${USAGE}`);
+  return options;
+}
+
+function procCpuTicks(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(fields[11]) + Number(fields[12]);
+}
+
+/** CPU ticks of the main thread and of all other threads (libuv pool, V8 GC and compiler). */
+function threadTicks(pid: number): { main: number; other: number } {
+  let main = 0;
+  let other = 0;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const ticks = Number(fields[11]) + Number(fields[12]);
+      if (tid === String(pid)) main += ticks;
+      else other += ticks;
+    } catch {
+      // the thread ended between readdir and read
+    }
+  }
+  return { main, other };
+}
+
+function median(values: number[]): number {
+  const finite = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
+  if (finite.length === 0) return NaN;
+  const mid = finite.length >> 1;
+  return finite.length % 2 === 1 ? (finite[mid] as number) : ((finite[mid - 1] as number) + (finite[mid] as number)) / 2;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+class AbBench {
+  private readonly topo = new Topology({ name: 'ab', subnet: 61 });
+  private readonly subnet = '10.77.61.0/24';
+  private haproxy: ChildProcess | undefined;
+  private relay: ChildProcess | undefined;
+  private sidecar: { proc: ChildProcess; which: 'before' | 'after'; lines: number } | undefined;
+  readonly samples: AbSample[] = [];
+
+  constructor(private readonly options: AbOptions) {}
+
+  private log(message: string): void {
+    process.stderr.write(`[ab ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
+  }
+
+  async setUp(): Promise<void> {
+    const t = this.topo;
+    t.create();
+    for (const ns of [t.podNs, t.peerNs]) {
+      t.exec(ns, 'sysctl', ['-q', '-w', 'net.ipv4.ip_local_port_range=20000 65000', 'net.ipv4.tcp_tw_reuse=1', 'net.core.somaxconn=4096', 'net.ipv4.tcp_max_syn_backlog=4096']);
+    }
+    mkdirSync(join(t.dir, 'www'), { mode: 0o755 });
+    writeFileSync(join(t.dir, 'www', '1m'), Buffer.alloc(1 << 20, 0x5a), { mode: 0o644 });
+    t.start(t.peerNs, 'nginx', ['-c', t.writeFile('nginx.conf', nginxConfig(t.dir, t.peerIp))]).stdout?.resume();
+    await this.waitForHttp(`http://${t.peerIp}/small`, PROXY_UID);
+    const init = t.exec(t.podNs, NODE, [CLI, 'init', '--redirect-dns']);
+    if (init.status !== 0) throw new Error(`sidewall init: ${init.stderr}`);
+    this.haproxy = t.start(t.podNs, 'haproxy', ['-f', t.writeFile('haproxy.cfg', haproxyConfig(t.peerIp)), '-db'], { uid: PROXY_UID });
+    this.haproxy.stdout?.resume();
+    this.haproxy.stderr?.resume();
+    await this.waitForHttp(`http://127.0.0.1:${HAPROXY_PORTS.http.http}/small`, PROXY_UID);
+    this.relay = t.start(t.podNs, NODE, [TOOLS_JS, 'relay', String(RELAY_PORT), t.peerIp, String(PEER_PORTS.http)], { uid: PROXY_UID });
+    await waitForLine(this.relay, (l) => l === 'listening', 15_000, 'node relay');
+  }
+
+  private async waitForHttp(url: string, uid: number): Promise<void> {
+    const deadline = Date.now() + 15_000;
+    while (Date.now() < deadline) {
+      const r = await this.topo.execAsync(this.topo.podNs, 'curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '2', url], { uid });
+      if (r.stdout === '200') return;
+      await sleep(100);
+    }
+    throw new Error(`${url} did not answer 200 within 15 s`);
+  }
+
+  private async useSidecar(which: 'before' | 'after'): Promise<number> {
+    if (this.sidecar?.which === which) return this.sidecar.proc.pid as number;
+    await this.stopSidecar();
+    const t = this.topo;
+    const cli = which === 'before' ? join(this.options.baseline, 'bin', 'sidewall.js') : CLI;
+    const config = t.writeFile(`sidecar-${which}.yaml`, sidecarConfig({ name: which, ruleCount: 10, exportStdout: true }, this.subnet));
+    const proc = t.start(t.podNs, NODE, [cli, 'proxy', '--config', config], { uid: PROXY_UID, env: { POD_NAME: 'app-0', POD_NAMESPACE: 'bench' } });
+    const state = { proc, which, lines: 0 };
+    // Records are counted, not parsed: the count proves the traffic went through with export on.
+    proc.stdout?.on('data', (d: Buffer) => {
+      for (let i = d.indexOf(10); i !== -1; i = d.indexOf(10, i + 1)) state.lines++;
+    });
+    let stderr = '';
+    proc.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));
+    this.sidecar = state;
+    await this.waitForHttp('http://127.0.0.1:15000/ready', 0).catch((err: Error) => {
+      throw new Error(`${err.message}; sidecar (${which}) stderr: ${stderr}`);
+    });
+    const check = await t.execAsync(t.podNs, 'curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '3', `http://${t.peerIp}/small`], { uid: APP_UID });
+    if (check.stdout !== '200') throw new Error(`request through the ${which} sidecar got '${check.stdout}'; stderr: ${stderr}`);
+    // JIT warm-up, not measured: the first seconds of a fresh process run unoptimised code.
+    await t.execAsync(t.podNs, 'wrk', ['-t1', '-d1s', '-c10', `http://${t.peerIp}/small`], { uid: APP_UID });
+    await sleep(200);
+    return proc.pid as number;
+  }
+
+  private async stopSidecar(): Promise<void> {
+    const current = this.sidecar;
+    if (current === undefined) return;
+    this.sidecar = undefined;
+    const exited = new Promise((resolve) => current.proc.once('exit', resolve));
+    current.proc.kill('SIGTERM');
+    const timer = setTimeout(() => current.proc.kill('SIGKILL'), 5000);
+    await exited;
+    clearTimeout(timer);
+  }
+
+  private async measure(round: number, variant: VariantName, workload: Workload): Promise<void> {
+    const t = this.topo;
+    let pid: number;
+    let target: string;
+    let uid = PROXY_UID;
+    if (variant === 'before' || variant === 'after') {
+      pid = await this.useSidecar(variant);
+      target = `${t.peerIp}:${PEER_PORTS.http}`;
+      uid = APP_UID;
+    } else if (variant === 'node-relay') {
+      pid = this.relay?.pid as number;
+      target = `127.0.0.1:${RELAY_PORT}`;
+    } else {
+      pid = this.haproxy?.pid as number;
+      target = `127.0.0.1:${HAPROXY_PORTS[variant === 'haproxy-http' ? 'http' : 'tcp'].http}`;
+    }
+    const shape = WORKLOAD_ARGS[workload];
+    const linesBefore = this.sidecar?.lines ?? 0;
+    const ticksBefore = procCpuTicks(pid);
+    const threadsBefore = threadTicks(pid);
+    const r = await t.execAsync(t.podNs, 'wrk', ['-t1', `-d${this.options.durationS}s`, '--timeout', '5s', '--latency', ...shape.args, `http://${target}${shape.path}`], { uid });
+    const ticks = procCpuTicks(pid) - ticksBefore;
+    const otherTicks = threadTicks(pid).other - threadsBefore.other;
+    if (r.status !== 0) throw new Error(`wrk failed: ${r.stderr}`);
+    await sleep(50); // the last records reach our pipe
+    const load: ParsedLoad = parseWrk(r.stdout);
+    const sample: AbSample = {
+      round,
+      variant,
+      workload,
+      rps: load.rps,
+      p50Us: load.p50Us,
+      p99Us: load.p99Us,
+      cpuUsPerRequest: (ticks * (1e6 / CLK_TCK)) / load.requests,
+      otherThreadsUsPerRequest: (otherTicks * (1e6 / CLK_TCK)) / load.requests,
+      mibPerSecond: load.bytesPerSecond / 1024 ** 2,
+      records: variant === 'before' || variant === 'after' ? (this.sidecar?.lines ?? 0) - linesBefore : 0,
+      requests: load.requests,
+      errors: load.errors,
+    };
+    this.samples.push(sample);
+    this.log(`r${round} ${workload.padEnd(9)} ${variant.padEnd(12)} ${sample.rps.toFixed(0).padStart(7)} req/s  cpu ${sample.cpuUsPerRequest.toFixed(1)} µs/req (other threads ${sample.otherThreadsUsPerRequest.toFixed(1)})  p50 ${sample.p50Us.toFixed(0)} p99 ${sample.p99Us.toFixed(0)} µs  records/req ${(sample.records / Math.max(1, sample.requests)).toFixed(2)}${sample.errors ? `  errors ${sample.errors}` : ''}`);
+  }
+
+  async run(): Promise<void> {
+    const references: VariantName[] = ['haproxy-http', 'haproxy-tcp', 'node-relay'];
+    for (let round = 1; round <= this.options.rounds; round++) {
+      // Alternate which build goes first; the references run between them.
+      const builds: VariantName[] = round % 2 === 1 ? ['before', 'after'] : ['after', 'before'];
+      const order: VariantName[] = [builds[0] as VariantName, ...references, builds[1] as VariantName];
+      for (const variant of order) for (const workload of this.options.workloads) await this.measure(round, variant, workload);
+    }
+    await this.stopSidecar();
+  }
+
+  report(): string {
+    const variants: VariantName[] = ['before', 'after', 'haproxy-http', 'haproxy-tcp', 'node-relay'];
+    const f = (n: number, d = 0): string => (Number.isFinite(n) ? n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d }) : '–');
+    let out = `A/B: ${this.options.rounds} round(s) of ${this.options.durationS} s, baseline ${this.options.baseline}\n`;
+    for (const workload of this.options.workloads) {
+      const med = (v: VariantName, key: keyof AbSample): number => median(this.samples.filter((s) => s.variant === v && s.workload === workload).map((s) => s[key] as number));
+      out += `\n### ${workload}\n\n| variant | req/s | CPU µs/req | other threads µs/req | p50 µs | p99 µs | MiB/s | records/req |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n`;
+      for (const v of variants) {
+        const records = this.samples.filter((s) => s.variant === v && s.workload === workload);
+        const perReq = records.reduce((a, s) => a + s.records, 0) / Math.max(1, records.reduce((a, s) => a + s.requests, 0));
+        out += `| ${v} | ${f(med(v, 'rps'))} | ${f(med(v, 'cpuUsPerRequest'), 1)} | ${f(med(v, 'otherThreadsUsPerRequest'), 1)} | ${f(med(v, 'p50Us'))} | ${f(med(v, 'p99Us'))} | ${f(med(v, 'mibPerSecond'))} | ${v === 'before' || v === 'after' ? f(perReq, 2) : '–'} |\n`;
+      }
+      const ratio = (a: VariantName, b: VariantName, key: keyof AbSample): string => f(med(a, key) / med(b, key), 2);
+      out += `\nafter/before: req/s ${ratio('after', 'before', 'rps')}×, CPU ${ratio('after', 'before', 'cpuUsPerRequest')}×; `;
+      out += `req/s vs haproxy-http before ${ratio('before', 'haproxy-http', 'rps')}× → after ${ratio('after', 'haproxy-http', 'rps')}×, vs haproxy-tcp ${ratio('before', 'haproxy-tcp', 'rps')}× → ${ratio('after', 'haproxy-tcp', 'rps')}×, vs node-relay ${ratio('before', 'node-relay', 'rps')}× → ${ratio('after', 'node-relay', 'rps')}×\n`;
+    }
+    return out;
+  }
+
+  async tearDown(): Promise<void> {
+    await this.stopSidecar().catch(() => undefined);
+    await this.topo.destroy();
+  }
+}
+
+async function main(): Promise<number> {
+  let options: AbOptions;
+  try {
+    options = parseOptions(process.argv.slice(2));
+  } catch (err) {
+    process.stderr.write(`ab-bench: ${(err as Error).message}\n`);
+    return 2;
+  }
+  if (process.getuid?.() !== 0) {
+    process.stderr.write('ab-bench: needs root (network namespaces, iptables)\n');
+    return 1;
+  }
+  const bench = new AbBench(options);
+  const onSignal = (): void => void bench.tearDown().finally(() => process.exit(130));
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    await bench.setUp();
+    await bench.run();
+  } finally {
+    await bench.tearDown();
+  }
+  const raw = `/tmp/sidewall-ab-${new Date().toISOString().replace(/[:.]/g, '-')}.json`;
+  writeFileSync(raw, JSON.stringify({ options, samples: bench.samples }, null, 1));
+  process.stdout.write(bench.report() + `\nraw samples: ${raw}\n`);
+  return 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`ab-bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exit(1);
+  },
+);
