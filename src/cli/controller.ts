@@ -67,10 +67,21 @@ export async function run(args: string[]): Promise<number> {
   const log = pino({ name: 'sidewall-controller', level: String(values['log-level']) }, pino.destination(2));
   let credentials: grpc.ServerCredentials;
   try {
-    credentials =
-      values['tls-cert'] === undefined
-        ? grpc.ServerCredentials.createInsecure()
-        : grpc.ServerCredentials.createSsl(null, [{ cert_chain: readFileSync(String(values['tls-cert'])), private_key: readFileSync(String(values['tls-key'])) }], false);
+    if (values['tls-cert'] === undefined) {
+      credentials = grpc.ServerCredentials.createInsecure();
+    } else {
+      const certificateFile = String(values['tls-cert']);
+      const privateKeyFile = String(values['tls-key']);
+      // Read once now so that a bad file is a start-up error, not a silent refusal later.
+      readFileSync(certificateFile);
+      readFileSync(privateKeyFile);
+      // cert-manager and the chart's own CA renew the certificate in place: re-read the files
+      // every minute so new handshakes get the new certificate without a restart.
+      const provider = new grpc.experimental.FileWatcherCertificateProvider({ certificateFile, privateKeyFile, refreshIntervalMs: Number(process.env.SIDEWALL_TLS_REFRESH_MS ?? 60_000) });
+      // grpc-js 1.14 hands its first argument to the credentials as the *identity* provider (the
+      // parameter names of the exported function are swapped); null: no client certificates.
+      credentials = grpc.experimental.createCertificateProviderServerCredentials(provider, null, false);
+    }
   } catch (err) {
     return fail(`cannot read the TLS certificate or key: ${(err as Error).message}`);
   }

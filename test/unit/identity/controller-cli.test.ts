@@ -1,7 +1,8 @@
 // `sidewall controller` as a process (bin/sidewall.js runs the build in dist/, which `npm test`
 // makes first): kubeconfig, health port, identity stream, bad flags.
 import { spawn, spawnSync } from 'node:child_process';
-import { writeFileSync, mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { connect as tlsConnect } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -53,6 +54,59 @@ describe('sidewall controller', () => {
     }
     const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
     expect(code).toBe(0);
+  });
+
+  it('serves the identity stream over TLS and picks up a renewed certificate without a restart', async () => {
+    const tlsDir = mkdtempSync(join(tmpdir(), 'sidewall-controller-tls-'));
+    const ssl = (...args: string[]) => {
+      const r = spawnSync('openssl', args, { cwd: tlsDir, encoding: 'utf8' });
+      if (r.status !== 0) throw new Error(`openssl ${args.join(' ')}: ${r.stderr}`);
+    };
+    ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=test-ca', '-keyout', 'ca.key', '-out', 'ca.crt');
+    const issue = (serial: string) => {
+      ssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-keyout', 'next.key', '-out', 'next.csr');
+      writeFileSync(join(tlsDir, 'san.ext'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\n');
+      ssl('x509', '-req', '-in', 'next.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-set_serial', serial, '-days', '1', '-extfile', 'san.ext', '-out', 'next.crt');
+      // As a Secret update lands: both files replaced.
+      renameSync(join(tlsDir, 'next.key'), join(tlsDir, 'tls.key'));
+      renameSync(join(tlsDir, 'next.crt'), join(tlsDir, 'tls.crt'));
+    };
+    issue('0x1001');
+    const kubeconfig = join(dir, 'kubeconfig-tls');
+    writeFileSync(kubeconfig, `apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster: {server: "http://127.0.0.1:${api.port}", insecure-skip-tls-verify: true}\nusers:\n- name: u\n  user: {token: t}\ncontexts:\n- name: c\n  context: {cluster: fake, user: u}\ncurrent-context: c\n`);
+    const port = freePort();
+    const child = spawn(process.execPath, [CLI, 'controller', '--kubeconfig', kubeconfig, '--auth', 'none', '--host', '127.0.0.1', '--port', String(port), '--health-port', String(port + 1), '--tls-cert', join(tlsDir, 'tls.crt'), '--tls-key', join(tlsDir, 'tls.key')], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, SIDEWALL_TLS_REFRESH_MS: '200' } });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const servedSerial = () =>
+      new Promise<string>((resolve, reject) => {
+        const socket = tlsConnect({ host: '127.0.0.1', port, ca: readFileSync(join(tlsDir, 'ca.crt')), servername: 'localhost', ALPNProtocols: ['h2'] }, () => {
+          resolve(socket.getPeerCertificate().serialNumber);
+          socket.destroy();
+        });
+        socket.on('error', reject);
+      });
+    const directory = new WorkloadDirectory();
+    const client = new IdentityClient({ address: `127.0.0.1:${port}`, directory, client: 't/tls', log: silentLog, retryMinMs: 50, retryMaxMs: 200, caFile: join(tlsDir, 'ca.crt') });
+    try {
+      let serial = '';
+      await waitUntil(() => {
+        void servedSerial().then((s2) => (serial = s2), () => undefined);
+        return serial !== '';
+      }, `a TLS handshake (stderr: ${stderr})`, 10_000);
+      expect(serial).toBe('1001');
+      client.start();
+      await waitUntil(() => directory.lookup('10.4.0.1')?.pod === 'web-1', `the identity over the TLS stream (client: ${JSON.stringify(client.status())}; stderr: ${stderr})`);
+      issue('0x1002');
+      await waitUntil(() => {
+        void servedSerial().then((s2) => (serial = s2), () => undefined);
+        return serial === '1002';
+      }, 'the renewed certificate', 10_000);
+    } finally {
+      client.close();
+      child.kill('SIGTERM');
+    }
+    expect(await new Promise<number | null>((resolve) => child.once('exit', resolve))).toBe(0);
   });
 
   it('refuses bad flags with a one-line reason', () => {
