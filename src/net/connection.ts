@@ -1,7 +1,9 @@
 // One proxied TCP connection: the accepted client socket and the socket we dial to its original
 // destination. Bytes are relayed unchanged in both directions with backpressure; FIN is
-// propagated as FIN (half-close) and RST as RST. Handlers are bound once per connection, not per
-// chunk.
+// propagated as FIN (half-close) and RST as RST. Socket handlers are module-level functions,
+// registered on every socket alike, that find their connection through a symbol property of the
+// socket: a connection costs no closures. Idle connections are found by one sweep over all of
+// them (ProxyServer), not by a timer per socket re-armed on every read and write.
 import { connect, type Socket } from 'node:net';
 import { MAX_HELD_BYTES, type ConnectionFilter } from '../enforcement/connection-filter.js';
 import type { Admission } from '../enforcement/gate.js';
@@ -71,6 +73,13 @@ function reset(socket: Socket): void {
   else socket.resetAndDestroy();
 }
 
+/** The connection a socket belongs to, for the shared socket handlers. */
+const CONNECTION = Symbol('sidewall.connection');
+
+interface ConnectionSocket extends Socket {
+  [CONNECTION]: ProxiedConnection;
+}
+
 function isReset(err: NodeJS.ErrnoException): boolean {
   return err.code === 'ECONNRESET' || err.code === 'EPIPE';
 }
@@ -90,6 +99,9 @@ export class ProxiedConnection implements FilterSink {
   private closedSockets = 0;
   private finished = false;
   private connected = false;
+  /** Idle sweep state: bytes read on both sockets at the last sweep, and since when they stood still. */
+  private bytesAtLastCheck = 0;
+  private idleSince = 0;
 
   constructor(
     readonly flowId: string,
@@ -101,21 +113,9 @@ export class ProxiedConnection implements FilterSink {
     private readonly timeouts: ConnectionTimeouts,
     private readonly observer: ConnectionObserver,
   ) {
-    this.onClientData = this.onClientData.bind(this);
-    this.onUpstreamData = this.onUpstreamData.bind(this);
-    this.onClientDrain = this.onClientDrain.bind(this);
-    this.onUpstreamDrain = this.onUpstreamDrain.bind(this);
-    this.onClientEnd = this.onClientEnd.bind(this);
-    this.onUpstreamEnd = this.onUpstreamEnd.bind(this);
-    this.onClientError = this.onClientError.bind(this);
-    this.onUpstreamError = this.onUpstreamError.bind(this);
-    this.onSocketClose = this.onSocketClose.bind(this);
-    this.onIdle = this.onIdle.bind(this);
-    this.onConnected = this.onConnected.bind(this);
-    this.onConnectTimeout = this.onConnectTimeout.bind(this);
-    this.onDetectTimeout = this.onDetectTimeout.bind(this);
-    client.on('error', this.onClientError);
-    client.on('close', this.onSocketClose);
+    (client as ConnectionSocket)[CONNECTION] = this;
+    client.on('error', ProxiedConnection.clientError);
+    client.on('close', ProxiedConnection.socketClose);
   }
 
   /** Dials the original destination; the client's bytes wait in the kernel until it answers. */
@@ -125,10 +125,11 @@ export class ProxiedConnection implements FilterSink {
     this.client.pause();
     const upstream = connect({ host: this.dst.ip, port: this.dst.port, allowHalfOpen: true, noDelay: true });
     this.upstream = upstream;
-    upstream.on('error', this.onUpstreamError);
-    upstream.on('close', this.onSocketClose);
-    upstream.once('connect', this.onConnected);
-    this.connectTimer = setTimeout(this.onConnectTimeout, this.timeouts.connectMs);
+    (upstream as ConnectionSocket)[CONNECTION] = this;
+    upstream.on('error', ProxiedConnection.upstreamError);
+    upstream.on('close', ProxiedConnection.socketClose);
+    upstream.once('connect', ProxiedConnection.upstreamConnected);
+    this.connectTimer = setTimeout(ProxiedConnection.connectTimeoutFired, this.timeouts.connectMs, this);
   }
 
   /** Running totals of the connection (for periodic records, and the final one at close). */
@@ -190,15 +191,14 @@ export class ProxiedConnection implements FilterSink {
     this.connected = true;
     const client = this.client;
     const upstream = this.upstream as Socket;
-    client.setNoDelay(true);
-    client.on('data', this.onClientData);
-    upstream.on('data', this.onUpstreamData);
-    client.on('drain', this.onClientDrain);
-    upstream.on('drain', this.onUpstreamDrain);
-    client.on('end', this.onClientEnd);
-    upstream.on('end', this.onUpstreamEnd);
-    client.setTimeout(this.timeouts.idleMs, this.onIdle);
-    upstream.setTimeout(this.timeouts.idleMs, this.onIdle);
+    // The listener set TCP_NODELAY on the client at accept (createServer noDelay).
+    client.on('data', ProxiedConnection.clientData);
+    upstream.on('data', ProxiedConnection.upstreamData);
+    client.on('drain', ProxiedConnection.clientDrain);
+    upstream.on('drain', ProxiedConnection.upstreamDrain);
+    client.on('end', ProxiedConnection.clientEndHandler);
+    upstream.on('end', ProxiedConnection.upstreamEnd);
+    this.idleSince = performance.now();
     client.resume();
   }
 
@@ -219,7 +219,7 @@ export class ProxiedConnection implements FilterSink {
     } catch (err) {
       return this.onFilterFailure(err);
     }
-    if (this.detectTimer === undefined && filter.detecting) this.detectTimer = setTimeout(this.onDetectTimeout, this.timeouts.detectMs);
+    if (this.detectTimer === undefined && filter.detecting) this.detectTimer = setTimeout(ProxiedConnection.detectTimeoutFired, this.timeouts.detectMs, this);
     this.afterFilter(filter);
   }
 
@@ -325,6 +325,22 @@ export class ProxiedConnection implements FilterSink {
     this.client.end();
   }
 
+  /**
+   * Called by the idle sweep (ProxyServer) with the current performance.now(): a connected
+   * connection that read nothing on either socket for the idle timeout is closed. Every byte
+   * written was read on the other side first, so reads alone tell whether anything moved.
+   */
+  checkIdle(now: number): void {
+    if (!this.connected || this.finished) return;
+    const moved = this.client.bytesRead + (this.upstream as Socket).bytesRead;
+    if (moved !== this.bytesAtLastCheck) {
+      this.bytesAtLastCheck = moved;
+      this.idleSince = now;
+      return;
+    }
+    if (now - this.idleSince >= this.timeouts.idleMs) this.onIdle();
+  }
+
   private onIdle(): void {
     this.reason ??= 'idle-timeout';
     this.client.destroy();
@@ -388,5 +404,43 @@ export class ProxiedConnection implements FilterSink {
     // client, so the client gets them, then FIN.
     if (this.client.destroyed && !upstream.destroyed) upstream.destroy();
     if (upstream.destroyed && !this.client.destroyed && !this.client.writableEnded) this.client.end();
+  }
+
+  // Shared socket handlers: `this` is the socket (EventEmitter calls listeners with it).
+  private static clientData(this: Socket, chunk: Buffer): void {
+    (this as ConnectionSocket)[CONNECTION].onClientData(chunk);
+  }
+  private static upstreamData(this: Socket, chunk: Buffer): void {
+    (this as ConnectionSocket)[CONNECTION].onUpstreamData(chunk);
+  }
+  private static clientDrain(this: Socket): void {
+    (this as ConnectionSocket)[CONNECTION].onClientDrain();
+  }
+  private static upstreamDrain(this: Socket): void {
+    (this as ConnectionSocket)[CONNECTION].onUpstreamDrain();
+  }
+  private static clientEndHandler(this: Socket): void {
+    (this as ConnectionSocket)[CONNECTION].onClientEnd();
+  }
+  private static upstreamEnd(this: Socket): void {
+    (this as ConnectionSocket)[CONNECTION].onUpstreamEnd();
+  }
+  private static clientError(this: Socket, err: NodeJS.ErrnoException): void {
+    (this as ConnectionSocket)[CONNECTION].onClientError(err);
+  }
+  private static upstreamError(this: Socket, err: NodeJS.ErrnoException): void {
+    (this as ConnectionSocket)[CONNECTION].onUpstreamError(err);
+  }
+  private static socketClose(this: Socket): void {
+    (this as ConnectionSocket)[CONNECTION].onSocketClose();
+  }
+  private static upstreamConnected(this: Socket): void {
+    (this as ConnectionSocket)[CONNECTION].onConnected();
+  }
+  private static connectTimeoutFired(conn: ProxiedConnection): void {
+    conn.onConnectTimeout();
+  }
+  private static detectTimeoutFired(conn: ProxiedConnection): void {
+    conn.onDetectTimeout();
   }
 }

@@ -35,6 +35,9 @@ export class ProxyServer {
   private flowCounter = 0;
   private draining = false;
   private readonly trackingObserver: ConnectionObserver;
+  /** One timer for the idle timeout of every connection (a quarter of it, at most 1 s, apart). */
+  private idleSweep: NodeJS.Timeout | undefined;
+  private readonly idleSweepBound = (): void => this.sweepIdle();
 
   constructor(
     private readonly options: ProxyServerOptions,
@@ -96,6 +99,14 @@ export class ProxyServer {
       });
       this.servers.push(server);
     }
+    const period = Math.max(10, Math.min(1000, Math.floor(this.options.idleTimeoutMs / 4)));
+    this.idleSweep = setInterval(this.idleSweepBound, period);
+    this.idleSweep.unref();
+  }
+
+  private sweepIdle(): void {
+    const now = performance.now();
+    for (const conn of this.active.values()) conn.checkIdle(now);
   }
 
   /** Flow ids are unique per sidecar (DNS queries over UDP draw from the same sequence). */
@@ -144,6 +155,7 @@ export class ProxyServer {
     const until = Date.now() + deadlineMs;
     while (this.active.size > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
     for (const conn of [...this.active.values()]) conn.abort('drain');
+    clearInterval(this.idleSweep);
     this.local.close();
   }
 }
