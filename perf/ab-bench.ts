@@ -6,12 +6,15 @@
 // order, so the ratios that matter (after/before, against HAProxy and the relay) come from runs
 // interleaved on the same noisy machine. Prints a Markdown table of medians; raw samples to /tmp.
 //
-//   node dist/perf/ab-bench.js --baseline DIR [--rounds N] [--duration S] [--workloads keepalive,connclose,serial,mib]
+//   node dist/perf/ab-bench.js --baseline DIR [--rounds N] [--duration S] [--workloads keepalive,connclose,serial,mib] [--cpu-prof DIR]
+//
+// --cpu-prof DIR runs this checkout's sidecar under `node --cpu-prof` (the .cpuprofile appears in
+// DIR when it stops; summarise with cpu-profile-summary.ts).
 //
 // Root only (namespaces, iptables). The sidecar runs exactly as in `npm run bench` (10 rules,
 // protect, stdout export on); its stdout is counted in lines (records), not parsed.
 import { spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { APP_UID, CLI, NODE, PROXY_UID, REPO, Topology, waitForLine } from '../test/harness/netns.js';
 import { HAPROXY_PORTS, haproxyConfig, nginxConfig, PEER_PORTS, sidecarConfig } from './bench-setup.js';
@@ -36,6 +39,8 @@ interface AbOptions {
   rounds: number;
   durationS: number;
   workloads: Workload[];
+  /** Run this checkout's sidecar under `node --cpu-prof` writing into this folder. */
+  cpuProfDir: string | undefined;
 }
 
 interface AbSample {
@@ -58,10 +63,10 @@ class AbUsageError extends Error {
   readonly code = 'AB_BENCH_USAGE';
 }
 
-const USAGE = 'usage: node dist/perf/ab-bench.js --baseline DIR [--rounds N] [--duration S] [--workloads keepalive,connclose,serial,mib]\n';
+const USAGE = 'usage: node dist/perf/ab-bench.js --baseline DIR [--rounds N] [--duration S] [--workloads keepalive,connclose,serial,mib] [--cpu-prof DIR]\n';
 
 function parseOptions(argv: string[]): AbOptions {
-  const options: AbOptions = { baseline: '', rounds: 3, durationS: 2, workloads: ['keepalive', 'connclose'] };
+  const options: AbOptions = { baseline: '', rounds: 3, durationS: 2, workloads: ['keepalive', 'connclose'], cpuProfDir: undefined };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const value = argv[++i];
@@ -69,6 +74,7 @@ function parseOptions(argv: string[]): AbOptions {
     if (arg === '--baseline') options.baseline = value;
     else if (arg === '--rounds') options.rounds = Math.max(1, Math.round(Number(value)));
     else if (arg === '--duration') options.durationS = Number(value);
+    else if (arg === '--cpu-prof') options.cpuProfDir = value;
     else if (arg === '--workloads') {
       options.workloads = value.split(',').map((w) => {
         if (!(w in WORKLOAD_ARGS)) throw new AbUsageError(`--workloads: unknown workload '${w}' (keepalive, connclose, serial, mib)`);
@@ -168,7 +174,13 @@ class AbBench {
     const t = this.topo;
     const cli = which === 'before' ? join(this.options.baseline, 'bin', 'sidewall.js') : CLI;
     const config = t.writeFile(`sidecar-${which}.yaml`, sidecarConfig({ name: which, ruleCount: 10, exportStdout: true }, this.subnet));
-    const proc = t.start(t.podNs, NODE, [cli, 'proxy', '--config', config], { uid: PROXY_UID, env: { POD_NAME: 'app-0', POD_NAMESPACE: 'bench' } });
+    const profDir = which === 'after' ? this.options.cpuProfDir : undefined;
+    if (profDir !== undefined) {
+      mkdirSync(profDir, { recursive: true, mode: 0o755 });
+      chownSync(profDir, PROXY_UID, PROXY_UID);
+    }
+    const nodeArgs = profDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', profDir];
+    const proc = t.start(t.podNs, NODE, [...nodeArgs, cli, 'proxy', '--config', config], { uid: PROXY_UID, env: { POD_NAME: 'app-0', POD_NAMESPACE: 'bench' } });
     const state = { proc, which, lines: 0 };
     // Records are counted, not parsed: the count proves the traffic went through with export on.
     proc.stdout?.on('data', (d: Buffer) => {
