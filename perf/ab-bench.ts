@@ -6,7 +6,7 @@
 // order, so the ratios that matter (after/before, against HAProxy and the relay) come from runs
 // interleaved on the same noisy machine. Prints a Markdown table of medians; raw samples to /tmp.
 //
-//   node dist/perf/ab-bench.js --baseline DIR [--rounds N] [--duration S] [--workloads keepalive,connclose,serial,mib] [--cpu-prof DIR]
+//   node dist/perf/ab-bench.js --baseline DIR [--rounds N] [--duration S] [--workloads keepalive,connclose,serial,mib,h2c,grpc] [--cpu-prof DIR]
 //
 // --cpu-prof DIR runs this checkout's sidecar under `node --cpu-prof` (the .cpuprofile appears in
 // DIR when it stops; summarise with cpu-profile-summary.ts).
@@ -18,18 +18,22 @@ import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileS
 import { join } from 'node:path';
 import { APP_UID, CLI, NODE, PROXY_UID, REPO, Topology, waitForLine } from '../test/harness/netns.js';
 import { HAPROXY_PORTS, haproxyConfig, nginxConfig, PEER_PORTS, sidecarConfig } from './bench-setup.js';
-import { parseWrk, type ParsedLoad } from './load-output.js';
+import type { LoadResult } from './bench-tools.js';
+import { parseH2load, parseWrk, type ParsedLoad } from './load-output.js';
 
 const TOOLS_JS = join(REPO, 'dist', 'perf', 'bench-tools.js');
 const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 const RELAY_PORT = 18200;
 
-type Workload = 'keepalive' | 'connclose' | 'serial' | 'mib';
+type Workload = 'keepalive' | 'connclose' | 'serial' | 'mib' | 'h2c' | 'grpc';
+/** wrk shapes as in bench.ts; h2c (h2load) and grpc (bench-tools grpc-client) run as there too. */
 const WORKLOAD_ARGS: Record<Workload, { args: string[]; path: string }> = {
   keepalive: { args: ['-c50'], path: '/small' },
   connclose: { args: ['-c10', '-H', 'Connection: close'], path: '/small' },
   serial: { args: ['-c1'], path: '/small' },
   mib: { args: ['-c4'], path: '/1m' },
+  h2c: { args: ['-t1', '-c10', '-m10'], path: '/small' },
+  grpc: { args: ['20'], path: '' },
 };
 
 type VariantName = 'before' | 'after' | 'haproxy-http' | 'haproxy-tcp' | 'node-relay';
@@ -54,6 +58,8 @@ interface AbSample {
   /** CPU of threads other than the main one (thread pool, GC helpers), per request. */
   otherThreadsUsPerRequest: number;
   mibPerSecond: number;
+  /** VmRSS of the proxy right after the run. */
+  rssMiB: number;
   records: number;
   requests: number;
   errors: number;
@@ -63,7 +69,7 @@ class AbUsageError extends Error {
   readonly code = 'AB_BENCH_USAGE';
 }
 
-const USAGE = 'usage: node dist/perf/ab-bench.js --baseline DIR [--rounds N] [--duration S] [--workloads keepalive,connclose,serial,mib] [--cpu-prof DIR]\n';
+const USAGE = 'usage: node dist/perf/ab-bench.js --baseline DIR [--rounds N] [--duration S] [--workloads keepalive,connclose,serial,mib,h2c,grpc] [--cpu-prof DIR]\n';
 
 function parseOptions(argv: string[]): AbOptions {
   const options: AbOptions = { baseline: '', rounds: 3, durationS: 2, workloads: ['keepalive', 'connclose'], cpuProfDir: undefined };
@@ -77,7 +83,7 @@ function parseOptions(argv: string[]): AbOptions {
     else if (arg === '--cpu-prof') options.cpuProfDir = value;
     else if (arg === '--workloads') {
       options.workloads = value.split(',').map((w) => {
-        if (!(w in WORKLOAD_ARGS)) throw new AbUsageError(`--workloads: unknown workload '${w}' (keepalive, connclose, serial, mib)`);
+        if (!(w in WORKLOAD_ARGS)) throw new AbUsageError(`--workloads: unknown workload '${w}' (${Object.keys(WORKLOAD_ARGS).join(', ')})`);
         return w as Workload;
       });
     } else throw new AbUsageError(`unknown argument '${arg}'\n${USAGE}`);
@@ -148,6 +154,10 @@ class AbBench {
     writeFileSync(join(t.dir, 'www', '1m'), Buffer.alloc(1 << 20, 0x5a), { mode: 0o644 });
     t.start(t.peerNs, 'nginx', ['-c', t.writeFile('nginx.conf', nginxConfig(t.dir, t.peerIp))]).stdout?.resume();
     await this.waitForHttp(`http://${t.peerIp}/small`, PROXY_UID);
+    if (this.options.workloads.includes('grpc')) {
+      const grpc = t.start(t.peerNs, NODE, [TOOLS_JS, 'grpc-server', t.peerIp, String(PEER_PORTS.grpc)]);
+      await waitForLine(grpc, (l) => l === 'listening', 15_000, 'grpc server');
+    }
     const init = t.exec(t.podNs, NODE, [CLI, 'init', '--redirect-dns']);
     if (init.status !== 0) throw new Error(`sidewall init: ${init.stderr}`);
     this.haproxy = t.start(t.podNs, 'haproxy', ['-f', t.writeFile('haproxy.cfg', haproxyConfig(t.peerIp)), '-db'], { uid: PROXY_UID });
@@ -213,30 +223,45 @@ class AbBench {
 
   private async measure(round: number, variant: VariantName, workload: Workload): Promise<void> {
     const t = this.topo;
+    // The relay forwards to the peer's HTTP/1 port only.
+    if (variant === 'node-relay' && (workload === 'h2c' || workload === 'grpc')) return;
+    const upstreamPort = workload === 'h2c' ? PEER_PORTS.h2c : workload === 'grpc' ? PEER_PORTS.grpc : PEER_PORTS.http;
+    const haproxyKey = workload === 'h2c' ? 'h2c' : workload === 'grpc' ? 'grpc' : 'http';
     let pid: number;
     let target: string;
     let uid = PROXY_UID;
     if (variant === 'before' || variant === 'after') {
       pid = await this.useSidecar(variant);
-      target = `${t.peerIp}:${PEER_PORTS.http}`;
+      target = `${t.peerIp}:${upstreamPort}`;
       uid = APP_UID;
     } else if (variant === 'node-relay') {
       pid = this.relay?.pid as number;
       target = `127.0.0.1:${RELAY_PORT}`;
     } else {
       pid = this.haproxy?.pid as number;
-      target = `127.0.0.1:${HAPROXY_PORTS[variant === 'haproxy-http' ? 'http' : 'tcp'].http}`;
+      target = `127.0.0.1:${HAPROXY_PORTS[variant === 'haproxy-http' ? 'http' : 'tcp'][haproxyKey]}`;
     }
     const shape = WORKLOAD_ARGS[workload];
     const linesBefore = this.sidecar?.lines ?? 0;
     const ticksBefore = procCpuTicks(pid);
     const threadsBefore = threadTicks(pid);
-    const r = await t.execAsync(t.podNs, 'wrk', ['-t1', `-d${this.options.durationS}s`, '--timeout', '5s', '--latency', ...shape.args, `http://${target}${shape.path}`], { uid });
+    const d = this.options.durationS;
+    const r =
+      workload === 'h2c'
+        ? await t.execAsync(t.podNs, 'h2load', [...shape.args, '-D', `${Math.round(d * 1000)}ms`, '--warm-up-time=300ms', `http://${target}${shape.path}`], { uid })
+        : workload === 'grpc'
+          ? await t.execAsync(t.podNs, NODE, [TOOLS_JS, 'grpc-client', target, String(d), ...shape.args], { uid })
+          : await t.execAsync(t.podNs, 'wrk', ['-t1', `-d${d}s`, '--timeout', '5s', '--latency', ...shape.args, `http://${target}${shape.path}`], { uid });
     const ticks = procCpuTicks(pid) - ticksBefore;
     const otherTicks = threadTicks(pid).other - threadsBefore.other;
-    if (r.status !== 0) throw new Error(`wrk failed: ${r.stderr}`);
+    if (r.status !== 0) throw new Error(`${workload} load failed (${r.status}): ${r.stdout.slice(-300)} ${r.stderr}`);
     await sleep(50); // the last records reach our pipe
-    const load: ParsedLoad = parseWrk(r.stdout);
+    const load: ParsedLoad =
+      workload === 'h2c'
+        ? parseH2load(r.stdout)
+        : workload === 'grpc'
+          ? { ...(JSON.parse(r.stdout.trim().split('\n').pop() as string) as LoadResult), meanUs: NaN, bytesPerSecond: NaN }
+          : parseWrk(r.stdout);
     const sample: AbSample = {
       round,
       variant,
@@ -247,12 +272,14 @@ class AbBench {
       cpuUsPerRequest: (ticks * (1e6 / CLK_TCK)) / load.requests,
       otherThreadsUsPerRequest: (otherTicks * (1e6 / CLK_TCK)) / load.requests,
       mibPerSecond: load.bytesPerSecond / 1024 ** 2,
+      rssMiB: Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024,
       records: variant === 'before' || variant === 'after' ? (this.sidecar?.lines ?? 0) - linesBefore : 0,
       requests: load.requests,
       errors: load.errors,
     };
     this.samples.push(sample);
-    this.log(`r${round} ${workload.padEnd(9)} ${variant.padEnd(12)} ${sample.rps.toFixed(0).padStart(7)} req/s  cpu ${sample.cpuUsPerRequest.toFixed(1)} µs/req (other threads ${sample.otherThreadsUsPerRequest.toFixed(1)})  p50 ${sample.p50Us.toFixed(0)} p99 ${sample.p99Us.toFixed(0)} µs  records/req ${(sample.records / Math.max(1, sample.requests)).toFixed(2)}${sample.errors ? `  errors ${sample.errors}` : ''}`);
+    const n = (v: number | null, digits = 0): string => (typeof v === 'number' && Number.isFinite(v) ? v.toFixed(digits) : '-');
+    this.log(`r${round} ${workload.padEnd(9)} ${variant.padEnd(12)} ${n(sample.rps).padStart(7)} req/s  cpu ${n(sample.cpuUsPerRequest, 1)} µs/req (other threads ${n(sample.otherThreadsUsPerRequest, 1)})  p50 ${n(sample.p50Us)} p99 ${n(sample.p99Us)} µs  records/req ${(sample.records / Math.max(1, sample.requests)).toFixed(2)}${sample.errors ? `  errors ${sample.errors}` : ''}`);
   }
 
   async run(): Promise<void> {
@@ -268,15 +295,15 @@ class AbBench {
 
   report(): string {
     const variants: VariantName[] = ['before', 'after', 'haproxy-http', 'haproxy-tcp', 'node-relay'];
-    const f = (n: number, d = 0): string => (Number.isFinite(n) ? n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d }) : '–');
+    const f = (n: number, d = 0): string => (typeof n === 'number' && Number.isFinite(n) ? n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d }) : '–');
     let out = `A/B: ${this.options.rounds} round(s) of ${this.options.durationS} s, baseline ${this.options.baseline}\n`;
     for (const workload of this.options.workloads) {
       const med = (v: VariantName, key: keyof AbSample): number => median(this.samples.filter((s) => s.variant === v && s.workload === workload).map((s) => s[key] as number));
-      out += `\n### ${workload}\n\n| variant | req/s | CPU µs/req | other threads µs/req | p50 µs | p99 µs | MiB/s | records/req |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n`;
+      out += `\n### ${workload}\n\n| variant | req/s | CPU µs/req | other threads µs/req | p50 µs | p99 µs | MiB/s | RSS after, MiB | records/req |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n`;
       for (const v of variants) {
         const records = this.samples.filter((s) => s.variant === v && s.workload === workload);
         const perReq = records.reduce((a, s) => a + s.records, 0) / Math.max(1, records.reduce((a, s) => a + s.requests, 0));
-        out += `| ${v} | ${f(med(v, 'rps'))} | ${f(med(v, 'cpuUsPerRequest'), 1)} | ${f(med(v, 'otherThreadsUsPerRequest'), 1)} | ${f(med(v, 'p50Us'))} | ${f(med(v, 'p99Us'))} | ${f(med(v, 'mibPerSecond'))} | ${v === 'before' || v === 'after' ? f(perReq, 2) : '–'} |\n`;
+        out += `| ${v} | ${f(med(v, 'rps'))} | ${f(med(v, 'cpuUsPerRequest'), 1)} | ${f(med(v, 'otherThreadsUsPerRequest'), 1)} | ${f(med(v, 'p50Us'))} | ${f(med(v, 'p99Us'))} | ${f(med(v, 'mibPerSecond'))} | ${f(med(v, 'rssMiB'))} | ${v === 'before' || v === 'after' ? f(perReq, 2) : '–'} |\n`;
       }
       const ratio = (a: VariantName, b: VariantName, key: keyof AbSample): string => f(med(a, key) / med(b, key), 2);
       out += `\nafter/before: req/s ${ratio('after', 'before', 'rps')}×, CPU ${ratio('after', 'before', 'cpuUsPerRequest')}×; `;

@@ -23,9 +23,19 @@ interface StreamState {
   l7: Record<string, unknown>;
   startedAt: number;
   reported: boolean;
+  /** END_STREAM seen from each side (RFC 9113 §5.1): an allowed stream closed on both sides and reported is forgotten. */
+  clientEnded: boolean;
+  serverEnded: boolean;
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/**
+ * What is kept of a denied stream once its outcome is reported: that its late frames are
+ * dropped, nothing else (its l7 fields, decision and timestamps would otherwise live as long as
+ * the connection).
+ */
+const REPORTED_DENIED: StreamState = Object.freeze({ decision: Object.freeze({}) as Decision, allowed: false, grpc: false, l7: Object.freeze({}), startedAt: 0, reported: true, clientEnded: true, serverEnded: true });
 const MALFORMING_FIELD = encodeLiteralHeaderBlock([['connection', 'sidewall-denied']]);
 
 export class Http2Enforcer implements ProtocolEnforcer {
@@ -84,6 +94,10 @@ export class Http2Enforcer implements ProtocolEnforcer {
         break;
       case 'http2.frame': {
         const stream = ev.streamId === 0 ? undefined : this.streams.get(ev.streamId);
+        if (stream !== undefined && ev.endStream && stream.allowed) {
+          stream.clientEnded = true;
+          this.forgetIfClosed(ev.streamId, stream);
+        }
         if (ev.frameType === FrameType.HEADERS || ev.frameType === FrameType.CONTINUATION) {
           if (ev.frameType === FrameType.HEADERS) this.blockStart = ev.start;
           // Trailers of a decided stream follow that stream's verdict; a new request waits for its own.
@@ -121,7 +135,7 @@ export class Http2Enforcer implements ProtocolEnforcer {
     const facts = ev.grpc !== null ? { http, grpc: { service: ev.grpc.service, method: ev.grpc.method } } : { http };
     const decision = ctx.policy().decide({ ...ctx.facts, protocol, l7: facts });
     const allowed = decision.action === 'allow';
-    const state: StreamState = { decision, allowed, grpc: ev.grpc !== null, l7, startedAt: performance.now(), reported: false };
+    const state: StreamState = { decision, allowed, grpc: ev.grpc !== null, l7, startedAt: performance.now(), reported: false, clientEnded: ev.endStream, serverEnded: false };
     this.streams.set(ev.streamId, state);
     const blockStart = this.blockStart >= 0 ? this.blockStart : ev.start;
     if (allowed) {
@@ -149,6 +163,11 @@ export class Http2Enforcer implements ProtocolEnforcer {
         const stream = ev.streamId === 0 ? undefined : this.streams.get(ev.streamId);
         // The server's answers on a denied stream (its reset of the malformed request) are ours to swallow.
         this.toClient.add(ev.start, ev.end, stream !== undefined && !stream.allowed ? 'drop' : 'forward');
+        if (stream !== undefined && ev.endStream && stream.allowed) {
+          // Its trailers (gRPC) or last DATA: reported by the headers event that follows, or already.
+          stream.serverEnded = true;
+          this.forgetIfClosed(ev.streamId, stream);
+        }
         break;
       }
       case 'http2.headers': {
@@ -178,8 +197,20 @@ export class Http2Enforcer implements ProtocolEnforcer {
     s.reported = true;
     const outcome = { protocol: s.grpc ? 'grpc' : 'http2', l7: s.l7, decision: s.decision, durationMs: performance.now() - s.startedAt };
     this.deps.sink.request(reason === undefined ? outcome : { ...outcome, reason });
-    // Keep denied streams (their late frames are dropped); forget finished allowed ones.
-    if (s.allowed && reason !== undefined) this.streams.delete(streamId);
+    // Keep denied streams (their late frames are dropped), as a shared marker; forget allowed
+    // ones that were reset or ended on both sides.
+    if (!s.allowed) this.streams.set(streamId, REPORTED_DENIED);
+    else if (reason !== undefined) this.streams.delete(streamId);
+    else this.forgetIfClosed(streamId, s);
+  }
+
+  /**
+   * An allowed stream that is reported and closed on both sides can send nothing more that
+   * needs its state: frames on an unknown stream are forwarded as an allowed stream's would be,
+   * and a HEADERS on it would be a new request, decided afresh.
+   */
+  private forgetIfClosed(streamId: number, s: StreamState): void {
+    if (s.reported && s.clientEnded && s.serverEnded) this.streams.delete(streamId);
   }
 
   finish(reason: string): void {
