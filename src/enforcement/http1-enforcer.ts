@@ -5,7 +5,7 @@
 // after a denied one are not answered, as with any `connection: close`).
 import type { Decision } from '../policy/index.js';
 import type { Http1RequestEvent, ProtocolEvent } from '../protocols/types.js';
-import { HttpRequestFacts } from './http-facts.js';
+import { HttpRequestFacts, requestFacts } from './http-facts.js';
 import { http1Forbidden } from './deny-responses.js';
 import type { EnforcerDeps, ProtocolEnforcer } from './enforcers.js';
 import { Http2Enforcer } from './http2-enforcer.js';
@@ -95,7 +95,7 @@ export class Http1Enforcer implements ProtocolEnforcer {
       if (ev.body.kind !== 'none') this.body.client = { from: ev.end, left: ctx.tunnels.payloadBudget };
     }
     const http = new HttpRequestFacts(ev.method, ev.path, ev.host ?? undefined, ev.headers);
-    const decision = ctx.policy().decide({ ...ctx.facts, protocol: 'http', l7: { http } });
+    const decision = ctx.policy().decide(requestFacts(ctx.facts, 'http', { http }));
     const l7: Record<string, unknown> = { method: ev.method, path: ev.path };
     if (ev.host !== null) l7.host = ev.host;
     if (ev.upgrade !== null) l7.upgrade = ev.upgrade;

@@ -13,7 +13,7 @@ import { buildForbiddenResponse, buildGrpcTrailersOnly, buildHeadersFrames, buil
 import { encodeLiteralHeaderBlock } from '../protocols/http2/hpack-encoder.js';
 import type { Http2HeadersEvent, ProtocolEvent } from '../protocols/types.js';
 import type { EnforcerDeps, ProtocolEnforcer } from './enforcers.js';
-import { HttpRequestFacts } from './http-facts.js';
+import { HttpRequestFacts, requestFacts } from './http-facts.js';
 import { UnitRouter } from './unit-router.js';
 
 interface StreamState {
@@ -133,7 +133,7 @@ export class Http2Enforcer implements ProtocolEnforcer {
       l7.grpcMethod = ev.grpc.method;
     }
     const facts = ev.grpc !== null ? { http, grpc: { service: ev.grpc.service, method: ev.grpc.method } } : { http };
-    const decision = ctx.policy().decide({ ...ctx.facts, protocol, l7: facts });
+    const decision = ctx.policy().decide(requestFacts(ctx.facts, protocol, facts));
     const allowed = decision.action === 'allow';
     const state: StreamState = { decision, allowed, grpc: ev.grpc !== null, l7, startedAt: performance.now(), reported: false, clientEnded: ev.endStream, serverEnded: false };
     this.streams.set(ev.streamId, state);
