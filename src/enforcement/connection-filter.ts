@@ -166,7 +166,8 @@ export class ConnectionFilter {
   }
 
   private facts(protocol: string): Omit<FlowFacts, 'l7'> {
-    return { ...this.ctx.facts, protocol };
+    const facts = this.ctx.facts;
+    return { direction: facts.direction, src: facts.src, dst: facts.dst, protocol };
   }
 
   private begin(protocol: string, from: 'client' | 'server'): void {

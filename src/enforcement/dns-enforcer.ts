@@ -1,6 +1,7 @@
 // DNS over TCP (RFC 7766) enforcement: a verdict per query message. An allowed query goes to
 // the server unchanged; a denied one is dropped and answered REFUSED (RFC 1035 RCODE 5) between
 // the server's own messages.
+import { requestFacts } from './http-facts.js';
 import type { Decision } from '../policy/index.js';
 import { buildRefused } from '../protocols/dns/dns-message.js';
 import type { ProtocolEvent } from '../protocols/types.js';
@@ -53,7 +54,7 @@ export class DnsStreamEnforcer implements ProtocolEnforcer {
       const { ctx } = this.deps;
       const finding = ctx.dnsMonitor?.onQuery(m.qname, m.qtype, Date.now()) ?? null;
       if (finding !== null && this.deps.filter.reportTunnel(finding)) return;
-      const decision = ctx.policy().decide({ ...ctx.facts, protocol: 'dns', l7: { dns: { name: m.qname, type: m.qtype } } });
+      const decision = ctx.policy().decide(requestFacts(ctx.facts, 'dns', { dns: { name: m.qname, type: m.qtype } }));
       const l7: Record<string, unknown> = { name: m.qname, type: m.qtype };
       if (decision.action === 'allow') {
         this.toServer.add(ev.start, ev.end, 'forward');

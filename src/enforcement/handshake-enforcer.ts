@@ -1,6 +1,7 @@
 // Protocols decided once, on the message that identifies the session — TLS on its ClientHello
 // (SNI, ALPN; never decrypted), SSH on its banner, PostgreSQL on its startup message, Redis on
 // its first command — after which the connection passes through unparsed.
+import { requestFacts } from './http-facts.js';
 import type { L7Facts } from '../policy/index.js';
 import type { ProtocolEvent } from '../protocols/types.js';
 import type { EnforcerDeps, ProtocolEnforcer } from './enforcers.js';
@@ -45,7 +46,7 @@ export class HandshakeEnforcer implements ProtocolEnforcer {
       const identity = identify(ev);
       if (identity === null && !(ev.type === 'opaque' && ev.side === 'client')) continue;
       const { ctx, filter } = this.deps;
-      const decision = ctx.policy().decide({ ...ctx.facts, protocol: this.protocol, l7: identity?.facts ?? {} });
+      const decision = ctx.policy().decide(requestFacts(ctx.facts, this.protocol, identity?.facts ?? {}));
       filter.decision = decision;
       filter.l7 = identity?.record ?? null;
       if (decision.action === 'deny') {
