@@ -5,9 +5,9 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeEach, describe, expect, it } from 'vitest';
+import { sidewallPolicy } from '../policy/run-policy-cli.js';
 import { parse } from 'yaml';
-import { run } from '../../../src/cli/policy.js';
 import { LearnModel } from '../../../src/learn/index.js';
 import { BACKEND, dns, grpc, http, resetClock } from './helpers.js';
 
@@ -15,24 +15,6 @@ const dir = mkdtempSync(join(tmpdir(), 'sidewall-learn-cli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 beforeEach(() => resetClock());
 
-async function sidewallPolicy(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    stdout += String(chunk);
-    return true;
-  });
-  const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    stderr += String(chunk);
-    return true;
-  });
-  try {
-    return { code: await run(args), stdout, stderr };
-  } finally {
-    out.mockRestore();
-    err.mockRestore();
-  }
-}
 
 const backend = { ip: '10.2.0.7', workload: BACKEND };
 

@@ -1,8 +1,8 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, test, vi } from 'vitest';
-import { run } from '../../../src/cli/policy.js';
+import { afterAll, describe, expect, test } from 'vitest';
+import { sidewallPolicy } from './run-policy-cli.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'sidewall-cli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -13,25 +13,6 @@ function file(name: string, text: string): string {
   return path;
 }
 
-async function sidewallPolicy(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    stdout += String(chunk);
-    return true;
-  });
-  const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    stderr += String(chunk);
-    return true;
-  });
-  try {
-    const code = await run(args);
-    return { code, stdout, stderr };
-  } finally {
-    out.mockRestore();
-    err.mockRestore();
-  }
-}
 
 const rules = file('rules.yaml', `
 - id: deny-ssh
