@@ -1,6 +1,6 @@
 // The L7 firewall end to end: real clients (curl, nc, nghttp, Node's http2, grpc-js, openssl,
 // dig) through the sidecar to real servers, allowed and denied per request.
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { APP_UID, CLI, NODE, PROXY_UID, TOOLS, Topology, waitForLine } from '../harness/netns.js';
@@ -11,7 +11,6 @@ const topo = new Topology({ name: 'l7', subnet: 14 });
 const sidecar = new Sidecar(topo);
 const peer = topo.peerIp;
 const seen: string[] = [];
-const resolvDir = `/etc/netns/${topo.podNs}`;
 
 const RULES = `
   - id: grpc-greeter
@@ -50,14 +49,8 @@ const l7 = (r: { [key: string]: unknown }) => (r.l7 ?? {}) as Record<string, unk
 
 beforeAll(async () => {
   topo.create();
-  // The pod's resolver is the peer: `ip netns exec` bind-mounts /etc/netns/<ns>/resolv.conf.
-  mkdirSync(resolvDir, { recursive: true });
-  writeFileSync(join(resolvDir, 'resolv.conf'), `nameserver ${peer}\n`);
-  const certs = topo.dir;
-  topo.exec(topo.peerNs, 'openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=allowed.example.com', '-keyout', `${certs}/key.pem`, '-out', `${certs}/cert.pem`]);
-  const servers = topo.start(topo.peerNs, NODE, [join(TOOLS, 'l7-servers.mjs'), '0.0.0.0', `${certs}/cert.pem`, `${certs}/key.pem`]);
-  servers.stdout?.setEncoding('utf8').on('data', (d: string) => seen.push(...d.split('\n').filter((l) => l.startsWith('seen '))));
-  await waitForLine(servers, (l) => l === 'listening', 15_000, 'l7 servers');
+  topo.setPodResolver(peer);
+  await topo.startL7Servers((line) => seen.push(line));
   await topo.peer(topo.peerNs, 'greet', '0.0.0.0', 2525);
   sidecar.init(['--redirect-dns']);
   await sidecar.start(config('protect'));
@@ -66,7 +59,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await sidecar.stop('SIGKILL');
   await topo.destroy();
-  rmSync(resolvDir, { recursive: true, force: true });
 });
 
 describe('HTTP/1.1', () => {

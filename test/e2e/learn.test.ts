@@ -2,11 +2,11 @@
 // sidecar in learn mode; rules generated with `sidewall policy learn` from the running sidecar's
 // admin port; the pod switched to protect through its annotations (no restart); the same kinds of
 // traffic pass, new behaviour is denied with an alert whose rule, pasted, allows it.
-import { mkdirSync, readFileSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
-import { APP_UID, CLI, NODE, TOOLS, Topology, waitForLine } from '../harness/netns.js';
+import { APP_UID, CLI, NODE, TOOLS, Topology } from '../harness/netns.js';
 import { Sidecar, type FlowRecordLine } from '../harness/sidecar.js';
 import { assertValidFlowRecords } from '../unit/flows/flow-schema.js';
 
@@ -14,7 +14,6 @@ const topo = new Topology({ name: 'ln', subnet: 90 });
 const sidecar = new Sidecar(topo);
 const peer = topo.peerIp;
 const newPeer = `10.77.90.3`;
-const resolvDir = `/etc/netns/${topo.podNs}`;
 const podInfo = join(topo.dir, 'pod');
 const stateDir = join(topo.dir, 'state');
 const stateFile = join(stateDir, 'learn.json');
@@ -78,18 +77,14 @@ let annotation: Record<string, string> = {};
 beforeAll(async () => {
   topo.create();
   topo.addPeerAddress(newPeer);
-  mkdirSync(resolvDir, { recursive: true });
-  writeFileSync(join(resolvDir, 'resolv.conf'), `nameserver ${peer}\n`);
+  topo.setPodResolver(peer);
   mkdirSync(podInfo, { recursive: true });
   mkdirSync(stateDir, { recursive: true });
   chmodSync(stateDir, 0o777); // the proxy runs as uid 1337; in a pod this is its writable volume
   writeFileSync(join(podInfo, 'name'), 'app-0');
   writeFileSync(join(podInfo, 'namespace'), 'test');
   writeAnnotations({ 'sidewall.io/mode': 'learn' });
-  const certs = topo.dir;
-  topo.exec(topo.peerNs, 'openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=allowed.example.com', '-keyout', `${certs}/key.pem`, '-out', `${certs}/cert.pem`]);
-  const servers = topo.start(topo.peerNs, NODE, [join(TOOLS, 'l7-servers.mjs'), '0.0.0.0', `${certs}/cert.pem`, `${certs}/key.pem`]);
-  await waitForLine(servers, (l) => l === 'listening', 15_000, 'l7 servers');
+  await topo.startL7Servers();
   sidecar.init(['--redirect-dns']);
   await sidecar.start(CONFIG);
 }, 90_000);
@@ -97,7 +92,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await sidecar.stop('SIGKILL');
   await topo.destroy();
-  rmSync(resolvDir, { recursive: true, force: true });
 });
 
 describe('learn → generated rules → protect', () => {

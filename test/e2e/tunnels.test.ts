@@ -5,15 +5,14 @@
 //   httptunnel (hts in the peer forwarding to an echo server, htc in the pod)
 //   iodine over DNS (iodined in the peer is the authoritative server of t.tun.test and the
 //   pod's resolver; the sidecar's DNS listener sees every query)
-import { chmodSync, chownSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { APP_UID, NODE, PROXY_UID, TOOLS, Topology, waitForLine } from '../harness/netns.js';
+import { APP_UID, NODE, PROXY_UID, TOOLS, Topology } from '../harness/netns.js';
 import { Sidecar, type FlowRecordLine } from '../harness/sidecar.js';
 
 const topo = new Topology({ name: 'tn', subnet: 70 });
 const peer = topo.peerIp;
-const resolvDir = `/etc/netns/${topo.podNs}`;
 const TUNNEL_DOMAIN = 't.tun.test';
 const IODINE_NET = '10.99.70.1';
 
@@ -55,8 +54,7 @@ beforeAll(async () => {
   // iodined: authoritative for t.tun.test; the pod resolves through the peer.
   const iodined = topo.start(topo.peerNs, 'iodined', ['-f', '-c', '-P', 'sidewall-test', '-l', peer, `${IODINE_NET}/24`, TUNNEL_DOMAIN]);
   iodined.stderr?.resume();
-  mkdirSync(resolvDir, { recursive: true });
-  writeFileSync(join(resolvDir, 'resolv.conf'), `nameserver ${peer}\n`);
+  topo.setPodResolver(peer);
   // Wait for sshd and tinyproxy to listen.
   for (let i = 0; i < 50; i++) {
     const r = topo.exec(topo.peerNs, 'ss', ['-ltn']);
@@ -69,7 +67,6 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await topo.destroy();
-  rmSync(resolvDir, { recursive: true, force: true });
 });
 
 /** Runs htc in the pod (as the app) and pushes random bytes through it to the echo server. */

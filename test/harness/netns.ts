@@ -2,7 +2,7 @@
 // injected pod runs it (sidewall init, then sidewall proxy as uid 1337), and a "peer" namespace
 // joined to it by a veth pair. "App containers" are processes of other uids in the pod namespace.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -95,6 +95,39 @@ export class Topology {
     }
   }
 
+  /**
+   * Makes `ip` the pod's resolver: `ip netns exec` bind-mounts /etc/netns/<ns>/resolv.conf over
+   * /etc/resolv.conf for everything started in the namespace (the sidecar's DNS proxy included).
+   * Removed by destroy().
+   */
+  setPodResolver(ip: string): void {
+    mkdirSync(this.resolverDir, { recursive: true });
+    writeFileSync(join(this.resolverDir, 'resolv.conf'), `nameserver ${ip}\n`);
+  }
+
+  private get resolverDir(): string {
+    return `/etc/netns/${this.podNs}`;
+  }
+
+  /**
+   * Starts tools/l7-servers.mjs in the peer namespace (HTTP/1 :80, h2c :8080, gRPC :50051, TLS
+   * :443 with a fresh self-signed certificate, DNS :53) and waits until it listens. `onSeen` gets
+   * each request the servers saw ("seen <proto> <what>"), to prove what reached them.
+   */
+  async startL7Servers(onSeen?: (line: string) => void): Promise<ChildProcess> {
+    const cert = join(this.dir, 'l7-cert.pem');
+    const key = join(this.dir, 'l7-key.pem');
+    must('ip', ['netns', 'exec', this.peerNs, 'openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=allowed.example.com', '-keyout', key, '-out', cert]);
+    const servers = this.start(this.peerNs, NODE, [join(TOOLS, 'l7-servers.mjs'), '0.0.0.0', cert, key]);
+    if (onSeen !== undefined) {
+      servers.stdout?.setEncoding('utf8').on('data', (d: string) => {
+        for (const line of d.split('\n')) if (line.startsWith('seen ')) onSeen(line);
+      });
+    }
+    await waitForLine(servers, (l) => l === 'listening', 15_000, 'l7 servers');
+    return servers;
+  }
+
   /** Gives the peer one more address on the shared subnet (e.g. to stand for an excluded CIDR). */
   addPeerAddress(ip: string): void {
     must('ip', ['-n', this.peerNs, 'addr', 'add', ip.includes(':') ? `${ip}/64` : `${ip}/24`, 'dev', this.peerDev, ...(ip.includes(':') ? ['nodad'] : [])]);
@@ -165,6 +198,7 @@ export class Topology {
     for (const ns of [this.podNs, this.peerNs]) sh('ip', ['netns', 'pids', ns]).stdout.split('\n').filter(Boolean).forEach((pid) => sh('kill', ['-9', pid]));
     this.destroyNamespaces();
     rmSync(this.dir, { recursive: true, force: true });
+    rmSync(this.resolverDir, { recursive: true, force: true });
   }
 }
 
