@@ -248,11 +248,6 @@ export class ConnectionFilter {
 
   private readonly sinkToServer = (bytes: Buffer): void => this.sink.toServer(bytes);
 
-  /** Drops held client bytes up to `until` (a denied request that will never reach the server). */
-  dropClient(until: number): void {
-    this.held.drop(until);
-  }
-
   private toPass(): void {
     this.phase = 'pass';
     this.parser = null;

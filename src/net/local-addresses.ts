@@ -29,14 +29,6 @@ export class LocalAddresses {
     return [...this.addresses];
   }
 
-  /** The pod's first non-loopback IPv4 address, for the flow records' `pod` field. */
-  primary(): string | undefined {
-    for (const list of Object.values(networkInterfaces())) {
-      for (const info of list ?? []) if (!info.internal && info.family === 'IPv4') return info.address;
-    }
-    return undefined;
-  }
-
   close(): void {
     clearInterval(this.timer);
   }

@@ -21,7 +21,6 @@ export interface ProxyServerOptions {
 
 export type ListenerKind = 'outbound' | 'inbound';
 
-const ERRNO_NAMES: Record<number, string> = { 2: 'ENOENT', 92: 'ENOPROTOOPT', 88: 'ENOTSOCK' };
 
 function unmapped(ip: string): string {
   return ip.startsWith('::ffff:') ? ip.slice(7) : ip;
@@ -62,10 +61,6 @@ export class ProxyServer {
   /** The open connections (for the admin port's /connections). */
   openConnections(): IterableIterator<ProxiedConnection> {
     return this.active.values();
-  }
-
-  get podIp(): string | undefined {
-    return this.local.primary();
   }
 
   isLocal(ip: string): boolean {
@@ -158,8 +153,4 @@ export class ProxyServer {
     clearInterval(this.idleSweep);
     this.local.close();
   }
-}
-
-export function errnoName(errno: number): string {
-  return ERRNO_NAMES[errno] ?? `errno ${errno}`;
 }

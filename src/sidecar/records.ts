@@ -33,7 +33,8 @@ function endpoints(facts: ConnectionFacts | undefined, summary: ConnectionSummar
 
 export function connectionRecord(summary: ConnectionSummary, facts: ConnectionFacts | undefined, l4: Decision | 'needs-l7' | undefined, filter: ConnectionFilter | null): FlowRecordDraft {
   const decision = filter?.decision ?? (l4 === 'needs-l7' ? undefined : l4);
-  const reason = filter?.closeReason !== null && filter?.closeReason !== undefined && summary.reason !== 'denied' ? filter.closeReason : CLOSE_REASONS[summary.reason];
+  // A denial says so; otherwise the L7 layer's reason (parser error, tunnel) beats the socket's.
+  const reason = summary.reason === 'denied' ? 'denied' : (filter?.closeReason ?? CLOSE_REASONS[summary.reason]);
   return {
     type: 'connection',
     flowId: summary.flowId,
