@@ -57,6 +57,14 @@ export class ConnectionFilter {
     return this.phase === 'detect' && this.held.size > 0;
   }
 
+  /**
+   * The filter keeps views of server chunks it was given (a greeting read during detection, frames
+   * a routing enforcer holds): the relay must not reuse their memory for the next read.
+   */
+  get holdsServerBytes(): boolean {
+    return this.greeting.size > 0 || (this.phase === 'inspect' && this.enforcer !== null && this.enforcer.routesBytes);
+  }
+
   /** Nothing left to look at: the relay may stop calling the filter. */
   get passThrough(): boolean {
     return this.phase === 'pass' && this.opaqueBudget.client === 0 && this.opaqueBudget.server === 0;

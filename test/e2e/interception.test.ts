@@ -95,6 +95,15 @@ describe('egress', () => {
     expect(rec.reason).toBe('fin');
   }, 120_000);
 
+  it('returns 32 MiB byte-exact to a client that reads slowly (the proxy reuses read buffers only when no write is pending)', async () => {
+    const size = 32 * 1024 * 1024;
+    const r = await topo.client(topo.podNs, ['slow-reader', topo.peerIp, String(ECHO), String(size)]);
+    const [sent, received] = r.stdout.trim().split('\n');
+    expect(received).toBe(sent);
+    const rec = await sidecar.waitForRecord((x) => x.dst.port === ECHO && (x.bytes?.received ?? 0) === size);
+    expect(rec.reason).toBe('fin');
+  }, 120_000);
+
   it('carries 500 concurrent connections', async () => {
     const r = await topo.client(topo.podNs, ['concurrent', topo.peerIp, String(ECHO), '500']);
     expect(r.stdout.trim()).toBe('ok 500');

@@ -7,6 +7,9 @@
 //   read          prints what the server sends until it closes
 //   concurrent N  opens N connections at once to an echo server, each sends 64 KiB and checks
 //                 its echo; prints "ok N" or the failures
+//   slow-reader N sends N pattern bytes to an echo server and reads the echo slowly (a 1 ms
+//                 pause every 24 KiB), so the proxy's writes to it back up; prints
+//                 "<sent> <sha256 of sent>" then "<received> <sha256 of received>"
 //   slow N        sends "tick i\n" every 200 ms N times, then FINs; prints the echoed text
 //   hold          connects and sends nothing until killed
 //   first-line    sends nothing; prints the server's first line and how many ms it took
@@ -63,6 +66,30 @@ async function main() {
     socket.end();
     const got = await answer;
     process.stdout.write(`${sent} ${hash.digest('hex')}\n${got.toString()}`);
+  } else if (mode === 'slow-reader') {
+    const total = Number(arg);
+    const payload = pattern(total, 11);
+    const socket = connect({ host, port, allowHalfOpen: true });
+    const received = createHash('sha256');
+    let got = 0;
+    let sinceBreak = 0;
+    const done = new Promise((resolve, reject) => {
+      socket.on('data', (d) => {
+        received.update(d);
+        got += d.length;
+        sinceBreak += d.length;
+        if (sinceBreak >= 24 * 1024) {
+          sinceBreak = 0;
+          socket.pause();
+          setTimeout(() => socket.resume(), 1);
+        }
+      });
+      socket.on('end', resolve);
+      socket.on('error', reject);
+    });
+    socket.end(payload);
+    await done;
+    process.stdout.write(`${total} ${createHash('sha256').update(payload).digest('hex')}\n${got} ${received.digest('hex')}\n`);
   } else if (mode === 'halfclose') {
     const socket = connect({ host, port, allowHalfOpen: true });
     const answer = readAll(socket);
