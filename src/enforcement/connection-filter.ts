@@ -58,11 +58,13 @@ export class ConnectionFilter {
   }
 
   /**
-   * The filter keeps views of server chunks it was given (a greeting read during detection, frames
-   * a routing enforcer holds): the relay must not reuse their memory for the next read.
+   * The filter keeps views of chunks it was given by that side (client bytes awaiting detection or
+   * a verdict, a server greeting read during detection, frames a routing enforcer holds): the
+   * relay must not reuse their memory for the next read.
    */
-  get holdsServerBytes(): boolean {
-    return this.greeting.size > 0 || (this.phase === 'inspect' && this.enforcer !== null && this.enforcer.routesBytes);
+  holdsBytesOf(side: 'client' | 'server'): boolean {
+    if ((side === 'client' ? this.held : this.greeting).size > 0) return true;
+    return this.phase === 'inspect' && this.enforcer !== null && this.enforcer.routesBytes;
   }
 
   /** Nothing left to look at: the relay may stop calling the filter. */

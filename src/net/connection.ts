@@ -5,17 +5,18 @@
 // socket: a connection costs no closures. Idle connections are found by one sweep over all of
 // them (ProxyServer), not by a timer per socket re-armed on every read and write.
 //
-// The socket we dial reads into a buffer of its own that is reused from one read to the next
-// (`onread`), instead of a fresh 64 KiB allocation per read: responses, the bulk of most traffic,
-// then cost no allocation, no page faults on new memory and no garbage. The buffer is reused only
-// when nothing still refers to the last read: the write to the client completed at once, and the
-// L7 filter keeps no view of it; otherwise the next read gets a new buffer.
+// Each socket reads into a buffer of its own that is reused from one read to the next (`onread`),
+// instead of a fresh 64 KiB allocation per read: bytes then cost no allocation, no page faults on
+// new memory and no garbage. A buffer is reused only when nothing still refers to its last read:
+// the write to the other socket completed at once, and the L7 filter keeps no view of it;
+// otherwise the next read gets a new buffer.
 import { connect, type Socket } from 'node:net';
 import { MAX_HELD_BYTES, type ConnectionFilter } from '../enforcement/connection-filter.js';
 import type { Admission } from '../enforcement/gate.js';
 import type { ConnectionFacts, FilterSink, RequestOutcome } from '../enforcement/types.js';
 import type { Decision } from '../policy/index.js';
 import type { TunnelFinding } from '../tunnels/types.js';
+import { useReadBuffers } from './accepted-socket-onread.js';
 import type { Destination } from './original-dst.js';
 
 export type Direction = 'ingress' | 'egress' | 'intra';
@@ -140,7 +141,7 @@ export class ProxiedConnection implements FilterSink {
       port: this.dst.port,
       allowHalfOpen: true,
       noDelay: true,
-      onread: { buffer: ProxiedConnection.nextUpstreamBuffer, callback: ProxiedConnection.upstreamRead },
+      onread: { buffer: ProxiedConnection.nextReadBuffer, callback: ProxiedConnection.upstreamRead },
     });
     this.upstream = upstream;
     (upstream as ConnectionSocket)[CONNECTION] = this;
@@ -209,8 +210,9 @@ export class ProxiedConnection implements FilterSink {
     this.connected = true;
     const client = this.client;
     const upstream = this.upstream as Socket;
-    // The listener set TCP_NODELAY on the client at accept (createServer noDelay).
-    client.on('data', ProxiedConnection.clientData);
+    // The listener set TCP_NODELAY on the client at accept (createServer noDelay), and paused it
+    // (pauseOnConnect), so it has read nothing yet.
+    if (!useReadBuffers(client, ProxiedConnection.clientRead, ProxiedConnection.nextReadBuffer)) client.on('data', ProxiedConnection.clientData);
     client.on('drain', ProxiedConnection.clientDrain);
     upstream.on('drain', ProxiedConnection.upstreamDrain);
     client.on('end', ProxiedConnection.clientEndHandler);
@@ -265,24 +267,29 @@ export class ProxiedConnection implements FilterSink {
     this.afterFilter(filter);
   }
 
-  /** Returns the buffer the upstream socket reads into next: the same one unless it is still referenced. */
-  private onUpstreamRead(length: number, buffer: Buffer): Buffer {
-    const chunk = buffer.subarray(0, length);
+  private onUpstreamData(chunk: Buffer): void {
     const filter = this.filter;
     if (filter === null) {
       if (!this.client.write(chunk)) (this.upstream as Socket).pause();
-    } else {
-      try {
-        filter.serverData(chunk);
-      } catch (err) {
-        this.onFilterFailure(err);
-      }
-      if (this.filter !== null) this.afterFilter(filter);
+      return;
     }
-    // A write that did not complete at once keeps a view of the buffer until it does; so does a
-    // filter that holds server bytes (a greeting during detection, frames awaiting a verdict).
-    const lent = this.client.writableLength > 0 || (filter !== null && filter.holdsServerBytes);
-    return lent ? Buffer.allocUnsafe(READ_BUFFER_BYTES) : buffer;
+    try {
+      filter.serverData(chunk);
+    } catch (err) {
+      return this.onFilterFailure(err);
+    }
+    this.afterFilter(filter);
+  }
+
+  /**
+   * The buffer a socket reads into next, after its last read went to `to`: the same one unless
+   * something still refers to it. A write that did not complete at once keeps a view of it until
+   * it does; so does a filter holding bytes of that side (awaiting detection or a verdict).
+   */
+  private readBufferAfter(buffer: Buffer, to: Socket, side: 'client' | 'server'): Buffer {
+    const filter = this.filterRef;
+    if (to.writableLength > 0 || (filter !== null && filter.holdsBytesOf(side))) return Buffer.allocUnsafe(READ_BUFFER_BYTES);
+    return buffer;
   }
 
   /** Bookkeeping after the filter saw bytes: drop it once it passes through, bound what it holds. */
@@ -433,15 +440,24 @@ export class ProxiedConnection implements FilterSink {
   private static clientData(this: Socket, chunk: Buffer): void {
     (this as ConnectionSocket)[CONNECTION].onClientData(chunk);
   }
+  // Read callbacks (`onread`): backpressure pauses the socket itself (pause() stops reading).
+  private static clientRead(this: Socket, length: number, buffer: Uint8Array): boolean {
+    const conn = (this as ConnectionSocket)[CONNECTION];
+    conn.onClientData((buffer as Buffer).subarray(0, length));
+    nextReadBuffer = conn.readBufferAfter(buffer as Buffer, conn.upstream as Socket, 'client');
+    return true;
+  }
   private static upstreamRead(this: Socket, length: number, buffer: Uint8Array): boolean {
-    nextReadBuffer = (this as ConnectionSocket)[CONNECTION].onUpstreamRead(length, buffer as Buffer);
-    return true; // backpressure pauses the socket itself (pause() stops reading in onread mode)
+    const conn = (this as ConnectionSocket)[CONNECTION];
+    conn.onUpstreamData((buffer as Buffer).subarray(0, length));
+    nextReadBuffer = conn.readBufferAfter(buffer as Buffer, conn.client, 'server');
+    return true;
   }
   /**
-   * Node calls this (without `this`) when the socket is created and right after each read
+   * Node calls this (without `this`) when a socket starts reading and right after each read
    * callback, which left the answer in `nextReadBuffer`.
    */
-  private static nextUpstreamBuffer(): Uint8Array {
+  private static nextReadBuffer(): Uint8Array {
     const buffer = nextReadBuffer ?? Buffer.allocUnsafe(READ_BUFFER_BYTES);
     nextReadBuffer = undefined;
     return buffer;
