@@ -17,6 +17,7 @@ import type { ConnectionFacts, FilterSink, RequestOutcome } from '../enforcement
 import type { Decision } from '../policy/index.js';
 import type { TunnelFinding } from '../tunnels/types.js';
 import { useReadBuffers } from './accepted-socket-onread.js';
+import { ReadBufferPool } from './read-buffer-pool.js';
 import type { Destination } from './original-dst.js';
 
 export type Direction = 'ingress' | 'egress' | 'intra';
@@ -87,8 +88,8 @@ interface ConnectionSocket extends Socket {
   [CONNECTION]: ProxiedConnection;
 }
 
-/** Size of the upstream socket's read buffer (Node's own default read size). */
-const READ_BUFFER_BYTES = 64 * 1024;
+/** Read buffers: Node's own read size; 128 kept for new connections (8 MiB at most). */
+const readBuffers = new ReadBufferPool(64 * 1024, 128);
 
 /** Handed from an upstream read callback to the buffer generator Node calls right after it. */
 let nextReadBuffer: Buffer | undefined;
@@ -115,6 +116,9 @@ export class ProxiedConnection implements FilterSink {
   /** Idle sweep state: bytes read on both sockets at the last sweep, and since when they stood still. */
   private bytesAtLastCheck = 0;
   private idleSince = 0;
+  /** The buffer each socket reads into next (known once it has read): recycled at close. */
+  private clientReadBuffer: Buffer | undefined;
+  private upstreamReadBuffer: Buffer | undefined;
 
   constructor(
     readonly flowId: string,
@@ -288,8 +292,18 @@ export class ProxiedConnection implements FilterSink {
    */
   private readBufferAfter(buffer: Buffer, to: Socket, side: 'client' | 'server'): Buffer {
     const filter = this.filterRef;
-    if (to.writableLength > 0 || (filter !== null && filter.holdsBytesOf(side))) return Buffer.allocUnsafe(READ_BUFFER_BYTES);
-    return buffer;
+    const next = to.writableLength > 0 || (filter !== null && filter.holdsBytesOf(side)) ? readBuffers.take() : buffer;
+    if (side === 'client') this.clientReadBuffer = next;
+    else this.upstreamReadBuffer = next;
+    return next;
+  }
+
+  /** A closed socket's current read buffer is referenced by nothing: the next connection gets it. */
+  private recycleReadBuffers(): void {
+    if (this.clientReadBuffer !== undefined && this.client.destroyed) readBuffers.give(this.clientReadBuffer);
+    if (this.upstreamReadBuffer !== undefined && this.upstream?.destroyed === true) readBuffers.give(this.upstreamReadBuffer);
+    this.clientReadBuffer = undefined;
+    this.upstreamReadBuffer = undefined;
   }
 
   /** Bookkeeping after the filter saw bytes: drop it once it passes through, bound what it holds. */
@@ -418,6 +432,7 @@ export class ProxiedConnection implements FilterSink {
     this.finished = true;
     clearTimeout(this.connectTimer);
     clearTimeout(this.detectTimer);
+    this.recycleReadBuffers();
     const summary = this.snapshot();
     summary.reason = this.reason ?? 'closed';
     if (this.errorText !== undefined) summary.error = this.errorText;
@@ -458,7 +473,7 @@ export class ProxiedConnection implements FilterSink {
    * callback, which left the answer in `nextReadBuffer`.
    */
   private static nextReadBuffer(): Uint8Array {
-    const buffer = nextReadBuffer ?? Buffer.allocUnsafe(READ_BUFFER_BYTES);
+    const buffer = nextReadBuffer ?? readBuffers.take();
     nextReadBuffer = undefined;
     return buffer;
   }
