@@ -1,6 +1,7 @@
 // Routes one direction's bytes unit by unit (HTTP/2 frames, DNS messages): each unit is
 // forwarded, dropped, or held until its verdict; bytes we inject go in only between units, so
-// the peer never sees a frame cut in two.
+// the peer never sees a frame cut in two. Forwarded units that lie next to each other in memory
+// (frames of one read) leave in one write: a socket write per frame would be a syscall per frame.
 import { HeldBytes } from './held-bytes.js';
 
 export type UnitAction = 'forward' | 'drop' | 'hold';
@@ -80,10 +81,33 @@ export class UnitRouter {
     this.held.push(chunk);
   }
 
-  private readonly forward = (bytes: Buffer): void => this.write(bytes);
+  /** Forwarded bytes not yet written: grows while the next forwarded bytes follow it in memory. */
+  private out: Buffer | null = null;
+
+  private readonly forward = (bytes: Buffer): void => {
+    const out = this.out;
+    if (out !== null && out.buffer === bytes.buffer && out.byteOffset + out.length === bytes.byteOffset) {
+      this.out = Buffer.from(out.buffer, out.byteOffset, out.length + bytes.length);
+      return;
+    }
+    if (out !== null) this.write(out);
+    this.out = bytes;
+  };
+
+  private flushOut(): void {
+    const out = this.out;
+    if (out === null) return;
+    this.out = null;
+    this.write(out);
+  }
 
   /** Routes everything that can be routed now. */
   pump(): void {
+    this.route();
+    this.flushOut();
+  }
+
+  private route(): void {
     for (;;) {
       const unit = this.units[0];
       if (unit === undefined || this.pos === unit.start) this.flushInjections();
@@ -104,7 +128,8 @@ export class UnitRouter {
   }
 
   private flushInjections(): void {
-    if (!this.mayInject) return;
+    if (!this.mayInject || this.injections.length === 0) return;
+    this.flushOut(); // what was forwarded before the boundary goes first
     while (this.injections.length > 0 && (this.injections[0] as { at: number }).at <= this.pos) {
       this.write((this.injections.shift() as { bytes: Buffer }).bytes);
     }
