@@ -6,7 +6,10 @@
 // order, so the ratios that matter (after/before, against HAProxy and the relay) come from runs
 // interleaved on the same noisy machine. Prints a Markdown table of medians; raw samples to /tmp.
 //
-//   node dist/perf/ab-bench.js --baseline DIR [--rounds N] [--duration S] [--workloads keepalive,connclose,serial,mib,h2c,grpc] [--cpu-prof DIR]
+//   node dist/perf/ab-bench.js --baseline DIR [--rounds N] [--duration S] [--workloads keepalive,connclose,serial,mib,h2c,grpc] [--cpu-prof DIR] [--node-flags-after FLAGS]
+//
+// --node-flags-after FLAGS gives this checkout's sidecar extra node flags (space-separated, e.g.
+// "--max-semi-space-size=1"): with the baseline a copy of the same build, it measures a V8 setting.
 //
 // --cpu-prof DIR runs this checkout's sidecar under `node --cpu-prof` (the .cpuprofile appears in
 // DIR when it stops; summarise with cpu-profile-summary.ts).
@@ -45,6 +48,8 @@ interface AbOptions {
   workloads: Workload[];
   /** Run this checkout's sidecar under `node --cpu-prof` writing into this folder. */
   cpuProfDir: string | undefined;
+  /** Extra node flags for this checkout's sidecar. */
+  nodeFlagsAfter: string[];
 }
 
 interface AbSample {
@@ -69,10 +74,10 @@ class AbUsageError extends Error {
   readonly code = 'AB_BENCH_USAGE';
 }
 
-const USAGE = 'usage: node dist/perf/ab-bench.js --baseline DIR [--rounds N] [--duration S] [--workloads keepalive,connclose,serial,mib,h2c,grpc] [--cpu-prof DIR]\n';
+const USAGE = 'usage: node dist/perf/ab-bench.js --baseline DIR [--rounds N] [--duration S] [--workloads keepalive,connclose,serial,mib,h2c,grpc] [--cpu-prof DIR] [--node-flags-after FLAGS]\n';
 
 function parseOptions(argv: string[]): AbOptions {
-  const options: AbOptions = { baseline: '', rounds: 3, durationS: 2, workloads: ['keepalive', 'connclose'], cpuProfDir: undefined };
+  const options: AbOptions = { baseline: '', rounds: 3, durationS: 2, workloads: ['keepalive', 'connclose'], cpuProfDir: undefined, nodeFlagsAfter: [] };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const value = argv[++i];
@@ -81,6 +86,7 @@ function parseOptions(argv: string[]): AbOptions {
     else if (arg === '--rounds') options.rounds = Math.max(1, Math.round(Number(value)));
     else if (arg === '--duration') options.durationS = Number(value);
     else if (arg === '--cpu-prof') options.cpuProfDir = value;
+    else if (arg === '--node-flags-after') options.nodeFlagsAfter = value.split(' ').filter((f) => f !== '');
     else if (arg === '--workloads') {
       options.workloads = value.split(',').map((w) => {
         if (!(w in WORKLOAD_ARGS)) throw new AbUsageError(`--workloads: unknown workload '${w}' (${Object.keys(WORKLOAD_ARGS).join(', ')})`);
@@ -190,6 +196,7 @@ class AbBench {
       chownSync(profDir, PROXY_UID, PROXY_UID);
     }
     const nodeArgs = profDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', profDir];
+    if (which === 'after') nodeArgs.push(...this.options.nodeFlagsAfter);
     const proc = t.start(t.podNs, NODE, [...nodeArgs, cli, 'proxy', '--config', config], { uid: PROXY_UID, env: { POD_NAME: 'app-0', POD_NAMESPACE: 'bench' } });
     const state = { proc, which, lines: 0 };
     // Records are counted, not parsed: the count proves the traffic went through with export on.
