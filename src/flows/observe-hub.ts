@@ -1,11 +1,18 @@
 // The in-memory side of the admin flow stream: a ring of the most recent records (for
 // `sidewall observe --last N`) and the live subscribers (for `--follow`). Each subscriber has its
 // own bounded queue, so one slow observer loses its own oldest records (and is told how many)
-// without holding memory or slowing the traffic path.
+// without holding memory or slowing the traffic path. The ring keeps JSON lines in byte buffers
+// (LineRing), written once per event-loop turn, so records do not outlive the turn for its sake.
 import { BoundedQueue } from './bounded-queue.js';
-import type { FlowEntry, FlowSink } from './entry.js';
+import { parseRfc3339Nano } from './clock.js';
+import { entryJson, type FlowEntry, type FlowSink } from './entry.js';
 import type { FlowPredicate } from './flow-filter.js';
+import { LineRing } from './line-ring.js';
+import type { FlowRecord } from './types.js';
 import { metrics } from '../metrics/index.js';
+
+/** Ring memory per record of `ringSize` (a record line is ≈ 300–700 bytes). */
+const RING_BYTES_PER_RECORD = 512;
 
 export interface ObserveSubscriber {
   /** Called synchronously for each new record that passed the subscriber's filter. */
@@ -17,12 +24,16 @@ export interface ObserveSubscriber {
 
 export class ObserveHub implements FlowSink {
   readonly name = 'observe';
-  private readonly ring: BoundedQueue<FlowEntry>;
+  private readonly ring: LineRing;
+  /** Records of this turn, not yet in the ring. */
+  private pending: FlowEntry[] = [];
+  private readonly storeBound = (): void => this.storePending();
   private readonly subscribers = new Set<ObserveSubscriber>();
   private closed = false;
 
+  /** @param ringSize about how many recent records `recent()` can return. */
   constructor(readonly ringSize: number = 4096) {
-    this.ring = new BoundedQueue<FlowEntry>(Math.max(1, ringSize));
+    this.ring = new LineRing(Math.max(1, ringSize) * RING_BYTES_PER_RECORD);
   }
 
   get subscriberCount(): number {
@@ -31,19 +42,28 @@ export class ObserveHub implements FlowSink {
 
   offer(entry: FlowEntry): void {
     if (this.closed) return;
-    this.ring.push(entry);
+    if (this.pending.push(entry) === 1) setImmediate(this.storeBound);
     for (const subscriber of this.subscribers) {
       if (subscriber.matches(entry.record)) subscriber.deliver(entry);
     }
   }
 
+  private storePending(): void {
+    const pending = this.pending;
+    this.pending = [];
+    for (const entry of pending) this.ring.append(entryJson(entry));
+  }
+
   /** The last `count` records of the ring that match, oldest first. */
   recent(count: number, matches: FlowPredicate): FlowEntry[] {
+    this.storePending();
     const found: FlowEntry[] = [];
-    for (let i = this.ring.length - 1; i >= 0 && found.length < count; i--) {
-      const entry = this.ring.at(i);
-      if (entry !== undefined && matches(entry.record)) found.push(entry);
-    }
+    if (count <= 0) return found;
+    this.ring.newestFirst((json) => {
+      const record = JSON.parse(json) as FlowRecord;
+      if (matches(record)) found.push({ record, epochNs: parseRfc3339Nano(record.time) ?? 0n, json });
+      return found.length < count;
+    });
     return found.reverse();
   }
 
