@@ -168,7 +168,8 @@ export interface BenchRun {
 /** Which variants run which workloads. The rules and export variants isolate one cost each. */
 const MAIN_WORKLOADS: WorkloadName[] = ['keepalive', 'serial', 'connclose', 'mib', 'h2c', 'grpc', 'paced', 'dns'];
 const MAIN_VARIANTS: VariantName[] = ['direct', 'sidewall', 'haproxy-tcp', 'haproxy-http'];
-const COST_WORKLOADS: WorkloadName[] = ['keepalive', 'connclose'];
+/** paced too: how much of the added latency at a fixed rate the rules and the export account for. */
+const COST_WORKLOADS: WorkloadName[] = ['keepalive', 'connclose', 'paced'];
 /** The plain Node relay (a reference floor, not a goal): only where it says something. */
 const RELAY_WORKLOADS = new Set<WorkloadName>(['keepalive', 'serial', 'connclose', 'mib']);
 const MAIN_VARIANTS_WITH_RELAY: VariantName[] = [...MAIN_VARIANTS, 'node-relay', 'node-relay-nat'];
