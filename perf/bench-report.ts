@@ -89,8 +89,13 @@ export function writeResults(run: BenchRun, path: string, rawPath: string): void
   }
   const addedP50 = m('paced', 'sidewall', 'p50Us') - m('paced', 'direct', 'p50Us');
   const addedP99 = m('paced', 'sidewall', 'p99Us') - m('paced', 'direct', 'p99Us');
-  goals.push({ goal: `Added latency at a fixed rate (${fmt(run.pacedRate)} req/s ≈ half the sidecar's keep-alive rate) p50 ≤ 100 µs`, measured: `+${fmt(addedP50)} µs (HAProxy http +${fmt(m('paced', 'haproxy-http', 'p50Us') - m('paced', 'direct', 'p50Us'))} µs)`, met: le(addedP50, 100) });
-  goals.push({ goal: 'Added latency at that rate p99 ≤ 250 µs', measured: `+${fmt(addedP99)} µs (HAProxy http +${fmt(m('paced', 'haproxy-http', 'p99Us') - m('paced', 'direct', 'p99Us'))} µs)`, met: le(addedP99, 250) });
+  // The export-off variant runs the paced workload too: how much of the added latency records cost.
+  const noExport = (q: 'p50Us' | 'p99Us'): string => {
+    const added = m('paced', 'sidewall-no-export', q) - m('paced', 'direct', q);
+    return Number.isFinite(added) ? `; export off +${fmt(added)} µs` : '';
+  };
+  goals.push({ goal: `Added latency at a fixed rate (${fmt(run.pacedRate)} req/s ≈ half the sidecar's keep-alive rate) p50 ≤ 100 µs`, measured: `+${fmt(addedP50)} µs (HAProxy http +${fmt(m('paced', 'haproxy-http', 'p50Us') - m('paced', 'direct', 'p50Us'))} µs${noExport('p50Us')})`, met: le(addedP50, 100) });
+  goals.push({ goal: 'Added latency at that rate p99 ≤ 250 µs', measured: `+${fmt(addedP99)} µs (HAProxy http +${fmt(m('paced', 'haproxy-http', 'p99Us') - m('paced', 'direct', 'p99Us'))} µs${noExport('p99Us')})`, met: le(addedP99, 250) });
   const costRatios = (variant: VariantName): Array<[WorkloadName, number, number]> =>
     (['keepalive', 'connclose'] as const).map((w) => [w, ratio(m(w, variant, 'cpuUsPerRequest'), m(w, 'sidewall', 'cpuUsPerRequest')), ratio(m(w, variant, 'rps'), m(w, 'sidewall', 'rps'))]);
   const rules = costRatios('sidewall-1000-rules');
