@@ -67,6 +67,8 @@ export class UnitRouter {
    * the units they cover count as routed, and one they cut in two must be forwarded whole.
    */
   skip(length: number): void {
+    this.releaseForwarded();
+    this.flushOut();
     this.pos += length;
     this.held = new HeldBytes(this.pos);
     while (this.units.length > 0 && (this.units[0] as Unit).end <= this.pos) {
@@ -107,29 +109,48 @@ export class UnitRouter {
     this.flushOut();
   }
 
+  /**
+   * Forwarded units are released from `held` in one go, up to `forwardTo`, when routing stops or
+   * something else must go first (a drop, an injection): one view per read rather than two per
+   * frame.
+   */
+  private forwardTo = -1;
+
   private route(): void {
     for (;;) {
       const unit = this.units[0];
       if (unit === undefined || this.pos === unit.start) this.flushInjections();
-      if (unit === undefined || unit.action === 'hold' || this.held.size === 0) {
+      if (unit === undefined || unit.action === 'hold' || this.held.end <= this.pos) {
         if (unit !== undefined && unit.end === unit.start) this.units.shift();
-        else return;
+        else break;
         continue;
       }
       const until = Math.min(unit.end, this.held.end);
-      if (unit.action === 'forward') this.held.release(until, this.forward);
-      else this.held.drop(until);
+      if (unit.action === 'forward') {
+        this.forwardTo = until;
+      } else {
+        this.releaseForwarded();
+        this.held.drop(until);
+      }
       this.pos = until;
       if (until === unit.end) {
         this.units.shift();
         this.mayInject = true;
-      } else return;
+      } else break;
     }
+    this.releaseForwarded();
+  }
+
+  private releaseForwarded(): void {
+    if (this.forwardTo > this.held.start) this.held.release(this.forwardTo, this.forward);
   }
 
   private flushInjections(): void {
-    if (!this.mayInject || this.injections.length === 0) return;
-    this.flushOut(); // what was forwarded before the boundary goes first
+    const first = this.injections[0];
+    if (!this.mayInject || first === undefined || first.at > this.pos) return;
+    // What was forwarded before the boundary goes first.
+    this.releaseForwarded();
+    this.flushOut();
     while (this.injections.length > 0 && (this.injections[0] as { at: number }).at <= this.pos) {
       this.write((this.injections.shift() as { bytes: Buffer }).bytes);
     }

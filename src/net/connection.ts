@@ -91,7 +91,7 @@ interface ConnectionSocket extends Socket {
 /** Read buffers: Node's own read size; 128 kept for new connections (8 MiB at most). */
 const readBuffers = new ReadBufferPool(64 * 1024, 128);
 
-/** Handed from an upstream read callback to the buffer generator Node calls right after it. */
+/** Handed from a read callback to the buffer generator Node calls right after it, for the same socket. */
 let nextReadBuffer: Buffer | undefined;
 
 function isReset(err: NodeJS.ErrnoException): boolean {

@@ -18,8 +18,4 @@ export class ReadBufferPool {
   give(buffer: Buffer): void {
     if (this.free.length < this.keep && buffer.length === this.bufferBytes) this.free.push(buffer);
   }
-
-  get size(): number {
-    return this.free.length;
-  }
 }
