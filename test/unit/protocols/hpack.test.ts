@@ -79,6 +79,60 @@ describe('HPACK decoder', () => {
     expect(d.tableEntries).toBe(3);
   });
 
+  it('keeps its dynamic table like a plain model over long runs of inserts, evictions and lookups', () => {
+    // §5.1 integer with an N-bit prefix, §5.2 raw (non-Huffman) string.
+    const int = (value: number, prefix: number, first: number): number[] => {
+      const max = (1 << prefix) - 1;
+      if (value < max) return [first | value];
+      const out = [first | max];
+      let rest = value - max;
+      while (rest >= 128) {
+        out.push((rest % 128) + 128);
+        rest = Math.floor(rest / 128);
+      }
+      out.push(rest);
+      return out;
+    };
+    const str = (text: string): number[] => [...int(text.length, 7, 0), ...Buffer.from(text, 'latin1')];
+    type Op = { kind: 'insert'; name: string; value: string } | { kind: 'lookup'; pick: number };
+    const op = fc.oneof(
+      fc.record({ kind: fc.constant('insert' as const), name: fc.stringMatching(/^[a-z-]{1,12}$/), value: fc.string({ maxLength: 120 }).map((v) => v.replace(/[^ -~]/g, 'x')) }),
+      fc.record({ kind: fc.constant('lookup' as const), pick: fc.nat() }),
+    );
+    fc.assert(
+      fc.property(fc.array(fc.array(op, { minLength: 1, maxLength: 12 }), { minLength: 1, maxLength: 60 }), (blocks: Op[][]) => {
+        const decoder = new HpackDecoder();
+        const model: Array<[string, string]> = []; // newest first
+        let size = 0;
+        for (const ops of blocks) {
+          const bytes: number[] = [];
+          const expected: Array<[string, string]> = [];
+          for (const o of ops) {
+            if (o.kind === 'insert') {
+              bytes.push(0x40, ...str(o.name), ...str(o.value)); // §6.2.1 literal, incremental indexing, new name
+              expected.push([o.name, o.value]);
+              model.unshift([o.name, o.value]);
+              size += o.name.length + o.value.length + 32;
+              while (size > 4096) {
+                const [n, v] = model.pop() as [string, string];
+                size -= n.length + v.length + 32;
+              }
+            } else if (model.length > 0) {
+              const i = o.pick % model.length;
+              bytes.push(...int(62 + i, 7, 0x80)); // §6.1 indexed field: dynamic index i + 1
+              expected.push(model[i] as [string, string]);
+            }
+          }
+          if (bytes.length === 0) continue;
+          expect(pairs(decodeOk(decoder, Buffer.from(bytes)))).toEqual(expected);
+          expect(decoder.tableSize).toBe(size);
+          expect(decoder.tableEntries).toBe(model.length);
+        }
+      }),
+      { numRuns: 150 },
+    );
+  });
+
   it('reports each representation\'s byte span and whether it changed the table', () => {
     const d = new HpackDecoder();
     const block = hex('8286 84be 5886 a8eb 1064 9cbf');
