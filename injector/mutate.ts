@@ -179,6 +179,7 @@ export function mutatePod(pod: Pod, settings: InjectorSettings): MutationResult 
     fieldEnv('POD_IP', 'status.podIP'),
   ];
   if (appProbesJson !== undefined) env.push({ name: APP_PROBES_ENV, value: appProbesJson });
+  if (settings.proxyNodeOptions !== '') env.push({ name: 'NODE_OPTIONS', value: settings.proxyNodeOptions });
 
   const proxyContainer: Container = {
     name: PROXY_CONTAINER,

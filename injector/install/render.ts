@@ -63,6 +63,8 @@ export interface ChartValues {
     excludeOutboundCidrs: string[];
     resources: Resources;
     initResources: Resources;
+    /** NODE_OPTIONS of sidewall-proxy (V8 heap sizes only); empty: none. */
+    nodeOptions: string;
     config: Json;
   };
   clusterRules: Json[];
@@ -165,6 +167,7 @@ export function injectorSettingsDocument(values: ChartValues, name: string, appV
     excludeOutboundCidrs: values.sidecar.excludeOutboundCidrs,
     proxyResources: values.sidecar.resources,
     initResources: values.sidecar.initResources,
+    proxyNodeOptions: values.sidecar.nodeOptions,
     sidecarConfigMap: `${name}-sidecar-config`,
     clusterRulesConfigMap: `${name}-cluster-rules`,
     annotationGuard: values.annotationGuard,

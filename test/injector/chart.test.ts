@@ -63,8 +63,15 @@ describe('charts/sidewall values', () => {
     ['controller.caBundle=not-a-pem'],
     ['sidecar.config.identity={"controller":"elsewhere:1"}'],
     ['tls.certManager.enabled=true'],
+    ['sidecar.nodeOptions="--require=/tmp/x.js"'],
   ])('values.schema.json rejects %s', (assignment) => {
     expect(validateValues(setValue(defaultChartValues(), assignment))).toBe(false);
+  });
+
+  it('sidecar.nodeOptions with heap sizes validates and reaches the injector settings', () => {
+    const values = setValue(defaultChartValues(), 'sidecar.nodeOptions="--max-semi-space-size=1"');
+    expect(validateValues(values)).toBe(true);
+    expect(resolveInjectorSettings(injectorSettingsDocument(values, 'sidewall', '0.1.0'), 'values').proxyNodeOptions).toBe('--max-semi-space-size=1');
   });
 
   it('controller.enabled=false frees sidecar.config.identity for your own controller; cert-manager takes a caBundle', () => {

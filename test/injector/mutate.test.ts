@@ -290,3 +290,25 @@ describe('mutating webhook: credentials for the identity controller (issue 8)', 
     expect(() => resolveInjectorSettings({ identity: 'yes' }, 'injector.yaml')).toThrow(InjectorSettingsError);
   });
 });
+
+describe('proxy heap sizing (proxyNodeOptions)', () => {
+  const proxyEnv = (s: InjectorSettings): Record<string, string | undefined> => {
+    const { pod } = admitPod(podCreateReview(replicaSetPod(), { namespace: 'shop' }), s);
+    const proxy = findContainer(pod.spec!.initContainers, 'sidewall-proxy');
+    return Object.fromEntries((proxy.env ?? []).map((e) => [e.name, e.value]));
+  };
+
+  it('gives sidewall-proxy NODE_OPTIONS only when the settings ask for it', () => {
+    expect(proxyEnv(settings)).not.toHaveProperty('NODE_OPTIONS');
+    const small = resolveInjectorSettings({ proxyNodeOptions: ' --max-semi-space-size=1   --max-old-space-size=192 ' }, 'injector.yaml');
+    expect(small.proxyNodeOptions).toBe('--max-semi-space-size=1 --max-old-space-size=192');
+    expect(proxyEnv(small).NODE_OPTIONS).toBe('--max-semi-space-size=1 --max-old-space-size=192');
+  });
+
+  it('refuses node flags other than heap sizes (NODE_OPTIONS could load code into the proxy)', () => {
+    expect(() => resolveInjectorSettings({ proxyNodeOptions: '--max-semi-space-size=1 --require=/tmp/x.js' }, 'injector.yaml')).toThrow(
+      /proxyNodeOptions: "--require=\/tmp\/x\.js" not allowed; only --max-semi-space-size=MiB/,
+    );
+    expect(() => resolveInjectorSettings({ proxyNodeOptions: 1 }, 'injector.yaml')).toThrow(/proxyNodeOptions: expected a string of node flags/);
+  });
+});

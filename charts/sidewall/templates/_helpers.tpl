@@ -45,6 +45,7 @@ excludeOutboundPorts: {{ .Values.sidecar.excludeOutboundPorts | toJson }}
 excludeOutboundCidrs: {{ .Values.sidecar.excludeOutboundCidrs | toJson }}
 proxyResources: {{ .Values.sidecar.resources | toJson }}
 initResources: {{ .Values.sidecar.initResources | toJson }}
+proxyNodeOptions: {{ .Values.sidecar.nodeOptions | quote }}
 sidecarConfigMap: {{ include "sidewall.fullname" . }}-sidecar-config
 clusterRulesConfigMap: {{ include "sidewall.fullname" . }}-cluster-rules
 annotationGuard:
