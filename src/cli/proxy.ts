@@ -9,6 +9,7 @@ import { AdminServer } from '../admin/server.js';
 import { ConfigError, loadConfig, PolicyStore, readPodInfo, tunnelModeFor, type PodInfo, type SidecarConfig } from '../config/index.js';
 import { formatIssue } from '../policy/index.js';
 import { ConnectionGate } from '../enforcement/gate.js';
+import { requestFacts } from '../enforcement/http-facts.js';
 import type { ConnectionFacts } from '../enforcement/types.js';
 import { createFlowPipeline, handleObserveStream, type FlowPipeline } from '../flows/index.js';
 import { WorkloadDirectory } from '../identity/workload-directory.js';
@@ -91,7 +92,7 @@ export async function run(args: string[]): Promise<number> {
   // CONNECT and Upgrades that a rule allows by name (not by the default action) are declared, not tunnels.
   const isExpected = (facts: ConnectionFacts, what: { kind: 'connect' | 'upgrade'; target: string }): boolean => {
     const http = what.kind === 'connect' ? { method: 'CONNECT', path: what.target } : { method: 'GET', path: '/', headers: { upgrade: what.target } };
-    const d = store.current().decide({ ...facts, protocol: 'http', l7: { http } });
+    const d = store.current().decide(requestFacts(facts, 'http', { http }));
     return d.action === 'allow' && d.tier !== 'default';
   };
   const tunnels = config.tunnels.default === 'off' && Object.values(config.tunnels.overrides).every((m) => m === 'off') ? null : createTunnelDetection({ ports: config.ports, isExpected });

@@ -12,6 +12,7 @@ import type { Decision, FlowFacts } from '../policy/index.js';
 import type { TunnelFinding } from '../tunnels/types.js';
 import { HeldBytes } from './held-bytes.js';
 import { enforcerFor, type ProtocolEnforcer } from './enforcers.js';
+import { tunnelDenial } from './tunnel-verdict.js';
 import type { FilterContext, FilterSink } from './types.js';
 
 type Phase = 'detect' | 'inspect' | 'pass' | 'blocked';
@@ -149,12 +150,12 @@ export class ConnectionFilter {
   reportTunnel(finding: TunnelFinding): boolean {
     const mode = this.ctx.tunnelMode(finding.kind, this.protocol, this.ctx.facts.dst.port);
     if (mode === 'off') return false;
-    const policy = this.ctx.policy();
-    const blocked = mode === 'block' && policy.mode === 'protect';
+    const denial = tunnelDenial(mode, finding.kind, this.ctx.policy());
+    const blocked = denial !== null;
     this.tunnel ??= { ...finding, blocked };
     this.sink.alert(finding, blocked);
-    if (!blocked) return false;
-    this.block({ action: 'deny', verdict: 'denied', ruleId: `tunnel:${finding.kind}`, policy: policy.hash, log: true, tier: 'default' }, `tunnel:${finding.kind}`);
+    if (denial === null) return false;
+    this.block(denial, denial.ruleId);
     return true;
   }
 

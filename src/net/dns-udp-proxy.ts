@@ -10,6 +10,8 @@ import { isIP } from 'node:net';
 import type { Decision } from '../policy/index.js';
 import { buildRefused, parseDnsMessage } from '../protocols/dns/dns-message.js';
 import type { DnsMessage } from '../protocols/types.js';
+import { requestFacts } from '../enforcement/http-facts.js';
+import { tunnelDenial } from '../enforcement/tunnel-verdict.js';
 import type { ConnectionFacts, TunnelMode } from '../enforcement/types.js';
 import type { CompiledPolicy, Direction } from '../policy/index.js';
 import type { DnsTunnelMonitor, TunnelFinding } from '../tunnels/types.js';
@@ -160,15 +162,16 @@ export class DnsUdpProxy {
     const flowId = this.options.nextFlowId();
     const l7: Record<string, unknown> = { name: query.qname, type: query.qtype };
     const policy = this.options.policy();
-    let decision = policy.decide({ ...facts, protocol: 'dns', l7: { dns: { name: query.qname, type: query.qtype } } });
+    let decision = policy.decide(requestFacts(facts, 'dns', { dns: { name: query.qname, type: query.qtype } }));
     const finding = this.options.monitor?.onQuery(query.qname, query.qtype, Date.now()) ?? null;
     if (finding !== null) {
       const mode = this.options.tunnelMode(finding.kind, 'dns', 53);
       if (mode !== 'off') {
-        const blocked = mode === 'block' && policy.mode === 'protect';
+        const denial = tunnelDenial(mode, finding.kind, policy);
+        const blocked = denial !== null;
         // A tunnel is thousands of queries: one alert per parent domain and window, not per query.
         if (this.shouldAlert(`${finding.kind}|${blocked}|${parentDomain(query.qname)}`)) this.options.onAlert(flowId, facts, finding, blocked);
-        if (blocked) decision = { action: 'deny', verdict: 'denied', ruleId: `tunnel:${finding.kind}`, policy: policy.hash, log: true, tier: 'default' };
+        if (denial !== null) decision = denial;
       }
     }
     if (decision.action === 'deny') {
