@@ -1,7 +1,7 @@
 // Routes one direction's bytes unit by unit (HTTP/2 frames, DNS messages): each unit is
 // forwarded, dropped, or held until its verdict; bytes we inject go in only between units, so
-// the peer never sees a frame cut in two. Forwarded units that lie next to each other in memory
-// (frames of one read) leave in one write: a socket write per frame would be a syscall per frame.
+// the peer never sees a frame cut in two. The forwarded units of one read leave in one write: a
+// socket write per frame would be a syscall per frame.
 import { HeldBytes } from './held-bytes.js';
 
 export type UnitAction = 'forward' | 'drop' | 'hold';
@@ -68,7 +68,6 @@ export class UnitRouter {
    */
   skip(length: number): void {
     this.releaseForwarded();
-    this.flushOut();
     this.pos += length;
     this.held = new HeldBytes(this.pos);
     while (this.units.length > 0 && (this.units[0] as Unit).end <= this.pos) {
@@ -83,40 +82,17 @@ export class UnitRouter {
     this.held.push(chunk);
   }
 
-  /** Forwarded bytes not yet written: grows while the next forwarded bytes follow it in memory. */
-  private out: Buffer | null = null;
-
-  private readonly forward = (bytes: Buffer): void => {
-    const out = this.out;
-    if (out !== null && out.buffer === bytes.buffer && out.byteOffset + out.length === bytes.byteOffset) {
-      this.out = Buffer.from(out.buffer, out.byteOffset, out.length + bytes.length);
-      return;
-    }
-    if (out !== null) this.write(out);
-    this.out = bytes;
-  };
-
-  private flushOut(): void {
-    const out = this.out;
-    if (out === null) return;
-    this.out = null;
-    this.write(out);
-  }
-
-  /** Routes everything that can be routed now. */
-  pump(): void {
-    this.route();
-    this.flushOut();
-  }
+  private readonly forward = (bytes: Buffer): void => this.write(bytes);
 
   /**
    * Forwarded units are released from `held` in one go, up to `forwardTo`, when routing stops or
-   * something else must go first (a drop, an injection): one view per read rather than two per
-   * frame.
+   * something else must go first (a drop, an injection): one write and one view per read rather
+   * than two views and a write per frame.
    */
   private forwardTo = -1;
 
-  private route(): void {
+  /** Routes everything that can be routed now. */
+  pump(): void {
     for (;;) {
       const unit = this.units[0];
       if (unit === undefined || this.pos === unit.start) this.flushInjections();
@@ -148,9 +124,7 @@ export class UnitRouter {
   private flushInjections(): void {
     const first = this.injections[0];
     if (!this.mayInject || first === undefined || first.at > this.pos) return;
-    // What was forwarded before the boundary goes first.
-    this.releaseForwarded();
-    this.flushOut();
+    this.releaseForwarded(); // what was forwarded before the boundary goes first
     while (this.injections.length > 0 && (this.injections[0] as { at: number }).at <= this.pos) {
       this.write((this.injections.shift() as { bytes: Buffer }).bytes);
     }

@@ -21,7 +21,6 @@ export interface ProxyServerOptions {
 
 export type ListenerKind = 'outbound' | 'inbound';
 
-
 function unmapped(ip: string): string {
   return ip.startsWith('::ffff:') ? ip.slice(7) : ip;
 }

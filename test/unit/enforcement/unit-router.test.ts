@@ -45,7 +45,7 @@ describe('UnitRouter', () => {
     expect(writes.join('')).toBe('AAA<x>BBCCC');
   });
 
-  it('does not merge bytes of separate reads that are not adjacent in memory', () => {
+  it('forwards the bytes of separate reads in order', () => {
     const { r, writes } = router();
     r.add(0, 4, 'forward');
     r.add(4, 8, 'forward');
