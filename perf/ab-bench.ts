@@ -16,16 +16,16 @@
 //
 // Root only (namespaces, iptables). The sidecar runs exactly as in `npm run bench` (10 rules,
 // protect, stdout export on); its stdout is counted in lines (records), not parsed.
-import { spawnSync, type ChildProcess } from 'node:child_process';
-import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { chownSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { APP_UID, CLI, NODE, PROXY_UID, REPO, Topology, waitForLine } from '../test/harness/netns.js';
 import { HAPROXY_PORTS, haproxyConfig, nginxConfig, PEER_PORTS, sidecarConfig } from './bench-setup.js';
 import type { LoadResult } from './bench-tools.js';
 import { parseH2load, parseWrk, type ParsedLoad } from './load-output.js';
+import { CLK_TCK, median, procCpu, rssMiB, threadCpu } from './proc-stats.js';
 
 const TOOLS_JS = join(REPO, 'dist', 'perf', 'bench-tools.js');
-const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 const RELAY_PORT = 18200;
 
 type Workload = 'keepalive' | 'connclose' | 'serial' | 'mib' | 'h2c' | 'grpc';
@@ -101,35 +101,16 @@ function parseOptions(argv: string[]): AbOptions {
   return options;
 }
 
-function procCpuTicks(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return Number(fields[11]) + Number(fields[12]);
+function cpuTicks(pid: number): number {
+  const { user, sys } = procCpu(pid);
+  return user + sys;
 }
 
-/** CPU ticks of the main thread and of all other threads (libuv pool, V8 GC and compiler). */
-function threadTicks(pid: number): { main: number; other: number } {
-  let main = 0;
+/** CPU ticks of the threads other than the main one (libuv pool, V8 GC and compiler). */
+function otherThreadTicks(pid: number): number {
   let other = 0;
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    try {
-      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      const ticks = Number(fields[11]) + Number(fields[12]);
-      if (tid === String(pid)) main += ticks;
-      else other += ticks;
-    } catch {
-      // the thread ended between readdir and read
-    }
-  }
-  return { main, other };
-}
-
-function median(values: number[]): number {
-  const finite = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
-  if (finite.length === 0) return NaN;
-  const mid = finite.length >> 1;
-  return finite.length % 2 === 1 ? (finite[mid] as number) : ((finite[mid - 1] as number) + (finite[mid] as number)) / 2;
+  for (const [name, ticks] of threadCpu(pid)) if (!name.endsWith('(main thread)')) other += ticks;
+  return other;
 }
 
 function sleep(ms: number): Promise<void> {
@@ -250,8 +231,8 @@ class AbBench {
     }
     const shape = WORKLOAD_ARGS[workload];
     const linesBefore = this.sidecar?.lines ?? 0;
-    const ticksBefore = procCpuTicks(pid);
-    const threadsBefore = threadTicks(pid);
+    const ticksBefore = cpuTicks(pid);
+    const threadsBefore = otherThreadTicks(pid);
     const d = this.options.durationS;
     const r =
       workload === 'h2c'
@@ -259,8 +240,8 @@ class AbBench {
         : workload === 'grpc'
           ? await t.execAsync(t.podNs, NODE, [TOOLS_JS, 'grpc-client', target, String(d), ...shape.args], { uid })
           : await t.execAsync(t.podNs, 'wrk', ['-t1', `-d${d}s`, '--timeout', '5s', '--latency', ...shape.args, `http://${target}${shape.path}`], { uid });
-    const ticks = procCpuTicks(pid) - ticksBefore;
-    const otherTicks = threadTicks(pid).other - threadsBefore.other;
+    const ticks = cpuTicks(pid) - ticksBefore;
+    const otherTicks = otherThreadTicks(pid) - threadsBefore;
     if (r.status !== 0) throw new Error(`${workload} load failed (${r.status}): ${r.stdout.slice(-300)} ${r.stderr}`);
     await sleep(50); // the last records reach our pipe
     const load: ParsedLoad =
@@ -279,7 +260,7 @@ class AbBench {
       cpuUsPerRequest: (ticks * (1e6 / CLK_TCK)) / load.requests,
       otherThreadsUsPerRequest: (otherTicks * (1e6 / CLK_TCK)) / load.requests,
       mibPerSecond: load.bytesPerSecond / 1024 ** 2,
-      rssMiB: Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024,
+      rssMiB: rssMiB(pid),
       records: variant === 'before' || variant === 'after' ? (this.sidecar?.lines ?? 0) - linesBefore : 0,
       requests: load.requests,
       errors: load.errors,

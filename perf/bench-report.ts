@@ -2,6 +2,7 @@
 // ratios issue 7 sets goals on, memory, the syscall counts and the sidecar's CPU profile.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import type { BenchRun, Sample, VariantName, WorkloadName } from './bench.js';
+import { median } from './proc-stats.js';
 
 /** Mirrors bench.ts PACED_RATE_CAP (a value import would run the bench's main()). */
 const PACED_RATE_CAP = 5000;
@@ -16,13 +17,6 @@ const WORKLOAD_TITLES: Record<WorkloadName, string> = {
   paced: 'Fixed rate below saturation (10 keep-alive connections, one request in flight each)',
   dns: 'DNS over UDP (20 queries outstanding)',
 };
-
-function median(values: number[]): number {
-  const finite = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
-  if (finite.length === 0) return NaN;
-  const mid = finite.length >> 1;
-  return finite.length % 2 === 1 ? (finite[mid] as number) : ((finite[mid - 1] as number) + (finite[mid] as number)) / 2;
-}
 
 type NumericField = 'rps' | 'p50Us' | 'p99Us' | 'meanUs' | 'cpuUsPerRequest' | 'userUsPerRequest' | 'sysUsPerRequest' | 'mibPerSecond' | 'records' | 'requests' | 'errors';
 

@@ -19,11 +19,11 @@ import { HAPROXY_PORTS, haproxyConfig, nginxConfig, PEER_PORTS, sidecarConfig, t
 import { summariseCpuProfile, type ProfileSummary } from './cpu-profile-summary.js';
 import { writeResults } from './bench-report.js';
 import { parseH2load, parseWrk, type ParsedLoad } from './load-output.js';
+import { CLK_TCK, median, procCpu, rssMiB, threadCpu } from './proc-stats.js';
 
 export { parseH2load, parseWrk } from './load-output.js';
 
 const TOOLS_JS = join(REPO, 'dist', 'perf', 'bench-tools.js');
-const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 
 export interface BenchOptions {
   rounds: number;
@@ -186,46 +186,6 @@ const SIDECAR_VARIANTS: Record<'sidewall' | 'sidewall-1000-rules' | 'sidewall-no
 };
 
 // ---- /proc readings
-
-interface CpuTicks {
-  user: number;
-  sys: number;
-}
-
-function procCpu(pid: number): CpuTicks {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  // Fields after "(comm)": state is field 3, utime 14, stime 15 (proc(5)).
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return { user: Number(fields[11]), sys: Number(fields[12]) };
-}
-
-/** CPU ticks per thread name (main thread "node", "V8 DefaultWorke", "libuv-worker", …). */
-function threadCpu(pid: number): Map<string, number> {
-  const byName = new Map<string, number>();
-  let tids: string[] = [];
-  try {
-    tids = readdirSync(`/proc/${pid}/task`);
-  } catch {
-    return byName;
-  }
-  for (const tid of tids) {
-    try {
-      const comm = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
-      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      const name = tid === String(pid) ? `${comm} (main thread)` : comm;
-      byName.set(name, (byName.get(name) ?? 0) + Number(fields[11]) + Number(fields[12]));
-    } catch {
-      // the thread ended between readdir and read
-    }
-  }
-  return byName;
-}
-
-function rssMiB(pid: number): number {
-  const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return match ? Number(match[1]) / 1024 : NaN;
-}
 
 function processName(pid: number): string {
   try {
@@ -739,13 +699,6 @@ class Bench {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-export function median(values: number[]): number {
-  const finite = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
-  if (finite.length === 0) return NaN;
-  const mid = finite.length >> 1;
-  return finite.length % 2 === 1 ? (finite[mid] as number) : ((finite[mid - 1] as number) + (finite[mid] as number)) / 2;
 }
 
 function machine(): Record<string, string> {
