@@ -65,6 +65,7 @@ function injectDemoPod(): { pod: Pod; init: Container; proxy: Container; warning
   const settings = defaultInjectorSettings();
   const result = mutatePod(pod, settings);
   if (result.skipped !== undefined) throw new Error(`the injector skipped the demo pod: ${result.skipped}`);
+  if (result.refused !== undefined) throw new Error(`the injector refused the demo pod:\n  ${result.refused.join('\n  ')}`);
   const patched = fastJsonPatch.applyPatch(structuredClone(pod), result.patch as fastJsonPatch.Operation[]).newDocument as Pod;
   const all = [...(patched.spec?.initContainers ?? []), ...(patched.spec?.containers ?? [])];
   const init = all.find((c) => c.name === INIT_CONTAINER);

@@ -14,7 +14,9 @@ export function rfc3339Nano(nowNs: bigint = wallClockAtStartNs + (process.hrtime
 }
 
 export interface AnnotationChange {
+  /** The annotation's name, or the label's when `source` is "label". */
   annotation: string;
+  source?: 'label';
   change: 'added' | 'removed' | 'modified';
   before?: string;
   after?: string;

@@ -3,13 +3,13 @@ import type { Pod } from './kube-types.js';
 import { requireObject, type AdmissionRequest, type AdmissionResponse } from './admission-review.js';
 import { mutatePod } from './mutate.js';
 import type { InjectorSettings } from './settings.js';
-import { denialMessage, validateAdmission, type RuleSourceChecker } from './validate.js';
+import { STEP_AROUND_HINT, denialMessage, validateAdmission, type RuleSourceChecker } from './validate.js';
 import type { AlertSink } from './alerts.js';
 
 export interface MutationOutcome {
   response: AdmissionResponse;
   /** What happened, for the log line. */
-  outcome: 'injected' | 'skipped' | 'ignored';
+  outcome: 'injected' | 'skipped' | 'ignored' | 'refused';
   reason?: string;
 }
 
@@ -21,7 +21,13 @@ export function handleMutation(request: AdmissionRequest, settings: InjectorSett
     return { response: base, outcome: 'ignored', reason: `${request.operation} ${request.kind.kind}${request.subResource ? '/' + request.subResource : ''}` };
   }
   const pod = requireObject(request) as Pod;
-  const result = mutatePod(pod, settings);
+  const result = mutatePod(pod, settings, request.namespace !== undefined ? { namespace: request.namespace } : {});
+  if (result.refused !== undefined) {
+    const problems = result.refused;
+    const subject = `Pod ${request.namespace ?? pod.metadata?.namespace ?? ''}/${request.name ?? pod.metadata?.name ?? pod.metadata?.generateName ?? ''}`;
+    const message = denialMessage({ allowed: false, problems, subject, hint: STEP_AROUND_HINT });
+    return { response: { uid: request.uid, allowed: false, status: { code: 403, reason: 'Forbidden', message } }, outcome: 'refused', reason: problems.join('; ') };
+  }
   const response: AdmissionResponse = { ...base };
   if (result.warnings.length > 0) response.warnings = result.warnings;
   if (result.skipped !== undefined) {

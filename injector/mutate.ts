@@ -3,9 +3,10 @@
 // Pure: no I/O, so the demo can run the same code on its own pods.
 import type { Container, EnvVar, Pod, ResourceRequirements, Volume } from './kube-types.js';
 import { pointer, type JsonPatchOp } from './json-patch.js';
-import { ANNOTATION, STATUS_INJECTED, formatAnnotationIssue, readPodKnobs, type AnnotationIssue } from './annotations.js';
+import { ANNOTATION, STATUS_INJECTED, formatAnnotationIssue, readPodKnobs, type AnnotationIssue, type PodKnobs } from './annotations.js';
 import { APP_PROBES_ENV, rewriteAppProbes } from './probes.js';
 import type { InjectorSettings } from './settings.js';
+import { capabilityDropPatch, formatFinding, stepAroundFindings } from './step-around.js';
 
 export const INIT_CONTAINER = 'sidewall-init';
 export const PROXY_CONTAINER = 'sidewall-proxy';
@@ -38,6 +39,13 @@ export interface MutationResult {
   warnings: string[];
   /** Why nothing was injected; absent when the patch injects the sidecar. */
   skipped?: string;
+  /** Set when the pod must be refused: each way it could step around the sidecar (README "Security"). */
+  refused?: string[];
+}
+
+/** Where the pod is being created; the AdmissionRequest's namespace when the pod has none yet. */
+export interface MutationContext {
+  namespace?: string;
 }
 
 function sortedUnique<T>(items: T[]): T[] {
@@ -51,6 +59,20 @@ function mergeResources(base: ResourceRequirements, override: { requests: Record
   if (Object.keys(requests).length > 0) out.requests = requests;
   if (Object.keys(limits).length > 0) out.limits = limits;
   return out;
+}
+
+/** The redirect exclusions of a pod: the cluster-wide ones, then the pod's annotations'. */
+export function podExclusions(settings: InjectorSettings, knobs: PodKnobs): { inboundPorts: number[]; outboundPorts: number[]; outboundCidrs: string[] } {
+  return {
+    inboundPorts: sortedUnique([...settings.excludeInboundPorts, ...knobs.excludeInboundPorts]),
+    outboundPorts: sortedUnique([...settings.excludeOutboundPorts, ...knobs.excludeOutboundPorts]),
+    outboundCidrs: [...new Set([...settings.excludeOutboundCidrs, ...knobs.excludeOutboundCidrs])],
+  };
+}
+
+/** sidewall-proxy's command: the capability launcher (settings.proxyLauncher), then `sidewall`. */
+export function proxyCommand(settings: InjectorSettings): string[] {
+  return [...settings.proxyLauncher, 'sidewall'];
 }
 
 /** The `sidewall init` arguments (flags fixed with the iptables module). */
@@ -79,7 +101,12 @@ function adminProbe(settings: InjectorSettings, path: string, periodSeconds: num
   return { httpGet: { path, port: settings.adminPort, scheme: 'HTTP' }, periodSeconds, failureThreshold, timeoutSeconds: 1 };
 }
 
-export function mutatePod(pod: Pod, settings: InjectorSettings): MutationResult {
+/** Whether the security team exempted the namespace from the step-around checks and drops. */
+export function stepAroundApplies(settings: InjectorSettings, namespace: string | undefined): boolean {
+  return settings.stepAround.enabled && !(namespace !== undefined && settings.stepAround.exemptNamespaces.includes(namespace));
+}
+
+export function mutatePod(pod: Pod, settings: InjectorSettings, context: MutationContext = {}): MutationResult {
   const warnings: string[] = [];
   const annotations = pod.metadata?.annotations ?? {};
   const spec = pod.spec;
@@ -124,6 +151,19 @@ export function mutatePod(pod: Pod, settings: InjectorSettings): MutationResult 
   }
 
   const patch: JsonPatchOp[] = [];
+  const namespace = context.namespace ?? pod.metadata?.namespace;
+  if (stepAroundApplies(settings, namespace)) {
+    const findings = stepAroundFindings(spec, {
+      proxyUid: settings.proxyUid,
+      proxyGid: settings.proxyGid,
+      specPath: 'spec',
+      rootContainers: settings.stepAround.rootContainers === 'refuse',
+    });
+    if (findings.length > 0) return { patch: [], warnings, refused: findings.map(formatFinding) };
+    // Capability drops, like probe rewrites, address containers by their current index, so they
+    // come before any op that inserts into the container lists.
+    patch.push(...capabilityDropPatch(spec, { dropRoot: settings.stepAround.rootContainers === 'drop', dropNetRaw: settings.stepAround.dropNetRaw }));
+  }
   // Probe rewrites address the app containers by their current index, so they come before any
   // op that inserts into the containers array.
   let appProbesJson: string | undefined;
@@ -147,11 +187,7 @@ export function mutatePod(pod: Pod, settings: InjectorSettings): MutationResult 
     }
   }
 
-  const exclusions = {
-    inboundPorts: sortedUnique([...settings.excludeInboundPorts, ...knobs.excludeInboundPorts]),
-    outboundPorts: sortedUnique([...settings.excludeOutboundPorts, ...knobs.excludeOutboundPorts]),
-    outboundCidrs: [...new Set([...settings.excludeOutboundCidrs, ...knobs.excludeOutboundCidrs])],
-  };
+  const exclusions = podExclusions(settings, knobs);
   const initContainer: Container = {
     name: INIT_CONTAINER,
     image: settings.image,
@@ -185,7 +221,7 @@ export function mutatePod(pod: Pod, settings: InjectorSettings): MutationResult 
     name: PROXY_CONTAINER,
     image: settings.image,
     imagePullPolicy: settings.imagePullPolicy,
-    command: ['sidewall'],
+    command: proxyCommand(settings),
     args: ['proxy', '--config', SIDECAR_CONFIG_FILE],
     env,
     ports: [{ name: 'sidewall-admin', containerPort: settings.adminPort, protocol: 'TCP' }],
@@ -205,7 +241,11 @@ export function mutatePod(pod: Pod, settings: InjectorSettings): MutationResult 
       privileged: false,
       allowPrivilegeEscalation: false,
       readOnlyRootFilesystem: true,
-      capabilities: { drop: ['ALL'] },
+      // CAP_NET_ADMIN in the pod's network namespace only: the NFQUEUE that decides non-TCP
+      // flows and the socket mark (SO_MARK) that is the proxy's identity in iptables. As uid 1337
+      // the runtime leaves it in the permitted set only; proxyLauncher makes it usable (README
+      // "Security", "The proxy's capability").
+      capabilities: { add: ['NET_ADMIN'], drop: ['ALL'] },
     },
   };
 

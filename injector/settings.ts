@@ -15,6 +15,33 @@ export interface AnnotationGuardSettings {
   annotations: string[];
   allowedUsers: string[];
   allowedGroups: string[];
+  /**
+   * Labels guarded like the annotations: `sidewall.io/inject=false` as a label keeps a pod from
+   * even reaching the mutating webhook (its objectSelector), so setting it is an opt-out.
+   */
+  labels: string[];
+  /**
+   * Users whose CREATEs copy a pod template the guard already checked when the workload was
+   * created or changed (the kube-controller-manager's controllers): a ReplicaSet's pods carry
+   * the template's annotations and must not be refused for it.
+   */
+  trustedCreators: string[];
+}
+
+/** What the webhooks do about app containers that could step around the sidecar (issue 13). */
+export interface StepAroundSettings {
+  /** Off: no refusals and no capability drops (clusters that police this another way). */
+  enabled: boolean;
+  /**
+   * App containers that may run as root (or gain it through a setuid binary) and keep
+   * CAP_SETUID/CAP_SETGID could take the proxy's uid or gid: `drop` adds
+   * `capabilities.drop: [SETUID, SETGID]` to them at injection; `refuse` denies the pod.
+   */
+  rootContainers: 'drop' | 'refuse';
+  /** Add NET_RAW to every app container's `capabilities.drop` (in containerd's and CRI-O's default set). */
+  dropNetRaw: boolean;
+  /** Namespaces the security team exempts from these checks (chart values only; see README "Security"). */
+  exemptNamespaces: string[];
 }
 
 /**
@@ -61,6 +88,14 @@ export interface InjectorSettings {
   /** Rewrite kubelet httpGet/tcpSocket probes through the sidecar admin port. */
   rewriteProbes: boolean;
   annotationGuard: AnnotationGuardSettings;
+  stepAround: StepAroundSettings;
+  /**
+   * Prepended to sidewall-proxy's command so the proxy holds CAP_NET_ADMIN as uid 1337 (README
+   * "Security", "The proxy's capability"): the image's copy of setpriv carries the file
+   * capability cap_net_admin=p and raises it into the inheritable and ambient sets before it
+   * execs `sidewall`. Empty: `sidewall` is run directly (a runtime that grants ambient caps).
+   */
+  proxyLauncher: string[];
   /** Absent: no controller credentials are mounted (clusters without `sidewall controller`). */
   identity?: IdentityCredentialSettings;
 }
@@ -98,9 +133,29 @@ export function defaultInjectorSettings(): InjectorSettings {
       ],
       allowedUsers: [],
       allowedGroups: ['system:masters', 'sidewall:policy-admins'],
+      labels: ['sidewall.io/inject'],
+      trustedCreators: [...KUBE_CONTROLLER_USERS],
     },
+    stepAround: { enabled: true, rootContainers: 'drop', dropNetRaw: true, exemptNamespaces: [] },
+    proxyLauncher: [...DEFAULT_PROXY_LAUNCHER],
   };
 }
+
+/** The kube-controller-manager's identities that create Pods, ReplicaSets and Jobs from templates. */
+export const KUBE_CONTROLLER_USERS = [
+  'system:kube-controller-manager',
+  'system:serviceaccount:kube-system:replicaset-controller',
+  'system:serviceaccount:kube-system:replication-controller',
+  'system:serviceaccount:kube-system:deployment-controller',
+  'system:serviceaccount:kube-system:statefulset-controller',
+  'system:serviceaccount:kube-system:daemon-set-controller',
+  'system:serviceaccount:kube-system:job-controller',
+  'system:serviceaccount:kube-system:cronjob-controller',
+] as const;
+
+/** The image's setpriv copy with cap_net_admin=p (the "image" build installs it). */
+export const PROXY_CAPS_LAUNCHER = '/usr/local/bin/sidewall-caps';
+export const DEFAULT_PROXY_LAUNCHER = [PROXY_CAPS_LAUNCHER, '--inh-caps=+net_admin', '--ambient-caps=+net_admin', '--'] as const;
 
 export class InjectorSettingsError extends Error {
   readonly code = 'SIDEWALL_INJECTOR_SETTINGS';
@@ -179,8 +234,40 @@ const readers: Record<string, Reader> = {
   initResources: readResources,
   proxyNodeOptions: readNodeOptions,
   sidecarConfigMap: (key, v, p) => (typeof v === 'string' && v.length > 0 ? v : void p.push(`${key}: expected a ConfigMap name`)),
+  proxyLauncher: (key, v, p) =>
+    Array.isArray(v) && v.every((item) => typeof item === 'string' && item.length > 0)
+      ? v
+      : void p.push(`${key}: expected a list of non-empty strings (the command prepended to sidewall-proxy's, e.g. ${JSON.stringify(DEFAULT_PROXY_LAUNCHER)}), or [] for none`),
   clusterRulesConfigMap: (key, v, p) => (typeof v === 'string' && v.length > 0 ? v : void p.push(`${key}: expected a ConfigMap name`)),
 };
+
+// A DNS-1123 label: what Kubernetes accepts as a namespace name.
+const NAMESPACE_NAME = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+
+function readStepAround(value: unknown, target: StepAroundSettings, problems: string[]): void {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    problems.push('stepAround: expected a map with enabled, rootContainers, dropNetRaw and exemptNamespaces');
+    return;
+  }
+  for (const [field, fieldValue] of Object.entries(value as Record<string, unknown>)) {
+    const key = `stepAround.${field}`;
+    if (field === 'enabled' || field === 'dropNetRaw') {
+      if (typeof fieldValue === 'boolean') target[field] = fieldValue;
+      else problems.push(`${key}: expected true or false`);
+    } else if (field === 'rootContainers') {
+      if (fieldValue === 'drop' || fieldValue === 'refuse') target.rootContainers = fieldValue;
+      else problems.push(`${key}: expected drop (add capabilities.drop [SETUID, SETGID]) or refuse (deny the pod), not ${JSON.stringify(fieldValue)}`);
+    } else if (field === 'exemptNamespaces') {
+      const list = stringList(key, fieldValue, problems);
+      if (list === undefined) continue;
+      const bad = list.filter((name) => !NAMESPACE_NAME.test(name));
+      if (bad.length > 0) problems.push(`${key}: ${bad.map((name) => JSON.stringify(name)).join(', ')} not a namespace name (lower-case letters, digits and '-')`);
+      else target.exemptNamespaces = list;
+    } else {
+      problems.push(`${key}: unknown key (expected enabled, rootContainers, dropNetRaw, exemptNamespaces)`);
+    }
+  }
+}
 
 /** Kubernetes refuses projected tokens shorter than 10 minutes (TokenRequest minimum). */
 const MIN_TOKEN_SECONDS = 600;
@@ -227,13 +314,17 @@ export function resolveInjectorSettings(document: unknown, source: string): Inje
         if (guardKey === 'enabled') {
           if (typeof guardValue === 'boolean') settings.annotationGuard.enabled = guardValue;
           else problems.push('annotationGuard.enabled: expected true or false');
-        } else if (guardKey === 'annotations' || guardKey === 'allowedUsers' || guardKey === 'allowedGroups') {
+        } else if (guardKey === 'annotations' || guardKey === 'allowedUsers' || guardKey === 'allowedGroups' || guardKey === 'labels' || guardKey === 'trustedCreators') {
           const list = stringList(`annotationGuard.${guardKey}`, guardValue, problems);
           if (list !== undefined) settings.annotationGuard[guardKey] = list;
         } else {
           problems.push(`annotationGuard.${guardKey}: unknown key`);
         }
       }
+      continue;
+    }
+    if (key === 'stepAround') {
+      readStepAround(value, settings.stepAround, problems);
       continue;
     }
     if (key === 'identity') {

@@ -1,11 +1,14 @@
 // The validating half of the admission webhook: refuses pods and pod templates whose sidewall
 // annotations do not validate (every problem in one message, which kubectl shows verbatim), and
 // refuses changes to policy annotations by anyone the security team has not listed.
-import type { KubeObject, ObjectMeta } from './kube-types.js';
+import type { KubeObject, ObjectMeta, PodSpec } from './kube-types.js';
 import { ANNOTATION, formatAnnotationIssue, readPodKnobs, type AnnotationIssue } from './annotations.js';
 import type { AdmissionRequest } from './admission-review.js';
 import type { AnnotationChange, AnnotationChangeAlert } from './alerts.js';
 import type { InjectorSettings } from './settings.js';
+import { stepAroundApplies } from './mutate.js';
+import { formatFinding, stepAroundFindings } from './step-around.js';
+import { injectionProblems } from './injection-check.js';
 
 /** The shape of src/policy's RuleIssue, restated so the injector does not depend on its internals. */
 export interface RuleIssueLike {
@@ -26,9 +29,24 @@ export interface ValidationVerdict {
   alert?: AnnotationChangeAlert;
   /** Which object was checked, for messages: "Pod shop/cart-0", "pod template of Deployment shop/cart". */
   subject: string;
+  /** A last line for the message: who can grant an exception. */
+  hint?: string;
 }
 
+/** Said once under step-around refusals: the exception exists, and it is not the app team's. */
+export const STEP_AROUND_HINT =
+  'These keep the pod from stepping around the sidewall firewall (README "Security"). If this workload truly needs it, ask your security team: only they can exempt a namespace (chart value stepAround.exemptNamespaces).';
+
 const TEMPLATE_KINDS = new Set(['Deployment', 'StatefulSet', 'DaemonSet', 'ReplicaSet', 'Job', 'ReplicationController']);
+
+/** The pod spec an object carries, and its path for messages. */
+export function podSpecOf(kind: string, object: KubeObject | undefined): { spec: PodSpec | undefined; path: string } | undefined {
+  if (object === undefined || object === null) return undefined;
+  if (kind === 'Pod') return { spec: object.spec as PodSpec | undefined, path: 'spec' };
+  if (TEMPLATE_KINDS.has(kind)) return { spec: object.spec?.template?.spec, path: 'spec.template.spec' };
+  if (kind === 'CronJob') return { spec: object.spec?.jobTemplate?.spec?.template?.spec, path: 'spec.jobTemplate.spec.template.spec' };
+  return undefined;
+}
 
 /** The pod metadata an object carries: its own for a Pod, its pod template's for a workload. */
 export function podMetadataOf(kind: string, object: KubeObject | undefined): ObjectMeta | undefined {
@@ -47,24 +65,34 @@ function describeRuleIssue(issue: RuleIssueLike): string {
   return `${ANNOTATION.rules}: ${where === '' ? '' : where + ': '}${issue.message}${id}`;
 }
 
-export function annotationChanges(before: Record<string, string>, after: Record<string, string>, watched: string[]): AnnotationChange[] {
+export function annotationChanges(before: Record<string, string>, after: Record<string, string>, watched: string[], source?: 'label'): AnnotationChange[] {
   const changes: AnnotationChange[] = [];
   for (const annotation of watched) {
     const old = before[annotation];
     const now = after[annotation];
     if (old === now) continue;
-    if (old === undefined) changes.push({ annotation, change: 'added', after: now });
-    else if (now === undefined) changes.push({ annotation, change: 'removed', before: old });
-    else changes.push({ annotation, change: 'modified', before: old, after: now });
+    const base = source === 'label' ? { annotation, source } : { annotation };
+    if (old === undefined) changes.push({ ...base, change: 'added', after: now });
+    else if (now === undefined) changes.push({ ...base, change: 'removed', before: old });
+    else changes.push({ ...base, change: 'modified', before: old, after: now });
   }
   return changes;
 }
 
 function userMayChangePolicy(request: AdmissionRequest, settings: InjectorSettings): boolean {
   const guard = settings.annotationGuard;
-  if (request.userInfo.username !== undefined && guard.allowedUsers.includes(request.userInfo.username)) return true;
+  const user = request.userInfo.username;
+  if (user !== undefined && (guard.allowedUsers.includes(user) || guard.trustedCreators.includes(user))) return true;
   return (request.userInfo.groups ?? []).some((group) => guard.allowedGroups.includes(group));
 }
+
+/** `sidewall.io/inject: "false"` as annotation or label: the pod is meant to run without the sidecar. */
+function optedOut(metadata: ObjectMeta): boolean {
+  return metadata.annotations?.[ANNOTATION.inject]?.trim().toLowerCase() === 'false' || metadata.labels?.[ANNOTATION.inject] === 'false';
+}
+
+/** The key a finding is compared by between the old and the new object of an UPDATE. */
+const findingKey = (line: string): string => line;
 
 export function validateAdmission(request: AdmissionRequest, settings: InjectorSettings, checkRules: RuleSourceChecker): ValidationVerdict {
   const kind = request.kind.kind;
@@ -97,13 +125,23 @@ export function validateAdmission(request: AdmissionRequest, settings: InjectorS
   readPodKnobs(annotations, knobIssues);
   for (const issue of knobIssues) if (changed(issue.annotation)) verdict.problems.push(formatAnnotationIssue(issue));
 
-  if (request.operation === 'UPDATE' && settings.annotationGuard.enabled) {
-    const changes = annotationChanges(oldAnnotations, annotations, settings.annotationGuard.annotations);
+  // The guard applies to CREATE as well as UPDATE: on CREATE every guarded annotation or label
+  // present counts as a change (`inject: "true"` opts nothing out and is not one). The
+  // controllers in trustedCreators copy templates the guard already checked.
+  if (settings.annotationGuard.enabled) {
+    const guard = settings.annotationGuard;
+    const oldLabels = request.operation === 'UPDATE' ? podMetadataOf(kind, request.oldObject as KubeObject | undefined)?.labels ?? {} : {};
+    const changes = [
+      ...annotationChanges(oldAnnotations, annotations, guard.annotations),
+      ...annotationChanges(oldLabels, metadata.labels ?? {}, guard.labels, 'label'),
+    ].filter((change) => !(request.operation === 'CREATE' && change.annotation === ANNOTATION.inject && change.after?.trim().toLowerCase() === 'true'));
     if (changes.length > 0 && !userMayChangePolicy(request, settings)) {
       const user = request.userInfo.username ?? '(unknown)';
+      const verb = request.operation === 'CREATE' ? 'set' : 'change';
+      const names = changes.map((change) => (change.source === 'label' ? `label ${change.annotation}` : change.annotation)).join(', ');
       const message =
-        `${user} may not change ${changes.map((change) => change.annotation).join(', ')} on ${subject}: ` +
-        'sidewall policy annotations are owned by the security team (annotationGuard.allowedUsers / allowedGroups)';
+        `${user} may not ${verb} ${names} on ${subject}: ` +
+        'sidewall policy annotations are owned by the security team (annotationGuard.allowedUsers / allowedGroups); remove them and ask the security team to set them';
       verdict.problems.push(message);
       verdict.alert = {
         operation: request.operation,
@@ -118,11 +156,39 @@ export function validateAdmission(request: AdmissionRequest, settings: InjectorS
       };
     }
   }
+
+  // Ways around the sidecar (README "Security"). Only for objects whose pods get the sidecar; on
+  // UPDATE only findings the old object did not have, so objects admitted before stay scalable.
+  const specOf = podSpecOf(kind, object);
+  if (specOf !== undefined && stepAroundApplies(settings, namespace) && !optedOut(metadata) && specOf.spec?.hostNetwork !== true) {
+    const findingsOf = (spec: PodSpec | undefined, objectMeta: ObjectMeta | undefined): string[] => [
+      ...stepAroundFindings(spec, {
+        proxyUid: settings.proxyUid,
+        proxyGid: settings.proxyGid,
+        specPath: specOf.path,
+        // Templates in `drop` mode are fine: their pods get the drops at injection. Pods are
+        // checked anyway (a pod the injector did not drop for, e.g. ephemeral containers).
+        rootContainers: settings.stepAround.rootContainers === 'refuse' || kind === 'Pod',
+      }).map(formatFinding),
+      ...injectionProblems(kind, spec, objectMeta ?? {}, settings, specOf.path),
+    ];
+    let found = findingsOf(specOf.spec, metadata);
+    if (request.operation === 'UPDATE') {
+      const oldSpec = podSpecOf(kind, request.oldObject as KubeObject | undefined);
+      const before = new Set(findingsOf(oldSpec?.spec, podMetadataOf(kind, request.oldObject as KubeObject | undefined)).map(findingKey));
+      found = found.filter((line) => !before.has(findingKey(line)));
+    }
+    if (found.length > 0) {
+      verdict.problems.push(...found);
+      verdict.hint = STEP_AROUND_HINT;
+    }
+  }
   verdict.allowed = verdict.problems.length === 0;
   return verdict;
 }
 
 export function denialMessage(verdict: ValidationVerdict): string {
   const count = verdict.problems.length;
-  return `sidewall denied ${verdict.subject} (${count} ${count === 1 ? 'problem' : 'problems'}):\n  - ${verdict.problems.join('\n  - ')}`;
+  const text = `sidewall denied ${verdict.subject} (${count} ${count === 1 ? 'problem' : 'problems'}):\n  - ${verdict.problems.join('\n  - ')}`;
+  return verdict.hint === undefined ? text : `${text}\n${verdict.hint}`;
 }

@@ -77,7 +77,7 @@ export function updateReview(kind: { group: string; version: string; kind: strin
   };
 }
 
-export function workloadCreateReview(kind: { group: string; version: string; kind: string; resource: string }, object: Json, options: { namespace: string; name: string; user?: string }): Json {
+export function workloadCreateReview(kind: { group: string; version: string; kind: string; resource: string }, object: Json, options: { namespace: string; name: string; user?: string; groups?: string[] }): Json {
   return {
     apiVersion: 'admission.k8s.io/v1',
     kind: 'AdmissionReview',
@@ -88,7 +88,7 @@ export function workloadCreateReview(kind: { group: string; version: string; kin
       name: options.name,
       namespace: options.namespace,
       operation: 'CREATE',
-      userInfo: { username: options.user ?? 'alice@example.com', groups: ['developers', 'system:authenticated'] },
+      userInfo: { username: options.user ?? 'alice@example.com', groups: options.groups ?? ['developers', 'system:authenticated'] },
       object,
       oldObject: null,
       dryRun: false,

@@ -38,12 +38,15 @@ describe('mutating webhook: a Deployment pod (generateName, no name yet)', () =>
     expect(args).not.toContain('--exclude-inbound-ports');
   });
 
-  it('runs sidewall-proxy as 1337 with a read-only root filesystem and no capabilities', () => {
+  it('runs sidewall-proxy as 1337 with a read-only root filesystem and NET_ADMIN as its only capability, through the caps launcher', () => {
     const proxy = init[1]!;
-    expect(proxy.securityContext).toMatchObject({
-      runAsUser: 1337, runAsGroup: 1337, runAsNonRoot: true, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] },
+    expect(proxy.securityContext).toEqual({
+      runAsUser: 1337, runAsGroup: 1337, runAsNonRoot: true, privileged: false, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false,
+      capabilities: { add: ['NET_ADMIN'], drop: ['ALL'] },
     });
-    expect(proxy.securityContext!.capabilities!.add).toBeUndefined();
+    // As uid 1337 the runtime leaves NET_ADMIN in the permitted set only; the image's setpriv copy
+    // (file capability cap_net_admin=p) makes it ambient before it execs `sidewall`.
+    expect(proxy.command).toEqual(['/usr/local/bin/sidewall-caps', '--inh-caps=+net_admin', '--ambient-caps=+net_admin', '--', 'sidewall']);
     expect(proxy.args).toEqual(['proxy', '--config', '/etc/sidewall/config/config.yaml']);
     expect(proxy.readinessProbe!.httpGet).toMatchObject({ path: '/ready', port: 15000 });
     expect(proxy.startupProbe!.httpGet).toMatchObject({ path: '/ready', port: 15000 });

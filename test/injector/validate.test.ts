@@ -1,7 +1,8 @@
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { checkRuleSource } from '../../src/policy/index.js';
-import { createAlertWriter, defaultInjectorSettings, handleValidation, parseAdmissionReview, type AlertRecord } from '../../injector/index.js';
+import { createAlertWriter, defaultInjectorSettings, handleMutation, handleValidation, parseAdmissionReview, type AlertRecord } from '../../injector/index.js';
+import { applyReviewPatch } from './helpers.js';
 import { KIND, cronJob, deployment, podCreateReview, replicaSetPod, updateReview, workloadCreateReview } from './fixtures.js';
 
 const settings = defaultInjectorSettings();
@@ -29,15 +30,22 @@ function collectAlerts(): { sink: ReturnType<typeof createAlertWriter>; records:
   return { sink: createAlertWriter(out), records: () => lines.join('').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as AlertRecord) };
 }
 
+// As the API server does: mutating webhooks first, so a Pod CREATE is validated as injected.
 function validate(review: Record<string, unknown>) {
   const alerts = collectAlerts();
-  const outcome = handleValidation(parseAdmissionReview(JSON.stringify(review)), settings, checkRuleSource, alerts.sink);
+  const request = parseAdmissionReview(JSON.stringify(review));
+  if (request.operation === 'CREATE' && request.kind.kind === 'Pod') {
+    const mutation = handleMutation(request, settings);
+    if (!mutation.response.allowed) return { response: mutation.response, problems: [], alerts: [] };
+    request.object = applyReviewPatch(request.object, mutation.response);
+  }
+  const outcome = handleValidation(request, settings, checkRuleSource, alerts.sink);
   return { ...outcome, alerts: alerts.records() };
 }
 
 describe('validating webhook: rules annotation', () => {
   it('admits a Deployment whose pod template has valid rules', () => {
-    const { response } = validate(workloadCreateReview(KIND.deployment, deployment({ 'sidewall.io/rules': validRules }), { namespace: 'shop', name: 'cart' }));
+    const { response } = validate(workloadCreateReview(KIND.deployment, deployment({ 'sidewall.io/rules': validRules }), { namespace: 'shop', name: 'cart', user: 'sec-bob', groups: ['sidewall:policy-admins'] }));
     expect(response.allowed).toBe(true);
   });
 
