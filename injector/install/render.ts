@@ -65,11 +65,14 @@ export interface ChartValues {
     initResources: Resources;
     /** NODE_OPTIONS of sidewall-proxy (V8 heap sizes only); empty: none. */
     nodeOptions: string;
+    /** Prepended to sidewall-proxy's command (the CAP_NET_ADMIN launcher); [] for none. */
+    proxyLauncher: string[];
     config: Json;
   };
   clusterRules: Json[];
   injection: { namespaces: string[] };
-  annotationGuard: { enabled: boolean; annotations: string[]; allowedUsers: string[]; allowedGroups: string[] };
+  annotationGuard: { enabled: boolean; annotations: string[]; allowedUsers: string[]; allowedGroups: string[]; labels: string[]; trustedCreators: string[] };
+  stepAround: { enabled: boolean; rootContainers: 'drop' | 'refuse'; dropNetRaw: boolean; exemptNamespaces: string[] };
   rbac: { policyAdminGroup: string };
 }
 
@@ -168,9 +171,11 @@ export function injectorSettingsDocument(values: ChartValues, name: string, appV
     proxyResources: values.sidecar.resources,
     initResources: values.sidecar.initResources,
     proxyNodeOptions: values.sidecar.nodeOptions,
+    proxyLauncher: values.sidecar.proxyLauncher,
     sidecarConfigMap: `${name}-sidecar-config`,
     clusterRulesConfigMap: `${name}-cluster-rules`,
     annotationGuard: values.annotationGuard,
+    stepAround: values.stepAround,
   };
   if (values.controller.enabled) {
     document.identity = { audience: values.controller.audience, expirationSeconds: values.controller.tokenExpirationSeconds, caConfigMap: controllerCaName(name) };
@@ -494,7 +499,8 @@ export function renderInstallation(values: ChartValues, options: RenderOptions):
         matchPolicy: 'Equivalent',
         clientConfig: clientConfig('/validate'),
         rules: [
-          { apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE', 'UPDATE'], resources: ['pods'], scope: 'Namespaced' },
+          // pods/ephemeralcontainers: `kubectl debug` adds containers to a running pod through it.
+          { apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE', 'UPDATE'], resources: ['pods', 'pods/ephemeralcontainers', 'replicationcontrollers'], scope: 'Namespaced' },
           { apiGroups: ['apps'], apiVersions: ['v1'], operations: ['CREATE', 'UPDATE'], resources: ['deployments', 'statefulsets', 'daemonsets', 'replicasets'], scope: 'Namespaced' },
           { apiGroups: ['batch'], apiVersions: ['v1'], operations: ['CREATE', 'UPDATE'], resources: ['jobs', 'cronjobs'], scope: 'Namespaced' },
         ],

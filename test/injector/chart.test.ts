@@ -64,6 +64,10 @@ describe('charts/sidewall values', () => {
     ['sidecar.config.identity={"controller":"elsewhere:1"}'],
     ['tls.certManager.enabled=true'],
     ['sidecar.nodeOptions="--require=/tmp/x.js"'],
+    ['stepAround.rootContainers=ignore'],
+    ['stepAround.exemptNamespaces=["Net_Ops"]'],
+    ['stepAround.allowNetAdmin=true'],
+    ['sidecar.proxyLauncher=[""]'],
   ])('values.schema.json rejects %s', (assignment) => {
     expect(validateValues(setValue(defaultChartValues(), assignment))).toBe(false);
   });
@@ -72,6 +76,20 @@ describe('charts/sidewall values', () => {
     const values = setValue(defaultChartValues(), 'sidecar.nodeOptions="--max-semi-space-size=1"');
     expect(validateValues(values)).toBe(true);
     expect(resolveInjectorSettings(injectorSettingsDocument(values, 'sidewall', '0.1.0'), 'values').proxyNodeOptions).toBe('--max-semi-space-size=1');
+  });
+
+  it('stepAround, the guard on labels and trusted creators, and the proxy launcher reach the injector settings', () => {
+    const values = mergeValues(defaultChartValues(), { stepAround: { rootContainers: 'refuse', exemptNamespaces: ['netops'] }, annotationGuard: { trustedCreators: ['system:serviceaccount:argo-rollouts:argo-rollouts'] } });
+    expect(validateValues(values), JSON.stringify(validateValues.errors)).toBe(true);
+    const settings = resolveInjectorSettings(injectorSettingsDocument(values, 'sidewall', '0.1.0'), 'values');
+    expect(settings.stepAround).toEqual({ enabled: true, rootContainers: 'refuse', dropNetRaw: true, exemptNamespaces: ['netops'] });
+    expect(settings.annotationGuard.trustedCreators).toEqual(['system:serviceaccount:argo-rollouts:argo-rollouts']);
+    expect(settings.annotationGuard.labels).toEqual(['sidewall.io/inject']);
+    expect(settings.proxyLauncher).toEqual(['/usr/local/bin/sidewall-caps', '--inh-caps=+net_admin', '--ambient-caps=+net_admin', '--']);
+    // The chart's defaults are the injector's own defaults.
+    expect(resolveInjectorSettings(injectorSettingsDocument(defaultChartValues(), 'sidewall', '0.1.0'), 'values')).toMatchObject({
+      stepAround: defaultInjectorSettings().stepAround, proxyLauncher: defaultInjectorSettings().proxyLauncher, annotationGuard: { trustedCreators: defaultInjectorSettings().annotationGuard.trustedCreators },
+    });
   });
 
   it('controller.enabled=false frees sidecar.config.identity for your own controller; cert-manager takes a caBundle', () => {
@@ -179,7 +197,7 @@ describe('sidewall manifests', () => {
     expect(mutating).toMatchObject({ failurePolicy: 'Fail', timeoutSeconds: 10, reinvocationPolicy: 'Never', sideEffects: 'None' });
     const validating = find(objects, 'ValidatingWebhookConfiguration').webhooks[0];
     const resources = (validating.rules as Array<{ resources: string[] }>).flatMap((r) => r.resources);
-    expect(resources.sort()).toEqual(['cronjobs', 'daemonsets', 'deployments', 'jobs', 'pods', 'replicasets', 'statefulsets']);
+    expect(resources.sort()).toEqual(['cronjobs', 'daemonsets', 'deployments', 'jobs', 'pods', 'pods/ephemeralcontainers', 'replicasets', 'replicationcontrollers', 'statefulsets']);
   });
 
   it('carries a CA bundle that verifies the serving certificate, whose key matches and whose names are the Service', () => {

@@ -46,6 +46,7 @@ excludeOutboundCidrs: {{ .Values.sidecar.excludeOutboundCidrs | toJson }}
 proxyResources: {{ .Values.sidecar.resources | toJson }}
 initResources: {{ .Values.sidecar.initResources | toJson }}
 proxyNodeOptions: {{ .Values.sidecar.nodeOptions | quote }}
+proxyLauncher: {{ .Values.sidecar.proxyLauncher | toJson }}
 sidecarConfigMap: {{ include "sidewall.fullname" . }}-sidecar-config
 clusterRulesConfigMap: {{ include "sidewall.fullname" . }}-cluster-rules
 annotationGuard:
@@ -53,6 +54,9 @@ annotationGuard:
   annotations: {{ .Values.annotationGuard.annotations | toJson }}
   allowedUsers: {{ .Values.annotationGuard.allowedUsers | toJson }}
   allowedGroups: {{ .Values.annotationGuard.allowedGroups | toJson }}
+  labels: {{ .Values.annotationGuard.labels | toJson }}
+  trustedCreators: {{ .Values.annotationGuard.trustedCreators | toJson }}
+stepAround: {{ .Values.stepAround | toJson }}
 {{- if .Values.controller.enabled }}
 identity:
   audience: {{ .Values.controller.audience | quote }}
