@@ -2,13 +2,13 @@
 # Installs the Debian packages sidewall's tests, demo and benchmarks use, when any is missing.
 # Needs root (apt-get). Node.js >= 20.19 with npm must already be there. `--list` prints the list.
 set -euo pipefail
-packages=(iptables nftables iproute2 util-linux procps curl socat netcat-openbsd openssl make g++ python3
+packages=(iptables nftables iproute2 util-linux procps curl socat netcat-openbsd openssl make g++ python3 libcap2-bin
   nghttp2-client dnsutils nginx-light haproxy wrk
   openssh-server openssh-client tinyproxy corkscrew httptunnel iodine)
 if [ "${1:-}" = "--list" ]; then echo "${packages[*]}"; exit 0; fi
 # Each package and one command that proves it is installed.
 declare -A probe=([iptables]=iptables-restore [nftables]=nft [iproute2]=ip [util-linux]=setpriv [procps]=ps
-  [curl]=curl [socat]=socat [netcat-openbsd]=nc [openssl]=openssl [make]=make [g++]=g++ [python3]=python3
+  [curl]=curl [socat]=socat [netcat-openbsd]=nc [openssl]=openssl [make]=make [g++]=g++ [python3]=python3 [libcap2-bin]=setcap
   [nghttp2-client]=h2load [dnsutils]=dig [nginx-light]=nginx [haproxy]=haproxy [wrk]=wrk
   [openssh-server]=sshd [openssh-client]=ssh [tinyproxy]=tinyproxy [corkscrew]=corkscrew [httptunnel]=hts [iodine]=iodined)
 missing=()
