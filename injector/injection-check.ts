@@ -55,7 +55,14 @@ function checkConfigMapVolume(volumes: Volume[], name: string, configMap: string
 export function injectionProblems(kind: string, spec: PodSpec | undefined, metadata: ObjectMeta, settings: InjectorSettings, specPath: string): string[] {
   if (spec === undefined || spec === null || typeof spec !== 'object') return [];
   const signs = looksInjected(spec, metadata);
-  if (signs.length === 0) return [];
+  if (signs.length === 0) {
+    // The mutating webhook sees every pod this webhook sees except those labelled
+    // sidewall.io/inject=false (guarded, and not checked here): a pod without the injection
+    // reached the API server without it, e.g. with the mutating webhook's configuration removed.
+    return kind === 'Pod'
+      ? [`${specPath}: the pod was not injected with the sidewall firewall (the sidewall mutating webhook did not see it); fix: check the MutatingWebhookConfiguration, or have the security team opt the pod out with ${ANNOTATION.inject}: "false"`]
+      : [];
+  }
   if (kind !== 'Pod') {
     // A template never carries the injection: its pods would be taken as injected and get none.
     return [`${specPath}: ${signs.join(', ')}: names the sidewall injector reserves; the pods of this template would be taken as already injected and run without the firewall; fix: remove ${signs.length === 1 ? 'it' : 'them'}`];

@@ -201,6 +201,8 @@ export function dropCapabilitiesPatch(container: Container, base: string, capabi
  */
 export function capabilityDropPatch(spec: PodSpec, options: { dropRoot: boolean; dropNetRaw: boolean }): JsonPatchOp[] {
   const patch: JsonPatchOp[] = [];
+  // The API server refuses Linux capabilities in a pod for Windows nodes.
+  if ((spec.os as { name?: unknown } | undefined)?.name === 'windows') return patch;
   for (const { container, kind, index } of appContainers(spec)) {
     if (kind === 'ephemeralContainers') continue;
     // A privileged container has every capability whatever it drops; it is refused instead.

@@ -171,6 +171,14 @@ describe('root containers keeping CAP_SETUID/CAP_SETGID', () => {
     expect(findContainer(result.pod!.spec!.containers, 'cart').securityContext!.capabilities!.drop).toEqual(['SETUID', 'SETGID', 'NET_RAW']);
   });
 
+  it('adds no capabilities to a pod for Windows nodes (the API server refuses them there)', () => {
+    const pod = replicaSetPod();
+    (pod.spec as Json).os = { name: 'windows' };
+    const result = handleMutation(parseAdmissionReview(JSON.stringify(createPod(pod))), defaults);
+    const patched = applyReviewPatch(pod, result.response);
+    expect(findContainer(patched.spec!.containers, 'cart').securityContext).toBeUndefined();
+  });
+
   it('dropNetRaw: false keeps NET_RAW (for clusters whose apps need ping as root)', () => {
     const settings: InjectorSettings = { ...defaults, stepAround: { ...defaults.stepAround, dropNetRaw: false } };
     const result = admit(createPod(replicaSetPod()), settings);
@@ -315,6 +323,19 @@ describe('pods that only look injected', () => {
     expect(again.mutation?.patch).toBeUndefined();
     expect(again.message).toBe('');
     expect(again.allowed).toBe(true);
+  });
+
+  it('a pod that reaches the validator without the injection (mutating webhook configuration removed) is refused; an opted-out or hostNetwork one is not', () => {
+    const validateOnly = (pod: Json, who = DEV) => handleValidation(parseAdmissionReview(JSON.stringify(createPod(pod, 'shop', who))), defaults, checkRuleSource, () => undefined).response;
+    const plain = validateOnly(barePod());
+    expect(plain.allowed).toBe(false);
+    expect(plain.status!.message).toContain('spec: the pod was not injected with the sidewall firewall (the sidewall mutating webhook did not see it)');
+    const optedOut = barePod();
+    (optedOut.metadata as Json).annotations = { 'sidewall.io/inject': 'false' };
+    expect(validateOnly(optedOut, ADMIN).allowed).toBe(true);
+    const host = barePod();
+    (host.spec as Json).hostNetwork = true;
+    expect(validateOnly(host).allowed).toBe(true);
   });
 
   it('a pod template with a container named sidewall-proxy is refused (its pods would not be injected)', () => {
