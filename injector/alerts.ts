@@ -35,14 +35,35 @@ export interface AnnotationChangeAlert {
   message: string;
 }
 
-export interface AlertRecord extends Omit<AnnotationChangeAlert, 'object'> {
+/** A pod or pod template refused because it could step around the sidecar (README "Security"). */
+export interface StepAroundAlert {
+  kind: 'step-around';
+  operation: string;
+  requestUid: string;
+  dryRun: boolean;
+  user: string;
+  groups: string[];
+  namespace: string;
+  object: { kind: string; name: string };
+  /** Each way around, as in the denial message: "container app: spec.containers[0]…: why; fix: …". */
+  findings: string[];
+  message: string;
+}
+
+export type WebhookAlert = AnnotationChangeAlert | StepAroundAlert;
+
+export interface AlertRecord extends Omit<AnnotationChangeAlert, 'object' | 'changes'> {
   time: string;
   seq: number;
   type: 'alert';
   verdict: 'denied';
-  alert: { kind: 'policy-annotation-change'; source: 'sidewall-webhook' };
+  alert: { kind: 'policy-annotation-change' | 'step-around'; source: 'sidewall-webhook' };
   object: { kind: string; namespace: string; name: string };
   pod?: { namespace: string; name: string };
+  /** policy-annotation-change: the guarded annotations and labels, before and after. */
+  changes?: AnnotationChange[];
+  /** step-around: each way around the sidecar the object had. */
+  findings?: string[];
 }
 
 const VALUE_LIMIT = 2048;
@@ -52,23 +73,35 @@ function clip(value: string | undefined): string | undefined {
   return value.slice(0, VALUE_LIMIT) + `…(${value.length - VALUE_LIMIT} more characters)`;
 }
 
-export type AlertSink = (alert: AnnotationChangeAlert) => void;
+export type AlertSink = (alert: WebhookAlert) => void;
 
 /** Writes each alert as a JSON line; seq counts from 1 per webhook process. */
 export function createAlertWriter(out: Writable = process.stdout): AlertSink & { readonly written: () => number } {
   let seq = 0;
-  const sink = (alert: AnnotationChangeAlert): void => {
+  const sink = (alert: WebhookAlert): void => {
     seq += 1;
-    const record: AlertRecord = {
+    const { object, ...rest } = alert;
+    const common = {
       time: rfc3339Nano(),
       seq,
-      type: 'alert',
-      verdict: 'denied',
-      alert: { kind: 'policy-annotation-change', source: 'sidewall-webhook' },
-      ...alert,
-      object: { kind: alert.object.kind, namespace: alert.namespace, name: alert.object.name },
-      changes: alert.changes.map((change) => ({ ...change, before: clip(change.before), after: clip(change.after) })),
+      type: 'alert' as const,
+      verdict: 'denied' as const,
+      object: { kind: object.kind, namespace: alert.namespace, name: object.name },
     };
+    let record: AlertRecord;
+    // Every record starts with time, seq and type, as the sidecar's flow records do.
+    if ('kind' in rest && rest.kind === 'step-around') {
+      const { kind: _kind, findings, ...fields } = rest;
+      record = { ...common, alert: { kind: 'step-around', source: 'sidewall-webhook' }, ...fields, findings: findings.map((finding) => clip(finding)!) };
+    } else {
+      const annotationAlert = rest as Omit<AnnotationChangeAlert, 'object'>;
+      record = {
+        ...common,
+        alert: { kind: 'policy-annotation-change', source: 'sidewall-webhook' },
+        ...annotationAlert,
+        changes: annotationAlert.changes.map((change) => ({ ...change, before: clip(change.before), after: clip(change.after) })),
+      };
+    }
     if (alert.object.kind === 'Pod') record.pod = { namespace: alert.namespace, name: alert.object.name };
     out.write(JSON.stringify(record) + '\n');
   };

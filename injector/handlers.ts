@@ -3,7 +3,7 @@ import type { Pod } from './kube-types.js';
 import { requireObject, type AdmissionRequest, type AdmissionResponse } from './admission-review.js';
 import { mutatePod } from './mutate.js';
 import type { InjectorSettings } from './settings.js';
-import { STEP_AROUND_HINT, denialMessage, validateAdmission, type RuleSourceChecker } from './validate.js';
+import { STEP_AROUND_HINT, denialMessage, stepAroundAlert, validateAdmission, type RuleSourceChecker } from './validate.js';
 import type { AlertSink } from './alerts.js';
 
 export interface MutationOutcome {
@@ -13,7 +13,8 @@ export interface MutationOutcome {
   reason?: string;
 }
 
-export function handleMutation(request: AdmissionRequest, settings: InjectorSettings): MutationOutcome {
+/** `alerts` receives a record for each pod refused as a way around the sidecar. */
+export function handleMutation(request: AdmissionRequest, settings: InjectorSettings, alerts?: AlertSink): MutationOutcome {
   const base: AdmissionResponse = { uid: request.uid, allowed: true };
   // The webhook configuration only sends pod CREATEs; anything else is answered "allowed,
   // unchanged" so a misconfiguration never blocks the cluster.
@@ -26,6 +27,8 @@ export function handleMutation(request: AdmissionRequest, settings: InjectorSett
     const problems = result.refused;
     const subject = `Pod ${request.namespace ?? pod.metadata?.namespace ?? ''}/${request.name ?? pod.metadata?.name ?? pod.metadata?.generateName ?? ''}`;
     const message = denialMessage({ allowed: false, problems, subject, hint: STEP_AROUND_HINT });
+    const namespace = request.namespace ?? pod.metadata?.namespace ?? '';
+    alerts?.(stepAroundAlert(request, namespace, { kind: 'Pod', name: request.name ?? pod.metadata?.name ?? pod.metadata?.generateName ?? '' }, problems, `${subject} could step around the sidecar`));
     return { response: { uid: request.uid, allowed: false, status: { code: 403, reason: 'Forbidden', message } }, outcome: 'refused', reason: problems.join('; ') };
   }
   const response: AdmissionResponse = { ...base };
@@ -50,6 +53,7 @@ export function handleValidation(request: AdmissionRequest, settings: InjectorSe
   if (request.operation === 'UPDATE') requireObject(request, 'oldObject');
   const verdict = validateAdmission(request, settings, checkRules);
   if (verdict.alert !== undefined) alerts(verdict.alert);
+  if (verdict.stepAroundAlert !== undefined) alerts(verdict.stepAroundAlert);
   if (verdict.allowed) return { response: { uid: request.uid, allowed: true }, problems: [] };
   return {
     response: { uid: request.uid, allowed: false, status: { code: 403, reason: 'Forbidden', message: denialMessage(verdict) } },

@@ -30,5 +30,5 @@ export { APP_PROBES_ENV, appProbePath, type AppProbe, type AppProbes } from './p
 export { validateAdmission, denialMessage, type RuleSourceChecker, type RuleIssueLike, type ValidationVerdict } from './validate.js';
 export * from './admission-review.js';
 export { handleMutation, handleValidation } from './handlers.js';
-export { createAlertWriter, rfc3339Nano, type AlertSink, type AnnotationChangeAlert, type AlertRecord } from './alerts.js';
+export { createAlertWriter, rfc3339Nano, type AlertSink, type AnnotationChangeAlert, type StepAroundAlert, type WebhookAlert, type AlertRecord } from './alerts.js';
 export { WebhookServer, CertificateLoadError, type WebhookServerOptions } from './server.js';

@@ -182,7 +182,7 @@ export class WebhookServer extends EventEmitter {
       const request = parseAdmissionReview(body);
       const log = this.options.logger.child({ uid: request.uid, kind: request.kind.kind, namespace: request.namespace, name: request.name, operation: request.operation });
       if (path === '/mutate') {
-        const outcome = handleMutation(request, this.options.settings);
+        const outcome = handleMutation(request, this.options.settings, this.options.alerts);
         log.info({ outcome: outcome.outcome, reason: outcome.reason, warnings: outcome.response.warnings }, 'mutate');
         this.reply(res, outcome.response);
       } else {

@@ -4,7 +4,7 @@
 import type { KubeObject, ObjectMeta, PodSpec } from './kube-types.js';
 import { ANNOTATION, formatAnnotationIssue, readPodKnobs, type AnnotationIssue } from './annotations.js';
 import type { AdmissionRequest } from './admission-review.js';
-import type { AnnotationChange, AnnotationChangeAlert } from './alerts.js';
+import type { AnnotationChange, AnnotationChangeAlert, StepAroundAlert } from './alerts.js';
 import type { InjectorSettings } from './settings.js';
 import { stepAroundApplies } from './mutate.js';
 import { formatFinding, stepAroundFindings } from './step-around.js';
@@ -27,6 +27,8 @@ export interface ValidationVerdict {
   problems: string[];
   /** Set when a guarded annotation change was refused; the caller emits it. */
   alert?: AnnotationChangeAlert;
+  /** Set when the object could step around the sidecar; the caller emits it. */
+  stepAroundAlert?: StepAroundAlert;
   /** Which object was checked, for messages: "Pod shop/cart-0", "pod template of Deployment shop/cart". */
   subject: string;
   /** A last line for the message: who can grant an exception. */
@@ -181,10 +183,27 @@ export function validateAdmission(request: AdmissionRequest, settings: InjectorS
     if (found.length > 0) {
       verdict.problems.push(...found);
       verdict.hint = STEP_AROUND_HINT;
+      verdict.stepAroundAlert = stepAroundAlert(request, namespace, { kind, name }, found, `${subject} could step around the sidecar`);
     }
   }
   verdict.allowed = verdict.problems.length === 0;
   return verdict;
+}
+
+/** The alert record's content for a refusal by the step-around checks (either webhook). */
+export function stepAroundAlert(request: AdmissionRequest, namespace: string, object: { kind: string; name: string }, findings: string[], message: string): StepAroundAlert {
+  return {
+    kind: 'step-around',
+    operation: request.operation,
+    requestUid: request.uid,
+    dryRun: request.dryRun === true,
+    user: request.userInfo.username ?? '(unknown)',
+    groups: request.userInfo.groups ?? [],
+    namespace,
+    object,
+    findings,
+    message,
+  };
 }
 
 export function denialMessage(verdict: ValidationVerdict): string {

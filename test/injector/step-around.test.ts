@@ -42,8 +42,8 @@ function admit(review: Json, settings: InjectorSettings = defaults): Admission {
   const request = parseAdmissionReview(JSON.stringify(review));
   let mutation: AdmissionResponse | undefined;
   if (request.operation === 'CREATE' && request.kind.kind === 'Pod') {
-    mutation = handleMutation(request, settings).response;
-    if (!mutation.allowed) return { mutation, allowed: false, message: mutation.status?.message ?? '', alerts: [] };
+    mutation = handleMutation(request, settings, alerts.sink).response;
+    if (!mutation.allowed) return { mutation, allowed: false, message: mutation.status?.message ?? '', alerts: alerts.records() };
     request.object = applyReviewPatch(request.object, mutation);
     assertValidPod(request.object as Pod);
   }
@@ -112,6 +112,20 @@ describe('refused: containers that could pass as the proxy or undo the firewall'
       expect(result.message).toContain('only they can exempt a namespace (chart value stepAround.exemptNamespaces)');
     });
   }
+
+  it('each refusal is also an alert record for the security team (who, where, each finding)', () => {
+    const pod = podWith((s) => { s.containers[0]!.securityContext = { capabilities: { add: ['NET_ADMIN'] } }; });
+    const byPod = admit(createPod(pod, 'shop', DEV));
+    expect(byPod.alerts).toHaveLength(1);
+    expect(byPod.alerts[0]).toMatchObject({
+      type: 'alert', seq: 1, verdict: 'denied', alert: { kind: 'step-around', source: 'sidewall-webhook' }, operation: 'CREATE', user: 'dev-alice',
+      namespace: 'shop', object: { kind: 'Pod', namespace: 'shop', name: 'cart-7d9f8b6c4-' }, pod: { namespace: 'shop', name: 'cart-7d9f8b6c4-' },
+    });
+    expect(byPod.alerts[0]!.findings).toEqual([expect.stringMatching(/^container cart: spec\.containers\[0\]\.securityContext\.capabilities\.add\[0\]: NET_ADMIN/)]);
+    const byTemplate = admit(workloadCreateReview(KIND.deployment, workload('Deployment', { privileged: true }), { namespace: 'shop', name: 'cart', ...DEV }));
+    expect(byTemplate.alerts.map((a) => [a.alert.kind, a.object.kind, a.findings?.length])).toEqual([['step-around', 'Deployment', 1]]);
+    expect(admit(createPod(replicaSetPod())).alerts).toEqual([]);
+  });
 
   it('the validating webhook refuses the same pod on its own (a cluster where the pod reached it unmutated)', () => {
     const review = createPod(podWith((s) => { s.containers[0]!.securityContext = { runAsUser: 1337 }; }));
@@ -378,7 +392,7 @@ describe('the annotation guard on CREATE (issue 13 item 5)', () => {
   it('a CronJob with rules, and a Pod labelled sidewall.io/inject=false (which the mutating webhook never sees), are refused for a developer', () => {
     const cron = admit(workloadCreateReview(KIND.cronJob, workload('CronJob', { runAsUser: 1000 }, {}, { 'sidewall.io/rules': '- {id: all, action: allow}' }), { namespace: 'shop', name: 'cart', ...DEV }));
     expect(cron.allowed).toBe(false);
-    expect(cron.alerts[0]!.changes[0]).toMatchObject({ annotation: 'sidewall.io/rules', change: 'added' });
+    expect(cron.alerts[0]!.changes![0]).toMatchObject({ annotation: 'sidewall.io/rules', change: 'added' });
     const pod = barePod();
     (pod.metadata as Json).labels = { run: 'debug', 'sidewall.io/inject': 'false' };
     // The objectSelector keeps the pod from the mutating webhook: only the validator sees it.

@@ -120,7 +120,7 @@ describe('validating webhook: who may change policy annotations', () => {
     const sts = (annotations: Record<string, string>) => ({ ...deployment(annotations), kind: 'StatefulSet' });
     const { response, alerts } = validate(updateReview(KIND.statefulSet, sts({ 'sidewall.io/rules': validRules }), sts({}), { namespace: 'shop', name: 'cart', user: 'dev-alice', groups: ['developers'] }));
     expect(response.allowed).toBe(false);
-    expect(alerts[0]!.changes[0]).toMatchObject({ annotation: 'sidewall.io/rules', change: 'removed' });
+    expect(alerts[0]!.changes![0]).toMatchObject({ annotation: 'sidewall.io/rules', change: 'removed' });
     expect(alerts[0]!.object).toEqual({ kind: 'StatefulSet', namespace: 'shop', name: 'cart' });
     expect(alerts[0]!.pod).toBeUndefined();
   });
