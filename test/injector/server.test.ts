@@ -74,6 +74,21 @@ describe('webhook HTTPS server', () => {
     expect(pod.spec!.initContainers!.map((c) => c.name)).toEqual(['sidewall-init', 'sidewall-proxy']);
   });
 
+  it('refuses a pod that adds NET_ADMIN through /mutate, with the reason kubectl shows, and writes the alert line', async () => {
+    const pod = replicaSetPod();
+    (pod.spec as { containers: Array<{ securityContext?: unknown }> }).containers[0]!.securityContext = { capabilities: { add: ['NET_ADMIN'] } };
+    const review = podCreateReview(pod, { namespace: 'shop', user: 'dev-alice', groups: ['developers'] });
+    const before = alertLines.length;
+    const reply = await call('/mutate', { body: JSON.stringify(review) });
+    expect(reply.status).toBe(200);
+    const answer = JSON.parse(reply.body) as AdmissionReviewResponse;
+    expect(answer.response).toMatchObject({ uid: (review.request as { uid: string }).uid, allowed: false, status: { code: 403, reason: 'Forbidden' } });
+    expect(answer.response.patch).toBeUndefined();
+    expect(answer.response.status!.message).toContain('container cart: spec.containers[0].securityContext.capabilities.add[0]: NET_ADMIN');
+    const written = alertLines.slice(before).join('').trim().split('\n').map((line) => JSON.parse(line) as { alert: { kind: string }; user: string });
+    expect(written.map((record) => [record.alert.kind, record.user])).toEqual([['step-around', 'dev-alice']]);
+  });
+
   it('answers /healthz', async () => {
     const reply = await call('/healthz', { method: 'GET' });
     expect(reply).toMatchObject({ status: 200, body: 'ok\n' });
