@@ -27,8 +27,15 @@ import type { InjectorSettings } from './settings.js';
 const OWN_VOLUMES: ReadonlySet<string> = new Set(Object.values(VOLUME));
 const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
 
+const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/** The objects of a list field; the API server sends schema-valid objects, this never throws on others. */
+function objects<T>(list: unknown): T[] {
+  return Array.isArray(list) ? (list.filter(isObject) as T[]) : [];
+}
+
 function containersOf(spec: PodSpec): Container[] {
-  return [...(Array.isArray(spec.initContainers) ? spec.initContainers : []), ...(Array.isArray(spec.containers) ? spec.containers : [])];
+  return [...objects<Container>(spec.initContainers), ...objects<Container>(spec.containers)];
 }
 
 /** Whether an object carries anything that makes the mutating webhook skip it as injected. */
@@ -36,7 +43,7 @@ function looksInjected(spec: PodSpec, metadata: ObjectMeta): string[] {
   const signs: string[] = [];
   if (metadata.annotations?.[ANNOTATION.status] !== undefined) signs.push(`the annotation ${ANNOTATION.status}`);
   for (const container of containersOf(spec)) if (container.name === INIT_CONTAINER || container.name === PROXY_CONTAINER) signs.push(`a container named ${container.name}`);
-  for (const volume of Array.isArray(spec.volumes) ? spec.volumes : []) if (OWN_VOLUMES.has(volume.name)) signs.push(`a volume named ${volume.name}`);
+  for (const volume of objects<Volume>(spec.volumes)) if (OWN_VOLUMES.has(volume.name)) signs.push(`a volume named ${volume.name}`);
   return signs;
 }
 
@@ -79,19 +86,19 @@ export function injectionProblems(kind: string, spec: PodSpec | undefined, metad
     const expectedArgs = initArgs(settings, podExclusions(settings, readPodKnobs(metadata.annotations ?? {}, knobIssues)));
     if (init.image !== settings.image) problems.push(`${INIT_CONTAINER} runs image ${String(init.image)}, not ${settings.image}`);
     if (!same(init.command, ['sidewall']) || !same(init.args, expectedArgs)) problems.push(`${INIT_CONTAINER}'s command is not the one the injector writes for this pod's annotations`);
-    if (spec.initContainers?.[0]?.name !== INIT_CONTAINER) problems.push(`${INIT_CONTAINER} is not the first init container`);
+    if (objects<Container>(spec.initContainers)[0]?.name !== INIT_CONTAINER) problems.push(`${INIT_CONTAINER} is not the first init container`);
   }
   if (proxy === undefined) {
     problems.push(`${PROXY_CONTAINER} is missing`);
   } else {
-    const context = proxy.securityContext ?? {};
+    const context = isObject(proxy.securityContext) ? proxy.securityContext : {};
     if (proxy.image !== settings.image) problems.push(`${PROXY_CONTAINER} runs image ${String(proxy.image)}, not ${settings.image}`);
     if (!same(proxy.command, proxyCommand(settings)) || !same(proxy.args, ['proxy', '--config', SIDECAR_CONFIG_FILE])) problems.push(`${PROXY_CONTAINER}'s command is not the one the injector writes`);
     if (context.runAsUser !== settings.proxyUid || context.runAsGroup !== settings.proxyGid) problems.push(`${PROXY_CONTAINER} does not run as ${settings.proxyUid}:${settings.proxyGid}`);
-    if (context.privileged === true || !same(context.capabilities?.add ?? [], ['NET_ADMIN'])) problems.push(`${PROXY_CONTAINER}'s capabilities are not the injector's (add: [NET_ADMIN] only)`);
+    if (context.privileged === true || !same(isObject(context.capabilities) ? context.capabilities.add : undefined, ['NET_ADMIN'])) problems.push(`${PROXY_CONTAINER}'s capabilities are not the injector's (add: [NET_ADMIN] only)`);
     const allowedEnv = new Set(['POD_NAME', 'POD_NAMESPACE', 'POD_IP', APP_PROBES_ENV, 'NODE_OPTIONS']);
-    for (const variable of proxy.env ?? []) {
-      if (!allowedEnv.has(variable.name)) problems.push(`${PROXY_CONTAINER} has environment variable ${variable.name}, which the injector never sets`);
+    for (const variable of objects<{ name?: unknown; value?: unknown }>(proxy.env)) {
+      if (typeof variable.name !== 'string' || !allowedEnv.has(variable.name)) problems.push(`${PROXY_CONTAINER} has environment variable ${String(variable.name)}, which the injector never sets`);
       else if (variable.name === 'NODE_OPTIONS' && variable.value !== settings.proxyNodeOptions) problems.push(`${PROXY_CONTAINER}'s NODE_OPTIONS is not the injector's`);
     }
     if (proxy.envFrom !== undefined) problems.push(`${PROXY_CONTAINER} has envFrom, which the injector never sets`);
@@ -105,10 +112,10 @@ export function injectionProblems(kind: string, spec: PodSpec | undefined, metad
       expectedMounts[VOLUME.identityToken] = IDENTITY_TOKEN_DIR;
       if (settings.identity.caConfigMap !== undefined) expectedMounts[VOLUME.controllerCa] = CONTROLLER_CA_DIR;
     }
-    const mounts = (proxy.volumeMounts ?? []).map((mount) => `${mount.name}=${mount.mountPath}${mount.subPath === undefined ? '' : ':' + String(mount.subPath)}`).sort();
+    const mounts = objects<{ name: string; mountPath: string; subPath?: unknown }>(proxy.volumeMounts).map((mount) => `${mount.name}=${mount.mountPath}${mount.subPath === undefined ? '' : ':' + String(mount.subPath)}`).sort();
     if (!same(mounts, Object.entries(expectedMounts).map(([name, path]) => `${name}=${path}`).sort())) problems.push(`${PROXY_CONTAINER}'s volume mounts are not the injector's`);
   }
-  const volumes = Array.isArray(spec.volumes) ? spec.volumes : [];
+  const volumes = objects<Volume>(spec.volumes);
   checkConfigMapVolume(volumes, VOLUME.config, settings.sidecarConfigMap, problems);
   checkConfigMapVolume(volumes, VOLUME.clusterRules, settings.clusterRulesConfigMap, problems);
   if (problems.length === 0) return [];

@@ -61,8 +61,21 @@ export function normalizeCapability(name: string): string {
   return upper.startsWith('CAP_') ? upper.slice(4) : upper;
 }
 
+// The API server hands webhooks schema-valid objects; these readers still never throw on a
+// malformed one, so a bad object is answered (refused by the checks) rather than crashing.
+function contextOf(container: Container): NonNullable<Container['securityContext']> {
+  const context = container.securityContext;
+  return typeof context === 'object' && context !== null && !Array.isArray(context) ? context : {};
+}
+
+function capabilityList(container: Container, which: 'add' | 'drop'): unknown[] {
+  const caps = contextOf(container).capabilities;
+  const list = typeof caps === 'object' && caps !== null ? caps[which] : undefined;
+  return Array.isArray(list) ? list : [];
+}
+
 function dropped(container: Container): Set<string> {
-  return new Set((container.securityContext?.capabilities?.drop ?? []).filter((item): item is string => typeof item === 'string').map(normalizeCapability));
+  return new Set(capabilityList(container, 'drop').filter((item): item is string => typeof item === 'string').map(normalizeCapability));
 }
 
 function drops(container: Container, capability: string): boolean {
@@ -82,7 +95,7 @@ interface PodSecurityContext {
 
 function podSecurity(spec: PodSpec): PodSecurityContext {
   const context = spec.securityContext;
-  return typeof context === 'object' && context !== null ? (context as PodSecurityContext) : {};
+  return typeof context === 'object' && context !== null && !Array.isArray(context) ? (context as PodSecurityContext) : {};
 }
 
 /** The app containers of a spec (not the injected ones), with their list and index. */
@@ -92,7 +105,7 @@ export function appContainers(spec: PodSpec): Array<{ container: Container; kind
     const list = spec[kind];
     if (!Array.isArray(list)) continue;
     list.forEach((container: Container, index: number) => {
-      if (typeof container !== 'object' || container === null) return;
+      if (typeof container !== 'object' || container === null || Array.isArray(container)) return;
       if (INJECTED_CONTAINER_NAMES.has(container.name)) return;
       out.push({ container, kind, index });
     });
@@ -106,7 +119,7 @@ export function appContainers(spec: PodSpec): Array<{ container: Container; kind
  * binary in the image gives root with the container's whole bounding set).
  */
 export function mayRunAsRoot(container: Container, spec: PodSpec): { may: boolean; because: string } {
-  const context = container.securityContext ?? {};
+  const context = contextOf(container);
   const pod = podSecurity(spec);
   const uid = context.runAsUser ?? pod.runAsUser;
   const nonRoot = context.runAsNonRoot ?? pod.runAsNonRoot;
@@ -141,7 +154,7 @@ export function stepAroundFindings(spec: PodSpec | undefined, options: StepAroun
     if (kind === 'ephemeralContainers' && options.ephemeralNames !== undefined && !options.ephemeralNames.has(container.name)) continue;
     const subject = `${kindLabel[kind]} ${container.name}`;
     const field = `${options.specPath}.${kind}[${index}].securityContext`;
-    const context = container.securityContext ?? {};
+    const context = contextOf(container);
     if (context.runAsUser === options.proxyUid) {
       findings.push({ subject, field: `${field}.runAsUser`, why: `uid ${options.proxyUid} is the sidecar's own user`, fix: idFix('uid') });
     }
@@ -151,8 +164,9 @@ export function stepAroundFindings(spec: PodSpec | undefined, options: StepAroun
     if (context.privileged === true) {
       findings.push({ subject, field: `${field}.privileged`, why: 'a privileged container holds every capability, NET_ADMIN among them, and can undo the firewall', fix: 'remove privileged: true and add only the capabilities it needs' });
     }
-    const added = (context.capabilities?.add ?? []).filter((item): item is string => typeof item === 'string');
+    const added = capabilityList(container, 'add').map((item) => (typeof item === 'string' ? item : ''));
     added.forEach((raw, addIndex) => {
+      if (raw === '') return;
       const capability = normalizeCapability(raw);
       const reason = FORBIDDEN_CAPABILITIES[capability];
       if (reason === undefined) return;
@@ -206,7 +220,7 @@ export function capabilityDropPatch(spec: PodSpec, options: { dropRoot: boolean;
   for (const { container, kind, index } of appContainers(spec)) {
     if (kind === 'ephemeralContainers') continue;
     // A privileged container has every capability whatever it drops; it is refused instead.
-    if (container.securityContext?.privileged === true) continue;
+    if (contextOf(container).privileged === true) continue;
     const wanted: string[] = [];
     if (options.dropRoot && mayRunAsRoot(container, spec).may) wanted.push('SETUID', 'SETGID');
     if (options.dropNetRaw) wanted.push('NET_RAW');

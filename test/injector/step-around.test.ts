@@ -4,14 +4,16 @@
 // injected. Reviews are shaped as the API server sends them; a Pod CREATE goes through the
 // mutating webhook first and its patch is applied before validation, as in a cluster.
 import { Writable } from 'node:stream';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { checkRuleSource } from '../../src/policy/index.js';
 import {
   createAlertWriter, defaultInjectorSettings, handleMutation, handleValidation, parseAdmissionReview, resolveInjectorSettings,
   InjectorSettingsError, type AdmissionResponse, type AlertRecord, type Container, type InjectorSettings, type Pod,
 } from '../../injector/index.js';
+import { capabilityDropPatch, stepAroundFindings } from '../../injector/step-around.js';
 import { applyReviewPatch, assertValidPod, findContainer } from './helpers.js';
-import { KIND, barePod, podCreateReview, replicaSetPod, updateReview, workloadCreateReview } from './fixtures.js';
+import { KIND, barePod, podCreateReview, replicaSetPod, statefulSetPod, updateReview, workloadCreateReview } from './fixtures.js';
 
 type Json = Record<string, unknown>;
 const defaults = defaultInjectorSettings();
@@ -352,6 +354,25 @@ describe('pods that only look injected', () => {
     expect(validateOnly(host).allowed).toBe(true);
   });
 
+  it('what the injector writes passes the check in every shape: legacy sidecar, no identity controller, heap flags, no launcher, a StatefulSet pod with its own init container', () => {
+    const { identity: _identity, ...withoutIdentity } = defaultInjectorSettings();
+    const shapes: Array<[string, InjectorSettings]> = [
+      ['legacy', { ...defaultInjectorSettings(), nativeSidecar: false }],
+      ['no identity', withoutIdentity],
+      ['identity without CA', { ...defaultInjectorSettings(), identity: { audience: 'sidewall-controller', expirationSeconds: 3600 } }],
+      ['identity with CA', { ...defaultInjectorSettings(), identity: { audience: 'sidewall-controller', expirationSeconds: 3600, caConfigMap: 'sidewall-controller-ca' } }],
+      ['heap flags', { ...defaultInjectorSettings(), proxyNodeOptions: '--max-semi-space-size=1' }],
+      ['no launcher', { ...defaultInjectorSettings(), proxyLauncher: [] }],
+    ];
+    for (const [name, settings] of shapes) {
+      for (const pod of [replicaSetPod({ 'sidewall.io/exclude-outbound-cidrs': '169.254.169.254/32' }), barePod(), statefulSetPod()]) {
+        const result = admit(createPod(pod), settings);
+        expect(result.message, name).toBe('');
+        expect(result.mutation?.patch, name).toBeDefined();
+      }
+    }
+  });
+
   it('a pod template with a container named sidewall-proxy is refused (its pods would not be injected)', () => {
     const dep = workload('Deployment', { runAsUser: 1000 });
     ((dep.spec as Json).template as { spec: { containers: Json[] } }).spec.containers.push({ name: 'sidewall-proxy', image: 'busybox' });
@@ -414,5 +435,29 @@ describe('the annotation guard on CREATE (issue 13 item 5)', () => {
     const pod = barePod();
     (pod.metadata as Json).annotations = { 'sidewall.io/inject': 'true' };
     expect(admit(createPod(pod, 'shop', DEV)).allowed).toBe(true);
+  });
+});
+
+describe('malformed objects', () => {
+  it('the step-around checks and the validating webhook answer any pod spec shape without throwing (fuzzed)', () => {
+    const value = fc.oneof(fc.constant(undefined), fc.constant(null), fc.integer({ min: -1, max: 2000 }), fc.constantFrom(0, 1337, 'NET_ADMIN', 'cap_setuid', 'ALL'), fc.boolean(), fc.array(fc.constantFrom('NET_RAW', 'SETUID', 7, null)));
+    const context = fc.oneof(value, fc.record({ runAsUser: value, runAsGroup: value, runAsNonRoot: value, privileged: value, allowPrivilegeEscalation: value, capabilities: fc.oneof(value, fc.record({ add: value, drop: value })) }, { requiredKeys: [] }));
+    const container = fc.oneof(value, fc.record({ name: fc.constantFrom('app', 'sidewall-proxy', 'sidewall-init'), securityContext: context }, { requiredKeys: ['name'] }));
+    const spec = fc.record({
+      containers: fc.oneof(value, fc.array(container, { maxLength: 3 })),
+      initContainers: fc.oneof(value, fc.array(container, { maxLength: 2 })),
+      ephemeralContainers: fc.oneof(value, fc.array(container, { maxLength: 2 })),
+      securityContext: fc.oneof(value, fc.record({ runAsUser: value, fsGroup: value, supplementalGroups: value }, { requiredKeys: [] })),
+      volumes: fc.oneof(value, fc.array(fc.record({ name: fc.constantFrom('sidewall-config', 'data') }), { maxLength: 2 })),
+    }, { requiredKeys: [] });
+    fc.assert(fc.property(spec, (podSpec) => {
+      const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p', namespace: 'shop' }, spec: podSpec };
+      const request = parseAdmissionReview(JSON.stringify(createPod(pod, 'shop', DEV)));
+      // The mutation's own code trusts the API server's schema; what it adds must not throw.
+      for (const rootContainers of [true, false]) expect(Array.isArray(stepAroundFindings(podSpec as never, { proxyUid: 1337, proxyGid: 1337, specPath: 'spec', rootContainers }))).toBe(true);
+      expect(Array.isArray(capabilityDropPatch(podSpec as never, { dropRoot: true, dropNetRaw: true }))).toBe(true);
+      const validation = handleValidation(request, defaults, checkRuleSource, () => undefined);
+      expect(typeof validation.response.allowed).toBe('boolean');
+    }), { numRuns: 300 });
   });
 });
