@@ -62,6 +62,8 @@ function checkConfigMapVolume(volumes: Volume[], name: string, configMap: string
 export function injectionProblems(kind: string, spec: PodSpec | undefined, metadata: ObjectMeta, settings: InjectorSettings, specPath: string): string[] {
   if (spec === undefined || spec === null || typeof spec !== 'object') return [];
   const signs = looksInjected(spec, metadata);
+  // A hostNetwork pod is not injected; the step-around check refuses it (or it is exempt).
+  if (spec.hostNetwork === true) return [];
   if (signs.length === 0) {
     // The mutating webhook sees every pod this webhook sees except those labelled
     // sidewall.io/inject=false (guarded, and not checked here): a pod without the injection

@@ -6,7 +6,7 @@ import { pointer, type JsonPatchOp } from './json-patch.js';
 import { ANNOTATION, STATUS_INJECTED, formatAnnotationIssue, readPodKnobs, type AnnotationIssue, type PodKnobs } from './annotations.js';
 import { APP_PROBES_ENV, rewriteAppProbes } from './probes.js';
 import type { InjectorSettings } from './settings.js';
-import { capabilityDropPatch, formatFinding, stepAroundFindings } from './step-around.js';
+import { capabilityDropPatch, formatFinding, stepAroundFindings, type StepAroundOptions } from './step-around.js';
 
 export const INIT_CONTAINER = 'sidewall-init';
 export const PROXY_CONTAINER = 'sidewall-proxy';
@@ -101,6 +101,10 @@ function adminProbe(settings: InjectorSettings, path: string, periodSeconds: num
   return { httpGet: { path, port: settings.adminPort, scheme: 'HTTP' }, periodSeconds, failureThreshold, timeoutSeconds: 1 };
 }
 
+function stepAroundOptions(settings: InjectorSettings): StepAroundOptions {
+  return { proxyUid: settings.proxyUid, proxyGid: settings.proxyGid, specPath: 'spec', rootContainers: settings.stepAround.rootContainers === 'refuse' };
+}
+
 /** Whether the security team exempted the namespace from the step-around checks and drops. */
 export function stepAroundApplies(settings: InjectorSettings, namespace: string | undefined): boolean {
   return settings.stepAround.enabled && !(namespace !== undefined && settings.stepAround.exemptNamespaces.includes(namespace));
@@ -121,7 +125,11 @@ export function mutatePod(pod: Pod, settings: InjectorSettings, context: Mutatio
   if (existing !== undefined) {
     return { patch: [], warnings, skipped: `the pod already has a container named ${existing.name}` };
   }
+  const namespace = context.namespace ?? pod.metadata?.namespace;
+  const guarded = stepAroundApplies(settings, namespace);
   if (spec.hostNetwork === true) {
+    // Outside an exempt namespace the step-around check below refuses it instead.
+    if (guarded) return { patch: [], warnings, refused: stepAroundFindings(spec, stepAroundOptions(settings)).map(formatFinding) };
     warnings.push(
       'sidewall: not injected into this hostNetwork pod: it shares the node\'s network namespace, so its traffic cannot be redirected without changing the node\'s iptables; it is NOT protected by the firewall',
     );
@@ -151,14 +159,8 @@ export function mutatePod(pod: Pod, settings: InjectorSettings, context: Mutatio
   }
 
   const patch: JsonPatchOp[] = [];
-  const namespace = context.namespace ?? pod.metadata?.namespace;
-  if (stepAroundApplies(settings, namespace)) {
-    const findings = stepAroundFindings(spec, {
-      proxyUid: settings.proxyUid,
-      proxyGid: settings.proxyGid,
-      specPath: 'spec',
-      rootContainers: settings.stepAround.rootContainers === 'refuse',
-    });
+  if (guarded) {
+    const findings = stepAroundFindings(spec, stepAroundOptions(settings));
     if (findings.length > 0) return { patch: [], warnings, refused: findings.map(formatFinding) };
     // Capability drops, like probe rewrites, address containers by their current index, so they
     // come before any op that inserts into the container lists.

@@ -85,6 +85,13 @@ function drops(container: Container, capability: string): boolean {
 
 const kindLabel: Record<ContainerKind, string> = { containers: 'container', initContainers: 'init container', ephemeralContainers: 'ephemeral container' };
 
+// Pod Security "baseline" would refuse these, but an injected namespace must allow "privileged"
+// (sidewall-init needs NET_ADMIN and NET_RAW), so the webhook refuses them in its place.
+const HOST_FIELDS: Array<['hostNetwork' | 'hostPID', string, string]> = [
+  ['hostNetwork', "the pod uses the node's network namespace, where the sidecar cannot police its traffic (it is not injected at all)", 'remove hostNetwork: true'],
+  ['hostPID', "the pod sees the node's processes, and as root can signal or inspect them, the node's own networking among them", 'remove hostPID: true'],
+];
+
 interface PodSecurityContext {
   runAsUser?: number;
   runAsGroup?: number;
@@ -137,6 +144,19 @@ export function stepAroundFindings(spec: PodSpec | undefined, options: StepAroun
   const pod = podSecurity(spec);
   const podField = `${options.specPath}.securityContext`;
   const idFix = (what: string): string => `use another ${what} (any but ${what === 'uid' ? options.proxyUid : options.proxyGid}, which only the sidecar may have)`;
+  for (const [field, why, fix] of HOST_FIELDS) {
+    if (spec[field] === true) findings.push({ subject: 'the pod', field: `${options.specPath}.${field}`, why, fix });
+  }
+  (Array.isArray(spec.volumes) ? spec.volumes : []).forEach((volume: unknown, index: number) => {
+    if (typeof volume !== 'object' || volume === null || !('hostPath' in volume) || (volume as { hostPath?: unknown }).hostPath === undefined) return;
+    const { name, hostPath } = volume as { name?: unknown; hostPath?: { path?: unknown } };
+    findings.push({
+      subject: `volume ${String(name)}`,
+      field: `${options.specPath}.volumes[${index}].hostPath`,
+      why: `it mounts the node's ${String(hostPath?.path ?? 'files')}: a root process can change the node itself (its iptables, the kubelet, other pods), below the firewall`,
+      fix: 'use an emptyDir, configMap, secret or persistentVolumeClaim volume instead',
+    });
+  });
   if (pod.runAsUser === options.proxyUid) {
     findings.push({ subject: 'the pod', field: `${podField}.runAsUser`, why: `every container without its own runAsUser runs as uid ${options.proxyUid}, the sidecar's own user`, fix: idFix('uid') });
   }

@@ -162,7 +162,7 @@ export function validateAdmission(request: AdmissionRequest, settings: InjectorS
   // Ways around the sidecar (README "Security"). Only for objects whose pods get the sidecar; on
   // UPDATE only findings the old object did not have, so objects admitted before stay scalable.
   const specOf = podSpecOf(kind, object);
-  if (specOf !== undefined && stepAroundApplies(settings, namespace) && !optedOut(metadata) && specOf.spec?.hostNetwork !== true) {
+  if (specOf !== undefined && stepAroundApplies(settings, namespace) && !optedOut(metadata)) {
     const findingsOf = (spec: PodSpec | undefined, objectMeta: ObjectMeta | undefined): string[] => [
       ...stepAroundFindings(spec, {
         proxyUid: settings.proxyUid,

@@ -146,8 +146,9 @@ describe('mutating webhook: other pod shapes', () => {
     expect(response.auditAnnotations?.injection).toMatch(/opted out/);
   });
 
-  it('a hostNetwork pod is skipped with a warning the user sees', () => {
-    const { response, pod } = admitPod(podCreateReview(hostNetworkPod(), { namespace: 'monitoring', user: 'system:serviceaccount:kube-system:daemon-set-controller' }), settings);
+  it('a hostNetwork pod in a namespace the security team exempted is skipped with a warning the user sees', () => {
+    const exempt: InjectorSettings = { ...defaultInjectorSettings(), stepAround: { ...defaultInjectorSettings().stepAround, exemptNamespaces: ['monitoring'] } };
+    const { response, pod } = admitPod(podCreateReview(hostNetworkPod(), { namespace: 'monitoring', user: 'system:serviceaccount:kube-system:daemon-set-controller' }), exempt);
     expect(response.patch).toBeUndefined();
     expect(pod.spec!.initContainers).toBeUndefined();
     expect(response.warnings?.join('\n')).toMatch(/hostNetwork.*NOT protected/);

@@ -102,6 +102,9 @@ describe('refused: containers that could pass as the proxy or undo the firewall'
     ['add SYS_PTRACE', podWith((s) => { s.containers[0]!.securityContext = { capabilities: { add: ['SYS_PTRACE'] } }; }), /SYS_PTRACE: it can take over the sidecar/],
     ['add SETGID', podWith((s) => { s.containers[0]!.securityContext = { capabilities: { drop: ['ALL'], add: ['SETGID'] } }; }), /SETGID: it can switch to the proxy's gid/],
     ['privileged', podWith((s) => { s.containers[0]!.securityContext = { privileged: true }; }), /spec\.containers\[0\]\.securityContext\.privileged: a privileged container holds every capability/],
+    ['hostNetwork', podWith((s) => { (s as Json).hostNetwork = true; }), /the pod: spec\.hostNetwork: the pod uses the node's network namespace, where the sidecar cannot police its traffic.*fix: remove hostNetwork: true/],
+    ['hostPID', podWith((s) => { (s as Json).hostPID = true; }), /the pod: spec\.hostPID: the pod sees the node's processes/],
+    ['a hostPath volume', podWith((s) => { ((s as Json).volumes as Json[]).push({ name: 'node-root', hostPath: { path: '/', type: 'Directory' } }); }), /volume node-root: spec\.volumes\[1\]\.hostPath: it mounts the node's \/: a root process can change the node itself/],
     ['an init container as 1337', podWith((s) => { s.initContainers = [{ name: 'migrate', image: 'migrate:1', securityContext: { runAsUser: 1337 } }]; }), /init container migrate: spec\.initContainers\[0\]\.securityContext\.runAsUser/],
   ];
   for (const [name, pod, expected] of cases) {
@@ -341,7 +344,7 @@ describe('pods that only look injected', () => {
     expect(again.allowed).toBe(true);
   });
 
-  it('a pod that reaches the validator without the injection (mutating webhook configuration removed) is refused; an opted-out or hostNetwork one is not', () => {
+  it('a pod that reaches the validator without the injection (mutating webhook configuration removed) is refused; an opted-out one is not', () => {
     const validateOnly = (pod: Json, who = DEV) => handleValidation(parseAdmissionReview(JSON.stringify(createPod(pod, 'shop', who))), defaults, checkRuleSource, () => undefined).response;
     const plain = validateOnly(barePod());
     expect(plain.allowed).toBe(false);
@@ -349,9 +352,6 @@ describe('pods that only look injected', () => {
     const optedOut = barePod();
     (optedOut.metadata as Json).annotations = { 'sidewall.io/inject': 'false' };
     expect(validateOnly(optedOut, ADMIN).allowed).toBe(true);
-    const host = barePod();
-    (host.spec as Json).hostNetwork = true;
-    expect(validateOnly(host).allowed).toBe(true);
   });
 
   it('what the injector writes passes the check in every shape: legacy sidecar, no identity controller, heap flags, no launcher, a StatefulSet pod with its own init container', () => {
