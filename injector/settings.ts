@@ -102,7 +102,7 @@ export interface InjectorSettings {
 
 export function defaultInjectorSettings(): InjectorSettings {
   return {
-    image: 'ghcr.io/sidewall/sidewall:0.1.0',
+    image: 'localhost/sidewall:0.1.0',
     imagePullPolicy: 'IfNotPresent',
     nativeSidecar: true,
     proxyUid: 1337,

@@ -1,16 +1,27 @@
 #!/usr/bin/env bash
 # Installs the Debian packages sidewall's tests, demo and benchmarks use, when any is missing.
 # Needs root (apt-get). Node.js >= 20.19 with npm must already be there. `--list` prints the list.
+# The `image` set is what `npm run image` builds the OCI image with (`--list image`, `image`):
+# mmdebstrap for the Debian root, buildah to assemble it, podman (with runc) to store and run it,
+# binutils to strip the Node.js binary, libcap2-bin to give the proxy's launcher its capability.
 set -euo pipefail
-packages=(iptables nftables iproute2 util-linux procps curl socat netcat-openbsd openssl make g++ python3 libcap2-bin
-  nghttp2-client dnsutils nginx-light haproxy wrk
-  openssh-server openssh-client tinyproxy corkscrew httptunnel iodine)
+set_name=tests
+[ "${1:-}" = "--list" ] && [ -n "${2:-}" ] && set_name=$2
+[ "${1:-}" != "--list" ] && [ -n "${1:-}" ] && set_name=$1
+case $set_name in
+  tests) packages=(iptables nftables iproute2 util-linux procps curl socat netcat-openbsd openssl make g++ python3 libcap2-bin
+    nghttp2-client dnsutils nginx-light haproxy wrk
+    openssh-server openssh-client tinyproxy corkscrew httptunnel iodine) ;;
+  image) packages=(mmdebstrap buildah podman runc binutils openssl libcap2-bin) ;;
+  *) echo "install-debian-deps.sh: unknown set '$set_name' (tests, image)" >&2; exit 2 ;;
+esac
 if [ "${1:-}" = "--list" ]; then echo "${packages[*]}"; exit 0; fi
 # Each package and one command that proves it is installed.
 declare -A probe=([iptables]=iptables-restore [nftables]=nft [iproute2]=ip [util-linux]=setpriv [procps]=ps
   [curl]=curl [socat]=socat [netcat-openbsd]=nc [openssl]=openssl [make]=make [g++]=g++ [python3]=python3 [libcap2-bin]=setcap
   [nghttp2-client]=h2load [dnsutils]=dig [nginx-light]=nginx [haproxy]=haproxy [wrk]=wrk
-  [openssh-server]=sshd [openssh-client]=ssh [tinyproxy]=tinyproxy [corkscrew]=corkscrew [httptunnel]=hts [iodine]=iodined)
+  [openssh-server]=sshd [openssh-client]=ssh [tinyproxy]=tinyproxy [corkscrew]=corkscrew [httptunnel]=hts [iodine]=iodined
+  [mmdebstrap]=mmdebstrap [buildah]=buildah [podman]=podman [runc]=runc [binutils]=strip)
 missing=()
 for p in "${packages[@]}"; do
   command -v "${probe[$p]}" >/dev/null 2>&1 || [ -x "/usr/sbin/${probe[$p]}" ] || missing+=("$p")

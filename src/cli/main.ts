@@ -20,7 +20,7 @@ const commands: Record<string, CommandEntry> = {
 export function usage(): string {
   const lines = ['usage: sidewall <command> [flags]', '', 'commands:'];
   for (const [name, entry] of Object.entries(commands)) lines.push(`  ${name.padEnd(10)} ${entry.summary}`);
-  lines.push('', "Run 'sidewall <command> --help' for a command's flags.");
+  lines.push('', "Run 'sidewall <command> --help' for a command's flags; 'sidewall --version' for the version and image.");
   return lines.join('\n') + '\n';
 }
 
@@ -29,6 +29,11 @@ export async function main(argv: string[]): Promise<number> {
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     process.stdout.write(usage());
     return name === undefined ? 2 : 0;
+  }
+  if (name === '--version' || name === '-v' || name === 'version') {
+    const { versionText } = await import('./version.js');
+    process.stdout.write(versionText());
+    return 0;
   }
   const entry = commands[name];
   if (entry === undefined) {

@@ -129,12 +129,14 @@ describe('charts/sidewall values', () => {
     }
   });
 
-  it('the chart default image is ghcr.io/sidewall/sidewall at the package version', () => {
+  it('the chart default image is what `npm run image` builds: localhost/sidewall at the package version', () => {
     const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
     const chartYaml = parseYaml(readFileSync(join(chart, 'Chart.yaml'), 'utf8')) as { appVersion: string };
     expect(chartYaml.appVersion).toBe(pkg.version);
-    expect(defaultChartValues().image.repository).toBe('ghcr.io/sidewall/sidewall');
-    expect(defaultInjectorSettings().image).toBe(`ghcr.io/sidewall/sidewall:${pkg.version}`);
+    expect(defaultChartValues().image.repository).toBe('localhost/sidewall');
+    expect(defaultInjectorSettings().image).toBe(`localhost/sidewall:${pkg.version}`);
+    const script = readFileSync(new URL('../../scripts/build-image.sh', import.meta.url), 'utf8');
+    expect(script).toContain('image=localhost/sidewall:$version');
   });
 });
 
@@ -217,7 +219,7 @@ describe('sidewall manifests', () => {
   it('the injector settings ConfigMap is valid and pods injected with it mount ConfigMaps that exist in their namespace', () => {
     const settingsText = find(objects, 'ConfigMap', 'sidewall-injector', 'sidewall-system').data['injector.yaml'] as string;
     const settings = resolveInjectorSettings(parseYaml(settingsText), 'injector.yaml');
-    expect(settings.image).toBe('ghcr.io/sidewall/sidewall:0.1.0');
+    expect(settings.image).toBe('localhost/sidewall:0.1.0');
     const result = mutatePod(replicaSetPod() as Pod, settings);
     const volumes = result.patch.flatMap((op) => (op.op === 'add' && op.path === '/spec/volumes/-' ? [op.value as Json] : []));
     const configMapNames = volumes.filter((v) => v.configMap !== undefined).map((v) => v.configMap.name as string);
