@@ -306,7 +306,7 @@ describe('updates: only what the update adds is refused', () => {
     findContainer((swapped.spec as Pod['spec'])!.initContainers, 'sidewall-proxy').image = 'evil.example/not-a-firewall:1';
     const result = admit(updateReview(KIND.pod, injected, swapped, { namespace: 'shop', name: 'cart-7d9f8b6c4-abcde', ...DEV }));
     expect(result.allowed).toBe(false);
-    expect(result.message).toContain('sidewall-proxy runs image evil.example/not-a-firewall:1, not ghcr.io/sidewall/sidewall');
+    expect(result.message).toContain('sidewall-proxy runs image evil.example/not-a-firewall:1, not localhost/sidewall');
   });
 });
 
