@@ -153,7 +153,16 @@ if [ "$dockerfile" = 1 ]; then
     mounts+=(--volume /etc/ssl/certs/ca-certificates.crt:/etc/ssl/host-ca.crt:ro --volume "$work/npmrc:/root/.npmrc:ro")
   fi
   podman build --quiet --network host --runtime runc --ulimit nofile=20000:20000 --ulimit nproc=4096:4096 \
-    --build-arg BASE="$nodebase" "${mounts[@]}" --tag "localhost/sidewall-dockerfile:$version" -f Dockerfile . >/dev/null
+    --build-arg BASE="$nodebase" "${mounts[@]}" --tag "localhost/sidewall-dockerfile:$version" -f Dockerfile . >"$work/dockerfile.log" 2>&1 \
+    || { tail -n 30 "$work/dockerfile.log" >&2; echo "npm run image: the Dockerfile no longer builds (log: $work/dockerfile.log)" >&2; exit 1; }
+  # Its image must run as the proxy does and carry the launcher's capability, like ours.
+  podman run --rm --runtime runc --ulimit nofile=20000:20000 --ulimit nproc=4096:4096 --network none --read-only \
+    --user 1337:1337 --cap-drop ALL "localhost/sidewall-dockerfile:$version" --version | grep -qx "sidewall $version" \
+    || { echo "npm run image: the Dockerfile's image does not run sidewall --version" >&2; exit 1; }
+  mnt=$(podman image mount "localhost/sidewall-dockerfile:$version")
+  caps=$(getcap "$mnt/usr/local/bin/sidewall-caps")
+  podman image unmount "localhost/sidewall-dockerfile:$version" >/dev/null
+  [[ $caps == *cap_net_admin=p* ]] || { echo "npm run image: the Dockerfile's sidewall-caps lacks cap_net_admin=p" >&2; exit 1; }
 fi
 
 step "done"
