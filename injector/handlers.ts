@@ -5,6 +5,7 @@ import { mutatePod } from './mutate.js';
 import type { InjectorSettings } from './settings.js';
 import { STEP_AROUND_HINT, denialMessage, stepAroundAlert, validateAdmission, type RuleSourceChecker } from './validate.js';
 import type { AlertSink } from './alerts.js';
+import type { RefusingCheck } from './metrics.js';
 
 export interface MutationOutcome {
   response: AdmissionResponse;
@@ -46,6 +47,8 @@ export function handleMutation(request: AdmissionRequest, settings: InjectorSett
 export interface ValidationOutcome {
   response: AdmissionResponse;
   problems: string[];
+  /** The checks that refused (empty when allowed), for the metrics. */
+  refusedBy: RefusingCheck[];
 }
 
 export function handleValidation(request: AdmissionRequest, settings: InjectorSettings, checkRules: RuleSourceChecker, alerts: AlertSink): ValidationOutcome {
@@ -54,9 +57,15 @@ export function handleValidation(request: AdmissionRequest, settings: InjectorSe
   const verdict = validateAdmission(request, settings, checkRules);
   if (verdict.alert !== undefined) alerts(verdict.alert);
   if (verdict.stepAroundAlert !== undefined) alerts(verdict.stepAroundAlert);
-  if (verdict.allowed) return { response: { uid: request.uid, allowed: true }, problems: [] };
+  if (verdict.allowed) return { response: { uid: request.uid, allowed: true }, problems: [], refusedBy: [] };
+  const refusedBy: RefusingCheck[] = [];
+  if (verdict.stepAroundAlert !== undefined) refusedBy.push('step-around');
+  if (verdict.alert !== undefined) refusedBy.push('annotation-guard');
+  const counted = (verdict.stepAroundAlert?.findings.length ?? 0) + (verdict.alert !== undefined ? 1 : 0);
+  if (verdict.problems.length > counted) refusedBy.push('annotations');
   return {
     response: { uid: request.uid, allowed: false, status: { code: 403, reason: 'Forbidden', message: denialMessage(verdict) } },
     problems: verdict.problems,
+    refusedBy,
   };
 }

@@ -32,3 +32,4 @@ export * from './admission-review.js';
 export { handleMutation, handleValidation } from './handlers.js';
 export { createAlertWriter, rfc3339Nano, type AlertSink, type AnnotationChangeAlert, type StepAroundAlert, type WebhookAlert, type AlertRecord } from './alerts.js';
 export { WebhookServer, CertificateLoadError, type WebhookServerOptions } from './server.js';
+export { createWebhookMetrics, type WebhookMetrics, type RefusingCheck } from './metrics.js';

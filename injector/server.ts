@@ -19,7 +19,8 @@ import {
 import { handleMutation, handleValidation } from './handlers.js';
 import type { InjectorSettings } from './settings.js';
 import type { RuleSourceChecker } from './validate.js';
-import type { AlertSink } from './alerts.js';
+import type { AlertSink, WebhookAlert } from './alerts.js';
+import { createWebhookMetrics, type WebhookMetrics } from './metrics.js';
 
 export interface WebhookServerOptions {
   tlsCertFile: string;
@@ -34,6 +35,8 @@ export interface WebhookServerOptions {
   maxBodyBytes?: number;
   /** How often the certificate files are checked (in addition to file-system events). */
   certificatePollMs?: number;
+  /** Counters served on GET /metrics; absent: a registry of the server's own. */
+  metrics?: WebhookMetrics;
 }
 
 export class CertificateLoadError extends Error {
@@ -77,10 +80,18 @@ export class WebhookServer extends EventEmitter {
   private readonly watchers: FSWatcher[] = [];
   private pollTimer: NodeJS.Timeout | undefined;
   private readonly maxBodyBytes: number;
+  private readonly metrics: WebhookMetrics;
+  /** The configured sink, counting each alert record by kind. */
+  private readonly alerts: AlertSink;
 
   private constructor(private readonly options: WebhookServerOptions) {
     super();
     this.maxBodyBytes = options.maxBodyBytes ?? 4 * 1024 * 1024;
+    this.metrics = options.metrics ?? createWebhookMetrics();
+    this.alerts = (alert: WebhookAlert): void => {
+      this.metrics.alerts.inc({ kind: 'kind' in alert ? alert.kind : 'policy-annotation-change' });
+      options.alerts(alert);
+    };
     this.keyPair = loadKeyPair(options.tlsCertFile, options.tlsKeyFile);
     this.server = createServer({ cert: this.keyPair.cert, key: this.keyPair.key }, (req, res) => {
       this.route(req, res).catch((err: unknown) => this.fail(res, 500, 'SIDEWALL_WEBHOOK_INTERNAL', (err as Error).message));
@@ -156,8 +167,13 @@ export class WebhookServer extends EventEmitter {
       res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
       return;
     }
+    if (path === '/metrics' && req.method === 'GET') {
+      const text = await this.metrics.registry.metrics();
+      res.writeHead(200, { 'content-type': this.metrics.registry.contentType }).end(text);
+      return;
+    }
     if (path !== '/mutate' && path !== '/validate') {
-      this.fail(res, 404, 'SIDEWALL_WEBHOOK_NOT_FOUND', `no such endpoint ${path}; use /mutate, /validate or /healthz`);
+      this.fail(res, 404, 'SIDEWALL_WEBHOOK_NOT_FOUND', `no such endpoint ${path}; use /mutate, /validate, /healthz or /metrics`);
       return;
     }
     if (req.method !== 'POST') {
@@ -182,11 +198,15 @@ export class WebhookServer extends EventEmitter {
       const request = parseAdmissionReview(body);
       const log = this.options.logger.child({ uid: request.uid, kind: request.kind.kind, namespace: request.namespace, name: request.name, operation: request.operation });
       if (path === '/mutate') {
-        const outcome = handleMutation(request, this.options.settings, this.options.alerts);
+        const outcome = handleMutation(request, this.options.settings, this.alerts);
+        this.metrics.admissions.inc({ webhook: 'mutate', outcome: outcome.outcome });
+        if (outcome.outcome === 'refused') this.metrics.refusals.inc({ webhook: 'mutate', check: 'step-around' });
         log.info({ outcome: outcome.outcome, reason: outcome.reason, warnings: outcome.response.warnings }, 'mutate');
         this.reply(res, outcome.response);
       } else {
-        const outcome = handleValidation(request, this.options.settings, this.options.checkRules, this.options.alerts);
+        const outcome = handleValidation(request, this.options.settings, this.options.checkRules, this.alerts);
+        this.metrics.admissions.inc({ webhook: 'validate', outcome: outcome.response.allowed ? 'allowed' : 'denied' });
+        for (const check of outcome.refusedBy) this.metrics.refusals.inc({ webhook: 'validate', check });
         log.info({ allowed: outcome.response.allowed, problems: outcome.problems, user: request.userInfo.username }, 'validate');
         this.reply(res, outcome.response);
       }

@@ -9,6 +9,7 @@ import {
   InjectorSettingsError,
   WebhookServer,
   createAlertWriter,
+  createWebhookMetrics,
   defaultInjectorSettings,
   loadInjectorSettings,
   type InjectorSettings,
@@ -79,6 +80,8 @@ export async function run(args: string[]): Promise<number> {
       checkRules: checkRuleSource,
       alerts: createAlertWriter(process.stdout),
       logger,
+      // The process's own CPU, memory and event-loop lag next to the admission counters.
+      metrics: createWebhookMetrics({ processMetrics: true }),
     });
   } catch (err) {
     if (err instanceof CertificateLoadError || (err as NodeJS.ErrnoException).code === 'EADDRINUSE' || (err as NodeJS.ErrnoException).code === 'EACCES') {

@@ -89,6 +89,24 @@ describe('webhook HTTPS server', () => {
     expect(written.map((record) => [record.alert.kind, record.user])).toEqual([['step-around', 'dev-alice']]);
   });
 
+  it('counts every outcome, refusing check and alert on GET /metrics', async () => {
+    const guarded = replicaSetPod({ 'sidewall.io/mode': 'monitor' });
+    const review = podCreateReview(guarded, { namespace: 'shop', user: 'dev-alice', groups: ['developers'] });
+    expect(JSON.parse((await call('/validate', { body: JSON.stringify(review) })).body).response.allowed).toBe(false);
+    const reply = await call('/metrics', { method: 'GET' });
+    expect(reply.status).toBe(200);
+    const value = (line: string): number => Number(new RegExp(`^${line.replace(/[{}"]/g, (c) => '\\' + c)} (\\d+)$`, 'm').exec(reply.body)?.[1] ?? NaN);
+    expect(value('sidewall_webhook_admissions_total{webhook="mutate",outcome="injected"}')).toBeGreaterThanOrEqual(1);
+    expect(value('sidewall_webhook_admissions_total{webhook="mutate",outcome="refused"}')).toBe(1);
+    expect(value('sidewall_webhook_refusals_total{webhook="mutate",check="step-around"}')).toBe(1);
+    expect(value('sidewall_webhook_refusals_total{webhook="validate",check="annotation-guard"}')).toBe(1);
+    // The uninjected pod sent straight to /validate is also a step-around refusal.
+    expect(value('sidewall_webhook_alerts_total{kind="step-around"}')).toBe(2);
+    expect(value('sidewall_webhook_refusals_total{webhook="validate",check="step-around"}')).toBe(1);
+    expect(value('sidewall_webhook_alerts_total{kind="policy-annotation-change"}')).toBe(1);
+    expect(value('sidewall_webhook_admissions_total{webhook="validate",outcome="denied"}')).toBeGreaterThanOrEqual(1);
+  });
+
   it('answers /healthz', async () => {
     const reply = await call('/healthz', { method: 'GET' });
     expect(reply).toMatchObject({ status: 200, body: 'ok\n' });
