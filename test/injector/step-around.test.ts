@@ -242,6 +242,16 @@ describe("the security team's exemption", () => {
     expect(admit(workloadCreateReview(KIND.deployment, workload('Deployment', { privileged: true }), { namespace: 'netops', name: 'cart', ...DEV }), exempt).allowed).toBe(true);
   });
 
+  it('stepAround.enabled: false (clusters that police this another way) turns off the refusals and the drops, not the annotation guard', () => {
+    const off: InjectorSettings = { ...defaults, stepAround: { ...defaults.stepAround, enabled: false } };
+    const result = admit(createPod(netAdminPod('shop'), 'shop'), off);
+    expect(result.allowed).toBe(true);
+    expect(findContainer(result.pod!.spec!.containers, 'cart').securityContext).toEqual({ capabilities: { add: ['NET_ADMIN'] } });
+    const guarded = netAdminPod('shop');
+    (guarded.metadata as Json).annotations = { 'sidewall.io/mode': 'monitor' };
+    expect(admit(createPod(guarded, 'shop', DEV), off).message).toContain('dev-alice may not set sidewall.io/mode');
+  });
+
   it('nothing on the pod grants it: an app team cannot exempt itself', () => {
     const pod = netAdminPod('shop');
     (pod.metadata as Json).annotations = { 'sidewall.io/exempt': 'true', 'sidewall.io/step-around': 'allow' };
