@@ -38,7 +38,10 @@ export interface StepAroundSettings {
    * `capabilities.drop: [SETUID, SETGID]` to them at injection; `refuse` denies the pod.
    */
   rootContainers: 'drop' | 'refuse';
-  /** Add NET_RAW to every app container's `capabilities.drop` (in containerd's and CRI-O's default set). */
+  /**
+   * Add NET_RAW to every app container's `capabilities.drop` (in containerd's and CRI-O's default
+   * set): raw sockets, and since Linux 5.17 SO_MARK, the proxy's identity in iptables.
+   */
   dropNetRaw: boolean;
   /** Namespaces the security team exempts from these checks (chart values only; see README "Security"). */
   exemptNamespaces: string[];

@@ -8,7 +8,8 @@
 // - root (or a way to it) keeping CAP_SETUID/CAP_SETGID: setuid(1337)/setgid(1337) away from the
 //   first door;
 // - NET_ADMIN: rewrite the pod's iptables, or set the proxy's socket mark (SO_MARK 0x539);
-//   NET_RAW: raw sockets forge packets the listeners never see; SYS_ADMIN, SYS_MODULE, BPF: the
+//   NET_RAW: raw sockets forge packets the listeners never see, and since Linux 5.17 SO_MARK
+//   accepts CAP_NET_RAW as well as CAP_NET_ADMIN (net/core/sock.c); SYS_ADMIN, SYS_MODULE, BPF: the
 //   kernel's own network stack is theirs; SYS_PTRACE: take over the proxy, which holds NET_ADMIN;
 //   privileged / ALL: all of it.
 // Capability names follow the Kubernetes API (core/v1 Capabilities: "NET_ADMIN"); containerd and
@@ -22,7 +23,7 @@ export const INJECTED_CONTAINER_NAMES: ReadonlySet<string> = new Set(['sidewall-
 export const FORBIDDEN_CAPABILITIES: Readonly<Record<string, string>> = {
   ALL: 'every capability, so all of the below',
   NET_ADMIN: "it can rewrite the pod's iptables or mark its sockets as the proxy's (SO_MARK), and so leave through no firewall",
-  NET_RAW: 'raw sockets send packets the sidecar never sees',
+  NET_RAW: "raw sockets send packets the sidecar never sees, and (Linux 5.17 and later) it can set the proxy's socket mark (SO_MARK)",
   SYS_ADMIN: "it can change the pod's network stack and mounts (and much more)",
   SYS_MODULE: 'a kernel module sees and sends everything',
   BPF: 'BPF programs can redirect or rewrite packets below the firewall',
