@@ -93,9 +93,6 @@ function optedOut(metadata: ObjectMeta): boolean {
   return metadata.annotations?.[ANNOTATION.inject]?.trim().toLowerCase() === 'false' || metadata.labels?.[ANNOTATION.inject] === 'false';
 }
 
-/** The key a finding is compared by between the old and the new object of an UPDATE. */
-const findingKey = (line: string): string => line;
-
 export function validateAdmission(request: AdmissionRequest, settings: InjectorSettings, checkRules: RuleSourceChecker): ValidationVerdict {
   const kind = request.kind.kind;
   const object = request.object as KubeObject | undefined;
@@ -177,8 +174,8 @@ export function validateAdmission(request: AdmissionRequest, settings: InjectorS
     let found = findingsOf(specOf.spec, metadata);
     if (request.operation === 'UPDATE') {
       const oldSpec = podSpecOf(kind, request.oldObject as KubeObject | undefined);
-      const before = new Set(findingsOf(oldSpec?.spec, podMetadataOf(kind, request.oldObject as KubeObject | undefined)).map(findingKey));
-      found = found.filter((line) => !before.has(findingKey(line)));
+      const before = new Set(findingsOf(oldSpec?.spec, podMetadataOf(kind, request.oldObject as KubeObject | undefined))); // a finding is compared by its whole line
+      found = found.filter((line) => !before.has(line));
     }
     if (found.length > 0) {
       verdict.problems.push(...found);
