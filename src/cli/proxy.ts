@@ -99,7 +99,10 @@ export async function run(args: string[]): Promise<number> {
   // `tunnels:` is looked up by destination port (`"5432": block`), then the finding's kind
   // (`ssh: block`), then the connection's protocol (`dns: off`), then `default`.
   const tunnelMode = (kind: string, protocol: string, port: number) => config.tunnels.overrides[String(port)] ?? config.tunnels.overrides[kind] ?? tunnelModeFor(config.tunnels, protocol);
-  const gate = new ConnectionGate(policy, workloads, config.ports, tunnels, tunnelMode);
+  const gate = new ConnectionGate(policy, workloads, config.ports, tunnels, tunnelMode, {
+    onParseError: config.onParseError,
+    countParserError: (protocol, code) => metrics.parserErrors.inc({ protocol, code }),
+  });
   const proxy = new ProxyServer(
     {
       outboundPort: tunables.outboundPort,

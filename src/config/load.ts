@@ -80,6 +80,11 @@ export interface SidecarConfig {
   defaultAction: 'allow' | 'deny';
   /** Destination port → the protocol it carries (skips sniffing; verification checks it). */
   ports: Record<number, string>;
+  /**
+   * What a parse error does in monitor and learn modes: 'pass' (default) records it and lets the
+   * connection go on unparsed; 'reset' ends it. Under protect a parse error always resets.
+   */
+  onParseError: 'pass' | 'reset';
   tunnels: TunnelPolicy;
   /** The workload tier, when given in the config (else the pod annotation sidewall.io/rules). */
   rules?: unknown[];
@@ -120,7 +125,7 @@ export class ConfigError extends Error {
   }
 }
 
-export const TOP_KEYS = ['mode', 'defaultAction', 'ports', 'tunnels', 'rules', 'clusterRules', 'podInfo', 'identities', 'identity', 'export', 'proxy', 'learn'];
+export const TOP_KEYS = ['mode', 'defaultAction', 'onParseError', 'ports', 'tunnels', 'rules', 'clusterRules', 'podInfo', 'identities', 'identity', 'export', 'proxy', 'learn'];
 const TUNNEL_MODES: readonly TunnelMode[] = ['block', 'alert', 'off'];
 
 function show(value: unknown): string {
@@ -194,6 +199,7 @@ export function parseConfig(data: unknown, file: string): SidecarConfig {
     mode: 'monitor',
     defaultAction: 'deny',
     ports: {},
+    onParseError: 'pass',
     tunnels: { default: 'alert', overrides: {} },
     identities: [],
     export: { stdout: true },
@@ -209,6 +215,7 @@ export function parseConfig(data: unknown, file: string): SidecarConfig {
   problems.unknownKeys('', data, TOP_KEYS);
   config.mode = oneOf(problems, 'mode', data.mode, ['protect', 'monitor', 'learn'] as const, 'monitor');
   config.defaultAction = oneOf(problems, 'defaultAction', data.defaultAction, ['allow', 'deny'] as const, 'deny');
+  config.onParseError = oneOf(problems, 'onParseError', data.onParseError, ['pass', 'reset'] as const, 'pass');
 
   if (data.ports !== undefined) {
     if (!isRecord(data.ports)) problems.add('ports', `must be a mapping of port to protocol (e.g. "80": http), not ${show(data.ports)}`);

@@ -5,7 +5,7 @@
 // The client's bytes are held from the moment they arrive until a verdict covers them; the
 // destination was dialled at accept, so a server that speaks first (MySQL, SMTP, SSH) is heard
 // at once — its greeting is forwarded and read as evidence of the protocol.
-import { detectClientProtocol, detectServerGreeting } from '../protocols/detect.js';
+import { declaredParser, detectClientProtocol, detectOnTimeout, detectServerGreeting } from '../protocols/detect.js';
 import { createParser } from '../protocols/registry.js';
 import type { ProtocolName, StreamParser } from '../protocols/types.js';
 import type { Decision, FlowFacts } from '../policy/index.js';
@@ -83,9 +83,18 @@ export class ConnectionFilter {
         return;
       case 'detect': {
         this.held.push(chunk);
+        const declared = this.ctx.declaredProtocol;
+        if (declared !== undefined) {
+          // A declared port is read as its protocol, not sniffed (`ports:` in the config).
+          const parser = declaredParser(declared, this.held.peek(24));
+          if (parser === 'more') return;
+          this.begin(parser ?? declared, 'client');
+          return;
+        }
         const detection = detectClientProtocol(this.held.peek(24));
         if (detection.kind === 'more') return;
-        this.begin(detection.kind === 'match' ? detection.protocol : 'tcp', 'client');
+        if (detection.kind === 'match') this.begin(detection.protocol, 'client');
+        else this.undetected('unknown');
         return;
       }
       case 'inspect': {
@@ -161,14 +170,47 @@ export class ConnectionFilter {
 
   /** The client stopped sending (FIN). */
   clientEnd(): boolean {
-    if (this.phase === 'detect') this.begin('tcp', 'client');
+    if (this.phase === 'detect') this.detectionCut('client-fin');
     // Nothing held may be lost: once the verdict allows, release what is left before the FIN.
     return this.held.size === 0;
   }
 
-  /** Detection found nothing within the bounded wait: decide on what L3/L4 facts say. */
+  /**
+   * Detection did not finish within the bounded wait: bytes that can only be the start of one
+   * protocol are read by its parser (a request split as `G`, pause, `ET /admin` is HTTP);
+   * otherwise the flow is undetected.
+   */
   detectTimeout(): void {
-    if (this.phase === 'detect') this.begin('tcp', 'client');
+    if (this.phase === 'detect') this.detectionCut('timeout');
+  }
+
+  private detectionCut(why: 'timeout' | 'client-fin'): void {
+    const declared = this.ctx.declaredProtocol;
+    if (declared !== undefined) {
+      const parser = declaredParser(declared, this.held.peek(24));
+      this.begin(parser === 'more' ? 'http' : (parser ?? declared), 'client');
+      return;
+    }
+    const protocol = detectOnTimeout(this.held.peek(24));
+    if (protocol !== null) this.begin(protocol, 'client');
+    else this.undetected(why);
+  }
+
+  /**
+   * Nothing recognised the client's bytes. Fail closed: where a deny rule with protocol or L7
+   * matchers could apply (CompiledPolicy.decideUndetected), the connection is denied — its
+   * bytes might be exactly what that rule forbids, in a form we do not read — and the record
+   * says why (`l7.detection`). Otherwise it passes as TCP, opaque.
+   */
+  private undetected(why: 'unknown' | 'timeout' | 'client-fin'): void {
+    if (this.decision === null) {
+      const decision = this.ctx.policy().decideUndetected(this.facts('tcp'));
+      if (decision.verdict !== 'allowed') {
+        this.decision = decision;
+        this.l7 = { detection: why };
+      }
+    }
+    this.begin('tcp', 'client');
   }
 
   /** The connection is closing: report requests that never got an answer. */
@@ -281,13 +323,28 @@ export class ConnectionFilter {
     this.sink.close('reset', reason);
   }
 
+  /**
+   * The parser met bytes it cannot read. Under protect the connection is reset (fail closed: the
+   * server might read them as a request we did not see). In monitor and learn it is recorded
+   * (`l7.parseError`) and, unless `onParseError: reset`, what follows passes unparsed: those
+   * modes must not break traffic.
+   */
   private onParserError(code: string, _message: string): void {
-    if (this.phase === 'inspect') {
-      this.phase = 'blocked';
-      this.closeReason = `parser-error:${code}`;
-      this.held.drop(this.held.end);
-      this.sink.close('reset', this.closeReason);
+    if (this.phase !== 'inspect') return;
+    this.ctx.countParserError?.(this.protocol, code);
+    if (this.ctx.policy().mode !== 'protect' && (this.ctx.onParseError ?? 'pass') === 'pass') {
+      this.l7 = { ...this.l7, parseError: code };
+      // A routing enforcer holds undecided units and the bytes past the error: they go as they are.
+      this.enforcer?.flush?.();
+      this.enforcer?.finish('parse-error');
+      this.enforcer = null;
+      this.toPass();
+      return;
     }
+    this.phase = 'blocked';
+    this.closeReason = `parser-error:${code}`;
+    this.held.drop(this.held.end);
+    this.sink.close('reset', this.closeReason);
   }
 
   /** Called by an enforcer that ended the connection itself (e.g. after answering 403). */

@@ -72,6 +72,11 @@ export class DnsStreamEnforcer implements ProtocolEnforcer {
     this.toClient.pump();
   }
 
+  flush(): void {
+    this.toServer.flushAll();
+    this.toClient.flushAll();
+  }
+
   finish(reason: string): void {
     for (const q of this.pending.values()) {
       this.deps.sink.request({ protocol: 'dns', l7: q.l7, decision: q.decision, durationMs: performance.now() - q.startedAt, reason: reason === 'fin' ? 'no-response' : reason });

@@ -37,6 +37,8 @@ export interface ProtocolEnforcer {
   readonly done: boolean;
   /** The connection is closing: report requests still open. */
   finish(reason: string): void;
+  /** Routing: parsing stops (a parse error that monitor/learn lets pass): release every held byte as it is. */
+  flush?(): void;
 }
 
 const ENFORCERS: Record<string, (deps: EnforcerDeps) => ProtocolEnforcer> = {

@@ -4,7 +4,14 @@ import type { CompiledPolicy, Decision, Direction } from '../policy/index.js';
 import type { WorkloadDirectory } from '../identity/workload-directory.js';
 import type { TunnelDetection } from '../tunnels/types.js';
 import { ConnectionFilter } from './connection-filter.js';
-import type { ConnectionFacts, FilterSink, TunnelMode } from './types.js';
+import type { ConnectionFacts, FilterSink, ParseErrorAction, TunnelMode } from './types.js';
+
+export interface GateOptions {
+  /** What a parse error does in monitor/learn (`onParseError` in the config). */
+  onParseError?: ParseErrorAction;
+  /** Counts parser errors by protocol and code. */
+  countParserError?: (protocol: string, code: string) => void;
+}
 
 export interface Admission {
   facts: ConnectionFacts;
@@ -21,6 +28,7 @@ export class ConnectionGate {
     private readonly declaredPorts: Readonly<Record<number, string>>,
     private readonly tunnels: TunnelDetection | null,
     private readonly tunnelMode: (kind: string, protocol: string, port: number) => TunnelMode,
+    private readonly options: GateOptions = {},
   ) {}
 
   admit(direction: Direction, src: { ip: string; port: number }, dst: { ip: string; port: number }, sink: FilterSink): Admission {
@@ -43,6 +51,7 @@ export class ConnectionGate {
         tunnels: this.tunnels?.forConnection(facts, declaredProtocol) ?? null,
         dnsMonitor: this.tunnels?.dns ?? null,
         tunnelMode: this.tunnelMode,
+        ...this.options,
       },
       sink,
       l4,

@@ -213,6 +213,11 @@ export class Http2Enforcer implements ProtocolEnforcer {
     if (s.reported && s.clientEnded && s.serverEnded) this.streams.delete(streamId);
   }
 
+  flush(): void {
+    this.toServer.flushAll();
+    this.toClient.flushAll();
+  }
+
   finish(reason: string): void {
     for (const id of this.streams.keys()) this.report(id, reason === 'fin' ? 'no-response' : reason);
   }

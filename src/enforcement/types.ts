@@ -47,4 +47,14 @@ export interface FilterContext {
   dnsMonitor: DnsTunnelMonitor | null;
   /** What to do with a finding of that kind, protocol and destination port (`tunnels:` in the config). */
   tunnelMode: (kind: string, protocol: string, port: number) => TunnelMode;
+  /**
+   * What a parse error does in monitor and learn modes (`onParseError` in the config): 'pass'
+   * records it and lets the rest of the connection through unparsed, 'reset' ends it. Under
+   * protect it always resets. Default 'pass'.
+   */
+  onParseError?: ParseErrorAction;
+  /** Counts a parser error by protocol and code (the metrics). */
+  countParserError?: (protocol: string, code: string) => void;
 }
+
+export type ParseErrorAction = 'pass' | 'reset';

@@ -78,6 +78,20 @@ export class UnitRouter {
     if (straddling !== undefined && straddling.start < this.pos) straddling.action = 'forward';
   }
 
+  /**
+   * Routing stops (the stream is no longer parsed: a parse error in monitor/learn): held units
+   * go as they are, then whatever lies past the last unit; later bytes bypass the router.
+   */
+  flushAll(): void {
+    for (const u of this.units) if (u.action === 'hold') u.action = 'forward';
+    this.mayInject = true;
+    this.pump();
+    if (this.units.length > 0) return; // a unit still arriving: its tail follows unrouted
+    this.flushInjections();
+    this.held.release(this.held.end, this.forward);
+    this.pos = this.held.end;
+  }
+
   push(chunk: Buffer): void {
     this.held.push(chunk);
   }

@@ -22,7 +22,7 @@
 
 import { createHash } from 'node:crypto';
 import { IPV4, IPV6, parseCidr, parseIp, type Cidr, type IpFamily } from './ip.js';
-import { compileGlobs, globMatches, normalizeHost, normalizePath, type GlobMatcher } from './glob.js';
+import { compileGlobs, globMatches, normalizeHost, normalizeName, normalizePath, type GlobMatcher } from './glob.js';
 import { validateRuleList, type NormalizedRule } from './schema.js';
 import type { CompiledPolicy, Decision, Direction, Endpoint, FlowFacts, L7Facts, Mode, RuleIssue, Tier } from './types.js';
 
@@ -162,8 +162,8 @@ class Evaluation {
   l7: L7Facts | undefined;
   private path: string | undefined;
   private host: string | undefined;
-  private sni: string | undefined;
-  private dnsName: string | undefined;
+  private sni: string | null | undefined;
+  private dnsName: string | null | undefined;
   private headers: Map<string, string> | undefined;
 
   reset(facts: Omit<FlowFacts, 'protocol' | 'l7'> & Partial<Pick<FlowFacts, 'protocol' | 'l7'>>): void {
@@ -188,12 +188,16 @@ class Evaluation {
     return (this.host ??= normalizeHost(raw));
   }
 
-  tlsSni(raw: string): string {
-    return (this.sni ??= normalizeHost(raw));
+  /** The SNI for matching, or null when it is not a host name (see normalizeName). */
+  tlsSni(raw: string): string | null {
+    if (this.sni === undefined) this.sni = normalizeName(raw);
+    return this.sni;
   }
 
-  queryName(raw: string): string {
-    return (this.dnsName ??= normalizeHost(raw));
+  /** The query name for matching, or null when it is not a host name (see normalizeName). */
+  queryName(raw: string): string | null {
+    if (this.dnsName === undefined) this.dnsName = normalizeName(raw);
+    return this.dnsName;
   }
 
   header(name: string): string | undefined {
@@ -273,7 +277,15 @@ function protocolMatches(ruleProtocol: string, ev: Evaluation): boolean {
   }
 }
 
-function l7Matches(m: CompiledL7, ev: Evaluation): boolean {
+/**
+ * A name matcher against a name that may not be a host name (null): such a name matches deny
+ * rules only — fail closed, whatever the patterns say (see glob.ts, normalizeName).
+ */
+function nameMatches(m: GlobMatcher, name: string | null, action: CompiledRule['action']): boolean {
+  return name === null ? action === 'deny' : globMatches(m, name);
+}
+
+function l7Matches(m: CompiledL7, ev: Evaluation, action: CompiledRule['action']): boolean {
   const l7 = ev.l7;
   if (l7 === undefined) return false;
   switch (m.kind) {
@@ -301,7 +313,7 @@ function l7Matches(m: CompiledL7, ev: Evaluation): boolean {
     case 'tls': {
       const tls = l7.tls;
       if (tls === undefined) return false;
-      if (m.hosts !== null && (tls.sni === undefined || !globMatches(m.hosts, ev.tlsSni(tls.sni)))) return false;
+      if (m.hosts !== null && (tls.sni === undefined || !nameMatches(m.hosts, ev.tlsSni(tls.sni), action))) return false;
       if (m.alpn !== null) {
         const offered = tls.alpn;
         if (offered === undefined || !offered.some((p) => m.alpn!.has(p))) return false;
@@ -311,7 +323,7 @@ function l7Matches(m: CompiledL7, ev: Evaluation): boolean {
     case 'dns': {
       const dns = l7.dns;
       if (dns === undefined) return false;
-      if (m.hosts !== null && !globMatches(m.hosts, ev.queryName(dns.name))) return false;
+      if (m.hosts !== null && !nameMatches(m.hosts, ev.queryName(dns.name), action)) return false;
       return m.types === null || m.types.has(dns.type.toUpperCase());
     }
   }
@@ -385,6 +397,8 @@ function portIn(ranges: Uint16Array, port: number): boolean {
 const STAGE_CONNECTION = 0;
 const STAGE_PROTOCOL = 1;
 const STAGE_FULL = 2;
+/** A flow whose protocol is unknown: deny rules with protocol/L7 matchers apply (fail closed). */
+const STAGE_UNDETECTED = 3;
 
 const NEEDS_L7 = 'needs-l7' as const;
 /** Returned by a tier scan when the tier did not decide (no match, or a cluster 'pass'). */
@@ -422,6 +436,10 @@ class Policy implements CompiledPolicy {
     return this.evaluate(facts, STAGE_PROTOCOL);
   }
 
+  decideUndetected(facts: Omit<FlowFacts, 'protocol' | 'l7'>): Decision {
+    return this.evaluate(facts, STAGE_UNDETECTED) as Decision;
+  }
+
   private evaluate(facts: Omit<FlowFacts, 'protocol' | 'l7'> & Partial<Pick<FlowFacts, 'protocol' | 'l7'>>, stage: number): Decision | 'needs-l7' {
     const ev = this.evaluation;
     ev.reset(facts);
@@ -441,13 +459,17 @@ function scanTier(tier: TierIndex, direction: Direction, port: number, ev: Evalu
   for (let c = 0; c < candidates.length; c++) {
     const rule = rules[candidates[c]!]!;
     if (rule.peers !== null && !anyPeerMatches(rule.peers, ev)) continue;
+    if (stage === STAGE_UNDETECTED && ((rule.protocol !== null && rule.protocol !== 'tcp') || rule.l7 !== null)) {
+      if (rule.action === 'deny') return rule.decision;
+      continue;
+    }
     if (rule.protocol !== null && rule.protocol !== 'tcp') {
       if (stage === STAGE_CONNECTION) return NEEDS_L7;
       if (!protocolMatches(rule.protocol, ev)) continue;
     }
     if (rule.l7 !== null) {
       if (stage === STAGE_PROTOCOL) return NEEDS_L7;
-      if (!l7Matches(rule.l7, ev)) continue;
+      if (!l7Matches(rule.l7, ev, rule.action)) continue;
     }
     // A cluster 'pass' ends the cluster tier without a decision.
     return rule.decision;

@@ -9,6 +9,11 @@
 //   case-insensitive (RFC 4343), trailing dot ignored. '*' matches within one label (no dots);
 //   a leading '**.' matches zero or more whole labels ('**.example.com' matches 'example.com' and
 //   'a.b.example.com'); '**' alone matches every name.
+//   DNS names and TLS SNI are matched label by label as they are (normalizeName): no port or
+//   bracket is stripped, and a name with a label that is not a host-name label (a dot inside a
+//   label, as the DNS parser writes it escaped '\.', or any character outside letters, digits,
+//   '-' and '_') matches no allow or pass rule and every deny rule with a names/sni matcher
+//   (fail closed: what we cannot read as the resolver or the TLS server will is not allowed).
 // - gRPC services ('shop.v1.*', 'shop.**'): like names, but case-sensitive (protobuf full names).
 // - gRPC methods and header values: '*' matches any characters.
 // Any other character is literal. A pattern without '*' is compared as a plain string.
@@ -173,4 +178,25 @@ export function normalizeHost(host: string): string {
   }
   h = h.toLowerCase();
   return h.endsWith('.') ? h.slice(0, -1) : h;
+}
+
+/** RFC 1035 §2.3.1 letters, digits and '-', plus '_' (RFC 2782 service labels, e.g. _sip._tcp). */
+const HOST_LABEL = /^[a-z0-9_-]{1,63}$/;
+
+/**
+ * A DNS name or TLS SNI for matching (RFC 4343: case-insensitive; one trailing dot ignored), or
+ * null when it is not a host name: an empty label, a label longer than 63 octets, a name longer
+ * than 253 characters, or any character outside letters, digits, '-' and '_' — ':' and ']'
+ * included, so 't.svc.cluster.local:x.attacker.com' is refused rather than cut at the colon
+ * (RFC 6066 §3: SNI is a host name without port; RFC 1035 §3.1: names are labels). The root
+ * name ('' or '.') is valid.
+ */
+export function normalizeName(name: string): string | null {
+  let n = name.toLowerCase();
+  if (n.endsWith('.')) n = n.slice(0, -1);
+  if (n.length === 0) return name.length <= 1 ? '' : null;
+  if (n.length > 253) return null;
+  const labels = n.split('.');
+  for (let i = 0; i < labels.length; i++) if (!HOST_LABEL.test(labels[i]!)) return null;
+  return n;
 }

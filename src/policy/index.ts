@@ -4,6 +4,6 @@ export type {
   CompiledPolicy, Decision, Direction, Endpoint, FlowFacts, L7Facts, Mode, RuleAction, RuleIssue, Tier, Workload,
 } from './types.js';
 export { checkRuleSource, formatIssue, parseRuleText, readRuleSource, type CheckOptions } from './source.js';
-export { PROTOCOLS, validateRuleList, type NormalizedRule } from './schema.js';
+export { PROTOCOLS, RULE_PROTOCOLS, validateRuleList, type NormalizedRule } from './schema.js';
 export { compilePolicy, policyHash, type CompileInput } from './compile.js';
 export { normalizeHost, normalizePath } from './glob.js';

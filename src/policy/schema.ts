@@ -10,7 +10,7 @@
 //   peer: {cidr, namespace, labels, serviceAccount} or a list of such (any of them); inside one
 //         peer every given field must match; cidr/namespace/serviceAccount take a string or list
 //   ports: 80, "8000-8100", or a list of them (the destination port)
-//   protocol: one of PROTOCOLS
+//   protocol: one of RULE_PROTOCOLS
 //   at most one L7 block: http {methods, paths, hosts, headers}, grpc {services, methods},
 //         tls {sni, alpn}, dns {names, types}; without `protocol` the block implies it.
 
@@ -18,10 +18,23 @@ import { globToRegExpSource, type GlobKind } from './glob.js';
 import { parseCidr } from './ip.js';
 import type { Direction, RuleAction, RuleIssue, Tier } from './types.js';
 
-/** Protocol names a rule may use; extend as parsers land. 'tcp' matches every connection. */
+/**
+ * Protocol names a port may be declared to carry (`ports:` in the config): what protocol
+ * verification expects there, detected or not.
+ */
 export const PROTOCOLS: readonly string[] = [
   'tcp', 'http', 'http2', 'grpc', 'tls', 'dns', 'ssh', 'redis', 'postgres', 'mysql',
   'smtp', 'ftp', 'pop3', 'imap', 'kafka', 'mongodb', 'amqp', 'mqtt',
+];
+
+/**
+ * Protocol names a rule may use: only those the sidecar detects (protocols/detect.ts, client
+ * bytes or server greeting), since a rule for a protocol nothing detects would silently never
+ * match. 'tcp' matches every connection. Extend as detectors land.
+ */
+export const RULE_PROTOCOLS: readonly string[] = [
+  'tcp', 'http', 'http2', 'grpc', 'tls', 'dns', 'ssh', 'redis', 'postgres', 'mysql',
+  'smtp', 'ftp', 'pop3', 'imap',
 ];
 
 export type L7Kind = 'http' | 'grpc' | 'tls' | 'dns';
@@ -427,8 +440,12 @@ function validateRule(sink: IssueSink, value: unknown, tier: Tier): NormalizedRu
   }
   let protocol: string | undefined;
   if (value.protocol !== undefined) {
-    if (typeof value.protocol !== 'string' || !PROTOCOLS.includes(value.protocol.toLowerCase())) {
-      sink.add('protocol', `${typeof value.protocol === 'string' ? `'${value.protocol}'` : describeValue(value.protocol)} is not a known protocol (${PROTOCOLS.join(', ')})`);
+    if (typeof value.protocol !== 'string' || !RULE_PROTOCOLS.includes(value.protocol.toLowerCase())) {
+      const named = typeof value.protocol === 'string' ? `'${value.protocol}'` : describeValue(value.protocol);
+      const undetected = typeof value.protocol === 'string' && PROTOCOLS.includes(value.protocol.toLowerCase());
+      sink.add('protocol', undetected
+        ? `${named} is not detected by the sidecar, so this rule would never match; use protocol: tcp with the port instead (detected: ${RULE_PROTOCOLS.join(', ')})`
+        : `${named} is not a known protocol (${RULE_PROTOCOLS.join(', ')})`);
     } else protocol = value.protocol.toLowerCase();
   }
   const blocks = L7_KINDS.filter((k) => value[k] !== undefined);

@@ -66,6 +66,14 @@ export interface CompiledPolicy {
    * `decide` per request with its L7 facts).
    */
   decideProtocol(facts: Omit<FlowFacts, 'l7'>): Decision | 'needs-l7';
+  /**
+   * A flow whose protocol could not be told (detection failed or timed out), failing closed:
+   * rules are read in order; a rule without protocol/L7 matchers decides as usual, a `deny` rule
+   * with protocol or L7 matchers decides too (its protocol might be what the flow speaks, so we
+   * cannot say it does not apply), `allow`/`pass` rules with them are skipped (nothing shows that
+   * they apply); then the default.
+   */
+  decideUndetected(facts: Omit<FlowFacts, 'protocol' | 'l7'>): Decision;
 }
 
 export interface RuleIssue {

@@ -59,38 +59,51 @@ function detectHttp2(bytes: Buffer): Verdict<'http2'> {
   return state === 'partial' ? MORE : UNKNOWN;
 }
 
-/** Methods by first byte, so most non-HTTP input is turned away with one lookup. */
-const METHODS_BY_FIRST_BYTE = new Map<number, Buffer[]>();
-for (const method of HTTP_METHODS) {
-  const list = METHODS_BY_FIRST_BYTE.get(method[0]!) ?? [];
-  list.push(method);
-  METHODS_BY_FIRST_BYTE.set(method[0]!, list);
+/** tchar (RFC 9110 §5.6.2): a method is a token (RFC 9110 §9.1). */
+function isTchar(b: number): boolean {
+  return (b >= 0x61 && b <= 0x7a) || (b >= 0x41 && b <= 0x5a) || (b >= 0x30 && b <= 0x39) || "!#$%&'*+-.^_`|~".includes(String.fromCharCode(b));
 }
 
+const KNOWN_METHOD_NAMES = new Set(HTTP_METHODS.map((m) => m.toString('latin1', 0, m.length - 1)));
+const REQUEST_LINE = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+[ \t]+[^\x00-\x20\x7f]+(?:[ \t]+HTTP\/\d+\.\d+)?[ \t]*\r?$/;
+
+/**
+ * An HTTP/1 request as servers accept it (RFC 9112 §2.2, §3): leading empty lines (CRLF or bare
+ * LF) before the request-line, any token as the method (nginx takes unknown methods; llhttp
+ * decides what it accepts), one or more SP or HTAB between the parts, no version at all
+ * (HTTP/0.9 `GET /x`). Whatever could be a request to a lenient server is HTTP here, so it goes
+ * to the HTTP parser — which refuses (and the connection is reset) what it will not read,
+ * rather than letting it pass unparsed as TCP.
+ */
 function detectHttp1(bytes: Buffer): Verdict<'http'> {
-  let partial = false;
-  for (const method of METHODS_BY_FIRST_BYTE.get(bytes[0]!) ?? []) {
-    const state = prefixState(bytes, method);
-    if (state === 'partial') {
-      partial = true;
-      continue;
-    }
-    if (state === 'no') continue;
-    // Method and SP seen; the request-target must start like a target (RFC 9112 §3.2).
-    if (bytes.length === method.length) return MORE;
-    const first = bytes[method.length]!;
-    if (first <= 0x20 || first >= 0x7f) return UNKNOWN;
-    // The whole request line in hand: the version settles it.
-    const eol = bytes.indexOf(0x0a, method.length);
-    if (eol > 0) {
-      const line = bytes.toString('latin1', 0, eol);
-      return /^[!#$%&'*+.^_`|~0-9A-Za-z-]+ \S+ HTTP\/1\.[01]\r?$/.test(line)
-        ? match('http', 'high')
-        : UNKNOWN;
-    }
-    return match('http', 'medium');
+  // 'PRI * HTTP/2.0' is a request line too: the whole HTTP/2 preface tells them apart.
+  if (prefixState(bytes, H2_PREFACE) === 'partial') return MORE;
+  let i = 0;
+  while (i < bytes.length && (bytes[i] === 0x0d || bytes[i] === 0x0a)) i++;
+  if (i === bytes.length) return MORE; // only empty lines so far
+  const methodStart = i;
+  while (i < bytes.length && isTchar(bytes[i]!)) i++;
+  const method = bytes.toString('latin1', methodStart, i);
+  const known = KNOWN_METHOD_NAMES.has(method);
+  if (i === bytes.length) {
+    // Still inside the method: a prefix of a known one, or a plausible unknown one (letters).
+    for (const name of KNOWN_METHOD_NAMES) if (name.startsWith(method)) return MORE;
+    return /^[A-Za-z_-]+$/.test(method) ? MORE : UNKNOWN;
   }
-  return partial ? MORE : UNKNOWN;
+  if (i === methodStart || (bytes[i] !== 0x20 && bytes[i] !== 0x09)) return UNKNOWN;
+  while (i < bytes.length && (bytes[i] === 0x20 || bytes[i] === 0x09)) i++;
+  if (i === bytes.length) return known ? MORE : /^[A-Za-z_-]+$/.test(method) ? MORE : UNKNOWN;
+  const first = bytes[i]!;
+  if (first <= 0x20 || first >= 0x7f) return UNKNOWN;
+  // An unknown method must be followed by what a request-target starts with (origin-form '/',
+  // asterisk-form, absolute-form), so text protocols ('SET key value') are not taken for HTTP.
+  if (!known && first !== 0x2f && first !== 0x2a && first !== 0x68 && first !== 0x48) return UNKNOWN;
+  const eol = bytes.indexOf(0x0a, i);
+  if (eol > 0) {
+    const line = bytes.toString('latin1', methodStart, eol);
+    return REQUEST_LINE.test(line) ? match('http', 'high') : UNKNOWN;
+  }
+  return match('http', 'medium');
 }
 
 function detectTls(bytes: Buffer): Verdict<'tls'> {
@@ -217,6 +230,55 @@ export function detectClientProtocol(bytes: Buffer): Detection<DetectedClientPro
   if (best !== null && (best.kind === 'match' && best.confidence === 'high')) return best;
   if (more && bytes.length < DETECT_MAX_BYTES) return MORE;
   return best ?? UNKNOWN;
+}
+
+/**
+ * Detection timed out (or the client stopped) on bytes that are still a proper prefix: the
+ * protocol they can only be the start of, so its parser reads them (and what follows) rather
+ * than the flow passing as TCP — a request split as `G`, pause, `ET /admin ...` is HTTP. Null
+ * when no such protocol (or DNS's 1-byte ambiguity alone) remains: then the flow is undetected.
+ */
+export function detectOnTimeout(bytes: Buffer): DetectedClientProtocol | null {
+  if (bytes.length === 0) return null;
+  const candidates: Array<[DetectedClientProtocol, Verdict<DetectedClientProtocol>]> = [
+    ['http2', detectHttp2(bytes)],
+    ['tls', detectTls(bytes)],
+    ['ssh', detectSsh(bytes, 'ssh')],
+    ['postgres', detectPostgres(bytes)],
+    ['redis', detectRedis(bytes)],
+    ['http', detectHttp1(bytes)],
+  ];
+  for (const [protocol, v] of candidates) if (v.kind === 'match') return protocol;
+  // 'PRI' is both the HTTP/2 preface and an HTTP/1 method: HTTP/1's parser takes it.
+  const more = candidates.filter(([, v]) => v.kind === 'more').map(([p]) => p);
+  if (more.includes('http')) return 'http';
+  return more.length === 1 ? more[0]! : null;
+}
+
+/**
+ * The parser a port declared to carry `declared` (`ports:`) is read with: no sniffing, except
+ * that an HTTP port may carry HTTP/2 with prior knowledge (its preface is not an HTTP/1 request
+ * any server takes). `null`: a protocol without a parser (decided once, as a whole).
+ */
+export function declaredParser(declared: string, bytes: Buffer): DetectedClientProtocol | 'more' | null {
+  switch (declared) {
+    case 'http': {
+      const h2 = detectHttp2(bytes);
+      if (h2.kind === 'match') return 'http2';
+      return h2.kind === 'more' ? 'more' : 'http';
+    }
+    case 'http2':
+    case 'grpc':
+      return 'http2';
+    case 'tls':
+    case 'dns':
+    case 'ssh':
+    case 'redis':
+    case 'postgres':
+      return declared;
+    default:
+      return null;
+  }
 }
 
 function rank(c: DetectConfidence): number {

@@ -267,6 +267,12 @@ export interface DnsMessage {
   readonly authorityCount: number;
   readonly additionalCount: number;
   readonly answers: readonly DnsRecordSummary[];
+  /**
+   * The names the answer section's CNAME and DNAME records lead to (RFC 1034 §3.6.2, RFC 6672),
+   * all of them (not capped like `answers`), in presentation format: what a resolver following
+   * the answer would go on to, so the rules can check them as they check the question.
+   */
+  readonly aliases: readonly string[];
   /** Bytes of the message. */
   readonly size: number;
 }

@@ -4,6 +4,8 @@ import { MalformedStreamError } from '../errors.js';
 import type { DnsMessage, DnsQuestion, DnsRecordSummary, Side } from '../types.js';
 
 const HEADER_SIZE = 12;
+const TYPE_CNAME = 5;
+const TYPE_DNAME = 39;
 /** RFC 1035 §2.3.4: a name is at most 255 octets on the wire. */
 const MAX_NAME_OCTETS = 255;
 /** More questions than this in one message is not a real client (and costs CPU). */
@@ -47,7 +49,35 @@ function malformed(ctx: DecodeContext, at: number, detail: string): never {
 }
 
 /**
- * Read a possibly compressed name at `pos`. Returns the name (lower-case, no trailing dot) and
+ * One label in presentation format (RFC 1035 §5.1, RFC 4343 §2.1): '.' and a backslash inside a
+ * label are escaped with a backslash, bytes outside '!'..'~' as backslash + 3 decimal digits, so
+ * the dotted name is
+ * unambiguous: a label 'a.b' can never read as the two labels 'a' and 'b'. The rules treat a
+ * name with an escape as no host name (policy/glob.ts, normalizeName).
+ */
+function labelText(buf: Buffer, from: number, to: number): string {
+  let plain = true;
+  for (let i = from; i < to; i++) {
+    const b = buf[i]!;
+    if (b <= 0x20 || b >= 0x7f || b === 0x2e || b === 0x5c) {
+      plain = false;
+      break;
+    }
+  }
+  if (plain) return buf.toString('latin1', from, to);
+  let out = '';
+  for (let i = from; i < to; i++) {
+    const b = buf[i]!;
+    if (b === 0x2e || b === 0x5c) out += `\\${String.fromCharCode(b)}`;
+    else if (b <= 0x20 || b >= 0x7f) out += `\\${String(b).padStart(3, '0')}`;
+    else out += String.fromCharCode(b);
+  }
+  return out;
+}
+
+/**
+ * Read a possibly compressed name at `pos`. Returns the name (lower-case, no trailing dot,
+ * labels in presentation format: see labelText) and
  * stores the offset after it in `cursor.next`. Pointers must point strictly before the label
  * that holds them, so a loop is impossible; the 255-octet bound caps the work.
  */
@@ -80,7 +110,7 @@ function readName(buf: Buffer, pos: number, cursor: { next: number }, ctx: Decod
     octets += len + 1;
     if (octets + 1 > MAX_NAME_OCTETS) malformed(ctx, pos, 'name longer than 255 octets');
     if (pos + 1 + len > buf.length) malformed(ctx, pos, 'label runs past the end of the message');
-    const label = buf.toString('latin1', pos + 1, pos + 1 + len);
+    const label = labelText(buf, pos + 1, pos + 1 + len);
     name = name.length === 0 ? label : `${name}.${label}`;
     pos += 1 + len;
   }
@@ -114,6 +144,8 @@ export function parseDnsMessage(buf: Buffer, side: Side = 'client', base = 0): D
     pos += 4;
   }
   const answers: DnsRecordSummary[] = [];
+  const aliases: string[] = [];
+  const rdataCursor = { next: 0 };
   // Answer summaries only; authority/additional records are skipped by count, not decoded.
   const records = ancount + nscount + arcount;
   for (let i = 0; i < records; i++) {
@@ -127,6 +159,12 @@ export function parseDnsMessage(buf: Buffer, side: Side = 'client', base = 0): D
     if (pos + size > buf.length) malformed(ctx, pos, `RDLENGTH ${size} runs past the end of the message`);
     if (i < ancount && answers.length < MAX_ANSWER_SUMMARIES) {
       answers.push({ name, type, typeName: dnsTypeName(type), ttl, size });
+    }
+    // CNAME (RFC 1035 §3.3.1) and DNAME (RFC 6672 §2.1) RDATA is one (compressible) name.
+    if (i < ancount && (type === TYPE_CNAME || type === TYPE_DNAME)) {
+      const target = readName(buf.subarray(0, pos + size), pos, rdataCursor, ctx);
+      if (rdataCursor.next !== pos + size) malformed(ctx, pos, `${dnsTypeName(type)} RDATA is not one name`);
+      aliases.push(target);
     }
     pos += size;
   }
@@ -153,6 +191,7 @@ export function parseDnsMessage(buf: Buffer, side: Side = 'client', base = 0): D
     authorityCount: nscount,
     additionalCount: arcount,
     answers,
+    aliases,
     size: buf.length,
   };
 }
