@@ -78,7 +78,7 @@ export const DEFAULT_LEARN: Readonly<LearnConfig> = Object.freeze({
 export interface SidecarConfig {
   mode: Mode;
   defaultAction: 'allow' | 'deny';
-  /** Destination port → the protocol it carries (skips sniffing; verification checks it). */
+  /** Destination port → the protocol it carries (what detection does not recognise there is parsed as it; verification checks it). */
   ports: Record<number, string>;
   /**
    * What a parse error does in monitor and learn modes: 'pass' (default) records it and lets the

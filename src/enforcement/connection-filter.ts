@@ -83,14 +83,6 @@ export class ConnectionFilter {
         return;
       case 'detect': {
         this.held.push(chunk);
-        const declared = this.ctx.declaredProtocol;
-        if (declared !== undefined) {
-          // A declared port is read as its protocol, not sniffed (`ports:` in the config).
-          const parser = declaredParser(declared, this.held.peek(24));
-          if (parser === 'more') return;
-          this.begin(parser ?? declared, 'client');
-          return;
-        }
         const detection = detectClientProtocol(this.held.peek(24));
         if (detection.kind === 'more') return;
         if (detection.kind === 'match') this.begin(detection.protocol, 'client');
@@ -185,24 +177,26 @@ export class ConnectionFilter {
   }
 
   private detectionCut(why: 'timeout' | 'client-fin'): void {
-    const declared = this.ctx.declaredProtocol;
-    if (declared !== undefined) {
-      const parser = declaredParser(declared, this.held.peek(24));
-      this.begin(parser === 'more' ? 'http' : (parser ?? declared), 'client');
-      return;
-    }
     const protocol = detectOnTimeout(this.held.peek(24));
     if (protocol !== null) this.begin(protocol, 'client');
     else this.undetected(why);
   }
 
   /**
-   * Nothing recognised the client's bytes. Fail closed: where a deny rule with protocol or L7
-   * matchers could apply (CompiledPolicy.decideUndetected), the connection is denied — its
-   * bytes might be exactly what that rule forbids, in a form we do not read — and the record
-   * says why (`l7.detection`). Otherwise it passes as TCP, opaque.
+   * Nothing recognised the client's bytes. On a port declared in `ports:` they are read by the
+   * declared protocol's parser (which refuses what it cannot read) — detection still runs first
+   * there, so protocol verification sees what is really spoken. Elsewhere, fail closed: where a
+   * deny rule with protocol or L7 matchers could apply (CompiledPolicy.decideUndetected), the
+   * connection is denied — its bytes might be exactly what that rule forbids, in a form we do
+   * not read — and the record says why (`l7.detection`). Otherwise it passes as TCP, opaque.
    */
   private undetected(why: 'unknown' | 'timeout' | 'client-fin'): void {
+    const declared = this.ctx.declaredProtocol;
+    const parser = declared === undefined ? null : declaredParser(declared);
+    if (parser !== null) {
+      this.begin(parser, 'client');
+      return;
+    }
     if (this.decision === null) {
       const decision = this.ctx.policy().decideUndetected(this.facts('tcp'));
       if (decision.verdict !== 'allowed') {

@@ -249,24 +249,36 @@ export function detectOnTimeout(bytes: Buffer): DetectedClientProtocol | null {
     ['http', detectHttp1(bytes)],
   ];
   for (const [protocol, v] of candidates) if (v.kind === 'match') return protocol;
-  // 'PRI' is both the HTTP/2 preface and an HTTP/1 method: HTTP/1's parser takes it.
-  const more = candidates.filter(([, v]) => v.kind === 'more').map(([p]) => p);
-  if (more.includes('http')) return 'http';
+  // A cut request-line: a prefix of a known method (`G`, `POS`) or a method and its separator.
+  // ('PRI' is both the HTTP/2 preface and an HTTP/1 method: HTTP/1's parser takes it.) Bare
+  // tokens and empty lines are not taken for HTTP: a text protocol's `ping` would wait forever.
+  if (httpRequestLinePrefix(bytes)) return 'http';
+  const more = candidates.filter(([p, v]) => v.kind === 'more' && p !== 'http').map(([p]) => p);
   return more.length === 1 ? more[0]! : null;
 }
 
+function httpRequestLinePrefix(bytes: Buffer): boolean {
+  let i = 0;
+  while (i < bytes.length && (bytes[i] === 0x0d || bytes[i] === 0x0a)) i++;
+  const start = i;
+  while (i < bytes.length && isTchar(bytes[i]!)) i++;
+  const method = bytes.toString('latin1', start, i);
+  if (method.length === 0) return false;
+  if (i === bytes.length) {
+    for (const name of KNOWN_METHOD_NAMES) if (name.startsWith(method)) return true;
+    return false;
+  }
+  return (bytes[i] === 0x20 || bytes[i] === 0x09) && detectHttp1(bytes).kind !== 'unknown';
+}
+
 /**
- * The parser a port declared to carry `declared` (`ports:`) is read with: no sniffing, except
- * that an HTTP port may carry HTTP/2 with prior knowledge (its preface is not an HTTP/1 request
- * any server takes). `null`: a protocol without a parser (decided once, as a whole).
+ * The parser that reads what detection did not recognise on a port declared to carry
+ * `declared` (`ports:`), or null for a protocol without a parser.
  */
-export function declaredParser(declared: string, bytes: Buffer): DetectedClientProtocol | 'more' | null {
+export function declaredParser(declared: string): DetectedClientProtocol | null {
   switch (declared) {
-    case 'http': {
-      const h2 = detectHttp2(bytes);
-      if (h2.kind === 'match') return 'http2';
-      return h2.kind === 'more' ? 'more' : 'http';
-    }
+    case 'http':
+      return 'http';
     case 'http2':
     case 'grpc':
       return 'http2';

@@ -254,9 +254,16 @@ describe('hostile input', () => {
 describe('sidewall observe', () => {
   it('shows denied requests as they happen, from the running sidecar\'s admin port', async () => {
     const observe = topo.start(topo.podNs, NODE, [CLI, 'observe', '--admin', '127.0.0.1:15000', '--verdict', 'denied', '--protocol', 'http', '--follow', '-o', 'json'], { uid: APP_UID });
-    await new Promise((r) => setTimeout(r, 500)); // subscribed
-    await curl(['-o', '/dev/null', `http://${peer}/private/observed`]);
-    const line = await waitForLine(observe, (l) => l.includes('/private/observed'), 10_000, 'sidewall observe');
+    // Subscribed is an event we cannot see from here: request again until observe shows one (a
+    // fixed sleep was too short for the CLI to start on a loaded machine).
+    const shown = waitForLine(observe, (l) => l.includes('/private/observed'), 15_000, 'sidewall observe');
+    let line: string | undefined;
+    void shown.then((l) => (line = l), () => undefined);
+    for (let i = 0; i < 30 && line === undefined; i++) {
+      await curl(['-o', '/dev/null', `http://${peer}/private/observed`]);
+      await Promise.race([shown, new Promise((r) => setTimeout(r, 500))]).catch(() => undefined);
+    }
+    line = await shown;
     const record = JSON.parse(line) as { verdict: string; ruleId: string; type: string };
     expect(record).toMatchObject({ type: 'request', verdict: 'denied', ruleId: 'default' });
     const table = topo.exec(topo.podNs, NODE, [CLI, 'observe', '--verdict', 'denied', '--last', '5'], { uid: APP_UID });

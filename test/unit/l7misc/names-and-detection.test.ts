@@ -103,7 +103,11 @@ describe('detection tolerates what servers tolerate', () => {
 
   it('a prefix cut by the detection timeout is read as the one protocol it can begin', () => {
     expect(detectOnTimeout(Buffer.from('G'))).toBe('http');
-    expect(detectOnTimeout(Buffer.from('\r\n'))).toBe('http');
+    expect(detectOnTimeout(Buffer.from('\r\nPO'))).toBe('http');
+    expect(detectOnTimeout(Buffer.from('GET /adm'))).toBe('http');
+    // A text protocol's word is not a cut request (it would wait for a request-line forever).
+    expect(detectOnTimeout(Buffer.from('ping-egress'))).toBeNull();
+    expect(detectOnTimeout(Buffer.from('\r\n'))).toBeNull();
     expect(detectOnTimeout(Buffer.from([0x16, 0x03]))).toBe('tls');
     expect(detectOnTimeout(Buffer.from([0x00, 0x00]))).toBe('postgres');
     expect(detectOnTimeout(Buffer.from('\x01\x02'))).toBeNull();
@@ -188,10 +192,11 @@ describe('fail-closed detection in the connection filter', () => {
     expect(f.l7).toEqual({ detection: 'unknown' });
   });
 
-  it('a declared port is parsed as its protocol without sniffing', () => {
-    const { f, sink } = filterFor(policyOf(denyAdmin), { declaredProtocol: 'http' });
+  it('on a declared port what detection does not recognise is parsed as the declared protocol', () => {
+    const { f, sink } = filterFor(policyOf(denyAdmin, 'allow'), { declaredProtocol: 'http' }, 8080);
     // Not HTTP at all: the HTTP parser refuses it and the connection is reset.
-    f.clientData(Buffer.from('\x01\x02\x03\x04\r\n\r\n', 'latin1'));
+    f.clientData(Buffer.concat([Buffer.alloc(30, 0x01), Buffer.from('\r\n\r\n')]));
+    expect(sink.closed).toMatch(/^reset:parser-error/);
     expect(f.protocol).toBe('http');
     expect(sink.sent).toBe('');
   });
