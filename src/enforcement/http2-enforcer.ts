@@ -4,13 +4,25 @@
 // the client gets 403 (gRPC: grpc-status 7) on that stream, and the other streams go on.
 //
 // HPACK (RFC 7541) makes dropping a header block delicate: the server's decoder must see every
-// dynamic-table change the client's encoder made. When a denied block changed the table, the
-// server gets a replacement block with only those field representations (copied verbatim) plus
-// a `connection` header, which makes the request malformed (RFC 9113 §8.2.2): the server resets
-// the stream without passing it to the application, and its decoder stays in step.
+// dynamic-table change the client's encoder made, or later blocks decode to other fields. The
+// choice here, as HAProxy and Envoy do it but only once needed: while no dropped block changed
+// the table, allowed blocks pass byte for byte (the tables are in step, nothing is re-encoded).
+// From the first dropped block that changed the table on, every client header block toward the
+// server is re-encoded from the decoded fields as literals without indexing (never-indexed kept)
+// — they reference no table entry, so the server's stale table is never read, and the denied
+// request itself is simply not sent. (An earlier design sent the table-changing fields plus a
+// `connection` field to make the request malformed; nginx 1.22 ignores that field and executed
+// the denied request.) Closing the connection instead would fail every concurrent gRPC call on
+// the channel for each denied one. Cost: re-encoded blocks are larger (no compression) on such
+// connections only.
+//
+// A request with a single-valued field twice (`:path`, `:method`, `:authority`, `:scheme`,
+// `content-type`, `host`) or `host` differing from `:authority` is refused as ambiguous
+// (rule `ambiguous-request`): receivers disagree on which copy counts — grpc-js takes the first
+// content-type, so `application/grpc` then `text/plain` is a gRPC call that the gRPC rules must see.
 import type { Decision } from '../policy/index.js';
 import { buildForbiddenResponse, buildGrpcTrailersOnly, buildHeadersFrames, buildWindowUpdateFrame, FrameType } from '../protocols/http2/frames.js';
-import { encodeLiteralHeaderBlock } from '../protocols/http2/hpack-encoder.js';
+import { reencodeHeaderBlock } from '../protocols/http2/hpack-encoder.js';
 import type { Http2HeadersEvent, ProtocolEvent } from '../protocols/types.js';
 import type { EnforcerDeps, ProtocolEnforcer } from './enforcers.js';
 import { HttpRequestFacts, requestFacts } from './http-facts.js';
@@ -36,7 +48,12 @@ const EMPTY = Buffer.alloc(0);
  * the connection).
  */
 const REPORTED_DENIED: StreamState = Object.freeze({ decision: Object.freeze({}) as Decision, allowed: false, grpc: false, l7: Object.freeze({}), startedAt: 0, reported: true, clientEnded: true, serverEnded: true });
-const MALFORMING_FIELD = encodeLiteralHeaderBlock([['connection', 'sidewall-denied']]);
+
+/** The refusal of an ambiguous request: denied under protect, would-deny otherwise. */
+function ambiguousDecision(mode: string, hash: string): Decision {
+  const enforce = mode === 'protect';
+  return { action: enforce ? 'deny' : 'allow', verdict: enforce ? 'denied' : 'would-deny', ruleId: 'ambiguous-request', policy: hash, log: true, tier: 'default' };
+}
 
 export class Http2Enforcer implements ProtocolEnforcer {
   readonly clientFrontier = 0;
@@ -47,6 +64,8 @@ export class Http2Enforcer implements ProtocolEnforcer {
   private readonly streams = new Map<number, StreamState>();
   /** Client frames of the header block being assembled (HEADERS + CONTINUATION). */
   private blockStart = -1;
+  /** A dropped block changed the server-bound HPACK table: client blocks are re-encoded from now on. */
+  private reencode = false;
 
   /**
    * @param start where HTTP/2 begins in each side's stream: 0 for prior knowledge; after the
@@ -100,8 +119,9 @@ export class Http2Enforcer implements ProtocolEnforcer {
         }
         if (ev.frameType === FrameType.HEADERS || ev.frameType === FrameType.CONTINUATION) {
           if (ev.frameType === FrameType.HEADERS) this.blockStart = ev.start;
-          // Trailers of a decided stream follow that stream's verdict; a new request waits for its own.
-          this.toServer.add(ev.start, ev.end, stream === undefined ? 'hold' : stream.allowed ? 'forward' : 'drop');
+          // Trailers of a decided stream follow that stream's verdict (held to be re-encoded once
+          // re-encoding started); a new request waits for its own.
+          this.toServer.add(ev.start, ev.end, stream === undefined || (stream.allowed && this.reencode) ? 'hold' : stream.allowed ? 'forward' : 'drop');
         } else if (stream !== undefined && !stream.allowed) {
           this.toServer.add(ev.start, ev.end, 'drop');
           // The client spent connection-level flow-control window on DATA the server never sees.
@@ -111,9 +131,22 @@ export class Http2Enforcer implements ProtocolEnforcer {
         }
         break;
       }
-      case 'http2.headers':
-        if (ev.role === 'request' && !this.streams.has(ev.streamId)) this.onRequest(ev);
+      case 'http2.headers': {
+        if (ev.role === 'request' && !this.streams.has(ev.streamId)) {
+          this.onRequest(ev);
+          break;
+        }
+        // Trailers (or a block on a stream we do not hold): what the frame routing decided.
+        const stream = this.streams.get(ev.streamId);
+        const blockStart = this.blockStart >= 0 ? this.blockStart : ev.start;
+        if (stream !== undefined && !stream.allowed) {
+          if (ev.mutatesTable) this.reencode = true;
+        } else if (this.reencode) {
+          this.toServer.decide(blockStart, ev.end, 'drop');
+          this.toServer.inject(buildHeadersFrames(ev.streamId, reencodeHeaderBlock(ev.fields), { endStream: ev.endStream }), blockStart);
+        }
         break;
+      }
       case 'http2.rst-stream':
         this.report(ev.streamId, 'client-reset');
         break;
@@ -133,20 +166,25 @@ export class Http2Enforcer implements ProtocolEnforcer {
       l7.grpcMethod = ev.grpc.method;
     }
     const facts = ev.grpc !== null ? { http, grpc: { service: ev.grpc.service, method: ev.grpc.method } } : { http };
-    const decision = ctx.policy().decide(requestFacts(ctx.facts, protocol, facts));
+    const policy = ctx.policy();
+    const decision = ev.ambiguous !== null ? ambiguousDecision(policy.mode, policy.hash) : policy.decide(requestFacts(ctx.facts, protocol, facts));
+    if (ev.ambiguous !== null) l7.ambiguous = ev.ambiguous;
     const allowed = decision.action === 'allow';
     const state: StreamState = { decision, allowed, grpc: ev.grpc !== null, l7, startedAt: performance.now(), reported: false, clientEnded: ev.endStream, serverEnded: false };
     this.streams.set(ev.streamId, state);
     const blockStart = this.blockStart >= 0 ? this.blockStart : ev.start;
     if (allowed) {
-      this.toServer.decide(blockStart, ev.end, 'forward');
+      if (!this.reencode) {
+        this.toServer.decide(blockStart, ev.end, 'forward');
+        return;
+      }
+      this.toServer.decide(blockStart, ev.end, 'drop');
+      this.toServer.inject(buildHeadersFrames(ev.streamId, reencodeHeaderBlock(ev.fields), { endStream: ev.endStream }), blockStart);
       return;
     }
     this.toServer.decide(blockStart, ev.end, 'drop');
-    if (ev.mutatesTable) {
-      const kept = ev.fields.filter((f) => f.mutatesTable).map((f) => ev.block.subarray(f.start, f.end));
-      this.toServer.inject(buildHeadersFrames(ev.streamId, Buffer.concat([...kept, MALFORMING_FIELD]), { endStream: true }), blockStart);
-    }
+    // The server's table now lacks what this block added: it must never be read again.
+    if (ev.mutatesTable) this.reencode = true;
     this.toClient.inject(
       state.grpc
         ? buildGrpcTrailersOnly(ev.streamId, 7, `denied by sidewall rule ${decision.ruleId}`)

@@ -177,6 +177,13 @@ export interface Http2HeadersEvent extends EventBase {
   readonly fields: readonly HpackFieldSpan[];
   /** True when any field changed the decoder's dynamic table. */
   readonly mutatesTable: boolean;
+  /**
+   * A single-valued field the block carries more than once (`:method`, `:path`, `:authority`,
+   * `:scheme`, `:status`, `content-type`, `host`), or `host` differing from `:authority`
+   * (RFC 9113 §8.3.1): receivers disagree on which one counts (grpc-js takes the first
+   * content-type, this parser the last), so the request is ambiguous. Null when none.
+   */
+  readonly ambiguous: string | null;
 }
 
 export interface Http2RstStreamEvent extends EventBase {

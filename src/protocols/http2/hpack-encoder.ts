@@ -1,7 +1,7 @@
 // A minimal HPACK encoder (RFC 7541 §6.2.2, Literal Header Field without Indexing) for the
 // responses the proxy injects (403, gRPC trailers-only). It never indexes, so it never changes
 // the peer's dynamic table and can be spliced between the real endpoints' header blocks.
-import type { HeaderList } from '../types.js';
+import type { HeaderList, HpackFieldSpan } from '../types.js';
 import { staticNameIndex } from './hpack-static-table.js';
 
 function writeInteger(out: number[], firstByteFlags: number, prefixBits: number, value: number): void {
@@ -40,6 +40,28 @@ export function encodeLiteralHeaderBlock(fields: HeaderList): Buffer {
       writeString(out, name);
     }
     writeString(out, value);
+  }
+  return Buffer.from(out);
+}
+
+/**
+ * Re-encodes a decoded header block (RFC 7541 §6.2.2 / §6.2.3) so that it depends on no dynamic
+ * table: the fields in order, size updates left out, never-indexed fields kept never-indexed
+ * (§7.1.3: an intermediary must not index them either). The peer's table is left as it is.
+ */
+export function reencodeHeaderBlock(fields: readonly HpackFieldSpan[]): Buffer {
+  const out: number[] = [];
+  for (const f of fields) {
+    if (f.representation === 'size-update') continue;
+    const flags = f.representation === 'literal-never-indexed' ? 0x10 : 0x00;
+    const index = staticNameIndex(f.name);
+    if (index > 0) {
+      writeInteger(out, flags, 4, index);
+    } else {
+      out.push(flags);
+      writeString(out, f.name);
+    }
+    writeString(out, f.value);
   }
   return Buffer.from(out);
 }

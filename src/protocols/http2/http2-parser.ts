@@ -23,6 +23,13 @@ const MAX_ALLOWED_FRAME_SIZE = 16777215;
 /** Streams tracked for request/response roles; the oldest are forgotten past this. */
 const MAX_TRACKED_STREAMS = 10000;
 
+const AUTHORITY_BIT = 4;
+const HOST_BIT = 64;
+/** Fields a request or response carries at most once (RFC 9113 §8.3; content-type, host: RFC 9110). */
+const SINGLE_VALUED = new Map<string, number>([
+  [':method', 1], [':path', 2], [':authority', AUTHORITY_BIT], [':scheme', 8], [':status', 16], ['content-type', 32], ['host', HOST_BIT],
+]);
+
 const FRAME_TYPE_NAMES: readonly Http2FrameTypeName[] = [
   'DATA', 'HEADERS', 'PRIORITY', 'RST_STREAM', 'SETTINGS', 'PUSH_PROMISE', 'PING', 'GOAWAY',
   'WINDOW_UPDATE', 'CONTINUATION',
@@ -343,9 +350,18 @@ export class Http2Parser extends StreamParserBase {
     let grpcStatusText: string | null = null;
     let grpcMessage: string | null = null;
     const headers: Array<readonly [string, string]> = [];
+    let ambiguous: string | null = null;
+    let seenSingle = 0;
+    let host: string | null = null;
     for (const field of decoded.fields) {
       if (field.representation === 'size-update') continue;
       const name = field.name;
+      const single = SINGLE_VALUED.get(name.toLowerCase());
+      if (single !== undefined) {
+        if ((seenSingle & single) !== 0) ambiguous ??= name.toLowerCase();
+        seenSingle |= single;
+        if (single === HOST_BIT) host = field.value;
+      }
       if (name.charCodeAt(0) === 0x3a) {
         if (name === ':method') method = field.value;
         else if (name === ':path') path = field.value;
@@ -361,6 +377,7 @@ export class Http2Parser extends StreamParserBase {
       else if (lower === 'host' && authority === null) authority = field.value;
       headers.push([lower, field.value]);
     }
+    if (ambiguous === null && host !== null && (seenSingle & AUTHORITY_BIT) !== 0 && authority !== null && host.toLowerCase() !== authority.toLowerCase()) ambiguous = 'host';
     const status = statusText !== null && /^\d{3}$/.test(statusText) ? Number(statusText) : null;
     const role = this.roleOf(side, block, status);
     const isGrpc = contentType !== null && contentType.toLowerCase().startsWith('application/grpc');
@@ -388,6 +405,7 @@ export class Http2Parser extends StreamParserBase {
       fragments: block.fragments,
       fields: decoded.fields,
       mutatesTable: decoded.mutatesTable,
+      ambiguous,
     };
     this.emit(event);
   }
