@@ -4,6 +4,11 @@
       "target_name": "original_dst",
       "sources": ["native/original-dst.c"],
       "cflags": ["-O2", "-Wall"]
+    },
+    {
+      "target_name": "socket_mark",
+      "sources": ["native/socket-mark.c"],
+      "cflags": ["-O2", "-Wall"]
     }
   ]
 }

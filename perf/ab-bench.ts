@@ -19,7 +19,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { chownSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { APP_UID, CLI, NODE, PROXY_UID, REPO, Topology, waitForLine } from '../test/harness/netns.js';
+import { APP_UID, CLI, DIRECT_UID, NODE, PROXY_UID, REPO, Topology, waitForLine } from '../test/harness/netns.js';
 import { HAPROXY_PORTS, haproxyConfig, nginxConfig, PEER_PORTS, sidecarConfig } from './bench-setup.js';
 import type { LoadResult } from './bench-tools.js';
 import { parseH2load, parseWrk, type ParsedLoad } from './load-output.js';
@@ -140,18 +140,19 @@ class AbBench {
     mkdirSync(join(t.dir, 'www'), { mode: 0o755 });
     writeFileSync(join(t.dir, 'www', '1m'), Buffer.alloc(1 << 20, 0x5a), { mode: 0o644 });
     t.start(t.peerNs, 'nginx', ['-c', t.writeFile('nginx.conf', nginxConfig(t.dir, t.peerIp))]).stdout?.resume();
-    await this.waitForHttp(`http://${t.peerIp}/small`, PROXY_UID);
+    await this.waitForHttp(`http://${t.peerIp}/small`, DIRECT_UID);
     if (this.options.workloads.includes('grpc')) {
       const grpc = t.start(t.peerNs, NODE, [TOOLS_JS, 'grpc-server', t.peerIp, String(PEER_PORTS.grpc)]);
       await waitForLine(grpc, (l) => l === 'listening', 15_000, 'grpc server');
     }
     const init = t.exec(t.podNs, NODE, [CLI, 'init', '--redirect-dns']);
     if (init.status !== 0) throw new Error(`sidewall init: ${init.stderr}`);
-    this.haproxy = t.start(t.podNs, 'haproxy', ['-f', t.writeFile('haproxy.cfg', haproxyConfig(t.peerIp)), '-db'], { uid: PROXY_UID });
+    t.exemptDirectUid(); // HAProxy and the relay (baselines) do not go through the sidecar
+    this.haproxy = t.start(t.podNs, 'haproxy', ['-f', t.writeFile('haproxy.cfg', haproxyConfig(t.peerIp)), '-db'], { uid: DIRECT_UID });
     this.haproxy.stdout?.resume();
     this.haproxy.stderr?.resume();
-    await this.waitForHttp(`http://127.0.0.1:${HAPROXY_PORTS.http.http}/small`, PROXY_UID);
-    this.relay = t.start(t.podNs, NODE, [TOOLS_JS, 'relay', String(RELAY_PORT), t.peerIp, String(PEER_PORTS.http)], { uid: PROXY_UID });
+    await this.waitForHttp(`http://127.0.0.1:${HAPROXY_PORTS.http.http}/small`, DIRECT_UID);
+    this.relay = t.start(t.podNs, NODE, [TOOLS_JS, 'relay', String(RELAY_PORT), t.peerIp, String(PEER_PORTS.http)], { uid: DIRECT_UID });
     await waitForLine(this.relay, (l) => l === 'listening', 15_000, 'node relay');
   }
 
@@ -217,7 +218,7 @@ class AbBench {
     const haproxyKey = workload === 'h2c' ? 'h2c' : workload === 'grpc' ? 'grpc' : 'http';
     let pid: number;
     let target: string;
-    let uid = PROXY_UID;
+    let uid = DIRECT_UID;
     if (variant === 'before' || variant === 'after') {
       pid = await this.useSidecar(variant);
       target = `${t.peerIp}:${upstreamPort}`;

@@ -55,11 +55,11 @@ export function writeResults(run: BenchRun, path: string, rawPath: string): void
   out();
   out('## Variants');
   out();
-  out('- **direct**: the client in the pod namespace as uid 1337, which `sidewall init` excludes from redirection: straight to the peer.');
+  out('- **direct**: the client in the pod namespace as uid 1338, which a bench-only nat rule excludes from redirection (the pod rules exempt only the marked sockets of the proxy): straight to the peer.');
   out('- **sidewall**: the client as app uid 1000; iptables (written by `sidewall init --redirect-dns`) sends it to the sidecar (`sidewall proxy` as uid 1337) with a realistic 10-rule policy in `protect` mode — the bench traffic is allowed by L7 rules (HTTP method+path, HTTP/2, gRPC service+method), so every request is parsed and decided — and flow export to stdout on (records consumed by the harness).');
   out('- **sidewall-1000-rules**: the same with 990 more rules in front (half of them on port 80 with other peers and paths). **sidewall-no-export**: 10 rules, `export.stdout: false`.');
-  out('- **haproxy-tcp** / **haproxy-http**: HAProxy (Debian), `nbthread 1`, as uid 1337 in the pod namespace on 127.0.0.1, forwarding to the peer (`http-reuse always` in http mode; h2c and gRPC with `proto h2` on both sides in http mode).');
-  out('- **node-relay** (reference, not a goal): a plain Node TCP relay (`net` sockets, data handlers, write + pause/resume; no parsing, no rules, no records) as uid 1337 on 127.0.0.1 — the floor any design on Node\'s socket layer starts from.');
+  out('- **haproxy-tcp** / **haproxy-http**: HAProxy (Debian), `nbthread 1`, as uid 1338 (exempted like the direct path) in the pod namespace on 127.0.0.1, forwarding to the peer (`http-reuse always` in http mode; h2c and gRPC with `proto h2` on both sides in http mode).');
+  out('- **node-relay** (reference, not a goal): a plain Node TCP relay (`net` sockets, data handlers, write + pause/resume; no parsing, no rules, no records) as uid 1338 on 127.0.0.1 — the floor any design on Node\'s socket layer starts from.');
   out('- **node-relay-nat** (reference): the same relay reached through an iptables `REDIRECT` in the pod\'s OUTPUT nat chain (conntrack + NAT on the client leg, as every app connection to the sidecar has): node-relay-nat minus node-relay is the kernel\'s share that no user-space change removes.');
   out('- Upstream: nginx 1 worker (`return 200` with 100 bytes; a 1 MiB file; h2c on `listen … http2`), a grpc-js echo server, a UDP DNS responder — all in the peer namespace.');
   out();

@@ -4,15 +4,16 @@
 //   node dist/perf/bench.js [--quick] [--rounds N] [--duration S] [--rate R] [--no-profile] [--output FILE]
 //
 // Topology (test/harness): namespace swbn-pod (10.77.60.1) runs `sidewall init` and the proxy as
-// uid 1337 exactly as injected, and HAProxy as uid 1337 on 127.0.0.1 (excluded from redirection);
+// uid 1337 exactly as injected, and HAProxy as uid 1338 on 127.0.0.1 (excluded from redirection
+// by a bench-only nat rule: the pod's own rules exempt only the proxy's marked sockets);
 // namespace swbn-peer (10.77.60.2) runs nginx (HTTP/1.1 :80, h2c :8080), a grpc-js echo server
-// (:50051) and a UDP DNS responder (:53). Clients run in the pod namespace: as uid 1337 for the
+// (:50051) and a UDP DNS responder (:53). Clients run in the pod namespace: as uid 1338 for the
 // direct and HAProxy paths, as app uid 1000 for the path through the sidecar.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chownSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, release } from 'node:os';
 import { join } from 'node:path';
-import { APP_UID, CLI, NODE, PROXY_UID, REPO, Topology, waitForLine, type ExecResult } from '../test/harness/netns.js';
+import { APP_UID, CLI, DIRECT_UID, NODE, PROXY_UID, REPO, Topology, waitForLine, type ExecResult } from '../test/harness/netns.js';
 import { Sidecar } from '../test/harness/sidecar.js';
 import type { LoadResult } from './bench-tools.js';
 import { HAPROXY_PORTS, haproxyConfig, nginxConfig, PEER_PORTS, sidecarConfig, type SidecarVariantConfig } from './bench-setup.js';
@@ -248,22 +249,23 @@ class Bench {
     const grpc = t.start(t.peerNs, NODE, [TOOLS_JS, 'grpc-server', t.peerIp, String(PEER_PORTS.grpc)]);
     const dns = t.start(t.peerNs, NODE, [TOOLS_JS, 'dns-server', t.peerIp, String(PEER_PORTS.dns)]);
     await Promise.all([waitForLine(grpc, (l) => l === 'listening', 15_000, 'grpc server'), waitForLine(dns, (l) => l === 'listening', 15_000, 'dns server')]);
-    await this.waitForHttp(t.podNs, `http://${t.peerIp}/small`, PROXY_UID, 'nginx');
+    await this.waitForHttp(t.podNs, `http://${t.peerIp}/small`, DIRECT_UID, 'nginx');
 
     // The sidecar forwards DNS to the pod's resolver: here the peer's responder (the Sidecar
     // harness hands our environment to the proxy).
     process.env.SIDEWALL_DNS_RESOLVER = t.peerIp;
     // The pod: redirection as the init container writes it (DNS too), then HAProxy beside it.
     new Sidecar(t).init(['--redirect-dns']);
-    this.haproxy = t.start(t.podNs, 'haproxy', ['-f', haproxyConf, '-db'], { uid: PROXY_UID });
+    t.exemptDirectUid(); // the direct path and the baselines do not go through the sidecar
+    this.haproxy = t.start(t.podNs, 'haproxy', ['-f', haproxyConf, '-db'], { uid: DIRECT_UID });
     let haproxyErr = '';
     this.haproxy.stdout?.resume();
     this.haproxy.stderr?.on('data', (d: Buffer) => (haproxyErr = (haproxyErr + d.toString()).slice(-2000)));
-    await this.waitForHttp(t.podNs, `http://127.0.0.1:${HAPROXY_PORTS.http.http}/small`, PROXY_UID, 'haproxy').catch((err: Error) => {
+    await this.waitForHttp(t.podNs, `http://127.0.0.1:${HAPROXY_PORTS.http.http}/small`, DIRECT_UID, 'haproxy').catch((err: Error) => {
       throw new Error(`${err.message}; haproxy stderr: ${haproxyErr}`);
     });
     if (processName(this.haproxy.pid as number) !== 'haproxy') throw new Error(`haproxy pid ${this.haproxy.pid} is ${processName(this.haproxy.pid as number)}`);
-    this.relay = t.start(t.podNs, NODE, [TOOLS_JS, 'relay', String(RELAY_PORT), t.peerIp, String(PEER_PORTS.http)], { uid: PROXY_UID });
+    this.relay = t.start(t.podNs, NODE, [TOOLS_JS, 'relay', String(RELAY_PORT), t.peerIp, String(PEER_PORTS.http)], { uid: DIRECT_UID });
     await waitForLine(this.relay, (l) => l === 'listening', 15_000, 'node relay');
     // The same relay reached through an iptables REDIRECT (conntrack + NAT on the client leg, as
     // for every app connection to the sidecar): separates the kernel's NAT cost from sidewall's own.
@@ -320,7 +322,7 @@ class Bench {
 
   private async probeDns(): Promise<void> {
     const t = this.topo;
-    const direct = await t.execAsync(t.podNs, NODE, [TOOLS_JS, 'dns-probe', t.peerIp, String(PEER_PORTS.dns)], { uid: PROXY_UID });
+    const direct = await t.execAsync(t.podNs, NODE, [TOOLS_JS, 'dns-probe', t.peerIp, String(PEER_PORTS.dns)], { uid: DIRECT_UID });
     if (direct.status !== 0) throw new Error(`the DNS responder does not answer directly: ${direct.stdout}${direct.stderr}`);
     const through = await t.execAsync(t.podNs, NODE, [TOOLS_JS, 'dns-probe', t.peerIp, String(PEER_PORTS.dns)], { uid: APP_UID });
     this.dnsThroughSidecar = through.status === 0;
@@ -338,17 +340,17 @@ class Bench {
     const haproxyPid = (): number | undefined => this.haproxy?.pid;
     switch (name) {
       case 'direct':
-        return { name, uid: PROXY_UID, http: peer(PEER_PORTS.http), h2c: peer(PEER_PORTS.h2c), grpc: peer(PEER_PORTS.grpc), dns: peer(PEER_PORTS.dns), pid: () => undefined };
+        return { name, uid: DIRECT_UID, http: peer(PEER_PORTS.http), h2c: peer(PEER_PORTS.h2c), grpc: peer(PEER_PORTS.grpc), dns: peer(PEER_PORTS.dns), pid: () => undefined };
       case 'node-relay':
       case 'node-relay-nat': {
         const relayPid = (): number | undefined => this.relay?.pid;
         const http = name === 'node-relay' ? local(RELAY_PORT) : { host: RELAY_NAT_IP, port: PEER_PORTS.http };
-        return { name, uid: PROXY_UID, http, h2c: http, grpc: http, dns: undefined, pid: relayPid };
+        return { name, uid: DIRECT_UID, http, h2c: http, grpc: http, dns: undefined, pid: relayPid };
       }
       case 'haproxy-tcp':
       case 'haproxy-http': {
         const ports = HAPROXY_PORTS[name === 'haproxy-tcp' ? 'tcp' : 'http'];
-        return { name, uid: PROXY_UID, http: local(ports.http), h2c: local(ports.h2c), grpc: local(ports.grpc), dns: undefined, pid: haproxyPid };
+        return { name, uid: DIRECT_UID, http: local(ports.http), h2c: local(ports.h2c), grpc: local(ports.grpc), dns: undefined, pid: haproxyPid };
       }
       default:
         return { name, uid: APP_UID, http: peer(PEER_PORTS.http), h2c: peer(PEER_PORTS.h2c), grpc: peer(PEER_PORTS.grpc), dns: this.dnsThroughSidecar ? peer(PEER_PORTS.dns) : undefined, pid: sidecarPid };

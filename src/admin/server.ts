@@ -1,9 +1,14 @@
 // The admin port (15000): health for the kubelet (/live, /ready), Prometheus (/metrics), the
 // rewritten app probes (/app-health/...), and the gRPC flow stream. HTTP/1.1 and HTTP/2 (gRPC)
 // share the port: the first bytes of a connection say which one it speaks.
+// Health, probes and metrics answer everyone; the flow stream, /connections and /learn/model only
+// the sidecar's own user or a bearer token (./access.ts, PRODUCT.md "Admin access").
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer as createHttp2Server, type Http2Server, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import { createServer as createNetServer, type Server, type Socket } from 'node:net';
+import { metrics } from '../metrics/index.js';
+import { markServer } from '../net/socket-mark.js';
+import type { AdminAccess, AdminCaller, PeerEndpoints } from './access.js';
 
 export interface Readiness {
   ready: boolean;
@@ -18,9 +23,16 @@ export interface AdminHandlers {
   learnModel?: () => unknown;
   /** The open connections, as records (GET /connections). */
   connections?: () => unknown[];
-  /** gRPC over HTTP/2 (cleartext); called for every stream. */
+  /** gRPC over HTTP/2 (cleartext); called for every stream the caller may open. */
   grpc?: (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => void;
+  /** Decides who may read the private endpoints; unset: everyone may (tests, tools without a pod). */
+  access?: AdminAccess;
+  /** SO_MARK of the listening sockets: the pod's listener guard delivers only to marked sockets. */
+  socketMark?: number;
 }
+
+/** Endpoints that show other containers' traffic: the sidecar's own user or a token only. */
+const PRIVATE_PATHS = new Set(['/connections', '/learn/model']);
 
 const H2_PREFACE_START = Buffer.from('PRI ');
 
@@ -28,13 +40,12 @@ export class AdminServer {
   private readonly servers: Server[] = [];
   private readonly http = createHttpServer((req, res) => void this.route(req, res));
   private readonly h2: Http2Server = createHttp2Server();
+  /** Set when a listening socket could not be marked (no CAP_NET_ADMIN): the pod's guard will drop its connections. */
+  markError: Error | undefined;
 
   constructor(private readonly handlers: AdminHandlers) {
     this.http.keepAliveTimeout = 5_000;
-    this.h2.on('stream', (stream, headers) => {
-      if (this.handlers.grpc) this.handlers.grpc(stream, headers);
-      else stream.respond({ ':status': 404 }, { endStream: true });
-    });
+    this.h2.on('stream', (stream, headers) => void this.onStream(stream, headers));
     this.h2.on('sessionError', () => undefined);
   }
 
@@ -49,6 +60,14 @@ export class AdminServer {
         });
       });
       this.servers.push(server);
+      if (this.handlers.socketMark !== undefined) {
+        try {
+          markServer(server, this.handlers.socketMark);
+        } catch (err) {
+          // Not fatal here: the same failure keeps the proxy's listeners (and so /ready) down, with the reason.
+          this.markError ??= err as Error;
+        }
+      }
     }
   }
 
@@ -68,9 +87,39 @@ export class AdminServer {
     });
   }
 
+  /** 'public' for endpoints everyone may read; else who the caller is (counted either way). */
+  private async caller(endpoint: string, socket: Socket | undefined, authorization: string | undefined): Promise<AdminCaller> {
+    const access = this.handlers.access;
+    if (access === undefined) return 'own-user';
+    const peer: PeerEndpoints | undefined =
+      socket?.remoteAddress !== undefined && socket.localAddress !== undefined
+        ? { remoteAddress: socket.remoteAddress, remotePort: socket.remotePort ?? 0, localAddress: socket.localAddress, localPort: socket.localPort ?? 0 }
+        : undefined;
+    const who = peer === undefined ? 'denied' : await access.authorize(peer, authorization);
+    metrics.adminRequests.inc({ endpoint, result: who });
+    return who;
+  }
+
+  private async onStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): Promise<void> {
+    stream.on('error', () => undefined);
+    const auth = headers.authorization;
+    const who = await this.caller('grpc', stream.session?.socket as Socket | undefined, typeof auth === 'string' ? auth : undefined);
+    if (stream.destroyed || stream.closed) return;
+    if (who === 'denied') {
+      // gRPC PERMISSION_DENIED, trailers-only (what grpc-js shows the client as the error).
+      stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': '7', 'grpc-message': 'the flow stream is for the sidecar\'s own user or a bearer token (admin.tokenFile)' }, { endStream: true });
+      return;
+    }
+    if (this.handlers.grpc) this.handlers.grpc(stream, headers);
+    else stream.respond({ ':status': 404 }, { endStream: true });
+  }
+
   private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?')[0] ?? '/';
     try {
+      if (PRIVATE_PATHS.has(path) && (await this.caller(path, req.socket, req.headers.authorization)) === 'denied') {
+        return send(res, 403, JSON.stringify({ error: `${path} is for the sidecar's own user (kubectl exec into sidewall-proxy) or a request with the bearer token of admin.tokenFile` }) + '\n', 'application/json');
+      }
       if (path === '/live') return send(res, 200, 'live\n');
       if (path === '/ready') {
         const r = this.handlers.readiness();

@@ -25,6 +25,14 @@ export function parseId(flag: string, text: string | undefined, fallback: number
   return Number(text);
 }
 
+/** A 32-bit socket mark, decimal or 0x-hex; 0 is "no mark" and cannot identify anyone. */
+export function parseMark(flag: string, text: string | undefined, fallback: number): number {
+  if (text === undefined) return fallback;
+  const n = /^0x[0-9a-fA-F]{1,8}$/.test(text) ? parseInt(text.slice(2), 16) : /^\d{1,10}$/.test(text) ? Number(text) : NaN;
+  if (!Number.isInteger(n) || n < 1 || n > 0xffffffff) throw new UsageError(`${flag}: '${text}' is not a socket mark (1-0xffffffff, decimal or 0x-hex)`);
+  return n;
+}
+
 const IPV4_CIDR = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?:\/(\d{1,2}))?$/;
 
 export function parseCidrList(flag: string, text: string | undefined): string[] {

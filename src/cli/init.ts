@@ -3,19 +3,26 @@ import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { applyPlan, IptablesError, plan, planWithoutReading, resolveBackend, type InitRequest } from '../iptables/apply.js';
 import type { Backend } from '../iptables/backend.js';
-import type { IpFamily } from '../iptables/rules.js';
-import { parseCidrList, parseId, parsePort, parsePortList, UsageError } from './flags.js';
+import { DEFAULT_PROXY_MARK, type IpFamily } from '../iptables/rules.js';
+import { parseCidrList, parseId, parseMark, parsePort, parsePortList, UsageError } from './flags.js';
 
 const HELP = `usage: sidewall init [flags]
 
 Redirects the pod's TCP traffic to the sidecar with iptables-restore (one atomic transaction per
-IP family, in chains named SIDEWALL_*). Idempotent.
+IP family, nat and filter tables, in chains named SIDEWALL_*). Idempotent.
 
-  --proxy-uid N                 uid whose traffic is never redirected (default 1337)
-  --proxy-gid N                 gid whose traffic is never redirected (default 1337)
+The proxy is recognised by its socket mark AND its uid: only sockets marked --proxy-mark (which
+needs CAP_NET_ADMIN, never granted to app containers) and owned by --proxy-uid leave unredirected,
+and NEW connections to the listener and admin ports reach only sockets bearing the mark. A process
+that merely runs as uid/gid 1337 is redirected and policed like any app.
+
+  --proxy-uid N                 uid of the proxy; its marked sockets are not redirected (default 1337)
+  --proxy-gid N                 accepted for compatibility; exempts nothing (a root app can setgid)
+  --proxy-mark M                SO_MARK of the proxy's sockets, decimal or 0x-hex (default 0x539;
+                                must equal the sidecar's proxy.socketMark)
   --inbound-port P              inbound listener (default 15006)
   --outbound-port P             outbound listener (default 15001)
-  --admin-port P                admin port, never redirected (default 15000)
+  --admin-port P                admin port, not redirected (default 15000)
   --dns-port P                  DNS listener (default 15053)
   --redirect-dns                also send UDP and TCP port 53 to the DNS listener
   --exclude-inbound-ports LIST  comma-separated ports reaching the pod directly
@@ -33,6 +40,7 @@ function parse(args: string[]): { request: InitRequest; dryRun: boolean } | 'hel
     options: {
       'proxy-uid': { type: 'string' },
       'proxy-gid': { type: 'string' },
+      'proxy-mark': { type: 'string' },
       'inbound-port': { type: 'string' },
       'outbound-port': { type: 'string' },
       'admin-port': { type: 'string' },
@@ -69,6 +77,7 @@ function parse(args: string[]): { request: InitRequest; dryRun: boolean } | 'hel
       options: {
         proxyUid: parseId('--proxy-uid', values['proxy-uid'], 1337),
         proxyGid: parseId('--proxy-gid', values['proxy-gid'], 1337),
+        proxyMark: parseMark('--proxy-mark', values['proxy-mark'], DEFAULT_PROXY_MARK),
         inboundPort: port('inbound-port', 15006),
         outboundPort: port('outbound-port', 15001),
         adminPort: port('admin-port', 15000),

@@ -5,6 +5,7 @@ import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { createAppProbeHandler } from '../admin/app-probes.js';
+import { AdminAccess } from '../admin/access.js';
 import { AdminServer } from '../admin/server.js';
 import { ConfigError, loadConfig, PolicyStore, readPodInfo, tunnelModeFor, type PodInfo, type SidecarConfig } from '../config/index.js';
 import { formatIssue } from '../policy/index.js';
@@ -17,6 +18,7 @@ import type { IdentityClient } from '../identity/identity-client.js';
 import { metrics, metricsText } from '../metrics/index.js';
 import { DnsUdpProxy, resolverFromResolvConf } from '../net/dns-udp-proxy.js';
 import { ProxyServer } from '../net/proxy-server.js';
+import { markLibraryDials } from '../net/socket-mark.js';
 import { alertRecord, connectionRecord, requestRecord } from '../sidecar/records.js';
 import { createTunnelDetection } from '../tunnels/index.js';
 import { Learner } from '../learn/learner.js';
@@ -32,6 +34,18 @@ function fail(message: string): number {
   // One line, whatever the parser said: this is what `kubectl logs` shows of a crash loop.
   process.stderr.write(`sidewall proxy: ${message.replace(/\s*\n\s*/g, ' ')}\n`);
   return 1;
+}
+
+/**
+ * Where the admin port listens: loopback (the pod's containers, `sidewall observe`) and the pod's
+ * own addresses (the kubelet's probes, Prometheus) — POD_IPS/POD_IP from the downward API, else
+ * every address of the pod's interfaces except IPv6 link-local. Not 0.0.0.0: nothing else.
+ */
+export function adminAddresses(local: string[], env: NodeJS.ProcessEnv = process.env): string[] {
+  const fromEnv = (env.POD_IPS ?? env.POD_IP ?? '').split(',').map((ip) => ip.trim()).filter((ip) => ip !== '');
+  const pod = fromEnv.length > 0 ? fromEnv : local.filter((ip) => !ip.startsWith('127.') && ip !== '::1' && !ip.toLowerCase().startsWith('fe80:'));
+  const hasV6 = local.some((ip) => ip.includes(':'));
+  return [...new Set(['127.0.0.1', ...(hasV6 ? ['::1'] : []), ...pod])];
 }
 
 export async function run(args: string[]): Promise<number> {
@@ -58,6 +72,8 @@ export async function run(args: string[]): Promise<number> {
   }
   const log = pino({ name: 'sidewall' }, pino.destination({ fd: 2, sync: false }));
   const tunables = config.proxy;
+  // Before any client library dials: the collector and controller connections are the proxy's own.
+  markLibraryDials(tunables.socketMark);
   const podName = process.env.POD_NAME ?? podInfo.name ?? hostname();
   const podNamespace = process.env.POD_NAMESPACE ?? podInfo.namespace ?? 'default';
   // Learning mode and drift alerts: a flow sink reading the mode in force for each record.
@@ -113,6 +129,8 @@ export async function run(args: string[]): Promise<number> {
       detectTimeoutMs: tunables.detectTimeoutMs,
       maxConnections: tunables.maxConnections,
       ipv6: true,
+      socketMark: tunables.socketMark,
+      adminPort: tunables.adminPort,
     },
     {
       onOpen(conn) {
@@ -179,12 +197,15 @@ export async function run(args: string[]): Promise<number> {
           onMalformed: (err) => metrics.parserErrors.inc({ protocol: 'dns', code: (err as { code?: string }).code ?? 'ERR_MALFORMED' }),
           onQuery: (q) => flows.emit(requestRecord(q.flowId, q.facts, { protocol: 'dns', l7: q.l7, decision: q.decision, durationMs: q.durationMs, ...(q.reason ? { reason: q.reason } : {}) })),
           onAlert: (flowId, facts, finding, blocked) => flows.emit(alertRecord(flowId, facts, 'dns', finding, blocked, store.current().hash)),
+          socketMark: tunables.socketMark,
         });
   if (dns === undefined) log.warn('no nameserver in /etc/resolv.conf and no SIDEWALL_DNS_RESOLVER: the DNS listener (UDP) is off');
 
   let ready = false;
+  // Why the sidecar is not ready (shown in /ready's JSON and logged): it does not own its listeners.
+  let notReady: string | undefined = 'starting';
   const admin = new AdminServer({
-    readiness: () => ({ ready, detail: { activeConnections: proxy.activeConnections, policy: store.current().hash, mode: store.current().mode, ...(identity ? { identity: identity.status() } : {}) } }),
+    readiness: () => ({ ready, detail: { ...(notReady !== undefined && !ready ? { reason: notReady } : {}), activeConnections: proxy.activeConnections, policy: store.current().hash, mode: store.current().mode, ...(identity ? { identity: identity.status() } : {}) } }),
     metrics: metricsText,
     connections: () =>
       [...proxy.openConnections()].map((conn) => {
@@ -194,20 +215,44 @@ export async function run(args: string[]): Promise<number> {
     appProbe: createAppProbeHandler(process.env.SIDEWALL_APP_PROBES),
     learnModel: () => learner.report(),
     grpc: handleObserveStream,
+    access: new AdminAccess({ ownUid: process.getuid?.() ?? 0, isLocal: (ip) => proxy.isLocal(ip), ...(config.admin.tokenFile !== undefined ? { tokenFile: config.admin.tokenFile } : {}) }),
+    socketMark: tunables.socketMark,
   });
   try {
-    await proxy.listen();
-    await dns?.listen(true);
-    await admin.listen(tunables.adminPort, ['0.0.0.0', '::']);
+    await admin.listen(tunables.adminPort, adminAddresses(proxy.localAddresses()));
   } catch (err) {
-    return fail(`cannot listen: ${(err as Error).message}`);
+    // Without the admin port nobody could read why we are not ready: exit, and say it.
+    return fail(`cannot listen on the admin port ${tunables.adminPort}: ${(err as Error).message}`);
   }
-  ready = true;
-  log.info({ outbound: tunables.outboundPort, inbound: tunables.inboundPort, admin: tunables.adminPort, policy: store.current().hash, mode: store.current().mode }, 'sidewall proxy ready');
-
+  if (admin.markError !== undefined) log.error({ err: admin.markError.message }, 'cannot mark the admin port: its connections are dropped by the pod\'s listener guard');
+  // All listeners or none (ProxyServer and DnsUdpProxy close what they opened on a failure); until
+  // then /ready answers 503 with the reason, and we try again: the port may be freed.
+  let stopping = false;
+  let retry: NodeJS.Timeout | undefined;
+  const own = async (): Promise<void> => {
+    try {
+      await proxy.listen();
+      try {
+        await dns?.listen(true);
+      } catch (err) {
+        await proxy.closeListeners();
+        throw err;
+      }
+      notReady = undefined;
+      ready = true;
+      log.info({ outbound: tunables.outboundPort, inbound: tunables.inboundPort, admin: tunables.adminPort, mark: `0x${tunables.socketMark.toString(16)}`, policy: store.current().hash, mode: store.current().mode }, 'sidewall proxy ready');
+    } catch (err) {
+      notReady = `cannot own the listeners: ${(err as Error).message}`;
+      log.error({ reason: notReady }, 'not ready: retrying in 2 s');
+      if (!stopping) retry = setTimeout(() => void own(), 2000);
+    }
+  };
+  await own();
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
-      if (!ready) return;
+      if (stopping) return;
+      stopping = true;
+      clearTimeout(retry);
       ready = false;
       log.info({ signal, activeConnections: proxy.activeConnections }, 'draining');
       store.close();

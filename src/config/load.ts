@@ -40,6 +40,17 @@ export interface ExportConfig {
   otlp?: { endpoint: string; insecure?: boolean; headers?: Record<string, string> };
 }
 
+/** Who may read the admin port's private endpoints (PRODUCT.md "Admin access"). */
+export interface AdminConfig {
+  /**
+   * Absolute path of a file holding a bearer token (mounted by the operator, e.g. from a Secret):
+   * a request with `Authorization: Bearer <token>` may read the flow stream, /connections and
+   * /learn/model from anywhere the admin port is reachable. Read at each request, so a rotated
+   * Secret applies at once. Unset: only the sidecar's own user may.
+   */
+  tokenFile?: string;
+}
+
 export interface ProxyTunables {
   connectTimeoutMs: number;
   idleTimeoutMs: number;
@@ -51,6 +62,8 @@ export interface ProxyTunables {
   inboundPort: number;
   adminPort: number;
   dnsPort: number;
+  /** SO_MARK of every socket the proxy opens; must equal `sidewall init --proxy-mark`. */
+  socketMark: number;
 }
 
 /** Learning mode (issue 9): where the learned model is kept, and its memory limits. */
@@ -98,6 +111,7 @@ export interface SidecarConfig {
   export: ExportConfig;
   proxy: ProxyTunables;
   learn: LearnConfig;
+  admin: AdminConfig;
   /** Absolute path of the file this config came from, if any. */
   file?: string;
 }
@@ -113,6 +127,7 @@ export const DEFAULT_PROXY: Readonly<ProxyTunables> = Object.freeze({
   inboundPort: 15006,
   adminPort: 15000,
   dnsPort: 15053,
+  socketMark: 0x539,
 });
 
 export class ConfigError extends Error {
@@ -125,7 +140,7 @@ export class ConfigError extends Error {
   }
 }
 
-export const TOP_KEYS = ['mode', 'defaultAction', 'onParseError', 'ports', 'tunnels', 'rules', 'clusterRules', 'podInfo', 'identities', 'identity', 'export', 'proxy', 'learn'];
+export const TOP_KEYS = ['mode', 'defaultAction', 'onParseError', 'ports', 'tunnels', 'rules', 'clusterRules', 'podInfo', 'identities', 'identity', 'export', 'proxy', 'learn', 'admin'];
 const TUNNEL_MODES: readonly TunnelMode[] = ['block', 'alert', 'off'];
 
 function show(value: unknown): string {
@@ -205,6 +220,7 @@ export function parseConfig(data: unknown, file: string): SidecarConfig {
     export: { stdout: true },
     proxy: { ...DEFAULT_PROXY },
     learn: { ...DEFAULT_LEARN },
+    admin: {},
   };
   if (data === null || data === undefined) return config;
   if (!isRecord(data)) {
@@ -359,6 +375,14 @@ export function parseConfig(data: unknown, file: string): SidecarConfig {
           problems.add(`learn.${key}`, `must be a positive whole number${key.endsWith('Ms') ? ' of milliseconds' : ''}, not ${show(value)}`);
         } else config.learn[key] = value;
       }
+    }
+  }
+  if (data.admin !== undefined && data.admin !== null) {
+    if (!isRecord(data.admin)) problems.add('admin', `must be a mapping with tokenFile, not ${show(data.admin)}`);
+    else {
+      problems.unknownKeys('admin', data.admin, ['tokenFile']);
+      const tokenFile = optionalString(problems, 'admin.tokenFile', data.admin.tokenFile);
+      if (tokenFile !== undefined) config.admin.tokenFile = resolve(base, tokenFile);
     }
   }
   problems.finish();

@@ -1,8 +1,8 @@
 // Runs the pod's redirection through iptables-save / iptables-restore --noflush: one atomic
-// transaction per family, touching only our chains and the jumps into them.
+// transaction per family (nat and filter tables together), touching only our chains and the jumps into them.
 import { spawnSync } from 'node:child_process';
 import { detectBackend, toolsFor, type Backend } from './backend.js';
-import { cleanupScript, installScript, parseNatSave, type IpFamily, type RedirectOptions } from './rules.js';
+import { cleanupScript, emptyTables, installScript, parseSave, type CurrentTables, type IpFamily, type RedirectOptions } from './rules.js';
 
 export class IptablesError extends Error {
   readonly code = 'SIDEWALL_IPTABLES';
@@ -44,7 +44,7 @@ export function resolveBackend(requested: Backend | 'auto'): Backend {
 export function plan(request: InitRequest, backend: Backend): FamilyPlan[] {
   return request.families.map((family) => {
     const tools = toolsFor(backend, family);
-    const current = parseNatSave(run(tools.save, ['-t', 'nat']));
+    const current: CurrentTables = { nat: parseSave(run(tools.save, ['-t', 'nat']), 'nat'), filter: parseSave(run(tools.save, ['-t', 'filter']), 'filter') };
     const script = request.cleanup ? cleanupScript(current) : installScript(request.options, family, current);
     return { family, tools, script };
   });
@@ -52,7 +52,7 @@ export function plan(request: InitRequest, backend: Backend): FamilyPlan[] {
 
 /** Dry-run flavour of plan(): no table is read, the install script is what a clean pod would get. */
 export function planWithoutReading(request: InitRequest, backend: Backend): FamilyPlan[] {
-  const empty = { chains: new Set<string>(), rules: [] };
+  const empty = emptyTables();
   return request.families.map((family) => ({
     family,
     tools: toolsFor(backend, family),

@@ -96,6 +96,8 @@ export const metrics = {
   exportDropped: new Counter<'exporter' | 'reason'>({ name: 'sidewall_flow_export_dropped_total', help: 'Records dropped by an exporter, by reason', labelNames: ['exporter', 'reason'] as const, registers: [registry], collect: runCollectHooks }),
   /** Export attempts retried after a retryable failure. */
   exportRetries: counter<'exporter'>('sidewall_flow_export_retries_total', 'Export batches retried', ['exporter'] as const),
+  /** Requests for the admin port's private endpoints, by endpoint and caller (own-user | token | denied). */
+  adminRequests: counter('sidewall_admin_private_requests_total', "Requests for the admin port's private endpoints (flow stream, /connections, /learn/model), by endpoint and result (own-user, token, denied)", ['endpoint', 'result'] as const),
   /** Records emitted through an exporter's queue when the exporter failed internally. */
   flowEmitErrors: counter('sidewall_flow_emit_errors_total', 'Internal errors while emitting a flow record (the record is dropped)', [] as const),
 };

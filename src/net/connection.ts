@@ -10,7 +10,7 @@
 // new memory and no garbage. A buffer is reused only when nothing still refers to its last read:
 // the write to the other socket completed at once, and the L7 filter keeps no view of it;
 // otherwise the next read gets a new buffer.
-import { connect, type Socket } from 'node:net';
+import { connect, Socket } from 'node:net';
 import { MAX_HELD_BYTES, type ConnectionFilter } from '../enforcement/connection-filter.js';
 import type { Admission } from '../enforcement/gate.js';
 import type { ConnectionFacts, FilterSink, RequestOutcome } from '../enforcement/types.js';
@@ -18,6 +18,7 @@ import type { Decision } from '../policy/index.js';
 import type { TunnelFinding } from '../tunnels/types.js';
 import { useReadBuffers } from './accepted-socket-onread.js';
 import { ReadBufferPool } from './read-buffer-pool.js';
+import { connectMarked } from './socket-mark.js';
 import type { Destination } from './original-dst.js';
 
 export type Direction = 'ingress' | 'egress' | 'intra';
@@ -61,6 +62,8 @@ export interface ConnectionTimeouts {
   idleMs: number;
   /** How long client bytes wait for protocol detection before the connection is treated as opaque TCP. */
   detectMs: number;
+  /** SO_MARK for upstream dials (the proxy's identity in the pod's iptables); undefined: unmarked. */
+  upstreamMark?: number;
 }
 
 export interface ConnectionObserver {
@@ -140,13 +143,25 @@ export class ProxiedConnection implements FilterSink {
     this.filter = filter;
     this.filterRef = filter;
     this.client.pause();
-    const upstream = connect({
+    const options = {
       host: this.dst.ip,
       port: this.dst.port,
       allowHalfOpen: true,
       noDelay: true,
       onread: { buffer: ProxiedConnection.nextReadBuffer, callback: ProxiedConnection.upstreamRead },
-    });
+    };
+    let upstream: Socket;
+    if (this.timeouts.upstreamMark === undefined) upstream = connect(options);
+    else {
+      try {
+        // Marked before connect(): the SYN must not be redirected back to us (src/iptables/rules.ts).
+        upstream = connectMarked({ ...options, mark: this.timeouts.upstreamMark });
+      } catch (err) {
+        // No descriptor or no mark (EMFILE, EPERM): fail this dial the way a refused connect does.
+        upstream = new Socket();
+        process.nextTick(() => upstream.destroy(err as Error));
+      }
+    }
     this.upstream = upstream;
     (upstream as ConnectionSocket)[CONNECTION] = this;
     upstream.on('error', ProxiedConnection.upstreamError);

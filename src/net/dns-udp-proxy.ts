@@ -2,8 +2,9 @@
 // Each query gets a verdict (a denied one is answered REFUSED, RFC 1035 RCODE 5) and goes, with
 // its bytes unchanged but for the ID, to the resolver the pod was configured with
 // (/etc/resolv.conf); the answer goes back to the app, whose kernel sees it come from the
-// address it asked (conntrack undoes the REDIRECT). The proxy's own uid is not redirected, so
-// its upstream queries leave directly.
+// address it asked (conntrack undoes the REDIRECT). The proxy's own sockets carry its mark
+// (src/net/socket-mark.ts), which is not redirected, so its upstream queries leave directly and
+// only a marked socket receives what is sent to the listener.
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
@@ -15,6 +16,7 @@ import { tunnelDenial } from '../enforcement/tunnel-verdict.js';
 import type { ConnectionFacts, TunnelMode } from '../enforcement/types.js';
 import type { CompiledPolicy, Direction } from '../policy/index.js';
 import type { DnsTunnelMonitor, TunnelFinding } from '../tunnels/types.js';
+import { bindMarkedUdp } from './socket-mark.js';
 
 export interface DnsQueryOutcome {
   flowId: string;
@@ -45,6 +47,8 @@ export interface DnsUdpProxyOptions {
   identityStale?: () => boolean;
   /** How long a forwarded query waits for the resolver. */
   timeoutMs?: number;
+  /** SO_MARK of the listener and upstream sockets (the proxy's identity); undefined: unmarked. */
+  socketMark?: number;
 }
 
 interface Pending {
@@ -112,16 +116,23 @@ export class DnsUdpProxy {
         }
       });
       socket.on('error', () => undefined);
-      await new Promise<void>((resolve, reject) => {
-        socket.once('error', reject);
-        socket.bind(this.options.port, host, () => {
-          socket.off('error', reject);
-          resolve();
-        });
-      });
+      try {
+        await this.bind(socket, type === 'udp6', host, this.options.port);
+      } catch (err) {
+        // All or nothing, as the TCP listeners: the caller reports the sidecar unready and retries.
+        for (const s of [socket, ...this.listeners.splice(0)]) {
+          try {
+            s.close();
+          } catch {
+            // never bound: nothing to close
+          }
+        }
+        throw err;
+      }
       this.listeners.push(socket);
     }
     const upstream = createSocket(isIP(this.options.resolver) === 6 ? 'udp6' : 'udp4');
+    await this.bind(upstream, isIP(this.options.resolver) === 6);
     upstream.on('message', (msg) => {
       try {
         this.onAnswer(msg);
@@ -131,6 +142,19 @@ export class DnsUdpProxy {
     });
     upstream.on('error', () => undefined);
     this.upstream = upstream;
+  }
+
+  /** Binds on a marked descriptor when a mark is configured, else as Node would (port 0: any). */
+  private async bind(socket: Socket, ipv6: boolean, host?: string, port = 0): Promise<void> {
+    const mark = this.options.socketMark;
+    if (mark !== undefined) return bindMarkedUdp(socket, mark, ipv6, host, port);
+    await new Promise<void>((resolve, reject) => {
+      socket.once('error', reject);
+      socket.bind(port, host, () => {
+        socket.off('error', reject);
+        resolve();
+      });
+    });
   }
 
   private facts(client: RemoteInfo): ConnectionFacts {

@@ -1,37 +1,17 @@
 // The destination a client dialled before iptables REDIRECT rewrote it to our listener.
 // Node has no getsockopt; a ~60-line N-API addon (native/original-dst.c, built by `npm ci`)
 // reads SO_ORIGINAL_DST / IP6T_SO_ORIGINAL_DST from the accepted socket's file descriptor.
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { loadNativeAddon } from './native-addon.js';
+
+export { NativeAddonError } from './native-addon.js';
 
 interface OriginalDstAddon {
   /** "ip|port", or the errno of the failed getsockopt. */
   originalDst(fd: number, ipv6: boolean): string | number;
 }
 
-export class NativeAddonError extends Error {
-  readonly code = 'SIDEWALL_NATIVE_ADDON';
-  constructor(message: string) {
-    super(message);
-    this.name = 'NativeAddonError';
-  }
-}
-
-function loadAddon(): OriginalDstAddon {
-  // dist/src/net and src/net sit at different depths: walk up to the package root.
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 5; i++) {
-    const candidate = join(dir, 'build', 'Release', 'original_dst.node');
-    if (existsSync(candidate)) return createRequire(import.meta.url)(candidate) as OriginalDstAddon;
-    dir = dirname(dir);
-  }
-  throw new NativeAddonError('build/Release/original_dst.node is missing: run `npm ci` (or `npm run install`) to build the native addon (needs g++ and make)');
-}
-
-const addon = loadAddon();
+const addon = loadNativeAddon<OriginalDstAddon>('original_dst');
 
 interface HandleWithFd {
   _handle?: { fd?: number } | null;

@@ -3,9 +3,19 @@
 // loops and the connection limit are decided here, before any byte is read.
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Admission, ConnectionGate } from '../enforcement/gate.js';
-import { ProxiedConnection, type CloseReason, type ConnectionObserver, type Direction } from './connection.js';
+import { ProxiedConnection, type CloseReason, type ConnectionObserver, type ConnectionTimeouts, type Direction } from './connection.js';
 import { LocalAddresses } from './local-addresses.js';
 import { originalDestination, type Destination } from './original-dst.js';
+import { markServer } from './socket-mark.js';
+
+/** A listener the sidecar could not own: the port is taken (EADDRINUSE) or cannot be marked (EPERM). */
+export class ListenerError extends Error {
+  readonly code = 'SIDEWALL_LISTENER';
+  constructor(readonly listener: string, override readonly cause: NodeJS.ErrnoException) {
+    super(`cannot own listener ${listener}: ${cause.code === 'EADDRINUSE' ? 'the port is already taken by another process (an app bound it while the sidecar was down?)' : cause.message}`);
+    this.name = 'ListenerError';
+  }
+}
 
 export interface ProxyServerOptions {
   outboundPort: number;
@@ -17,6 +27,10 @@ export interface ProxyServerOptions {
   detectTimeoutMs: number;
   maxConnections: number;
   ipv6: boolean;
+  /** SO_MARK of the listeners and of every upstream dial (the proxy's identity); undefined: unmarked. */
+  socketMark?: number;
+  /** The admin port: never relayed to on a local address (a relayed dial would carry our identity). */
+  adminPort?: number;
 }
 
 export type ListenerKind = 'outbound' | 'inbound';
@@ -36,12 +50,19 @@ export class ProxyServer {
   /** One timer for the idle timeout of every connection (a quarter of it, at most 1 s, apart). */
   private idleSweep: NodeJS.Timeout | undefined;
   private readonly idleSweepBound = (): void => this.sweepIdle();
+  private readonly timeouts: ConnectionTimeouts;
 
   constructor(
     private readonly options: ProxyServerOptions,
     private readonly observer: ConnectionObserver,
     private readonly gate: ConnectionGate,
   ) {
+    this.timeouts = Object.freeze({
+      connectMs: options.connectTimeoutMs,
+      idleMs: options.idleTimeoutMs,
+      detectMs: options.detectTimeoutMs,
+      ...(options.socketMark !== undefined ? { upstreamMark: options.socketMark } : {}),
+    });
     this.trackingObserver = {
       onClose: (summary, filter) => {
         this.active.delete(summary.flowId);
@@ -84,13 +105,24 @@ export class ProxyServer {
     }
     for (const [kind, port, host] of binds) {
       const server = createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, (socket) => this.accept(kind, socket));
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen({ port, host, ipv6Only: host === '::', backlog: 4096 }, () => {
-          server.off('error', reject);
-          resolve();
+      const name = `${host.includes(':') ? `[${host}]` : host}:${port}`;
+      try {
+        await new Promise<void>((resolve, reject) => {
+          server.once('error', reject);
+          server.listen({ port, host, ipv6Only: host === '::', backlog: 4096 }, () => {
+            server.off('error', reject);
+            resolve();
+          });
         });
-      });
+        // Connections reach a listener only when it bears the mark (the pod's SIDEWALL_LISTEN chain):
+        // until this line, SYNs to it are dropped and retried, never accepted unmarked.
+        if (this.options.socketMark !== undefined) markServer(server, this.options.socketMark);
+      } catch (err) {
+        // All or nothing: a sidecar holding some of its listeners would serve half the pod.
+        server.close();
+        for (const s of this.servers.splice(0)) s.close();
+        throw new ListenerError(name, err as NodeJS.ErrnoException);
+      }
       this.servers.push(server);
     }
     const period = Math.max(10, Math.min(1000, Math.floor(this.options.idleTimeoutMs / 4)));
@@ -114,7 +146,7 @@ export class ProxyServer {
     const original = originalDestination(socket);
     const dst: Destination = typeof original === 'number' ? { ip: unmapped(socket.localAddress ?? ''), port: socket.localPort ?? 0 } : { ip: unmapped(original.ip), port: original.port };
     const direction: Direction = kind === 'inbound' ? 'ingress' : this.local.isLocal(dst.ip) ? 'intra' : 'egress';
-    const conn = new ProxiedConnection(this.nextFlowId(), direction, socket, src, dst, startedAt, { connectMs: this.options.connectTimeoutMs, idleMs: this.options.idleTimeoutMs, detectMs: this.options.detectTimeoutMs }, this.trackingObserver);
+    const conn = new ProxiedConnection(this.nextFlowId(), direction, socket, src, dst, startedAt, this.timeouts, this.trackingObserver);
     this.active.set(conn.flowId, conn);
     let refusal: CloseReason | undefined;
     if (typeof original === 'number') refusal = 'no-original-dst';
@@ -136,10 +168,19 @@ export class ProxyServer {
     conn.start(admission.filter);
   }
 
-  /** A connection whose original destination is one of our own listeners would dial itself forever. */
+  /**
+   * A connection whose original destination is one of our own listeners would dial itself forever;
+   * one to our own admin port would reach it from our socket, as our own user.
+   */
   private isLoop(dst: Destination): boolean {
     const port = dst.port;
-    return (port === this.options.outboundPort || port === this.options.inboundPort || port === this.options.dnsPort) && this.local.isLocal(dst.ip);
+    return (port === this.options.outboundPort || port === this.options.inboundPort || port === this.options.dnsPort || port === this.options.adminPort) && this.local.isLocal(dst.ip);
+  }
+
+  /** Closes the listeners (no connection was accepted yet): the caller could not own all of them. */
+  async closeListeners(): Promise<void> {
+    clearInterval(this.idleSweep);
+    await Promise.all(this.servers.splice(0).map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
   }
 
   /** Stops accepting, lets open connections finish until the deadline, then resets the rest. */

@@ -15,7 +15,9 @@ describe('sidewall init', () => {
     expect(r.status).toBe(0);
     expect(r.stdout).toContain('-A SIDEWALL_REDIRECT -p tcp -j REDIRECT --to-ports 15001');
     expect(r.stdout).toContain('-A SIDEWALL_IN_REDIRECT -p tcp -j REDIRECT --to-ports 15006');
-    expect(r.stdout).toContain('-A SIDEWALL_OUTPUT -m owner --uid-owner 1337 -j RETURN');
+    expect(r.stdout).toContain('-A SIDEWALL_OUTPUT -m mark --mark 0x539 -m owner --uid-owner 1337 -j RETURN');
+    expect(r.stdout).not.toContain('--gid-owner');
+    expect(r.stdout).toContain('-A SIDEWALL_LISTEN -m socket --nowildcard --restore-skmark -m mark --mark 0x539 -j RETURN');
     expect(r.stdout).toContain('-A SIDEWALL_OUTPUT -d 169.254.169.254/32 -j RETURN');
     expect(r.stdout).toContain('-A SIDEWALL_OUTPUT -d fd00::/8 -j RETURN');
     expect(topo.iptablesSave(topo.podNs)).not.toContain('SIDEWALL');
@@ -79,9 +81,37 @@ describe('sidewall init', () => {
     expect(topo.iptablesSave(topo.podNs, 6)).toContain('SIDEWALL_OUTPUT');
   });
 
+  it('guards the listener ports in the filter table: idempotent, follows changed ports, cleaned up', () => {
+    const filter = (family: 4 | 6) => topo.exec(topo.podNs, family === 4 ? 'iptables-save' : 'ip6tables-save', ['-t', 'filter']).stdout.split('\n').filter((l) => l.startsWith('-A '));
+    expect(init([]).status).toBe(0);
+    for (const family of [4, 6] as const) {
+      expect(filter(family)).toEqual([
+        '-A INPUT -p tcp -m multiport --dports 15000,15001,15006,15053 -m conntrack --ctstate NEW -j SIDEWALL_LISTEN',
+        '-A INPUT -p udp -m udp --dport 15053 -m conntrack --ctstate NEW -j SIDEWALL_LISTEN',
+        '-A SIDEWALL_LISTEN -m socket --nowildcard --restore-skmark -m mark --mark 0x539 -j RETURN',
+        '-A SIDEWALL_LISTEN -j DROP',
+      ]);
+    }
+    expect(init([]).status).toBe(0);
+    expect(filter(4)).toHaveLength(4);
+    // Another inbound port and mark: the old jump goes, the new one comes, in the same transaction.
+    expect(init(['--inbound-port', '15007', '--proxy-mark', '0x10']).status).toBe(0);
+    expect(filter(4)).toEqual([
+      '-A INPUT -p udp -m udp --dport 15053 -m conntrack --ctstate NEW -j SIDEWALL_LISTEN',
+      '-A INPUT -p tcp -m multiport --dports 15000,15001,15007,15053 -m conntrack --ctstate NEW -j SIDEWALL_LISTEN',
+      '-A SIDEWALL_LISTEN -m socket --nowildcard --restore-skmark -m mark --mark 0x10 -j RETURN',
+      '-A SIDEWALL_LISTEN -j DROP',
+    ]);
+    expect(init(['--cleanup']).status).toBe(0);
+    for (const family of [4, 6] as const) expect(filter(family).join('\n')).not.toContain('SIDEWALL');
+  });
+
   it('rejects bad flags with a message naming the flag', () => {
     const r = init(['--exclude-inbound-ports', '80,http']);
     expect(r.status).toBe(2);
     expect(r.stderr).toContain("--exclude-inbound-ports: 'http' is not a port");
+    const mark = init(['--proxy-mark', '0']);
+    expect(mark.status).toBe(2);
+    expect(mark.stderr).toContain("--proxy-mark: '0' is not a socket mark");
   });
 });

@@ -253,7 +253,8 @@ describe('hostile input', () => {
 
 describe('sidewall observe', () => {
   it('shows denied requests as they happen, from the running sidecar\'s admin port', async () => {
-    const observe = topo.start(topo.podNs, NODE, [CLI, 'observe', '--admin', '127.0.0.1:15000', '--verdict', 'denied', '--protocol', 'http', '--follow', '-o', 'json'], { uid: APP_UID });
+    // As the sidecar's own user: `kubectl exec` into sidewall-proxy (the flow stream is not for apps).
+    const observe = topo.start(topo.podNs, NODE, [CLI, 'observe', '--admin', '127.0.0.1:15000', '--verdict', 'denied', '--protocol', 'http', '--follow', '-o', 'json'], { uid: PROXY_UID });
     // Subscribed is an event we cannot see from here: request again until observe shows one (a
     // fixed sleep was too short for the CLI to start on a loaded machine).
     const shown = waitForLine(observe, (l) => l.includes('/private/observed'), 15_000, 'sidewall observe');
@@ -266,7 +267,7 @@ describe('sidewall observe', () => {
     line = await shown;
     const record = JSON.parse(line) as { verdict: string; ruleId: string; type: string };
     expect(record).toMatchObject({ type: 'request', verdict: 'denied', ruleId: 'default' });
-    const table = topo.exec(topo.podNs, NODE, [CLI, 'observe', '--verdict', 'denied', '--last', '5'], { uid: APP_UID });
+    const table = topo.exec(topo.podNs, NODE, [CLI, 'observe', '--verdict', 'denied', '--last', '5'], { uid: PROXY_UID });
     expect(table.status).toBe(0);
     expect(table.stdout).toContain('/private/observed');
     observe.kill('SIGINT');
@@ -291,7 +292,7 @@ describe('monitor mode', () => {
   it('closed and recorded every connection once its clients were gone', async () => {
     let open: unknown[] = [];
     for (let i = 0; i < 20; i++) {
-      open = JSON.parse(topo.exec(topo.podNs, 'curl', ['-s', 'http://127.0.0.1:15000/connections']).stdout) as unknown[];
+      open = JSON.parse(topo.exec(topo.podNs, 'curl', ['-s', 'http://127.0.0.1:15000/connections'], { uid: PROXY_UID }).stdout) as unknown[];
       if (open.length === 0) break;
       await new Promise((r) => setTimeout(r, 100));
     }

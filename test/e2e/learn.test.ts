@@ -6,7 +6,7 @@ import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
-import { APP_UID, CLI, NODE, TOOLS, Topology } from '../harness/netns.js';
+import { APP_UID, CLI, NODE, PROXY_UID, TOOLS, Topology } from '../harness/netns.js';
 import { Sidecar, type FlowRecordLine } from '../harness/sidecar.js';
 import { assertValidFlowRecords } from '../unit/flows/flow-schema.js';
 
@@ -109,13 +109,14 @@ describe('learn → generated rules → protect', () => {
     // A crash, not a drain: what survives is what the periodic save wrote.
     await sidecar.stop('SIGKILL');
     await sidecar.start(CONFIG);
-    const model = JSON.parse((await topo.execAsync(topo.podNs, 'curl', ['-s', 'http://127.0.0.1:15000/learn/model'])).stdout) as { services: Array<{ family: string }>; status: { mode: string } };
+    // The learned model is for the sidecar's own user (kubectl exec into sidewall-proxy).
+    const model = JSON.parse((await topo.execAsync(topo.podNs, 'curl', ['-s', 'http://127.0.0.1:15000/learn/model'], { uid: PROXY_UID })).stdout) as { services: Array<{ family: string }>; status: { mode: string } };
     expect(model.status.mode).toBe('learn');
     expect(new Set(model.services.map((s) => s.family))).toEqual(new Set(['http', 'grpc', 'dns', 'tls']));
   }, 60_000);
 
   it('generates rules from the running sidecar that pass policy check', async () => {
-    const learned = await policy('learn', '--from', 'http://127.0.0.1:15000', '-o', 'annotation', '--lock');
+    const learned = await topo.execAsync(topo.podNs, NODE, [CLI, 'policy', 'learn', '--from', 'http://127.0.0.1:15000', '-o', 'annotation', '--lock'], { uid: PROXY_UID });
     expect(learned.status, learned.stderr).toBe(0);
     annotation = parse(learned.stdout) as Record<string, string>;
     expect(annotation['sidewall.io/mode']).toBe('protect');

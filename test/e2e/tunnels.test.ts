@@ -8,7 +8,7 @@
 import { chmodSync, chownSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { APP_UID, NODE, PROXY_UID, TOOLS, Topology } from '../harness/netns.js';
+import { APP_UID, DIRECT_UID, NODE, TOOLS, Topology } from '../harness/netns.js';
 import { Sidecar, type FlowRecordLine } from '../harness/sidecar.js';
 
 const topo = new Topology({ name: 'tn', subnet: 70 });
@@ -63,6 +63,7 @@ beforeAll(async () => {
   }
   expect(sshd.exitCode).toBeNull();
   new Sidecar(topo).init(['--redirect-dns']);
+  topo.exemptDirectUid();
 }, 90_000);
 
 afterAll(async () => {
@@ -74,9 +75,9 @@ async function throughHttptunnel(): Promise<{ status: number | null; stdout: str
   const htc = topo.start(topo.podNs, 'htc', ['-w', '-F', '2222', `${peer}:8081`], { uid: APP_UID });
   try {
     await new Promise((r) => setTimeout(r, 500));
-    // The hop from the app to htc on localhost is not the tunnel: it runs as the proxy uid so
+    // The hop from the app to htc on localhost is not the tunnel: it runs as the exempted uid so
     // the sidecar only sees htc's HTTP.
-    return await topo.execAsync(topo.podNs, NODE, [join(TOOLS, 'echo-roundtrip.mjs'), '127.0.0.1', '2222', '2048', '10000', '4'], { uid: PROXY_UID });
+    return await topo.execAsync(topo.podNs, NODE, [join(TOOLS, 'echo-roundtrip.mjs'), '127.0.0.1', '2222', '2048', '10000', '4'], { uid: DIRECT_UID });
   } finally {
     htc.kill('SIGKILL');
   }

@@ -19,6 +19,13 @@ export const TOOLS = join(REPO, 'test', 'harness', 'tools');
 export const NODE = process.execPath;
 export const PROXY_UID = 1337;
 export const APP_UID = 1000;
+/**
+ * A uid standing for traffic the sidecar never sees: the benchmarks' direct path and baselines
+ * (HAProxy, a plain relay) and test hops that are not under test. The pod's rules exempt only the
+ * proxy's marked sockets, so Topology.exemptDirectUid() adds a nat exemption for this uid (tests
+ * and benchmarks only; a real pod has none).
+ */
+export const DIRECT_UID = 1338;
 
 export interface ExecResult {
   status: number | null;
@@ -39,7 +46,10 @@ function must(cmd: string, args: string[]): string {
 
 export function asUser(uid: number | undefined, cmd: string, args: string[]): [string, string[]] {
   if (uid === undefined || uid === 0) return [cmd, args];
-  return ['setpriv', ['--reuid', String(uid), '--regid', String(uid), '--clear-groups', cmd, ...args]];
+  // The sidecar holds CAP_NET_ADMIN in the pod's network namespace (as the injected container
+  // does): it marks its sockets with SO_MARK, the identity the pod's iptables rules trust.
+  const caps = uid === PROXY_UID ? ['--inh-caps', '+net_admin', '--ambient-caps', '+net_admin'] : [];
+  return ['setpriv', ['--reuid', String(uid), '--regid', String(uid), '--clear-groups', ...caps, cmd, ...args]];
 }
 
 export interface TopologyOptions {
@@ -175,6 +185,11 @@ export class Topology {
     const path = join(this.dir, name);
     writeFileSync(path, content, { mode: 0o644 });
     return path;
+  }
+
+  /** Lets DIRECT_UID's traffic leave the pod unredirected (after `sidewall init`; both families). */
+  exemptDirectUid(): void {
+    for (const tool of ['iptables', 'ip6tables']) must('ip', ['netns', 'exec', this.podNs, tool, '-t', 'nat', '-I', 'OUTPUT', '1', '-m', 'owner', '--uid-owner', String(DIRECT_UID), '-j', 'RETURN']);
   }
 
   iptablesSave(ns: string, family: 4 | 6 = 4): string {

@@ -1,0 +1,133 @@
+// The proxy's identity on the wire: every socket it opens carries SO_MARK `mark` (0x539 unless
+// configured), which the pod's iptables rules (src/iptables/rules.ts) exempt from redirection
+// and require of whoever receives the listeners' connections. Setting a mark needs CAP_NET_ADMIN
+// (or CAP_NET_RAW, since Linux 5.17) in the pod's network namespace; app containers get neither,
+// while a uid or gid is something a root app can take (setgid(2)). Native code
+// (native/socket-mark.c) because Node has no setsockopt and creates a client socket only as it
+// connects: the mark must be on the socket before its first packet leaves.
+import type { Socket as UdpSocket } from 'node:dgram';
+import { createRequire } from 'node:module';
+import { isIP, isIPv6, Socket, type NetConnectOpts, type OnReadOpts, type Server, type SocketConstructorOpts } from 'node:net';
+import { loadNativeAddon } from './native-addon.js';
+
+export { DEFAULT_PROXY_MARK } from '../iptables/rules.js';
+
+interface SocketMarkAddon {
+  setSocketMark(fd: number, mark: number): void;
+  socketMark(fd: number): number;
+  markedSocket(ipv6: boolean, udp: boolean, mark: number, address?: string, port?: number): number;
+  closeFd(fd: number): void;
+}
+
+const addon = loadNativeAddon<SocketMarkAddon>('socket_mark');
+
+/** Thrown when a socket cannot be marked or bound; `code` is the errno name (EPERM, EADDRINUSE...). */
+export interface SocketMarkError extends Error {
+  code: string;
+}
+
+interface WithHandle {
+  _handle?: { fd?: number } | null;
+}
+
+function fdOf(owner: Server | Socket): number {
+  const fd = (owner as unknown as WithHandle)._handle?.fd;
+  if (fd === undefined || fd < 0) throw Object.assign(new Error('the socket has no file descriptor (not listening or already closed)'), { code: 'EBADF' });
+  return fd;
+}
+
+/**
+ * Marks a listening TCP server. SYNs that arrive before the mark is set are dropped by the pod's
+ * listener guard (they retransmit), so no connection is ever accepted on an unmarked listener.
+ */
+export function markServer(server: Server, mark: number): void {
+  addon.setSocketMark(fdOf(server), mark);
+}
+
+/** The mark of a socket or server (getsockopt), e.g. to prove a dial carried it. */
+export function markOf(owner: Server | Socket): number {
+  return addon.socketMark(fdOf(owner));
+}
+
+export interface MarkedConnectOptions extends Omit<SocketConstructorOpts, 'fd' | 'handle'> {
+  host: string;
+  port: number;
+  mark: number;
+  noDelay?: boolean;
+  /** As net.connect's: read into the caller's buffers. */
+  onread?: OnReadOpts;
+}
+
+/**
+ * net.connect() with the mark set before the SYN: the descriptor is created natively with SO_MARK,
+ * wrapped by net.Socket, then connected. Throws (synchronously) when the mark cannot be set.
+ */
+export function connectMarked(options: MarkedConnectOptions): Socket {
+  const { host, port, mark, noDelay, ...socketOptions } = options;
+  return unconnectedMarked(host, mark, socketOptions).connect({ host, port, noDelay: noDelay ?? false });
+}
+
+function unconnectedMarked(host: string, mark: number, socketOptions: Omit<SocketConstructorOpts, 'fd' | 'handle'>): Socket {
+  const fd = addon.markedSocket(isIPv6(host), false, mark);
+  try {
+    // manualStart: an unconnected descriptor must not be read from before connect() (Node would
+    // otherwise start reading at construction and see the unconnected socket's hang-up as EOF).
+    return new Socket({ ...socketOptions, fd, manualStart: true } as SocketConstructorOpts);
+  } catch (err) {
+    addon.closeFd(fd);
+    throw err;
+  }
+}
+
+type ConnectFunction = (...args: unknown[]) => Socket;
+
+/**
+ * Marks the TCP dials of libraries that call net.connect themselves (grpc-js: the OTLP exporter and
+ * the identity controller client), so that the proxy's own control traffic is not redirected back
+ * into its outbound listener and policed as the app's. Patches the `net` module object, which is
+ * what CommonJS callers read at each call; dials to a host name or a unix path are left as they were
+ * (grpc-js resolves names itself and dials addresses). Returns the undo.
+ */
+export function markLibraryDials(mark: number): () => void {
+  const net = createRequire(import.meta.url)('node:net') as { connect: ConnectFunction; createConnection: ConnectFunction };
+  const original = net.connect;
+  const originalCreate = net.createConnection;
+  const patched: ConnectFunction = (...args) => {
+    const first = args[0];
+    if (typeof first === 'object' && first !== null && !Array.isArray(first)) {
+      const options = first as NetConnectOpts & { host?: unknown; fd?: unknown; path?: unknown };
+      if (typeof options.host === 'string' && isIP(options.host) !== 0 && options.path === undefined && options.fd === undefined) {
+        const listener = typeof args[1] === 'function' ? (args[1] as () => void) : undefined;
+        const socket = unconnectedMarked(options.host, mark, { allowHalfOpen: (options as { allowHalfOpen?: boolean }).allowHalfOpen ?? false });
+        if (options.timeout !== undefined) socket.setTimeout(options.timeout);
+        return socket.connect(options, listener);
+      }
+    }
+    return original.apply(net, args);
+  };
+  net.connect = patched;
+  net.createConnection = patched;
+  return () => {
+    net.connect = original;
+    net.createConnection = originalCreate;
+  };
+}
+
+/**
+ * Binds a dgram socket on a marked descriptor: to address:port, or (no address) unbound, for a
+ * socket that only sends (the kernel picks its port at the first send).
+ */
+export async function bindMarkedUdp(socket: UdpSocket, mark: number, ipv6: boolean, address?: string, port = 0): Promise<void> {
+  const fd = address === undefined ? addon.markedSocket(ipv6, true, mark) : addon.markedSocket(ipv6, true, mark, address, port);
+  await new Promise<void>((resolve, reject) => {
+    const onError = (err: Error): void => {
+      addon.closeFd(fd);
+      reject(err);
+    };
+    socket.once('error', onError);
+    socket.bind({ fd }, () => {
+      socket.off('error', onError);
+      resolve();
+    });
+  });
+}
