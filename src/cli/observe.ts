@@ -1,5 +1,6 @@
 // `sidewall observe`: tails the flow stream of a running sidecar (its admin port), with filters,
 // like `hubble observe`. Prints a compact table by default, or the raw JSON lines with -o json.
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { observeFlows, ObserveStreamError } from '../flows/observe-client.js';
 import { compileFlowFilter, InvalidFlowFilterError, type FlowFilter } from '../flows/flow-filter.js';
@@ -12,6 +13,9 @@ Tails the flow records of a running sidecar through its admin port.
 
 flags:
   --admin HOST:PORT   admin address of the sidecar (default 127.0.0.1:15000)
+  --token-file FILE   send the bearer token in FILE (the sidecar's admin.tokenFile); without
+                      it only the sidecar's own user may read the stream (kubectl exec into
+                      sidewall-proxy and run sidewall observe there)
   --verdict V         allowed | denied | would-deny
   --protocol P        tcp, http, http2, grpc, tls, dns, ...
   --direction D       ingress | egress | intra
@@ -35,6 +39,7 @@ class ObserveUsageError extends Error {
 
 interface ObserveSettings {
   admin: string;
+  token?: string;
   last: number;
   follow: boolean;
   output: 'table' | 'json';
@@ -48,6 +53,7 @@ function parseSettings(args: string[]): ObserveSettings | 'help' {
     allowPositionals: false,
     options: {
       admin: { type: 'string' },
+      'token-file': { type: 'string' },
       verdict: { type: 'string', multiple: true },
       protocol: { type: 'string', multiple: true },
       direction: { type: 'string', multiple: true },
@@ -79,7 +85,17 @@ function parseSettings(args: string[]): ObserveSettings | 'help' {
   if (output !== 'table' && output !== 'json') throw new ObserveUsageError(`-o: '${output}' is not one of table, json`);
   const admin = values.admin ?? '127.0.0.1:15000';
   if (!/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/.test(admin)) throw new ObserveUsageError(`--admin: '${admin}' is not HOST:PORT`);
-  return { admin, last, follow, output, filter };
+  let token: string | undefined;
+  const tokenFile = values['token-file'];
+  if (tokenFile !== undefined) {
+    try {
+      token = readFileSync(tokenFile, 'utf8').trim();
+    } catch (err) {
+      throw new ObserveUsageError(`--token-file: cannot read '${tokenFile}': ${(err as Error).message}`);
+    }
+    if (token === '') throw new ObserveUsageError(`--token-file: '${tokenFile}' is empty`);
+  }
+  return { admin, last, follow, output, filter, ...(token !== undefined ? { token } : {}) };
 }
 
 export async function run(args: string[]): Promise<number> {

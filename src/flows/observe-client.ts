@@ -14,6 +14,8 @@ export interface ObserveClientOptions {
   filter: FlowFilter;
   /** Give up connecting after this long; default 5 s. */
   connectTimeoutMs?: number;
+  /** Bearer token for a sidecar reached from outside its pod (its admin.tokenFile). */
+  token?: string;
 }
 
 export class ObserveStreamError extends Error {
@@ -28,6 +30,12 @@ export interface ObserveSession {
   /** Resolves when the sidecar ends the stream; rejects with ObserveStreamError. Cancel resolves it. */
   readonly done: Promise<void>;
   cancel(): void;
+}
+
+function metadata(token: string | undefined): grpc.Metadata {
+  const m = new grpc.Metadata();
+  if (token !== undefined) m.set('authorization', `Bearer ${token}`);
+  return m;
 }
 
 /**
@@ -68,7 +76,7 @@ export function observeFlows(options: ObserveClientOptions, onRecord: (record: F
         method.requestSerialize as (value: ObserveRequest) => Buffer,
         method.responseDeserialize as (bytes: Buffer) => ObserveResponse,
         request,
-        new grpc.Metadata(),
+        metadata(options.token),
         {},
       );
       call.on('data', (response: ObserveResponse) => {

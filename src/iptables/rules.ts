@@ -119,7 +119,11 @@ export function chainRules(options: RedirectOptions, family: IpFamily): string[]
   for (const cidr of options.excludeOutboundCidrs) {
     if (cidrFamily(cidr) === family) lines.push(`-A ${CHAINS.output} -d ${cidr} -j RETURN`);
   }
-  // Everything else, loopback, the pod's own IPs and IPv6 link-local included: intra-pod traffic is policed too.
+  // The pod's own IPv6 link-local address: REDIRECT would send it to ::1, which the app's socket,
+  // bound to the interface by the address's scope, cannot reach (the kernel drops it). Changing
+  // only the port keeps it on that interface and still brings it to our listener (on ::).
+  if (family === 6) lines.push(`-A ${CHAINS.output} -d fe80::/10 -p tcp -m addrtype --dst-type LOCAL -j DNAT --to-destination :${options.outboundPort}`);
+  // Everything else, loopback and the pod's own IPs included: intra-pod traffic is policed too.
   lines.push(`-A ${CHAINS.output} -p tcp -j ${CHAINS.outboundRedirect}`);
   lines.push(`-A ${CHAINS.outboundRedirect} -p tcp -j REDIRECT --to-ports ${options.outboundPort}`);
   return lines;

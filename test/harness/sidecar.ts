@@ -34,14 +34,15 @@ export class Sidecar {
     if (r.status !== 0) throw new Error(`sidewall init failed: ${r.stderr}`);
   }
 
-  /** Starts the proxy with the given config (YAML/JSON text) and waits for /ready. */
-  async start(configText = 'mode: monitor\n'): Promise<void> {
+  /** Starts the proxy with the given config (YAML/JSON text) and waits for /ready (unless waitReady is false). */
+  async start(configText = 'mode: monitor\n', waitReady = true): Promise<void> {
     const config = this.topo.writeFile('sidecar.yaml', configText);
     const proc = this.topo.start(this.topo.podNs, NODE, [CLI, 'proxy', '--config', config], { uid: PROXY_UID, env: { POD_NAME: 'app-0', POD_NAMESPACE: 'test' } });
     this.proc = proc;
     this.exited = new Promise((resolve) => proc.once('exit', (code) => resolve(code)));
     proc.stderr?.on('data', (d: Buffer) => (this.stderr += d.toString()));
     createInterface({ input: proc.stdout! }).on('line', (line) => this.onLine(line));
+    if (!waitReady) return;
     const deadline = Date.now() + 15_000;
     while (Date.now() < deadline) {
       const r = await this.topo.execAsync(this.topo.podNs, 'curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', 'http://127.0.0.1:15000/ready']);
