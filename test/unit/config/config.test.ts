@@ -1,6 +1,6 @@
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
 import { ConfigError, DEFAULT_PROXY, loadConfig, parseDownwardApiMap, readPodInfo, tunnelModeFor, DownwardApiError } from '../../../src/config/index.js';
 
@@ -38,8 +38,17 @@ describe('loadConfig', () => {
     expect(config.rules).toBeUndefined();
     expect(config.proxy).toEqual({
       connectTimeoutMs: 5000, idleTimeoutMs: 3600000, maxConnections: 20000, drainTimeoutMs: 15000, detectTimeoutMs: 1000,
-      flowIntervalMs: 60000, outboundPort: 15001, inboundPort: 15006, adminPort: 15000, dnsPort: 15053,
+      flowIntervalMs: 60000, outboundPort: 15001, inboundPort: 15006, adminPort: 15000, dnsPort: 15053, socketMark: 0x539,
     });
+    expect(config.admin).toEqual({});
+  });
+
+  test('admin.tokenFile resolves against the config folder; other admin keys are refused', () => {
+    const file = writeConfig('admin: { tokenFile: secrets/token }\n');
+    expect(loadConfig(file).admin.tokenFile).toBe(join(dirname(file), 'secrets/token'));
+    const err = configErrorOf('admin: { tokenFile: "", token: x }\n');
+    expect(err.problems.join('\n')).toContain('admin.tokenFile: must be a non-empty string');
+    expect(err.problems.join('\n')).toContain('admin.token: unknown key (allowed: tokenFile)');
   });
 
   test('the PRODUCT.md example loads, relative paths resolve against the config folder', () => {
