@@ -10,7 +10,7 @@ import { parseArgs } from 'node:util';
 import fastJsonPatch from 'fast-json-patch';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { CLUSTER_RULES_DIR, defaultInjectorSettings, INIT_CONTAINER, mutatePod, POD_INFO_DIR, PROXY_CONTAINER, resolveContainerEnv, SIDECAR_CONFIG_FILE, type Container, type Pod } from '../injector/index.js';
-import { APP_UID, CLI, NODE, REPO, Topology, waitForLine } from '../test/harness/netns.js';
+import { APP_UID, CLI, NODE, PROXY_UID, REPO, Topology, waitForLine } from '../test/harness/netns.js';
 import { flowTableHeader, flowTableRow } from '../src/flows/flow-table.js';
 import type { FlowRecord } from '../src/flows/index.js';
 
@@ -176,7 +176,8 @@ async function learnThenProtect(annotations: Record<string, string>, apps: strin
   const learnSeconds = 8;
   say(`demo: learn mode: watching the pod's traffic for ${learnSeconds} s`);
   await new Promise((r) => setTimeout(r, learnSeconds * 1000));
-  const learned = await topo.execAsync(topo.podNs, NODE, [CLI, 'policy', 'learn', '--from', 'http://127.0.0.1:15000', '-o', 'yaml']);
+  // As the sidecar's own user (kubectl exec into sidewall-proxy): the learned model is not for apps.
+  const learned = await topo.execAsync(topo.podNs, NODE, [CLI, 'policy', 'learn', '--from', 'http://127.0.0.1:15000', '-o', 'yaml'], { uid: PROXY_UID });
   if (learned.status !== 0) throw new Error(`sidewall policy learn failed: ${learned.stderr}`);
   say('demo: sidewall policy learn --from http://127.0.0.1:15000 generated:');
   process.stderr.write(learned.stdout.replace(/^/gm, '    ') + '\n');
