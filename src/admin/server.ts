@@ -139,8 +139,11 @@ export class AdminServer {
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+    // Close the connections first: server.close() calls back only once they are all gone (a
+    // scraper's keep-alive connection would otherwise hold the exit).
+    const closed = Promise.all(this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
     this.http.closeAllConnections();
+    await closed;
   }
 }
 

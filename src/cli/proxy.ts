@@ -19,6 +19,8 @@ import { metrics, metricsText } from '../metrics/index.js';
 import { DnsUdpProxy, resolverFromResolvConf } from '../net/dns-udp-proxy.js';
 import { ProxyServer } from '../net/proxy-server.js';
 import { markLibraryDials } from '../net/socket-mark.js';
+import { setReadBufferBytes } from '../net/connection.js';
+import { deriveMemoryLimits, readCgroupMemoryLimit } from '../net/memory-limits.js';
 import { alertRecord, connectionRecord, requestRecord } from '../sidecar/records.js';
 import { createTunnelDetection } from '../tunnels/index.js';
 import { Learner } from '../learn/learner.js';
@@ -119,6 +121,22 @@ export async function run(args: string[]): Promise<number> {
     onParseError: config.onParseError,
     countParserError: (protocol, code) => metrics.parserErrors.inc({ protocol, code }),
   });
+  // Connection limits and buffer sizes from the memory the container may use, so that no traffic
+  // pattern takes the process past it (README: Robustness).
+  const limits = deriveMemoryLimits(
+    { ...(tunables.memoryLimitBytes > 0 ? { memoryLimitBytes: tunables.memoryLimitBytes } : {}), maxConnections: tunables.maxConnections },
+    readCgroupMemoryLimit(),
+    process.memoryUsage.rss(),
+  );
+  setReadBufferBytes(limits.readBufferBytes);
+  for (const [name, value] of [
+    ['memory_limit_bytes', limits.limitBytes ?? 0],
+    ['max_connections', limits.maxConnections],
+    ['read_buffer_bytes', limits.readBufferBytes],
+    ['held_bytes_total', limits.heldBytesTotal],
+    ['write_queue_total', limits.writeQueueTotal],
+  ] as const) metrics.limits.set({ limit: name }, value);
+  log.info({ limits, headTimeoutMs: tunables.headTimeoutMs, minHeadBytesPerSecond: tunables.minHeadBytesPerSecond }, 'limits derived from the memory limit');
   const proxy = new ProxyServer(
     {
       outboundPort: tunables.outboundPort,
@@ -127,13 +145,21 @@ export async function run(args: string[]): Promise<number> {
       connectTimeoutMs: tunables.connectTimeoutMs,
       idleTimeoutMs: tunables.idleTimeoutMs,
       detectTimeoutMs: tunables.detectTimeoutMs,
-      maxConnections: tunables.maxConnections,
+      maxConnections: limits.maxConnections,
       ipv6: true,
       socketMark: tunables.socketMark,
       adminPort: tunables.adminPort,
+      heldBytesPerConnection: limits.heldBytesPerConnection,
+      heldBytesTotal: limits.heldBytesTotal,
+      writeQueueTotal: limits.writeQueueTotal,
+      headTimeoutMs: tunables.headTimeoutMs,
+      minHeadBytesPerSecond: tunables.minHeadBytesPerSecond,
+      pressureBytes: limits.pressureBytes,
+      onShed: (reason) => metrics.connectionsShed.inc({ reason }),
     },
     {
       onOpen(conn) {
+        metrics.connectionsAccepted.inc({ direction: conn.direction });
         metrics.activeConnections.inc({ direction: conn.direction });
         // Long connections get periodic records (one pipeline timer for all of them).
         conn.tracking = flows.trackConnection(conn.flowId, () => {
@@ -267,7 +293,8 @@ export async function run(args: string[]): Promise<number> {
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
   });
-  log.info('stopped');
+  // Every accepted connection has had its final record by now (the harness checks the count).
+  log.info({ accepted: proxy.accepted }, 'stopped');
   await new Promise<void>((resolve) => log.flush(() => resolve()));
   return 0;
 }

@@ -57,6 +57,12 @@ export interface ProxyTunables {
   maxConnections: number;
   drainTimeoutMs: number;
   detectTimeoutMs: number;
+  /** Bytes held for a verdict (a request head, a handshake) may wait this long, then the connection is reset. */
+  headTimeoutMs: number;
+  /** ...and must arrive at least this fast, on average, once held for a second (slowloris). */
+  minHeadBytesPerSecond: number;
+  /** The memory the sidecar may use; 0: the container's cgroup limit. Connection limits and buffers derive from it. */
+  memoryLimitBytes: number;
   flowIntervalMs: number;
   outboundPort: number;
   inboundPort: number;
@@ -122,6 +128,9 @@ export const DEFAULT_PROXY: Readonly<ProxyTunables> = Object.freeze({
   maxConnections: 20_000,
   drainTimeoutMs: 15_000,
   detectTimeoutMs: 1000,
+  headTimeoutMs: 10_000,
+  minHeadBytesPerSecond: 100,
+  memoryLimitBytes: 0,
   flowIntervalMs: 60_000,
   outboundPort: 15001,
   inboundPort: 15006,
@@ -348,9 +357,14 @@ export function parseConfig(data: unknown, file: string): SidecarConfig {
         const value = data.proxy[key];
         if (value === undefined) continue;
         const isPort = key.endsWith('Port');
-        const max = isPort ? 65535 : 2_147_483_647; // setTimeout's limit
-        if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > max) {
-          problems.add(`proxy.${key}`, isPort ? `must be a port (1–65535), not ${show(value)}` : `must be a positive whole number${key.endsWith('Ms') ? ' of milliseconds' : ''} up to ${max}, not ${show(value)}`);
+        const isBytes = key === 'memoryLimitBytes';
+        const max = isPort ? 65535 : isBytes ? Number.MAX_SAFE_INTEGER : 2_147_483_647; // setTimeout's limit
+        const min = isBytes ? 0 : 1;
+        if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+          problems.add(
+            `proxy.${key}`,
+            isPort ? `must be a port (1–65535), not ${show(value)}` : isBytes ? `must be a whole number of bytes (0: the container's memory limit), e.g. 268435456 for 256 MiB, not ${show(value)}` : `must be a positive whole number${key.endsWith('Ms') ? ' of milliseconds' : ''} up to ${max}, not ${show(value)}`,
+          );
         } else config.proxy[key] = value;
       }
       const listenerPorts: Array<keyof ProxyTunables> = ['outboundPort', 'inboundPort', 'adminPort', 'dnsPort'];

@@ -4,7 +4,9 @@
 //
 // The client's bytes are held from the moment they arrive until a verdict covers them; the
 // destination was dialled at accept, so a server that speaks first (MySQL, SMTP, SSH) is heard
-// at once — its greeting is forwarded and read as evidence of the protocol.
+// at once — its greeting is read as evidence of the protocol, and reaches the client only once
+// the connection is allowed (at accept, or by the decision the protocol leads to): a connection
+// that will be denied never shows the client what the server said.
 import { declaredParser, detectClientProtocol, detectOnTimeout, detectServerGreeting } from '../protocols/detect.js';
 import { createParser } from '../protocols/registry.js';
 import type { ProtocolName, StreamParser } from '../protocols/types.js';
@@ -17,7 +19,7 @@ import type { FilterContext, FilterSink } from './types.js';
 
 type Phase = 'detect' | 'inspect' | 'pass' | 'blocked';
 
-/** Client bytes held while detecting or awaiting a verdict, past which the client is paused. */
+/** Client bytes held while detecting or awaiting a verdict, past which the client is paused (the relay may set a lower cap). */
 export const MAX_HELD_BYTES = 256 * 1024;
 
 export class ConnectionFilter {
@@ -38,6 +40,10 @@ export class ConnectionFilter {
   tunnel: (TunnelFinding & { blocked: boolean }) | null = null;
   /** Payload bytes per side still shown to tunnel detection after the stream stopped being parsed. */
   private opaqueBudget = { client: 0, server: 0 };
+  /** The server's first bytes went to the client as they came (the connection was allowed at accept). */
+  private greetingForwarded = false;
+  /** Hold a server's greeting until the verdict: only when the connection could still be denied. */
+  private readonly greetingHeld: boolean;
 
   constructor(
     private readonly ctx: FilterContext,
@@ -46,16 +52,47 @@ export class ConnectionFilter {
     l4: Decision | 'needs-l7',
   ) {
     if (l4 !== 'needs-l7') this.decision = l4;
+    this.greetingHeld = (this.decision === null || this.decision.action !== 'allow') && ctx.policy().mode === 'protect';
   }
 
-  /** Bytes the filter holds for the client: the relay pauses reading the client past MAX_HELD_BYTES. */
+  /** Bytes the filter holds for the client: the relay pauses reading the client past its cap. */
   get heldBytes(): number {
     return this.held.size;
   }
 
-  /** Client bytes are waiting for detection to decide: the relay arms the bounded detect timer. */
+  /** Server bytes held (a greeting awaiting the connection's verdict): the relay pauses the server past its cap. */
+  get heldServerBytes(): number {
+    return this.greeting.size;
+  }
+
+  /** Bytes are waiting for detection to decide: the relay arms the bounded detect timer. */
   get detecting(): boolean {
-    return this.phase === 'detect' && this.held.size > 0;
+    return this.phase === 'detect' && (this.held.size > 0 || this.greeting.size > 0);
+  }
+
+  /**
+   * Nothing is in flight: no bytes held, and the protocol is between requests (HTTP/1 keep-alive
+   * with every response complete). A draining sidecar closes such connections at once. Opaque
+   * streams are never at rest: nothing tells their messages apart.
+   */
+  get atRest(): boolean {
+    if (this.held.size > 0 || this.greeting.size > 0) return false;
+    if (this.phase === 'detect') return true; // the client has said nothing yet
+    return this.phase === 'inspect' && this.enforcer !== null && this.enforcer.idle === true;
+  }
+
+  /**
+   * Nothing more the client sends can reach the server (HTTP/1 after a denied request, while the
+   * responses before it finish): the relay stops reading the client instead of parsing and
+   * holding bytes that will be dropped.
+   */
+  get clientRefused(): boolean {
+    return this.phase === 'blocked' || (this.phase === 'inspect' && this.enforcer !== null && this.enforcer.clientDone === true);
+  }
+
+  /** After a read returned: copy small held views out of the read buffer so it can be reused. */
+  compact(side: 'client' | 'server'): void {
+    (side === 'client' ? this.held : this.greeting).compact();
   }
 
   /**
@@ -64,7 +101,7 @@ export class ConnectionFilter {
    * relay must not reuse their memory for the next read.
    */
   holdsBytesOf(side: 'client' | 'server'): boolean {
-    if ((side === 'client' ? this.held : this.greeting).size > 0) return true;
+    if ((side === 'client' ? this.held : this.greeting).holdsViews) return true;
     return this.phase === 'inspect' && this.enforcer !== null && this.enforcer.routesBytes;
   }
 
@@ -113,12 +150,18 @@ export class ConnectionFilter {
       return;
     }
     if (this.phase === 'blocked') return;
-    this.sink.toClient(chunk);
     if (this.phase === 'pass') {
+      this.sink.toClient(chunk);
       if (this.opaqueBudget.server > 0) this.inspectOpaque('server', chunk);
       return;
     }
     if (this.phase === 'detect') {
+      // Allowed at accept (or nothing is enforced): the greeting goes on at once, and is still
+      // read as evidence. Otherwise it waits for the verdict in `greeting`, bounded by the relay.
+      if (!this.greetingHeld) {
+        this.sink.toClient(chunk);
+        this.greetingForwarded = true;
+      }
       // A server that speaks first names its protocol before the client has said anything.
       this.greeting.push(chunk);
       // Only a recognised greeting decides: an HTTP/2 server's SETTINGS, say, also arrives
@@ -160,10 +203,18 @@ export class ConnectionFilter {
     return true;
   }
 
-  /** The client stopped sending (FIN). */
+  /**
+   * The client stopped sending (FIN). Returns true when the server may get the FIN now. Client
+   * bytes still held by a streaming enforcer can never get a verdict (an unfinished request
+   * head, or requests after a denied one): they are dropped, so the server sees the FIN at once
+   * instead of the connection waiting for the server's own timeout.
+   */
   clientEnd(): boolean {
     if (this.phase === 'detect') this.detectionCut('client-fin');
-    // Nothing held may be lost: once the verdict allows, release what is left before the FIN.
+    if (this.phase === 'inspect' && this.enforcer !== null && !this.enforcer.routesBytes && this.held.size > 0) {
+      this.releaseClient();
+      if (this.held.size > 0) this.held.drop(this.held.end);
+    }
     return this.held.size === 0;
   }
 
@@ -250,12 +301,17 @@ export class ConnectionFilter {
     // Replay what the server already said (already forwarded) and what the client sent (held)
     // into the parser; a routing enforcer takes over the held bytes.
     const parser = this.parser;
+    const forwarded = this.greetingForwarded;
     this.greeting.forEach((b) => {
       const events = parser.feed('server', b).events;
-      if (enforcer.routesBytes) enforcer.route('server', b, events, true);
-      else enforcer.onEvents(events);
+      if (enforcer.routesBytes) enforcer.route('server', b, events, forwarded);
+      else {
+        if (!forwarded) this.sink.toClient(b);
+        enforcer.onEvents(events);
+      }
     });
     this.greeting.drop(this.greeting.end);
+    this.greetingForwarded = true;
     this.held.forEach((b) => this.feed(b, false));
     if (enforcer.routesBytes) this.held.drop(this.held.end);
     this.releaseClient();
@@ -294,10 +350,15 @@ export class ConnectionFilter {
   }
 
   private readonly sinkToServer = (bytes: Buffer): void => this.sink.toServer(bytes);
+  private readonly sinkToClient = (bytes: Buffer): void => this.sink.toClient(bytes);
 
   private toPass(): void {
     this.phase = 'pass';
     this.parser = null;
+    // A held greeting goes out now that the connection is allowed.
+    if (!this.greetingForwarded) this.greeting.forEach(this.sinkToClient);
+    this.greeting.drop(this.greeting.end);
+    this.greetingForwarded = true;
     // What was held is payload too: tunnel detection sees it before it leaves.
     if (this.opaqueBudget.client > 0) {
       this.held.forEach((b) => {
@@ -314,6 +375,7 @@ export class ConnectionFilter {
     this.phase = 'blocked';
     this.closeReason = reason;
     this.held.drop(this.held.end);
+    this.greeting.drop(this.greeting.end); // a held greeting never reaches the client
     this.sink.close('reset', reason);
   }
 

@@ -35,6 +35,10 @@ export interface ProtocolEnforcer {
   readonly clientFrontier: number;
   /** True when nothing more needs inspecting: the filter may stop parsing. */
   readonly done: boolean;
+  /** Between messages with nothing outstanding (a draining sidecar may close the connection now); absent: never known. */
+  readonly idle?: boolean;
+  /** Streaming: nothing the client sends from here on will reach the server (a denial is pending): no need to read it. */
+  readonly clientDone?: boolean;
   /** The connection is closing: report requests still open. */
   finish(reason: string): void;
   /** Routing: parsing stops (a parse error that monitor/learn lets pass): release every held byte as it is. */

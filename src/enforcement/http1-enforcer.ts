@@ -28,6 +28,15 @@ export class Http1Enforcer implements ProtocolEnforcer {
   get routesBytes(): boolean {
     return this.h2 !== null;
   }
+  /** A request was denied: nothing after it reaches the server, so the relay stops reading the client. */
+  get clientDone(): boolean {
+    return this.denial !== null;
+  }
+
+  /** Keep-alive between requests: every request answered in full, no denial pending (drain closes it). */
+  get idle(): boolean {
+    return this.h2 === null && !this.done && this.denial === null && this.open.size === 0;
+  }
   private readonly open = new Map<number, OpenRequest>();
   private denial: OpenRequest | null = null;
   /** Where the current body of each side starts and how much of it tunnel detection still wants. */

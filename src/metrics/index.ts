@@ -78,6 +78,12 @@ export const metrics = {
   denials: new Tally('counter', 'sidewall_denials_total', 'Denied or would-deny connections and requests, by rule id', ['rule', 'verdict'] as const),
   /** Bytes through the proxy; dir=sent: from src (the side that opened the connection) to dst, dir=received: back. Updated by the flow pipeline from connection records. */
   bytes: new Tally('counter', 'sidewall_bytes_total', 'Bytes proxied, by connection direction and dir (sent|received)', ['direction', 'dir'] as const),
+  /** Accepted connections (refused ones included), by direction: each ends in exactly one final `connection` record. */
+  connectionsAccepted: new Tally('counter', 'sidewall_connections_accepted_total', 'Connections accepted (refused ones included), by direction; equals the final connection records once they are closed', ['direction'] as const),
+  /** Connections refused or ended to stay within the memory limit, or for holding a head too long/slowly. */
+  connectionsShed: counter('sidewall_connections_shed_total', 'Connections refused or closed to stay within limits, by reason (head-timeout, held-bytes, write-queue, overload: refused under memory pressure, limit: refused at maxConnections)', ['reason'] as const),
+  /** Limits derived at start from the memory limit (README: Robustness). */
+  limits: new Gauge<'limit'>({ name: 'sidewall_limit', help: 'Limits in force, by name (memory_limit_bytes, max_connections, read_buffer_bytes, held_bytes_total, write_queue_total)', labelNames: ['limit'] as const, registers: [registry] }),
   /** Open connections, maintained by the proxy (inc on accept, dec on close). */
   activeConnections: new Tally('gauge', 'sidewall_active_connections', 'Connections currently open, by direction', ['direction'] as const),
   /** Tunnel detections by kind. Updated by the flow pipeline from records that carry `tunnel`. */

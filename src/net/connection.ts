@@ -11,7 +11,7 @@
 // the write to the other socket completed at once, and the L7 filter keeps no view of it;
 // otherwise the next read gets a new buffer.
 import { connect, Socket } from 'node:net';
-import { MAX_HELD_BYTES, type ConnectionFilter } from '../enforcement/connection-filter.js';
+import type { ConnectionFilter } from '../enforcement/connection-filter.js';
 import type { Admission } from '../enforcement/gate.js';
 import type { ConnectionFacts, FilterSink, RequestOutcome } from '../enforcement/types.js';
 import type { Decision } from '../policy/index.js';
@@ -37,7 +37,9 @@ export type CloseReason =
   | 'no-original-dst'
   | 'denied'
   | 'internal-error'
-  | 'drain';
+  | 'drain'
+  | 'head-timeout' // bytes held for a verdict too long, or arriving too slowly (slowloris)
+  | 'overload'; // refused or shed to stay within the memory limit (held bytes, write queues, resident memory)
 
 export interface ConnectionSummary {
   flowId: string;
@@ -66,6 +68,26 @@ export interface ConnectionTimeouts {
   upstreamMark?: number;
 }
 
+/**
+ * What all connections may hold together, and each alone (derived from the memory limit:
+ * memory-limits.ts). `held` is the running total, kept exact by every connection as its filter's
+ * held bytes change.
+ */
+export interface RelayBudget {
+  held: number;
+  /** Held bytes of one connection (each side) past which that side is paused. */
+  readonly heldPerConnection: number;
+  /** All connections' held bytes past which connections adding more are paused (and the oldest shed). */
+  readonly heldTotal: number;
+  /** Bytes held for a verdict may wait this long (a request head, a handshake, a greeting). */
+  readonly headTimeoutMs: number;
+  /** ...and, after the first second, must arrive at least this fast on average (slowloris). */
+  readonly minHeadBytesPerSecond: number;
+}
+
+/** A closed peer gets this long to take our FIN and close its side too, then its socket goes. */
+export const LINGER_MS = 5000;
+
 export interface ConnectionObserver {
   onOpen?(conn: ProxiedConnection): void;
   onClose(summary: ConnectionSummary, filter: ConnectionFilter | null): void;
@@ -91,8 +113,13 @@ interface ConnectionSocket extends Socket {
   [CONNECTION]: ProxiedConnection;
 }
 
-/** Read buffers: Node's own read size; 128 kept for new connections (8 MiB at most). */
-const readBuffers = new ReadBufferPool(64 * 1024, 128);
+/** Read buffers: Node's own read size unless the memory limit asks for less; 128 kept for new connections. */
+let readBuffers = new ReadBufferPool(64 * 1024, 128);
+
+/** Sets the read buffer size (once, at start, from the memory limit). */
+export function setReadBufferBytes(bytes: number): void {
+  if (bytes !== readBuffers.bufferBytes) readBuffers = new ReadBufferPool(bytes, 128);
+}
 
 /** Handed from a read callback to the buffer generator Node calls right after it, for the same socket. */
 let nextReadBuffer: Buffer | undefined;
@@ -122,6 +149,15 @@ export class ProxiedConnection implements FilterSink {
   /** The buffer each socket reads into next (known once it has read): recycled at close. */
   private clientReadBuffer: Buffer | undefined;
   private upstreamReadBuffer: Buffer | undefined;
+  /** This connection's share of budget.held, and since when (performance.now()) it has held any. */
+  private heldAccounted = 0;
+  heldSince = 0;
+  /** Client bytes read when holding began (for the minimum rate). */
+  private readAtHoldStart = 0;
+  /** A side paused because the held-bytes budget (not backpressure) said so. */
+  private pausedForBudget = false;
+  /** When we sent our FIN to the client after the server went (LINGER_MS). */
+  private lingerSince = 0;
 
   constructor(
     readonly flowId: string,
@@ -132,6 +168,7 @@ export class ProxiedConnection implements FilterSink {
     private readonly startedAt: number,
     private readonly timeouts: ConnectionTimeouts,
     private readonly observer: ConnectionObserver,
+    private readonly budget: RelayBudget,
   ) {
     (client as ConnectionSocket)[CONNECTION] = this;
     client.on('error', ProxiedConnection.clientError);
@@ -217,11 +254,71 @@ export class ProxiedConnection implements FilterSink {
     reset(this.client);
   }
 
-  /** Ends the connection now (drain deadline, shutdown). */
-  abort(reason: CloseReason): void {
+  /** Ends the connection now (drain deadline, shutdown, overload). */
+  abort(reason: CloseReason, detail?: string): void {
     this.reason ??= reason;
+    if (detail !== undefined) this.errorText ??= detail;
     reset(this.client);
     if (this.upstream !== undefined) reset(this.upstream);
+  }
+
+  /**
+   * Draining: a connection with nothing in flight (HTTP/1 keep-alive between requests, or one
+   * whose client has said nothing yet) is closed now, with FIN both ways. Returns whether it was.
+   */
+  closeIfAtRest(): boolean {
+    if (this.finished || !this.connected) return false;
+    const filter = this.filterRef;
+    if (filter === null || !filter.atRest || this.client.writableLength > 0 || this.client.writableEnded) return false;
+    this.reason ??= 'drain';
+    this.client.end();
+    this.upstream?.end();
+    if (this.lingerSince === 0) this.lingerSince = performance.now();
+    return true;
+  }
+
+  /** Bytes queued for writing on both sockets (the write-queue budget). */
+  get queuedBytes(): number {
+    return this.client.writableLength + (this.upstream?.writableLength ?? 0);
+  }
+
+  /** Bytes this connection holds for a verdict (its share of the held-bytes budget). */
+  get heldBytes(): number {
+    return this.heldAccounted;
+  }
+
+  /**
+   * The 250 ms check (ProxyServer): a head held too long or arriving too slowly ends the
+   * connection; a side paused by the global budget resumes once the budget allows; a client
+   * that did not close after our FIN (the server went) is closed after LINGER_MS. Returns
+   * the reason when the connection was ended.
+   */
+  checkHeld(now: number): CloseReason | undefined {
+    if (this.finished) return undefined;
+    if (this.lingerSince > 0 && now - this.lingerSince >= LINGER_MS) {
+      this.reason ??= 'closed';
+      this.client.destroy();
+      this.upstream?.destroy();
+      return undefined;
+    }
+    if (this.heldSince > 0) {
+      const heldFor = now - this.heldSince;
+      const budget = this.budget;
+      const arrived = this.client.bytesRead - this.readAtHoldStart;
+      if (heldFor >= budget.headTimeoutMs) {
+        this.abort('head-timeout', `bytes held ${Math.round(heldFor)} ms awaiting a verdict`);
+        return 'head-timeout';
+      }
+      if (heldFor >= 1000 && (arrived * 1000) / heldFor < budget.minHeadBytesPerSecond) {
+        this.abort('head-timeout', `${arrived} bytes in ${Math.round(heldFor)} ms: below ${budget.minHeadBytesPerSecond} bytes/s while held`);
+        return 'head-timeout';
+      }
+    }
+    if (this.pausedForBudget && this.budget.held <= this.budget.heldTotal) {
+      this.pausedForBudget = false;
+      if (this.filter !== null) this.afterFilter(this.filter);
+    }
+    return undefined;
   }
 
   private onConnected(): void {
@@ -257,8 +354,12 @@ export class ProxiedConnection implements FilterSink {
     } catch (err) {
       return this.onFilterFailure(err);
     }
-    if (this.detectTimer === undefined && filter.detecting) this.detectTimer = setTimeout(ProxiedConnection.detectTimeoutFired, this.timeouts.detectMs, this);
+    this.armDetect(filter);
     this.afterFilter(filter);
+  }
+
+  private armDetect(filter: ConnectionFilter): void {
+    if (this.detectTimer === undefined && filter.detecting) this.detectTimer = setTimeout(ProxiedConnection.detectTimeoutFired, this.timeouts.detectMs, this);
   }
 
   /**
@@ -297,6 +398,8 @@ export class ProxiedConnection implements FilterSink {
     } catch (err) {
       return this.onFilterFailure(err);
     }
+    // A greeting held for the verdict waits for detection within the same bounded time.
+    this.armDetect(filter);
     this.afterFilter(filter);
   }
 
@@ -307,6 +410,8 @@ export class ProxiedConnection implements FilterSink {
    */
   private readBufferAfter(buffer: Buffer, to: Socket, side: 'client' | 'server'): Buffer {
     const filter = this.filterRef;
+    // Held bytes are copied out of the buffer when small (a no-op when nothing is held).
+    if (filter !== null) filter.compact(side);
     const next = to.writableLength > 0 || (filter !== null && filter.holdsBytesOf(side)) ? readBuffers.take() : buffer;
     if (side === 'client') this.clientReadBuffer = next;
     else this.upstreamReadBuffer = next;
@@ -321,12 +426,36 @@ export class ProxiedConnection implements FilterSink {
     this.upstreamReadBuffer = undefined;
   }
 
-  /** Bookkeeping after the filter saw bytes: drop it once it passes through, bound what it holds. */
+  /**
+   * Bookkeeping after the filter saw bytes: drop it once it passes through, account for and bound
+   * what it holds. A side whose held bytes pass the per-connection cap is paused; so is any client
+   * adding held bytes while all connections together hold more than the budget.
+   */
   private afterFilter(filter: ConnectionFilter): void {
     if (filter.passThrough) this.filter = null;
-    if (filter.heldBytes > MAX_HELD_BYTES) this.client.pause();
-    else if (this.client.isPaused() && (this.upstream as Socket).writableLength === 0) this.client.resume();
-    if (this.clientEnded && filter.heldBytes === 0 && this.upstream !== undefined && !this.upstream.writableEnded) this.upstream.end();
+    const clientHeld = filter.heldBytes;
+    const serverHeld = filter.heldServerBytes;
+    const held = clientHeld + serverHeld;
+    const budget = this.budget;
+    if (held !== this.heldAccounted) {
+      budget.held += held - this.heldAccounted;
+      if (this.heldAccounted === 0) {
+        this.heldSince = performance.now();
+        this.readAtHoldStart = this.client.bytesRead - clientHeld;
+      } else if (held === 0) this.heldSince = 0;
+      this.heldAccounted = held;
+    }
+    if (filter.clientRefused) this.client.pause();
+    else if (clientHeld > budget.heldPerConnection || (clientHeld > 0 && budget.held > budget.heldTotal)) {
+      this.pausedForBudget ||= clientHeld <= budget.heldPerConnection;
+      this.client.pause();
+    } else if (this.client.isPaused() && (this.upstream as Socket).writableLength === 0) this.client.resume();
+    const upstream = this.upstream;
+    if (upstream !== undefined) {
+      if (serverHeld > budget.heldPerConnection) upstream.pause();
+      else if (upstream.isPaused() && this.client.writableLength === 0) upstream.resume();
+    }
+    if (this.clientEnded && clientHeld === 0 && upstream !== undefined && !upstream.writableEnded) upstream.end();
   }
 
   // FilterSink: what the L7 firewall writes, closes and reports.
@@ -445,6 +574,8 @@ export class ProxiedConnection implements FilterSink {
       return;
     }
     this.finished = true;
+    this.budget.held -= this.heldAccounted;
+    this.heldAccounted = 0;
     clearTimeout(this.connectTimer);
     clearTimeout(this.detectTimer);
     this.recycleReadBuffers();
@@ -463,7 +594,11 @@ export class ProxiedConnection implements FilterSink {
     // so the upstream goes at once; a closed upstream may still have bytes on their way to the
     // client, so the client gets them, then FIN.
     if (this.client.destroyed && !upstream.destroyed) upstream.destroy();
-    if (upstream.destroyed && !this.client.destroyed && !this.client.writableEnded) this.client.end();
+    if (upstream.destroyed && !this.client.destroyed) {
+      // Held client bytes can no longer go anywhere: let them go, and the client's share of the budget.
+      if (!this.client.writableEnded) this.client.end();
+      if (this.lingerSince === 0) this.lingerSince = performance.now();
+    }
   }
 
   // Shared socket handlers: `this` is the socket (EventEmitter calls listeners with it).

@@ -3,7 +3,7 @@
 // loops and the connection limit are decided here, before any byte is read.
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Admission, ConnectionGate } from '../enforcement/gate.js';
-import { ProxiedConnection, type CloseReason, type ConnectionObserver, type ConnectionTimeouts, type Direction } from './connection.js';
+import { ProxiedConnection, type CloseReason, type ConnectionObserver, type ConnectionTimeouts, type Direction, type RelayBudget } from './connection.js';
 import { LocalAddresses } from './local-addresses.js';
 import { originalDestination, type Destination } from './original-dst.js';
 import { markServer } from './socket-mark.js';
@@ -31,7 +31,20 @@ export interface ProxyServerOptions {
   socketMark?: number;
   /** The admin port: never relayed to on a local address (a relayed dial would carry our identity). */
   adminPort?: number;
+  /** Held bytes per connection and in all, and how long and how slowly they may wait (memory-limits.ts). */
+  heldBytesPerConnection: number;
+  heldBytesTotal: number;
+  writeQueueTotal: number;
+  headTimeoutMs: number;
+  minHeadBytesPerSecond: number;
+  /** Resident memory past which new connections are refused and offenders shed; null: no limit known. */
+  pressureBytes: number | null;
+  /** Counts each connection ended (or refused) to stay within the limits, by reason. */
+  onShed?: (reason: string) => void;
 }
+
+/** How often held bytes, write queues and resident memory are checked against their budgets. */
+const PRESSURE_CHECK_MS = 250;
 
 export type ListenerKind = 'outbound' | 'inbound';
 
@@ -51,6 +64,13 @@ export class ProxyServer {
   private idleSweep: NodeJS.Timeout | undefined;
   private readonly idleSweepBound = (): void => this.sweepIdle();
   private readonly timeouts: ConnectionTimeouts;
+  private pressureSweep: NodeJS.Timeout | undefined;
+  private readonly pressureSweepBound = (): void => this.sweepPressure();
+  private readonly budget: RelayBudget;
+  /** Resident memory was past pressureBytes at the last check: new connections are refused. */
+  private underPressure = false;
+  /** Connections accepted (refused ones included): each ends in exactly one final record. */
+  accepted = 0;
 
   constructor(
     private readonly options: ProxyServerOptions,
@@ -63,6 +83,13 @@ export class ProxyServer {
       detectMs: options.detectTimeoutMs,
       ...(options.socketMark !== undefined ? { upstreamMark: options.socketMark } : {}),
     });
+    this.budget = {
+      held: 0,
+      heldPerConnection: options.heldBytesPerConnection,
+      heldTotal: options.heldBytesTotal,
+      headTimeoutMs: options.headTimeoutMs,
+      minHeadBytesPerSecond: options.minHeadBytesPerSecond,
+    };
     this.trackingObserver = {
       onClose: (summary, filter) => {
         this.active.delete(summary.flowId);
@@ -128,11 +155,57 @@ export class ProxyServer {
     const period = Math.max(10, Math.min(1000, Math.floor(this.options.idleTimeoutMs / 4)));
     this.idleSweep = setInterval(this.idleSweepBound, period);
     this.idleSweep.unref();
+    this.pressureSweep = setInterval(this.pressureSweepBound, PRESSURE_CHECK_MS);
+    this.pressureSweep.unref();
   }
 
   private sweepIdle(): void {
     const now = performance.now();
     for (const conn of this.active.values()) conn.checkIdle(now);
+  }
+
+  /** Bytes held for verdicts by all connections (the held-bytes budget's running total). */
+  get heldBytes(): number {
+    return this.budget.held;
+  }
+
+  /**
+   * Keeps memory within the limit: heads held too long or too slowly end; past the held-bytes
+   * budget the connections holding bytes longest are shed, past the write-queue budget those with
+   * the longest queues (the slowest readers); past the resident-memory mark new connections are
+   * refused and both kinds of offender shed until their budgets are half used.
+   */
+  private sweepPressure(): void {
+    const now = performance.now();
+    let queued = 0;
+    for (const conn of this.active.values()) {
+      const ended = conn.checkHeld(now);
+      if (ended !== undefined) this.options.onShed?.(ended);
+      else queued += conn.queuedBytes;
+    }
+    const rss = this.options.pressureBytes === null ? 0 : process.memoryUsage.rss();
+    this.underPressure = this.options.pressureBytes !== null && rss > this.options.pressureBytes;
+    const heldTarget = this.underPressure ? this.budget.heldTotal / 2 : this.budget.heldTotal;
+    if (this.budget.held > heldTarget) {
+      const holders = [...this.active.values()].filter((c) => c.heldBytes > 0).sort((a, b) => a.heldSince - b.heldSince);
+      for (const conn of holders) {
+        if (this.budget.held <= heldTarget) break;
+        this.budget.held -= conn.heldBytes; // released at close; counted now so the loop stops in time
+        conn.abort('overload', this.underPressure ? 'memory pressure: held bytes' : 'held-bytes budget');
+        this.budget.held += conn.heldBytes;
+        this.options.onShed?.('held-bytes');
+      }
+    }
+    const queueTarget = this.underPressure ? this.options.writeQueueTotal / 2 : this.options.writeQueueTotal;
+    if (queued > queueTarget) {
+      const writers = [...this.active.values()].filter((c) => c.queuedBytes > 0).sort((a, b) => b.queuedBytes - a.queuedBytes);
+      for (const conn of writers) {
+        if (queued <= queueTarget) break;
+        queued -= conn.queuedBytes;
+        conn.abort('overload', this.underPressure ? 'memory pressure: write queue' : 'write-queue budget');
+        this.options.onShed?.('write-queue');
+      }
+    }
   }
 
   /** Flow ids are unique per sidecar (DNS queries over UDP draw from the same sequence). */
@@ -146,14 +219,17 @@ export class ProxyServer {
     const original = originalDestination(socket);
     const dst: Destination = typeof original === 'number' ? { ip: unmapped(socket.localAddress ?? ''), port: socket.localPort ?? 0 } : { ip: unmapped(original.ip), port: original.port };
     const direction: Direction = kind === 'inbound' ? 'ingress' : this.local.isLocal(dst.ip) ? 'intra' : 'egress';
-    const conn = new ProxiedConnection(this.nextFlowId(), direction, socket, src, dst, startedAt, this.timeouts, this.trackingObserver);
+    const conn = new ProxiedConnection(this.nextFlowId(), direction, socket, src, dst, startedAt, this.timeouts, this.trackingObserver, this.budget);
     this.active.set(conn.flowId, conn);
+    ++this.accepted;
     let refusal: CloseReason | undefined;
     if (typeof original === 'number') refusal = 'no-original-dst';
     else if (this.isLoop(dst)) refusal = 'loop';
     else if (this.draining) refusal = 'drain';
     else if (this.active.size > this.options.maxConnections) refusal = 'limit';
+    else if (this.underPressure) refusal = 'overload';
     if (refusal !== undefined) {
+      if (refusal === 'limit' || refusal === 'overload') this.options.onShed?.(refusal);
       this.observer.onOpen?.(conn);
       conn.refuse(refusal);
       return;
@@ -183,14 +259,30 @@ export class ProxyServer {
     await Promise.all(this.servers.splice(0).map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
   }
 
-  /** Stops accepting, lets open connections finish until the deadline, then resets the rest. */
+  /**
+   * Stops accepting, closes connections with nothing in flight at once (and each other one as soon
+   * as its requests are done), lets the rest finish until the deadline, then resets what is left.
+   * The deadline starts now: server.close() calls back only once every connection is gone, so it
+   * is not awaited.
+   */
   async drain(deadlineMs: number): Promise<void> {
     this.draining = true;
-    await Promise.all(this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
-    const until = Date.now() + deadlineMs;
-    while (this.active.size > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+    const until = performance.now() + deadlineMs;
+    for (const s of this.servers) s.close();
+    const closeAtRest = (): void => {
+      for (const conn of this.active.values()) conn.closeIfAtRest();
+    };
+    closeAtRest();
+    while (this.active.size > 0 && performance.now() < until) {
+      await new Promise((r) => setTimeout(r, Math.min(50, Math.max(1, until - performance.now()))));
+      closeAtRest();
+    }
     for (const conn of [...this.active.values()]) conn.abort('drain');
+    // Reset sockets close on the next turn of the event loop: their records are written then.
+    const settle = performance.now() + 1000;
+    while (this.active.size > 0 && performance.now() < settle) await new Promise((r) => setTimeout(r, 10));
     clearInterval(this.idleSweep);
+    clearInterval(this.pressureSweep);
     this.local.close();
   }
 }

@@ -21,6 +21,8 @@ const CLOSE_REASONS: Record<ConnectionSummary['reason'], string> = {
   denied: 'denied',
   'internal-error': 'internal-error',
   drain: 'drain',
+  'head-timeout': 'head-timeout',
+  overload: 'overload',
 };
 
 function round(ms: number): number {

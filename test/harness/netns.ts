@@ -160,10 +160,19 @@ export class Topology {
     return new Promise((resolveExec) => child.on('close', (status) => resolveExec({ status, stdout, stderr })));
   }
 
-  /** Starts a long-running process in a namespace; killed by destroy(). */
-  start(ns: string, cmd: string, args: string[], options: { uid?: number; env?: NodeJS.ProcessEnv } = {}): ChildProcess {
+  /**
+   * Starts a long-running process in a namespace; killed by destroy(). `cgroup`: a cgroup folder
+   * the process is put in before it starts (its pid written to cgroup.procs, then exec), so it
+   * sees that cgroup's limits from its first instruction on.
+   */
+  start(ns: string, cmd: string, args: string[], options: { uid?: number; env?: NodeJS.ProcessEnv; cgroup?: string } = {}): ChildProcess {
     const [c, a] = asUser(options.uid, cmd, args);
-    const child = spawn('ip', ['netns', 'exec', ns, c, ...a], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env } });
+    const command = ['ip', 'netns', 'exec', ns, c, ...a];
+    // `ip netns exec` mounts a fresh /sys, without the cgroup filesystems: they are mounted again
+    // (in its private mount namespace) so the process sees its memory cgroup as in a container.
+    const withCgroupfs = ['ip', 'netns', 'exec', ns, 'sh', '-c', 'mount -t tmpfs cgroup-root /sys/fs/cgroup && mkdir -p /sys/fs/cgroup/memory && mount -t cgroup -o memory memory /sys/fs/cgroup/memory && exec "$@"', 'sh', c, ...a];
+    const [exe, argv] = options.cgroup === undefined ? ['ip', command.slice(1)] : ['sh', ['-c', 'echo $$ > "$0/cgroup.procs" && exec "$@"', options.cgroup, ...withCgroupfs]];
+    const child = spawn(exe as string, argv as string[], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env } });
     this.children.add(child);
     child.on('exit', () => this.children.delete(child));
     return child;

@@ -34,10 +34,17 @@ export class Sidecar {
     if (r.status !== 0) throw new Error(`sidewall init failed: ${r.stderr}`);
   }
 
-  /** Starts the proxy with the given config (YAML/JSON text) and waits for /ready (unless waitReady is false). */
-  async start(configText = 'mode: monitor\n', waitReady = true): Promise<void> {
+  /**
+   * Starts the proxy with the given config (YAML/JSON text) and waits for /ready (unless
+   * waitReady is false); `cgroup`: started inside that cgroup folder.
+   */
+  async start(configText = 'mode: monitor\n', waitReady = true, options: { cgroup?: string; env?: NodeJS.ProcessEnv } = {}): Promise<void> {
     const config = this.topo.writeFile('sidecar.yaml', configText);
-    const proc = this.topo.start(this.topo.podNs, NODE, [CLI, 'proxy', '--config', config], { uid: PROXY_UID, env: { POD_NAME: 'app-0', POD_NAMESPACE: 'test' } });
+    const proc = this.topo.start(this.topo.podNs, NODE, [CLI, 'proxy', '--config', config], {
+      uid: PROXY_UID,
+      env: { POD_NAME: 'app-0', POD_NAMESPACE: 'test', ...options.env },
+      ...(options.cgroup !== undefined ? { cgroup: options.cgroup } : {}),
+    });
     this.proc = proc;
     this.exited = new Promise((resolve) => proc.once('exit', (code) => resolve(code)));
     proc.stderr?.on('data', (d: Buffer) => (this.stderr += d.toString()));
@@ -83,6 +90,45 @@ export class Sidecar {
     // `ip netns exec` + setpriv exec into node, so the child pid is the proxy itself.
     this.proc.kill(signal);
     return this.exited ?? null;
+  }
+
+  /** The sum of a metric's samples (all label sets) from /metrics on the admin port. */
+  async metric(name: string): Promise<number> {
+    const r = await this.topo.execAsync(this.topo.podNs, 'curl', ['-s', 'http://127.0.0.1:15000/metrics']);
+    let sum = 0;
+    for (const line of r.stdout.split('\n')) {
+      if (line.startsWith(`${name}{`) || line.startsWith(`${name} `)) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+    }
+    return sum;
+  }
+
+  /**
+   * Every connection the proxy ever accepted ended in exactly one final record: stops the proxy
+   * with SIGTERM (the drain closes what is open, each with its record), then compares the count
+   * it logs at exit with the final `connection` records on stdout, which must have distinct flow
+   * ids. Throws with the numbers when they differ.
+   */
+  async stopAndCheckRecords(timeoutMs = 30_000): Promise<{ accepted: number; recorded: number }> {
+    const timer = setTimeout(() => this.proc?.kill('SIGKILL'), timeoutMs);
+    const code = await this.stop('SIGTERM');
+    clearTimeout(timer);
+    await new Promise((r) => setTimeout(r, 50)); // the last stdout/stderr lines of the exited process
+    let accepted: number | undefined;
+    for (const line of this.stderr.split('\n')) {
+      if (!line.includes('"stopped"')) continue;
+      try {
+        const entry = JSON.parse(line) as { msg?: string; accepted?: number };
+        if (entry.msg === 'stopped') accepted = entry.accepted;
+      } catch {
+        // not a log line
+      }
+    }
+    const finals = this.records.filter((r) => r.type === 'connection' && r.interim !== true);
+    const ids = new Set(finals.map((r) => r.flowId));
+    if (code !== 0 || accepted === undefined) throw new Error(`proxy exited ${code} without its 'stopped' line; stderr tail: ${this.stderr.slice(-2000)}`);
+    if (ids.size !== finals.length) throw new Error(`${finals.length - ids.size} connections have more than one final record`);
+    if (accepted !== finals.length) throw new Error(`proxy accepted ${accepted} connections but wrote ${finals.length} final connection records`);
+    return { accepted, recorded: finals.length };
   }
 
   get process(): ChildProcess | undefined {

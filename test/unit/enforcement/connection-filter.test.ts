@@ -120,3 +120,63 @@ describe('HTTP/2 after an h2c upgrade', () => {
     expect(sink.outcomes.find((o) => o.l7.path === '/private/x')?.decision.verdict).toBe('denied');
   });
 });
+
+describe('server greetings and ends (issue 15)', () => {
+  const SMTP_GREETING = Buffer.from('220 mail.example.com ESMTP ready\r\n');
+
+  function smtpFilter(rules: unknown[], mode: 'protect' | 'monitor' = 'protect'): { filter: ConnectionFilter; sink: RecordingSink } {
+    const r = compilePolicy({ clusterRules: [], workloadRules: rules, defaultAction: 'deny', mode });
+    if (!('policy' in r)) throw new Error(JSON.stringify(r.issues));
+    const policy = r.policy;
+    const sink = new RecordingSink();
+    const facts = { direction: 'egress' as const, src: { ip: '10.0.0.1', port: 40000 }, dst: { ip: '10.0.0.2', port: 25 } };
+    const ctx = { facts, policy: () => policy, declaredProtocol: undefined, tunnels: null, dnsMonitor: null, tunnelMode: () => 'off' as const };
+    return { filter: new ConnectionFilter(ctx, sink, policy.decideConnection(facts)), sink };
+  }
+
+  it('a greeting behind a connection the protocol decides is held, and dropped when the decision denies', () => {
+    // Allowed only as http: an SMTP server's greeting must not reach the client.
+    const { filter, sink } = smtpFilter([{ id: 'web', action: 'allow', protocol: 'http' }]);
+    filter.serverData(Buffer.from(SMTP_GREETING.subarray(0, 5)));
+    expect(sink.client).toEqual([]);
+    expect(filter.detecting).toBe(true);
+    filter.serverData(Buffer.from(SMTP_GREETING.subarray(5)));
+    if (sink.closed === null) filter.detectTimeout();
+    expect(Buffer.concat(sink.client).length).toBe(0);
+    expect(sink.closed).toBe('reset:denied');
+    expect(filter.heldServerBytes).toBe(0);
+  });
+
+  it('the held greeting goes out, once, when the connection is allowed', () => {
+    const { filter, sink } = smtpFilter([{ id: 'web', action: 'allow', protocol: 'http' }, { id: 'smtp', action: 'allow', protocol: 'smtp' }, { id: 'tcp', action: 'allow', ports: [25] }]);
+    filter.serverData(Buffer.from(SMTP_GREETING));
+    if (filter.detecting) filter.detectTimeout();
+    filter.serverData(Buffer.from('250 ok\r\n'));
+    expect(Buffer.concat(sink.client).toString()).toBe(`${SMTP_GREETING.toString()}250 ok\r\n`);
+    expect(sink.closed).toBeNull();
+  });
+
+  it('allowed at accept, or in monitor mode: the greeting is forwarded at once', () => {
+    for (const { filter, sink } of [smtpFilter([{ id: 'all', action: 'allow' }]), smtpFilter([{ id: 'web', action: 'allow', protocol: 'http' }], 'monitor')]) {
+      filter.serverData(Buffer.from(SMTP_GREETING));
+      expect(Buffer.concat(sink.client).equals(SMTP_GREETING)).toBe(true);
+      if (filter.detecting) filter.detectTimeout();
+      expect(Buffer.concat(sink.client).equals(SMTP_GREETING)).toBe(true);
+    }
+  });
+
+  it('FIN in the middle of a request head drops the unfinished head: the server gets the FIN, never the bytes', () => {
+    const sink = new RecordingSink();
+    const filter = newFilter(sink);
+    filter.clientData(Buffer.from('GET /public/a HTTP/1.1\r\nhost: x\r\n\r\n'));
+    expect(filter.atRest).toBe(false); // a request is open until its response ends
+    filter.serverData(Buffer.from('HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n'));
+    expect(filter.atRest).toBe(true);
+    filter.clientData(Buffer.from('GET /public/b HTTP/1.1\r\nX-a: '));
+    expect(filter.heldBytes).toBeGreaterThan(0);
+    expect(filter.atRest).toBe(false);
+    expect(filter.clientEnd()).toBe(true);
+    expect(filter.heldBytes).toBe(0);
+    expect(Buffer.concat(sink.server).toString()).toBe('GET /public/a HTTP/1.1\r\nhost: x\r\n\r\n');
+  });
+});
