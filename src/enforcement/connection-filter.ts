@@ -87,7 +87,8 @@ export class ConnectionFilter {
    * holding bytes that will be dropped.
    */
   get clientRefused(): boolean {
-    return this.phase === 'blocked' || (this.phase === 'inspect' && this.enforcer !== null && this.enforcer.clientDone === true);
+    // Not once blocked: the relay must go on reading to see the client's FIN or RST.
+    return this.phase === 'inspect' && this.enforcer !== null && this.enforcer.clientDone === true;
   }
 
   /** After a read returned: copy small held views out of the read buffer so it can be reused. */
