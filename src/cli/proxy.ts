@@ -221,6 +221,7 @@ export async function run(args: string[]): Promise<number> {
           nextFlowId: () => proxy.nextFlowId(),
           onError: (err) => log.error({ err }, 'DNS datagram failed'),
           onMalformed: (err) => metrics.parserErrors.inc({ protocol: 'dns', code: (err as { code?: string }).code ?? 'ERR_MALFORMED' }),
+          onRejectedAnswer: (reason) => metrics.dnsAnswersRejected.inc({ reason }),
           onQuery: (q) => flows.emit(requestRecord(q.flowId, q.facts, { protocol: 'dns', l7: q.l7, decision: q.decision, durationMs: q.durationMs, ...(q.reason ? { reason: q.reason } : {}) })),
           onAlert: (flowId, facts, finding, blocked) => flows.emit(alertRecord(flowId, facts, 'dns', finding, blocked, store.current().hash)),
           socketMark: tunables.socketMark,

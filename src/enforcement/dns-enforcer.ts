@@ -1,7 +1,8 @@
-// DNS over TCP (RFC 7766) enforcement: a verdict per query message. An allowed query goes to
-// the server unchanged; a denied one is dropped and answered REFUSED (RFC 1035 RCODE 5) between
-// the server's own messages.
-import { requestFacts } from './http-facts.js';
+// DNS over TCP (RFC 7766) enforcement: a verdict per query message (dns-decisions.ts, shared
+// with the UDP listener). An allowed query goes to the server unchanged; a denied one is dropped
+// and answered REFUSED (RFC 1035 RCODE 5) between the server's own messages. An answer whose
+// CNAME/DNAME target the rules deny is replaced by REFUSED.
+import { answerFinding, checkAnswer, decideQuery } from './dns-decisions.js';
 import type { Decision } from '../policy/index.js';
 import { buildRefused } from '../protocols/dns/dns-message.js';
 import type { ProtocolEvent } from '../protocols/types.js';
@@ -37,24 +38,33 @@ export class DnsStreamEnforcer implements ProtocolEnforcer {
     for (const ev of events) {
       if (ev.type !== 'dns.message') continue;
       const m = ev.message;
+      const { ctx } = this.deps;
+      const dnsCtx = { policy: ctx.policy, monitor: ctx.dnsMonitor, tunnelMode: ctx.tunnelMode };
       if (ev.side === 'server') {
-        this.toClient.add(ev.start, ev.end, 'forward');
-        const size = m.answers.reduce((n, a) => n + a.size, 0);
-        const finding = this.deps.ctx.dnsMonitor?.onResponse(m.qname, m.qtype, size, m.answerCount, Date.now()) ?? null;
+        const finding = answerFinding(dnsCtx, ctx.facts, m);
         if (finding !== null) this.deps.filter.reportTunnel(finding);
         const q = this.pending.get(m.id);
+        // An answer whose CNAME/DNAME leads to a name the rules deny is not delivered.
+        const alias = checkAnswer(dnsCtx, ctx.facts, m, m.qtype);
+        if (alias !== null && alias.decision.action === 'deny') {
+          this.toClient.add(ev.start, ev.end, 'drop');
+          const refused = buildRefused(this.toClient.peek(ev.start + 2, ev.end));
+          this.toClient.inject(Buffer.concat([lengthPrefix(refused.length), refused]), ev.start);
+        } else {
+          this.toClient.add(ev.start, ev.end, 'forward');
+        }
         if (q !== undefined) {
           this.pending.delete(m.id);
-          q.l7.rcode = m.rcodeName;
+          q.l7.rcode = alias !== null && alias.decision.action === 'deny' ? 'REFUSED' : m.rcodeName;
           q.l7.answers = m.answerCount;
-          this.deps.sink.request({ protocol: 'dns', l7: q.l7, decision: q.decision, durationMs: performance.now() - q.startedAt });
+          if (alias !== null) q.l7.deniedAlias = alias.alias;
+          this.deps.sink.request({ protocol: 'dns', l7: q.l7, decision: alias?.decision ?? q.decision, durationMs: performance.now() - q.startedAt });
         }
         continue;
       }
-      const { ctx } = this.deps;
-      const finding = ctx.dnsMonitor?.onQuery(m.qname, m.qtype, Date.now()) ?? null;
-      if (finding !== null && this.deps.filter.reportTunnel(finding)) return;
-      const decision = ctx.policy().decide(requestFacts(ctx.facts, 'dns', { dns: { name: m.qname, type: m.qtype } }));
+      const verdict = decideQuery(dnsCtx, ctx.facts, m);
+      if (verdict.finding !== null && this.deps.filter.reportTunnel(verdict.finding)) return;
+      const decision = verdict.decision;
       const l7: Record<string, unknown> = { name: m.qname, type: m.qtype };
       if (decision.action === 'allow') {
         this.toServer.add(ev.start, ev.end, 'forward');

@@ -92,6 +92,7 @@ export const metrics = {
   policyReloads: counter('sidewall_policy_reloads_total', 'Rule loads and reloads, by result (success|failure)', ['result'] as const),
   /** Parser errors by protocol and the error's stable code. Updated by the parsers/proxy. */
   parserErrors: counter('sidewall_parser_errors_total', 'L7 parser errors, by protocol and error code', ['protocol', 'code'] as const),
+  dnsAnswersRejected: counter('sidewall_dns_answers_rejected_total', 'Upstream DNS answers dropped by the RFC 5452 checks (source, id, question, malformed)', ['reason'] as const),
   /** Records emitted into the flow pipeline, by type. */
   flowRecords: new Tally('counter', 'sidewall_flow_records_total', 'Flow records emitted, by type', ['type'] as const),
   /** Records waiting in an exporter's bounded queue. */

@@ -5,14 +5,23 @@
 // address it asked (conntrack undoes the REDIRECT). The proxy's own sockets carry its mark
 // (src/net/socket-mark.ts), which is not redirected, so its upstream queries leave directly and
 // only a marked socket receives what is sent to the listener.
+//
+// Forwarding per RFC 5452 (resilience against forged answers): each forwarded query gets a
+// random ID (crypto) and its own socket on a random source port (the kernel's ephemeral port
+// choice, randomised on Linux), and an answer is accepted only from the resolver's address and
+// port 53, with that ID and the same question (name compared case-insensitively, type, class).
+// Anything else arriving on that socket is dropped and the query keeps waiting. In-flight
+// queries are bounded (MAX_IN_FLIGHT sockets): past that the oldest is expired.
+// Decisions (tunnel check, rules, CNAME targets of answers) are dns-decisions.ts, shared with
+// DNS over TCP.
+import { randomInt } from 'node:crypto';
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import type { Decision } from '../policy/index.js';
 import { buildRefused, parseDnsMessage } from '../protocols/dns/dns-message.js';
 import type { DnsMessage } from '../protocols/types.js';
-import { requestFacts } from '../enforcement/http-facts.js';
-import { tunnelDenial } from '../enforcement/tunnel-verdict.js';
+import { answerFinding, checkAnswer, decideQuery } from '../enforcement/dns-decisions.js';
 import type { ConnectionFacts, TunnelMode } from '../enforcement/types.js';
 import type { CompiledPolicy, Direction } from '../policy/index.js';
 import type { DnsTunnelMonitor, TunnelFinding } from '../tunnels/types.js';
@@ -49,11 +58,19 @@ export interface DnsUdpProxyOptions {
   timeoutMs?: number;
   /** SO_MARK of the listener and upstream sockets (the proxy's identity); undefined: unmarked. */
   socketMark?: number;
+  /** An answer dropped as forged or stray (RFC 5452 checks): why, for a counter. */
+  onRejectedAnswer?: (why: 'source' | 'id' | 'question' | 'malformed') => void;
 }
 
 interface Pending {
   client: RemoteInfo;
+  /** The listener the query came in on (the answer leaves from it). */
   socket: Socket;
+  /** This query's own upstream socket (random source port). */
+  upstream: Socket;
+  /** The random ID the query went upstream with. */
+  id: number;
+  question: { name: string; type: string; class: number };
   originalId: number;
   flowId: string;
   facts: ConnectionFacts;
@@ -64,6 +81,8 @@ interface Pending {
 }
 
 const ALERT_INTERVAL_MS = 10_000;
+/** Forwarded queries awaiting an answer (one socket each). */
+export const MAX_IN_FLIGHT = 1024;
 
 /** The last two labels of a name: enough to group a tunnel's queries under its domain. */
 function parentDomain(name: string): string {
@@ -95,9 +114,8 @@ export function resolverFromResolvConf(path = '/etc/resolv.conf'): string | unde
 
 export class DnsUdpProxy {
   private readonly listeners: Socket[] = [];
-  private upstream: Socket | undefined;
-  private readonly pending = new Map<number, Pending>();
-  private nextId = Math.floor(Math.random() * 0x10000);
+  /** In flight, oldest first (Map insertion order), keyed by their upstream socket. */
+  private readonly pending = new Map<Socket, Pending>();
 
   constructor(private readonly options: DnsUdpProxyOptions) {}
 
@@ -131,17 +149,18 @@ export class DnsUdpProxy {
       }
       this.listeners.push(socket);
     }
-    const upstream = createSocket(isIP(this.options.resolver) === 6 ? 'udp6' : 'udp4');
-    await this.bind(upstream, isIP(this.options.resolver) === 6);
-    upstream.on('message', (msg) => {
-      try {
-        this.onAnswer(msg);
-      } catch (err) {
-        this.options.onError?.(err);
-      }
-    });
-    upstream.on('error', () => undefined);
-    this.upstream = upstream;
+  }
+
+  /**
+   * The one place upstream sockets are made: a fresh UDP socket (marked when a mark is set)
+   * bound to a random ephemeral port (RFC 5452 §9.2) before anything is sent.
+   */
+  async openUpstreamSocket(): Promise<Socket> {
+    const ipv6 = isIP(this.options.resolver) === 6;
+    const socket = createSocket(ipv6 ? 'udp6' : 'udp4');
+    socket.on('error', () => undefined);
+    await this.bind(socket, ipv6);
+    return socket;
   }
 
   /** Binds on a marked descriptor when a mark is configured, else as Node would (port 0: any). */
@@ -185,18 +204,12 @@ export class DnsUdpProxy {
     const facts = this.facts(client);
     const flowId = this.options.nextFlowId();
     const l7: Record<string, unknown> = { name: query.qname, type: query.qtype };
-    const policy = this.options.policy();
-    let decision = policy.decide(requestFacts(facts, 'dns', { dns: { name: query.qname, type: query.qtype } }));
-    const finding = this.options.monitor?.onQuery(query.qname, query.qtype, Date.now()) ?? null;
-    if (finding !== null) {
-      const mode = this.options.tunnelMode(finding.kind, 'dns', 53);
-      if (mode !== 'off') {
-        const denial = tunnelDenial(mode, finding.kind, policy);
-        const blocked = denial !== null;
-        // A tunnel is thousands of queries: one alert per parent domain and window, not per query.
-        if (this.shouldAlert(`${finding.kind}|${blocked}|${parentDomain(query.qname)}`)) this.options.onAlert(flowId, facts, finding, blocked);
-        if (denial !== null) decision = denial;
-      }
+    const verdict = decideQuery({ policy: this.options.policy, monitor: this.options.monitor, tunnelMode: this.options.tunnelMode }, facts, query);
+    const decision = verdict.decision;
+    if (verdict.finding !== null) {
+      // A tunnel is thousands of queries: one alert per parent domain and window, not per query.
+      const key = `${verdict.finding.kind}|${verdict.tunnelBlocked}|${parentDomain(query.qname)}`;
+      if (this.shouldAlert(key)) this.options.onAlert(flowId, facts, verdict.finding, verdict.tunnelBlocked);
     }
     if (decision.action === 'deny') {
       try {
@@ -208,22 +221,40 @@ export class DnsUdpProxy {
       this.options.onQuery({ flowId, facts, l7, decision, durationMs: 0 });
       return;
     }
-    const id = this.allocateId();
+    void this.forward(listener, client, msg, query, { flowId, facts, l7, decision }).catch((err: unknown) => this.options.onError?.(err));
+  }
+
+  private async forward(listener: Socket, client: RemoteInfo, msg: Buffer, query: DnsMessage, rec: { flowId: string; facts: ConnectionFacts; l7: Record<string, unknown>; decision: Decision }): Promise<void> {
+    if (this.pending.size >= MAX_IN_FLIGHT) {
+      const oldest = this.pending.keys().next();
+      if (!oldest.done) this.expire(oldest.value);
+    }
+    const upstream = await this.openUpstreamSocket();
+    const id = randomInt(0x10000);
+    const first = query.questions[0];
     const pending: Pending = {
       client,
       socket: listener,
+      upstream,
+      id,
+      question: { name: query.qname, type: query.qtype, class: first?.class ?? 1 },
       originalId: query.id,
-      flowId,
-      facts,
-      l7,
-      decision,
+      ...rec,
       startedAt: performance.now(),
-      timer: setTimeout(() => this.expire(id), this.options.timeoutMs ?? 5000),
+      timer: setTimeout(() => this.expire(upstream), this.options.timeoutMs ?? 5000),
     };
-    this.pending.set(id, pending);
-    // Our ID multiplexes every app's queries on one upstream socket; the answer gets theirs back.
-    msg.writeUInt16BE(id, 0);
-    this.upstream?.send(msg, 53, this.options.resolver);
+    this.pending.set(upstream, pending);
+    upstream.on('message', (answer, from) => {
+      try {
+        this.onAnswer(pending, answer, from);
+      } catch (err) {
+        this.options.onError?.(err);
+      }
+    });
+    // The query goes upstream with our random ID; the answer gets the app's back.
+    const out = Buffer.from(msg);
+    out.writeUInt16BE(id, 0);
+    upstream.send(out, 53, this.options.resolver);
   }
 
   private readonly alertedAt = new Map<string, number>();
@@ -237,50 +268,61 @@ export class DnsUdpProxy {
     return true;
   }
 
-  private allocateId(): number {
-    for (let i = 0; i < 0x10000; i++) {
-      this.nextId = (this.nextId + 1) & 0xffff;
-      if (!this.pending.has(this.nextId)) return this.nextId;
-    }
-    // 65,536 queries in flight: reuse the oldest slot (its client will time out and retry).
-    const oldest = this.pending.keys().next().value as number;
-    this.expire(oldest);
-    return oldest;
-  }
-
-  private onAnswer(msg: Buffer): void {
-    if (msg.length < 12) return;
-    const id = msg.readUInt16BE(0);
-    const p = this.pending.get(id);
-    if (p === undefined) return;
-    this.pending.delete(id);
-    clearTimeout(p.timer);
-    msg.writeUInt16BE(p.originalId, 0);
-    p.socket.send(msg, p.client.port, p.client.address);
+  private onAnswer(p: Pending, msg: Buffer, from: RemoteInfo): void {
+    if (this.pending.get(p.upstream) !== p) return;
+    // RFC 5452 §9.1: only from the address and port asked, with the ID and question sent.
+    if (from.address !== this.options.resolver.split('%')[0] || from.port !== 53) return this.options.onRejectedAnswer?.('source');
+    if (msg.length < 12 || msg.readUInt16BE(0) !== p.id) return this.options.onRejectedAnswer?.('id');
+    let answer: DnsMessage;
     try {
-      const answer = parseDnsMessage(msg, 'server');
-      p.l7.rcode = answer.rcodeName;
-      p.l7.answers = answer.answerCount;
-      const size = answer.answers.reduce((n, a) => n + a.size, 0);
-      const finding = this.options.monitor?.onResponse(answer.qname, answer.qtype, size, answer.answerCount, Date.now()) ?? null;
-      if (finding !== null && this.options.tunnelMode(finding.kind, 'dns', 53) !== 'off') this.options.onAlert(p.flowId, p.facts, finding, false);
+      answer = parseDnsMessage(msg, 'server');
     } catch {
-      p.l7.rcode = 'MALFORMED';
+      return this.options.onRejectedAnswer?.('malformed');
     }
-    this.options.onQuery({ flowId: p.flowId, facts: p.facts, l7: p.l7, decision: p.decision, durationMs: performance.now() - p.startedAt });
+    const q = answer.questions[0];
+    if (!answer.isResponse || answer.questions.length !== 1 || q === undefined || q.name !== p.question.name || q.typeName !== p.question.type || q.class !== p.question.class) {
+      return this.options.onRejectedAnswer?.('question');
+    }
+    this.settle(p);
+    const dnsCtx = { policy: this.options.policy, monitor: this.options.monitor, tunnelMode: this.options.tunnelMode };
+    const alias = checkAnswer(dnsCtx, p.facts, answer, p.question.type);
+    let decision = p.decision;
+    const out = Buffer.from(msg);
+    out.writeUInt16BE(p.originalId, 0);
+    if (alias !== null) {
+      p.l7.deniedAlias = alias.alias;
+      decision = alias.decision;
+    }
+    if (alias !== null && alias.decision.action === 'deny') {
+      // The answer leads to a denied name: the app gets REFUSED, not the addresses.
+      p.socket.send(buildRefused(out), p.client.port, p.client.address);
+      p.l7.rcode = 'REFUSED';
+    } else {
+      p.socket.send(out, p.client.port, p.client.address);
+      p.l7.rcode = answer.rcodeName;
+    }
+    p.l7.answers = answer.answerCount;
+    const finding = answerFinding(dnsCtx, p.facts, answer);
+    if (finding !== null) this.options.onAlert(p.flowId, p.facts, finding, false);
+    this.options.onQuery({ flowId: p.flowId, facts: p.facts, l7: p.l7, decision, durationMs: performance.now() - p.startedAt });
   }
 
-  private expire(id: number): void {
-    const p = this.pending.get(id);
-    if (p === undefined) return;
-    this.pending.delete(id);
+  /** The query is answered or given up: its socket goes. */
+  private settle(p: Pending): void {
+    this.pending.delete(p.upstream);
     clearTimeout(p.timer);
+    p.upstream.close();
+  }
+
+  private expire(upstream: Socket): void {
+    const p = this.pending.get(upstream);
+    if (p === undefined) return;
+    this.settle(p);
     this.options.onQuery({ flowId: p.flowId, facts: p.facts, l7: p.l7, decision: p.decision, durationMs: performance.now() - p.startedAt, reason: 'timeout' });
   }
 
   close(): void {
-    for (const id of [...this.pending.keys()]) this.expire(id);
+    for (const upstream of [...this.pending.keys()]) this.expire(upstream);
     for (const s of this.listeners) s.close();
-    this.upstream?.close();
   }
 }
