@@ -1,83 +1,27 @@
 // HTTP/1.x message framing and semantics (RFC 9112; RFC 9110 §7.8 Upgrade, §9.3.6 CONNECT,
-// §10.1.1 Expect, §15.2 interim responses). Tokenising is done by http-parser-js; this module
-// adds absolute offsets, request/response pairing (keep-alive, pipelining, 1xx, HEAD, CONNECT,
-// 101), the h2c hand-over to HTTP/2 (RFC 7540 §3.2) and the checks a firewall needs against
-// request smuggling (Content-Length with Transfer-Encoding, bad chunk sizes, bad characters).
-import { HTTPParser, type HeaderInfo } from 'http-parser-js';
+// §10.1.1 Expect, §15.2 interim responses). Tokenising and framing are llhttp's (llhttp.ts: the
+// parser of Node's own http module, strict mode), so a message ends where Node's servers end it;
+// this module adds absolute offsets, request/response pairing (keep-alive, pipelining, 1xx, HEAD,
+// CONNECT, 101), the h2c hand-over to HTTP/2 (RFC 7540 §3.2) and what a firewall refuses on top
+// of llhttp: a second Content-Length or Host, a body on GET/HEAD (servers that ignore it would
+// run it as the next request), a switch the request did not ask for, a response nobody asked for.
 import {
   HeadTooLargeError,
   MalformedStreamError,
-  ProtocolError,
   ProtocolViolationError,
 } from '../errors.js';
 import { Http2Parser } from '../http2/http2-parser.js';
 import { StreamParserBase } from '../stream-parser-base.js';
 import type { HeaderList, Http1BodyFraming, Side } from '../types.js';
+import { Llhttp, LLHTTP_OK, LLHTTP_PAUSE, LLHTTP_PAUSED, LLHTTP_PAUSED_UPGRADE, type LlhttpHandler } from './llhttp.js';
 
 /** Largest request/response head (start line + headers) accepted. */
 export const HTTP1_MAX_HEAD_BYTES = 64 * 1024;
 /** Client bytes held after an Upgrade/CONNECT request while the server has not answered. */
 export const HTTP1_MAX_HELD_AFTER_UPGRADE = 64 * 1024;
 
-/** The parts of http-parser-js's parser state we read (plain JS fields, stable since 0.4). */
-interface ParserInternals {
-  offset: number;
-  state: string;
-  line: string;
-  body_bytes: number | null;
-  consumeLine(): string | undefined;
-  BODY_CHUNKHEAD(): void;
-  parseHeader(line: string, headers: string[]): void;
-}
-
-type LibParser = InstanceType<typeof HTTPParser>;
-
-const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-const BAD_TARGET_CHAR = /[\x00-\x20\x7f]/;
-const BAD_VALUE_CHAR = /[\x00-\x08\x0a-\x1f\x7f]/;
-const CHUNK_SIZE_LINE = /^[0-9A-Fa-f]{1,12}(?:[ \t]*;.*)?$/;
-const HEAD_STATES = new Set(['REQUEST_LINE', 'RESPONSE_LINE', 'HEADER']);
-const LINE_STATES = new Set(['BODY_CHUNKHEAD', 'BODY_CHUNKEMPTYLINE', 'BODY_CHUNKTRAILERS']);
-
-/** Thrown by a parser callback and caught around `execute` (http-parser-js rethrows it). */
-class CallbackAbort extends Error {
-  constructor(readonly error: ProtocolError) {
-    super(error.message);
-  }
-}
-
-/**
- * RFC 9112 §7.1: chunk-size is hex digits, optionally followed by chunk extensions.
- * Replaces the library's lenient parseInt so "zz" or "-1" cannot desynchronise us from the
- * server (a smuggling vector). Installed on our parser instances only.
- */
-function strictChunkHead(this: ParserInternals): void {
-  const line = this.consumeLine();
-  if (line === undefined) return;
-  if (!CHUNK_SIZE_LINE.test(line)) {
-    const err = new Error(`invalid chunk size line ${JSON.stringify(line.slice(0, 40))}`);
-    throw Object.assign(err, { code: 'HPE_INVALID_CHUNK_SIZE' });
-  }
-  const size = parseInt(line, 16);
-  this.body_bytes = size;
-  this.state = size === 0 ? 'BODY_CHUNKTRAILERS' : 'BODY_CHUNK';
-}
-
-const HEADER_LINE = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+:/;
-const libParseHeader = (HTTPParser.prototype as unknown as ParserInternals).parseHeader;
-
-/**
- * RFC 9112 §5: a field line is `token ":" OWS value OWS`; obsolete line folding (§5.2) and
- * lines without a colon are rejected. The library silently drops such lines, which would let
- * "Transfer-Encoding : chunked" reach a lenient server unseen.
- */
-function strictParseHeader(this: ParserInternals, line: string, headers: string[]): void {
-  if (!HEADER_LINE.test(line)) {
-    const err = new Error(`invalid header line ${JSON.stringify(line.slice(0, 60))}`);
-    throw Object.assign(err, { code: 'HPE_INVALID_HEADER_TOKEN' });
-  }
-  libParseHeader.call(this, line, headers);
-}
+/** RFC 9110 §9.3.1, §9.3.2, §9.3.8: content has no defined meaning; many servers never read it. */
+const BODYLESS_METHODS = new Set(['GET', 'HEAD', 'TRACE']);
 
 interface PendingRequest {
   readonly id: number;
@@ -96,15 +40,15 @@ interface HeldClientBytes {
   bytes: number;
 }
 
-function headerList(flat: readonly string[]): HeaderList {
-  const out: Array<readonly [string, string]> = [];
-  for (let i = 0; i + 1 < flat.length; i += 2) out.push([flat[i]!.toLowerCase(), flat[i + 1]!]);
-  return out;
-}
-
 function firstValue(headers: HeaderList, name: string): string | null {
   for (const [n, v] of headers) if (n === name) return v;
   return null;
+}
+
+function count(headers: HeaderList, name: string): number {
+  let n = 0;
+  for (const [h] of headers) if (h === name) n++;
+  return n;
 }
 
 function hostOfTarget(target: string): string | null {
@@ -112,54 +56,133 @@ function hostOfTarget(target: string): string | null {
   return m ? m[2]! : null;
 }
 
+/** Comma-separated tokens of a field value, lower-cased (RFC 9110 §5.6.1). */
+function tokens(value: string | null): string[] {
+  if (value === null) return [];
+  return value.split(',').map((t) => t.trim().toLowerCase()).filter((t) => t !== '');
+}
+
+/**
+ * One direction's llhttp callbacks, collected into a message head. Spans can arrive in pieces
+ * (a chunk boundary inside a header): pieces are appended.
+ */
+class MessageReader implements LlhttpHandler {
+  readonly ll: Llhttp;
+  chunk: Buffer = Buffer.alloc(0);
+  target = '';
+  reason = '';
+  readonly fields: string[] = [];
+  private lastWasValue = false;
+  /** In a head: between message begin and the head's end. */
+  inHead = false;
+  bodyBytes = 0;
+  /** What the next pause of llhttp stands for. */
+  pause: 'head' | 'end' | null = null;
+  /** A head whose end is known at the next pause (its message's end, for bodiless responses). */
+  headPending = false;
+  status = 0;
+  upgradeFlag = false;
+  /** Set while llhttp_finish runs: callbacks may not pause then. */
+  finishing = false;
+
+  constructor(kind: 'request' | 'response', private readonly onHead: (reader: MessageReader) => number) {
+    this.ll = new Llhttp(kind, this);
+  }
+
+  onMessageBegin(): number {
+    this.target = '';
+    this.reason = '';
+    this.fields.length = 0;
+    this.lastWasValue = false;
+    this.inHead = true;
+    this.bodyBytes = 0;
+    return 0;
+  }
+
+  onUrl(start: number, end: number): number {
+    this.target += this.chunk.toString('latin1', start, end);
+    return 0;
+  }
+
+  onStatus(start: number, end: number): number {
+    this.reason += this.chunk.toString('latin1', start, end);
+    return 0;
+  }
+
+  onHeaderField(start: number, end: number): number {
+    if (this.lastWasValue || this.fields.length === 0) {
+      this.fields.push('', '');
+      this.lastWasValue = false;
+    }
+    this.fields[this.fields.length - 2] += this.chunk.toString('latin1', start, end);
+    return 0;
+  }
+
+  onHeaderValue(start: number, end: number): number {
+    this.lastWasValue = true;
+    this.fields[this.fields.length - 1] += this.chunk.toString('latin1', start, end);
+    return 0;
+  }
+
+  onHeadersComplete(status: number, upgrade: boolean): number {
+    this.status = status;
+    this.upgradeFlag = upgrade;
+    this.headPending = true;
+    const skip = this.onHead(this);
+    if (skip !== 0) return skip; // the head's end is the message's end: learnt at that pause
+    this.pause = 'head';
+    return LLHTTP_PAUSE;
+  }
+
+  onBody(start: number, end: number): number {
+    this.bodyBytes += end - start;
+    return 0;
+  }
+
+  onMessageComplete(): number {
+    if (this.finishing) {
+      this.pause = 'end';
+      return 0;
+    }
+    this.pause = 'end';
+    return LLHTTP_PAUSE;
+  }
+
+  headers(): HeaderList {
+    const out: Array<readonly [string, string]> = [];
+    for (let i = 0; i + 1 < this.fields.length; i += 2) {
+      // llhttp strips leading whitespace of a value, not trailing (RFC 9112 §5: OWS around it).
+      out.push([this.fields[i]!.toLowerCase(), this.fields[i + 1]!.replace(/[ \t]+$/, '')]);
+    }
+    return out;
+  }
+}
+
 export class Http1Parser extends StreamParserBase {
   readonly protocol = 'http' as const;
-  private readonly requests: LibParser;
-  private readonly responses: LibParser;
-  private readonly reqState: ParserInternals;
-  private readonly resState: ParserInternals;
-  /** Absolute offset of the chunk being executed, per parser. */
-  private reqBase = 0;
-  private resBase = 0;
+  private readonly req: MessageReader;
+  private readonly res: MessageReader;
   private reqMessageStart = 0;
   private resMessageStart = 0;
-  private reqBodyBytes = 0;
-  private resBodyBytes = 0;
   private nextRequestId = 0;
   private currentRequest: PendingRequest | null = null;
   /** Requests waiting for their final response, oldest first. */
   private readonly awaiting: PendingRequest[] = [];
-  private currentResponse: { requestId: number | null; interim: boolean; answered: PendingRequest | null } | null = null;
+  private currentResponse: { requestId: number | null; interim: boolean; answered: PendingRequest | null; switching: boolean } | null = null;
   /** Set while the client waits for the answer to an Upgrade/CONNECT request. */
   private held: HeldClientBytes | null = null;
+  /** llhttp stopped after an Upgrade/CONNECT request (HPE_PAUSED_UPGRADE). */
+  private clientUpgradePaused = false;
   private resumeClient = false;
   private switched: { requestId: number | null; responseStart: number; kind: 'upgrade' | 'connect'; protocol: string; clientOffset: number; serverOffset: number; http2Settings: string | null } | null = null;
   private h2: Http2Parser | null = null;
-  private serverFinishing = false;
+  /** The response head being read decides the body (set by onResponseHead, used at the pause). */
+  private responseHead: { skip: number; request: PendingRequest | null } | null = null;
 
   constructor() {
     super();
-    this.requests = new HTTPParser(HTTPParser.REQUEST);
-    this.responses = new HTTPParser(HTTPParser.RESPONSE);
-    this.reqState = this.requests as unknown as ParserInternals;
-    this.resState = this.responses as unknown as ParserInternals;
-    this.requests.maxHeaderSize = Number.MAX_SAFE_INTEGER; // our own cap applies (see checkHeadSize)
-    this.responses.maxHeaderSize = Number.MAX_SAFE_INTEGER;
-    this.reqState.BODY_CHUNKHEAD = strictChunkHead;
-    this.resState.BODY_CHUNKHEAD = strictChunkHead;
-    this.reqState.parseHeader = strictParseHeader;
-    this.resState.parseHeader = strictParseHeader;
-    // Index-keyed handlers (not the onX setters, which flip the library into a global compat mode).
-    this.requests[HTTPParser.kOnHeadersComplete] = (info: HeaderInfo) => this.onRequestHead(info);
-    this.requests[HTTPParser.kOnBody] = (_chunk: Buffer, _offset: number, length: number) => {
-      this.reqBodyBytes += length;
-    };
-    this.requests[HTTPParser.kOnMessageComplete] = () => this.onRequestComplete();
-    this.responses[HTTPParser.kOnHeadersComplete] = (info: HeaderInfo) => this.onResponseHead(info);
-    this.responses[HTTPParser.kOnBody] = (_chunk: Buffer, _offset: number, length: number) => {
-      this.resBodyBytes += length;
-    };
-    this.responses[HTTPParser.kOnMessageComplete] = () => this.onResponseComplete();
+    this.req = new MessageReader('request', () => 0);
+    this.res = new MessageReader('response', (r) => this.responseSkip(r));
   }
 
   protected parse(side: Side, chunk: Buffer, base: number): void {
@@ -176,24 +199,26 @@ export class Http1Parser extends StreamParserBase {
       this.hold(chunk, base);
       return;
     }
-    this.reqBase = base;
-    const consumed = this.execute(this.requests, this.reqState, 'client', chunk, base);
+    const consumed = this.run(this.req, 'client', chunk, base);
     if (this.held !== null && consumed < chunk.length) this.hold(chunk.subarray(consumed), base + consumed);
-    this.checkHeadSize(this.reqState, 'client', base + chunk.length, this.reqMessageStart);
+    this.checkHeadSize(this.req, 'client', base + chunk.length, this.reqMessageStart);
   }
 
   private parseServer(chunk: Buffer, base: number): void {
-    this.resBase = base;
-    const consumed = this.execute(this.responses, this.resState, 'server', chunk, base);
+    const consumed = this.run(this.res, 'server', chunk, base);
     if (this.switched !== null) {
       this.completeSwitch(chunk.subarray(consumed));
       return;
     }
-    this.checkHeadSize(this.resState, 'server', base + chunk.length, this.resMessageStart);
+    this.checkHeadSize(this.res, 'server', base + chunk.length, this.resMessageStart);
     if (this.resumeClient) {
       this.resumeClient = false;
       const held = this.held;
       this.held = null;
+      if (this.clientUpgradePaused) {
+        this.clientUpgradePaused = false;
+        this.req.ll.resumeAfterUpgrade();
+      }
       if (held !== null) {
         let at = this.offset('client') - held.bytes;
         for (const part of held.parts) {
@@ -204,27 +229,57 @@ export class Http1Parser extends StreamParserBase {
     }
   }
 
-  private execute(parser: LibParser, state: ParserInternals, side: Side, chunk: Buffer, base: number): number {
-    let ret: number | Error;
-    try {
-      ret = parser.execute(chunk);
-    } catch (err) {
-      if (err instanceof CallbackAbort) throw err.error;
-      throw err;
+  /**
+   * Runs llhttp over a chunk, acting on each pause (a head or a message ended there). Returns the
+   * bytes consumed: fewer than the chunk when llhttp stopped for an Upgrade/CONNECT.
+   */
+  private run(reader: MessageReader, side: Side, chunk: Buffer, base: number): number {
+    reader.chunk = chunk;
+    let from = 0;
+    for (;;) {
+      const r = reader.ll.execute(chunk, from);
+      if (r.code === LLHTTP_OK) return chunk.length;
+      const at = base + r.at;
+      if (r.code === LLHTTP_PAUSED) {
+        const what = reader.pause;
+        reader.pause = null;
+        reader.ll.resume();
+        if (what === 'head') this.headEnded(reader, side, at);
+        else if (what === 'end') this.messageEnded(reader, side, at);
+        from = r.at;
+        if (this.switched !== null && side === 'server') return from;
+        continue;
+      }
+      if (r.code === LLHTTP_PAUSED_UPGRADE) {
+        if (side === 'client') {
+          // llhttp stops after a body-less Upgrade/CONNECT request, as Node's server does: hold
+          // what follows until the server says whether the protocol switches.
+          this.clientUpgradePaused = true;
+          const request = this.awaiting[this.awaiting.length - 1];
+          if (this.held === null && request !== undefined) this.held = { requestId: request.id, parts: [], bytes: 0 };
+        }
+        return r.at;
+      }
+      this.fail(MalformedStreamError, side, at, reader.ll.errorText(r.code));
     }
-    if (ret instanceof Error) {
-      const code = (ret as Error & { code?: string }).code;
-      this.fail(MalformedStreamError, side, base + state.offset, code ? `${code}: ${ret.message}` : ret.message);
-    }
-    return ret;
   }
 
-  private checkHeadSize(state: ParserInternals, side: Side, at: number, messageStart: number): void {
-    if (HEAD_STATES.has(state.state) && at - messageStart > HTTP1_MAX_HEAD_BYTES) {
+  private headEnded(reader: MessageReader, side: Side, at: number): void {
+    reader.headPending = false;
+    reader.inHead = false;
+    if (side === 'client') this.onRequestHead(reader, at);
+    else this.onResponseHead(reader, at);
+  }
+
+  private messageEnded(reader: MessageReader, side: Side, at: number): void {
+    if (reader.headPending) this.headEnded(reader, side, at); // bodiless: the head ends the message
+    if (side === 'client') this.onRequestComplete(at);
+    else this.onResponseComplete(at);
+  }
+
+  private checkHeadSize(reader: MessageReader, side: Side, at: number, messageStart: number): void {
+    if (reader.inHead && at - messageStart > HTTP1_MAX_HEAD_BYTES) {
       this.fail(HeadTooLargeError, side, messageStart, `message head exceeds ${HTTP1_MAX_HEAD_BYTES} bytes`);
-    }
-    if (LINE_STATES.has(state.state) && state.line.length > HTTP1_MAX_HEAD_BYTES) {
-      this.fail(HeadTooLargeError, side, at - state.line.length, `chunk line or trailers exceed ${HTTP1_MAX_HEAD_BYTES} bytes`);
     }
   }
 
@@ -237,58 +292,41 @@ export class Http1Parser extends StreamParserBase {
     held.parts.push(Buffer.from(bytes));
   }
 
-  private abort(kind: typeof MalformedStreamError, side: Side, offset: number, detail: string): never {
-    throw new CallbackAbort(new kind({ protocol: this.protocol, side, offset, detail }));
-  }
-
-  /** RFC 9110 §5.1, §5.5: field names are tokens, values have no CTLs but HTAB. */
-  private validateHeaders(headers: HeaderList, side: Side, messageStart: number): void {
-    for (const [name, value] of headers) {
-      if (!TOKEN.test(name)) this.abort(MalformedStreamError, side, messageStart, `invalid header name ${JSON.stringify(name.slice(0, 60))}`);
-      if (BAD_VALUE_CHAR.test(value)) this.abort(MalformedStreamError, side, messageStart, `control character in header ${name}`);
-    }
-  }
-
-  /** RFC 9112 §6: body framing, refusing the ambiguous combinations used for smuggling. */
+  /**
+   * RFC 9112 §6: body framing as llhttp applies it (it already refused Transfer-Encoding with
+   * Content-Length, a non-final chunked, bad lengths); what it tolerates and we do not: two
+   * Content-Length fields, even equal (RFC 9110 §8.6 lets a recipient reject them; proxies that
+   * merge them differently are a smuggling vector).
+   */
   private framing(headers: HeaderList, side: Side, messageStart: number, isRequest: boolean): Http1BodyFraming {
-    let length: string | null = null;
-    let transferEncoding: string | null = null;
-    for (const [name, value] of headers) {
-      if (name === 'content-length') {
-        if (!/^\d{1,15}$/.test(value.trim())) this.abort(MalformedStreamError, side, messageStart, `invalid Content-Length ${JSON.stringify(value.slice(0, 40))}`);
-        if (length !== null && length !== value.trim()) this.abort(MalformedStreamError, side, messageStart, 'conflicting Content-Length headers');
-        length = value.trim();
-      } else if (name === 'transfer-encoding') {
-        transferEncoding = transferEncoding === null ? value : `${transferEncoding}, ${value}`;
-      }
-    }
-    if (transferEncoding !== null) {
-      if (length !== null) this.abort(MalformedStreamError, side, messageStart, 'both Transfer-Encoding and Content-Length (request smuggling risk)');
-      const te = transferEncoding.trim().toLowerCase();
-      if (te === 'chunked') return { kind: 'chunked' };
-      if (isRequest) this.abort(MalformedStreamError, side, messageStart, `unsupported Transfer-Encoding ${JSON.stringify(te)} in a request`);
-      return { kind: 'until-close' };
-    }
+    if (count(headers, 'content-length') > 1) this.fail(MalformedStreamError, side, messageStart, 'more than one Content-Length field');
+    const length = firstValue(headers, 'content-length');
+    const te = tokens(headers.filter(([n]) => n === 'transfer-encoding').map(([, v]) => v).join(',') || null);
+    if (te.length > 0) return te[te.length - 1] === 'chunked' ? { kind: 'chunked' } : { kind: 'until-close' };
     if (length !== null) return Number(length) === 0 ? { kind: 'none' } : { kind: 'length', length: Number(length) };
     return isRequest ? { kind: 'none' } : { kind: 'until-close' };
   }
 
-  private onRequestHead(info: HeaderInfo): number {
+  private onRequestHead(reader: MessageReader, headEnd: number): void {
     const start = this.reqMessageStart;
-    const headEnd = this.reqBase + this.reqState.offset;
     if (headEnd - start > HTTP1_MAX_HEAD_BYTES) {
-      throw new CallbackAbort(new HeadTooLargeError({ protocol: 'http', side: 'client', offset: start, detail: `request head exceeds ${HTTP1_MAX_HEAD_BYTES} bytes` }));
+      this.fail(HeadTooLargeError, 'client', start, `request head exceeds ${HTTP1_MAX_HEAD_BYTES} bytes`);
     }
-    const method = HTTPParser.methods[info.method] ?? String(info.method);
-    const target = info.url;
-    if (BAD_TARGET_CHAR.test(target)) this.abort(MalformedStreamError, 'client', start, 'control character or space in the request-target');
-    const headers = headerList(info.headers);
-    this.validateHeaders(headers, 'client', start);
-    let body = this.framing(headers, 'client', start, true);
+    const method = reader.ll.method;
+    const target = reader.target;
+    const headers = reader.headers();
+    // RFC 9112 §3.2: a server answers 400 to an HTTP/1.1 request without exactly one Host (Node
+    // and nginx do): which host such a request is for is not ours to guess.
+    const hosts = count(headers, 'host');
+    if (hosts > 1) this.fail(MalformedStreamError, 'client', start, 'more than one Host field (RFC 9112 §3.2)');
+    if (hosts === 0 && reader.ll.version === '1.1') this.fail(MalformedStreamError, 'client', start, 'HTTP/1.1 request without Host (RFC 9112 §3.2)');
+    const body = this.framing(headers, 'client', start, true);
+    if (body.kind !== 'none' && BODYLESS_METHODS.has(method)) {
+      // A server that ignores a GET body runs it as the next request, which we never decided.
+      this.fail(MalformedStreamError, 'client', start, `${method} request with a body (request smuggling risk)`);
+    }
     const connect = method === 'CONNECT';
-    const upgradeHeader = firstValue(headers, 'upgrade');
-    const upgrade = info.upgrade && !connect && upgradeHeader !== null ? upgradeHeader.trim().toLowerCase() : null;
-    if (info.upgrade && body.kind === 'chunked') body = { kind: 'none' }; // the library ignores chunked on upgrades
+    const upgrade = reader.upgradeFlag && !connect ? (tokens(firstValue(headers, 'upgrade'))[0] ?? null) : null;
     const request: PendingRequest = {
       id: this.nextRequestId++,
       method,
@@ -300,7 +338,6 @@ export class Http1Parser extends StreamParserBase {
     };
     this.currentRequest = request;
     this.awaiting.push(request);
-    this.reqBodyBytes = 0;
     const expect = firstValue(headers, 'expect');
     this.emit({
       type: 'http.request',
@@ -311,57 +348,53 @@ export class Http1Parser extends StreamParserBase {
       method,
       path: target,
       host: firstValue(headers, 'host') ?? (connect ? target : hostOfTarget(target)),
-      version: `${info.versionMajor}.${info.versionMinor}`,
+      version: reader.ll.version,
       headers,
       upgrade,
       expectContinue: expect !== null && expect.trim().toLowerCase() === '100-continue',
       body,
     });
-    // The library stops after a body-less Upgrade/CONNECT request: hold what follows until the
-    // server says whether the protocol switches.
-    if (info.upgrade && body.kind === 'none') {
-      this.held = { requestId: request.id, parts: [], bytes: 0 };
-    }
-    return 0;
   }
 
-  private onRequestComplete(): void {
-    const end = this.reqBase + this.reqState.offset;
+  private onRequestComplete(end: number): void {
     const request = this.currentRequest;
     this.currentRequest = null;
     if (request === null) return;
     request.end = end;
-    this.emit({ type: 'http.request-end', side: 'client', start: this.reqMessageStart, end, id: request.id, bodyBytes: this.reqBodyBytes });
+    this.emit({ type: 'http.request-end', side: 'client', start: this.reqMessageStart, end, id: request.id, bodyBytes: this.req.bodyBytes });
     this.reqMessageStart = end;
   }
 
-  /** Returns the library's skipBody: 1 = no body (HEAD), 2 = no body and stop (switch). */
-  private onResponseHead(info: HeaderInfo): number {
-    const start = this.resMessageStart;
-    const headEnd = this.resBase + this.resState.offset;
-    if (headEnd - start > HTTP1_MAX_HEAD_BYTES) {
-      throw new CallbackAbort(new HeadTooLargeError({ protocol: 'http', side: 'server', offset: start, detail: `response head exceeds ${HTTP1_MAX_HEAD_BYTES} bytes` }));
-    }
-    const headers = headerList(info.headers);
-    this.validateHeaders(headers, 'server', start);
-    const status = info.statusCode;
+  /**
+   * Called inside llhttp's headers-complete callback: what llhttp is to do with the body (as
+   * Node's HTTP client answers it): 1 = none (HEAD, 1xx, 204, 304), 2 = none and the protocol
+   * switches (101, 2xx to CONNECT), 0 = as the headers say.
+   */
+  private responseSkip(reader: MessageReader): number {
+    const status = reader.status;
     const request = this.awaiting[0] ?? null;
+    let skip = 0;
+    if (status === 101 || (request !== null && request.connect && status >= 200 && status < 300)) skip = 2;
+    else if (status < 200 || status === 204 || status === 304) skip = 1;
+    else if (request !== null && request.method === 'HEAD') skip = 1;
+    this.responseHead = { skip, request };
+    return skip;
+  }
+
+  private onResponseHead(reader: MessageReader, headEnd: number): void {
+    const start = this.resMessageStart;
+    if (headEnd - start > HTTP1_MAX_HEAD_BYTES) {
+      this.fail(HeadTooLargeError, 'server', start, `response head exceeds ${HTTP1_MAX_HEAD_BYTES} bytes`);
+    }
+    const headers = reader.headers();
+    const status = reader.status;
+    const { skip, request } = this.responseHead ?? { skip: 0, request: null };
+    this.responseHead = null;
     const interim = status >= 100 && status < 200 && status !== 101;
     let body: Http1BodyFraming = this.framing(headers, 'server', start, false);
-    let skip = 0;
-    // A 101 switches whether or not we saw the request ask for it: the server will switch.
-    const switching = status === 101 || (request !== null && request.connect && status >= 200 && status < 300);
-    if (status < 200 || status === 204 || status === 304 || switching) {
-      // RFC 9112 §6.3: no body whatever Content-Length says (a 304 may carry the length of the
-      // representation); telling the library so keeps it from waiting for body bytes.
-      body = { kind: 'none' };
-      skip = switching ? 2 : 1;
-    } else if (request !== null && request.method === 'HEAD') {
-      body = { kind: 'none' };
-      skip = 1;
-    }
-    this.currentResponse = { requestId: request?.id ?? null, interim, answered: interim ? null : request };
-    this.resBodyBytes = 0;
+    if (skip !== 0) body = { kind: 'none' };
+    const switching = skip === 2;
+    this.currentResponse = { requestId: request?.id ?? null, interim, answered: interim ? null : request, switching };
     this.emit({
       type: 'http.response',
       side: 'server',
@@ -369,39 +402,43 @@ export class Http1Parser extends StreamParserBase {
       end: headEnd,
       requestId: request?.id ?? null,
       status,
-      reason: info.statusMessage,
-      version: `${info.versionMajor}.${info.versionMinor}`,
+      reason: reader.reason,
+      version: reader.ll.version,
       headers,
       interim,
       body,
     });
-    if (switching) {
-      const connect = request !== null && request.connect && status !== 101;
-      this.switched = {
-        requestId: request?.id ?? null,
-        responseStart: start,
-        kind: connect ? 'connect' : 'upgrade',
-        protocol: connect
-          ? request.authority
-          : (request?.upgrade ?? firstValue(headers, 'upgrade')?.trim().toLowerCase() ?? 'unknown'),
-        clientOffset: request === null ? this.reqMessageStart : request.end >= 0 ? request.end : this.reqMessageStart,
-        serverOffset: headEnd,
-        http2Settings: request?.http2Settings ?? null,
-      };
+    if (request === null) {
+      // A response nobody asked for: the server ran something we never saw (a request smuggled
+      // in a body it ignored). Nothing more from this connection can be trusted.
+      this.fail(ProtocolViolationError, 'server', start, `HTTP ${status} response with no request outstanding (desynchronised)`);
     }
-    return skip;
+    if (!switching) return;
+    if (request.connect && status !== 101) {
+      this.switched = { requestId: request.id, responseStart: start, kind: 'connect', protocol: request.authority, clientOffset: request.end >= 0 ? request.end : this.reqMessageStart, serverOffset: headEnd, http2Settings: null };
+      return;
+    }
+    // RFC 9110 §7.8: a 101 switches to a protocol the request offered, named in its Upgrade field.
+    const offered = request.upgrade;
+    const named = tokens(firstValue(headers, 'upgrade'));
+    if (offered === null || request.end < 0) {
+      this.fail(ProtocolViolationError, 'server', start, `101 Switching Protocols to a request that asked for no upgrade`);
+    }
+    if (named.length !== 1 || named[0] !== offered) {
+      this.fail(ProtocolViolationError, 'server', start, `101 names ${JSON.stringify(named.join(', '))}, the request asked for ${JSON.stringify(offered)}`);
+    }
+    this.switched = { requestId: request.id, responseStart: start, kind: 'upgrade', protocol: offered, clientOffset: request.end, serverOffset: headEnd, http2Settings: request.http2Settings };
   }
 
-  private onResponseComplete(): void {
-    const end = this.serverFinishing ? this.offset('server') : this.resBase + this.resState.offset;
+  private onResponseComplete(end: number): void {
     const response = this.currentResponse;
     this.currentResponse = null;
     if (response === null) return;
-    this.emit({ type: 'http.response-end', side: 'server', start: this.resMessageStart, end, requestId: response.requestId, bodyBytes: this.resBodyBytes });
+    this.emit({ type: 'http.response-end', side: 'server', start: this.resMessageStart, end, requestId: response.requestId, bodyBytes: this.res.bodyBytes });
     this.resMessageStart = end;
     if (response.answered !== null) {
       this.awaiting.shift();
-      if (this.held !== null && this.held.requestId === response.answered.id && this.switched === null) {
+      if (this.held !== null && this.held.requestId === response.answered.id && !response.switching) {
         this.resumeClient = true; // refused upgrade: the held bytes are HTTP/1 again
       }
     }
@@ -450,14 +487,19 @@ export class Http1Parser extends StreamParserBase {
       return;
     }
     if (side === 'client') {
-      if (this.held === null && this.reqState.state !== 'REQUEST_LINE') this.truncated('client', offset, 'an HTTP request');
-      if (this.held === null && this.reqState.line.length > 0) this.truncated('client', offset, 'an HTTP request line');
+      if (this.held !== null || this.clientUpgradePaused) return;
+      if (this.offset('client') > this.reqMessageStart) this.truncated('client', offset, 'an HTTP request');
       return;
     }
-    this.serverFinishing = true;
-    this.resBase = offset;
-    const ret = this.responses.finish();
-    this.serverFinishing = false;
-    if (ret instanceof Error || this.resState.line.length > 0) this.truncated('server', offset, 'an HTTP response');
+    // A body read until the server closes ends here (llhttp calls message-complete from finish).
+    const reader = this.res;
+    reader.finishing = true;
+    const code = reader.ll.finish();
+    reader.finishing = false;
+    if (reader.pause === 'end') {
+      reader.pause = null;
+      this.messageEnded(reader, 'server', offset);
+    }
+    if (code !== LLHTTP_OK || this.offset('server') > this.resMessageStart) this.truncated('server', offset, 'an HTTP response');
   }
 }

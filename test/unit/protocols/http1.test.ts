@@ -48,7 +48,7 @@ describe('HTTP/1 requests', () => {
   });
 
   it('takes the authority of an absolute-form target as host', () => {
-    const { events } = feedAll([['client', 'GET http://user@api.internal:8080/x HTTP/1.1\r\n\r\n']]);
+    const { events } = feedAll([['client', 'GET http://user@api.internal:8080/x HTTP/1.0\r\n\r\n']]);
     expect(of(events, 'http.request')[0]!.host).toBe('api.internal:8080');
   });
 
@@ -166,6 +166,12 @@ describe('HTTP/1 hostile input', () => {
     ['non-numeric CL', 'POST / HTTP/1.1\r\nContent-Length: 3x\r\n\r\n'],
     ['TE other than chunked', 'POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n'],
     ['bad chunk size', 'POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n'],
+    ['bare LF line ends', 'GET / HTTP/1.1\nHost: h\n\n'],
+    ['two equal CL', 'POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc'],
+    ['two Host fields', 'GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n'],
+    ['HTTP/1.1 without Host', 'GET / HTTP/1.1\r\nX: y\r\n\r\n'],
+    ['GET with a body', 'GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello'],
+    ['HEAD with a chunked body', 'HEAD / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n'],
   ])('%s → ERR_MALFORMED with the offset of the message, parser inert', (_name, input) => {
     const { error, parser } = feedAll([['client', input]]);
     expect(error?.code).toBe('ERR_MALFORMED');
@@ -175,13 +181,34 @@ describe('HTTP/1 hostile input', () => {
   });
 
   it('refuses a malformed response head from the server too', () => {
-    const { error } = feedAll([['client', 'GET / HTTP/1.1\r\n\r\n'], ['server', 'HTTP/1.1 200 OK\r\nno colon here\r\n\r\n']]);
+    const { error } = feedAll([['client', 'GET / HTTP/1.1\r\nHost: h\r\n\r\n'], ['server', 'HTTP/1.1 200 OK\r\nno colon here\r\n\r\n']]);
     expect(error).toMatchObject({ code: 'ERR_MALFORMED', side: 'server' });
   });
 
   it('reports a request cut short by the client closing', () => {
     const p = new Http1Parser();
-    p.feed('client', Buffer.from('POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc'));
+    p.feed('client', Buffer.from('POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nabc'));
     expect(p.end('client').error?.code).toBe('ERR_TRUNCATED');
+  });
+
+  it('refuses a response with no request outstanding (a GET body run as a request), after reporting it', () => {
+    const { events, error } = feedAll([
+      ['client', 'GET /a HTTP/1.1\r\nHost: h\r\n\r\n'],
+      ['server', 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecret'],
+    ]);
+    expect(of(events, 'http.response').map((r) => r.requestId)).toEqual([0, null]);
+    expect(error).toMatchObject({ code: 'ERR_PROTOCOL_VIOLATION', side: 'server', offset: 40 });
+  });
+
+  it('refuses a 101 to a request that asked for no upgrade, or naming another protocol', () => {
+    const unasked = feedAll([['client', 'GET /a HTTP/1.1\r\nHost: h\r\n\r\n'], ['server', 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n']]);
+    expect(unasked.error).toMatchObject({ code: 'ERR_PROTOCOL_VIOLATION', side: 'server' });
+    expect(of(unasked.events, 'opaque')).toEqual([]);
+    const other = feedAll([
+      ['client', 'GET /a HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n'],
+      ['server', 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: upgrade\r\n\r\n'],
+    ]);
+    expect(other.error?.code).toBe('ERR_PROTOCOL_VIOLATION');
+    expect(of(other.events, 'opaque')).toEqual([]);
   });
 });

@@ -1,0 +1,182 @@
+// llhttp — the HTTP/1.x parser of Node's own `node:http` (https://github.com/nodejs/llhttp) — as
+// undici compiles it to WebAssembly (undici/lib/llhttp/llhttp*-wasm.js). Driving the very state
+// machine Node's servers run, in its strict default mode, is what keeps our framing of a message
+// identical to theirs (RFC 9112 as llhttp implements it: no bare LF, no obs-fold, no CL+TE...).
+//
+// This module only drives llhttp's C API (llhttp_alloc / llhttp_execute / llhttp_resume ...) and
+// turns its callbacks into chunk-relative byte offsets; http1-parser.ts gives them meaning.
+// Callbacks without a span (message begin, headers complete, message complete) carry no
+// position, so the handler may answer LLHTTP_PAUSE: llhttp then stops right after that point and
+// `execute` reports the offset (llhttp_get_error_pos), after which the caller resumes.
+import { createRequire } from 'node:module';
+
+/** llhttp_errno values we act on (llhttp's constants.ERROR). */
+export const LLHTTP_OK = 0;
+export const LLHTTP_PAUSED = 21;
+export const LLHTTP_PAUSED_UPGRADE = 22;
+/** Returned by a span-less callback to learn where llhttp stands (see module comment). */
+export const LLHTTP_PAUSE = LLHTTP_PAUSED;
+
+const TYPE_REQUEST = 1;
+const TYPE_RESPONSE = 2;
+
+/** Receives llhttp's callbacks; offsets are relative to the chunk being executed. */
+export interface LlhttpHandler {
+  onMessageBegin(): number;
+  onUrl(start: number, end: number): number;
+  onStatus(start: number, end: number): number;
+  onHeaderField(start: number, end: number): number;
+  onHeaderValue(start: number, end: number): number;
+  /** 0, 1 = no body (HEAD), 2 = no body and the protocol switches, or LLHTTP_PAUSE. */
+  onHeadersComplete(statusCode: number, upgrade: boolean, keepAlive: boolean): number;
+  onBody(start: number, end: number): number;
+  onMessageComplete(): number;
+}
+
+interface LlhttpExports {
+  memory: WebAssembly.Memory;
+  _initialize?: () => void;
+  malloc(size: number): number;
+  free(ptr: number): void;
+  llhttp_alloc(type: number): number;
+  llhttp_free(ptr: number): void;
+  llhttp_execute(ptr: number, data: number, len: number): number;
+  llhttp_finish(ptr: number): number;
+  llhttp_resume(ptr: number): void;
+  llhttp_resume_after_upgrade(ptr: number): void;
+  llhttp_get_error_pos(ptr: number): number;
+  llhttp_get_error_reason(ptr: number): number;
+  llhttp_get_method(ptr: number): number;
+  llhttp_get_http_major(ptr: number): number;
+  llhttp_get_http_minor(ptr: number): number;
+  llhttp_get_status_code(ptr: number): number;
+  llhttp_method_name(method: number): number;
+  llhttp_errno_name(errno: number): number;
+}
+
+/** The parser whose `execute` is running: llhttp's callbacks are module-level imports. */
+let current: Llhttp | null = null;
+let bufferPtr = 0;
+let bufferSize = 0;
+/** The chunk whose bytes are at bufferPtr (continuing it after a pause needs no copy). */
+let loaded: Buffer | null = null;
+let wasm: LlhttpExports | null = null;
+
+function load(): LlhttpExports {
+  if (wasm !== null) return wasm;
+  const require = createRequire(import.meta.url);
+  const imports = {
+    env: {
+      wasm_on_message_begin: (_p: number) => current!.handler.onMessageBegin(),
+      wasm_on_url: (_p: number, at: number, len: number) => current!.handler.onUrl(at - bufferPtr, at - bufferPtr + len),
+      wasm_on_status: (_p: number, at: number, len: number) => current!.handler.onStatus(at - bufferPtr, at - bufferPtr + len),
+      wasm_on_header_field: (_p: number, at: number, len: number) => current!.handler.onHeaderField(at - bufferPtr, at - bufferPtr + len),
+      wasm_on_header_value: (_p: number, at: number, len: number) => current!.handler.onHeaderValue(at - bufferPtr, at - bufferPtr + len),
+      wasm_on_headers_complete: (_p: number, status: number, upgrade: number, keepAlive: number) =>
+        current!.handler.onHeadersComplete(status, upgrade === 1, keepAlive === 1),
+      wasm_on_body: (_p: number, at: number, len: number) => current!.handler.onBody(at - bufferPtr, at - bufferPtr + len),
+      wasm_on_message_complete: (_p: number) => current!.handler.onMessageComplete(),
+    },
+  };
+  let module: WebAssembly.Module;
+  try {
+    // The SIMD build is the faster one; engines without WASM SIMD fall back to the plain build.
+    module = new WebAssembly.Module(bytesOf(require('undici/lib/llhttp/llhttp_simd-wasm.js')));
+  } catch {
+    module = new WebAssembly.Module(bytesOf(require('undici/lib/llhttp/llhttp-wasm.js')));
+  }
+  const exports = new WebAssembly.Instance(module, imports).exports as unknown as LlhttpExports;
+  exports._initialize?.();
+  wasm = exports;
+  return exports;
+}
+
+function bytesOf(buf: unknown): Uint8Array<ArrayBuffer> {
+  const b = buf as Buffer;
+  return new Uint8Array(b.buffer as ArrayBuffer, b.byteOffset, b.length);
+}
+
+function cString(w: LlhttpExports, ptr: number): string {
+  if (ptr === 0) return '';
+  const mem = new Uint8Array(w.memory.buffer);
+  let end = ptr;
+  while (mem[end] !== 0 && end - ptr < 512) end++;
+  return Buffer.from(mem.subarray(ptr, end)).toString('latin1');
+}
+
+/** llhttp_t lives in WASM memory: free it when the parser object is collected. */
+const registry = new FinalizationRegistry<number>((ptr) => wasm?.llhttp_free(ptr));
+
+export interface ExecuteResult {
+  /** llhttp_errno: LLHTTP_OK, a pause, or an error. */
+  readonly code: number;
+  /** Chunk-relative offset where llhttp stopped (paused or failed); the chunk length on OK. */
+  readonly at: number;
+}
+
+export class Llhttp {
+  private readonly w: LlhttpExports;
+  private readonly ptr: number;
+
+  constructor(kind: 'request' | 'response', readonly handler: LlhttpHandler) {
+    this.w = load();
+    this.ptr = this.w.llhttp_alloc(kind === 'request' ? TYPE_REQUEST : TYPE_RESPONSE);
+    registry.register(this, this.ptr);
+  }
+
+  /** Runs llhttp over `chunk[from..]`; `at` is relative to `chunk` (not to `from`). */
+  execute(chunk: Buffer, from = 0): ExecuteResult {
+    const w = this.w;
+    if (from === 0 || loaded !== chunk) {
+      // The whole chunk is copied once; a continuation after a pause executes from inside it.
+      if (chunk.length > bufferSize) {
+        if (bufferPtr !== 0) w.free(bufferPtr);
+        bufferSize = Math.max(16 * 1024, Math.ceil(chunk.length / 4096) * 4096);
+        bufferPtr = w.malloc(bufferSize);
+      }
+      new Uint8Array(w.memory.buffer, bufferPtr, chunk.length).set(chunk);
+      loaded = chunk;
+    }
+    const previous = current;
+    current = this;
+    let code: number;
+    try {
+      code = w.llhttp_execute(this.ptr, bufferPtr + from, chunk.length - from);
+    } finally {
+      current = previous;
+    }
+    if (code === LLHTTP_OK) return { code, at: chunk.length };
+    return { code, at: w.llhttp_get_error_pos(this.ptr) - bufferPtr };
+  }
+
+  finish(): number {
+    const previous = current;
+    current = this;
+    try {
+      return this.w.llhttp_finish(this.ptr);
+    } finally {
+      current = previous;
+    }
+  }
+
+  resume(): void {
+    this.w.llhttp_resume(this.ptr);
+  }
+
+  resumeAfterUpgrade(): void {
+    this.w.llhttp_resume_after_upgrade(this.ptr);
+  }
+
+  get method(): string {
+    return cString(this.w, this.w.llhttp_method_name(this.w.llhttp_get_method(this.ptr)));
+  }
+
+  get version(): string {
+    return `${this.w.llhttp_get_http_major(this.ptr)}.${this.w.llhttp_get_http_minor(this.ptr)}`;
+  }
+
+  /** `HPE_…: reason` of the last error. */
+  errorText(code: number): string {
+    return `${cString(this.w, this.w.llhttp_errno_name(code))}: ${cString(this.w, this.w.llhttp_get_error_reason(this.ptr))}`;
+  }
+}
