@@ -119,6 +119,7 @@ export async function run(args: string[]): Promise<number> {
   const tunnelMode = (kind: string, protocol: string, port: number) => config.tunnels.overrides[String(port)] ?? config.tunnels.overrides[kind] ?? tunnelModeFor(config.tunnels, protocol);
   const gate = new ConnectionGate(policy, workloads, config.ports, tunnels, tunnelMode, {
     onParseError: config.onParseError,
+    http: config.http,
     countParserError: (protocol, code) => metrics.parserErrors.inc({ protocol, code }),
   });
   // Connection limits and buffer sizes from the memory the container may use, so that no traffic

@@ -8,6 +8,7 @@ import { isIP } from 'node:net';
 import { PROTOCOLS } from '../policy/schema.js';
 import { parseRuleText } from '../policy/source.js';
 import type { Mode } from '../policy/types.js';
+import { DEFAULT_TARGET_OPTIONS, type TargetOptions } from '../enforcement/request-target.js';
 
 export type TunnelMode = 'block' | 'alert' | 'off';
 
@@ -118,6 +119,8 @@ export interface SidecarConfig {
   proxy: ProxyTunables;
   learn: LearnConfig;
   admin: AdminConfig;
+  /** How HTTP request targets are normalised for rules (README "Request targets"). */
+  http: TargetOptions;
   /** Absolute path of the file this config came from, if any. */
   file?: string;
 }
@@ -149,7 +152,7 @@ export class ConfigError extends Error {
   }
 }
 
-export const TOP_KEYS = ['mode', 'defaultAction', 'onParseError', 'ports', 'tunnels', 'rules', 'clusterRules', 'podInfo', 'identities', 'identity', 'export', 'proxy', 'learn', 'admin'];
+export const TOP_KEYS = ['mode', 'defaultAction', 'onParseError', 'ports', 'tunnels', 'rules', 'clusterRules', 'podInfo', 'identities', 'identity', 'export', 'proxy', 'learn', 'admin', 'http'];
 const TUNNEL_MODES: readonly TunnelMode[] = ['block', 'alert', 'off'];
 
 function show(value: unknown): string {
@@ -230,6 +233,7 @@ export function parseConfig(data: unknown, file: string): SidecarConfig {
     proxy: { ...DEFAULT_PROXY },
     learn: { ...DEFAULT_LEARN },
     admin: {},
+    http: { ...DEFAULT_TARGET_OPTIONS },
   };
   if (data === null || data === undefined) return config;
   if (!isRecord(data)) {
@@ -345,6 +349,14 @@ export function parseConfig(data: unknown, file: string): SidecarConfig {
           }
         }
       }
+    }
+  }
+
+  if (data.http !== undefined && data.http !== null) {
+    if (!isRecord(data.http)) problems.add('http', `must be a mapping such as {escapedSlashes: reject}, not ${show(data.http)}`);
+    else {
+      problems.unknownKeys('http', data.http, ['escapedSlashes']);
+      config.http = { escapedSlashes: oneOf(problems, 'http.escapedSlashes', data.http.escapedSlashes, ['reject', 'decode'] as const, 'reject') };
     }
   }
 

@@ -142,7 +142,9 @@ export class ConnectionFilter {
         this.enforcer.route('server', chunk, result.events);
       } else {
         const start = this.parser.offset('server') - chunk.length;
-        this.sink.toClient(chunk);
+        // Not a byte past where the server's stream stopped making sense (a response nobody
+        // asked for, a malformed head): the connection resets there.
+        this.sink.toClient(result.error === null ? chunk : chunk.subarray(0, result.consumed));
         this.enforcer.onEvents(result.events);
         this.enforcer.onBytes('server', chunk, start);
       }

@@ -12,3 +12,17 @@ export function http1Forbidden(ruleId: string): Buffer {
     'latin1',
   );
 }
+
+/** A request refused before any rule (its target or host is ambiguous): 400, and the reason. */
+export function http1BadRequest(reason: string): Buffer {
+  const body = `refused by sidewall: ${reason.replace(/[^\x20-\x7e]/g, '?')}\n`;
+  return Buffer.from(
+    'HTTP/1.1 400 Bad Request\r\n' +
+      'content-type: text/plain; charset=utf-8\r\n' +
+      `content-length: ${Buffer.byteLength(body)}\r\n` +
+      'x-sidewall-rule: http:invalid-target\r\n' +
+      'connection: close\r\n\r\n' +
+      body,
+    'latin1',
+  );
+}

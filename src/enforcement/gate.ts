@@ -4,6 +4,7 @@ import type { CompiledPolicy, Decision, Direction } from '../policy/index.js';
 import type { WorkloadDirectory } from '../identity/workload-directory.js';
 import type { TunnelDetection } from '../tunnels/types.js';
 import { ConnectionFilter } from './connection-filter.js';
+import type { TargetOptions } from './request-target.js';
 import type { ConnectionFacts, FilterSink, ParseErrorAction, TunnelMode } from './types.js';
 
 export interface GateOptions {
@@ -11,6 +12,8 @@ export interface GateOptions {
   onParseError?: ParseErrorAction;
   /** Counts parser errors by protocol and code. */
   countParserError?: (protocol: string, code: string) => void;
+  /** How HTTP request targets are normalised for the rules (`http:` in the config). */
+  http?: TargetOptions;
 }
 
 export interface Admission {

@@ -1,6 +1,6 @@
 // The L7 facts of an HTTP request for the rules. Headers become a record only when a rule asks
 // for them (a `headers:` matcher): most requests are decided on method, path and host alone.
-import type { FlowFacts, L7Facts } from '../policy/index.js';
+import type { CompiledPolicy, Decision, FlowFacts, L7Facts } from '../policy/index.js';
 import type { HeaderList } from '../protocols/types.js';
 import type { ConnectionFacts } from './types.js';
 
@@ -32,4 +32,17 @@ export class HttpRequestFacts {
     }
     return this.record;
   }
+}
+
+/** The rule id of requests refused before any rule: their target or host could be read two ways. */
+export const INVALID_TARGET_RULE = 'http:invalid-target';
+
+/**
+ * A request whose target or host servers could read differently (request-target.ts) is refused
+ * under `protect`; `monitor` and `learn` record that it would be and let it pass.
+ */
+export function invalidTargetDecision(policy: CompiledPolicy): Decision {
+  return policy.mode === 'protect'
+    ? { action: 'deny', verdict: 'denied', ruleId: INVALID_TARGET_RULE, policy: policy.hash, log: true, tier: 'default' }
+    : { action: 'allow', verdict: 'would-deny', ruleId: INVALID_TARGET_RULE, policy: policy.hash, log: true, tier: 'default' };
 }

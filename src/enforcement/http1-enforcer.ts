@@ -5,8 +5,9 @@
 // after a denied one are not answered, as with any `connection: close`).
 import type { Decision } from '../policy/index.js';
 import type { Http1RequestEvent, ProtocolEvent } from '../protocols/types.js';
-import { HttpRequestFacts, requestFacts } from './http-facts.js';
-import { http1Forbidden } from './deny-responses.js';
+import { HttpRequestFacts, invalidTargetDecision, requestFacts } from './http-facts.js';
+import { http1BadRequest, http1Forbidden } from './deny-responses.js';
+import { normalizeRequestTarget } from './request-target.js';
 import type { EnforcerDeps, ProtocolEnforcer } from './enforcers.js';
 import { Http2Enforcer } from './http2-enforcer.js';
 
@@ -15,6 +16,8 @@ interface OpenRequest {
   decision: Decision;
   startedAt: number;
   answered: boolean;
+  /** Refused before any rule (a target or host read two ways): answered 400, not 403. */
+  badRequest?: true;
 }
 
 export class Http1Enforcer implements ProtocolEnforcer {
@@ -39,6 +42,8 @@ export class Http1Enforcer implements ProtocolEnforcer {
   }
   private readonly open = new Map<number, OpenRequest>();
   private denial: OpenRequest | null = null;
+  /** The response being read is a 1xx: its end does not end the exchange. */
+  private interimResponse = false;
   /** Where the current body of each side starts and how much of it tunnel detection still wants. */
   private readonly body = { client: { from: 0, left: 0 }, server: { from: 0, left: 0 } };
 
@@ -65,7 +70,19 @@ export class Http1Enforcer implements ProtocolEnforcer {
             if (finding !== null && this.deps.filter.reportTunnel(finding)) return;
             if (ev.body.kind !== 'none') this.body.server = { from: ev.end, left: tunnels.payloadBudget };
           }
-          const req = ev.requestId === null ? undefined : this.open.get(ev.requestId);
+          if (ev.requestId === null) {
+            // A response nobody asked for: the server ran bytes we passed as a body (a GET body
+            // it ignored, say) as a request we never decided. The parser refuses the stream (the
+            // response does not reach the client); this says why.
+            this.deps.sink.alert({ kind: 'http-desync', evidence: `HTTP ${ev.status} response with no request outstanding`, confidence: 1 }, true);
+            return;
+          }
+          const req = this.open.get(ev.requestId);
+          this.interimResponse = ev.interim;
+          if (req !== undefined && ev.interim) {
+            // 100 Continue, 103 Early Hints: part of the exchange, listed in its record.
+            ((req.l7.informational ??= []) as number[]).push(ev.status);
+          }
           if (req !== undefined && !ev.interim && !req.answered) {
             req.answered = true;
             req.l7.status = ev.status;
@@ -74,7 +91,8 @@ export class Http1Enforcer implements ProtocolEnforcer {
           break;
         }
         case 'http.response-end':
-          if (ev.requestId !== null) this.open.delete(ev.requestId);
+          if (ev.requestId !== null && !this.interimResponse) this.open.delete(ev.requestId);
+          this.interimResponse = false;
           if (this.denial !== null && this.open.size === 0) this.answerDenial();
           break;
         case 'http.switch':
@@ -103,12 +121,26 @@ export class Http1Enforcer implements ProtocolEnforcer {
       if (finding !== null && this.deps.filter.reportTunnel(finding)) return;
       if (ev.body.kind !== 'none') this.body.client = { from: ev.end, left: ctx.tunnels.payloadBudget };
     }
-    const http = new HttpRequestFacts(ev.method, ev.path, ev.host ?? undefined, ev.headers);
-    const decision = ctx.policy().decide(requestFacts(ctx.facts, 'http', { http }));
     const l7: Record<string, unknown> = { method: ev.method, path: ev.path };
     if (ev.host !== null) l7.host = ev.host;
     if (ev.upgrade !== null) l7.upgrade = ev.upgrade;
+    // The Host field, or absent: an absolute-form target's authority is checked against it there.
+    const hostField = ev.headers.find(([name]) => name === 'host')?.[1];
+    const target = normalizeRequestTarget(ev.method, ev.path, hostField, ctx.http);
+    let decision: Decision;
+    let badRequest = false;
+    if (target.ok) {
+      if (target.path !== ev.path) l7.normalizedPath = target.path;
+      if (target.host !== undefined) l7.host = target.host;
+      const http = new HttpRequestFacts(ev.method, target.path, target.host, ev.headers);
+      decision = ctx.policy().decide(requestFacts(ctx.facts, 'http', { http }));
+    } else {
+      l7.refused = target.reason;
+      decision = invalidTargetDecision(ctx.policy());
+      badRequest = decision.action === 'deny';
+    }
     const req: OpenRequest = { l7, decision, startedAt: performance.now(), answered: false };
+    if (badRequest) req.badRequest = true;
     if (decision.action === 'allow') {
       this.open.set(ev.id, req);
       this.clientFrontier = Number.POSITIVE_INFINITY; // until its request-end
@@ -123,11 +155,11 @@ export class Http1Enforcer implements ProtocolEnforcer {
     const req = this.denial;
     if (req === null || req.answered) return;
     req.answered = true;
-    req.l7.status = 403;
+    req.l7.status = req.badRequest === true ? 400 : 403;
     const { sink, filter } = this.deps;
     filter.decision = req.decision; // the connection ends because of this request's rule
     filter.ended('denied');
-    sink.toClient(http1Forbidden(req.decision.ruleId));
+    sink.toClient(req.badRequest === true ? http1BadRequest(String(req.l7.refused)) : http1Forbidden(req.decision.ruleId));
     this.report(req);
     sink.close('fin', 'denied');
   }

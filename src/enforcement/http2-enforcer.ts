@@ -25,7 +25,8 @@ import { buildForbiddenResponse, buildGrpcTrailersOnly, buildHeadersFrames, buil
 import { reencodeHeaderBlock } from '../protocols/http2/hpack-encoder.js';
 import type { Http2HeadersEvent, ProtocolEvent } from '../protocols/types.js';
 import type { EnforcerDeps, ProtocolEnforcer } from './enforcers.js';
-import { HttpRequestFacts, requestFacts } from './http-facts.js';
+import { HttpRequestFacts, invalidTargetDecision, requestFacts } from './http-facts.js';
+import { normalizeRequestTarget } from './request-target.js';
 import { UnitRouter } from './unit-router.js';
 
 interface StreamState {
@@ -157,17 +158,23 @@ export class Http2Enforcer implements ProtocolEnforcer {
 
   private onRequest(ev: Http2HeadersEvent): void {
     const { ctx } = this.deps;
-    const http = new HttpRequestFacts(ev.method ?? '', ev.path ?? '', ev.authority ?? undefined, ev.headers);
+    // The same target normalisation as HTTP/1 (request-target.ts): rules see the path servers resolve.
+    const method = ev.method ?? '';
+    const hostField = ev.authority ?? ev.headers.find(([name]) => name === 'host')?.[1];
+    const target = normalizeRequestTarget(method, method === 'CONNECT' ? (ev.authority ?? '') : (ev.path ?? ''), hostField, ctx.http);
+    const http = new HttpRequestFacts(method, target.ok ? target.path : (ev.path ?? ''), target.ok ? target.host : undefined, ev.headers);
     const protocol = ev.grpc !== null ? 'grpc' : 'http2';
-    const l7: Record<string, unknown> = { method: http.method, path: http.path };
+    const l7: Record<string, unknown> = { method: http.method, path: ev.path ?? '' };
     if (ev.authority !== null) l7.authority = ev.authority;
+    if (target.ok && target.path !== ev.path && method !== 'CONNECT') l7.normalizedPath = target.path;
+    if (!target.ok) l7.refused = target.reason;
     if (ev.grpc !== null) {
       l7.service = ev.grpc.service;
       l7.grpcMethod = ev.grpc.method;
     }
     const facts = ev.grpc !== null ? { http, grpc: { service: ev.grpc.service, method: ev.grpc.method } } : { http };
     const policy = ctx.policy();
-    const decision = ev.ambiguous !== null ? ambiguousDecision(policy.mode, policy.hash) : policy.decide(requestFacts(ctx.facts, protocol, facts));
+    const decision = ev.ambiguous !== null ? ambiguousDecision(policy.mode, policy.hash) : !target.ok ? invalidTargetDecision(policy) : policy.decide(requestFacts(ctx.facts, protocol, facts));
     if (ev.ambiguous !== null) l7.ambiguous = ev.ambiguous;
     const allowed = decision.action === 'allow';
     const state: StreamState = { decision, allowed, grpc: ev.grpc !== null, l7, startedAt: performance.now(), reported: false, clientEnded: ev.endStream, serverEnded: false };

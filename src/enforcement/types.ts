@@ -2,6 +2,7 @@
 // It knows nothing of sockets: the relay implements FilterSink.
 import type { CompiledPolicy, Decision, Direction, Endpoint } from '../policy/index.js';
 import type { DnsTunnelMonitor, TunnelFinding, TunnelInspector } from '../tunnels/types.js';
+import type { TargetOptions } from './request-target.js';
 
 export interface FilterSink {
   /** Bytes for the server (released client bytes, or bytes we inject). */
@@ -55,6 +56,8 @@ export interface FilterContext {
   onParseError?: ParseErrorAction;
   /** Counts a parser error by protocol and code (the metrics). */
   countParserError?: (protocol: string, code: string) => void;
+  /** How HTTP request targets are normalised for the rules (`http:` in the config); default: reject escaped slashes. */
+  http?: TargetOptions;
 }
 
 export type ParseErrorAction = 'pass' | 'reset';

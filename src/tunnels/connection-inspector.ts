@@ -182,4 +182,5 @@ const KIND_BITS: Readonly<Record<TunnelFinding['kind'], number>> = {
   'http-upgrade': 8,
   'http-carrier': 16,
   'dns-tunnel': 32,
+  'http-desync': 64,
 };

@@ -10,7 +10,8 @@ export type TunnelKind =
   | 'http-connect' // an HTTP CONNECT request
   | 'http-upgrade' // an Upgrade to something the rules do not expect
   | 'http-carrier' // HTTP used as a carrier for opaque streams (httptunnel and the like)
-  | 'dns-tunnel'; // data smuggled in DNS names or answers (iodine, dnscat2 and the like)
+  | 'dns-tunnel' // data smuggled in DNS names or answers (iodine, dnscat2 and the like)
+  | 'http-desync'; // an HTTP/1 response with no request outstanding: the server ran bytes we passed as a body
 
 export interface TunnelFinding {
   kind: TunnelKind;

@@ -97,6 +97,67 @@ describe('HTTP/1 enforcement', () => {
   });
 });
 
+describe('HTTP/1 exchanges and refusals', () => {
+  it('records a request answered 100 Continue then 200, listing the 1xx', () => {
+    const sink = new RecordingSink();
+    const filter = newFilter(sink);
+    filter.clientData(Buffer.from('POST /public/up HTTP/1.1\r\nhost: peer\r\nexpect: 100-continue\r\ncontent-length: 2\r\n\r\n'));
+    filter.serverData(Buffer.from('HTTP/1.1 100 Continue\r\n\r\n'));
+    filter.clientData(Buffer.from('ok'));
+    filter.serverData(Buffer.from(res('done')));
+    filter.clientData(Buffer.from(req('/public/next')));
+    filter.serverData(Buffer.from(res('two')));
+    expect(sink.outcomes.map((o) => [o.l7.path, o.l7.status, o.l7.informational])).toEqual([
+      ['/public/up', 200, [100]],
+      ['/public/next', 200, undefined],
+    ]);
+  });
+
+  it.each([
+    ['an escaped slash', 'GET /public/..%2fadmin HTTP/1.1\r\nhost: peer\r\n\r\n'],
+    ['an absolute-form target naming another host', 'GET http://secret.example/public/x HTTP/1.1\r\nhost: peer\r\n\r\n'],
+    ['a backslash', 'GET /public\\..\\admin HTTP/1.1\r\nhost: peer\r\n\r\n'],
+  ])('answers 400 to %s, forwards nothing and records the refusal', (_name, request) => {
+    const sink = new RecordingSink();
+    const filter = newFilter(sink);
+    filter.clientData(Buffer.from(request, 'latin1'));
+    expect(sink.server).toEqual([]);
+    expect(Buffer.concat(sink.client).toString()).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
+    expect(sink.outcomes).toMatchObject([{ l7: { status: 400 }, decision: { ruleId: 'http:invalid-target', verdict: 'denied' } }]);
+    expect(sink.closed).toBe('fin:denied');
+  });
+
+  it('decides on the normalised path: a dot segment cannot climb out of an allowed prefix', () => {
+    const sink = new RecordingSink();
+    const filter = newFilter(sink);
+    filter.clientData(Buffer.from(req('/public/%2e%2e/admin')));
+    expect(sink.server).toEqual([]);
+    expect(sink.outcomes).toMatchObject([{ l7: { status: 403, normalizedPath: '/admin' }, decision: { verdict: 'denied' } }]);
+  });
+
+  it('closes on a response with no request outstanding, raises an alert and keeps that response from the client', () => {
+    const sink = new RecordingSink();
+    const filter = newFilter(sink);
+    filter.clientData(Buffer.from(req('/public/a')));
+    filter.serverData(Buffer.from(res('one') + res('smuggled-answer')));
+    const toClient = Buffer.concat(sink.client).toString();
+    expect(toClient).toBe(res('one'));
+    expect(sink.alerts.map((a) => a.kind)).toEqual(['http-desync']);
+    expect(sink.closed).toMatch(/^reset:parser-error:ERR_PROTOCOL_VIOLATION/);
+  });
+
+  it('closes when a 101 answers a request that asked for no upgrade', () => {
+    const sink = new RecordingSink();
+    const filter = newFilter(sink);
+    filter.clientData(Buffer.from(req('/public/a')));
+    filter.serverData(Buffer.from('HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\nraw'));
+    expect(Buffer.concat(sink.client).toString()).toBe('');
+    expect(sink.closed).toMatch(/^reset:parser-error:ERR_PROTOCOL_VIOLATION/);
+    filter.clientData(Buffer.from('anything'));
+    expect(Buffer.concat(sink.server).toString()).toBe(req('/public/a'));
+  });
+});
+
 describe('HTTP/2 after an h2c upgrade', () => {
   it('keeps per-stream verdicts on the upgraded connection', () => {
     const sink = new RecordingSink();
