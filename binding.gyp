@@ -9,6 +9,12 @@
       "target_name": "socket_mark",
       "sources": ["native/socket-mark.c"],
       "cflags": ["-O2", "-Wall"]
+    },
+    {
+      "target_name": "nfqueue",
+      "sources": ["native/nfqueue.c"],
+      "cflags": ["-O2", "-Wall"],
+      "libraries": ["-lnetfilter_queue", "-lnfnetlink"]
     }
   ]
 }

@@ -12,6 +12,11 @@
 //   grpc; 'http2' matches http2 and grpc; 'grpc' matches grpc, and http2 flows whose L7 facts
 //   carry a grpc call. An L7 block only matches when the flow carries that block's L7 facts.
 // - A flow without a protocol (not yet detected) matches only rules without protocol/L7.
+// - Non-TCP flows (decideDatagram): a rule with `protocol: udp` or `icmp` applies only to them,
+//   never to connections. A non-TCP flow is matched by the rules naming its protocol and by the
+//   deny and pass rules that name no protocol (a blanket deny of a peer covers every protocol);
+//   an allow rule without a protocol was written for connections and does not open UDP or ICMP.
+//   No match: denied ('default:non-tcp'), whatever defaultAction says (PRODUCT.md "Rules").
 //
 // Cost: rules are compiled to integer port ranges, CIDR words, Sets and one RegExp per glob
 // list. Each tier keeps, per (direction, destination port), the list of rules whose direction
@@ -23,8 +28,8 @@
 import { createHash } from 'node:crypto';
 import { IPV4, IPV6, parseCidr, parseIp, type Cidr, type IpFamily } from './ip.js';
 import { compileGlobs, globMatches, normalizeHost, normalizeName, normalizePath, type GlobMatcher } from './glob.js';
-import { validateRuleList, type NormalizedRule } from './schema.js';
-import type { CompiledPolicy, Decision, Direction, Endpoint, FlowFacts, L7Facts, Mode, RuleIssue, Tier } from './types.js';
+import { DATAGRAM_PROTOCOLS, NON_TCP_DEFAULT_ID, validateRuleList, type NormalizedRule } from './schema.js';
+import type { CompiledPolicy, DatagramFacts, Decision, Direction, Endpoint, FlowFacts, L7Facts, Mode, RuleIssue, Tier } from './types.js';
 
 const DIRECTION_BIT: Record<Direction, number> = { ingress: 1, egress: 2, intra: 4 };
 const DIRECTION_INDEX: Record<Direction, number> = { ingress: 0, egress: 1, intra: 2 };
@@ -64,6 +69,8 @@ interface CompiledRule {
   /** Every peer is CIDRs only: the peer address alone decides whether the peer matcher passes. */
   readonly cidrOnly: boolean;
   readonly protocol: string | null;
+  /** protocol is udp or icmp: the rule is for the non-TCP guard only. */
+  readonly datagram: boolean;
   readonly l7: CompiledL7 | null;
   /** The decision this rule yields (null for pass); shared and frozen. */
   readonly decision: Decision | null;
@@ -134,7 +141,9 @@ function compileRule(rule: NormalizedRule, tier: Tier, mode: Mode, hash: string)
   }
   const decision = rule.action === 'pass' ? null : makeDecision(rule.action, rule.id, hash, rule.log, tier, mode);
   const cidrOnly = peers !== null && peers.every((p) => p.hasCidr && p.namespaces === null && p.labels === null && p.serviceAccounts === null);
-  return { id: rule.id, action: rule.action, directionMask, ports, peers, cidrOnly, protocol: rule.protocol ?? null, l7, decision };
+  const protocol = rule.protocol ?? null;
+  const datagram = protocol !== null && DATAGRAM_PROTOCOLS.includes(protocol);
+  return { id: rule.id, action: rule.action, directionMask, ports, peers, cidrOnly, protocol, datagram, l7, decision };
 }
 
 function makeDecision(action: 'allow' | 'deny', ruleId: string, hash: string, log: boolean, tier: Tier | 'default', mode: Mode): Decision {
@@ -344,7 +353,8 @@ class TierIndex {
   private readonly cache = new Map<number, Uint32Array>();
   private readonly peerCache = new Map<string, Uint32Array>();
   readonly hasCidrOnly: boolean;
-  constructor(readonly rules: readonly CompiledRule[]) {
+  /** A connection index leaves out the udp/icmp rules (they never decide a TCP connection). */
+  constructor(readonly rules: readonly CompiledRule[], private readonly skipDatagram = true) {
     this.hasCidrOnly = rules.some((r) => r.cidrOnly);
   }
 
@@ -375,6 +385,7 @@ class TierIndex {
     for (let i = 0; i < this.rules.length; i++) {
       const rule = this.rules[i]!;
       if ((rule.directionMask & bit) === 0) continue;
+      if (this.skipDatagram && rule.datagram) continue;
       if (rule.ports !== null && !portIn(rule.ports, port)) continue;
       found.push(i);
     }
@@ -409,6 +420,9 @@ class Policy implements CompiledPolicy {
   private readonly cluster: TierIndex;
   private readonly workload: TierIndex;
   private readonly defaultDecision: Decision;
+  private readonly datagramDefault: Decision;
+  /** Per non-TCP protocol ('udp', 'icmp', 'other'): the rules of each tier that apply to it. */
+  private readonly datagramTiers = new Map<string, [TierIndex, TierIndex]>();
   private readonly evaluation = new Evaluation();
 
   constructor(
@@ -422,6 +436,20 @@ class Policy implements CompiledPolicy {
     this.workload = new TierIndex(workloadRules.map((r) => compileRule(r, 'workload', mode, hash)));
     this.ruleCount = clusterRules.length + workloadRules.length;
     this.defaultDecision = makeDecision(defaultAction, 'default', hash, false, 'default', mode);
+    this.datagramDefault = makeDecision('deny', NON_TCP_DEFAULT_ID, hash, false, 'default', mode);
+  }
+
+  decideDatagram(facts: DatagramFacts): Decision {
+    const key = facts.protocol === 'udp' || facts.protocol === 'icmp' ? facts.protocol : 'other';
+    let tiers = this.datagramTiers.get(key);
+    if (tiers === undefined) {
+      const applies = (r: CompiledRule): boolean => r.protocol === key || (r.protocol === null && r.l7 === null && r.action !== 'allow');
+      tiers = [new TierIndex(this.cluster.rules.filter(applies), false), new TierIndex(this.workload.rules.filter(applies), false)];
+      this.datagramTiers.set(key, tiers);
+    }
+    const ev = this.evaluation;
+    ev.reset(facts);
+    return scanDatagram(tiers[0], facts.direction, facts.dst.port, ev) ?? scanDatagram(tiers[1], facts.direction, facts.dst.port, ev) ?? this.datagramDefault;
   }
 
   decide(facts: FlowFacts): Decision {
@@ -473,6 +501,18 @@ function scanTier(tier: TierIndex, direction: Direction, port: number, ev: Evalu
     }
     // A cluster 'pass' ends the cluster tier without a decision.
     return rule.decision;
+  }
+  return NO_DECISION;
+}
+
+/** A tier's first matching rule for a non-TCP flow (the index holds only rules that apply). */
+function scanDatagram(tier: TierIndex, direction: Direction, port: number, ev: Evaluation): Decision | null {
+  const candidates = tier.candidates(direction, port);
+  const rules = tier.rules;
+  for (let c = 0; c < candidates.length; c++) {
+    const rule = rules[candidates[c]!]!;
+    if (rule.peers !== null && !anyPeerMatches(rule.peers, ev)) continue;
+    return rule.decision; // null for a cluster 'pass': on to the workload tier
   }
   return NO_DECISION;
 }

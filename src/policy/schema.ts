@@ -10,7 +10,8 @@
 //   peer: {cidr, namespace, labels, serviceAccount} or a list of such (any of them); inside one
 //         peer every given field must match; cidr/namespace/serviceAccount take a string or list
 //   ports: 80, "8000-8100", or a list of them (the destination port)
-//   protocol: one of RULE_PROTOCOLS
+//   protocol: one of RULE_PROTOCOLS (connections), or udp / icmp (DATAGRAM_PROTOCOLS: the
+//         non-TCP guard's flows; such a rule takes direction, peer and, for udp, ports; never L7)
 //   at most one L7 block: http {methods, paths, hosts, headers}, grpc {services, methods},
 //         tls {sni, alpn}, dns {names, types}; without `protocol` the block implies it.
 
@@ -36,6 +37,16 @@ export const RULE_PROTOCOLS: readonly string[] = [
   'tcp', 'http', 'http2', 'grpc', 'tls', 'dns', 'ssh', 'redis', 'postgres', 'mysql',
   'smtp', 'ftp', 'pop3', 'imap',
 ];
+
+/**
+ * Rule protocols that are not TCP: decided per flow from the first packet (the non-TCP guard).
+ * They are not stream protocols, so they are kept apart from PROTOCOLS (which the `ports:`
+ * setting also uses).
+ */
+export const DATAGRAM_PROTOCOLS: readonly string[] = ['udp', 'icmp'];
+
+/** ruleId of the decision for non-TCP traffic no rule matched: always deny (PRODUCT.md "Rules"). */
+export const NON_TCP_DEFAULT_ID = 'default:non-tcp';
 
 export type L7Kind = 'http' | 'grpc' | 'tls' | 'dns';
 export const L7_KINDS: readonly L7Kind[] = ['http', 'grpc', 'tls', 'dns'];
@@ -396,6 +407,7 @@ function validateRule(sink: IssueSink, value: unknown, tier: Tier): NormalizedRu
   if (value.id === undefined) sink.add('id', 'is required (a unique name, reported as ruleId in flow records)');
   else if (typeof value.id !== 'string') sink.add('id', `must be a string, not ${describeValue(value.id)}`);
   else if (value.id === 'default') sink.add('id', "'default' is reserved for the defaultAction; choose another id");
+  else if (value.id === NON_TCP_DEFAULT_ID) sink.add('id', `'${NON_TCP_DEFAULT_ID}' is reserved for non-TCP traffic no rule allows; choose another id`);
   else if (!ID_PATTERN.test(value.id)) sink.add('id', `'${value.id}' is not a valid id (1–128 letters, digits and . _ : / @ -, starting with a letter or digit)`);
   else id = value.id;
 
@@ -440,13 +452,18 @@ function validateRule(sink: IssueSink, value: unknown, tier: Tier): NormalizedRu
   }
   let protocol: string | undefined;
   if (value.protocol !== undefined) {
-    if (typeof value.protocol !== 'string' || !RULE_PROTOCOLS.includes(value.protocol.toLowerCase())) {
+    const datagram = typeof value.protocol === 'string' && DATAGRAM_PROTOCOLS.includes(value.protocol.toLowerCase());
+    if (!datagram && (typeof value.protocol !== 'string' || !RULE_PROTOCOLS.includes(value.protocol.toLowerCase()))) {
       const named = typeof value.protocol === 'string' ? `'${value.protocol}'` : describeValue(value.protocol);
       const undetected = typeof value.protocol === 'string' && PROTOCOLS.includes(value.protocol.toLowerCase());
+      const known = [...RULE_PROTOCOLS, ...DATAGRAM_PROTOCOLS].join(', ');
       sink.add('protocol', undetected
         ? `${named} is not detected by the sidecar, so this rule would never match; use protocol: tcp with the port instead (detected: ${RULE_PROTOCOLS.join(', ')})`
-        : `${named} is not a known protocol (${RULE_PROTOCOLS.join(', ')})`);
+        : `${named} is not a known protocol (${known})`);
     } else protocol = value.protocol.toLowerCase();
+  }
+  if (protocol === 'icmp' && value.ports !== undefined) {
+    sink.add('ports', 'ICMP has no ports; leave ports out and match ICMP by peer and direction');
   }
   const blocks = L7_KINDS.filter((k) => value[k] !== undefined);
   if (blocks.length > 1) {

@@ -35,6 +35,17 @@ export interface FlowFacts {
   l7?: L7Facts;
 }
 
+/**
+ * A non-TCP flow, seen at its first packet (the non-TCP guard). `protocol` is 'udp', 'icmp'
+ * (ICMP or ICMPv6) or 'ip-N' for any other IP protocol; ports are UDP's, 0 otherwise.
+ */
+export interface DatagramFacts {
+  direction: Direction;
+  src: Endpoint;
+  dst: Endpoint;
+  protocol: string;
+}
+
 export interface Decision {
   /** What enforcement does (monitor and learn: always 'allow'). */
   action: 'allow' | 'deny';
@@ -74,6 +85,12 @@ export interface CompiledPolicy {
    * they apply); then the default.
    */
   decideUndetected(facts: Omit<FlowFacts, 'protocol' | 'l7'>): Decision;
+  /**
+   * A non-TCP flow (UDP other than DNS, ICMP, any other IP protocol). Only rules naming that
+   * protocol (`protocol: udp` / `icmp`) and deny/pass rules naming no protocol apply; when none
+   * decides, the flow is denied (ruleId 'default:non-tcp'), whatever defaultAction says.
+   */
+  decideDatagram(facts: DatagramFacts): Decision;
 }
 
 export interface RuleIssue {
