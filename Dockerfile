@@ -11,7 +11,7 @@ FROM ${BASE} AS build
 # Compilers for the native addon (binding.gyp); node-gyp takes Node's headers from the base
 # instead of downloading them.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends g++ make python3 \
+ && apt-get install -y --no-install-recommends g++ make python3 libnetfilter-queue-dev \
  && rm -rf /var/lib/apt/lists/*
 ENV npm_config_nodedir=/usr/local
 WORKDIR /src

@@ -96,9 +96,11 @@ static void deliver(Queue *q) {
   napi_create_buffer_copy(env, q->batch_len, q->batch, &dst, &buffer);
   q->batch_len = 0;
   napi_get_reference_value(env, q->callback, &cb);
-  napi_get_undefined(env, &recv);
+  napi_get_global(env, &recv); // napi_make_callback wants an object as `this`
   napi_status st = napi_make_callback(env, q->async, recv, cb, 1, &buffer, &result);
-  if (st == napi_pending_exception) {
+  bool pending = false;
+  napi_is_exception_pending(env, &pending);
+  if (st == napi_pending_exception || pending) {
     napi_value err;
     napi_get_and_clear_last_exception(env, &err);
     napi_fatal_exception(env, err);

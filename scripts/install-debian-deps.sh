@@ -11,7 +11,8 @@ set_name=tests
 case $set_name in
   tests) packages=(iptables nftables iproute2 util-linux procps curl socat netcat-openbsd openssl make g++ python3 libcap2-bin
     nghttp2-client dnsutils nginx-light haproxy wrk
-    openssh-server openssh-client tinyproxy corkscrew httptunnel iodine) ;;
+    openssh-server openssh-client tinyproxy corkscrew httptunnel iodine
+    libnetfilter-queue1 libnetfilter-queue-dev iputils-ping) ;;
   image) packages=(mmdebstrap buildah podman runc binutils openssl libcap2-bin) ;;
   *) echo "install-debian-deps.sh: unknown set '$set_name' (tests, image)" >&2; exit 2 ;;
 esac
@@ -21,10 +22,18 @@ declare -A probe=([iptables]=iptables-restore [nftables]=nft [iproute2]=ip [util
   [curl]=curl [socat]=socat [netcat-openbsd]=nc [openssl]=openssl [make]=make [g++]=g++ [python3]=python3 [libcap2-bin]=setcap
   [nghttp2-client]=h2load [dnsutils]=dig [nginx-light]=nginx [haproxy]=haproxy [wrk]=wrk
   [openssh-server]=sshd [openssh-client]=ssh [tinyproxy]=tinyproxy [corkscrew]=corkscrew [httptunnel]=hts [iodine]=iodined
-  [mmdebstrap]=mmdebstrap [buildah]=buildah [podman]=podman [runc]=runc [binutils]=strip)
+  [mmdebstrap]=mmdebstrap [buildah]=buildah [podman]=podman [runc]=runc [binutils]=strip
+  [libnetfilter-queue1]=/usr/lib/x86_64-linux-gnu/libnetfilter_queue.so.1 [libnetfilter-queue-dev]=/usr/include/libnetfilter_queue/libnetfilter_queue.h
+  [iputils-ping]=ping)
 missing=()
 for p in "${packages[@]}"; do
-  command -v "${probe[$p]}" >/dev/null 2>&1 || [ -x "/usr/sbin/${probe[$p]}" ] || missing+=("$p")
+  # A probe is a command, or (libraries, headers) an absolute path; libraries are looked up by dpkg
+  # so any architecture's multiarch folder counts.
+  case "${probe[$p]}" in
+    /usr/lib/*) dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p") ;;
+    /*) [ -e "${probe[$p]}" ] || missing+=("$p") ;;
+    *) command -v "${probe[$p]}" >/dev/null 2>&1 || [ -x "/usr/sbin/${probe[$p]}" ] || missing+=("$p") ;;
+  esac
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then

@@ -4,12 +4,15 @@ import { parseArgs } from 'node:util';
 import { applyPlan, IptablesError, plan, planWithoutReading, resolveBackend, type InitRequest } from '../iptables/apply.js';
 import type { Backend } from '../iptables/backend.js';
 import { DEFAULT_PROXY_MARK, type IpFamily } from '../iptables/rules.js';
+import { DEFAULT_SEAL_QUEUE } from '../iptables/seal-rules.js';
 import { parseCidrList, parseId, parseMark, parsePort, parsePortList, UsageError } from './flags.js';
 
 const HELP = `usage: sidewall init [flags]
 
-Redirects the pod's TCP traffic to the sidecar with iptables-restore (one atomic transaction per
-IP family, nat and filter tables, in chains named SIDEWALL_*). Idempotent.
+Redirects the pod's TCP traffic to the sidecar, and queues the first packet of every other flow
+(UDP other than DNS, ICMP, other IP protocols) to it over NFQUEUE, with iptables-restore (one
+atomic transaction per IP family, nat, mangle and filter tables, in chains named SIDEWALL_*).
+Idempotent.
 
 The proxy is recognised by its socket mark AND its uid: only sockets marked --proxy-mark (which
 needs CAP_NET_ADMIN, never granted to app containers) and owned by --proxy-uid leave unredirected,
@@ -28,6 +31,10 @@ that merely runs as uid/gid 1337 is redirected and policed like any app.
   --exclude-inbound-ports LIST  comma-separated ports reaching the pod directly
   --exclude-outbound-ports LIST comma-separated destination ports leaving directly
   --exclude-outbound-cidrs LIST comma-separated CIDRs (IPv4 or IPv6) leaving directly
+  --nfqueue N                   NFQUEUE number of the non-TCP guard (default 1337; the proxy's
+                                proxy.nfqueue must match)
+  --non-tcp queue|allow         queue (default): non-TCP flows are decided by the sidecar, and
+                                dropped while it is not running; allow: not policed at all (unsafe)
   --backend auto|nft|legacy     netfilter back end (default auto: the one the node uses)
   --ipv6 auto|on|off            also write ip6tables (default auto: when the kernel has IPv6)
   --dry-run                     print the iptables-restore input instead of applying it
@@ -45,6 +52,8 @@ function parse(args: string[]): { request: InitRequest; dryRun: boolean } | 'hel
       'outbound-port': { type: 'string' },
       'admin-port': { type: 'string' },
       'dns-port': { type: 'string' },
+      nfqueue: { type: 'string' },
+      'non-tcp': { type: 'string', default: 'queue' },
       'redirect-dns': { type: 'boolean', default: false },
       'exclude-inbound-ports': { type: 'string' },
       'exclude-outbound-ports': { type: 'string' },
@@ -62,6 +71,8 @@ function parse(args: string[]): { request: InitRequest; dryRun: boolean } | 'hel
   if (!['auto', 'nft', 'legacy'].includes(backend)) throw new UsageError(`--backend: '${backend}' is not auto, nft or legacy`);
   const ipv6 = values.ipv6 as string;
   if (!['auto', 'on', 'off'].includes(ipv6)) throw new UsageError(`--ipv6: '${ipv6}' is not auto, on or off`);
+  const nonTcp = values['non-tcp'] as string;
+  if (nonTcp !== 'queue' && nonTcp !== 'allow') throw new UsageError(`--non-tcp: '${nonTcp}' is not queue or allow`);
   const families: IpFamily[] = [4];
   if (ipv6 === 'on' || (ipv6 === 'auto' && existsSync('/proc/net/if_inet6'))) families.push(6);
   const port = (flag: string, fallback: number): number => {
@@ -74,6 +85,7 @@ function parse(args: string[]): { request: InitRequest; dryRun: boolean } | 'hel
       backend: backend as Backend | 'auto',
       families,
       cleanup: values.cleanup === true,
+      seal: { queue: nonTcp === 'allow' ? null : parseQueue(values.nfqueue) },
       options: {
         proxyUid: parseId('--proxy-uid', values['proxy-uid'], 1337),
         proxyGid: parseId('--proxy-gid', values['proxy-gid'], 1337),
@@ -89,6 +101,12 @@ function parse(args: string[]): { request: InitRequest; dryRun: boolean } | 'hel
       },
     },
   };
+}
+
+function parseQueue(text: string | undefined): number {
+  const n = parseId('--nfqueue', text, DEFAULT_SEAL_QUEUE);
+  if (n > 65535) throw new UsageError(`--nfqueue: ${n} is not a queue number (0-65535)`);
+  return n;
 }
 
 export async function run(args: string[]): Promise<number> {

@@ -22,6 +22,7 @@ import { markLibraryDials } from '../net/socket-mark.js';
 import { setReadBufferBytes } from '../net/connection.js';
 import { deriveMemoryLimits, readCgroupMemoryLimit } from '../net/memory-limits.js';
 import { alertRecord, connectionRecord, requestRecord } from '../sidecar/records.js';
+import { NonTcpGuard } from '../sidecar/non-tcp-guard.js';
 import { createTunnelDetection } from '../tunnels/index.js';
 import { Learner } from '../learn/learner.js';
 
@@ -229,11 +230,32 @@ export async function run(args: string[]): Promise<number> {
         });
   if (dns === undefined) log.warn('no nameserver in /etc/resolv.conf and no SIDEWALL_DNS_RESOLVER: the DNS listener (UDP) is off');
 
+  // Non-TCP traffic (UDP other than DNS, ICMP, other IP protocols): the first packet of each flow
+  // comes over NFQUEUE (needs CAP_NET_ADMIN in the pod's network namespace). Unbound, the kernel
+  // drops that traffic, and the sidecar stays unready saying why.
+  const nonTcp = new NonTcpGuard({
+    queue: tunables.nfqueue,
+    maxLen: tunables.nfqueueMaxLen,
+    policy,
+    isLocal: (ip) => proxy.isLocal(ip),
+    identify: (ip) => workloads.lookup(ip),
+    nextFlowId: () => proxy.nextFlowId(),
+    emit: (draft) => flows.emit(draft),
+    log,
+  });
+  store.on('reload', () => nonTcp.onPolicyChange());
+
   let ready = false;
   // Why the sidecar is not ready (shown in /ready's JSON and logged): it does not own its listeners.
   let notReady: string | undefined = 'starting';
   const admin = new AdminServer({
-    readiness: () => ({ ready, detail: { ...(notReady !== undefined && !ready ? { reason: notReady } : {}), activeConnections: proxy.activeConnections, policy: store.current().hash, mode: store.current().mode, ...(identity ? { identity: identity.status() } : {}) } }),
+    readiness: () => {
+      const guard = nonTcp.status();
+      const isReady = ready && guard.bound;
+      // Not ready: the listeners are not ours yet, or the non-TCP guard has no queue.
+      const reason = notReady ?? (guard.bound ? undefined : guard.reason);
+      return { ready: isReady, detail: { ...(reason !== undefined && !isReady ? { reason } : {}), activeConnections: proxy.activeConnections, policy: store.current().hash, mode: store.current().mode, nonTcp: guard, ...(identity ? { identity: identity.status() } : {}) } };
+    },
     metrics: metricsText,
     connections: () =>
       [...proxy.openConnections()].map((conn) => {
@@ -252,6 +274,8 @@ export async function run(args: string[]): Promise<number> {
     // Without the admin port nobody could read why we are not ready: exit, and say it.
     return fail(`cannot listen on the admin port ${tunables.adminPort}: ${(err as Error).message}`);
   }
+  const guard = nonTcp.start();
+  if (!guard.bound) log.error({ queue: guard.queue, reason: guard.reason }, 'non-TCP guard not bound: the pod stays unready');
   if (admin.markError !== undefined) log.error({ err: admin.markError.message }, 'cannot mark the admin port: its connections are dropped by the pod\'s listener guard');
   // All listeners or none (ProxyServer and DnsUdpProxy close what they opened on a failure); until
   // then /ready answers 503 with the reason, and we try again: the port may be freed.
@@ -285,6 +309,7 @@ export async function run(args: string[]): Promise<number> {
       log.info({ signal, activeConnections: proxy.activeConnections }, 'draining');
       store.close();
       dns?.close();
+      nonTcp.close();
       identity?.close();
       void proxy
         .drain(tunables.drainTimeoutMs)

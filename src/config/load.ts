@@ -71,6 +71,10 @@ export interface ProxyTunables {
   dnsPort: number;
   /** SO_MARK of every socket the proxy opens; must equal `sidewall init --proxy-mark`. */
   socketMark: number;
+  /** NFQUEUE number of the non-TCP guard; must match `sidewall init --nfqueue`. */
+  nfqueue: number;
+  /** Packets the kernel keeps waiting for the guard's verdict; beyond that it drops them (fails closed). */
+  nfqueueMaxLen: number;
 }
 
 /** Learning mode (issue 9): where the learned model is kept, and its memory limits. */
@@ -140,6 +144,8 @@ export const DEFAULT_PROXY: Readonly<ProxyTunables> = Object.freeze({
   adminPort: 15000,
   dnsPort: 15053,
   socketMark: 0x539,
+  nfqueue: 1337,
+  nfqueueMaxLen: 1024,
 });
 
 export class ConfigError extends Error {
@@ -370,12 +376,19 @@ export function parseConfig(data: unknown, file: string): SidecarConfig {
         if (value === undefined) continue;
         const isPort = key.endsWith('Port');
         const isBytes = key === 'memoryLimitBytes';
-        const max = isPort ? 65535 : isBytes ? Number.MAX_SAFE_INTEGER : 2_147_483_647; // setTimeout's limit
+        const isQueue = key === 'nfqueue';
+        const max = isPort || isQueue ? 65535 : isBytes ? Number.MAX_SAFE_INTEGER : 2_147_483_647; // setTimeout's limit
         const min = isBytes ? 0 : 1;
         if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
           problems.add(
             `proxy.${key}`,
-            isPort ? `must be a port (1–65535), not ${show(value)}` : isBytes ? `must be a whole number of bytes (0: the container's memory limit), e.g. 268435456 for 256 MiB, not ${show(value)}` : `must be a positive whole number${key.endsWith('Ms') ? ' of milliseconds' : ''} up to ${max}, not ${show(value)}`,
+            isPort
+              ? `must be a port (1–65535), not ${show(value)}`
+              : isQueue
+                ? `must be an NFQUEUE number (1–65535, as given to sidewall init --nfqueue), not ${show(value)}`
+                : isBytes
+                  ? `must be a whole number of bytes (0: the container's memory limit), e.g. 268435456 for 256 MiB, not ${show(value)}`
+                  : `must be a positive whole number${key.endsWith('Ms') ? ' of milliseconds' : ''} up to ${max}, not ${show(value)}`,
           );
         } else config.proxy[key] = value;
       }

@@ -66,6 +66,8 @@ export interface FlowRecordDraft {
    * 'connect-timeout', 'limit', 'loop', 'drain', or a parser error code. For an alert: why.
    */
   reason?: string;
+  /** Non-TCP flows leaving the pod: the uid owning the sending socket (from the queued packet). */
+  uid?: number;
   /** The workload identities in src/dst may be out of date (the identity controller was unreachable). */
   identityStale?: boolean;
   /** True on the periodic records of a connection that is still open; absent on the final one. */

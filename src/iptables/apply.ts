@@ -2,7 +2,8 @@
 // transaction per family (nat and filter tables together), touching only our chains and the jumps into them.
 import { spawnSync } from 'node:child_process';
 import { detectBackend, toolsFor, type Backend } from './backend.js';
-import { cleanupScript, emptyTables, installScript, parseSave, type CurrentTables, type IpFamily, type RedirectOptions } from './rules.js';
+import { cleanupScript, emptyTables, installScript, parseSave, type CurrentTables, type IpFamily, type RedirectOptions, type TableState } from './rules.js';
+import { parseTableSave, sealCleanupLines, sealScript, type SealOptions } from './seal-rules.js';
 
 export class IptablesError extends Error {
   readonly code = 'SIDEWALL_IPTABLES';
@@ -21,6 +22,8 @@ export interface FamilyPlan {
 
 export interface InitRequest {
   options: RedirectOptions;
+  /** The non-TCP guard (mangle and filter tables, seal-rules.ts). */
+  seal: SealOptions;
   backend: Backend | 'auto';
   families: IpFamily[];
   cleanup: boolean;
@@ -40,23 +43,34 @@ export function resolveBackend(requested: Backend | 'auto'): Backend {
   return requested === 'auto' ? detectBackend() : requested;
 }
 
-/** Reads the current nat table and computes each family's transaction. */
+/** The nat and filter script (redirection, listener guard) followed by the mangle and filter sections of the non-TCP guard (one transaction). */
+function familyScript(request: InitRequest, family: IpFamily, current: CurrentTables & { mangle: TableState }): string | null {
+  const nat = request.cleanup ? cleanupScript(current) : installScript(request.options, family, current);
+  const seal = request.cleanup ? sealCleanupLines(current) : sealScript(request.options, request.seal, family, current);
+  if (nat === null && seal.length === 0) return null;
+  return `${nat ?? ''}${seal.length > 0 ? `${seal.join('\n')}\n` : ''}`;
+}
+
+/** Reads the current nat, mangle and filter tables and computes each family's transaction. */
 export function plan(request: InitRequest, backend: Backend): FamilyPlan[] {
   return request.families.map((family) => {
     const tools = toolsFor(backend, family);
-    const current: CurrentTables = { nat: parseSave(run(tools.save, ['-t', 'nat']), 'nat'), filter: parseSave(run(tools.save, ['-t', 'filter']), 'filter') };
-    const script = request.cleanup ? cleanupScript(current) : installScript(request.options, family, current);
-    return { family, tools, script };
+    const current: CurrentTables & { mangle: TableState } = {
+      nat: parseSave(run(tools.save, ['-t', 'nat']), 'nat'),
+      filter: parseSave(run(tools.save, ['-t', 'filter']), 'filter'),
+      mangle: parseTableSave(run(tools.save, ['-t', 'mangle']), 'mangle'),
+    };
+    return { family, tools, script: familyScript(request, family, current) };
   });
 }
 
 /** Dry-run flavour of plan(): no table is read, the install script is what a clean pod would get. */
 export function planWithoutReading(request: InitRequest, backend: Backend): FamilyPlan[] {
-  const empty = emptyTables();
+  const empty = (): CurrentTables & { mangle: TableState } => ({ ...emptyTables(), mangle: { chains: new Set<string>(), rules: [] } });
   return request.families.map((family) => ({
     family,
     tools: toolsFor(backend, family),
-    script: request.cleanup ? null : installScript(request.options, family, empty),
+    script: request.cleanup ? null : familyScript(request, family, empty()),
   }));
 }
 

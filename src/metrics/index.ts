@@ -88,6 +88,14 @@ export const metrics = {
   activeConnections: new Tally('gauge', 'sidewall_active_connections', 'Connections currently open, by direction', ['direction'] as const),
   /** Tunnel detections by kind. Updated by the flow pipeline from records that carry `tunnel`. */
   tunnels: new Tally('counter', 'sidewall_tunnel_detections_total', 'Tunnel detections, by kind and whether they blocked', ['kind', 'blocked'] as const),
+  /** Non-TCP packets queued to the guard (the first of each flow, and each retry of a denied one), by outcome. */
+  nonTcpPackets: new Tally('counter', 'sidewall_non_tcp_packets_total', 'Non-TCP packets decided by the guard (first packet of each flow, retries of denied ones), by protocol, direction and verdict', ['protocol', 'direction', 'verdict'] as const),
+  /** Denied non-TCP packets counted but not recorded (repeats within the interval, or over the per-interval cap). */
+  nonTcpSuppressed: new Tally('counter', 'sidewall_non_tcp_records_suppressed_total', 'Denied non-TCP packets counted without a record of their own (repeats of a flow within the interval, or beyond the cap)', [] as const),
+  /** Guard problems: malformed (undecodable, denied), verdict (could not be sent), lost (netlink overflow), batch-full, internal. */
+  nonTcpErrors: new Tally('counter', 'sidewall_non_tcp_errors_total', 'Non-TCP guard problems, by kind (malformed, verdict, lost, batch-full, internal)', ['kind'] as const),
+  /** 1 while the NFQUEUE is bound; 0: the kernel drops the pod's non-TCP traffic. */
+  nonTcpGuardBound: new Gauge({ name: 'sidewall_non_tcp_guard_bound', help: '1 while the non-TCP guard holds its NFQUEUE (0: the pod\'s non-TCP traffic is dropped)', registers: [registry] }),
   /** Rule (re)loads: result="success" | "failure". Updated by the policy loader. */
   policyReloads: counter('sidewall_policy_reloads_total', 'Rule loads and reloads, by result (success|failure)', ['result'] as const),
   /** Parser errors by protocol and the error's stable code. Updated by the parsers/proxy. */

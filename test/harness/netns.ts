@@ -47,7 +47,8 @@ function must(cmd: string, args: string[]): string {
 export function asUser(uid: number | undefined, cmd: string, args: string[]): [string, string[]] {
   if (uid === undefined || uid === 0) return [cmd, args];
   // The sidecar holds CAP_NET_ADMIN in the pod's network namespace (as the injected container
-  // does): it marks its sockets with SO_MARK, the identity the pod's iptables rules trust.
+  // does): it marks its sockets with SO_MARK, the identity the pod's iptables rules trust, and the
+  // non-TCP guard binds its NFQUEUE with it.
   const caps = uid === PROXY_UID ? ['--inh-caps', '+net_admin', '--ambient-caps', '+net_admin'] : [];
   return ['setpriv', ['--reuid', String(uid), '--regid', String(uid), '--clear-groups', ...caps, cmd, ...args]];
 }

@@ -39,7 +39,7 @@ describe('loadConfig', () => {
     expect(config.proxy).toEqual({
       connectTimeoutMs: 5000, idleTimeoutMs: 3600000, maxConnections: 20000, drainTimeoutMs: 15000, detectTimeoutMs: 1000,
       headTimeoutMs: 10000, minHeadBytesPerSecond: 100, memoryLimitBytes: 0,
-      flowIntervalMs: 60000, outboundPort: 15001, inboundPort: 15006, adminPort: 15000, dnsPort: 15053, socketMark: 0x539,
+      flowIntervalMs: 60000, outboundPort: 15001, inboundPort: 15006, adminPort: 15000, dnsPort: 15053, socketMark: 0x539, nfqueue: 1337, nfqueueMaxLen: 1024,
     });
     expect(config.admin).toEqual({});
   });

@@ -1,0 +1,145 @@
+// The non-TCP guard's netfilter rules (README "Non-TCP traffic"), as iptables-restore input for the
+// mangle and filter tables. Pure: builds text from options, touches nothing. Written in the same
+// transaction as the nat redirection (apply.ts), in chains of our own so --cleanup removes exactly
+// what we added.
+//
+// Mechanism: the first packet of every new non-TCP flow, in and out, goes to NFQUEUE (no
+// --queue-bypass: with no sidecar bound to the queue the kernel drops it, so the pod fails closed).
+// The sidecar decides it with the compiled rules and accepts it with our mark bit set; a filter
+// rule copies that bit into the flow's conntrack mark, and every later packet of the flow, both
+// ways, passes on that conntrack mark — so the cost is one verdict per flow, not per packet.
+// Replies (ESTABLISHED) and ICMP errors about allowed flows (RELATED) pass on conntrack state.
+//
+// Why mangle for the queue and filter for the mark copy: a verdict resumes the packet at the next
+// hook, not at the next rule, so the copy must sit in a later hook (filter runs after mangle in
+// OUTPUT and INPUT). Why the packet mark is cleared first: an app with CAP_NET_RAW (root in a
+// container keeps it by default) can set any SO_MARK on its socket, so a mark bit arriving at our
+// chain is forged and must not be trusted; only the conntrack mark (which needs CAP_NET_ADMIN to
+// set) proves an earlier verdict.
+import { hexMark, type IpFamily, type RedirectOptions, type TableState } from './rules.js';
+
+/** The packet/conntrack mark bit of an accepted non-TCP flow. Clear of the proxy's socket mark 0x539 and kube-proxy's 0x4000/0x8000. */
+export const SEAL_MARK = 0x100000;
+/** Default NFQUEUE number (the pod's network namespace has its own queues). */
+export const DEFAULT_SEAL_QUEUE = 1337;
+
+export const SEAL_CHAINS = {
+  /** mangle: decide what leaves (and what goes over loopback: intra-pod). */
+  output: 'SIDEWALL_SEAL_OUT',
+  /** mangle: decide what arrives from outside the pod. */
+  input: 'SIDEWALL_SEAL_IN',
+  /** filter: remember an accepted flow in its conntrack mark. */
+  keep: 'SIDEWALL_SEAL_KEEP',
+} as const;
+
+export interface SealOptions {
+  /** The NFQUEUE number; null: no non-TCP guard (only for `sidewall init --non-tcp allow`). */
+  queue: number | null;
+}
+
+const MARK = `0x${SEAL_MARK.toString(16)}`;
+
+/** The jumps from the built-in chains, as iptables-save prints them (compared textually). */
+export const SEAL_JUMPS: Readonly<Record<'mangle' | 'filter', ReadonlyArray<{ chain: string; rule: string }>>> = {
+  mangle: [
+    { chain: 'OUTPUT', rule: `-A OUTPUT -j ${SEAL_CHAINS.output}` },
+    { chain: 'INPUT', rule: `-A INPUT -j ${SEAL_CHAINS.input}` },
+  ],
+  filter: [
+    { chain: 'OUTPUT', rule: `-A OUTPUT -j ${SEAL_CHAINS.keep}` },
+    { chain: 'INPUT', rule: `-A INPUT -j ${SEAL_CHAINS.keep}` },
+  ],
+};
+
+/**
+ * ICMPv6 the pod's kernel must exchange to have a network at all (RFC 4861 neighbour and router
+ * discovery, hop limit 255; RFC 3810 MLD, hop limit 1): conntrack does not track them, and the
+ * hop limits keep them to the link, so they cannot carry anything past the node.
+ */
+const ND_TYPES = [133, 134, 135, 136, 137];
+const MLD_TYPES = [130, 131, 132, 143];
+
+/** The body of the shared first part of both mangle chains. */
+function common(chain: string): string[] {
+  return [
+    // A mark bit we did not set is forged (SO_MARK with CAP_NET_RAW): clear it.
+    `-A ${chain} -m mark --mark ${MARK}/${MARK} -j MARK --set-xmark 0x0/${MARK}`,
+    // TCP is the nat redirection's (and the proxy's) business.
+    `-A ${chain} -p tcp -j RETURN`,
+    // A flow the sidecar accepted (its conntrack mark), replies, and ICMP errors about such flows.
+    `-A ${chain} -m connmark --mark ${MARK}/${MARK} -j RETURN`,
+    `-A ${chain} -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN`,
+  ];
+}
+
+function icmpv6Exemptions(chain: string, family: IpFamily): string[] {
+  if (family !== 6) return [];
+  return [
+    ...ND_TYPES.map((t) => `-A ${chain} -p ipv6-icmp -m icmp6 --icmpv6-type ${t} -m hl --hl-eq 255 -j RETURN`),
+    ...MLD_TYPES.map((t) => `-A ${chain} -p ipv6-icmp -m icmp6 --icmpv6-type ${t} -m hl --hl-eq 1 -j RETURN`),
+  ];
+}
+
+/** The `*mangle` and `*filter` sections (each ending in COMMIT), or [] when the guard is off. */
+export function sealScript(options: RedirectOptions, seal: SealOptions, family: IpFamily, current: { mangle: TableState; filter: TableState }): string[] {
+  if (seal.queue === null) return sealCleanupLines(current);
+  const out = SEAL_CHAINS.output;
+  const inp = SEAL_CHAINS.input;
+  const queue = `-j NFQUEUE --queue-num ${seal.queue}`;
+  const mangle = ['*mangle', `:${out} - [0:0]`, `:${inp} - [0:0]`];
+  mangle.push(...common(out));
+  // The proxy's own datagrams (DNS to the real resolver) are what the sidecar decided already.
+  // Its identity is the nat table's: the socket mark (CAP_NET_ADMIN to set) and its uid together;
+  // a process that merely runs as uid/gid 1337 is queued like any app.
+  mangle.push(`-A ${out} -m mark --mark ${hexMark(options.proxyMark)} -m owner --uid-owner ${options.proxyUid} -j RETURN`);
+  // UDP port 53 is redirected to the DNS listener by the nat table right after this hook.
+  if (options.redirectDns) mangle.push(`-A ${out} -p udp -m udp --dport 53 -j RETURN`);
+  // Opted out by the pod's annotation, for every protocol (as the nat table does for TCP).
+  for (const cidr of options.excludeOutboundCidrs) {
+    if (cidr.includes(':') === (family === 6)) mangle.push(`-A ${out} -d ${cidr} -j RETURN`);
+  }
+  mangle.push(...icmpv6Exemptions(out, family));
+  mangle.push(`-A ${out} ${queue}`);
+
+  mangle.push(...common(inp));
+  // What arrives over loopback left through OUTPUT above and was decided there (intra-pod).
+  mangle.push(`-A ${inp} -i lo -j RETURN`);
+  mangle.push(...icmpv6Exemptions(inp, family));
+  mangle.push(`-A ${inp} ${queue}`);
+  for (const jump of SEAL_JUMPS.mangle) if (!current.mangle.rules.includes(jump.rule)) mangle.push(jump.rule);
+  mangle.push('COMMIT');
+
+  const keep = SEAL_CHAINS.keep;
+  const filter = ['*filter', `:${keep} - [0:0]`];
+  filter.push(`-A ${keep} -m mark --mark ${MARK}/${MARK} -j CONNMARK --set-xmark ${MARK}/${MARK}`);
+  for (const jump of SEAL_JUMPS.filter) if (!current.filter.rules.includes(jump.rule)) filter.push(jump.rule);
+  filter.push('COMMIT');
+  return [...mangle, ...filter];
+}
+
+/** What iptables-save shows of one table (chains and -A rules), like parseNatSave for nat. */
+export function parseTableSave(text: string, table: 'mangle' | 'filter'): TableState {
+  const chains = new Set<string>();
+  const rules: string[] = [];
+  let inTable = false;
+  for (const raw of text.split('\n')) {
+    const line = raw.trim();
+    if (line.startsWith('*')) inTable = line === `*${table}`;
+    else if (!inTable || line === '' || line.startsWith('#')) continue;
+    else if (line.startsWith(':')) chains.add(line.slice(1).split(' ')[0] ?? '');
+    else if (line.startsWith('-A ')) rules.push(line);
+  }
+  return { chains, rules };
+}
+
+function cleanupTable(table: 'mangle' | 'filter', current: TableState): string[] {
+  const ours: string[] = Object.values(SEAL_CHAINS).filter((c) => current.chains.has(c));
+  const jumps = current.rules.filter((r) => / -j SIDEWALL_SEAL_[A-Z_]+$/.test(r) && !r.startsWith('-A SIDEWALL_'));
+  if (ours.length === 0 && jumps.length === 0) return [];
+  return [`*${table}`, ...jumps.map((r) => r.replace(/^-A /, '-D ')), ...ours.map((c) => `-F ${c}`), ...ours.map((c) => `-X ${c}`), 'COMMIT'];
+}
+
+/** Removes only what we added to mangle and filter; [] when there is nothing of ours. */
+export function sealCleanupLines(current: { mangle: TableState; filter: TableState }): string[] {
+  return [...cleanupTable('mangle', current.mangle), ...cleanupTable('filter', current.filter)];
+}
