@@ -12,10 +12,10 @@
 //
 // Why mangle for the queue and filter for the mark copy: a verdict resumes the packet at the next
 // hook, not at the next rule, so the copy must sit in a later hook (filter runs after mangle in
-// OUTPUT and INPUT). Why the packet mark is cleared first: an app with CAP_NET_RAW (root in a
-// container keeps it by default) can set any SO_MARK on its socket, so a mark bit arriving at our
-// chain is forged and must not be trusted; only the conntrack mark (which needs CAP_NET_ADMIN to
-// set) proves an earlier verdict.
+// OUTPUT and INPUT). The packet mark bit is cleared on entry because an app with CAP_NET_RAW (root
+// in a container keeps it by default) can set any SO_MARK on its socket: a forged bit on a packet
+// that leaves mangle without a verdict (DNS on its way to the listener, a reply) would otherwise be
+// copied into its conntrack entry. Only the conntrack mark (CAP_NET_ADMIN to set) proves a verdict.
 import { hexMark, type IpFamily, type RedirectOptions, type TableState } from './rules.js';
 
 /** The packet/conntrack mark bit of an accepted non-TCP flow. Clear of the proxy's socket mark 0x539 and kube-proxy's 0x4000/0x8000. */
