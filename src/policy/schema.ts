@@ -452,15 +452,15 @@ function validateRule(sink: IssueSink, value: unknown, tier: Tier): NormalizedRu
   }
   let protocol: string | undefined;
   if (value.protocol !== undefined) {
-    const datagram = typeof value.protocol === 'string' && DATAGRAM_PROTOCOLS.includes(value.protocol.toLowerCase());
-    if (!datagram && (typeof value.protocol !== 'string' || !RULE_PROTOCOLS.includes(value.protocol.toLowerCase()))) {
+    const given = typeof value.protocol === 'string' ? value.protocol.toLowerCase() : undefined;
+    if (given === undefined || (!RULE_PROTOCOLS.includes(given) && !DATAGRAM_PROTOCOLS.includes(given))) {
       const named = typeof value.protocol === 'string' ? `'${value.protocol}'` : describeValue(value.protocol);
-      const undetected = typeof value.protocol === 'string' && PROTOCOLS.includes(value.protocol.toLowerCase());
+      const undetected = given !== undefined && PROTOCOLS.includes(given);
       const known = [...RULE_PROTOCOLS, ...DATAGRAM_PROTOCOLS].join(', ');
       sink.add('protocol', undetected
         ? `${named} is not detected by the sidecar, so this rule would never match; use protocol: tcp with the port instead (detected: ${RULE_PROTOCOLS.join(', ')})`
         : `${named} is not a known protocol (${known})`);
-    } else protocol = value.protocol.toLowerCase();
+    } else protocol = given;
   }
   if (protocol === 'icmp' && value.ports !== undefined) {
     sink.add('ports', 'ICMP has no ports; leave ports out and match ICMP by peer and direction');

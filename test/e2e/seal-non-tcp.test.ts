@@ -206,6 +206,8 @@ describe('non-TCP traffic (NFQUEUE guard)', () => {
       topo.execAsync(topo.podNs, 'ping', ['-6', '-c', '1', '-W', '2', '-p', 'abcdabcd', topo.peerIp6], { uid: APP_UID }),
     ]);
     expect([ping4.status, ping6.status]).toEqual([0, 0]);
+    // The logger's output may still be on its way through the pipe.
+    for (let i = 0; i < 100 && !(raw.icmp4.includes('\xab\xcd\xab\xcd') && raw.icmp6.includes('\xab\xcd\xab\xcd')); i++) await new Promise((res) => setTimeout(res, 50));
     expect(raw.icmp4).toContain('\xab\xcd\xab\xcd');
     expect(raw.icmp6).toContain('\xab\xcd\xab\xcd');
     await sidecar.waitForRecord((r) => r.ruleId === 'icmp-out' && r.dst.ip === topo.peerIp6);

@@ -67,6 +67,8 @@ describe('decideDatagram', () => {
     const conn = { direction: 'egress' as const, src: { ip: '10.1.0.9', port: 1 }, dst: { ip: '10.2.0.5', port: 80 } };
     expect(p.decideConnection(conn)).toMatchObject({ ruleId: 'web' });
     expect(p.decide({ ...conn, protocol: 'http', l7: { http: { method: 'GET', path: '/' } } }).ruleId).toBe('web');
+    // An undetected connection is denied by deny rules that could apply to it: never by a udp one.
+    expect(p.decideUndetected(conn).ruleId).toBe('web');
   });
 
   test('monitor and learn record would-deny and let it pass', () => {
