@@ -82,8 +82,17 @@ describe('sidewall init', () => {
   });
 
   it('guards the listener ports in the filter table: idempotent, follows changed ports, cleaned up', () => {
-    const filter = (family: 4 | 6) => topo.exec(topo.podNs, family === 4 ? 'iptables-save' : 'ip6tables-save', ['-t', 'filter']).stdout.split('\n').filter((l) => l.startsWith('-A '));
+    const save = (family: 4 | 6) => topo.exec(topo.podNs, family === 4 ? 'iptables-save' : 'ip6tables-save', ['-t', 'filter']).stdout.split('\n').filter((l) => l.startsWith('-A '));
+    // The listener guard's rules; the non-TCP guard's SIDEWALL_SEAL_KEEP (checked below) shares the table.
+    const filter = (family: 4 | 6) => save(family).filter((l) => !l.includes('SIDEWALL_SEAL_'));
     expect(init([]).status).toBe(0);
+    for (const family of [4, 6] as const) {
+      expect(save(family).filter((l) => l.includes('SIDEWALL_SEAL_'))).toEqual([
+        '-A INPUT -j SIDEWALL_SEAL_KEEP',
+        '-A OUTPUT -j SIDEWALL_SEAL_KEEP',
+        '-A SIDEWALL_SEAL_KEEP -m mark --mark 0x100000/0x100000 -j CONNMARK --set-xmark 0x100000/0x100000',
+      ]);
+    }
     for (const family of [4, 6] as const) {
       expect(filter(family)).toEqual([
         '-A INPUT -p tcp -m multiport --dports 15000,15001,15006,15053 -m conntrack --ctstate NEW -j SIDEWALL_LISTEN',
@@ -103,7 +112,7 @@ describe('sidewall init', () => {
       '-A SIDEWALL_LISTEN -j DROP',
     ]);
     expect(init(['--cleanup']).status).toBe(0);
-    for (const family of [4, 6] as const) expect(filter(family).join('\n')).not.toContain('SIDEWALL');
+    for (const family of [4, 6] as const) expect(save(family).join('\n')).not.toContain('SIDEWALL');
   });
 
   it('rejects bad flags with a message naming the flag', () => {
