@@ -140,10 +140,21 @@ export function filterChainRules(options: RedirectOptions): string[] {
   const listen = FILTER_CHAINS.listen;
   return [
     `:${listen} - [0:0]`,
+    // `--restore-skmark` copies a mark only from a full socket. A SYN whose 4-tuple matches a
+    // TIME_WAIT socket (the proxy closed that connection first, and the client reuses the port:
+    // routine under connection churn) finds the TIME_WAIT entry, which has no mark to copy; the
+    // kernel would recycle it into the listener. So the packet gets a sentinel bit first: still
+    // there after the lookup means "found a socket that is not a full one", and it passes. Without
+    // this, such SYNs were dropped and each stalled its client for seconds (ab-bench connclose).
+    `-A ${listen} -j MARK --set-xmark ${hexMark(LISTEN_SENTINEL)}/${hexMark(LISTEN_SENTINEL)}`,
     `-A ${listen} -m socket --nowildcard --restore-skmark -m mark --mark ${hexMark(options.proxyMark)} -j RETURN`,
+    `-A ${listen} -m socket --nowildcard -m mark --mark ${hexMark(LISTEN_SENTINEL)}/${hexMark(LISTEN_SENTINEL)} -j RETURN`,
     `-A ${listen} -j DROP`,
   ];
 }
+
+/** Packet mark bit the listener guard sets before its socket lookup (clear of 0x539, kube-proxy's 0x4000/0x8000 and the non-TCP bit 0x100000). */
+export const LISTEN_SENTINEL = 0x80000000;
 
 /** What iptables-save shows of one table, reduced to what we compare. */
 export interface TableState {

@@ -97,18 +97,22 @@ describe('sidewall init', () => {
       expect(filter(family)).toEqual([
         '-A INPUT -p tcp -m multiport --dports 15000,15001,15006,15053 -m conntrack --ctstate NEW -j SIDEWALL_LISTEN',
         '-A INPUT -p udp -m udp --dport 15053 -m conntrack --ctstate NEW -j SIDEWALL_LISTEN',
-        '-A SIDEWALL_LISTEN -m socket --nowildcard --restore-skmark -m mark --mark 0x539 -j RETURN',
+        '-A SIDEWALL_LISTEN -j MARK --set-xmark 0x80000000/0x80000000',
+      '-A SIDEWALL_LISTEN -m socket --nowildcard --restore-skmark -m mark --mark 0x539 -j RETURN',
+      '-A SIDEWALL_LISTEN -m socket --nowildcard -m mark --mark 0x80000000/0x80000000 -j RETURN',
         '-A SIDEWALL_LISTEN -j DROP',
       ]);
     }
     expect(init([]).status).toBe(0);
-    expect(filter(4)).toHaveLength(4);
+    expect(filter(4)).toHaveLength(6);
     // Another inbound port and mark: the old jump goes, the new one comes, in the same transaction.
     expect(init(['--inbound-port', '15007', '--proxy-mark', '0x10']).status).toBe(0);
     expect(filter(4)).toEqual([
       '-A INPUT -p udp -m udp --dport 15053 -m conntrack --ctstate NEW -j SIDEWALL_LISTEN',
       '-A INPUT -p tcp -m multiport --dports 15000,15001,15007,15053 -m conntrack --ctstate NEW -j SIDEWALL_LISTEN',
+      '-A SIDEWALL_LISTEN -j MARK --set-xmark 0x80000000/0x80000000',
       '-A SIDEWALL_LISTEN -m socket --nowildcard --restore-skmark -m mark --mark 0x10 -j RETURN',
+      '-A SIDEWALL_LISTEN -m socket --nowildcard -m mark --mark 0x80000000/0x80000000 -j RETURN',
       '-A SIDEWALL_LISTEN -j DROP',
     ]);
     expect(init(['--cleanup']).status).toBe(0);
