@@ -3,7 +3,7 @@
 import { spawnSync } from 'node:child_process';
 import { detectBackend, toolsFor, type Backend } from './backend.js';
 import { cleanupScript, emptyTables, installScript, parseSave, type CurrentTables, type IpFamily, type RedirectOptions, type TableState } from './rules.js';
-import { parseTableSave, sealCleanupLines, sealScript, type SealOptions } from './seal-rules.js';
+import { sealCleanupLines, sealScript, type SealOptions } from './seal-rules.js';
 
 export class IptablesError extends Error {
   readonly code = 'SIDEWALL_IPTABLES';
@@ -58,7 +58,7 @@ export function plan(request: InitRequest, backend: Backend): FamilyPlan[] {
     const current: CurrentTables & { mangle: TableState } = {
       nat: parseSave(run(tools.save, ['-t', 'nat']), 'nat'),
       filter: parseSave(run(tools.save, ['-t', 'filter']), 'filter'),
-      mangle: parseTableSave(run(tools.save, ['-t', 'mangle']), 'mangle'),
+      mangle: parseSave(run(tools.save, ['-t', 'mangle']), 'mangle'),
     };
     return { family, tools, script: familyScript(request, family, current) };
   });

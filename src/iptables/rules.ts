@@ -162,7 +162,7 @@ export interface TableState {
   rules: string[];
 }
 
-export function parseSave(text: string, table: Table): TableState {
+export function parseSave(text: string, table: Table | 'mangle'): TableState {
   const chains = new Set<string>();
   const rules: string[] = [];
   let inTable = false;

@@ -117,21 +117,6 @@ export function sealScript(options: RedirectOptions, seal: SealOptions, family: 
   return [...mangle, ...filter];
 }
 
-/** What iptables-save shows of one table (chains and -A rules), like parseNatSave for nat. */
-export function parseTableSave(text: string, table: 'mangle' | 'filter'): TableState {
-  const chains = new Set<string>();
-  const rules: string[] = [];
-  let inTable = false;
-  for (const raw of text.split('\n')) {
-    const line = raw.trim();
-    if (line.startsWith('*')) inTable = line === `*${table}`;
-    else if (!inTable || line === '' || line.startsWith('#')) continue;
-    else if (line.startsWith(':')) chains.add(line.slice(1).split(' ')[0] ?? '');
-    else if (line.startsWith('-A ')) rules.push(line);
-  }
-  return { chains, rules };
-}
-
 function cleanupTable(table: 'mangle' | 'filter', current: TableState): string[] {
   const ours: string[] = Object.values(SEAL_CHAINS).filter((c) => current.chains.has(c));
   const jumps = current.rules.filter((r) => / -j SIDEWALL_SEAL_[A-Z_]+$/.test(r) && !r.startsWith('-A SIDEWALL_'));
