@@ -5,6 +5,7 @@
 // resolve, or the request is refused: whatever servers could read two ways (an escaped slash,
 // a backslash, `%00`, broken or overlong UTF-8, an absolute-form host differing from Host) is
 // not guessed at. The decisions and their reasons are tabled in the README ("Request targets").
+import { removeDotSegments } from '../policy/glob.js';
 
 /** What to do with `%2F`, `%5C` and `\` in a path (Envoy: path_with_escaped_slashes_action). */
 export type EscapedSlashes = 'reject' | 'decode';
@@ -129,30 +130,14 @@ export function normalizePathPart(path: string, options: TargetOptions): string 
   }
   const bad = flushUtf8();
   if (bad !== null) return { reason: bad };
-  return removeDotSegments(out.join(''));
+  return resolveDotSegments(out.join(''));
 }
 
-/** RFC 3986 §5.2.4 on a path whose slashes are merged (Envoy merge_slashes). */
-function removeDotSegments(path: string): string | { reason: string } {
-  const segments = path.split('/');
-  const output: string[] = [];
-  for (let i = 1; i < segments.length; i++) {
-    const segment = segments[i]!;
-    const last = i === segments.length - 1;
-    // `..;x` is `..` to Tomcat and Jetty (path parameters are cut before resolving).
-    if (/^\.\.?;/.test(segment)) return { reason: 'a dot segment with ";" parameters' };
-    if (segment === '' || segment === '.') {
-      if (last) output.push('');
-      continue;
-    }
-    if (segment === '..') {
-      output.pop();
-      if (last) output.push('');
-      continue;
-    }
-    output.push(segment);
-  }
-  return '/' + output.join('/');
+/** RFC 3986 §5.2.4 on a path whose slashes are merged (Envoy merge_slashes), refusing `..;` first. */
+function resolveDotSegments(path: string): string | { reason: string } {
+  // `..;x` is `..` to Tomcat and Jetty (path parameters are cut before resolving).
+  if (/\/\.\.?;/.test(path)) return { reason: 'a dot segment with ";" parameters' };
+  return removeDotSegments(path);
 }
 
 function samePort(a: number | null, b: number | null, scheme: string): boolean {

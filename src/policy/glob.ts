@@ -147,6 +147,14 @@ export function normalizePath(target: string): string {
     });
   }
   if (!path.includes('//') && !path.includes('/.')) return path;
+  return removeDotSegments(path);
+}
+
+/**
+ * RFC 3986 §5.2.4 dot-segment removal with empty segments merged (Envoy merge_slashes), on a path
+ * that starts with `/`. Shared by the rules' path normalisation and the request-target check.
+ */
+export function removeDotSegments(path: string): string {
   const segments = path.split('/');
   const output: string[] = [];
   for (let i = 1; i < segments.length; i++) {
