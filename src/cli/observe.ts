@@ -20,6 +20,7 @@ flags:
   --protocol P        tcp, http, http2, grpc, tls, dns, ...
   --direction D       ingress | egress | intra
   --peer X            IP, CIDR, or namespace/pod (namespace/ for any pod); source or destination
+  --service NS/NAME   the destination's Kubernetes Service (NS/ for any Service of NS)
   --rule ID           rule id ('default' for the default action)
   --tunnel KIND       tunnel kind ('any' for every detection)
   --type T            connection | request | alert
@@ -31,7 +32,7 @@ Filter flags repeat or take comma-separated values: values of one flag are alter
 different flags must all match.
 `;
 
-const LIST_FLAGS = ['verdict', 'protocol', 'direction', 'peer', 'rule', 'tunnel', 'type'] as const;
+const LIST_FLAGS = ['verdict', 'protocol', 'direction', 'peer', 'service', 'rule', 'tunnel', 'type'] as const;
 
 class ObserveUsageError extends Error {
   readonly code = 'SW_OBSERVE_USAGE';
@@ -58,6 +59,7 @@ function parseSettings(args: string[]): ObserveSettings | 'help' {
       protocol: { type: 'string', multiple: true },
       direction: { type: 'string', multiple: true },
       peer: { type: 'string', multiple: true },
+      service: { type: 'string', multiple: true },
       rule: { type: 'string', multiple: true },
       tunnel: { type: 'string', multiple: true },
       type: { type: 'string', multiple: true },

@@ -106,7 +106,7 @@ export async function run(args: string[]): Promise<number> {
     log.error({ source, issues: issues.map(formatIssue), keeping: store.current().hash }, 'rules rejected; keeping the last good rules');
   });
 
-  const workloads = new WorkloadDirectory(config.identities);
+  const workloads = new WorkloadDirectory(config.identities, config.services);
   const policy = () => store.current();
   // CONNECT and Upgrades that a rule allows by name (not by the default action) are declared, not tunnels.
   const isExpected = (facts: ConnectionFacts, what: { kind: 'connect' | 'upgrade'; target: string }): boolean => {

@@ -9,6 +9,8 @@ import { PROTOCOLS } from '../policy/schema.js';
 import { parseRuleText } from '../policy/source.js';
 import type { Mode } from '../policy/types.js';
 import { DEFAULT_TARGET_OPTIONS, type TargetOptions } from '../enforcement/request-target.js';
+import type { ServiceEntry } from '../identity/service-directory.js';
+import { parseServices } from './services.js';
 
 export type TunnelMode = 'block' | 'alert' | 'off';
 
@@ -117,6 +119,8 @@ export interface SidecarConfig {
   /** Absolute path of the downward API folder. */
   podInfo?: string;
   identities: IdentityEntry[];
+  /** Static Kubernetes Services (config/services.ts); the controller streams the cluster's. */
+  services: ServiceEntry[];
   /** Set: workload identities also come from the controller's stream. */
   identity?: IdentityControllerConfig;
   export: ExportConfig;
@@ -158,7 +162,7 @@ export class ConfigError extends Error {
   }
 }
 
-export const TOP_KEYS = ['mode', 'defaultAction', 'onParseError', 'ports', 'tunnels', 'rules', 'clusterRules', 'podInfo', 'identities', 'identity', 'export', 'proxy', 'learn', 'admin', 'http'];
+export const TOP_KEYS = ['mode', 'defaultAction', 'onParseError', 'ports', 'tunnels', 'rules', 'clusterRules', 'podInfo', 'identities', 'services', 'identity', 'export', 'proxy', 'learn', 'admin', 'http'];
 const TUNNEL_MODES: readonly TunnelMode[] = ['block', 'alert', 'off'];
 
 function show(value: unknown): string {
@@ -235,6 +239,7 @@ export function parseConfig(data: unknown, file: string): SidecarConfig {
     onParseError: 'pass',
     tunnels: { default: 'alert', overrides: {} },
     identities: [],
+    services: [],
     export: { stdout: true },
     proxy: { ...DEFAULT_PROXY },
     learn: { ...DEFAULT_LEARN },
@@ -312,6 +317,8 @@ export function parseConfig(data: unknown, file: string): SidecarConfig {
       });
     }
   }
+
+  config.services = parseServices(problems, data.services);
 
   if (data.identity !== undefined && data.identity !== null) {
     if (!isRecord(data.identity)) problems.add('identity', `must be a mapping with controller (host:port), tokenFile and caFile, not ${show(data.identity)}`);

@@ -35,12 +35,12 @@ export class ConnectionGate {
   ) {}
 
   admit(direction: Direction, src: { ip: string; port: number }, dst: { ip: string; port: number }, sink: FilterSink): Admission {
-    const srcWorkload = this.workloads.lookup(src.ip);
-    const dstWorkload = this.workloads.lookup(dst.ip);
     const facts: ConnectionFacts = {
       direction,
-      src: srcWorkload === undefined ? src : { ...src, workload: srcWorkload },
-      dst: dstWorkload === undefined ? dst : { ...dst, workload: dstWorkload },
+      src: this.workloads.describe(src.ip, src.port),
+      // An egress call to a cluster IP is a call to that Service's workloads (issue 20); ingress
+      // sees the caller's pod IP itself.
+      dst: this.workloads.describe(dst.ip, dst.port, direction !== 'ingress'),
     };
     if (this.workloads.stale) facts.identityStale = true;
     const l4 = this.policy().decideConnection(facts);

@@ -9,6 +9,8 @@ export interface FlowFilter {
   direction?: string[];
   /** An IP ('10.0.0.5'), a CIDR ('10.0.0.0/24', 'fd00::/8'), or 'namespace/pod' ('shop/cart-0'; 'shop/' or 'shop/*' for any pod of the namespace). Matches src or dst. */
   peer?: string[];
+  /** The destination's Service: 'namespace/name', or 'namespace/' (or 'namespace/*') for any Service of the namespace. */
+  service?: string[];
   /** Rule ids; 'default' matches records decided by the default action (ruleId null). */
   rule?: string[];
   /** Tunnel kinds; 'any' matches every record that carries a tunnel detection. */
@@ -76,6 +78,15 @@ function compilePeers(peers: string[]): PeerMatcher {
   return matcher;
 }
 
+function compileServices(values: string[]): Array<{ namespace: string; name: string | null }> {
+  return values.map((value) => {
+    const slash = value.indexOf('/');
+    if (slash <= 0) throw new InvalidFlowFilterError('service', value, 'expected namespace/name (or namespace/ for any Service of the namespace)');
+    const name = value.slice(slash + 1);
+    return { namespace: value.slice(0, slash), name: name === '' || name === '*' ? null : name };
+  });
+}
+
 function endpointMatches(endpoint: EndpointRecord, peers: PeerMatcher): boolean {
   if (peers.hasIps) {
     const family = isIP(endpoint.ip);
@@ -106,6 +117,7 @@ export function compileFlowFilter(filter: FlowFilter): FlowPredicate {
   const tunnels = nonEmpty(filter.tunnel) ? new Set(filter.tunnel) : null;
   const anyTunnel = tunnels?.has('any') === true;
   const peers = nonEmpty(filter.peer) ? compilePeers(filter.peer) : null;
+  const services = nonEmpty(filter.service) ? compileServices(filter.service) : null;
 
   return (record: FlowRecord): boolean => {
     if (verdicts !== null && !verdicts.has(record.verdict)) return false;
@@ -118,6 +130,10 @@ export function compileFlowFilter(filter: FlowFilter): FlowPredicate {
       if (!anyTunnel && !tunnels.has(record.tunnel.kind)) return false;
     }
     if (peers !== null && !endpointMatches(record.src, peers) && !endpointMatches(record.dst, peers)) return false;
+    if (services !== null) {
+      const service = record.dst.service;
+      if (service === undefined || !services.some((s) => s.namespace === service.namespace && (s.name === null || s.name === service.name))) return false;
+    }
     return true;
   };
 }

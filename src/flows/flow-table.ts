@@ -25,6 +25,8 @@ export function flowTableHeader(): string {
 function endpoint(e: EndpointRecord): string {
   const host = e.ip.includes(':') ? `[${e.ip}]` : e.ip;
   const w = e.workload;
+  // A Service's cluster IP: the Service names the destination (which pod kube-proxy chose is not known here).
+  if (e.service !== undefined) return `svc/${e.service.namespace}/${e.service.name}:${e.port}`;
   return w?.namespace !== undefined && w.pod !== undefined ? `${w.namespace}/${w.pod}:${e.port}` : `${host}:${e.port}`;
 }
 

@@ -16,7 +16,10 @@ export interface WorkloadRecord {
 export interface EndpointRecord {
   ip: string;
   port: number;
+  /** For a Service's cluster IP: what its ready endpoints share (the pod when there is one). */
   workload?: WorkloadRecord;
+  /** The Service whose cluster IP this is (destinations of egress and intra flows). */
+  service?: { namespace: string; name: string };
 }
 
 /** The pod the sidecar protects. */

@@ -7,8 +7,9 @@
 //      patched by changes.
 // While the controller is unreachable the third layer keeps its last content and the directory
 // is `stale`: identities it answers may be out of date (a pod IP reused by another workload).
-import type { Workload } from '../policy/index.js';
+import type { Endpoint, Workload } from '../policy/index.js';
 import { LabelInterner } from './label-interner.js';
+import { ServiceDirectory, type ServiceEntry } from './service-directory.js';
 
 export interface IdentityEntryLike {
   ip: string;
@@ -25,14 +26,44 @@ export class WorkloadDirectory {
   private readonly labels = new LabelInterner();
   private staleAt: number | null = null;
 
-  constructor(entries: readonly IdentityEntryLike[] = []) {
+  /** Cluster IP → Service (static `services`, then the controller's); endpoints resolved here. */
+  readonly services: ServiceDirectory;
+
+  constructor(entries: readonly IdentityEntryLike[] = [], services: readonly ServiceEntry[] = []) {
     for (const { ip, ...workload } of entries) this.configured.set(ip, Object.freeze(workload));
+    this.services = new ServiceDirectory(services, (ip) => this.lookup(ip), (namespace) => this.inNamespace(namespace));
+  }
+
+  /**
+   * An endpoint with what is known of it: the workload at `ip`, or, when `ip` is a Service's
+   * cluster IP and `withService` (egress and intra destinations; a source is never a cluster
+   * IP), the Service and the workload its ready endpoints share.
+   */
+  describe(ip: string, port: number, withService = false): Endpoint {
+    const workload = this.lookup(ip);
+    if (workload !== undefined) return { ip, port, workload };
+    const found = withService ? this.services.lookup(ip) : undefined;
+    if (found === undefined) return { ip, port };
+    return found.workload === undefined ? { ip, port, service: found.service } : { ip, port, workload: found.workload, service: found.service };
+  }
+
+  /** Known workloads of a namespace (static, then cluster; the pod's own addresses too). */
+  private *inNamespace(namespace: string): IterableIterator<[string, Workload]> {
+    const seen = new Set<string>();
+    for (const layer of [this.self, this.configured, this.cluster]) {
+      for (const [ip, workload] of layer) {
+        if (workload.namespace !== namespace || seen.has(ip)) continue;
+        seen.add(ip);
+        yield [ip, workload];
+      }
+    }
   }
 
   /** Registers the protected pod's own identity for its addresses (loopback included). */
   setSelf(ips: readonly string[], workload: Workload): void {
     const frozen = Object.freeze(workload);
     for (const ip of ips) this.self.set(ip, frozen);
+    this.services.invalidate();
   }
 
   lookup(ip: string): Workload | undefined {
@@ -69,6 +100,7 @@ export class WorkloadDirectory {
     for (const workload of this.cluster.values()) if (workload.labels !== undefined) this.labels.release(workload.labels);
     this.cluster = new Map();
     for (const entry of entries) this.cluster.set(entry.ip, this.freeze(entry));
+    this.services.invalidate();
   }
 
   /** Applies changes to the cluster layer. */
@@ -78,6 +110,7 @@ export class WorkloadDirectory {
       this.dropCluster(entry.ip);
       this.cluster.set(entry.ip, this.freeze(entry));
     }
+    this.services.invalidate();
   }
 
   private dropCluster(ip: string): void {

@@ -7,6 +7,13 @@
 // - peer is the source for ingress and the destination for egress and intra; ports is always the
 //   destination port. An identity matcher (namespace, labels, serviceAccount) never matches a
 //   peer whose workload is unknown. IPv4-mapped IPv6 peers match IPv4 CIDRs.
+// - A destination that is a Service's cluster IP (Endpoint.service, issue 20) is the Service's
+//   ready endpoints: `service` matches the Service's namespace/name; for allow and pass rules an
+//   identity matcher must match EVERY ready endpoint (none ready, or one whose workload is
+//   unknown: no match), for deny rules ANY one of them — so while endpoints disagree (a rollout
+//   that changes labels) a label allow does not open the Service and a label deny still closes
+//   it. `cidr` matches the cluster IP the app dialled; a deny rule's cidr also matches when any
+//   ready endpoint's pod IP is inside it.
 // - protocol: 'tcp' matches every flow (it says "decide at connect time"). Otherwise a rule's
 //   protocol matches the flow's protocol or one layered on it: 'http' matches http, http2 and
 //   grpc; 'http2' matches http2 and grpc; 'grpc' matches grpc, and http2 flows whose L7 facts
@@ -29,7 +36,7 @@ import { createHash } from 'node:crypto';
 import { IPV4, IPV6, parseCidr, parseIp, type Cidr, type IpFamily } from './ip.js';
 import { compileGlobs, globMatches, normalizeHost, normalizeName, normalizePath, type GlobMatcher } from './glob.js';
 import { DATAGRAM_PROTOCOLS, NON_TCP_DEFAULT_ID, validateRuleList, type NormalizedRule } from './schema.js';
-import type { CompiledPolicy, DatagramFacts, Decision, Direction, Endpoint, FlowFacts, L7Facts, Mode, RuleIssue, Tier } from './types.js';
+import type { CompiledPolicy, DatagramFacts, Decision, Direction, Endpoint, FlowFacts, L7Facts, Mode, RuleIssue, ServiceEndpoint, Tier, Workload } from './types.js';
 
 const DIRECTION_BIT: Record<Direction, number> = { ingress: 1, egress: 2, intra: 4 };
 const DIRECTION_INDEX: Record<Direction, number> = { ingress: 0, egress: 1, intra: 2 };
@@ -45,6 +52,8 @@ interface CompiledPeer {
   namespaces: ReadonlySet<string> | null;
   labels: Array<[string, string]> | null;
   serviceAccounts: ReadonlySet<string> | null;
+  /** Services as 'namespace/name'. */
+  services: ReadonlySet<string> | null;
 }
 
 interface CompiledL7 {
@@ -112,6 +121,7 @@ function compileRule(rule: NormalizedRule, tier: Tier, mode: Mode, hash: string)
       namespaces: setOrNull(p.namespace),
       labels: p.labels === undefined ? null : Object.entries(p.labels),
       serviceAccounts: setOrNull(p.serviceAccount),
+      services: setOrNull(p.service),
     };
   });
   let l7: CompiledL7 | null = null;
@@ -140,7 +150,7 @@ function compileRule(rule: NormalizedRule, tier: Tier, mode: Mode, hash: string)
     l7 = { ...empty, kind: 'dns', hosts: rule.dns.names === undefined ? null : compileGlobs('name', rule.dns.names), types: setOrNull(rule.dns.types) };
   }
   const decision = rule.action === 'pass' ? null : makeDecision(rule.action, rule.id, hash, rule.log, tier, mode);
-  const cidrOnly = peers !== null && peers.every((p) => p.hasCidr && p.namespaces === null && p.labels === null && p.serviceAccounts === null);
+  const cidrOnly = peers !== null && peers.every((p) => p.hasCidr && p.namespaces === null && p.labels === null && p.serviceAccounts === null && p.services === null);
   const protocol = rule.protocol ?? null;
   const datagram = protocol !== null && DATAGRAM_PROTOCOLS.includes(protocol);
   return { id: rule.id, action: rule.action, directionMask, ports, peers, cidrOnly, protocol, datagram, l7, decision };
@@ -184,6 +194,10 @@ class Evaluation {
     this.headers = undefined;
   }
 
+  forgetFamily(): void {
+    this.family = -1;
+  }
+
   peerFamily(): IpFamily {
     if (this.family === -1) this.family = parseIp(this.peer.ip, peerWords, true);
     return this.family;
@@ -220,33 +234,29 @@ class Evaluation {
   }
 }
 
-function peerMatches(peer: CompiledPeer, ev: Evaluation): boolean {
-  if (peer.hasCidr) {
-    const family = ev.peerFamily();
-    let any = false;
-    if (family === IPV4) {
-      const ip = peerWords[0]!;
-      const v4 = peer.v4;
-      for (let i = 0; i < v4.length; i += 2) {
-        if (((ip & v4[i + 1]!) >>> 0) === v4[i]) {
-          any = true;
-          break;
-        }
-      }
-    } else if (family === IPV6) {
-      const v6 = peer.v6;
-      for (let i = 0; i < v6.length && !any; i += 8) {
-        any =
-          ((peerWords[0]! & v6[i + 4]!) >>> 0) === v6[i] &&
-          ((peerWords[1]! & v6[i + 5]!) >>> 0) === v6[i + 1] &&
-          ((peerWords[2]! & v6[i + 6]!) >>> 0) === v6[i + 2] &&
-          ((peerWords[3]! & v6[i + 7]!) >>> 0) === v6[i + 3];
-      }
+/** Whether `ip` (parsed into peerWords by the caller) is inside one of the peer's CIDRs. */
+function cidrContains(peer: CompiledPeer, family: IpFamily): boolean {
+  if (family === IPV4) {
+    const ip = peerWords[0]!;
+    const v4 = peer.v4;
+    for (let i = 0; i < v4.length; i += 2) {
+      if (((ip & v4[i + 1]!) >>> 0) === v4[i]) return true;
     }
-    if (!any) return false;
+  } else if (family === IPV6) {
+    const v6 = peer.v6;
+    for (let i = 0; i < v6.length; i += 8) {
+      if (
+        ((peerWords[0]! & v6[i + 4]!) >>> 0) === v6[i] &&
+        ((peerWords[1]! & v6[i + 5]!) >>> 0) === v6[i + 1] &&
+        ((peerWords[2]! & v6[i + 6]!) >>> 0) === v6[i + 2] &&
+        ((peerWords[3]! & v6[i + 7]!) >>> 0) === v6[i + 3]
+      ) return true;
+    }
   }
-  if (peer.namespaces === null && peer.labels === null && peer.serviceAccounts === null) return true;
-  const workload = ev.peer.workload;
+  return false;
+}
+
+function workloadMatches(peer: CompiledPeer, workload: Workload | undefined): boolean {
   if (workload === undefined) return false;
   if (peer.namespaces !== null && (workload.namespace === undefined || !peer.namespaces.has(workload.namespace))) return false;
   if (peer.serviceAccounts !== null && (workload.serviceAccount === undefined || !peer.serviceAccounts.has(workload.serviceAccount))) return false;
@@ -261,9 +271,37 @@ function peerMatches(peer: CompiledPeer, ev: Evaluation): boolean {
   return true;
 }
 
-function anyPeerMatches(peers: readonly CompiledPeer[], ev: Evaluation): boolean {
+/**
+ * `action` matters only for a Service destination: allow/pass need every ready endpoint to
+ * match (the peer's workload is what they all share), deny needs one (see the header).
+ */
+function peerMatches(peer: CompiledPeer, ev: Evaluation, action: CompiledRule['action']): boolean {
+  const service = ev.peer.service;
+  if (peer.services !== null && (service === undefined || !peer.services.has(`${service.namespace}/${service.name}`))) return false;
+  const anyEndpoint = action === 'deny' && service !== undefined;
+  if (peer.hasCidr && !cidrContains(peer, ev.peerFamily())) {
+    if (!anyEndpoint || !anyEndpointInCidr(peer, service.endpoints, ev)) return false;
+  }
+  if (peer.namespaces === null && peer.labels === null && peer.serviceAccounts === null) return true;
+  if (workloadMatches(peer, ev.peer.workload)) return true;
+  if (!anyEndpoint) return false;
+  const endpoints = service.endpoints ?? [];
+  for (let i = 0; i < endpoints.length; i++) if (workloadMatches(peer, endpoints[i]!.workload)) return true;
+  return false;
+}
+
+function anyEndpointInCidr(peer: CompiledPeer, endpoints: readonly ServiceEndpoint[] | undefined, ev: Evaluation): boolean {
+  if (endpoints === undefined) return false;
+  let found = false;
+  for (let i = 0; i < endpoints.length && !found; i++) found = cidrContains(peer, parseIp(endpoints[i]!.ip, peerWords, true));
+  // peerWords held the endpoints' addresses: the dialled address is parsed again when next asked.
+  ev.forgetFamily();
+  return found;
+}
+
+function anyPeerMatches(peers: readonly CompiledPeer[], ev: Evaluation, action: CompiledRule['action']): boolean {
   for (let p = 0; p < peers.length; p++) {
-    if (peerMatches(peers[p]!, ev)) return true;
+    if (peerMatches(peers[p]!, ev, action)) return true;
   }
   return false;
 }
@@ -366,7 +404,7 @@ class TierIndex {
     const found: number[] = [];
     for (let c = 0; c < candidates.length; c++) {
       const rule = this.rules[candidates[c]!]!;
-      if (rule.cidrOnly && !anyPeerMatches(rule.peers!, ev)) continue;
+      if (rule.cidrOnly && !anyPeerMatches(rule.peers!, ev, rule.action)) continue;
       found.push(candidates[c]!);
     }
     list = Uint32Array.from(found);
@@ -482,11 +520,12 @@ class Policy implements CompiledPolicy {
 
 function scanTier(tier: TierIndex, direction: Direction, port: number, ev: Evaluation, stage: number): Decision | 'needs-l7' | null {
   let candidates = tier.candidates(direction, port);
-  if (candidates.length >= PEER_FILTER_MIN && tier.hasCidrOnly) candidates = tier.forPeer(direction, port, candidates, ev);
+  // The per-address narrowing reads the dialled address only; a Service's deny rules also look at its endpoints.
+  if (candidates.length >= PEER_FILTER_MIN && tier.hasCidrOnly && ev.peer.service === undefined) candidates = tier.forPeer(direction, port, candidates, ev);
   const rules = tier.rules;
   for (let c = 0; c < candidates.length; c++) {
     const rule = rules[candidates[c]!]!;
-    if (rule.peers !== null && !anyPeerMatches(rule.peers, ev)) continue;
+    if (rule.peers !== null && !anyPeerMatches(rule.peers, ev, rule.action)) continue;
     if (stage === STAGE_UNDETECTED && ((rule.protocol !== null && rule.protocol !== 'tcp') || rule.l7 !== null)) {
       if (rule.action === 'deny') return rule.decision;
       continue;
@@ -511,7 +550,7 @@ function scanDatagram(tier: TierIndex, direction: Direction, port: number, ev: E
   const rules = tier.rules;
   for (let c = 0; c < candidates.length; c++) {
     const rule = rules[candidates[c]!]!;
-    if (rule.peers !== null && !anyPeerMatches(rule.peers, ev)) continue;
+    if (rule.peers !== null && !anyPeerMatches(rule.peers, ev, rule.action)) continue;
     return rule.decision; // null for a cluster 'pass': on to the workload tier
   }
   return NO_DECISION;

@@ -7,8 +7,10 @@
 //   action: allow | deny | pass (pass: cluster tier only)
 //   log: boolean (default false); description: free text
 //   direction: ingress | egress | intra, or a list of them (default: all)
-//   peer: {cidr, namespace, labels, serviceAccount} or a list of such (any of them); inside one
-//         peer every given field must match; cidr/namespace/serviceAccount take a string or list
+//   peer: {cidr, namespace, labels, serviceAccount, service} or a list of such (any of them);
+//         inside one peer every given field must match; cidr/namespace/serviceAccount take a
+//         string or list; service takes 'namespace/name', {namespace, name} or a list of them, or
+//         a bare 'name' when the peer gives `namespace` (then it names that namespace's Service)
 //   ports: 80, "8000-8100", or a list of them (the destination port)
 //   protocol: one of RULE_PROTOCOLS (connections), or udp / icmp (DATAGRAM_PROTOCOLS: the
 //         non-TCP guard's flows; such a rule takes direction, peer and, for udp, ports; never L7)
@@ -74,6 +76,8 @@ export interface NormalizedPeer {
   namespace?: string[];
   labels?: Record<string, string>;
   serviceAccount?: string[];
+  /** Kubernetes Services as 'namespace/name'. */
+  service?: string[];
 }
 
 export interface NormalizedHttp {
@@ -101,7 +105,9 @@ export interface NormalizedRule {
 }
 
 const RULE_KEYS = ['id', 'action', 'log', 'description', 'direction', 'peer', 'ports', 'protocol', 'http', 'grpc', 'tls', 'dns'];
-const PEER_KEYS = ['cidr', 'namespace', 'labels', 'serviceAccount'];
+const PEER_KEYS = ['cidr', 'namespace', 'labels', 'serviceAccount', 'service'];
+/** A Service name: an RFC 1035 label (Kubernetes validates Service names so). */
+const SERVICE_NAME = /^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const BLOCK_KEYS: Record<L7Kind, string[]> = {
   http: ['methods', 'paths', 'hosts', 'headers'],
   grpc: ['services', 'methods'],
@@ -218,14 +224,14 @@ function globCheck(kind: GlobKind): (s: string) => string | null {
 
 function validatePeer(sink: IssueSink, field: string, value: unknown): NormalizedPeer | undefined {
   if (!isPlainObject(value)) {
-    sink.add(field, `must be a mapping with cidr, namespace, labels or serviceAccount, not ${describeValue(value)}`);
+    sink.add(field, `must be a mapping with cidr, namespace, labels, serviceAccount or service, not ${describeValue(value)}`);
     return undefined;
   }
   checkKeys(sink, field, value, PEER_KEYS);
   const peer: NormalizedPeer = {};
   let ok = true;
   if (Object.keys(value).filter((k) => PEER_KEYS.includes(k)).length === 0) {
-    sink.add(field, 'needs at least one of cidr, namespace, labels, serviceAccount (leave peer out to match any peer)');
+    sink.add(field, 'needs at least one of cidr, namespace, labels, serviceAccount, service (leave peer out to match any peer)');
     return undefined;
   }
   if (value.cidr !== undefined) {
@@ -280,7 +286,73 @@ function validatePeer(sink: IssueSink, field: string, value: unknown): Normalize
       if (ok) peer.labels = sortKeys(labels);
     }
   }
+  if (value.service !== undefined) {
+    const services = validateServices(sink, join(field, 'service'), value.service, peer.namespace);
+    if (services === undefined) ok = false;
+    else {
+      peer.service = services.names;
+      // `{namespace: shop, service: payments}` names the Service shop/payments; the namespace is
+      // then part of the Service's name, not a second matcher on the endpoints' workloads.
+      if (services.allBare) delete peer.namespace;
+    }
+  }
   return ok ? peer : undefined;
+}
+
+/** peer.service: 'ns/name', {namespace, name}, a bare name with the peer's namespace, or a list. */
+function validateServices(sink: IssueSink, field: string, value: unknown, namespaces: string[] | undefined): { names: string[]; allBare: boolean } | undefined {
+  const items = Array.isArray(value) ? value : [value];
+  if (Array.isArray(value) && value.length === 0) {
+    sink.add(field, 'is an empty list; give at least one Service or leave the field out');
+    return undefined;
+  }
+  const names: string[] = [];
+  let ok = true;
+  let allBare = true;
+  items.forEach((item, i) => {
+    const itemField = Array.isArray(value) ? join(field, i) : field;
+    let namespace: string | undefined;
+    let name: string;
+    if (typeof item === 'string') {
+      const slash = item.indexOf('/');
+      if (slash === -1) name = item;
+      else {
+        namespace = item.slice(0, slash);
+        name = item.slice(slash + 1);
+      }
+    } else if (isPlainObject(item) && typeof item.name === 'string' && typeof item.namespace === 'string' && Object.keys(item).every((k) => k === 'name' || k === 'namespace')) {
+      namespace = item.namespace;
+      name = item.name;
+    } else {
+      sink.add(itemField, `must be 'namespace/name' or {namespace, name}, not ${describeValue(item)}`);
+      ok = false;
+      return;
+    }
+    if (!SERVICE_NAME.test(name)) {
+      sink.add(itemField, `'${name}' is not a Service name (lower-case letters, digits and '-', starting with a letter, at most 63)`);
+      ok = false;
+      return;
+    }
+    if (namespace !== undefined) {
+      allBare = false;
+      if (!DNS_LABEL.test(namespace)) {
+        sink.add(itemField, `'${namespace}' is not a namespace name (lower-case letters, digits and '-', at most 63)`);
+        ok = false;
+        return;
+      }
+      names.push(`${namespace}/${name}`);
+      return;
+    }
+    if (namespaces === undefined) {
+      // A Service name is unique only within its namespace: fail closed rather than match any.
+      sink.add(itemField, `'${name}' names no namespace; write 'NAMESPACE/${name}', {namespace, name: ${name}}, or give the peer a namespace`);
+      ok = false;
+      return;
+    }
+    for (const ns of namespaces) names.push(`${ns}/${name}`);
+  });
+  if (!ok) return undefined;
+  return { names: [...new Set(names)], allBare };
 }
 
 function sortKeys<T>(record: Record<string, T>): Record<string, T> {

@@ -13,10 +13,38 @@ export interface Workload {
   serviceAccount?: string;
 }
 
+/** A Kubernetes Service, as flow records name it (`dst.service`). */
+export interface ServiceRef {
+  namespace: string;
+  name: string;
+}
+
+/** One ready endpoint of a Service: its pod IP and, when the identity map knows it, its workload. */
+export interface ServiceEndpoint {
+  ip: string;
+  workload?: Workload;
+}
+
+/**
+ * The Service behind a cluster-IP destination. `endpoints` (its ready endpoints when the
+ * connection was accepted) is a non-enumerable property: rules read it, flow records (JSON) carry
+ * only the namespace and name.
+ */
+export interface ServiceDestination extends ServiceRef {
+  readonly endpoints?: readonly ServiceEndpoint[];
+}
+
 export interface Endpoint {
   ip: string;
   port: number;
+  /**
+   * The workload at this address. For a Service's cluster IP: what every ready endpoint has in
+   * common (namespace, service account, the labels they all carry; the pod when there is exactly
+   * one), and nothing when an endpoint is unknown or there is none.
+   */
   workload?: Workload;
+  /** Set when the address is a Service's cluster IP (egress and intra destinations). */
+  service?: ServiceDestination;
 }
 
 export interface L7Facts {
