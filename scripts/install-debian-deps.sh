@@ -12,7 +12,8 @@ case $set_name in
   tests) packages=(iptables nftables iproute2 util-linux procps curl socat netcat-openbsd openssl make g++ python3 libcap2-bin
     nghttp2-client dnsutils nginx-light haproxy wrk
     openssh-server openssh-client tinyproxy corkscrew httptunnel iodine
-    libnetfilter-queue1 libnetfilter-queue-dev iputils-ping) ;;
+    libnetfilter-queue1 libnetfilter-queue-dev iputils-ping
+    redis-server redis-tools postgresql postgresql-client mariadb-server mariadb-client) ;;
   image) packages=(mmdebstrap buildah podman runc binutils openssl libcap2-bin) ;;
   *) echo "install-debian-deps.sh: unknown set '$set_name' (tests, image)" >&2; exit 2 ;;
 esac
@@ -24,7 +25,9 @@ declare -A probe=([iptables]=iptables-restore [nftables]=nft [iproute2]=ip [util
   [openssh-server]=sshd [openssh-client]=ssh [tinyproxy]=tinyproxy [corkscrew]=corkscrew [httptunnel]=hts [iodine]=iodined
   [mmdebstrap]=mmdebstrap [buildah]=buildah [podman]=podman [runc]=runc [binutils]=strip
   [libnetfilter-queue1]=/usr/lib/x86_64-linux-gnu/libnetfilter_queue.so.1 [libnetfilter-queue-dev]=/usr/include/libnetfilter_queue/libnetfilter_queue.h
-  [iputils-ping]=ping)
+  [iputils-ping]=ping
+  [redis-server]=redis-server [redis-tools]=redis-cli [postgresql]=/usr/lib/postgresql [postgresql-client]=psql
+  [mariadb-server]=mariadbd [mariadb-client]=mariadb)
 missing=()
 for p in "${packages[@]}"; do
   # A probe is a command, or (libraries, headers) an absolute path; libraries are looked up by dpkg

@@ -6,6 +6,7 @@ import { DnsStreamEnforcer } from './dns-enforcer.js';
 import { HandshakeEnforcer } from './handshake-enforcer.js';
 import { Http1Enforcer } from './http1-enforcer.js';
 import { Http2Enforcer } from './http2-enforcer.js';
+import { RedisEnforcer } from './redis-enforcer.js';
 import type { FilterContext, FilterSink } from './types.js';
 
 export interface EnforcerDeps {
@@ -52,7 +53,7 @@ const ENFORCERS: Record<string, (deps: EnforcerDeps) => ProtocolEnforcer> = {
   tls: (deps) => new HandshakeEnforcer(deps, 'tls'),
   ssh: (deps) => new HandshakeEnforcer(deps, 'ssh'),
   postgres: (deps) => new HandshakeEnforcer(deps, 'postgres'),
-  redis: (deps) => new HandshakeEnforcer(deps, 'redis'),
+  redis: (deps) => new RedisEnforcer(deps),
 };
 
 export function enforcerFor(protocol: string, deps: EnforcerDeps): ProtocolEnforcer | null {

@@ -57,7 +57,7 @@ interface CompiledPeer {
 }
 
 interface CompiledL7 {
-  kind: 'http' | 'grpc' | 'tls' | 'dns';
+  kind: 'http' | 'grpc' | 'tls' | 'dns' | 'redis' | 'postgres' | 'mysql';
   methods: ReadonlySet<string> | null;
   paths: GlobMatcher | null;
   hosts: GlobMatcher | null;
@@ -66,7 +66,15 @@ interface CompiledL7 {
   grpcMethods: GlobMatcher | null;
   alpn: ReadonlySet<string> | null;
   types: ReadonlySet<string> | null;
+  /** redis: command names; postgres/mysql: users. */
+  names: GlobMatcher | null;
+  /** redis: keys; postgres/mysql: databases. */
+  keys: GlobMatcher | null;
+  /** postgres/mysql: statement verbs ('DDL' expanded). */
+  statements: ReadonlySet<string> | null;
 }
+
+const DDL_VERBS = ['CREATE', 'ALTER', 'DROP', 'TRUNCATE', 'RENAME', 'COMMENT'];
 
 interface CompiledRule {
   readonly id: string;
@@ -125,7 +133,7 @@ function compileRule(rule: NormalizedRule, tier: Tier, mode: Mode, hash: string)
     };
   });
   let l7: CompiledL7 | null = null;
-  const empty = { methods: null, paths: null, hosts: null, headers: null, services: null, grpcMethods: null, alpn: null, types: null };
+  const empty = { methods: null, paths: null, hosts: null, headers: null, services: null, grpcMethods: null, alpn: null, types: null, names: null, keys: null, statements: null };
   if (rule.http !== undefined) {
     const h = rule.http;
     l7 = {
@@ -146,6 +154,19 @@ function compileRule(rule: NormalizedRule, tier: Tier, mode: Mode, hash: string)
     };
   } else if (rule.tls !== undefined) {
     l7 = { ...empty, kind: 'tls', hosts: rule.tls.sni === undefined ? null : compileGlobs('name', rule.tls.sni), alpn: setOrNull(rule.tls.alpn) };
+  } else if (rule.redis !== undefined) {
+    const r = rule.redis;
+    l7 = { ...empty, kind: 'redis', names: r.commands === undefined ? null : compileGlobs('plain', r.commands), keys: r.keys === undefined ? null : compileGlobs('plain', r.keys) };
+  } else if (rule.postgres !== undefined || rule.mysql !== undefined) {
+    const kind = rule.postgres !== undefined ? 'postgres' : 'mysql';
+    const q = (rule.postgres ?? rule.mysql)!;
+    l7 = {
+      ...empty,
+      kind,
+      names: q.users === undefined ? null : compileGlobs('plain', q.users),
+      keys: q.databases === undefined ? null : compileGlobs('plain', q.databases),
+      statements: q.statements === undefined ? null : new Set(q.statements.flatMap((v) => (v === 'DDL' ? DDL_VERBS : [v]))),
+    };
   } else if (rule.dns !== undefined) {
     l7 = { ...empty, kind: 'dns', hosts: rule.dns.names === undefined ? null : compileGlobs('name', rule.dns.names), types: setOrNull(rule.dns.types) };
   }
@@ -372,6 +393,36 @@ function l7Matches(m: CompiledL7, ev: Evaluation, action: CompiledRule['action']
       if (dns === undefined) return false;
       if (m.hosts !== null && !nameMatches(m.hosts, ev.queryName(dns.name), action)) return false;
       return m.types === null || m.types.has(dns.type.toUpperCase());
+    }
+    case 'redis': {
+      const redis = l7.redis;
+      if (redis === undefined) return false;
+      if (m.names !== null && !globMatches(m.names, redis.command)) return false;
+      if (m.keys !== null) {
+        // Unknown key positions: only a deny rule can be said to apply (fail closed). An allow
+        // rule covers a command when it covers every key it touches (and it touches one); a deny
+        // rule applies when it names any of them.
+        const keys = redis.keys;
+        if (keys === null) return action === 'deny';
+        if (keys.length === 0) return false;
+        if (action === 'deny') return keys.some((k) => globMatches(m.keys!, k));
+        return keys.every((k) => globMatches(m.keys!, k));
+      }
+      return true;
+    }
+    case 'postgres':
+    case 'mysql': {
+      const sql = l7[m.kind];
+      if (sql === undefined) return false;
+      if (m.names !== null && (sql.user === undefined || !globMatches(m.names, sql.user))) return false;
+      if (m.keys !== null && (sql.database === undefined || !globMatches(m.keys, sql.database))) return false;
+      if (m.statements !== null) {
+        // At the session's start no statement is known yet: an allow rule may admit the session
+        // (each statement is decided later), a deny rule for statements does not refuse it.
+        if (sql.statement === undefined) return action !== 'deny';
+        return m.statements.has(sql.statement);
+      }
+      return true;
     }
   }
 }

@@ -15,7 +15,9 @@
 //   protocol: one of RULE_PROTOCOLS (connections), or udp / icmp (DATAGRAM_PROTOCOLS: the
 //         non-TCP guard's flows; such a rule takes direction, peer and, for udp, ports; never L7)
 //   at most one L7 block: http {methods, paths, hosts, headers}, grpc {services, methods},
-//         tls {sni, alpn}, dns {names, types}; without `protocol` the block implies it.
+//         tls {sni, alpn}, dns {names, types}, redis {commands, keys},
+//         postgres {users, databases, statements}, mysql {users, databases, statements};
+//         without `protocol` the block implies it.
 
 import { globToRegExpSource, type GlobKind } from './glob.js';
 import { parseCidr } from './ip.js';
@@ -50,8 +52,8 @@ export const DATAGRAM_PROTOCOLS: readonly string[] = ['udp', 'icmp'];
 /** ruleId of the decision for non-TCP traffic no rule matched: always deny (PRODUCT.md "Rules"). */
 export const NON_TCP_DEFAULT_ID = 'default:non-tcp';
 
-export type L7Kind = 'http' | 'grpc' | 'tls' | 'dns';
-export const L7_KINDS: readonly L7Kind[] = ['http', 'grpc', 'tls', 'dns'];
+export type L7Kind = 'http' | 'grpc' | 'tls' | 'dns' | 'redis' | 'postgres' | 'mysql';
+export const L7_KINDS: readonly L7Kind[] = ['http', 'grpc', 'tls', 'dns', 'redis', 'postgres', 'mysql'];
 
 /**
  * Which rule protocols an L7 block may be combined with. HTTP semantics (method, path, host)
@@ -62,7 +64,24 @@ export const L7_COMPATIBLE: Record<L7Kind, readonly string[]> = {
   grpc: ['grpc', 'http2', 'http'],
   tls: ['tls'],
   dns: ['dns'],
+  redis: ['redis'],
+  postgres: ['postgres'],
+  mysql: ['mysql'],
 };
+
+/**
+ * Statement verbs a `statements` list may name (the leading keyword of a SQL statement; see
+ * protocols/sql/sql-statements.ts). 'DDL' names CREATE, ALTER, DROP, TRUNCATE, RENAME, COMMENT.
+ */
+export const SQL_VERBS: ReadonlySet<string> = new Set([
+  'SELECT', 'INSERT', 'UPDATE', 'DELETE', 'MERGE', 'UPSERT', 'REPLACE', 'COPY', 'CREATE', 'ALTER', 'DROP', 'TRUNCATE',
+  'RENAME', 'COMMENT', 'GRANT', 'REVOKE', 'BEGIN', 'START', 'COMMIT', 'ROLLBACK', 'SAVEPOINT', 'RELEASE', 'END', 'ABORT',
+  'SET', 'SHOW', 'RESET', 'EXPLAIN', 'ANALYZE', 'VACUUM', 'CLUSTER', 'REINDEX', 'LOCK', 'UNLOCK', 'DO', 'CALL', 'EXECUTE',
+  'PREPARE', 'DEALLOCATE', 'DECLARE', 'FETCH', 'MOVE', 'CLOSE', 'LISTEN', 'NOTIFY', 'UNLISTEN', 'DISCARD', 'CHECKPOINT',
+  'LOAD', 'REFRESH', 'SECURITY', 'IMPORT', 'VALUES', 'TABLE', 'USE', 'DESCRIBE', 'DESC', 'HANDLER', 'KILL', 'FLUSH',
+  'OPTIMIZE', 'REPAIR', 'CHECK', 'CHECKSUM', 'INSTALL', 'UNINSTALL', 'SHUTDOWN', 'HELP', 'XA', 'BINLOG', 'PURGE',
+  'CHANGE', 'STOP', 'BACKUP', 'SIGNAL', 'RESIGNAL', 'GET', 'DDL',
+]);
 
 const DNS_TYPES = new Set([
   'A', 'NS', 'CNAME', 'SOA', 'PTR', 'HINFO', 'MX', 'TXT', 'RP', 'AFSDB', 'SIG', 'KEY', 'AAAA', 'LOC',
@@ -102,9 +121,19 @@ export interface NormalizedRule {
   grpc?: { services?: string[]; methods?: string[] };
   tls?: { sni?: string[]; alpn?: string[] };
   dns?: { names?: string[]; types?: string[] };
+  redis?: { commands?: string[]; keys?: string[] };
+  postgres?: NormalizedSql;
+  mysql?: NormalizedSql;
 }
 
-const RULE_KEYS = ['id', 'action', 'log', 'description', 'direction', 'peer', 'ports', 'protocol', 'http', 'grpc', 'tls', 'dns'];
+export interface NormalizedSql {
+  users?: string[];
+  databases?: string[];
+  /** Upper-cased verbs (SQL_VERBS). */
+  statements?: string[];
+}
+
+const RULE_KEYS = ['id', 'action', 'log', 'description', 'direction', 'peer', 'ports', 'protocol', 'http', 'grpc', 'tls', 'dns', 'redis', 'postgres', 'mysql'];
 const PEER_KEYS = ['cidr', 'namespace', 'labels', 'serviceAccount', 'service'];
 /** A Service name: an RFC 1035 label (Kubernetes validates Service names so). */
 const SERVICE_NAME = /^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/;
@@ -113,6 +142,9 @@ const BLOCK_KEYS: Record<L7Kind, string[]> = {
   grpc: ['services', 'methods'],
   tls: ['sni', 'alpn'],
   dns: ['names', 'types'],
+  redis: ['commands', 'keys'],
+  postgres: ['users', 'databases', 'statements'],
+  mysql: ['users', 'databases', 'statements'],
 };
 const DIRECTIONS: readonly Direction[] = ['ingress', 'egress', 'intra'];
 
@@ -461,6 +493,19 @@ function validateBlock(sink: IssueSink, kind: L7Kind, value: unknown): Normalize
         return DNS_TYPES.has(t) || /^TYPE\d{1,5}$/.test(t) ? null : `'${s}' is not a DNS record type (e.g. A, AAAA, TXT, or TYPE65)`;
       }, upper);
       return ok ? { ...(names && { names }), ...(types && { types }) } : undefined;
+    }
+    case 'redis': {
+      const commands = list('commands', (s) => (/^[A-Za-z0-9_|.*-]{1,64}$/.test(s) ? null : `'${s}' is not a Redis command name (letters, digits, '_', '-', '|', '.', '*' as glob)`), upper);
+      const keys = list('keys', (s) => (s.length > 0 && s.length <= 4096 ? null : `'${s.slice(0, 40)}' is not a key pattern (1–4096 bytes, '*' matches any characters)`));
+      return ok ? { ...(commands && { commands }), ...(keys && { keys }) } : undefined;
+    }
+    case 'postgres':
+    case 'mysql': {
+      const name = (what: string) => (s: string): string | null => (s.length > 0 && s.length <= 128 && !/[\u0000-\u001f]/.test(s) ? null : `'${s.slice(0, 40)}' is not a ${what} name pattern (1–128 characters, '*' matches any)`);
+      const users = list('users', name('user'));
+      const databases = list('databases', name('database'));
+      const statements = list('statements', (s) => (SQL_VERBS.has(s.toUpperCase()) ? null : `'${s}' is not a statement verb (e.g. SELECT, INSERT, UPDATE, DELETE, DDL, COPY, CREATE, DROP)`), upper);
+      return ok ? { ...(users && { users }), ...(databases && { databases }), ...(statements && { statements }) } : undefined;
     }
   }
 }

@@ -52,6 +52,18 @@ export interface L7Facts {
   grpc?: { service: string; method: string };
   tls?: { sni?: string; alpn?: string[] };
   dns?: { name: string; type: string };
+  /** keys: the command's keys by its key spec; null when unknown (deny rules with keys match, allow rules do not). */
+  redis?: { command: string; keys: readonly string[] | null };
+  /** One statement (verb upper-cased) of a query; absent statement: the session's start (startup / handshake). */
+  postgres?: SqlFacts;
+  mysql?: SqlFacts;
+}
+
+export interface SqlFacts {
+  user?: string;
+  database?: string;
+  /** The statement's verb (SELECT, INSERT, ...); absent at session start. */
+  statement?: string;
 }
 
 export interface FlowFacts {

@@ -299,12 +299,35 @@ export interface SshBannerEvent extends EventBase {
   readonly comments: string | null;
 }
 
+/**
+ * A Redis command's facts, emitted once they are read: `end` is where they end; the rest of the
+ * command (values) may follow, up to its `redis.command-end`.
+ */
 export interface RedisCommandEvent extends EventBase {
   readonly type: 'redis.command';
   /** Upper-cased command name (`GET`, `SET`, `AUTH`, ...). */
   readonly command: string;
+  /** Upper-cased first argument of container commands (`CONFIG GET`, `CLIENT REPLY`), else null. */
+  readonly subcommand: string | null;
+  /** The keys, by the command's key spec (redis-commands.ts); null when unknown. */
+  readonly keys: readonly string[] | null;
   readonly argCount: number;
   readonly inline: boolean;
+}
+
+/** A client command's bytes end here (`start`: its first byte). Also for empty inline lines, which carry nothing. */
+export interface RedisCommandEndEvent extends EventBase {
+  readonly type: 'redis.command-end';
+}
+
+/** One complete top-level server reply (RESP2/RESP3); `push`: an out-of-band RESP3 push (`>`). */
+export interface RedisReplyEvent extends EventBase {
+  readonly type: 'redis.reply';
+  /** The reply's type byte ('+', '-', ':', '$', '*', '%', '>', ...), after any attribute. */
+  readonly kind: string;
+  readonly push: boolean;
+  /** A simple error reply's text (first 200 characters), else null. */
+  readonly error: string | null;
 }
 
 export interface PostgresStartupEvent extends EventBase {
@@ -339,7 +362,7 @@ export type ProtocolEvent =
   | TlsClientHelloEvent | TlsServerHelloEvent | TlsAlertEvent
   | DnsMessageEvent
   | SshBannerEvent
-  | RedisCommandEvent
+  | RedisCommandEvent | RedisCommandEndEvent | RedisReplyEvent
   | PostgresStartupEvent | PostgresEncryptionResponseEvent | PostgresMessageEvent;
 
 export type ProtocolEventType = ProtocolEvent['type'];
