@@ -262,7 +262,8 @@ export function renderInstallation(values: ChartValues, options: RenderOptions):
       kind: 'ClusterRole',
       metadata: meta(`${name}-controller`),
       rules: [
-        { apiGroups: [''], resources: ['pods', 'namespaces'], verbs: ['get', 'list', 'watch'] },
+        { apiGroups: [''], resources: ['pods', 'namespaces', 'services'], verbs: ['get', 'list', 'watch'] },
+        { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['get', 'list', 'watch'] },
         { apiGroups: ['authentication.k8s.io'], resources: ['tokenreviews'], verbs: ['create'] },
       ],
     });

@@ -5,8 +5,9 @@
 // outside the API server's window), an informer that stopped on an error is restarted with
 // backoff, and cached pods are pruned to the fields the index reads.
 import { EventEmitter } from 'node:events';
-import { CoreV1Api, ListWatch, Watch, type KubeConfig, type KubernetesListObject, type KubernetesObject, type V1Namespace, type V1Pod } from '@kubernetes/client-node';
+import { CoreV1Api, DiscoveryV1Api, ListWatch, Watch, type KubeConfig, type KubernetesListObject, type KubernetesObject, type V1EndpointSlice, type V1Namespace, type V1Pod, type V1Service } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import type { EndpointSliceView, ServiceIndex, ServiceView } from './service-index.js';
 import { type PodView, type WorkloadIndex } from './workload-index.js';
 
 type RequestDone = (err: unknown) => void;
@@ -35,6 +36,8 @@ export interface ResourceWatchState {
 export interface ClusterWatchOptions {
   kubeConfig: KubeConfig;
   index: WorkloadIndex;
+  /** Given: Services and EndpointSlices are watched too (issue 20). */
+  services?: ServiceIndex;
   log: Logger;
   /** First and longest wait before restarting an informer that stopped on an error. */
   retryMinMs?: number;
@@ -51,6 +54,22 @@ function prunePod(pod: V1Pod): void {
   }
   if (spec !== undefined) pod.spec = { containers: [], nodeName: spec.nodeName, serviceAccountName: spec.serviceAccountName, hostNetwork: spec.hostNetwork };
   if (status !== undefined) pod.status = { phase: status.phase, podIP: status.podIP, podIPs: status.podIPs };
+}
+
+function pruneService(service: V1Service): void {
+  const { metadata, spec } = service;
+  if (metadata !== undefined) service.metadata = { name: metadata.name, namespace: metadata.namespace, uid: metadata.uid, resourceVersion: metadata.resourceVersion };
+  if (spec !== undefined) {
+    service.spec = { type: spec.type, clusterIP: spec.clusterIP, clusterIPs: spec.clusterIPs, externalName: spec.externalName, selector: spec.selector, ports: spec.ports?.map((p) => ({ name: p.name, port: p.port, targetPort: p.targetPort, protocol: p.protocol })) };
+  }
+  delete service.status;
+}
+
+function pruneSlice(slice: V1EndpointSlice): void {
+  const { metadata } = slice;
+  if (metadata !== undefined) slice.metadata = { name: metadata.name, namespace: metadata.namespace, uid: metadata.uid, resourceVersion: metadata.resourceVersion, labels: metadata.labels };
+  slice.endpoints = (slice.endpoints ?? []).map((e) => ({ addresses: e.addresses, conditions: e.conditions }));
+  delete slice.ports;
 }
 
 class ResourceWatch<T extends KubernetesObject> {
@@ -133,10 +152,13 @@ function describe(err: unknown): string {
   return String(err);
 }
 
-/** Emits 'synced' once Pods and Namespaces have both been listed. */
+/** Emits 'synced' once Pods and Namespaces (and, when watched, Services and EndpointSlices) have been listed. */
 export class ClusterWatch extends EventEmitter {
   private readonly pods: ResourceWatch<V1Pod>;
   private readonly namespaces: ResourceWatch<V1Namespace>;
+  private readonly serviceWatch: ResourceWatch<V1Service> | undefined;
+  private readonly sliceWatch: ResourceWatch<V1EndpointSlice> | undefined;
+  private readonly resources: number;
   private syncedCount = 0;
 
   constructor(options: ClusterWatchOptions) {
@@ -144,8 +166,9 @@ export class ClusterWatch extends EventEmitter {
     const { kubeConfig, index, log } = options;
     const core = kubeConfig.makeApiClient(CoreV1Api);
     const tuning = { retryMinMs: options.retryMinMs ?? 1000, retryMaxMs: options.retryMaxMs ?? 30_000, log };
+    this.resources = options.services === undefined ? 2 : 4;
     const onSynced = () => {
-      if (++this.syncedCount === 2) this.emit('synced');
+      if (++this.syncedCount === this.resources) this.emit('synced');
     };
     this.pods = new ResourceWatch<V1Pod>('Pod', kubeConfig, '/api/v1/pods', () => core.listPodForAllNamespaces({}), tuning, onSynced);
     this.namespaces = new ResourceWatch<V1Namespace>('Namespace', kubeConfig, '/api/v1/namespaces', () => core.listNamespace({}), tuning, onSynced);
@@ -157,23 +180,55 @@ export class ClusterWatch extends EventEmitter {
     this.pods.informer.on('update', upsert);
     this.pods.informer.on('delete', (pod) => index.removePod(pod.metadata?.namespace ?? '', pod.metadata?.name ?? ''));
     this.namespaces.informer.on('delete', (ns) => {
-      if (ns.metadata?.name) index.removeNamespace(ns.metadata.name);
+      if (!ns.metadata?.name) return;
+      index.removeNamespace(ns.metadata.name);
+      options.services?.removeNamespace(ns.metadata.name);
     });
+    const services = options.services;
+    if (services !== undefined) {
+      const discovery = kubeConfig.makeApiClient(DiscoveryV1Api);
+      this.serviceWatch = new ResourceWatch<V1Service>('Service', kubeConfig, '/api/v1/services', () => core.listServiceForAllNamespaces({}), tuning, onSynced);
+      this.sliceWatch = new ResourceWatch<V1EndpointSlice>('EndpointSlice', kubeConfig, '/apis/discovery.k8s.io/v1/endpointslices', () => discovery.listEndpointSliceForAllNamespaces({}), tuning, onSynced);
+      const upsertService = (service: V1Service) => {
+        pruneService(service);
+        services.applyService(service as ServiceView);
+      };
+      this.serviceWatch.informer.on('add', upsertService);
+      this.serviceWatch.informer.on('update', upsertService);
+      this.serviceWatch.informer.on('delete', (s) => services.removeService(s.metadata?.namespace ?? '', s.metadata?.name ?? ''));
+      const upsertSlice = (slice: V1EndpointSlice) => {
+        pruneSlice(slice);
+        services.applySlice(slice as EndpointSliceView);
+      };
+      this.sliceWatch.informer.on('add', upsertSlice);
+      this.sliceWatch.informer.on('update', upsertSlice);
+      this.sliceWatch.informer.on('delete', (s) => services.removeSlice(s.metadata?.namespace ?? '', s.metadata?.name ?? ''));
+    }
   }
 
   get synced(): boolean {
-    return this.syncedCount >= 2;
+    return this.syncedCount >= this.resources;
+  }
+
+  private all(): Array<ResourceWatch<KubernetesObject>> {
+    const list: Array<ResourceWatch<KubernetesObject>> = [this.pods as ResourceWatch<KubernetesObject>, this.namespaces as ResourceWatch<KubernetesObject>];
+    if (this.serviceWatch !== undefined) list.push(this.serviceWatch as ResourceWatch<KubernetesObject>);
+    if (this.sliceWatch !== undefined) list.push(this.sliceWatch as ResourceWatch<KubernetesObject>);
+    return list;
   }
 
   async start(): Promise<void> {
-    await Promise.all([this.pods.start(), this.namespaces.start()]);
+    await Promise.all(this.all().map((w) => w.start()));
   }
 
-  state(): { pods: ResourceWatchState; namespaces: ResourceWatchState } {
-    return { pods: this.pods.snapshotState(), namespaces: this.namespaces.snapshotState() };
+  state(): { pods: ResourceWatchState; namespaces: ResourceWatchState; services?: ResourceWatchState; endpointSlices?: ResourceWatchState } {
+    const state: { pods: ResourceWatchState; namespaces: ResourceWatchState; services?: ResourceWatchState; endpointSlices?: ResourceWatchState } = { pods: this.pods.snapshotState(), namespaces: this.namespaces.snapshotState() };
+    if (this.serviceWatch !== undefined) state.services = this.serviceWatch.snapshotState();
+    if (this.sliceWatch !== undefined) state.endpointSlices = this.sliceWatch.snapshotState();
+    return state;
   }
 
   async stop(): Promise<void> {
-    await Promise.all([this.pods.stop(), this.namespaces.stop()]);
+    await Promise.all(this.all().map((w) => w.stop()));
   }
 }

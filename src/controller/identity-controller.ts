@@ -5,6 +5,7 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { ClusterWatch, type ResourceWatchState } from './cluster-watch.js';
 import { IdentityServer } from './identity-server.js';
+import { ServiceIndex } from './service-index.js';
 import { TokenReviewAuthenticator, type Authenticator } from './token-review.js';
 import { WorkloadIndex } from './workload-index.js';
 
@@ -21,6 +22,8 @@ export interface IdentityControllerOptions {
   snapshotChunk?: number;
   retryMinMs?: number;
   retryMaxMs?: number;
+  /** Watch Services and EndpointSlices and stream the cluster-IP map (default true). */
+  services?: boolean;
 }
 
 export interface IdentityControllerStatus {
@@ -30,14 +33,20 @@ export interface IdentityControllerStatus {
   workloads: number;
   labelSets: number;
   subscribers: number;
+  /** Services streamed, and EndpointSlices held. */
+  services: number;
+  endpointSlices: number;
   pods: ResourceWatchState;
   namespaces: ResourceWatchState;
+  servicesWatch?: ResourceWatchState;
+  endpointSlicesWatch?: ResourceWatchState;
 }
 
 export const DEFAULT_AUDIENCE = 'sidewall-controller';
 
 export class IdentityController {
   readonly index: WorkloadIndex;
+  readonly services: ServiceIndex | undefined;
   readonly watch: ClusterWatch;
   readonly server: IdentityServer;
   readonly authenticator: Authenticator | null;
@@ -45,9 +54,11 @@ export class IdentityController {
 
   constructor(private readonly options: IdentityControllerOptions) {
     this.index = new WorkloadIndex(options.changeLogCapacity);
+    this.services = options.services === false ? undefined : new ServiceIndex(this.index);
     this.watch = new ClusterWatch({
       kubeConfig: options.kubeConfig,
       index: this.index,
+      ...(this.services !== undefined ? { services: this.services } : {}),
       log: options.log,
       ...(options.retryMinMs !== undefined ? { retryMinMs: options.retryMinMs } : {}),
       ...(options.retryMaxMs !== undefined ? { retryMaxMs: options.retryMaxMs } : {}),
@@ -64,7 +75,7 @@ export class IdentityController {
     this.synced = new Promise((resolve) => this.watch.once('synced', () => resolve()));
     void this.synced.then(() => {
       this.server.markReady();
-      options.log.info({ workloads: this.index.size, version: this.index.version }, 'pods and namespaces listed; serving identities');
+      options.log.info({ workloads: this.index.size, services: this.index.serviceCount, version: this.index.version }, 'cluster listed; serving identities');
     });
   }
 
@@ -80,8 +91,12 @@ export class IdentityController {
   }
 
   status(): IdentityControllerStatus {
-    const { pods, namespaces } = this.watch.state();
+    const { pods, namespaces, services, endpointSlices } = this.watch.state();
     return {
+      services: this.index.serviceCount,
+      endpointSlices: this.services?.sliceCount ?? 0,
+      ...(services !== undefined ? { servicesWatch: services } : {}),
+      ...(endpointSlices !== undefined ? { endpointSlicesWatch: endpointSlices } : {}),
       synced: this.watch.synced,
       epoch: this.index.epoch,
       version: this.index.version,

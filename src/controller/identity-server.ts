@@ -7,7 +7,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { identityServiceDefinition, versionNumber, type IdentityUpdateMessage, type SubscribeRequestMessage } from '../identity/identity-proto.js';
 import type { Authenticator } from './token-review.js';
-import type { WorkloadIndex } from './workload-index.js';
+import type { IndexChanges, WorkloadIndex } from './workload-index.js';
 
 export interface IdentityServerOptions {
   index: WorkloadIndex;
@@ -20,6 +20,13 @@ export interface IdentityServerOptions {
   heartbeatMs?: number;
   /** Entries per message of a snapshot (default 2000; gRPC's default message limit is 4 MiB). */
   snapshotChunk?: number;
+}
+
+function changeUpdate(epoch: string, version: number, changes: IndexChanges): IdentityUpdateMessage {
+  const update: IdentityUpdateMessage = { epoch, version, upserts: changes.upserts, removed: changes.removed };
+  if (changes.services.length > 0) update.services = changes.services;
+  if (changes.removedServices.length > 0) update.removedServices = changes.removedServices;
+  return update;
 }
 
 type SubscribeCall = grpc.ServerWritableStream<SubscribeRequestMessage, IdentityUpdateMessage>;
@@ -142,19 +149,24 @@ export class IdentityServer {
     }
     const changes = sub.version < 0 ? undefined : index.changesSince(sub.version);
     if (changes !== undefined) {
-      this.send(sub, { epoch: index.epoch, version: index.version, upserts: changes.upserts, removed: changes.removed });
+      this.send(sub, changeUpdate(index.epoch, index.version, changes));
       return;
     }
     this.stats.snapshots++;
     const all = index.snapshot();
+    const services = index.serviceSnapshot();
     const chunk = this.snapshotChunk;
     if (all.length === 0) {
-      this.send(sub, { epoch: index.epoch, version: index.version, reset: true });
+      this.send(sub, { epoch: index.epoch, version: index.version, reset: true, services });
       return;
     }
     for (let i = 0; i < all.length; i += chunk) {
       const part: IdentityUpdateMessage = { epoch: index.epoch, version: index.version, upserts: all.slice(i, i + chunk) };
-      if (i === 0) part.reset = true;
+      if (i === 0) {
+        part.reset = true;
+        // Services are few next to pods (and a Service is small): all of them ride in the first part.
+        part.services = services;
+      }
       if (i + chunk < all.length) part.more = true;
       // The parts of one snapshot go out together even if the stream reports it is full.
       this.send(sub, part);
@@ -185,7 +197,7 @@ export class IdentityServer {
       let update = shared.get(sub.version);
       if (update === undefined) {
         const changes = sub.version < 0 ? undefined : index.changesSince(sub.version);
-        update = changes === undefined ? null : { epoch: index.epoch, version: index.version, upserts: changes.upserts, removed: changes.removed };
+        update = changes === undefined ? null : changeUpdate(index.epoch, index.version, changes);
         shared.set(sub.version, update);
       }
       if (update === null) this.catchUp(sub);

@@ -2,7 +2,7 @@
 // one IP's identity takes the next version and is remembered in a bounded change log; a sidecar
 // that reconnects with a version still in the log gets only what changed since.
 import { randomBytes } from 'node:crypto';
-import type { WorkloadMessage } from '../identity/identity-proto.js';
+import type { ServiceMessage, WorkloadMessage } from '../identity/identity-proto.js';
 import { LabelInterner, sameLabels } from '../identity/label-interner.js';
 
 /** The pod fields the index reads (a pruned V1Pod; see prunePod in cluster-watch.ts). */
@@ -21,7 +21,13 @@ interface Held {
 export interface IndexChanges {
   upserts: WorkloadMessage[];
   removed: string[];
+  services: ServiceMessage[];
+  /** 'namespace/name' of deleted Services. */
+  removedServices: string[];
 }
+
+/** Change-log keys of Services; IPs never start so. */
+const SERVICE_PREFIX = 'svc:';
 
 export type IndexListener = (version: number) => void;
 
@@ -43,7 +49,9 @@ export class WorkloadIndex {
   private readonly byIp = new Map<string, Held>();
   private readonly ipsByPod = new Map<string, string[]>();
   private readonly labels = new LabelInterner();
-  // Change log: the IP changed at version v sits at (v - 1) % capacity.
+  /** 'namespace/name' → the Service as streamed (fed by ServiceIndex). */
+  private readonly services = new Map<string, ServiceMessage>();
+  // Change log: the IP (or 'svc:namespace/name') changed at version v sits at (v - 1) % capacity.
   private readonly logIps: string[];
   private readonly listeners = new Set<IndexListener>();
 
@@ -57,6 +65,30 @@ export class WorkloadIndex {
 
   get size(): number {
     return this.byIp.size;
+  }
+
+  get serviceCount(): number {
+    return this.services.size;
+  }
+
+  getService(key: string): ServiceMessage | undefined {
+    return this.services.get(key);
+  }
+
+  /** Adds or replaces a Service (the caller sends only real changes: each takes a version). */
+  putService(key: string, service: ServiceMessage): void {
+    this.services.set(key, service);
+    this.record(SERVICE_PREFIX + key);
+  }
+
+  removeService(key: string): void {
+    if (!this.services.delete(key)) return;
+    this.record(SERVICE_PREFIX + key);
+  }
+
+  /** Every Service (with snapshot(), what a new subscriber gets). */
+  serviceSnapshot(): ServiceMessage[] {
+    return [...this.services.values()];
   }
 
   get distinctLabelSets(): number {
@@ -134,8 +166,15 @@ export class WorkloadIndex {
     if (version > this.currentVersion || this.currentVersion - version > this.changeLogCapacity) return undefined;
     const seen = new Set<string>();
     for (let v = version + 1; v <= this.currentVersion; v++) seen.add(this.logIps[(v - 1) % this.changeLogCapacity]!);
-    const changes: IndexChanges = { upserts: [], removed: [] };
+    const changes: IndexChanges = { upserts: [], removed: [], services: [], removedServices: [] };
     for (const ip of seen) {
+      if (ip.startsWith(SERVICE_PREFIX)) {
+        const key = ip.slice(SERVICE_PREFIX.length);
+        const service = this.services.get(key);
+        if (service === undefined) changes.removedServices.push(key);
+        else changes.services.push(service);
+        continue;
+      }
       const held = this.byIp.get(ip);
       if (held === undefined) changes.removed.push(ip);
       else changes.upserts.push(held.workload);

@@ -7,7 +7,8 @@ import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import { createIdentityStreamClient, versionNumber, type IdentityStreamClient, type IdentityUpdateMessage, type WorkloadMessage } from './identity-proto.js';
+import { createIdentityStreamClient, versionNumber, type IdentityStreamClient, type IdentityUpdateMessage, type ServiceMessage, type WorkloadMessage } from './identity-proto.js';
+import type { ServiceEntry } from './service-directory.js';
 import type { WorkloadDirectory } from './workload-directory.js';
 
 export type IdentityLinkState = 'connecting' | 'synced' | 'disconnected';
@@ -35,6 +36,8 @@ export interface IdentityLinkStatus {
   epoch: string;
   version: number;
   workloads: number;
+  /** Services of the cluster-IP map from the controller. */
+  services: number;
   /** Whether the directory's cluster map may be out of date. */
   stale: boolean;
   staleSeconds?: number;
@@ -51,6 +54,28 @@ export class IdentityTokenError extends Error {
   }
 }
 
+/** A streamed Service as the directory holds it. */
+export function serviceEntry(message: ServiceMessage): ServiceEntry {
+  const entry: ServiceEntry = {
+    namespace: message.namespace,
+    name: message.name,
+    clusterIPs: message.clusterIps ?? [],
+    ports: (message.ports ?? []).map((p) => {
+      const port: ServiceEntry['ports'][number] = { port: p.port };
+      if (p.targetPort !== undefined && p.targetPort !== '') port.targetPort = /^[0-9]+$/.test(p.targetPort) ? Number(p.targetPort) : p.targetPort;
+      if (p.protocol) port.protocol = p.protocol;
+      if (p.name) port.name = p.name;
+      return port;
+    }),
+    // From the controller the endpoints are always the EndpointSlices' (an empty list: none ready).
+    endpoints: message.endpoints ?? [],
+  };
+  if (message.selector !== undefined && Object.keys(message.selector).length > 0) entry.selector = message.selector;
+  if (message.type) entry.type = message.type;
+  if (message.externalName) entry.externalName = message.externalName;
+  return entry;
+}
+
 export class IdentityClient extends EventEmitter {
   private readonly client: IdentityStreamClient;
   private call: grpc.ClientReadableStream<IdentityUpdateMessage> | undefined;
@@ -59,6 +84,7 @@ export class IdentityClient extends EventEmitter {
   private version = 0;
   /** Parts of a split snapshot not applied yet. */
   private pendingSnapshot: WorkloadMessage[] | null = null;
+  private pendingServices: ServiceMessage[] = [];
   private retryMs: number;
   private retryTimer: NodeJS.Timeout | undefined;
   private silenceTimer: NodeJS.Timeout | undefined;
@@ -81,7 +107,7 @@ export class IdentityClient extends EventEmitter {
 
   status(now = Date.now()): IdentityLinkStatus {
     const d = this.options.directory;
-    const status: IdentityLinkStatus = { state: this.state, controller: this.options.address, epoch: this.epoch, version: this.version, workloads: d.clusterSize, stale: d.stale, reconnects: this.counts.reconnects };
+    const status: IdentityLinkStatus = { state: this.state, controller: this.options.address, epoch: this.epoch, version: this.version, workloads: d.clusterSize, services: d.services.clusterSize, stale: d.stale, reconnects: this.counts.reconnects };
     if (d.staleSince !== null) status.staleSeconds = Math.round((now - d.staleSince) / 100) / 10;
     if (this.lastUpdateAt !== undefined) status.lastUpdate = new Date(this.lastUpdateAt).toISOString();
     if (this.lastError !== undefined) status.lastError = this.lastError;
@@ -111,6 +137,7 @@ export class IdentityClient extends EventEmitter {
       metadata.set('authorization', `Bearer ${token}`);
     }
     this.pendingSnapshot = null;
+    this.pendingServices = [];
     const call = this.client.Subscribe({ epoch: this.epoch, version: this.version, client: this.options.client }, metadata);
     this.call = call;
     this.armSilenceTimer();
@@ -132,9 +159,13 @@ export class IdentityClient extends EventEmitter {
     const version = versionNumber(update.version);
     if (update.reset === true || this.pendingSnapshot !== null) {
       this.pendingSnapshot = update.reset === true ? [...(update.upserts ?? [])] : this.pendingSnapshot!.concat(update.upserts ?? []);
+      this.pendingServices = update.reset === true ? [...(update.services ?? [])] : this.pendingServices.concat(update.services ?? []);
       if (update.more === true) return;
+      // Services first: the pod map's replacement then recomputes their endpoints once.
+      this.options.directory.services.replaceCluster(this.pendingServices.map(serviceEntry));
       this.options.directory.replaceCluster(this.pendingSnapshot);
       this.pendingSnapshot = null;
+      this.pendingServices = [];
       this.counts.snapshots++;
     } else if (update.epoch !== this.epoch && this.epoch !== '') {
       // Changes against a map we do not have: start over with a snapshot.
@@ -142,7 +173,10 @@ export class IdentityClient extends EventEmitter {
       this.version = 0;
       this.call?.cancel();
       return;
-    } else if ((update.upserts?.length ?? 0) + (update.removed?.length ?? 0) > 0) {
+    } else if ((update.upserts?.length ?? 0) + (update.removed?.length ?? 0) + (update.services?.length ?? 0) + (update.removedServices?.length ?? 0) > 0) {
+      if ((update.services?.length ?? 0) + (update.removedServices?.length ?? 0) > 0) {
+        this.options.directory.services.patchCluster((update.services ?? []).map(serviceEntry), update.removedServices ?? []);
+      }
       this.options.directory.patchCluster(update.upserts ?? [], update.removed ?? []);
       this.counts.changes++;
     } else this.counts.heartbeats++;

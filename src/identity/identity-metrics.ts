@@ -35,6 +35,14 @@ const gauges = {
       this.set(read((c) => c.status().workloads, 0));
     },
   }),
+  services: new Gauge({
+    name: 'sidewall_identity_services',
+    help: 'Kubernetes Services (cluster IP map) known from the identity controller',
+    registers: [registry],
+    collect() {
+      this.set(read((c) => c.status().services, 0));
+    },
+  }),
   version: new Gauge({
     name: 'sidewall_identity_version',
     help: 'Version of the identity map last applied (resets when the controller restarts)',

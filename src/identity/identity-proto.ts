@@ -16,6 +16,25 @@ export interface WorkloadMessage {
   node?: string;
 }
 
+export interface ServicePortMessage {
+  name?: string;
+  port: number;
+  targetPort?: string;
+  protocol?: string;
+}
+
+/** A Service as it travels (proto-loader camelCase). */
+export interface ServiceMessage {
+  namespace: string;
+  name: string;
+  clusterIps?: string[];
+  ports?: ServicePortMessage[];
+  selector?: Record<string, string>;
+  type?: string;
+  externalName?: string;
+  endpoints?: string[];
+}
+
 export interface SubscribeRequestMessage {
   epoch?: string;
   /** uint64: a decimal string on the wire side of proto-loader (longs: String), a number when we send it. */
@@ -30,6 +49,8 @@ export interface IdentityUpdateMessage {
   more?: boolean;
   upserts?: WorkloadMessage[];
   removed?: string[];
+  services?: ServiceMessage[];
+  removedServices?: string[];
 }
 
 export function identityServiceDefinition(): grpc.ServiceDefinition {

@@ -324,10 +324,11 @@ describe('sidewall manifests: the identity controller (issue 8)', () => {
     expect((controller.ports as Json[]).some((p) => p.name === identity.targetPort)).toBe(true);
   });
 
-  it('binds a ClusterRole to list and watch pods and namespaces and create TokenReviews, and nothing more, to the webhook ServiceAccount', () => {
+  it('binds a ClusterRole to list and watch pods, namespaces, Services and EndpointSlices and create TokenReviews, and nothing more, to the webhook ServiceAccount', () => {
     const role = find(objects, 'ClusterRole', 'sidewall-controller');
     expect(role.rules).toEqual([
-      { apiGroups: [''], resources: ['pods', 'namespaces'], verbs: ['get', 'list', 'watch'] },
+      { apiGroups: [''], resources: ['pods', 'namespaces', 'services'], verbs: ['get', 'list', 'watch'] },
+      { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['get', 'list', 'watch'] },
       { apiGroups: ['authentication.k8s.io'], resources: ['tokenreviews'], verbs: ['create'] },
     ]);
     const binding = find(objects, 'ClusterRoleBinding', 'sidewall-controller');

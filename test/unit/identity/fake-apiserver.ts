@@ -1,5 +1,5 @@
 // A local HTTP server that speaks the part of the Kubernetes API the controller uses: List and
-// Watch of Pods and Namespaces (resourceVersion, `watch=true`, `allowWatchBookmarks=true`, JSON
+// Watch of Pods, Namespaces, Services and EndpointSlices (resourceVersion, `watch=true`, `allowWatchBookmarks=true`, JSON
 // lines of ADDED/MODIFIED/DELETED/BOOKMARK/ERROR events, `410 Gone` for a resourceVersion older
 // than its history) and TokenReview. There is no API server on the test machines.
 import { once } from 'node:events';
@@ -7,7 +7,15 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { KubeConfig } from '@kubernetes/client-node';
 
-type Kind = 'pods' | 'namespaces';
+type Kind = 'pods' | 'namespaces' | 'services' | 'endpointslices';
+
+const PATHS: Record<string, Kind> = {
+  '/api/v1/pods': 'pods',
+  '/api/v1/namespaces': 'namespaces',
+  '/api/v1/services': 'services',
+  '/apis/discovery.k8s.io/v1/endpointslices': 'endpointslices',
+};
+const KIND_NAMES: Record<Kind, string> = { pods: 'Pod', namespaces: 'Namespace', services: 'Service', endpointslices: 'EndpointSlice' };
 type EventType = 'ADDED' | 'MODIFIED' | 'DELETED';
 
 export interface FakeObject {
@@ -16,6 +24,31 @@ export interface FakeObject {
   metadata: { name: string; namespace?: string; resourceVersion?: string; labels?: Record<string, string>; uid?: string };
   spec?: Record<string, unknown>;
   status?: Record<string, unknown>;
+  addressType?: string;
+  endpoints?: unknown[];
+  ports?: unknown[];
+}
+
+export function makeService(namespace: string, name: string, clusterIPs: string[], ports: Array<{ port: number; targetPort?: number | string; name?: string }>, selector?: Record<string, string>, extra: { type?: string; externalName?: string } = {}): FakeObject {
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name, namespace, uid: `svc-${namespace}-${name}` },
+    spec: { type: extra.type ?? 'ClusterIP', clusterIP: clusterIPs[0] ?? 'None', clusterIPs, ports: ports.map((p) => ({ protocol: 'TCP', ...p })), ...(selector ? { selector } : {}), ...(extra.externalName ? { externalName: extra.externalName } : {}) },
+    status: { loadBalancer: {} },
+  };
+}
+
+/** A slice of `service`; endpoints as [ip, ready] (ready undefined: the condition is left out). */
+export function makeSlice(namespace: string, name: string, service: string | undefined, endpoints: Array<[string, boolean | undefined, { serving?: boolean; terminating?: boolean }?]>, addressType = 'IPv4'): FakeObject {
+  return {
+    apiVersion: 'discovery.k8s.io/v1',
+    kind: 'EndpointSlice',
+    metadata: { name, namespace, uid: `eps-${namespace}-${name}`, ...(service !== undefined ? { labels: { 'kubernetes.io/service-name': service, 'endpointslice.kubernetes.io/managed-by': 'endpointslice-controller.k8s.io' } } : {}) },
+    addressType,
+    endpoints: endpoints.map(([ip, ready, more]) => ({ addresses: [ip], conditions: { ...(ready !== undefined ? { ready } : {}), ...(more ?? {}) }, targetRef: { kind: 'Pod', namespace, name: `pod-${ip}` } })),
+    ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
+  };
 }
 
 interface Watcher {
@@ -45,14 +78,14 @@ export class FakeApiServer {
   private rv = 1000;
   /** Events at resourceVersions not above this are forgotten (etcd compaction): older watches get 410. */
   private compactedRv = 0;
-  private readonly objects: Record<Kind, Map<string, FakeObject>> = { pods: new Map(), namespaces: new Map() };
+  private readonly objects: Record<Kind, Map<string, FakeObject>> = { pods: new Map(), namespaces: new Map(), services: new Map(), endpointslices: new Map() };
   private readonly history: Array<{ rv: number; kind: Kind; line: string }> = [];
   private readonly watchers = new Set<Watcher>();
   /** How a too-old watch is refused: an ERROR event in a 200 stream (what the API server does) or an HTTP 410. */
   goneAs: 'event' | 'status' = 'event';
   /** The next N list requests answer 503. */
   failLists = 0;
-  readonly lists: Record<Kind, number> = { pods: 0, namespaces: 0 };
+  readonly lists: Record<Kind, number> = { pods: 0, namespaces: 0, services: 0, endpointslices: 0 };
   readonly watchRequests: WatchRequestSeen[] = [];
   readonly gone: Kind[] = [];
   /** token → service account username. */
@@ -101,6 +134,23 @@ export class FakeApiServer {
     this.remove('pods', `${namespace}/${name}`);
   }
 
+  /** Adds or replaces a Service or EndpointSlice (by kind). */
+  putObject(object: FakeObject): void {
+    this.put(object.kind === 'Service' ? 'services' : 'endpointslices', object);
+  }
+
+  updateObject(kind: 'services' | 'endpointslices', namespace: string, name: string, change: (o: FakeObject) => void): void {
+    const found = this.objects[kind].get(`${namespace}/${name}`);
+    if (found === undefined) throw new Error(`no ${kind} ${namespace}/${name}`);
+    const copy = structuredClone(found);
+    change(copy);
+    this.put(kind, copy);
+  }
+
+  deleteObject(kind: 'services' | 'endpointslices', namespace: string, name: string): void {
+    this.remove(kind, `${namespace}/${name}`);
+  }
+
   addNamespace(name: string, labels: Record<string, string> = {}): void {
     this.put('namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels } });
   }
@@ -115,7 +165,7 @@ export class FakeApiServer {
   bookmark(): number {
     for (const w of this.watchers) {
       if (!w.bookmarks) continue;
-      const kind = w.kind === 'pods' ? 'Pod' : 'Namespace';
+      const kind = KIND_NAMES[w.kind];
       w.res.write(JSON.stringify({ type: 'BOOKMARK', object: { kind, apiVersion: 'v1', metadata: { resourceVersion: String(this.rv) } } }) + '\n');
     }
     return this.rv;
@@ -141,7 +191,7 @@ export class FakeApiServer {
   }
 
   private put(kind: Kind, object: FakeObject): void {
-    const key = kind === 'pods' ? `${object.metadata.namespace}/${object.metadata.name}` : object.metadata.name;
+    const key = kind === 'namespaces' ? object.metadata.name : `${object.metadata.namespace}/${object.metadata.name}`;
     const type: EventType = this.objects[kind].has(key) ? 'MODIFIED' : 'ADDED';
     object.metadata.resourceVersion = String(++this.rv);
     this.objects[kind].set(key, object);
@@ -166,7 +216,7 @@ export class FakeApiServer {
   private handle(req: IncomingMessage, res: ServerResponse): void {
     const url = new URL(req.url ?? '/', 'http://fake');
     if (req.method === 'POST' && url.pathname === '/apis/authentication.k8s.io/v1/tokenreviews') return void this.tokenReview(req, res);
-    const kind: Kind | undefined = url.pathname === '/api/v1/pods' ? 'pods' : url.pathname === '/api/v1/namespaces' ? 'namespaces' : undefined;
+    const kind: Kind | undefined = PATHS[url.pathname];
     if (req.method !== 'GET' || kind === undefined) return this.status(res, 404, 'NotFound', `${req.method} ${url.pathname} is not served by the fake API server`);
     if (url.searchParams.get('watch') === 'true' || url.searchParams.get('watch') === '1') return this.watch(kind, url, res);
     if (this.failLists > 0) {
@@ -176,7 +226,7 @@ export class FakeApiServer {
     this.lists[kind]++;
     const items = [...this.objects[kind].values()];
     res.writeHead(200, { 'content-type': 'application/json' });
-    res.end(JSON.stringify({ apiVersion: 'v1', kind: kind === 'pods' ? 'PodList' : 'NamespaceList', metadata: { resourceVersion: String(this.rv) }, items }));
+    res.end(JSON.stringify({ apiVersion: kind === 'endpointslices' ? 'discovery.k8s.io/v1' : 'v1', kind: `${KIND_NAMES[kind]}List`, metadata: { resourceVersion: String(this.rv) }, items }));
   }
 
   private watch(kind: Kind, url: URL, res: ServerResponse): void {

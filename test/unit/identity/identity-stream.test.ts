@@ -248,8 +248,8 @@ describe('change log', () => {
     const v1 = index.version;
     index.applyPod(makePod('a', 'p2', '10.9.0.2', { x: '2' }) as never);
     index.removePod('a', 'p1');
-    expect(index.changesSince(v1)).toEqual({ upserts: [expect.objectContaining({ ip: '10.9.0.2' })], removed: ['10.9.0.1'] });
-    expect(index.changesSince(index.version)).toEqual({ upserts: [], removed: [] });
+    expect(index.changesSince(v1)).toEqual({ upserts: [expect.objectContaining({ ip: '10.9.0.2' })], removed: ['10.9.0.1'], services: [], removedServices: [] });
+    expect(index.changesSince(index.version)).toEqual({ upserts: [], removed: [], services: [], removedServices: [] });
     for (let i = 0; i < 10; i++) index.applyPod(makePod('a', `q${i}`, `10.9.1.${i}`, {}) as never);
     expect(index.changesSince(v1)).toBeUndefined();
     expect(index.changesSince(index.version + 1)).toBeUndefined();
