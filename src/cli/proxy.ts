@@ -114,7 +114,7 @@ export async function run(args: string[]): Promise<number> {
     const d = store.current().decide(requestFacts(facts, 'http', { http }));
     return d.action === 'allow' && d.tier !== 'default';
   };
-  const tunnels = config.tunnels.default === 'off' && Object.values(config.tunnels.overrides).every((m) => m === 'off') ? null : createTunnelDetection({ ports: config.ports, isExpected });
+  const tunnels = config.tunnels.default === 'off' && Object.values(config.tunnels.overrides).every((m) => m === 'off') ? null : createTunnelDetection({ ports: config.ports, isExpected, namespace: podNamespace });
   // `tunnels:` is looked up by destination port (`"5432": block`), then the finding's kind
   // (`ssh: block`), then the connection's protocol (`dns: off`), then `default`.
   const tunnelMode = (kind: string, protocol: string, port: number) => config.tunnels.overrides[String(port)] ?? config.tunnels.overrides[kind] ?? tunnelModeFor(config.tunnels, protocol);

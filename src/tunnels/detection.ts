@@ -20,6 +20,9 @@ export interface TunnelDetectionOptions {
   isExpected?: (facts: ConnectionFacts, what: { kind: 'connect' | 'upgrade'; target: string }) => boolean;
   /** Clock for the cross-connection windows, in ms (tests pass their own). */
   now?: () => number;
+  /** The pod's namespace and the cluster's DNS domain: the DNS monitor reads the pod's search list from them. */
+  namespace?: string;
+  clusterDomain?: string;
 }
 
 export function createTunnelDetection(options: TunnelDetectionOptions): TunnelDetection {
@@ -31,6 +34,6 @@ export function createTunnelDetection(options: TunnelDetectionOptions): TunnelDe
   };
   return {
     forConnection: (facts: ConnectionFacts, declared: string | undefined) => new ConnectionInspector(facts, declared, shared),
-    dns: new SlidingDnsMonitor(),
+    dns: new SlidingDnsMonitor({ namespace: options.namespace, clusterDomain: options.clusterDomain }),
   };
 }

@@ -2,7 +2,7 @@
 // and the label heuristic on its own.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { BUCKET_MS, FLAG_MS, looksEncoded, SlidingDnsMonitor, splitName } from '../../../src/tunnels/dns-tunnel-monitor.js';
+import { BUCKET_MS, FLAG_MS, looksEncoded, SlidingDnsMonitor, splitName, unsearch } from '../../../src/tunnels/dns-tunnel-monitor.js';
 import { randomBytes } from './helpers.js';
 
 const BASE32 = 'abcdefghijklmnopqrstuvwxyz012345'; // iodine's base32 alphabet
@@ -23,6 +23,28 @@ describe('splitName', () => {
     expect(splitName('img.cdn.example.co.uk').parent).toBe('example.co.uk');
     expect(splitName('api.shop.svc.cluster.local')).toEqual({ parent: 'shop.svc.cluster.local', data: ['api'] });
     expect(splitName('example.com').data).toEqual([]);
+  });
+});
+
+describe('unsearch (the pod search list: ndots:5, <ns>.svc, svc, cluster domain)', () => {
+  it('turns a search-list expansion back into the external name it tries', () => {
+    for (const n of ['api.github.com.shop.svc.cluster.local', 'api.github.com.svc.cluster.local', 'api.github.com.cluster.local', 'api.github.com']) {
+      expect(unsearch(n, 'cluster.local', 'shop'), n).toBe('api.github.com');
+    }
+    expect(unsearch('x1.t1.example.test.shop.svc.cluster.local', 'cluster.local', 'shop')).toBe('x1.t1.example.test');
+  });
+
+  it("leaves the cluster's own names unmonitored: Services, StatefulSet members, SRV, pod IPs", () => {
+ for (const n of ['payments.shop.svc.cluster.local', 'payments.shop.shop.svc.cluster.local', 'web-0.web.shop.svc.cluster.local',
+      '_grpc._tcp.api.shop.svc.cluster.local', '10-1-2-3.shop.pod.cluster.local', 'kubernetes.default.svc.cluster.local']) {
+      expect(unsearch(n, 'cluster.local', 'shop'), n).toBeNull();
+    }
+  });
+
+  it('works without the namespace (any one label before svc) and with another cluster domain', () => {
+    expect(unsearch('api.github.com.other.svc.cluster.local')).toBe('api.github.com');
+    expect(unsearch('api.github.com.shop.svc.k8s.corp', 'k8s.corp', 'shop')).toBe('api.github.com');
+    expect(unsearch('payments.shop.svc.k8s.corp', 'k8s.corp')).toBeNull();
   });
 });
 
@@ -63,6 +85,32 @@ describe('SlidingDnsMonitor', () => {
     // ...but not other domains, and not once the flag has expired.
     expect(m.onQuery('www.example.com', 'A', now)).toBeNull();
     expect(m.onQuery('vaaaakarb.t.tun.test', 'A', now + FLAG_MS + 2 * BUCKET_MS)).toBeNull();
+  });
+
+  it('blocks the zone that carries the tunnel, not its registrable domain: siblings keep resolving', () => {
+    const m = new SlidingDnsMonitor();
+    let now = 0;
+    let finding = null;
+    for (let i = 0; i < 20 && finding === null; i++) finding = m.onQuery(tunnelName(base32(randomBytes(40 + i, 100)), 't1.example.test'), 'TXT', (now += 100));
+    expect(finding).not.toBeNull();
+    expect(finding!.evidence).toContain('zone t1.example.test');
+    expect(m.onQuery('zz.t1.example.test', 'A', (now += 10))).toMatchObject({ kind: 'dns-tunnel' });
+    expect(m.onQuery('t1.example.test', 'A', (now += 10))).toMatchObject({ kind: 'dns-tunnel' });
+    for (const sibling of ['www.example.test', 'api.example.test', 'mail.t2.example.test']) expect(m.onQuery(sibling, 'A', (now += 10)), sibling).toBeNull();
+    // The tunnel moves to a sibling zone: found on its first encoded name, and the zone widens to their common parent.
+    expect(m.onQuery(tunnelName(base32(randomBytes(99, 100)), 't2.example.test'), 'TXT', (now += 10))).toMatchObject({ kind: 'dns-tunnel' });
+    expect(m.onQuery('www.example.test', 'A', (now += 10))).toMatchObject({ kind: 'dns-tunnel' });
+  });
+
+  it('a tunnel hiding behind the search list is still found, as the external name it expands', () => {
+    const m = new SlidingDnsMonitor({ namespace: 'shop' });
+    let finding = null;
+    for (let i = 0; i < 20 && finding === null; i++) {
+      const name = tunnelName(base32(randomBytes(200 + i, 60)), 't.tun.test');
+      for (const suffix of ['.shop.svc.cluster.local', '.svc.cluster.local', '.cluster.local', '']) finding ??= m.onQuery(name + suffix, 'A', i * 100);
+    }
+    expect(finding).toMatchObject({ kind: 'dns-tunnel' });
+    expect(finding!.evidence).toContain('tun.test');
   });
 
   it('flags encoded names of any record type after a handful of distinct names', () => {
