@@ -49,11 +49,12 @@ describe('flood', () => {
     // Every record is either still queued, written or counted as dropped.
     expect(stdout.queued + stdout.sent + stdout.dropped).toBe(total);
     expect(stdout.dropped).toBeGreaterThan(total - 10_000);
-    // emit stays cheap while every exporter is stuck: a typical burst of 10,000 records takes
-    // ~10-30 ms (1-3 µs each) on a 2-core machine shared with other tests; blocking I/O would
-    // take seconds. The median leaves out GC pauses.
+    // emit does not wait for a stuck exporter: a burst of 10,000 records takes ~10-30 ms (1-3 µs
+    // each) on an idle 2-core machine, up to ~35 µs each when it is shared with other suites;
+    // waiting on the FIFO or spinning on EAGAIN would take seconds per burst. The bound is that
+    // difference (not a speed goal: perf/ measures speed); the median leaves out GC pauses.
     batchUs.sort((a, b) => a - b);
-    expect((batchUs[Math.floor(batchUs.length / 2)] ?? 0) / 10_000).toBeLessThan(20);
+    expect((batchUs[Math.floor(batchUs.length / 2)] ?? 0) / 10_000).toBeLessThan(250);
     await pipeline.close();
     closeSync(fd);
   });
