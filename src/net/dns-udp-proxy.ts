@@ -22,6 +22,7 @@ import type { Decision } from '../policy/index.js';
 import { buildRefused, parseDnsMessage } from '../protocols/dns/dns-message.js';
 import type { DnsMessage } from '../protocols/types.js';
 import { answerFinding, checkAnswer, decideQuery } from '../enforcement/dns-decisions.js';
+import { tunnelDenial } from '../enforcement/tunnel-verdict.js';
 import type { ConnectionFacts, TunnelMode } from '../enforcement/types.js';
 import type { CompiledPolicy, Direction } from '../policy/index.js';
 import type { DnsTunnelMonitor, TunnelFinding } from '../tunnels/types.js';
@@ -195,8 +196,9 @@ export class DnsUdpProxy {
     try {
       query = parseDnsMessage(msg);
     } catch (err) {
-      // RFC 1035 §4.1.1: a query we cannot read gets FORMERR (if it has a header to answer).
       this.options.onMalformed?.(err);
+      if (this.notDns(msg, client, err)) return; // blocked: no answer at all
+      // RFC 1035 §4.1.1: a query we cannot read gets FORMERR (if it has a header to answer).
       if (msg.length >= 12 && (msg[2]! & 0x80) === 0) listener.send(formErr(msg), client.port, client.address);
       return;
     }
@@ -258,6 +260,36 @@ export class DnsUdpProxy {
   }
 
   private readonly alertedAt = new Map<string, number>();
+
+  /**
+   * A datagram to port 53 that is not DNS: another protocol riding the port every pod may use
+   * (ptunnel-ng's own framing, iodine's raw mode after its DNS login). It is never forwarded;
+   * it is an alert (once per client and 10 s, with the bytes as evidence) and, under
+   * `tunnels: block` in protect mode, gets no answer at all. Returns true when blocked.
+   */
+  private notDns(msg: Buffer, client: RemoteInfo, err: unknown): boolean {
+    const mode = this.options.tunnelMode('protocol-mismatch', 'dns', 53);
+    if (mode === 'off') return false;
+    const policy = this.options.policy();
+    const denial = tunnelDenial(mode, 'protocol-mismatch', policy);
+    const key = `not-dns|${client.address}|${denial !== null}`;
+    if (this.shouldAlert(key)) {
+      const facts = this.facts(client);
+      const flowId = this.options.nextFlowId();
+      const code = (err as { code?: string }).code ?? 'ERR_MALFORMED';
+      const finding: TunnelFinding = {
+        kind: 'protocol-mismatch',
+        evidence: `a ${msg.length}-byte UDP datagram to port 53 that is not a DNS message (${code}): ${JSON.stringify(msg.subarray(0, 24).toString('latin1'))}`,
+        confidence: msg.length < 12 ? 0.6 : 0.8,
+        expected: 'dns',
+        detected: 'unknown',
+      };
+      this.options.onAlert(flowId, facts, finding, denial !== null);
+      // Denied: a request record too, as for a refused query (it names the tunnel rule).
+      if (denial !== null) this.options.onQuery({ flowId, facts, l7: { notDns: true }, decision: denial, durationMs: 0, reason: `not-dns:${code}` });
+    }
+    return denial !== null;
+  }
 
   private shouldAlert(key: string): boolean {
     const now = Date.now();

@@ -5,6 +5,8 @@
 //   httptunnel (hts in the peer forwarding to an echo server, htc in the pod)
 //   iodine over DNS (iodined in the peer is the authoritative server of t.tun.test and the
 //   pod's resolver; the sidecar's DNS listener sees every query)
+//   a UDP datagram to port 53 that is not DNS (a logger on another peer address's port 53 is
+//   the proof of what got through)
 import { chmodSync, chownSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,6 +17,9 @@ const topo = new Topology({ name: 'tn', subnet: 70 });
 const peer = topo.peerIp;
 const TUNNEL_DOMAIN = 't.tun.test';
 const IODINE_NET = '10.99.70.1';
+/** A second peer address whose UDP port 53 logs what it receives (iodined holds the first). */
+const UDP53_LOGGER = '10.77.70.53';
+let udp53Log = '';
 
 const config = (tunnels: string) => `mode: protect\ndefaultAction: allow\ntunnels: ${tunnels}\nports:\n  "80": http\n  "8080": http\n  "8081": http\n`;
 const tunnelOf = (r: FlowRecordLine) => (r.tunnel ?? {}) as { kind?: string; blocked?: boolean; evidence?: string; confidence?: number };
@@ -55,6 +60,9 @@ beforeAll(async () => {
   const iodined = topo.start(topo.peerNs, 'iodined', ['-f', '-c', '-P', 'sidewall-test', '-l', peer, `${IODINE_NET}/24`, TUNNEL_DOMAIN]);
   iodined.stderr?.resume();
   topo.setPodResolver(peer);
+  topo.exec(topo.peerNs, 'ip', ['addr', 'add', `${UDP53_LOGGER}/32`, 'dev', 'lo']); // answered over the veth (ARP answers for any local address)
+  const logger = topo.start(topo.peerNs, 'socat', ['-u', `UDP4-RECV:53,bind=${UDP53_LOGGER}`, 'STDOUT']);
+  logger.stdout?.on('data', (d: Buffer) => (udp53Log += d.toString('latin1')));
   // Wait for sshd and tinyproxy to listen.
   for (let i = 0; i < 50; i++) {
     const r = topo.exec(topo.peerNs, 'ss', ['-ltn']);
@@ -173,5 +181,21 @@ for (const mode of ['block', 'alert'] as const) {
       expect(tunnelOf(alert)).toMatchObject({ kind: 'dns-tunnel', blocked });
       expect(tunnelOf(alert).evidence).toContain('tun.test');
     }, 60_000);
+
+    it(`a UDP datagram to port 53 that is not DNS is ${blocked ? 'dropped unanswered' : 'answered FORMERR'} with an alert, and never reaches the server`, async () => {
+      const tag = `not-dns-${mode}-${Date.now()}`;
+      const r = await topo.execAsync(topo.podNs, NODE, [join(TOOLS, 'seal-udp.mjs'), 'send', UDP53_LOGGER, '53', `PTNG${tag}`, '', '1500'], { uid: APP_UID });
+      if (blocked) expect(r.stdout.trim()).toBe('no-answer');
+      else expect(r.stdout.trim()).not.toBe('no-answer'); // the sidecar's FORMERR
+      const alert = await alertOf(sidecar, ['protocol-mismatch']);
+      expect(tunnelOf(alert)).toMatchObject({ kind: 'protocol-mismatch', blocked });
+      expect(tunnelOf(alert).evidence).toContain('not a DNS message');
+      // The server's log: the app's datagram never arrived; the same datagram from the uid the
+      // pod's nat rules exempt does (so the logger works and the sidecar is what stopped it).
+      await topo.execAsync(topo.podNs, NODE, [join(TOOLS, 'seal-udp.mjs'), 'send', UDP53_LOGGER, '53', `direct-${tag}`, '', '500'], { uid: DIRECT_UID });
+      for (let i = 0; i < 50 && !udp53Log.includes(`direct-${tag}`); i++) await new Promise((res) => setTimeout(res, 50));
+      expect(udp53Log).toContain(`direct-${tag}`);
+      expect(udp53Log).not.toContain(`PTNG${tag}`);
+    });
   });
 }
