@@ -119,6 +119,13 @@ export async function runChurn(options: ChurnOptions): Promise<ChurnResult> {
     }),
   );
 
+  // A new change of an IP a sidecar already confirmed for an older, still pending change: that
+  // sidecar must confirm again (else the change waits for a confirmation that never comes).
+  const track = (ip: string, change: { at: number; pod: string | null; labelHash?: string; seen: number }) => {
+    pending.set(ip, change);
+    for (const set of confirmed) set.delete(ip);
+  };
+
   // Churn: a rollout step (delete a pod, create its replacement on a new IP) or a relabel.
   let changes = 0;
   const names = [...live.keys()];
@@ -136,17 +143,17 @@ export async function runChurn(options: ChurnOptions): Promise<ChurnResult> {
         const d = pod.deployment;
         if (changes % 4 === 3) {
           api.updatePod(namespaceOf(d), name, (p) => (p.metadata.labels = labelsOf(d, `-${changes}`)));
-          pending.set(pod.ip, { at, pod: name, labelHash: `h${d}-${changes}`, seen: 0 });
+          track(pod.ip, { at, pod: name, labelHash: `h${d}-${changes}`, seen: 0 });
         } else {
           api.deletePod(namespaceOf(d), name);
-          pending.set(pod.ip, { at, pod: null, seen: 0 });
+          track(pod.ip, { at, pod: null, seen: 0 });
           live.delete(name);
           const fresh = `p-${nextName++}`;
           const ip = ipOf(nextIp++);
           api.addPod(makePod(namespaceOf(d), fresh, ip, labelsOf(d), { serviceAccount: `sa-${d}`, node: `node-${nextName % 50}` }));
           live.set(fresh, { ip, deployment: d });
           names[pick] = fresh;
-          pending.set(ip, { at, pod: fresh, seen: 0 });
+          track(ip, { at, pod: fresh, seen: 0 });
         }
         changes++;
       }
