@@ -4,7 +4,8 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import type { ResourceRequirements } from './kube-types.js';
-import { isCidr } from './annotations.js';
+import { compileSchema, type CompiledSchema } from '../src/schema/validator.js';
+import { SETTINGS_FORMATS, settingsSchema } from './settings-schema.js';
 
 export type IptablesBackend = 'auto' | 'nft' | 'legacy';
 export type PullPolicy = 'Always' | 'IfNotPresent' | 'Never';
@@ -168,181 +169,41 @@ export class InjectorSettingsError extends Error {
   }
 }
 
-type Reader = (key: string, value: unknown, problems: string[]) => unknown;
+let validator: CompiledSchema | undefined;
 
-const isPort = (value: unknown): value is number => Number.isInteger(value) && (value as number) >= 1 && (value as number) <= 65535;
-
-function readResources(key: string, value: unknown, problems: string[]): ResourceRequirements | undefined {
-  if (typeof value !== 'object' || value === null) {
-    problems.push(`${key}: expected {requests, limits}`);
-    return undefined;
-  }
-  const out: ResourceRequirements = {};
-  for (const part of ['requests', 'limits'] as const) {
-    const section = (value as Record<string, unknown>)[part];
-    if (section === undefined || section === null) continue;
-    if (typeof section !== 'object') { problems.push(`${key}.${part}: expected a map of resource to quantity`); continue; }
-    const map: Record<string, string> = {};
-    for (const [resource, quantity] of Object.entries(section)) {
-      if (typeof quantity !== 'string' && typeof quantity !== 'number') { problems.push(`${key}.${part}.${resource}: expected a quantity`); continue; }
-      map[resource] = String(quantity);
-    }
-    out[part] = map;
-  }
-  return out;
-}
-
-/** The V8 heap flags proxyNodeOptions may carry (NODE_OPTIONS could otherwise load any code). */
-const NODE_HEAP_FLAG = /^--(max-semi-space-size|min-semi-space-size|max-old-space-size)=\d{1,6}$/;
-
-function readNodeOptions(key: string, value: unknown, problems: string[]): string | undefined {
-  if (typeof value !== 'string') {
-    problems.push(`${key}: expected a string of node flags, e.g. "--max-semi-space-size=1"`);
-    return undefined;
-  }
-  const flags = value.trim().split(/\s+/).filter((flag) => flag !== '');
-  const bad = flags.filter((flag) => !NODE_HEAP_FLAG.test(flag));
-  if (bad.length > 0) {
-    problems.push(`${key}: ${bad.map((flag) => JSON.stringify(flag)).join(', ')} not allowed; only --max-semi-space-size=MiB, --min-semi-space-size=MiB and --max-old-space-size=MiB`);
-    return undefined;
-  }
-  return flags.join(' ');
-}
-
-function stringList(key: string, value: unknown, problems: string[]): string[] | undefined {
-  if (!Array.isArray(value) || !value.every((item) => typeof item === 'string')) {
-    problems.push(`${key}: expected a list of strings`);
-    return undefined;
-  }
-  return value as string[];
-}
-
-const readers: Record<string, Reader> = {
-  image: (key, v, p) => (typeof v === 'string' && v.length > 0 ? v : void p.push(`${key}: expected an image reference`)),
-  imagePullPolicy: (key, v, p) => (v === 'Always' || v === 'IfNotPresent' || v === 'Never' ? v : void p.push(`${key}: expected Always, IfNotPresent or Never`)),
-  nativeSidecar: (key, v, p) => (typeof v === 'boolean' ? v : void p.push(`${key}: expected true or false`)),
-  redirectDns: (key, v, p) => (typeof v === 'boolean' ? v : void p.push(`${key}: expected true or false`)),
-  rewriteProbes: (key, v, p) => (typeof v === 'boolean' ? v : void p.push(`${key}: expected true or false`)),
-  proxyUid: (key, v, p) => (Number.isInteger(v) && (v as number) > 0 ? v : void p.push(`${key}: expected a non-zero uid`)),
-  proxyGid: (key, v, p) => (Number.isInteger(v) && (v as number) > 0 ? v : void p.push(`${key}: expected a non-zero gid`)),
-  inboundPort: (key, v, p) => (isPort(v) ? v : void p.push(`${key}: expected a port 1-65535`)),
-  outboundPort: (key, v, p) => (isPort(v) ? v : void p.push(`${key}: expected a port 1-65535`)),
-  adminPort: (key, v, p) => (isPort(v) ? v : void p.push(`${key}: expected a port 1-65535`)),
-  iptablesBackend: (key, v, p) => (v === 'auto' || v === 'nft' || v === 'legacy' ? v : void p.push(`${key}: expected auto, nft or legacy`)),
-  excludeInboundPorts: (key, v, p) => (Array.isArray(v) && v.every(isPort) ? v : void p.push(`${key}: expected a list of ports`)),
-  excludeOutboundPorts: (key, v, p) => (Array.isArray(v) && v.every(isPort) ? v : void p.push(`${key}: expected a list of ports`)),
-  excludeOutboundCidrs: (key, v, p) =>
-    Array.isArray(v) && v.every((item) => typeof item === 'string' && isCidr(item)) ? v : void p.push(`${key}: expected a list of CIDRs`),
-  proxyResources: readResources,
-  initResources: readResources,
-  proxyNodeOptions: readNodeOptions,
-  sidecarConfigMap: (key, v, p) => (typeof v === 'string' && v.length > 0 ? v : void p.push(`${key}: expected a ConfigMap name`)),
-  proxyLauncher: (key, v, p) =>
-    Array.isArray(v) && v.every((item) => typeof item === 'string' && item.length > 0)
-      ? v
-      : void p.push(`${key}: expected a list of non-empty strings (the command prepended to sidewall-proxy's, e.g. ${JSON.stringify(DEFAULT_PROXY_LAUNCHER)}), or [] for none`),
-  clusterRulesConfigMap: (key, v, p) => (typeof v === 'string' && v.length > 0 ? v : void p.push(`${key}: expected a ConfigMap name`)),
-};
-
-// A DNS-1123 label: what Kubernetes accepts as a namespace name.
-const NAMESPACE_NAME = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
-
-function readStepAround(value: unknown, target: StepAroundSettings, problems: string[]): void {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    problems.push('stepAround: expected a map with enabled, rootContainers, dropNetRaw and exemptNamespaces');
-    return;
-  }
-  for (const [field, fieldValue] of Object.entries(value as Record<string, unknown>)) {
-    const key = `stepAround.${field}`;
-    if (field === 'enabled' || field === 'dropNetRaw') {
-      if (typeof fieldValue === 'boolean') target[field] = fieldValue;
-      else problems.push(`${key}: expected true or false`);
-    } else if (field === 'rootContainers') {
-      if (fieldValue === 'drop' || fieldValue === 'refuse') target.rootContainers = fieldValue;
-      else problems.push(`${key}: expected drop (add capabilities.drop [SETUID, SETGID]) or refuse (deny the pod), not ${JSON.stringify(fieldValue)}`);
-    } else if (field === 'exemptNamespaces') {
-      const list = stringList(key, fieldValue, problems);
-      if (list === undefined) continue;
-      const bad = list.filter((name) => !NAMESPACE_NAME.test(name));
-      if (bad.length > 0) problems.push(`${key}: ${bad.map((name) => JSON.stringify(name)).join(', ')} not a namespace name (lower-case letters, digits and '-')`);
-      else target.exemptNamespaces = list;
-    } else {
-      problems.push(`${key}: unknown key (expected enabled, rootContainers, dropNetRaw, exemptNamespaces)`);
-    }
-  }
-}
-
-/** Kubernetes refuses projected tokens shorter than 10 minutes (TokenRequest minimum). */
-const MIN_TOKEN_SECONDS = 600;
-const MAX_TOKEN_SECONDS = 2 ** 32 - 1;
-
-function readIdentity(key: string, value: unknown, problems: string[]): IdentityCredentialSettings | undefined {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    problems.push(`${key}: expected a map with audience, expirationSeconds and caConfigMap`);
-    return undefined;
-  }
-  const map = value as Record<string, unknown>;
-  const before = problems.length;
-  for (const field of Object.keys(map)) {
-    if (field !== 'audience' && field !== 'expirationSeconds' && field !== 'caConfigMap') problems.push(`${key}.${field}: unknown key`);
-  }
-  const audience = map.audience ?? 'sidewall-controller';
-  if (typeof audience !== 'string' || audience.length === 0) problems.push(`${key}.audience: expected a non-empty string, the audience the controller checks`);
-  const expirationSeconds = map.expirationSeconds ?? 3600;
-  if (!Number.isInteger(expirationSeconds) || (expirationSeconds as number) < MIN_TOKEN_SECONDS || (expirationSeconds as number) > MAX_TOKEN_SECONDS) {
-    problems.push(`${key}.expirationSeconds: expected whole seconds, at least ${MIN_TOKEN_SECONDS} (the Kubernetes minimum), not ${JSON.stringify(expirationSeconds)}`);
-  }
-  const caConfigMap = map.caConfigMap;
-  if (caConfigMap !== undefined && caConfigMap !== null && (typeof caConfigMap !== 'string' || caConfigMap.length === 0)) {
-    problems.push(`${key}.caConfigMap: expected a ConfigMap name`);
-  }
-  if (problems.length > before) return undefined;
-  const settings: IdentityCredentialSettings = { audience: audience as string, expirationSeconds: expirationSeconds as number };
-  if (typeof caConfigMap === 'string') settings.caConfigMap = caConfigMap;
-  return settings;
+/** Every problem in a settings document, as 'FIELD: problem'. */
+export function injectorSettingsProblems(document: unknown): string[] {
+  validator ??= compileSchema(settingsSchema(), { formats: SETTINGS_FORMATS });
+  return validator.issues(document).map((issue) => (issue.field === '' ? issue.message : `${issue.field}: ${issue.message}`));
 }
 
 /** Merges a settings document (already parsed) over the defaults; throws InjectorSettingsError. */
 export function resolveInjectorSettings(document: unknown, source: string): InjectorSettings {
   const settings = defaultInjectorSettings();
   if (document === null || document === undefined) return settings;
-  const problems: string[] = [];
-  if (typeof document !== 'object' || Array.isArray(document)) throw new InjectorSettingsError(source, ['expected a YAML map at the top level']);
-  const target = settings as unknown as Record<string, unknown>;
-  for (const [key, value] of Object.entries(document as Record<string, unknown>)) {
-    if (key === 'annotationGuard') {
-      if (typeof value !== 'object' || value === null) { problems.push('annotationGuard: expected a map'); continue; }
-      const guard = value as Record<string, unknown>;
-      for (const [guardKey, guardValue] of Object.entries(guard)) {
-        if (guardKey === 'enabled') {
-          if (typeof guardValue === 'boolean') settings.annotationGuard.enabled = guardValue;
-          else problems.push('annotationGuard.enabled: expected true or false');
-        } else if (guardKey === 'annotations' || guardKey === 'allowedUsers' || guardKey === 'allowedGroups' || guardKey === 'labels' || guardKey === 'trustedCreators') {
-          const list = stringList(`annotationGuard.${guardKey}`, guardValue, problems);
-          if (list !== undefined) settings.annotationGuard[guardKey] = list;
-        } else {
-          problems.push(`annotationGuard.${guardKey}: unknown key`);
-        }
-      }
-      continue;
-    }
-    if (key === 'stepAround') {
-      readStepAround(value, settings.stepAround, problems);
-      continue;
-    }
-    if (key === 'identity') {
-      // null or false: explicitly off (the chart with controller.enabled=false writes nothing).
-      if (value === null || value === false) { delete settings.identity; continue; }
-      const identity = readIdentity('identity', value, problems);
-      if (identity !== undefined) settings.identity = identity;
-      continue;
-    }
-    const reader = readers[key];
-    if (reader === undefined) { problems.push(`${key}: unknown key`); continue; }
-    const parsed = reader(key, value, problems);
-    if (parsed !== undefined) target[key] = parsed;
-  }
+  const problems = injectorSettingsProblems(document);
   if (problems.length > 0) throw new InjectorSettingsError(source, problems);
+  // The document has the schema's shape from here on: apply it over the defaults.
+  const { annotationGuard, stepAround, identity, proxyNodeOptions, ...plain } = document as Partial<InjectorSettings> & { identity?: Partial<IdentityCredentialSettings> | null | false };
+  Object.assign(settings, plain);
+  if (annotationGuard !== undefined) Object.assign(settings.annotationGuard, annotationGuard);
+  if (stepAround !== undefined) Object.assign(settings.stepAround, stepAround);
+  if (proxyNodeOptions !== undefined) settings.proxyNodeOptions = proxyNodeOptions.trim().split(/\s+/).filter((flag) => flag !== '').join(' ');
+  if (identity === null || identity === false) delete settings.identity;
+  else if (identity !== undefined) {
+    settings.identity = { audience: identity.audience ?? 'sidewall-controller', expirationSeconds: identity.expirationSeconds ?? 3600 };
+    if (typeof identity.caConfigMap === 'string') settings.identity.caConfigMap = identity.caConfigMap;
+  }
+  for (const part of ['proxyResources', 'initResources'] as const) {
+    // A copy (never the caller's document); quantities may be numbers in YAML, the pod spec wants strings.
+    const given = settings[part];
+    const resources: ResourceRequirements = {};
+    for (const section of ['requests', 'limits'] as const) {
+      const map = given[section];
+      if (map !== undefined && map !== null) resources[section] = Object.fromEntries(Object.entries(map).map(([k, v]) => [k, String(v)]));
+    }
+    settings[part] = resources;
+  }
   return settings;
 }
 

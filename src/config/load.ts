@@ -4,13 +4,13 @@
 
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { isIP } from 'node:net';
-import { PROTOCOLS } from '../policy/schema.js';
+import { compileSchema, type CompiledSchema } from '../schema/validator.js';
+import { CONFIG_FORMATS, CONFIG_PROPERTIES, configSchema } from './config-schema.js';
+import type { ServiceEntry } from '../identity/service-directory.js';
+import { servicesProblems, toServiceEntries } from './services.js';
 import { parseRuleText } from '../policy/source.js';
 import type { Mode } from '../policy/types.js';
 import { DEFAULT_TARGET_OPTIONS, type TargetOptions } from '../enforcement/request-target.js';
-import type { ServiceEntry } from '../identity/service-directory.js';
-import { parseServices } from './services.js';
 
 export type TunnelMode = 'block' | 'alert' | 'off';
 
@@ -162,75 +162,37 @@ export class ConfigError extends Error {
   }
 }
 
-export const TOP_KEYS = ['mode', 'defaultAction', 'onParseError', 'ports', 'tunnels', 'rules', 'clusterRules', 'podInfo', 'identities', 'services', 'identity', 'export', 'proxy', 'learn', 'admin', 'http'];
-const TUNNEL_MODES: readonly TunnelMode[] = ['block', 'alert', 'off'];
+export const TOP_KEYS = Object.keys(CONFIG_PROPERTIES);
 
-function show(value: unknown): string {
-  if (value === null || value === undefined) return 'empty';
-  if (Array.isArray(value)) return 'a list';
-  if (typeof value === 'object') return 'a mapping';
-  if (typeof value === 'string') return `'${value}'`;
-  return String(value);
+let validator: CompiledSchema | undefined;
+
+/** Every problem in `data` as {field, detail}; rules are left to the policy store. */
+function configProblems(data: unknown): Array<{ field: string; detail: string }> {
+  if (data === undefined) return [];
+  validator ??= compileSchema(configSchema(), { formats: CONFIG_FORMATS });
+  const problems = validator.issues(data)
+    // The policy store reports rule problems with the rule's index and id (both tiers at once).
+    .filter((issue) => !(issue.path[0] === 'rules' && issue.path.length > 1))
+    .map((issue) => ({ field: issue.field, detail: issue.message }));
+  if (isRecord(data)) problems.push(...servicesProblems(data.services));
+  if (problems.length > 0 || !isRecord(data) || !isRecord(data.proxy)) return problems;
+  // Between fields: each listener needs its own port.
+  const proxy = { ...DEFAULT_PROXY, ...(data.proxy as Partial<ProxyTunables>) };
+  const seen = new Map<number, string>();
+  for (const key of ['outboundPort', 'inboundPort', 'adminPort', 'dnsPort'] as const) {
+    const other = seen.get(proxy[key]);
+    if (other !== undefined) problems.push({ field: `proxy.${key}`, detail: `${proxy[key]} is also proxy.${other}; each listener needs its own port` });
+    seen.set(proxy[key], key);
+  }
+  return problems;
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-/** Collects every problem; `finish` throws a ConfigError naming the first. */
-class Problems {
-  readonly list: Array<{ field: string; detail: string }> = [];
-  constructor(readonly file: string) {}
-  add(field: string, detail: string): void {
-    this.list.push({ field, detail });
-  }
-  unknownKeys(field: string, value: Record<string, unknown>, allowed: readonly string[]): void {
-    for (const key of Object.keys(value)) {
-      if (!allowed.includes(key)) this.add(field === '' ? key : `${field}.${key}`, `unknown key (allowed: ${allowed.join(', ')})`);
-    }
-  }
-  finish(): void {
-    const first = this.list[0];
-    if (first === undefined) return;
-    const all = this.list.map((p) => `${this.file}: ${p.field}: ${p.detail}`);
-    const more = this.list.length > 1 ? ` (and ${this.list.length - 1} more: ${all.slice(1).join('; ')})` : '';
-    throw new ConfigError(this.file, first.field, first.detail + more, all);
-  }
-}
-
-function oneOf<T extends string>(problems: Problems, field: string, value: unknown, allowed: readonly T[], fallback: T): T {
-  if (value === undefined) return fallback;
-  if (typeof value === 'string' && (allowed as readonly string[]).includes(value)) return value as T;
-  problems.add(field, `must be one of ${allowed.join(', ')}, not ${show(value)}`);
-  return fallback;
-}
-
-function stringMap(problems: Problems, field: string, value: unknown): Record<string, string> | undefined {
-  if (value === undefined) return undefined;
-  if (!isRecord(value)) {
-    problems.add(field, `must be a mapping of strings, not ${show(value)}`);
-    return undefined;
-  }
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(value)) {
-    if (typeof v !== 'string') problems.add(`${field}.${k}`, `must be a string, not ${show(v)}`);
-    else out[k] = v;
-  }
-  return out;
-}
-
-function optionalString(problems: Problems, field: string, value: unknown): string | undefined {
-  if (value === undefined) return undefined;
-  if (typeof value !== 'string' || value === '') {
-    problems.add(field, `must be a non-empty string, not ${show(value)}`);
-    return undefined;
-  }
-  return value;
-}
-
 /** Validates parsed config data; `file` names it in errors and anchors relative paths. */
 export function parseConfig(data: unknown, file: string): SidecarConfig {
-  const problems = new Problems(file);
   const base = dirname(resolve(file));
   const config: SidecarConfig = {
     mode: 'monitor',
@@ -246,193 +208,75 @@ export function parseConfig(data: unknown, file: string): SidecarConfig {
     admin: {},
     http: { ...DEFAULT_TARGET_OPTIONS },
   };
-  if (data === null || data === undefined) return config;
-  if (!isRecord(data)) {
-    problems.add('', `the config must be a mapping of settings, not ${show(data)}`);
-    problems.finish();
-    return config;
+  const problems = configProblems(data);
+  const first = problems[0];
+  if (first !== undefined) {
+    const all = problems.map((p) => (p.field === '' ? `${file}: ${p.detail}` : `${file}: ${p.field}: ${p.detail}`));
+    const more = problems.length > 1 ? ` (and ${problems.length - 1} more: ${all.slice(1).join('; ')})` : '';
+    throw new ConfigError(file, first.field, first.detail + more, all);
   }
-  problems.unknownKeys('', data, TOP_KEYS);
-  config.mode = oneOf(problems, 'mode', data.mode, ['protect', 'monitor', 'learn'] as const, 'monitor');
-  config.defaultAction = oneOf(problems, 'defaultAction', data.defaultAction, ['allow', 'deny'] as const, 'deny');
-  config.onParseError = oneOf(problems, 'onParseError', data.onParseError, ['pass', 'reset'] as const, 'pass');
-
-  if (data.ports !== undefined) {
-    if (!isRecord(data.ports)) problems.add('ports', `must be a mapping of port to protocol (e.g. "80": http), not ${show(data.ports)}`);
-    else {
-      for (const [key, protocol] of Object.entries(data.ports)) {
-        const port = Number(key);
-        if (!/^\d+$/.test(key) || port < 1 || port > 65535) problems.add(`ports.${key}`, `'${key}' is not a port (1–65535)`);
-        else if (typeof protocol !== 'string' || !PROTOCOLS.includes(protocol)) problems.add(`ports.${key}`, `${show(protocol)} is not a known protocol (${PROTOCOLS.join(', ')})`);
-        else config.ports[port] = protocol;
-      }
+  if (!isRecord(data)) return config;
+  // From here on the data has the schema's shape: only defaults and paths are applied.
+  const d = data as ConfigDocument;
+  if (d.mode !== undefined) config.mode = d.mode;
+  if (d.defaultAction !== undefined) config.defaultAction = d.defaultAction;
+  if (d.onParseError !== undefined) config.onParseError = d.onParseError;
+  for (const [port, protocol] of Object.entries(d.ports ?? {})) config.ports[Number(port)] = protocol;
+  if (typeof d.tunnels === 'string') config.tunnels.default = d.tunnels;
+  else if (d.tunnels !== undefined) {
+    for (const [key, mode] of Object.entries(d.tunnels)) {
+      if (key === 'default') config.tunnels.default = mode;
+      else config.tunnels.overrides[key] = mode;
     }
   }
-
-  if (typeof data.tunnels === 'string' || data.tunnels === undefined) {
-    config.tunnels.default = oneOf(problems, 'tunnels', data.tunnels, TUNNEL_MODES, 'alert');
-  } else if (isRecord(data.tunnels)) {
-    for (const [key, mode] of Object.entries(data.tunnels)) {
-      const value = oneOf(problems, `tunnels.${key}`, mode, TUNNEL_MODES, 'alert');
-      if (key === 'default') config.tunnels.default = value;
-      else config.tunnels.overrides[key] = value;
-    }
-  } else {
-    problems.add('tunnels', `must be block, alert, off, or a mapping such as {default: alert, ssh: block}, not ${show(data.tunnels)}`);
+  if (d.rules !== undefined && d.rules !== null) config.rules = d.rules;
+  if (d.clusterRules !== undefined) config.clusterRules = resolve(base, d.clusterRules);
+  if (d.podInfo !== undefined) config.podInfo = resolve(base, d.podInfo);
+  for (const entry of d.identities ?? []) config.identities.push({ ...entry });
+  config.services = toServiceEntries(d.services);
+  if (d.identity !== undefined && d.identity !== null) {
+    config.identity = { controller: d.identity.controller };
+    if (d.identity.tokenFile !== undefined) config.identity.tokenFile = resolve(base, d.identity.tokenFile);
+    if (d.identity.caFile !== undefined) config.identity.caFile = resolve(base, d.identity.caFile);
   }
-
-  if (data.rules !== undefined && data.rules !== null) {
-    if (!Array.isArray(data.rules)) problems.add('rules', `must be a list of rules, not ${show(data.rules)}`);
-    else config.rules = data.rules as unknown[];
-  }
-  const clusterRules = optionalString(problems, 'clusterRules', data.clusterRules);
-  if (clusterRules !== undefined) config.clusterRules = resolve(base, clusterRules);
-  const podInfo = optionalString(problems, 'podInfo', data.podInfo);
-  if (podInfo !== undefined) config.podInfo = resolve(base, podInfo);
-
-  if (data.identities !== undefined && data.identities !== null) {
-    if (!Array.isArray(data.identities)) problems.add('identities', `must be a list of {ip, namespace, pod, labels, serviceAccount}, not ${show(data.identities)}`);
-    else {
-      data.identities.forEach((entry: unknown, i) => {
-        const field = `identities[${i}]`;
-        if (!isRecord(entry)) {
-          problems.add(field, `must be a mapping with ip and workload fields, not ${show(entry)}`);
-          return;
-        }
-        problems.unknownKeys(field, entry, ['ip', 'namespace', 'pod', 'labels', 'serviceAccount']);
-        if (typeof entry.ip !== 'string' || isIP(entry.ip) === 0) {
-          problems.add(`${field}.ip`, `${show(entry.ip)} is not an IP address`);
-          return;
-        }
-        const identity: IdentityEntry = { ip: entry.ip };
-        const namespace = optionalString(problems, `${field}.namespace`, entry.namespace);
-        const pod = optionalString(problems, `${field}.pod`, entry.pod);
-        const serviceAccount = optionalString(problems, `${field}.serviceAccount`, entry.serviceAccount);
-        const labels = stringMap(problems, `${field}.labels`, entry.labels);
-        if (namespace !== undefined) identity.namespace = namespace;
-        if (pod !== undefined) identity.pod = pod;
-        if (serviceAccount !== undefined) identity.serviceAccount = serviceAccount;
-        if (labels !== undefined) identity.labels = labels;
-        config.identities.push(identity);
-      });
+  if (d.export !== undefined && d.export !== null) {
+    if (d.export.stdout !== undefined) config.export.stdout = d.export.stdout;
+    const otlp = d.export.otlp;
+    if (otlp !== undefined && otlp !== null) {
+      config.export.otlp = { endpoint: otlp.endpoint };
+      if (otlp.insecure !== undefined) config.export.otlp.insecure = otlp.insecure;
+      if (otlp.headers !== undefined) config.export.otlp.headers = otlp.headers;
     }
   }
-
-  config.services = parseServices(problems, data.services);
-
-  if (data.identity !== undefined && data.identity !== null) {
-    if (!isRecord(data.identity)) problems.add('identity', `must be a mapping with controller (host:port), tokenFile and caFile, not ${show(data.identity)}`);
-    else {
-      problems.unknownKeys('identity', data.identity, ['controller', 'tokenFile', 'caFile']);
-      const controller = optionalString(problems, 'identity.controller', data.identity.controller);
-      if (controller === undefined && data.identity.controller === undefined) problems.add('identity.controller', 'is required (host:port of the sidewall controller, e.g. sidewall-controller.sidewall:15012)');
-      // host:port, or unix:/path for a controller (or node agent) on a local socket.
-      else if (controller !== undefined && !/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/.test(controller) && !/^unix:\/\S+$/.test(controller)) problems.add('identity.controller', `'${controller}' is not host:port or unix:/path`);
-      const tokenFile = optionalString(problems, 'identity.tokenFile', data.identity.tokenFile);
-      const caFile = optionalString(problems, 'identity.caFile', data.identity.caFile);
-      if (controller !== undefined) {
-        config.identity = { controller };
-        if (tokenFile !== undefined) config.identity.tokenFile = resolve(base, tokenFile);
-        if (caFile !== undefined) config.identity.caFile = resolve(base, caFile);
-      }
-    }
+  if (d.http !== undefined && d.http !== null) config.http = { escapedSlashes: d.http.escapedSlashes ?? 'reject' };
+  if (d.proxy !== undefined && d.proxy !== null) Object.assign(config.proxy, d.proxy);
+  if (d.learn !== undefined && d.learn !== null) {
+    const { stateFile, ...limits } = d.learn;
+    Object.assign(config.learn, limits);
+    if (stateFile !== undefined) config.learn.stateFile = resolve(base, stateFile);
   }
-
-  if (data.export !== undefined && data.export !== null) {
-    if (!isRecord(data.export)) problems.add('export', `must be a mapping with stdout and otlp, not ${show(data.export)}`);
-    else {
-      problems.unknownKeys('export', data.export, ['stdout', 'otlp']);
-      if (data.export.stdout !== undefined) {
-        if (typeof data.export.stdout !== 'boolean') problems.add('export.stdout', `must be true or false, not ${show(data.export.stdout)}`);
-        else config.export.stdout = data.export.stdout;
-      }
-      const otlp = data.export.otlp;
-      if (otlp !== undefined && otlp !== null) {
-        if (!isRecord(otlp)) problems.add('export.otlp', `must be a mapping with endpoint, not ${show(otlp)}`);
-        else {
-          problems.unknownKeys('export.otlp', otlp, ['endpoint', 'insecure', 'headers']);
-          const endpoint = optionalString(problems, 'export.otlp.endpoint', otlp.endpoint);
-          if (endpoint === undefined && otlp.endpoint === undefined) problems.add('export.otlp.endpoint', 'is required (host:port of the OpenTelemetry Collector)');
-          if (otlp.insecure !== undefined && typeof otlp.insecure !== 'boolean') problems.add('export.otlp.insecure', `must be true or false, not ${show(otlp.insecure)}`);
-          const headers = stringMap(problems, 'export.otlp.headers', otlp.headers);
-          if (endpoint !== undefined) {
-            config.export.otlp = { endpoint };
-            if (typeof otlp.insecure === 'boolean') config.export.otlp.insecure = otlp.insecure;
-            if (headers !== undefined) config.export.otlp.headers = headers;
-          }
-        }
-      }
-    }
-  }
-
-  if (data.http !== undefined && data.http !== null) {
-    if (!isRecord(data.http)) problems.add('http', `must be a mapping such as {escapedSlashes: reject}, not ${show(data.http)}`);
-    else {
-      problems.unknownKeys('http', data.http, ['escapedSlashes']);
-      config.http = { escapedSlashes: oneOf(problems, 'http.escapedSlashes', data.http.escapedSlashes, ['reject', 'decode'] as const, 'reject') };
-    }
-  }
-
-  if (data.proxy !== undefined && data.proxy !== null) {
-    if (!isRecord(data.proxy)) problems.add('proxy', `must be a mapping of tunables, not ${show(data.proxy)}`);
-    else {
-      const keys = Object.keys(DEFAULT_PROXY) as Array<keyof ProxyTunables>;
-      problems.unknownKeys('proxy', data.proxy, keys);
-      for (const key of keys) {
-        const value = data.proxy[key];
-        if (value === undefined) continue;
-        const isPort = key.endsWith('Port');
-        const isBytes = key === 'memoryLimitBytes';
-        const isQueue = key === 'nfqueue';
-        const max = isPort || isQueue ? 65535 : isBytes ? Number.MAX_SAFE_INTEGER : 2_147_483_647; // setTimeout's limit
-        const min = isBytes ? 0 : 1;
-        if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-          problems.add(
-            `proxy.${key}`,
-            isPort
-              ? `must be a port (1–65535), not ${show(value)}`
-              : isQueue
-                ? `must be an NFQUEUE number (1–65535, as given to sidewall init --nfqueue), not ${show(value)}`
-                : isBytes
-                  ? `must be a whole number of bytes (0: the container's memory limit), e.g. 268435456 for 256 MiB, not ${show(value)}`
-                  : `must be a positive whole number${key.endsWith('Ms') ? ' of milliseconds' : ''} up to ${max}, not ${show(value)}`,
-          );
-        } else config.proxy[key] = value;
-      }
-      const listenerPorts: Array<keyof ProxyTunables> = ['outboundPort', 'inboundPort', 'adminPort', 'dnsPort'];
-      const seen = new Map<number, string>();
-      for (const key of listenerPorts) {
-        const other = seen.get(config.proxy[key]);
-        if (other !== undefined) problems.add(`proxy.${key}`, `${config.proxy[key]} is also proxy.${other}; each listener needs its own port`);
-        seen.set(config.proxy[key], key);
-      }
-    }
-  }
-  if (data.learn !== undefined && data.learn !== null) {
-    if (!isRecord(data.learn)) problems.add('learn', `must be a mapping with stateFile, maxServices, maxPaths, maxSiblings, saveIntervalMs, not ${show(data.learn)}`);
-    else {
-      problems.unknownKeys('learn', data.learn, Object.keys(DEFAULT_LEARN));
-      const stateFile = optionalString(problems, 'learn.stateFile', data.learn.stateFile);
-      if (stateFile !== undefined) config.learn.stateFile = resolve(base, stateFile);
-      for (const key of ['maxServices', 'maxPaths', 'maxSiblings', 'saveIntervalMs'] as const) {
-        const value = data.learn[key];
-        if (value === undefined) continue;
-        if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > 2_147_483_647) {
-          problems.add(`learn.${key}`, `must be a positive whole number${key.endsWith('Ms') ? ' of milliseconds' : ''}, not ${show(value)}`);
-        } else config.learn[key] = value;
-      }
-    }
-  }
-  if (data.admin !== undefined && data.admin !== null) {
-    if (!isRecord(data.admin)) problems.add('admin', `must be a mapping with tokenFile, not ${show(data.admin)}`);
-    else {
-      problems.unknownKeys('admin', data.admin, ['tokenFile']);
-      const tokenFile = optionalString(problems, 'admin.tokenFile', data.admin.tokenFile);
-      if (tokenFile !== undefined) config.admin.tokenFile = resolve(base, tokenFile);
-    }
-  }
-  problems.finish();
+  if (d.admin?.tokenFile !== undefined) config.admin.tokenFile = resolve(base, d.admin.tokenFile);
   return config;
+}
+
+/** The config document as the schema admits it (nullable sections as YAML writes `key:`). */
+interface ConfigDocument {
+  mode?: Mode;
+  defaultAction?: 'allow' | 'deny';
+  onParseError?: 'pass' | 'reset';
+  ports?: Record<string, string>;
+  tunnels?: TunnelMode | Record<string, TunnelMode>;
+  rules?: unknown[] | null;
+  clusterRules?: string;
+  podInfo?: string;
+  identities?: IdentityEntry[] | null;
+  services?: unknown[] | null;
+  identity?: { controller: string; tokenFile?: string; caFile?: string } | null;
+  export?: { stdout?: boolean; otlp?: { endpoint: string; insecure?: boolean; headers?: Record<string, string> } | null } | null;
+  proxy?: Partial<ProxyTunables> | null;
+  learn?: Partial<LearnConfig> | null;
+  admin?: { tokenFile?: string } | null;
+  http?: { escapedSlashes?: 'reject' | 'decode' } | null;
 }
 
 /** Reads and validates the config file; undefined → all defaults. Throws ConfigError. */

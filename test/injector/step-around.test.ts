@@ -268,8 +268,8 @@ describe("the security team's exemption", () => {
     } catch (err) {
       expect(err).toBeInstanceOf(InjectorSettingsError);
       const problems = (err as InjectorSettingsError).problems;
-      expect(problems).toContain('stepAround.exemptNamespaces: "Net_Ops" not a namespace name (lower-case letters, digits and \'-\')');
-      expect(problems.some((p) => p.startsWith('stepAround.rootContainers: expected drop'))).toBe(true);
+      expect(problems).toContain("stepAround.exemptNamespaces[0]: 'Net_Ops' is not a namespace name (lower-case letters, digits and '-', at most 63)");
+      expect(problems).toContain("stepAround.rootContainers: must be drop (add capabilities.drop [SETUID, SETGID]) or refuse (deny the pod), not 'ignore'");
       expect(problems.some((p) => p.startsWith('stepAround.allowNetAdmin: unknown key'))).toBe(true);
     }
   });

@@ -40,8 +40,8 @@ describe('sidewall webhook command line', () => {
     writeFileSync(settings, 'nativeSidecar: maybe\nproxyUid: 0\nimage: ghcr.io/x/y:1\nnoSuchKey: 1\n');
     const { code, stderr } = await runCapturing(['--tls-cert', 'a', '--tls-key', 'b', '--settings', settings]);
     expect(code).toBe(1);
-    expect(stderr).toContain('nativeSidecar: expected true or false');
-    expect(stderr).toContain('proxyUid: expected a non-zero uid');
+    expect(stderr).toContain("nativeSidecar: must be true or false, not the string 'maybe'");
+    expect(stderr).toContain('proxyUid: must be a non-zero uid, not 0');
     expect(stderr).toContain('noSuchKey: unknown key');
   });
 });

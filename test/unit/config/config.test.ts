@@ -49,7 +49,7 @@ describe('loadConfig', () => {
     expect(loadConfig(file).admin.tokenFile).toBe(join(dirname(file), 'secrets/token'));
     const err = configErrorOf('admin: { tokenFile: "", token: x }\n');
     expect(err.problems.join('\n')).toContain('admin.tokenFile: must be a non-empty string');
-    expect(err.problems.join('\n')).toContain('admin.token: unknown key (allowed: tokenFile)');
+    expect(err.problems.join('\n')).toContain("admin.token: unknown key 'token' (allowed: tokenFile)");
   });
 
   test('the PRODUCT.md example loads, relative paths resolve against the config folder', () => {

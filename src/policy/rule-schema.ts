@@ -1,0 +1,419 @@
+// THE rule schema (PRODUCT.md "Rules"), as JSON Schema data: `sidewall policy check`, the policy
+// store, the injector's annotation check and the chart's values.schema.json all validate rules
+// with it (src/schema/validator.ts compiles it with ajv). One rule:
+//
+//   id: string, unique across both tiers ('default' and 'default:non-tcp' are reserved)
+//   action: allow | deny | pass (pass: cluster tier only)
+//   log: boolean (default false); description: free text
+//   direction: ingress | egress | intra, or a list of them (default: all)
+//   peer: {cidr, namespace, labels, serviceAccount, service} or a list of such (any of them);
+//         inside one peer every given field must match; cidr/namespace/serviceAccount take a
+//         string or list; service takes 'namespace/name', {namespace, name} or a list of them, or
+//         a bare 'name' when the peer gives `namespace` (then it names that namespace's Service)
+//   ports: 80, "8000-8100", or a list of them (the destination port)
+//   protocol: one of RULE_PROTOCOLS (connections), or udp / icmp (DATAGRAM_PROTOCOLS)
+//   at most one L7 block (RULE_BLOCKS): http {methods, paths, hosts, headers}, grpc {services,
+//         methods}, tls {sni, alpn}, dns {names, types}, redis {commands, keys}, postgres and
+//         mysql {users, databases, statements}; without `protocol` the block implies it.
+//
+// Where new rule fields go: peer fields in PEER_PROPERTIES, rule fields in RULE_PROPERTIES (or
+// CLUSTER_ONLY_PROPERTIES), L7 blocks in RULE_BLOCKS keyed by the block's name. What JSON
+// Schema cannot say well (duplicate ids, a block that does not fit `protocol`) is checked in
+// schema.ts after the schema.
+
+import type { FormatCheck, JsonSchema } from '../schema/validator.js';
+import { globToRegExpSource, type GlobKind } from './glob.js';
+import { parseCidr } from './ip.js';
+import type { Tier } from './types.js';
+
+/**
+ * Protocol names a port may be declared to carry (`ports:` in the config): what protocol
+ * verification expects there, detected or not.
+ */
+export const PROTOCOLS: readonly string[] = [
+  'tcp', 'http', 'http2', 'grpc', 'tls', 'dns', 'ssh', 'redis', 'postgres', 'mysql',
+  'smtp', 'ftp', 'pop3', 'imap', 'kafka', 'mongodb', 'amqp', 'mqtt',
+];
+
+/**
+ * Protocol names a rule may use: only those the sidecar detects (protocols/detect.ts, client
+ * bytes or server greeting), since a rule for a protocol nothing detects would silently never
+ * match. 'tcp' matches every connection. Extend as detectors land.
+ */
+export const RULE_PROTOCOLS: readonly string[] = [
+  'tcp', 'http', 'http2', 'grpc', 'tls', 'dns', 'ssh', 'redis', 'postgres', 'mysql',
+  'smtp', 'ftp', 'pop3', 'imap',
+];
+
+/**
+ * Rule protocols that are not TCP: decided per flow from the first packet (the non-TCP guard).
+ * They are not stream protocols, so they are kept apart from PROTOCOLS (which the `ports:`
+ * setting also uses).
+ */
+export const DATAGRAM_PROTOCOLS: readonly string[] = ['udp', 'icmp'];
+
+/** ruleId of the decision for non-TCP traffic no rule matched: always deny (PRODUCT.md "Rules"). */
+export const NON_TCP_DEFAULT_ID = 'default:non-tcp';
+
+export const DNS_TYPES: ReadonlySet<string> = new Set([
+  'A', 'NS', 'CNAME', 'SOA', 'PTR', 'HINFO', 'MX', 'TXT', 'RP', 'AFSDB', 'SIG', 'KEY', 'AAAA', 'LOC',
+  'SRV', 'NAPTR', 'KX', 'CERT', 'DNAME', 'OPT', 'APL', 'DS', 'SSHFP', 'IPSECKEY', 'RRSIG', 'NSEC',
+  'DNSKEY', 'DHCID', 'NSEC3', 'NSEC3PARAM', 'TLSA', 'SMIMEA', 'HIP', 'CDS', 'CDNSKEY', 'OPENPGPKEY',
+  'CSYNC', 'ZONEMD', 'SVCB', 'HTTPS', 'SPF', 'NULL', 'TKEY', 'TSIG', 'IXFR', 'AXFR', 'ANY', 'URI', 'CAA',
+]);
+
+/**
+ * Statement verbs a `statements` list may name (the leading keyword of a SQL statement; see
+ * protocols/sql/sql-statements.ts). 'DDL' names CREATE, ALTER, DROP, TRUNCATE, RENAME, COMMENT.
+ */
+export const SQL_VERBS: ReadonlySet<string> = new Set([
+  'SELECT', 'INSERT', 'UPDATE', 'DELETE', 'MERGE', 'UPSERT', 'REPLACE', 'COPY', 'CREATE', 'ALTER', 'DROP', 'TRUNCATE',
+  'RENAME', 'COMMENT', 'GRANT', 'REVOKE', 'BEGIN', 'START', 'COMMIT', 'ROLLBACK', 'SAVEPOINT', 'RELEASE', 'END', 'ABORT',
+  'SET', 'SHOW', 'RESET', 'EXPLAIN', 'ANALYZE', 'VACUUM', 'CLUSTER', 'REINDEX', 'LOCK', 'UNLOCK', 'DO', 'CALL', 'EXECUTE',
+  'PREPARE', 'DEALLOCATE', 'DECLARE', 'FETCH', 'MOVE', 'CLOSE', 'LISTEN', 'NOTIFY', 'UNLISTEN', 'DISCARD', 'CHECKPOINT',
+  'LOAD', 'REFRESH', 'SECURITY', 'IMPORT', 'VALUES', 'TABLE', 'USE', 'DESCRIBE', 'DESC', 'HANDLER', 'KILL', 'FLUSH',
+  'OPTIMIZE', 'REPAIR', 'CHECK', 'CHECKSUM', 'INSTALL', 'UNINSTALL', 'SHUTDOWN', 'HELP', 'XA', 'BINLOG', 'PURGE',
+  'CHANGE', 'STOP', 'BACKUP', 'SIGNAL', 'RESIGNAL', 'GET', 'DDL',
+]);
+
+// Kubernetes name forms (apimachinery validation): DNS-1123 label and subdomain, label key and value.
+export const DNS_LABEL = '^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$';
+export const DNS_SUBDOMAIN = '^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$';
+const LABEL_NAME = /^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
+/** A Service name: an RFC 1035 label (Kubernetes validates Service names so). */
+export const SERVICE_NAME = '^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$';
+export const LABEL_VALUE = '^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$';
+/** RFC 9110 token: HTTP methods and header names. */
+export const TOKEN = "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$";
+const ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}$';
+
+function globCheck(kind: GlobKind): FormatCheck {
+  return (s) => {
+    const result = globToRegExpSource(kind, s);
+    return result.ok ? null : result.message;
+  };
+}
+
+/** A port range string ("8080", "8000-8100"); numbers are checked by the schema. */
+export function portRangeCheck(value: string): string | null {
+  const match = /^\s*(\d{1,5})\s*(?:-\s*(\d{1,5})\s*)?$/.exec(value);
+  if (match === null) return `'${value}' is not a port or port range (write 8080 or "8000-8100")`;
+  const from = Number(match[1]);
+  const to = match[2] === undefined ? from : Number(match[2]);
+  if (from < 1 || from > 65535 || to < 1 || to > 65535) return `'${value}' is outside the port range 1–65535`;
+  if (from > to) return `'${value}' is an empty range (${from} > ${to}); write "${to}-${from}"`;
+  return null;
+}
+
+/** Formats the rule schema names; each check returns the message a user sees. */
+export const RULE_FORMATS: Readonly<Record<string, FormatCheck>> = {
+  cidr: (s) => {
+    const parsed = parseCidr(s.trim());
+    return parsed.ok ? null : parsed.message;
+  },
+  'path-glob': globCheck('path'),
+  'name-glob': globCheck('name'),
+  'service-glob': globCheck('service'),
+  'port-range': portRangeCheck,
+  'rule-protocol': (s) => {
+    const given = s.toLowerCase();
+    if (RULE_PROTOCOLS.includes(given) || DATAGRAM_PROTOCOLS.includes(given)) return null;
+    if (PROTOCOLS.includes(given)) {
+      return `'${s}' is not detected by the sidecar, so this rule would never match; use protocol: tcp with the port instead (detected: ${RULE_PROTOCOLS.join(', ')})`;
+    }
+    return `'${s}' is not a known protocol (${[...RULE_PROTOCOLS, ...DATAGRAM_PROTOCOLS].join(', ')})`;
+  },
+  'dns-type': (s) => {
+    const t = s.toUpperCase();
+    return DNS_TYPES.has(t) || /^TYPE\d{1,5}$/.test(t) ? null : `'${s}' is not a DNS record type (e.g. A, AAAA, TXT, or TYPE65)`;
+  },
+  // peer.service as a string: 'namespace/name' or a bare 'name' (the peer's namespace then).
+  'service-ref': (ref) => {
+    const slash = ref.indexOf('/');
+    const name = slash === -1 ? ref : ref.slice(slash + 1);
+    const namespace = slash === -1 ? null : ref.slice(0, slash);
+    if (!new RegExp(SERVICE_NAME).test(name)) return `'${name}' is not a Service name (lower-case letters, digits and '-', starting with a letter, at most 63)`;
+    if (namespace !== null && !new RegExp(DNS_LABEL).test(namespace)) return `'${namespace}' is not a namespace name (lower-case letters, digits and '-', at most 63)`;
+    return null;
+  },
+  'sql-verb': (s) => (SQL_VERBS.has(s.toUpperCase()) ? null : `'${s}' is not a statement verb (e.g. SELECT, INSERT, UPDATE, DELETE, DDL, COPY, CREATE, DROP)`),
+  'label-key': (key) => {
+    const slash = key.lastIndexOf('/');
+    const name = slash === -1 ? key : key.slice(slash + 1);
+    const prefix = slash === -1 ? null : key.slice(0, slash);
+    return LABEL_NAME.test(name) && (prefix === null || new RegExp(DNS_SUBDOMAIN).test(prefix)) ? null : `'${key}' is not a Kubernetes label key`;
+  },
+};
+
+/** A value or a non-empty list of them; if/then/else so errors come from one branch only. */
+export function oneOrList(item: JsonSchema, emptyMessage?: string): JsonSchema {
+  const list: JsonSchema = { type: 'array', minItems: 1, items: item };
+  if (emptyMessage !== undefined) list['x-messages'] = { minItems: emptyMessage };
+  return { if: { type: 'array' }, then: list, else: item };
+}
+
+const str = (extra: JsonSchema = {}): JsonSchema => ({ type: 'string', ...extra });
+
+/** `labels:` of a peer (and of anything else that selects by Kubernetes labels). */
+export const LABELS_SCHEMA: JsonSchema = {
+  type: 'object',
+  minProperties: 1,
+  'x-messages': {
+    type: 'must be a non-empty mapping of label to value, not {describe}',
+    minProperties: 'must be a non-empty mapping of label to value, not {describe}',
+  },
+  propertyNames: { type: 'string', format: 'label-key' },
+  additionalProperties: str({
+    pattern: LABEL_VALUE,
+    'x-messages': { pattern: "'{value}' is not a Kubernetes label value (at most 63 letters, digits, '-', '_', '.')" },
+  }),
+};
+
+/** The fields of one `peer:` entry. services: add `service` here. */
+export const PEER_PROPERTIES: Record<string, JsonSchema> = {
+  cidr: oneOrList(str({ format: 'cidr' })),
+  namespace: oneOrList(str({
+    pattern: DNS_LABEL,
+    'x-messages': { pattern: "'{value}' is not a namespace name (lower-case letters, digits and '-', at most 63)" },
+  })),
+  labels: LABELS_SCHEMA,
+  serviceAccount: oneOrList(str({
+    pattern: DNS_SUBDOMAIN,
+    'x-messages': { pattern: "'{value}' is not a service account name (lower-case letters, digits, '-' and '.')" },
+  })),
+  // A bare name without the peer's namespace is refused in schema.ts (a Service name is unique
+  // only within its namespace: fail closed rather than match any).
+  service: oneOrList({
+    if: { type: 'string' },
+    then: { type: 'string', format: 'service-ref' },
+    else: {
+      type: 'object',
+      required: ['namespace', 'name'],
+      additionalProperties: false,
+      properties: {
+        namespace: str({ pattern: DNS_LABEL, 'x-messages': { pattern: "'{value}' is not a namespace name (lower-case letters, digits and '-', at most 63)" } }),
+        name: str({ pattern: SERVICE_NAME, 'x-messages': { pattern: "'{value}' is not a Service name (lower-case letters, digits and '-', starting with a letter, at most 63)" } }),
+      },
+      'x-messages': { type: "must be 'namespace/name' or {namespace, name}, not {describe}", required: "must be 'namespace/name' or {namespace, name}" },
+    },
+  }, 'is an empty list; give at least one Service or leave the field out'),
+};
+
+function peerSchema(): JsonSchema {
+  const fields = Object.keys(PEER_PROPERTIES).join(', ');
+  const one: JsonSchema = {
+    type: 'object',
+    additionalProperties: false,
+    minProperties: 1,
+    properties: PEER_PROPERTIES,
+    'x-messages': {
+      type: `must be a mapping with ${fields}, not {describe}`,
+      minProperties: `needs at least one of ${fields} (leave peer out to match any peer)`,
+    },
+  };
+  return oneOrList(one, 'is an empty list; leave peer out to match any peer');
+}
+
+const PORT: JsonSchema = {
+  if: { type: 'number' },
+  then: {
+    type: 'integer', minimum: 1, maximum: 65535,
+    'x-messages': { type: '{value} is not a port (1–65535)', minimum: '{value} is not a port (1–65535)', maximum: '{value} is not a port (1–65535)' },
+  },
+  else: { type: 'string', format: 'port-range', 'x-messages': { type: 'must be a port number or a range such as "8000-8100", not {describe}' } },
+};
+
+/** The fields every rule may have, besides its L7 block. capture, dlp: add yours here. */
+export const RULE_PROPERTIES: Record<string, JsonSchema> = {
+  id: str({
+    pattern: ID_PATTERN,
+    not: { enum: ['default', NON_TCP_DEFAULT_ID] },
+    'x-messages': {
+      required: 'is required (a unique name, reported as ruleId in flow records)',
+      pattern: "'{value}' is not a valid id (1–128 letters, digits and . _ : / @ -, starting with a letter or digit)",
+      not: `'{value}' is reserved ('default' names the defaultAction, '${NON_TCP_DEFAULT_ID}' non-TCP traffic no rule allows); choose another id`,
+    },
+  }),
+  // action: per tier, see actionSchema.
+  log: { type: 'boolean' },
+  description: { type: 'string' },
+  direction: oneOrList(str({
+    enum: ['ingress', 'egress', 'intra'],
+    'x-messages': { enum: "'{value}' is not a direction (ingress, egress, intra)" },
+  })),
+  peer: peerSchema(),
+  ports: oneOrList(PORT, 'is an empty list; leave ports out to match any port'),
+  protocol: str({ format: 'rule-protocol', 'x-messages': { type: '{describe} is not a known protocol' } }),
+};
+
+/** Fields only cluster rules may have (the security team's tier). dlp: `appliesTo` goes here. */
+export const CLUSTER_ONLY_PROPERTIES: Record<string, JsonSchema> = {};
+
+/** One L7 block: its schema, the rule protocols it combines with, and how it is normalised. */
+export interface RuleBlockSpec {
+  readonly schema: JsonSchema;
+  /** Rule protocols the block may be combined with; the first is implied when `protocol` is absent. */
+  readonly protocols: readonly string[];
+  /** The block as the compiler reads it (case folded, deduplicated), once it validated. */
+  readonly normalize: (block: Record<string, unknown>) => Record<string, unknown>;
+}
+
+/** A block's schema: a mapping of the given fields (or empty: `http:` alone matches any request). */
+export function blockSchema(name: string, properties: Record<string, JsonSchema>): JsonSchema {
+  return {
+    type: ['object', 'null'],
+    additionalProperties: false,
+    properties,
+    'x-messages': { type: `must be a mapping with ${Object.keys(properties).join(', ')}, not {describe}` },
+    description: `The ${name} block of a rule.`,
+  };
+}
+
+function asList(value: unknown): string[] {
+  return Array.isArray(value) ? (value as string[]) : [value as string];
+}
+
+/** Lists normalised and deduplicated; `fold` per key (e.g. upper-case methods). */
+export function normalizeLists(block: Record<string, unknown>, fold: Record<string, (s: string) => string> = {}): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(block)) {
+    if (value === undefined) continue;
+    if (typeof value === 'string' || Array.isArray(value)) {
+      const f = fold[key];
+      out[key] = [...new Set(asList(value).map((s) => (f === undefined ? s : f(s))))];
+    } else out[key] = value;
+  }
+  return out;
+}
+
+const upper = (s: string): string => s.toUpperCase();
+const lowerName = (s: string): string => s.toLowerCase().replace(/\.$/, '');
+
+function sortKeys<T>(record: Record<string, T>): Record<string, T> {
+  const sorted: Record<string, T> = {};
+  for (const key of Object.keys(record).sort()) sorted[key] = record[key]!;
+  return sorted;
+}
+
+/**
+ * The L7 blocks, keyed by the rule field (= the L7Facts key). db: redis/postgres/mysql go here;
+ * plugins: this map may come from the protocol registry (same shape).
+ */
+export const RULE_BLOCKS: Readonly<Record<string, RuleBlockSpec>> = {
+  http: {
+    // HTTP semantics (method, path, host) exist in HTTP/1.x, HTTP/2 and gRPC alike.
+    protocols: ['http', 'http2', 'grpc'],
+    schema: blockSchema('http', {
+      methods: oneOrList(str({ pattern: TOKEN, 'x-messages': { pattern: "'{value}' is not an HTTP method" } })),
+      paths: oneOrList(str({ format: 'path-glob' })),
+      hosts: oneOrList(str({ format: 'name-glob' })),
+      headers: {
+        type: 'object',
+        minProperties: 1,
+        'x-messages': {
+          type: 'must be a non-empty mapping of header name to value pattern, not {describe}',
+          minProperties: 'must be a non-empty mapping of header name to value pattern, not {describe}',
+        },
+        propertyNames: { type: 'string', pattern: TOKEN, 'x-messages': { pattern: "'{value}' is not an HTTP header name" } },
+        additionalProperties: str({ 'x-messages': { type: "must be a string value pattern ('*' for any value), not {describe}" } }),
+      },
+    }),
+    normalize: (block) => {
+      const { headers, ...lists } = block;
+      const out = normalizeLists(lists, { methods: upper, hosts: lowerName });
+      if (headers !== undefined) {
+        const lower: Record<string, string> = {};
+        for (const [name, pattern] of Object.entries(headers as Record<string, string>)) lower[name.toLowerCase()] = pattern;
+        out.headers = sortKeys(lower);
+      }
+      return out;
+    },
+  },
+  grpc: {
+    // gRPC runs on HTTP/2; a grpc block on protocol http or http2 matches when it turns out to be gRPC.
+    protocols: ['grpc', 'http2', 'http'],
+    schema: blockSchema('grpc', {
+      services: oneOrList(str({ format: 'service-glob' })),
+      methods: oneOrList(str({ pattern: '^[A-Za-z0-9_*]+$', 'x-messages': { pattern: "'{value}' is not a gRPC method name pattern (letters, digits, '_', '*')" } })),
+    }),
+    normalize: (block) => normalizeLists(block),
+  },
+  tls: {
+    protocols: ['tls'],
+    schema: blockSchema('tls', {
+      sni: oneOrList(str({ format: 'name-glob' })),
+      alpn: oneOrList(str({ minLength: 1, maxLength: 255, 'x-messages': { minLength: "'{value}' is not an ALPN protocol id", maxLength: "'{value}' is not an ALPN protocol id" } })),
+    }),
+    normalize: (block) => normalizeLists(block, { sni: lowerName }),
+  },
+  dns: {
+    protocols: ['dns'],
+    schema: blockSchema('dns', {
+      names: oneOrList(str({ format: 'name-glob' })),
+      types: oneOrList(str({ format: 'dns-type' })),
+    }),
+    normalize: (block) => normalizeLists(block, { names: lowerName, types: upper }),
+  },
+  redis: {
+    protocols: ['redis'],
+    schema: blockSchema('redis', {
+      commands: oneOrList(str({
+        pattern: '^[A-Za-z0-9_|.*-]{1,64}$',
+        'x-messages': { pattern: "'{value}' is not a Redis command name (letters, digits, '_', '-', '|', '.', '*' as glob)" },
+      })),
+      keys: oneOrList(str({
+        minLength: 1,
+        maxLength: 4096,
+        'x-messages': { minLength: "'{value}' is not a key pattern (1–4096 bytes, '*' matches any characters)", maxLength: 'is too long for a key pattern (at most 4096 bytes)' },
+      })),
+    }),
+    normalize: (block) => normalizeLists(block, { commands: upper }),
+  },
+  postgres: sqlBlock('postgres'),
+  mysql: sqlBlock('mysql'),
+};
+
+/** postgres and mysql: the same block (user and database from the startup/handshake, statement verbs). */
+function sqlBlock(name: string): RuleBlockSpec {
+  const pattern = (what: string): JsonSchema => str({
+    minLength: 1,
+    maxLength: 128,
+    pattern: '^[^\\u0000-\\u001f]*$',
+    'x-messages': Object.fromEntries(['minLength', 'maxLength', 'pattern'].map((k) => [k, `'{value}' is not a ${what} name pattern (1–128 characters, '*' matches any)`])),
+  });
+  return {
+    protocols: [name],
+    schema: blockSchema(name, {
+      users: oneOrList(pattern('user')),
+      databases: oneOrList(pattern('database')),
+      statements: oneOrList(str({ format: 'sql-verb' })),
+    }),
+    normalize: (block) => normalizeLists(block, { statements: upper }),
+  };
+}
+
+function actionSchema(tier: Tier): JsonSchema {
+  if (tier === 'cluster') return { enum: ['allow', 'deny', 'pass'], 'x-messages': { required: 'is required (allow, deny, pass)' } };
+  return {
+    'x-messages': { required: 'is required (allow, deny)' },
+    if: { const: 'pass' },
+    then: { not: {}, 'x-messages': { not: "'pass' is only allowed in cluster rules (it hands over to the workload tier); use allow or deny" } },
+    else: { enum: ['allow', 'deny'] },
+  };
+}
+
+/** One rule's schema for a tier, with the given L7 blocks. */
+export function ruleSchema(tier: Tier, blocks: Readonly<Record<string, RuleBlockSpec>> = RULE_BLOCKS): JsonSchema {
+  const properties: Record<string, JsonSchema> = { id: RULE_PROPERTIES.id!, action: actionSchema(tier) };
+  for (const [key, schema] of Object.entries(RULE_PROPERTIES)) properties[key] ??= schema;
+  if (tier === 'cluster') Object.assign(properties, CLUSTER_ONLY_PROPERTIES);
+  for (const [key, block] of Object.entries(blocks)) properties[key] = block.schema;
+  return {
+    type: 'object',
+    description: `A ${tier} rule (PRODUCT.md "Rules"); checked in full by \`sidewall policy check\`.`,
+    required: ['id', 'action'],
+    additionalProperties: false,
+    properties,
+    'x-messages': { type: 'a rule must be a mapping with id, action and matchers, not {describe}' },
+  };
+}
