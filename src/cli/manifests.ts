@@ -13,6 +13,7 @@ import {
   type ChartValues,
 } from '../../injector/install/render.js';
 import { generateWebhookTls, WebhookTlsError, type WebhookTls } from '../../injector/install/tls.js';
+import { chartValuesProblems } from '../../injector/install/values-check.js';
 
 const USAGE = `usage: sidewall manifests [--namespace sidewall-system] [--values FILE]... [--set key=value]...
                           [--cert-manager | --tls-cert FILE --tls-key FILE --tls-ca FILE]
@@ -74,6 +75,14 @@ export async function run(args: string[]): Promise<number> {
     for (const file of values.values ?? []) chartValues = mergeValues(chartValues, parseYaml(readFileSync(file, 'utf8')));
     for (const assignment of values.set ?? []) chartValues = setValue(chartValues, normaliseSet(assignment));
     if (values['cert-manager'] === true) chartValues = setValue(chartValues, 'tls.certManager.enabled=true');
+    // What `helm install` refuses by values.schema.json (the same schema), and the rules' checks:
+    // every pod injected with a bad value would fail at start.
+    const problems = chartValuesProblems(chartValues);
+    if (problems.length > 0) {
+      process.stderr.write(`sidewall manifests: the values do not validate (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n`);
+      for (const problem of problems) process.stderr.write(`  values: ${problem}\n`);
+      return 1;
+    }
 
     const ownFiles = [values['tls-cert'], values['tls-key'], values['tls-ca']];
     let tls: WebhookTls | undefined;

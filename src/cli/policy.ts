@@ -7,6 +7,8 @@ import {
   compilePolicy, formatIssue, parseRuleText, readRuleSource,
   type Direction, type FlowFacts, type Mode, type RuleIssue,
 } from '../policy/index.js';
+import type { NormalizedRule } from '../policy/schema.js';
+import { formatWarning, ruleWarnings } from '../policy/warnings.js';
 import {
   fetchModel, formatRules, generateRules, LearnModel, readModelSources, rulesYaml, RULES_FORMATS,
   FlowLineError, LearnFetchError, LearnStateError, type ModelSource,
@@ -21,7 +23,9 @@ FILE holds rules as YAML or JSON: a list of rules, {rules: [...]}, or a sidecar 
 rules (and mode, defaultAction). Use '-' to read standard input.
 
 check   prints every problem as 'FILE: rules[INDEX].FIELD: message' and exits 1,
-        or prints 'ok: N rules, policy HASH' and exits 0.
+        or prints 'ok: N rules, policy HASH' and exits 0; likely mistakes (a path glob
+        '/admin*' that does not reach '/admin/x', an unknown method, an empty file, a rule an
+        earlier one shadows) are printed to stderr as 'WARNING: ...' and still exit 0.
 test    prints the decision for the flow: verdict, ruleId, policy (and what the proxy can
         decide when the connection opens, before reading any byte). Exits 0.
 learn   prints the workload tier's rules for what a sidecar learned (mode: learn): read from a
@@ -61,6 +65,8 @@ function readText(path: string): string {
 
 interface LoadedRules {
   rules: unknown;
+  /** The valid rules, normalised (for the warnings). */
+  normalized: NormalizedRule[];
   issues: RuleIssue[];
   count: number;
   /** Problems with the non-rule settings of a sidecar config ('FILE: field: problem'). */
@@ -73,7 +79,7 @@ interface LoadedRules {
 function loadRules(path: string, tier: 'cluster' | 'workload'): LoadedRules {
   const text = readText(path);
   const { rules, issues } = readRuleSource(text, path, { tier });
-  const loaded: LoadedRules = { rules: [], issues, count: rules.length };
+  const loaded: LoadedRules = { rules: [], normalized: rules, issues, count: rules.length };
   const parsed = parseRuleText(text, path);
   if (parsed.ok) {
     loaded.rules = parsed.value;
@@ -205,7 +211,13 @@ async function runCommand(args: string[]): Promise<number> {
   }
   const policy = result.policy;
   if (sub === 'check') {
-    process.stdout.write(`ok: ${policy.ruleCount} rules, policy ${policy.hash}\n`);
+    // Likely mistakes: marked WARNING on stderr, exit 0 (the rules mean something, maybe not what was meant).
+    const warnings = [
+      ...(cluster === undefined ? [] : ruleWarnings(cluster.normalized, values.cluster!, defaultAction)),
+      ...ruleWarnings(main.normalized, file, defaultAction),
+    ];
+    for (const warning of warnings) process.stderr.write(formatWarning(warning) + '\n');
+    process.stdout.write(`ok: ${policy.ruleCount} rules, policy ${policy.hash}${warnings.length > 0 ? ` (${warnings.length} warning${warnings.length === 1 ? '' : 's'})` : ''}\n`);
     return 0;
   }
   const decision = policy.decide(facts!);

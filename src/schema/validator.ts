@@ -211,10 +211,12 @@ export interface CompileOptions {
 /** Compiles a schema once; the returned object is reused for every document. */
 export function compileSchema(schema: JsonSchema, options: CompileOptions = {}): CompiledSchema {
   const formats = options.formats ?? {};
-  // strict: unknown keywords in our own schemas are typos; x-messages is the one we add.
+  // strict: unknown keywords in our own schemas are typos (x-messages is the one we add); not
+  // strictTypes/strictRequired, which want a type and properties beside every keyword, also
+  // inside if/not conditions.
   // validateSchema off: checking the schema against the draft-07 meta-schema doubles the compile
   // time at every start; test/unit/schema checks each of our schemas against it once instead.
-  const ajv = new Ajv({ allErrors: true, verbose: true, strict: true, allowUnionTypes: true, validateSchema: false });
+  const ajv = new Ajv({ allErrors: true, verbose: true, strict: true, strictTypes: false, strictRequired: false, allowUnionTypes: true, validateSchema: false });
   ajv.addKeyword({ keyword: MESSAGES_KEYWORD, schemaType: 'object' });
   for (const [name, check] of Object.entries(formats)) ajv.addFormat(name, { type: 'string', validate: (s: string) => check(s) === null });
   for (const extra of options.schemas ?? []) ajv.addSchema(extra);
