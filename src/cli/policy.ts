@@ -5,10 +5,12 @@ import { ConfigError, parseConfig } from '../config/load.js';
 import { parseArgs } from 'node:util';
 import {
   compilePolicy, formatIssue, parseRuleText, readRuleSource,
-  type Direction, type FlowFacts, type Mode, type RuleIssue,
+  type Direction, type FlowFacts, type Mode, type RuleIssue, type ServiceDestination, type ServiceEndpoint, type Workload,
 } from '../policy/index.js';
 import type { NormalizedRule } from '../policy/schema.js';
 import { formatWarning, ruleWarnings } from '../policy/warnings.js';
+import { commonWorkload } from '../identity/service-directory.js';
+import { WorkloadDirectory } from '../identity/workload-directory.js';
 import {
   fetchModel, formatRules, generateRules, LearnModel, readModelSources, rulesYaml, RULES_FORMATS,
   FlowLineError, LearnFetchError, LearnStateError, type ModelSource,
@@ -40,6 +42,9 @@ flags:
                             '{"direction":"egress","dst":{"ip":"10.0.0.7","port":80},"protocol":"http",
                               "l7":{"http":{"method":"GET","path":"/api/items"}}}'
                             src/dst: {ip, port, workload: {namespace, pod, labels, serviceAccount}}
+                            a Service destination: dst.service {namespace, name, endpoints:
+                              [{ip, workload}]} (its ready endpoints), or a dst.ip that FILE's
+                              services: list names (a sidecar config)
   --mode protect|monitor|learn        default: the file's mode, else monitor
   --default-action allow|deny         default: the file's defaultAction, else deny
   --json                    print the decision as one JSON object
@@ -73,6 +78,8 @@ interface LoadedRules {
   configProblems?: string[];
   mode?: Mode;
   defaultAction?: 'allow' | 'deny';
+  /** A sidecar config's static identities and Services: a --flow destination IP is looked up in them. */
+  directory?: WorkloadDirectory;
 }
 
 /** Reads a rules file; picks up mode and defaultAction when it is a sidecar config. */
@@ -89,7 +96,8 @@ function loadRules(path: string, tier: 'cluster' | 'workload'): LoadedRules {
       // A sidecar config: its other settings are checked too (rule issues are reported above).
       if (Object.keys(record).some((k) => k !== 'rules')) {
         try {
-          parseConfig({ ...record, rules: [] }, path);
+          const config = parseConfig({ ...record, rules: [] }, path);
+          if (config.identities.length > 0 || config.services.length > 0) loaded.directory = new WorkloadDirectory(config.identities, config.services);
         } catch (error) {
           if (!(error instanceof ConfigError)) throw error;
           loaded.configProblems = error.problems;
@@ -121,7 +129,37 @@ function parseEndpoint(value: unknown, name: string): FlowFacts['src'] {
     if (record.workload === null || typeof record.workload !== 'object') throw new UsageError(`--flow: ${name}.workload must be an object`);
     endpoint.workload = record.workload as NonNullable<FlowFacts['src']['workload']>;
   }
+  if (record.service !== undefined) endpoint.service = parseService(record.service, `${name}.service`, endpoint);
   return endpoint;
+}
+
+/**
+ * A Service destination: {namespace, name, endpoints: [{ip, workload}]}. Without `workload` on
+ * the destination, it is what the endpoints share, as the sidecar computes it.
+ */
+function parseService(value: unknown, name: string, endpoint: FlowFacts['src']): ServiceDestination {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new UsageError(`--flow: ${name} must be an object {namespace, name, endpoints}`);
+  const record = value as Record<string, unknown>;
+  if (typeof record.namespace !== 'string' || typeof record.name !== 'string') throw new UsageError(`--flow: ${name} needs namespace and name (strings)`);
+  const rawEndpoints = record.endpoints ?? [];
+  if (!Array.isArray(rawEndpoints)) throw new UsageError(`--flow: ${name}.endpoints must be a list of {ip, workload}`);
+  const endpoints: ServiceEndpoint[] = rawEndpoints.map((e: unknown, i) => {
+    if (e === null || typeof e !== 'object' || Array.isArray(e)) throw new UsageError(`--flow: ${name}.endpoints[${i}] must be an object {ip, workload}`);
+    const item = e as Record<string, unknown>;
+    const out: ServiceEndpoint = { ip: typeof item.ip === 'string' ? item.ip : '' };
+    if (item.workload !== undefined) {
+      if (item.workload === null || typeof item.workload !== 'object') throw new UsageError(`--flow: ${name}.endpoints[${i}].workload must be an object`);
+      out.workload = item.workload as Workload;
+    }
+    return out;
+  });
+  const service: ServiceDestination = { namespace: record.namespace, name: record.name };
+  Object.defineProperty(service, 'endpoints', { value: endpoints, enumerable: false });
+  if (endpoint.workload === undefined) {
+    const common = commonWorkload(endpoints);
+    if (common !== undefined) endpoint.workload = common;
+  }
+  return service;
 }
 
 function parseFlow(json: string): FlowFacts {
@@ -219,6 +257,10 @@ async function runCommand(args: string[]): Promise<number> {
     for (const warning of warnings) process.stderr.write(formatWarning(warning) + '\n');
     process.stdout.write(`ok: ${policy.ruleCount} rules, policy ${policy.hash}${warnings.length > 0 ? ` (${warnings.length} warning${warnings.length === 1 ? '' : 's'})` : ''}\n`);
     return 0;
+  }
+  // A destination IP that the file's static `services:` (or `identities:`) know, as the sidecar would see it.
+  if (main.directory !== undefined && facts!.direction !== 'ingress' && facts!.dst.workload === undefined && facts!.dst.service === undefined && facts!.dst.ip !== '') {
+    facts!.dst = main.directory.describe(facts!.dst.ip, facts!.dst.port, true);
   }
   const decision = policy.decide(facts!);
   const { protocol: _protocol, l7: _l7, ...l4 } = facts!;

@@ -30,8 +30,11 @@ export const DEFAULT_LEARN_LIMITS: Readonly<LearnLimits> = Object.freeze({
   maxPeersPerSubnet: 16,
 });
 
-/** A peer as a rule names it: a workload identity, or an address block. */
-export type LearnedPeer = { namespace: string; labels?: Record<string, string>; serviceAccount?: string } | { cidr: string };
+/**
+ * A peer as a rule names it: a Kubernetes Service ('namespace/name', for calls to its cluster IP:
+ * learned egress rules name Services, not cluster IPs), a workload identity, or an address block.
+ */
+export type LearnedPeer = { namespace: string; labels?: Record<string, string>; serviceAccount?: string } | { cidr: string } | { service: string };
 
 /** http (HTTP/1.x and HTTP/2 requests), grpc, tls, dns, or the protocol of an L4-only entry (tcp, ssh, postgres, ...). */
 export type ProtocolFamily = string;
@@ -63,8 +66,12 @@ const GRPC_SERVICE = /^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$/;
 const GRPC_METHOD = /^[A-Za-z0-9_]+$/;
 const DNS_TYPE = /^[A-Z0-9]{1,10}$/;
 
-/** The peer a rule should name: the application labels, else the service account, else the stable labels, else the namespace. */
-export function peerOf(workload: WorkloadRecord | undefined, ip: string): LearnedPeer {
+/**
+ * The peer a rule should name: the Service called (a cluster-IP destination), else the
+ * application labels, else the service account, else the stable labels, else the namespace.
+ */
+export function peerOf(workload: WorkloadRecord | undefined, ip: string, service?: { namespace: string; name: string }): LearnedPeer {
+  if (service !== undefined) return { service: `${service.namespace}/${service.name}` };
   if (workload?.namespace !== undefined && workload.namespace !== '') {
     const labels = workload.labels ?? {};
     for (const key of APP_LABELS) {
@@ -89,6 +96,7 @@ function unmapIpv4(ip: string): string {
 
 export function peerKey(peer: LearnedPeer): string {
   if ('cidr' in peer) return `cidr:${peer.cidr}`;
+  if ('service' in peer) return `svc:${peer.service}`;
   const labels = peer.labels === undefined ? '' : Object.keys(peer.labels).sort().map((k) => `${k}=${peer.labels![k]}`).join(',');
   return `id:${peer.namespace}|${labels}|${peer.serviceAccount ?? ''}`;
 }
@@ -255,7 +263,7 @@ export class LearnModel {
     const time = timeMs ?? (record.time !== undefined ? Date.parse(record.time) : Date.now());
     const at = Number.isFinite(time) ? time : Date.now();
     const remote = record.direction === 'ingress' ? record.src : record.dst;
-    const entry = this.entryFor(record.direction, peerOf(remote.workload, remote.ip), record.dst.port, family);
+    const entry = this.entryFor(record.direction, peerOf(remote.workload, remote.ip, record.direction === 'ingress' ? undefined : remote.service), record.dst.port, family);
     if (entry === null) {
       this.counters.dropped++;
       return false;
@@ -511,7 +519,11 @@ function loadPeer(value: unknown, source: string, field: string): LearnedPeer {
     if (ip === undefined || isIP(ip) === 0 || bits === undefined || !/^\d{1,3}$/.test(bits)) throw new LearnStateError(source, `${field}.cidr`, `'${peer.cidr}' is not an address block`);
     return { cidr: peer.cidr };
   }
-  if (typeof peer.namespace !== 'string' || peer.namespace === '') throw new LearnStateError(source, field, 'must have a cidr or a namespace');
+  if (peer.service !== undefined) {
+    if (typeof peer.service !== 'string' || !/^[a-z0-9-]+\/[a-z0-9-]+$/.test(peer.service)) throw new LearnStateError(source, `${field}.service`, 'must be namespace/name');
+    return { service: peer.service };
+  }
+  if (typeof peer.namespace !== 'string' || peer.namespace === '') throw new LearnStateError(source, field, 'must have a cidr, a service or a namespace');
   const out: LearnedPeer = { namespace: peer.namespace };
   if (peer.labels !== undefined) {
     const labels = asRecord(peer.labels, source, `${field}.labels`);

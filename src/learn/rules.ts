@@ -40,6 +40,7 @@ function iso(ms: number): string {
 
 function peerName(peer: LearnedPeer): string {
   if ('cidr' in peer) return peer.cidr.endsWith('/32') || peer.cidr.endsWith('/128') ? peer.cidr.replace(/\/\d+$/, '') : peer.cidr;
+  if ('service' in peer) return `svc-${peer.service.split('/').reverse().join('.')}`;
   if (peer.labels !== undefined && Object.keys(peer.labels).length > 0) return `${Object.keys(peer.labels).sort().map((k) => peer.labels![k]).join('-')}.${peer.namespace}`;
   if (peer.serviceAccount !== undefined) return `sa-${peer.serviceAccount}.${peer.namespace}`;
   return peer.namespace;
@@ -47,6 +48,7 @@ function peerName(peer: LearnedPeer): string {
 
 /** Peer precision: named workload > namespace; for addresses, by prefix length. */
 function peerSpecificity(peer: LearnedPeer): number {
+  if ('service' in peer) return 40;
   if (!('cidr' in peer)) return peer.labels !== undefined || peer.serviceAccount !== undefined ? 40 : 20;
   const bits = Number(peer.cidr.split('/')[1]);
   return peer.cidr.includes(':') ? Math.round((bits / 128) * 32) + 8 : bits + 8;
