@@ -13,9 +13,9 @@ import type { ProtocolName, StreamParser } from '../protocols/types.js';
 import type { Decision, FlowFacts } from '../policy/index.js';
 import type { TunnelFinding } from '../tunnels/types.js';
 import { HeldBytes } from './held-bytes.js';
-import { enforcerFor, type ProtocolEnforcer } from './enforcers.js';
+import { enforcerFor } from './enforcers.js';
 import { tunnelDenial } from './tunnel-verdict.js';
-import type { FilterContext, FilterSink } from './types.js';
+import type { EnforcerDeps, EnforcerOp, FilterContext, FilterSink, L7Record, ProtocolEnforcer } from './types.js';
 
 type Phase = 'detect' | 'inspect' | 'pass' | 'blocked';
 
@@ -28,16 +28,36 @@ export class ConnectionFilter {
   private readonly greeting = new HeldBytes();
   private parser: StreamParser | null = null;
   private enforcer: ProtocolEnforcer | null = null;
+  /** Streaming enforcers: absolute client offset before which held bytes may go to the server. */
+  private frontier = 0;
+  /** Streaming enforcers: nothing more needs inspecting. */
+  private enforcerDone = false;
+  private protocolName = 'tcp';
+  private decisionValue: Decision | null = null;
+  private closeReasonValue: string | null = null;
+  private l7Value: L7Record | null = null;
+  private tunnelValue: (TunnelFinding & { blocked: boolean }) | null = null;
+
   /** The protocol the connection speaks ('tcp' when none is recognised). */
-  protocol = 'tcp';
+  get protocol(): string {
+    return this.protocolName;
+  }
   /** The decision that covers the whole connection, once there is one. */
-  decision: Decision | null = null;
+  get decision(): Decision | null {
+    return this.decisionValue;
+  }
   /** Set when the filter ended the connection, for the connection record. */
-  closeReason: string | null = null;
+  get closeReason(): string | null {
+    return this.closeReasonValue;
+  }
   /** What identified the session (TLS SNI, SSH banner, ...), for the connection record. */
-  l7: Record<string, unknown> | null = null;
+  get l7(): L7Record | null {
+    return this.l7Value;
+  }
   /** The first tunnel finding of the connection, for its record. */
-  tunnel: (TunnelFinding & { blocked: boolean }) | null = null;
+  get tunnel(): (TunnelFinding & { blocked: boolean }) | null {
+    return this.tunnelValue;
+  }
   /** Payload bytes per side still shown to tunnel detection after the stream stopped being parsed. */
   private opaqueBudget = { client: 0, server: 0 };
   /** The server's first bytes went to the client as they came (the connection was allowed at accept). */
@@ -51,8 +71,8 @@ export class ConnectionFilter {
     /** The accept-time decision; `needs-l7` when the protocol or its requests decide. */
     l4: Decision | 'needs-l7',
   ) {
-    if (l4 !== 'needs-l7') this.decision = l4;
-    this.greetingHeld = (this.decision === null || this.decision.action !== 'allow') && ctx.policy().mode === 'protect';
+    if (l4 !== 'needs-l7') this.decisionValue = l4;
+    this.greetingHeld = (this.decisionValue === null || this.decisionValue.action !== 'allow') && ctx.policy().mode === 'protect';
   }
 
   /** Bytes the filter holds for the client: the relay pauses reading the client past its cap. */
@@ -88,7 +108,7 @@ export class ConnectionFilter {
    */
   get clientRefused(): boolean {
     // Not once blocked: the relay must go on reading to see the client's FIN or RST.
-    return this.phase === 'inspect' && this.enforcer !== null && this.enforcer.clientDone === true;
+    return this.phase === 'inspect' && this.enforcer !== null && this.enforcer.kind === 'stream' && this.enforcer.clientDone === true;
   }
 
   /** After a read returned: copy small held views out of the read buffer so it can be reused. */
@@ -103,7 +123,7 @@ export class ConnectionFilter {
    */
   holdsBytesOf(side: 'client' | 'server'): boolean {
     if ((side === 'client' ? this.held : this.greeting).holdsViews) return true;
-    return this.phase === 'inspect' && this.enforcer !== null && this.enforcer.routesBytes;
+    return this.phase === 'inspect' && this.enforcer !== null && this.enforcer.kind === 'route';
   }
 
   /** Nothing left to look at: the relay may stop calling the filter. */
@@ -128,7 +148,7 @@ export class ConnectionFilter {
         return;
       }
       case 'inspect': {
-        if (!(this.enforcer as ProtocolEnforcer).routesBytes) this.held.push(chunk);
+        if ((this.enforcer as ProtocolEnforcer).kind === 'stream') this.held.push(chunk);
         this.feed(chunk);
         return;
       }
@@ -138,15 +158,14 @@ export class ConnectionFilter {
   serverData(chunk: Buffer): void {
     if (this.phase === 'inspect' && this.parser !== null && this.enforcer !== null) {
       const result = this.parser.feed('server', chunk);
-      if (this.enforcer.routesBytes) {
-        this.enforcer.route('server', chunk, result.events);
+      if (this.enforcer.kind === 'route') {
+        this.apply(this.enforcer.route('server', chunk, result.events));
       } else {
         const start = this.parser.offset('server') - chunk.length;
         // Not a byte past where the server's stream stopped making sense (a response nobody
         // asked for, a malformed head): the connection resets there.
         this.sink.toClient(result.error === null ? chunk : chunk.subarray(0, result.consumed));
-        this.enforcer.onEvents(result.events);
-        this.enforcer.onBytes('server', chunk, start);
+        this.apply(this.enforcer.onData('server', chunk, start, result.events));
       }
       if (result.error !== null) this.onParserError(result.error.code, result.error.message);
       this.releaseClient();
@@ -185,7 +204,7 @@ export class ConnectionFilter {
   }
 
   /** Shows the stream from here on to tunnel detection, up to its payload budget per side. */
-  watchOpaque(): void {
+  private watchOpaque(): void {
     const budget = this.ctx.tunnels?.payloadBudget ?? 0;
     this.opaqueBudget = { client: budget, server: budget };
   }
@@ -194,12 +213,12 @@ export class ConnectionFilter {
    * A tunnel finding: always an alert record (unless `tunnels: off` for it); in `block` mode
    * under `protect` it also ends the connection. Returns true when the connection was cut.
    */
-  reportTunnel(finding: TunnelFinding): boolean {
-    const mode = this.ctx.tunnelMode(finding.kind, this.protocol, this.ctx.facts.dst.port);
+  private reportTunnel(finding: TunnelFinding): boolean {
+    const mode = this.ctx.tunnelMode(finding.kind, this.protocolName, this.ctx.facts.dst.port);
     if (mode === 'off') return false;
     const denial = tunnelDenial(mode, finding.kind, this.ctx.policy());
     const blocked = denial !== null;
-    this.tunnel ??= { ...finding, blocked };
+    this.tunnelValue ??= { ...finding, blocked };
     this.sink.alert(finding, blocked);
     if (denial === null) return false;
     this.block(denial, denial.ruleId);
@@ -214,7 +233,7 @@ export class ConnectionFilter {
    */
   clientEnd(): boolean {
     if (this.phase === 'detect') this.detectionCut('client-fin');
-    if (this.phase === 'inspect' && this.enforcer !== null && !this.enforcer.routesBytes && this.held.size > 0) {
+    if (this.phase === 'inspect' && this.enforcer !== null && this.enforcer.kind === 'stream' && this.held.size > 0) {
       this.releaseClient();
       if (this.held.size > 0) this.held.drop(this.held.end);
     }
@@ -251,11 +270,11 @@ export class ConnectionFilter {
       this.begin(parser, 'client');
       return;
     }
-    if (this.decision === null) {
+    if (this.decisionValue === null) {
       const decision = this.ctx.policy().decideUndetected(this.facts('tcp'));
       if (decision.verdict !== 'allowed') {
-        this.decision = decision;
-        this.l7 = { detection: why };
+        this.decisionValue = decision;
+        this.l7Value = { detection: why };
       }
     }
     this.begin('tcp', 'client');
@@ -263,7 +282,8 @@ export class ConnectionFilter {
 
   /** The connection is closing: report requests that never got an answer. */
   finish(reason: string): void {
-    this.enforcer?.finish(reason);
+    const enforcer = this.enforcer;
+    if (enforcer !== null && enforcer.finish !== undefined) this.apply(enforcer.finish(reason));
   }
 
   private facts(protocol: string): Omit<FlowFacts, 'l7'> {
@@ -272,7 +292,7 @@ export class ConnectionFilter {
   }
 
   private begin(protocol: string, from: 'client' | 'server'): void {
-    this.protocol = protocol;
+    this.protocolName = protocol;
     const tunnels = this.ctx.tunnels;
     if (tunnels !== null) {
       const first = from === 'client' ? this.held.peek(64) : this.greeting.peek(64);
@@ -280,17 +300,17 @@ export class ConnectionFilter {
       if (finding !== null && this.reportTunnel(finding)) return;
     }
     const policy = this.ctx.policy();
-    const decision = this.decision ?? policy.decideProtocol(this.facts(protocol));
-    const enforcer = enforcerFor(protocol, { ctx: this.ctx, sink: this.sink, filter: this });
+    const decision = this.decisionValue ?? policy.decideProtocol(this.facts(protocol));
+    const enforcer = enforcerFor(protocol, this.enforcerDeps(protocol));
     if (decision !== 'needs-l7') {
-      this.decision = decision;
+      this.decisionValue = decision;
       if (decision.action === 'deny') return this.block(decision, 'denied');
     }
     if (enforcer === null) {
       if (decision === 'needs-l7') {
         // An L7 rule for a protocol we cannot parse never matches: decide with what we know.
         const d = policy.decide(this.facts(protocol));
-        this.decision = d;
+        this.decisionValue = d;
         if (d.action === 'deny') return this.block(d, 'denied');
       }
       // Unparsed protocols are opaque to us: tunnel detection still sees how they begin.
@@ -306,47 +326,106 @@ export class ConnectionFilter {
     const parser = this.parser;
     const forwarded = this.greetingForwarded;
     this.greeting.forEach((b) => {
+      const start = parser.offset('server');
       const events = parser.feed('server', b).events;
-      if (enforcer.routesBytes) enforcer.route('server', b, events, forwarded);
+      if (this.phase !== 'inspect' || this.enforcer === null) return; // an operation ended the connection
+      if (this.enforcer.kind === 'route') this.apply(this.enforcer.route('server', b, events, forwarded));
       else {
         if (!forwarded) this.sink.toClient(b);
-        enforcer.onEvents(events);
+        this.apply(this.enforcer.onData('server', b, start, events));
       }
     });
     this.greeting.drop(this.greeting.end);
     this.greetingForwarded = true;
     this.held.forEach((b) => this.feed(b, false));
-    if (enforcer.routesBytes) this.held.drop(this.held.end);
+    if (enforcer.kind === 'route') this.held.drop(this.held.end);
     this.releaseClient();
   }
 
+  private enforcerDeps(protocol: string): EnforcerDeps {
+    return {
+      ctx: this.ctx,
+      protocol,
+      tunnelBlocks: (finding) => {
+        const mode = this.ctx.tunnelMode(finding.kind, protocol, this.ctx.facts.dst.port);
+        return mode !== 'off' && tunnelDenial(mode, finding.kind, this.ctx.policy()) !== null;
+      },
+    };
+  }
+
   private feed(chunk: Buffer, release = true): void {
+    if (this.phase !== 'inspect') return; // an operation ended the connection (or parsing stopped)
     const parser = this.parser as StreamParser;
     const enforcer = this.enforcer as ProtocolEnforcer;
     const result = parser.feed('client', chunk);
-    if (enforcer.routesBytes) enforcer.route('client', chunk, result.events);
-    else {
-      enforcer.onEvents(result.events);
-      enforcer.onBytes('client', chunk, parser.offset('client') - chunk.length);
-    }
+    if (enforcer.kind === 'route') this.apply(enforcer.route('client', chunk, result.events));
+    else this.apply(enforcer.onData('client', chunk, parser.offset('client') - chunk.length, result.events));
     if (result.error !== null) this.onParserError(result.error.code, result.error.message);
     if (release) this.releaseClient();
   }
 
+  /**
+   * Carries out what an enforcer asked, in order. Once the connection is ended only records
+   * still count: nothing more is sent.
+   */
+  private apply(ops: readonly EnforcerOp[]): void {
+    for (const op of ops) {
+      switch (op.op) {
+        case 'request':
+          this.sink.request(op.outcome);
+          break;
+        case 'decide':
+          this.decisionValue = op.decision;
+          if (op.l7 !== undefined) this.l7Value = op.l7;
+          break;
+        case 'alert':
+          this.sink.alert(op.finding, op.blocked);
+          break;
+        default:
+          if (this.phase !== 'inspect') break;
+          switch (op.op) {
+            case 'pass':
+              this.frontier = op.upTo;
+              break;
+            case 'done':
+              this.enforcerDone = true;
+              this.frontier = Number.POSITIVE_INFINITY;
+              break;
+            case 'send':
+              if (op.to === 'server') this.sink.toServer(op.bytes);
+              else this.sink.toClient(op.bytes);
+              break;
+            case 'tunnel':
+              this.reportTunnel(op.finding);
+              break;
+            case 'close':
+              if (op.how === 'reset') this.block(this.decisionValue as Decision, op.reason);
+              else {
+                this.ended(op.reason);
+                this.sink.close('fin', op.reason);
+              }
+              break;
+            case 'handover':
+              this.enforcer = op.to;
+              break;
+          }
+      }
+    }
+  }
+
   /** Forwards the held client bytes the verdicts so far allow; switches to pass-through when it can. */
-  releaseClient(): void {
+  private releaseClient(): void {
     if (this.phase !== 'inspect' || this.enforcer === null) return;
-    if (this.enforcer.routesBytes) {
+    if (this.enforcer.kind === 'route') {
       // The enforcer took over routing mid-stream (h2c): it gets what we still hold.
       if (this.held.size > 0) {
         const enforcer = this.enforcer;
-        this.held.release(this.held.end, (b) => enforcer.route('client', b, []));
+        this.held.release(this.held.end, (b) => this.apply(enforcer.route('client', b, [])));
       }
       return;
     }
-    const frontier = this.enforcer.clientFrontier;
-    if (frontier > this.held.start) this.held.release(frontier, this.sinkToServer);
-    if (this.enforcer.done && this.held.size === 0) {
+    if (this.frontier > this.held.start) this.held.release(this.frontier, this.sinkToServer);
+    if (this.enforcerDone && this.held.size === 0) {
       this.watchOpaque();
       this.toPass();
     }
@@ -373,10 +452,10 @@ export class ConnectionFilter {
   }
 
   /** The connection is denied as a whole: nothing more reaches the server. */
-  block(decision: Decision, reason: string): void {
-    this.decision = decision;
+  private block(decision: Decision, reason: string): void {
+    this.decisionValue = decision;
     this.phase = 'blocked';
-    this.closeReason = reason;
+    this.closeReasonValue = reason;
     this.held.drop(this.held.end);
     this.greeting.drop(this.greeting.end); // a held greeting never reaches the client
     this.sink.close('reset', reason);
@@ -392,24 +471,26 @@ export class ConnectionFilter {
     if (this.phase !== 'inspect') return;
     this.ctx.countParserError?.(this.protocol, code);
     if (this.ctx.policy().mode !== 'protect' && (this.ctx.onParseError ?? 'pass') === 'pass') {
-      this.l7 = { ...this.l7, parseError: code };
+      this.l7Value = { ...this.l7Value, parseError: code };
       // A routing enforcer holds undecided units and the bytes past the error: they go as they are.
-      this.enforcer?.flush?.();
-      this.enforcer?.finish('parse-error');
+      const enforcer = this.enforcer;
+      if (enforcer?.kind === 'route') this.apply(enforcer.flush());
+      if (enforcer?.finish !== undefined) this.apply(enforcer.finish('parse-error'));
       this.enforcer = null;
       this.toPass();
       return;
     }
     this.phase = 'blocked';
-    this.closeReason = `parser-error:${code}`;
+    const reason = `parser-error:${code}`;
+    this.closeReasonValue = reason;
     this.held.drop(this.held.end);
-    this.sink.close('reset', this.closeReason);
+    this.sink.close('reset', reason);
   }
 
-  /** Called by an enforcer that ended the connection itself (e.g. after answering 403). */
-  ended(reason: string): void {
+  /** An enforcer ended the connection itself (after answering 403): nothing more reaches the server. */
+  private ended(reason: string): void {
     this.phase = 'blocked';
-    this.closeReason = reason;
+    this.closeReasonValue = reason;
     this.held.drop(this.held.end);
   }
 }

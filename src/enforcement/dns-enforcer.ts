@@ -5,8 +5,8 @@
 import { answerFinding, checkAnswer, decideQuery } from './dns-decisions.js';
 import type { Decision } from '../policy/index.js';
 import { buildRefused } from '../protocols/dns/dns-message.js';
-import type { ProtocolEvent } from '../protocols/types.js';
-import type { EnforcerDeps, ProtocolEnforcer } from './enforcers.js';
+import type { ProtocolEvent, Side } from '../protocols/types.js';
+import type { EnforcerDeps, EnforcerOp, RoutingEnforcer } from './types.js';
 import { UnitRouter } from './unit-router.js';
 
 interface PendingQuery {
@@ -15,24 +15,32 @@ interface PendingQuery {
   startedAt: number;
 }
 
-export class DnsStreamEnforcer implements ProtocolEnforcer {
-  readonly clientFrontier = 0;
-  readonly done = false;
-  readonly routesBytes = true;
+export class DnsStreamEnforcer implements RoutingEnforcer {
+  readonly kind = 'route';
   private readonly toServer: UnitRouter;
   private readonly toClient: UnitRouter;
   private readonly pending = new Map<number, PendingQuery>();
+  /** The operations of the call in progress (the routers write into it). */
+  private ops: EnforcerOp[] = [];
 
   constructor(private readonly deps: EnforcerDeps) {
-    this.toServer = new UnitRouter((b) => deps.sink.toServer(b));
-    this.toClient = new UnitRouter((b) => deps.sink.toClient(b));
+    this.toServer = new UnitRouter((bytes) => this.ops.push({ op: 'send', to: 'server', bytes }));
+    this.toClient = new UnitRouter((bytes) => this.ops.push({ op: 'send', to: 'client', bytes }));
   }
 
-  onEvents(): void {}
+  /** Hands over the operations collected so far. */
+  private take(): readonly EnforcerOp[] {
+    const ops = this.ops;
+    this.ops = [];
+    return ops;
+  }
 
-  onBytes(): void {}
+  route(side: Side, chunk: Buffer, events: readonly ProtocolEvent[], forwarded = false): readonly EnforcerOp[] {
+    this.routeUnits(side, chunk, events, forwarded);
+    return this.take();
+  }
 
-  route(side: 'client' | 'server', chunk: Buffer, events: readonly ProtocolEvent[], forwarded = false): void {
+  private routeUnits(side: Side, chunk: Buffer, events: readonly ProtocolEvent[], forwarded: boolean): void {
     const router = side === 'client' ? this.toServer : this.toClient;
     if (!forwarded) router.push(chunk);
     for (const ev of events) {
@@ -42,7 +50,7 @@ export class DnsStreamEnforcer implements ProtocolEnforcer {
       const dnsCtx = { policy: ctx.policy, monitor: ctx.dnsMonitor, tunnelMode: ctx.tunnelMode };
       if (ev.side === 'server') {
         const finding = answerFinding(dnsCtx, ctx.facts, m);
-        if (finding !== null) this.deps.filter.reportTunnel(finding);
+        if (finding !== null) this.ops.push({ op: 'tunnel', finding });
         const q = this.pending.get(m.id);
         // An answer whose CNAME/DNAME leads to a name the rules deny is not delivered.
         const alias = checkAnswer(dnsCtx, ctx.facts, m, m.qtype);
@@ -58,12 +66,15 @@ export class DnsStreamEnforcer implements ProtocolEnforcer {
           q.l7.rcode = alias !== null && alias.decision.action === 'deny' ? 'REFUSED' : m.rcodeName;
           q.l7.answers = m.answerCount;
           if (alias !== null) q.l7.deniedAlias = alias.alias;
-          this.deps.sink.request({ protocol: 'dns', l7: q.l7, decision: alias?.decision ?? q.decision, durationMs: performance.now() - q.startedAt });
+          this.ops.push({ op: 'request', outcome: { protocol: 'dns', l7: q.l7, decision: alias?.decision ?? q.decision, durationMs: performance.now() - q.startedAt } });
         }
         continue;
       }
       const verdict = decideQuery(dnsCtx, ctx.facts, m);
-      if (verdict.finding !== null && this.deps.filter.reportTunnel(verdict.finding)) return;
+      if (verdict.finding !== null) {
+        this.ops.push({ op: 'tunnel', finding: verdict.finding });
+        if (this.deps.tunnelBlocks(verdict.finding)) return;
+      }
       const decision = verdict.decision;
       const l7: Record<string, unknown> = { name: m.qname, type: m.qtype };
       if (decision.action === 'allow') {
@@ -75,23 +86,25 @@ export class DnsStreamEnforcer implements ProtocolEnforcer {
       const refused = buildRefused(this.toServer.peek(ev.start + 2, ev.end));
       this.toClient.inject(Buffer.concat([lengthPrefix(refused.length), refused]));
       l7.rcode = 'REFUSED';
-      this.deps.sink.request({ protocol: 'dns', l7, decision, durationMs: 0 });
+      this.ops.push({ op: 'request', outcome: { protocol: 'dns', l7, decision, durationMs: 0 } });
     }
     if (forwarded) router.skip(chunk.length);
     this.toServer.pump();
     this.toClient.pump();
   }
 
-  flush(): void {
+  flush(): readonly EnforcerOp[] {
     this.toServer.flushAll();
     this.toClient.flushAll();
+    return this.take();
   }
 
-  finish(reason: string): void {
+  finish(reason: string): readonly EnforcerOp[] {
     for (const q of this.pending.values()) {
-      this.deps.sink.request({ protocol: 'dns', l7: q.l7, decision: q.decision, durationMs: performance.now() - q.startedAt, reason: reason === 'fin' ? 'no-response' : reason });
+      this.ops.push({ op: 'request', outcome: { protocol: 'dns', l7: q.l7, decision: q.decision, durationMs: performance.now() - q.startedAt, reason: reason === 'fin' ? 'no-response' : reason } });
     }
     this.pending.clear();
+    return this.take();
   }
 }
 

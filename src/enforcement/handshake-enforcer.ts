@@ -3,8 +3,8 @@
 // its first command — after which the connection passes through unparsed.
 import { requestFacts } from './http-facts.js';
 import type { L7Facts } from '../policy/index.js';
-import type { ProtocolEvent } from '../protocols/types.js';
-import type { EnforcerDeps, ProtocolEnforcer } from './enforcers.js';
+import type { ProtocolEvent, Side } from '../protocols/types.js';
+import type { EnforcerDeps, EnforcerOp, StreamingEnforcer } from './types.js';
 
 const TLS_VERSIONS: Record<number, string> = { 0x0301: 'TLS1.0', 0x0302: 'TLS1.1', 0x0303: 'TLS1.2', 0x0304: 'TLS1.3' };
 
@@ -30,38 +30,26 @@ function identify(ev: ProtocolEvent): { facts: L7Facts; record: Record<string, u
   }
 }
 
-export class HandshakeEnforcer implements ProtocolEnforcer {
-  readonly routesBytes = false;
-  clientFrontier = 0;
-  done = false;
+export class HandshakeEnforcer implements StreamingEnforcer {
+  readonly kind = 'stream';
+  private decided = false;
 
-  constructor(
-    private readonly deps: EnforcerDeps,
-    private readonly protocol: string,
-  ) {}
+  constructor(private readonly deps: EnforcerDeps) {}
 
-  onEvents(events: readonly ProtocolEvent[]): void {
-    if (this.done) return;
+  onData(_side: Side, _chunk: Buffer, _start: number, events: readonly ProtocolEvent[]): readonly EnforcerOp[] {
+    if (this.decided) return NONE;
     for (const ev of events) {
       const identity = identify(ev);
       if (identity === null && !(ev.type === 'opaque' && ev.side === 'client')) continue;
-      const { ctx, filter } = this.deps;
-      const decision = ctx.policy().decide(requestFacts(ctx.facts, this.protocol, identity?.facts ?? {}));
-      filter.decision = decision;
-      filter.l7 = identity?.record ?? null;
-      if (decision.action === 'deny') {
-        filter.block(decision, 'denied');
-        return;
-      }
-      this.done = true;
-      this.clientFrontier = Number.POSITIVE_INFINITY;
-      return;
+      const { ctx, protocol } = this.deps;
+      const decision = ctx.policy().decide(requestFacts(ctx.facts, protocol, identity?.facts ?? {}));
+      this.decided = true;
+      const decide: EnforcerOp = identity === null ? { op: 'decide', decision } : { op: 'decide', decision, l7: identity.record };
+      if (decision.action === 'deny') return [decide, { op: 'close', how: 'reset', reason: 'denied' }];
+      return [decide, { op: 'done' }];
     }
+    return NONE;
   }
-
-  onBytes(): void {}
-
-  route(): void {}
-
-  finish(): void {}
 }
+
+const NONE: readonly EnforcerOp[] = Object.freeze([]);

@@ -4,11 +4,12 @@
 // before it are complete, the client gets 403 and the connection closes (pipelined requests
 // after a denied one are not answered, as with any `connection: close`).
 import type { Decision } from '../policy/index.js';
-import type { Http1RequestEvent, ProtocolEvent } from '../protocols/types.js';
+import type { TunnelFinding } from '../tunnels/types.js';
+import type { Http1RequestEvent, ProtocolEvent, Side } from '../protocols/types.js';
 import { HttpRequestFacts, invalidTargetDecision, requestFacts } from './http-facts.js';
 import { http1BadRequest, http1Forbidden } from './deny-responses.js';
 import { normalizeRequestTarget } from './request-target.js';
-import type { EnforcerDeps, ProtocolEnforcer } from './enforcers.js';
+import type { EnforcerDeps, EnforcerOp, StreamingEnforcer } from './types.js';
 import { Http2Enforcer } from './http2-enforcer.js';
 
 interface OpenRequest {
@@ -20,17 +21,14 @@ interface OpenRequest {
   badRequest?: true;
 }
 
-export class Http1Enforcer implements ProtocolEnforcer {
-  clientFrontier = 0;
-  done = false;
-  /** After an accepted `Upgrade: h2c`, HTTP/2 enforcement takes over (per-stream verdicts). */
-  private h2: Http2Enforcer | null = null;
-  /** Server bytes after the 101 that were forwarded with the 101's chunk (HTTP/2 must skip them). */
-  private h2ServerStart = -1;
-
-  get routesBytes(): boolean {
-    return this.h2 !== null;
-  }
+export class Http1Enforcer implements StreamingEnforcer {
+  readonly kind = 'stream';
+  /** An Upgrade or CONNECT was accepted: the bytes are no longer HTTP/1. */
+  private done = false;
+  /** After an accepted `Upgrade: h2c`, HTTP/2 enforcement took over (per-stream verdicts). */
+  private handedOver = false;
+  /** The operations of the call in progress. */
+  private ops: EnforcerOp[] = [];
   /** A request was denied: nothing after it reaches the server, so the relay stops reading the client. */
   get clientDone(): boolean {
     return this.denial !== null;
@@ -38,7 +36,7 @@ export class Http1Enforcer implements ProtocolEnforcer {
 
   /** Keep-alive between requests: every request answered in full, no denial pending (drain closes it). */
   get idle(): boolean {
-    return this.h2 === null && !this.done && this.denial === null && this.open.size === 0;
+    return !this.handedOver && !this.done && this.denial === null && this.open.size === 0;
   }
   private readonly open = new Map<number, OpenRequest>();
   private denial: OpenRequest | null = null;
@@ -49,32 +47,53 @@ export class Http1Enforcer implements ProtocolEnforcer {
 
   constructor(private readonly deps: EnforcerDeps) {}
 
-  onEvents(events: readonly ProtocolEvent[]): void {
+  onData(side: Side, chunk: Buffer, start: number, events: readonly ProtocolEvent[]): readonly EnforcerOp[] {
+    if (!this.handedOver) this.onEvents(side, chunk, start, events);
+    if (!this.handedOver && !this.blocked) this.onBytes(side, chunk, start);
+    this.blocked = false;
+    const ops = this.ops;
+    this.ops = [];
+    return ops;
+  }
+
+  /** A tunnel finding ended the connection: nothing more of this feed is looked at. */
+  private blocked = false;
+
+  /** Reports a finding; true when it ends the connection. */
+  private tunnel(finding: TunnelFinding): boolean {
+    this.ops.push({ op: 'tunnel', finding });
+    this.blocked = this.deps.tunnelBlocks(finding);
+    return this.blocked;
+  }
+
+  /** Held client bytes before `upTo` may go to the server. */
+  private pass(upTo: number): void {
+    this.ops.push({ op: 'pass', upTo });
+  }
+
+  private onEvents(side: Side, chunk: Buffer, start: number, events: readonly ProtocolEvent[]): void {
     for (const [i, ev] of events.entries()) {
-      if (this.h2 !== null) {
-        this.h2.onEvents(events.slice(i));
-        return;
-      }
       switch (ev.type) {
         case 'http.request':
           this.onRequest(ev);
+          if (this.blocked) return;
           break;
         case 'http.request-end':
           // The next request's head waits for its own verdict.
-          if (this.denial === null && !this.done) this.clientFrontier = ev.end;
+          if (this.denial === null && !this.done) this.pass(ev.end);
           break;
         case 'http.response': {
           const tunnels = this.deps.ctx.tunnels;
           if (tunnels !== null) {
             const finding = tunnels.onHttpResponse({ status: ev.status, headers: ev.headers });
-            if (finding !== null && this.deps.filter.reportTunnel(finding)) return;
+            if (finding !== null && this.tunnel(finding)) return;
             if (ev.body.kind !== 'none') this.body.server = { from: ev.end, left: tunnels.payloadBudget };
           }
           if (ev.requestId === null) {
             // A response nobody asked for: the server ran bytes we passed as a body (a GET body
             // it ignored, say) as a request we never decided. The parser refuses the stream (the
             // response does not reach the client); this says why.
-            this.deps.sink.alert({ kind: 'http-desync', evidence: `HTTP ${ev.status} response with no request outstanding`, confidence: 1 }, true);
+            this.ops.push({ op: 'alert', finding: { kind: 'http-desync', evidence: `HTTP ${ev.status} response with no request outstanding`, confidence: 1 }, blocked: true });
             return;
           }
           const req = this.open.get(ev.requestId);
@@ -97,15 +116,18 @@ export class Http1Enforcer implements ProtocolEnforcer {
           break;
         case 'http.switch':
           if (ev.kind === 'upgrade' && ev.protocol === 'h2c') {
-            // The parser goes on with HTTP/2: so do the verdicts, stream by stream.
-            this.h2 = new Http2Enforcer(this.deps, { client: ev.clientOffset, server: ev.end });
-            this.h2ServerStart = ev.end;
-            break;
+            // The parser goes on with HTTP/2: so do the verdicts, stream by stream. It gets the
+            // rest of these events, and skips the server bytes after the 101 that went out with it.
+            const h2 = new Http2Enforcer(this.deps, { client: ev.clientOffset, server: ev.end });
+            const serverForwarded = side === 'server' ? Math.max(0, start + chunk.length - ev.end) : 0;
+            this.ops.push(...h2.takeOver(events.slice(i + 1), serverForwarded), { op: 'handover', to: h2 });
+            this.handedOver = true;
+            return;
           }
           // Upgrade (101) or CONNECT (2xx) accepted: from here on the bytes are not HTTP/1.
           // The request that asked for it was decided like any other.
           this.done = true;
-          this.clientFrontier = Number.POSITIVE_INFINITY;
+          this.ops.push({ op: 'done' });
           break;
         default:
           break;
@@ -118,7 +140,7 @@ export class Http1Enforcer implements ProtocolEnforcer {
     const { ctx } = this.deps;
     if (ctx.tunnels !== null) {
       const finding = ctx.tunnels.onHttpRequest({ method: ev.method, path: ev.path, host: ev.host, headers: ev.headers, upgrade: ev.upgrade });
-      if (finding !== null && this.deps.filter.reportTunnel(finding)) return;
+      if (finding !== null && this.tunnel(finding)) return;
       if (ev.body.kind !== 'none') this.body.client = { from: ev.end, left: ctx.tunnels.payloadBudget };
     }
     const l7: Record<string, unknown> = { method: ev.method, path: ev.path };
@@ -143,10 +165,10 @@ export class Http1Enforcer implements ProtocolEnforcer {
     if (badRequest) req.badRequest = true;
     if (decision.action === 'allow') {
       this.open.set(ev.id, req);
-      this.clientFrontier = Number.POSITIVE_INFINITY; // until its request-end
+      this.pass(Number.POSITIVE_INFINITY); // until its request-end
       return;
     }
-    this.clientFrontier = ev.start;
+    this.pass(ev.start);
     this.denial = req;
     if (this.open.size === 0) this.answerDenial();
   }
@@ -156,29 +178,22 @@ export class Http1Enforcer implements ProtocolEnforcer {
     if (req === null || req.answered) return;
     req.answered = true;
     req.l7.status = req.badRequest === true ? 400 : 403;
-    const { sink, filter } = this.deps;
-    filter.decision = req.decision; // the connection ends because of this request's rule
-    filter.ended('denied');
-    sink.toClient(req.badRequest === true ? http1BadRequest(String(req.l7.refused)) : http1Forbidden(req.decision.ruleId));
+    // The connection ends because of this request's rule.
+    this.ops.push(
+      { op: 'decide', decision: req.decision },
+      { op: 'send', to: 'client', bytes: req.badRequest === true ? http1BadRequest(String(req.l7.refused)) : http1Forbidden(req.decision.ruleId) },
+    );
     this.report(req);
-    sink.close('fin', 'denied');
+    this.ops.push({ op: 'close', how: 'fin', reason: 'denied' });
   }
 
   private report(req: OpenRequest, reason?: string): void {
     const outcome = { protocol: 'http', l7: req.l7, decision: req.decision, durationMs: performance.now() - req.startedAt };
-    this.deps.sink.request(reason === undefined ? outcome : { ...outcome, reason });
-  }
-
-  route(side: 'client' | 'server', chunk: Buffer, events: readonly ProtocolEvent[], forwarded?: boolean): void {
-    this.h2?.route(side, chunk, events, forwarded);
+    this.ops.push({ op: 'request', outcome: reason === undefined ? outcome : { ...outcome, reason } });
   }
 
   /** Shows the first bytes of each body to tunnel detection (SSH in a POST, opaque carriers). */
-  onBytes(side: 'client' | 'server', chunk: Buffer, start: number): void {
-    if (this.h2ServerStart >= 0 && side === 'server') {
-      this.h2?.skipServer(start + chunk.length - this.h2ServerStart);
-      this.h2ServerStart = -1;
-    }
+  private onBytes(side: Side, chunk: Buffer, start: number): void {
     const window = this.body[side];
     if (window.left === 0) return;
     const from = Math.max(window.from, start) - start;
@@ -187,16 +202,18 @@ export class Http1Enforcer implements ProtocolEnforcer {
     window.left -= piece.length;
     window.from = start + from + piece.length;
     const finding = this.deps.ctx.tunnels?.onPayload(side, piece) ?? null;
-    if (finding !== null) this.deps.filter.reportTunnel(finding);
+    if (finding !== null) this.tunnel(finding);
   }
 
-  finish(reason: string): void {
-    this.h2?.finish(reason);
+  finish(reason: string): readonly EnforcerOp[] {
     for (const req of this.open.values()) if (!req.answered) this.report(req, reason === 'fin' ? 'no-response' : reason);
     this.open.clear();
     if (this.denial !== null && !this.denial.answered) {
       this.denial.answered = true;
       this.report(this.denial, reason);
     }
+    const ops = this.ops;
+    this.ops = [];
+    return ops;
   }
 }

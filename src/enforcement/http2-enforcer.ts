@@ -23,8 +23,8 @@
 import type { Decision } from '../policy/index.js';
 import { buildForbiddenResponse, buildGrpcTrailersOnly, buildHeadersFrames, buildWindowUpdateFrame, FrameType } from '../protocols/http2/frames.js';
 import { reencodeHeaderBlock } from '../protocols/http2/hpack-encoder.js';
-import type { Http2HeadersEvent, ProtocolEvent } from '../protocols/types.js';
-import type { EnforcerDeps, ProtocolEnforcer } from './enforcers.js';
+import type { Http2HeadersEvent, ProtocolEvent, Side } from '../protocols/types.js';
+import type { EnforcerDeps, EnforcerOp, RoutingEnforcer } from './types.js';
 import { HttpRequestFacts, invalidTargetDecision, requestFacts } from './http-facts.js';
 import { normalizeRequestTarget } from './request-target.js';
 import { UnitRouter } from './unit-router.js';
@@ -56,10 +56,10 @@ function ambiguousDecision(mode: string, hash: string): Decision {
   return { action: enforce ? 'deny' : 'allow', verdict: enforce ? 'denied' : 'would-deny', ruleId: 'ambiguous-request', policy: hash, log: true, tier: 'default' };
 }
 
-export class Http2Enforcer implements ProtocolEnforcer {
-  readonly clientFrontier = 0;
-  readonly done = false;
-  readonly routesBytes = true;
+export class Http2Enforcer implements RoutingEnforcer {
+  readonly kind = 'route';
+  /** The operations of the call in progress (the routers write into it). */
+  private ops: EnforcerOp[] = [];
   private readonly toServer: UnitRouter;
   private readonly toClient: UnitRouter;
   private readonly streams = new Map<number, StreamState>();
@@ -76,26 +76,37 @@ export class Http2Enforcer implements ProtocolEnforcer {
     private readonly deps: EnforcerDeps,
     start: { client: number; server: number } = { client: 0, server: 0 },
   ) {
-    this.toServer = new UnitRouter((b) => deps.sink.toServer(b), { startOffset: start.client });
+    this.toServer = new UnitRouter((bytes) => this.ops.push({ op: 'send', to: 'server', bytes }), { startOffset: start.client });
     // RFC 9113 §3.4: the server's connection preface (SETTINGS) must be the first frame the
     // client sees, so nothing of ours goes before it.
-    this.toClient = new UnitRouter((b) => deps.sink.toClient(b), { startOffset: start.server, injectAfterFirstUnit: true });
+    this.toClient = new UnitRouter((bytes) => this.ops.push({ op: 'send', to: 'client', bytes }), { startOffset: start.server, injectAfterFirstUnit: true });
   }
 
-  /** Events that arrived without their bytes (h2c: parsed by the HTTP/1 parser after the 101). */
-  onEvents(events: readonly ProtocolEvent[]): void {
-    this.route('client', EMPTY, events);
+  /** Hands over the operations collected so far. */
+  private take(): readonly EnforcerOp[] {
+    const ops = this.ops;
+    this.ops = [];
+    return ops;
   }
 
-  /** Server bytes after the 101 that went out before HTTP/2 enforcement took over. */
-  skipServer(length: number): void {
-    this.toClient.skip(length);
+  /**
+   * h2c: takes over after the 101 — the events the HTTP/1 parser produced after the switch
+   * (their bytes arrive through `route`), then the server bytes after the 101 that already went
+   * out with it (`serverForwarded`).
+   */
+  takeOver(events: readonly ProtocolEvent[], serverForwarded: number): readonly EnforcerOp[] {
+    this.routeUnits('client', EMPTY, events, false);
+    this.toClient.skip(serverForwarded);
     this.toClient.pump();
+    return this.take();
   }
 
-  onBytes(): void {}
+  route(side: Side, chunk: Buffer, events: readonly ProtocolEvent[], forwarded = false): readonly EnforcerOp[] {
+    this.routeUnits(side, chunk, events, forwarded);
+    return this.take();
+  }
 
-  route(side: 'client' | 'server', chunk: Buffer, events: readonly ProtocolEvent[], forwarded = false): void {
+  private routeUnits(side: Side, chunk: Buffer, events: readonly ProtocolEvent[], forwarded: boolean): void {
     const router = side === 'client' ? this.toServer : this.toClient;
     if (!forwarded) router.push(chunk);
     for (const ev of events) {
@@ -241,7 +252,7 @@ export class Http2Enforcer implements ProtocolEnforcer {
     if (s === undefined || s.reported) return;
     s.reported = true;
     const outcome = { protocol: s.grpc ? 'grpc' : 'http2', l7: s.l7, decision: s.decision, durationMs: performance.now() - s.startedAt };
-    this.deps.sink.request(reason === undefined ? outcome : { ...outcome, reason });
+    this.ops.push({ op: 'request', outcome: reason === undefined ? outcome : { ...outcome, reason } });
     // Keep denied streams (their late frames are dropped), as a shared marker; forget allowed
     // ones that were reset or ended on both sides.
     if (!s.allowed) this.streams.set(streamId, REPORTED_DENIED);
@@ -258,12 +269,14 @@ export class Http2Enforcer implements ProtocolEnforcer {
     if (s.reported && s.clientEnded && s.serverEnded) this.streams.delete(streamId);
   }
 
-  flush(): void {
+  flush(): readonly EnforcerOp[] {
     this.toServer.flushAll();
     this.toClient.flushAll();
+    return this.take();
   }
 
-  finish(reason: string): void {
+  finish(reason: string): readonly EnforcerOp[] {
     for (const id of this.streams.keys()) this.report(id, reason === 'fin' ? 'no-response' : reason);
+    return this.take();
   }
 }

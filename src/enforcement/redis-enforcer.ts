@@ -5,8 +5,8 @@
 // does in redis-server: its EXEC is replaced by DISCARD and answered -EXECABORT, so the commands
 // queued with it never run.
 import type { Decision } from '../policy/index.js';
-import type { ProtocolEvent, RedisCommandEvent } from '../protocols/types.js';
-import type { EnforcerDeps, ProtocolEnforcer } from './enforcers.js';
+import type { ProtocolEvent, RedisCommandEvent, Side } from '../protocols/types.js';
+import type { EnforcerDeps, EnforcerOp, RequestOutcome, RoutingEnforcer } from './types.js';
 import { requestFacts } from './http-facts.js';
 import { ClientGate, ReplyOrder } from './ordered-replies.js';
 
@@ -26,10 +26,10 @@ export function redisDenial(ruleId: string): Buffer {
   return Buffer.from(`-ERR denied by sidewall (rule ${ruleId})\r\n`);
 }
 
-export class RedisEnforcer implements ProtocolEnforcer {
-  readonly routesBytes = true;
-  readonly clientFrontier = 0;
-  readonly done = false;
+export class RedisEnforcer implements RoutingEnforcer {
+  readonly kind = 'route';
+  /** The operations of the call in progress (the gate and the reply order write into it). */
+  private ops: EnforcerOp[] = [];
   private readonly gate: ClientGate;
   private readonly order: ReplyOrder<Pending>;
   private inMulti = false;
@@ -37,19 +37,31 @@ export class RedisEnforcer implements ProtocolEnforcer {
   private poisoned = false;
 
   constructor(private readonly deps: EnforcerDeps) {
-    this.gate = new ClientGate((b) => deps.sink.toServer(b));
-    this.order = new ReplyOrder((b) => deps.sink.toClient(b));
+    this.gate = new ClientGate((bytes) => this.ops.push({ op: 'send', to: 'server', bytes }));
+    this.order = new ReplyOrder((bytes) => this.ops.push({ op: 'send', to: 'client', bytes }));
+  }
+
+  /** Hands over the operations collected so far. */
+  private take(): readonly EnforcerOp[] {
+    const ops = this.ops;
+    this.ops = [];
+    return ops;
+  }
+
+  private request(outcome: RequestOutcome): void {
+    this.ops.push({ op: 'request', outcome });
   }
 
   get idle(): boolean {
     return this.gate.idle && this.order.outstanding === 0;
   }
 
-  onEvents(): void {}
+  route(side: Side, chunk: Buffer, events: readonly ProtocolEvent[], forwarded = false): readonly EnforcerOp[] {
+    this.routeUnits(side, chunk, events, forwarded);
+    return this.take();
+  }
 
-  onBytes(): void {}
-
-  route(side: 'client' | 'server', chunk: Buffer, events: readonly ProtocolEvent[], forwarded = false): void {
+  private routeUnits(side: Side, chunk: Buffer, events: readonly ProtocolEvent[], forwarded: boolean): void {
     if (side === 'server') {
       const replies: Array<{ end: number; push: boolean; error: string | null; kind: string }> = [];
       for (const ev of events) if (ev.type === 'redis.reply') replies.push(ev);
@@ -60,7 +72,7 @@ export class RedisEnforcer implements ProtocolEnforcer {
         if (p === null) return;
         p.l7.reply = r.kind;
         if (r.error !== null) p.l7.error = r.error;
-        this.deps.sink.request({ protocol: 'redis', l7: p.l7, decision: p.decision, durationMs: performance.now() - p.startedAt });
+        this.request({ protocol: 'redis', l7: p.l7, decision: p.decision, durationMs: performance.now() - p.startedAt });
       });
       return;
     }
@@ -73,7 +85,7 @@ export class RedisEnforcer implements ProtocolEnforcer {
   }
 
   private onCommand(ev: RedisCommandEvent): void {
-    const { ctx, sink } = this.deps;
+    const { ctx } = this.deps;
     const decision = ctx.policy().decide(requestFacts(ctx.facts, 'redis', { redis: { command: ev.command, keys: ev.keys } }));
     const l7: Record<string, unknown> = { command: ev.command };
     if (ev.subcommand !== null) l7.subcommand = ev.subcommand;
@@ -89,7 +101,7 @@ export class RedisEnforcer implements ProtocolEnforcer {
         this.gate.decide(ev.start, 'drop', DISCARD);
         l7.aborted = true;
         this.order.expect({ l7, decision, startedAt: performance.now() }, decision.action === 'deny' ? redisDenial(decision.ruleId) : EXECABORT);
-        if (this.order.unordered) sink.request({ protocol: 'redis', l7, decision, durationMs: 0 });
+        if (this.order.unordered) this.request({ protocol: 'redis', l7, decision, durationMs: 0 });
         return;
       }
     }
@@ -97,7 +109,7 @@ export class RedisEnforcer implements ProtocolEnforcer {
       this.gate.decide(ev.start, 'drop');
       if (this.inMulti) this.poisoned = true;
       this.order.answer(redisDenial(decision.ruleId));
-      sink.request({ protocol: 'redis', l7, decision, durationMs: 0 });
+      this.request({ protocol: 'redis', l7, decision, durationMs: 0 });
       return;
     }
     this.gate.decide(ev.start, 'forward');
@@ -106,20 +118,22 @@ export class RedisEnforcer implements ProtocolEnforcer {
       this.order.goUnordered();
     }
     if (this.order.unordered) {
-      sink.request({ protocol: 'redis', l7, decision, durationMs: 0 });
+      this.request({ protocol: 'redis', l7, decision, durationMs: 0 });
       return;
     }
     this.order.expect({ l7, decision, startedAt: performance.now() });
   }
 
-  flush(): void {
+  flush(): readonly EnforcerOp[] {
     this.gate.flushAll();
     this.order.flushAll();
+    return this.take();
   }
 
-  finish(reason: string): void {
+  finish(reason: string): readonly EnforcerOp[] {
     for (const p of this.order.drain()) {
-      this.deps.sink.request({ protocol: 'redis', l7: p.l7, decision: p.decision, durationMs: performance.now() - p.startedAt, reason: reason === 'fin' ? 'no-response' : reason });
+      this.request({ protocol: 'redis', l7: p.l7, decision: p.decision, durationMs: performance.now() - p.startedAt, reason: reason === 'fin' ? 'no-response' : reason });
     }
+    return this.take();
   }
 }

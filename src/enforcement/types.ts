@@ -2,6 +2,7 @@
 // It knows nothing of sockets: the relay implements FilterSink.
 import type { CompiledPolicy, Decision, Direction, Endpoint } from '../policy/index.js';
 import type { DnsTunnelMonitor, TunnelFinding, TunnelInspector } from '../tunnels/types.js';
+import type { ProtocolEvent, Side } from '../protocols/types.js';
 import type { TargetOptions } from './request-target.js';
 
 export interface FilterSink {
@@ -61,3 +62,79 @@ export interface FilterContext {
 }
 
 export type ParseErrorAction = 'pass' | 'reset';
+
+/** Fields an enforcer gives the connection record (`l7` of the flow record). */
+export type L7Record = Record<string, unknown>;
+
+/**
+ * What an enforcer asks the connection filter to do, in order — proxylib's OnData verdicts
+ * (MORE/PASS/DROP/INJECT/ERROR) for a filter that also keeps the records. Enforcers own only
+ * their protocol's bookkeeping; the filter owns the connection's state (held bytes, phase,
+ * decision, record fields) and applies these. Not passing yet is MORE: held bytes wait.
+ */
+export type EnforcerOp =
+  /** Streaming: held client bytes before absolute offset `upTo` may go to the server (PASS). The last one of a batch counts. */
+  | { readonly op: 'pass'; readonly upTo: number }
+  /** Streaming: nothing more needs inspecting: every held byte may go, then the connection passes through. */
+  | { readonly op: 'done' }
+  /** Bytes for one side: units a routing enforcer forwards, or an answer given in the peer's place (INJECT). */
+  | { readonly op: 'send'; readonly to: 'client' | 'server'; readonly bytes: Buffer }
+  /** The decision that covers the connection (and, optionally, what identified it, for its record). */
+  | { readonly op: 'decide'; readonly decision: Decision; readonly l7?: L7Record }
+  /** One request's outcome: a `request` flow record. */
+  | { readonly op: 'request'; readonly outcome: RequestOutcome }
+  /** A tunnel finding: an alert, and the end of the connection in block mode (see EnforcerDeps.tunnelBlocks). */
+  | { readonly op: 'tunnel'; readonly finding: TunnelFinding }
+  /** An alert that is not a tunnel finding (an HTTP desync the parser refuses). */
+  | { readonly op: 'alert'; readonly finding: TunnelFinding; readonly blocked: boolean }
+  /** Held client bytes are dropped and the connection ends (DROP + ERROR): 'fin' after what was sent, 'reset' at once. */
+  | { readonly op: 'close'; readonly how: 'fin' | 'reset'; readonly reason: string }
+  /**
+   * The protocol changed under the same parser (HTTP/1 Upgrade: h2c): this enforcer, already
+   * given the events and bytes so far, takes over from here.
+   */
+  | { readonly op: 'handover'; readonly to: RoutingEnforcer };
+
+/** What every enforcer is given: the connection's context, nothing of the filter. */
+export interface EnforcerDeps {
+  ctx: FilterContext;
+  /** The protocol the connection was detected as (for tunnel modes and records). */
+  protocol: string;
+  /** Would reporting this finding end the connection (`tunnels: block` under protect)? Pure: the filter decides the same way. */
+  tunnelBlocks(finding: TunnelFinding): boolean;
+}
+
+/**
+ * A streaming enforcer (HTTP/1, session protocols): the filter holds the client's bytes and the
+ * enforcer says how far they may go (`pass`); server bytes go to the client as they come.
+ */
+export interface StreamingEnforcer {
+  readonly kind: 'stream';
+  /**
+   * The events of one parser feed and that feed's bytes (`start`: their absolute offset in
+   * `side`'s stream). Server bytes were already sent to the client.
+   */
+  onData(side: Side, chunk: Buffer, start: number, events: readonly ProtocolEvent[]): readonly EnforcerOp[];
+  /** Between messages with nothing outstanding (a draining sidecar may close the connection now); absent: never known. */
+  readonly idle?: boolean;
+  /** Nothing the client sends from here on will reach the server (a denial is pending): no need to read it. */
+  readonly clientDone?: boolean;
+  /** The connection is closing: the outcomes of requests still open (absent: nothing is ever open). */
+  finish?(reason: string): readonly EnforcerOp[];
+}
+
+/**
+ * A routing enforcer (HTTP/2, DNS): takes every byte of both sides with the events they produced
+ * and routes them unit by unit itself (`send`), so it can drop and inject between frames.
+ */
+export interface RoutingEnforcer {
+  readonly kind: 'route';
+  /** `forwarded`: the bytes already went out (a server greeting forwarded while detecting). */
+  route(side: Side, chunk: Buffer, events: readonly ProtocolEvent[], forwarded?: boolean): readonly EnforcerOp[];
+  readonly idle?: boolean;
+  /** Parsing stops (a parse error that monitor/learn lets pass): every held byte goes as it is. */
+  flush(): readonly EnforcerOp[];
+  finish(reason: string): readonly EnforcerOp[];
+}
+
+export type ProtocolEnforcer = StreamingEnforcer | RoutingEnforcer;
