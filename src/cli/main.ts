@@ -15,6 +15,7 @@ const commands: Record<string, CommandEntry> = {
   webhook: { summary: 'run the admission webhook server', load: () => import('./webhook.js') },
   controller: { summary: 'run the workload identity controller (pod IP → workload, streamed to sidecars)', load: () => import('./controller.js') },
   manifests: { summary: 'print the whole installation as plain YAML', load: () => import('./manifests.js') },
+  check: { summary: 'check values, rules, config and this kernel before an install; the cluster (--kubeconfig) after', load: () => import('./check.js') },
 };
 
 export function usage(): string {

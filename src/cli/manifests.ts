@@ -29,7 +29,7 @@ Without --cert-manager or --tls-*, a CA and serving certificate are generated wi
 `;
 
 /** Helm-style list literal in --set: key={a,b}. */
-function normaliseSet(assignment: string): string {
+export function normaliseSet(assignment: string): string {
   const match = /^([^=]+)=\{(.*)\}$/.exec(assignment);
   if (match === null) return assignment;
   const items = match[2]!.split(',').map((item) => item.trim()).filter((item) => item !== '');
