@@ -34,6 +34,17 @@ if (flags.help) {
 
 const DEMO_DIR = join(REPO, 'demo');
 const topo = new Topology({ name: 'demo', subnet: 50 });
+/** The cluster IP of the catalog Service. */
+const CATALOG_VIP = '10.96.50.80';
+
+/**
+ * What kube-proxy does on the node: the pod routes the Service's cluster IP out, and the peer's
+ * namespace (standing for the node and the pod behind it) DNATs it to the pod's IP on arrival.
+ */
+function serviceNode(): void {
+  topo.exec(topo.podNs, 'ip', ['route', 'add', `${CATALOG_VIP}/32`, 'via', topo.peerIp]);
+  topo.exec(topo.peerNs, 'iptables', ['-t', 'nat', '-A', 'PREROUTING', '-d', CATALOG_VIP, '-p', 'tcp', '--dport', '80', '-j', 'DNAT', '--to-destination', `${topo.peerIp}:80`]);
+}
 const say = (text: string) => process.stderr.write(`\x1b[1m${text}\x1b[0m\n`);
 
 let tornDown = false;
@@ -89,6 +100,7 @@ async function main(): Promise<void> {
   say(`  + ${PROXY_CONTAINER}${native ? ' (native sidecar)' : ''} as uid ${proxy.securityContext?.runAsUser}: sidewall ${(proxy.args ?? []).join(' ')}`);
 
   topo.create();
+  serviceNode();
   // The volumes the patch mounts, as local folders.
   const configDir = join(topo.dir, 'config');
   const clusterDir = join(topo.dir, 'cluster');
@@ -100,6 +112,10 @@ async function main(): Promise<void> {
   // Who the peer is: rules name workloads (namespace, labels), not IPs. In a cluster the identity
   // controller streams this map; here it is the config's static list.
   sidecarConfig.identities = [{ ip: topo.peerIp, namespace: 'catalog', pod: 'catalog-0', labels: { app: 'catalog' }, serviceAccount: 'catalog' }];
+  // The peer's Service (issue 20): the app calls its cluster IP, which the "node" turns into the
+  // pod IP after the packet left the pod (see serviceNode). The label rule catalog-egress matches
+  // it because every ready endpoint of the Service is a catalog pod; records name the Service.
+  sidecarConfig.services = [{ namespace: 'catalog', name: 'catalog', clusterIPs: [CATALOG_VIP], ports: [80], selector: { app: 'catalog' } }];
   sidecarConfig.podInfo = podInfoDir;
   topo.writeFile('config/config.yaml', stringifyYaml(sidecarConfig));
   topo.writeFile('cluster/rules.yaml', readFileSync(join(DEMO_DIR, 'cluster-rules.yaml'), 'utf8'));
@@ -140,7 +156,7 @@ async function main(): Promise<void> {
   await waitForLine(topo.start(topo.peerNs, NODE, [join(apps, 'peer.mjs')]), (l) => l === 'listening', 10_000, 'peer');
   await waitForLine(topo.start(topo.podNs, NODE, [join(apps, 'web.mjs')], { uid: APP_UID }), (l) => l === 'listening', 10_000, 'web');
   const callers: ChildProcess[] = [
-    topo.start(topo.podNs, NODE, [join(apps, 'caller.mjs'), '1500', 'http://127.0.0.1:8080/api/orders', `http://${topo.peerIp}/catalog`, `http://${topo.peerIp}/admin/users`, `tcp://${topo.peerIp}:2525`, `ssh://${topo.peerIp}:80`], { uid: APP_UID + 1 }),
+    topo.start(topo.podNs, NODE, [join(apps, 'caller.mjs'), '1500', 'http://127.0.0.1:8080/api/orders', `http://${topo.peerIp}/catalog`, `http://${CATALOG_VIP}/catalog/items/7`, `http://${CATALOG_VIP}/admin/users`, `http://${topo.peerIp}/admin/users`, `tcp://${topo.peerIp}:2525`, `ssh://${topo.peerIp}:80`], { uid: APP_UID + 1 }),
     topo.start(topo.peerNs, NODE, [join(apps, 'caller.mjs'), '2000', `http://${topo.podIp}:8080/api/orders`, `http://${topo.podIp}:8080/internal/debug`]),
   ];
   for (const c of callers) {
