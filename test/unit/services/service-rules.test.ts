@@ -145,3 +145,28 @@ describe('identity matchers on a cluster-IP destination', () => {
     expect(facts.dst.service).toBeUndefined();
   });
 });
+
+describe('DNS names of Services and the Service map agree (issue 20 item 4)', () => {
+  const rules = [
+    { id: 'resolve-payments', action: 'allow', direction: 'egress', ports: 53, dns: { names: ['payments.shop.svc.cluster.local'] } },
+    { id: 'call-payments', action: 'allow', direction: 'egress', peer: { service: 'shop/payments' }, ports: 80 },
+  ];
+  const resolver = (name: string): FlowFacts => ({ direction: 'egress', src: { ip: '10.1.0.9', port: 40000 }, dst: { ip: '10.96.0.10', port: 53 }, protocol: 'dns', l7: { dns: { name, type: 'A' } } });
+
+  test("a DNS rule allows resolving the Service's name, and the connection rule names the Service", () => {
+    const d = directory();
+    const p = compile(rules);
+    expect(p.decide(resolver('payments.shop.svc.cluster.local')).ruleId).toBe('resolve-payments');
+    expect(p.decide(resolver('cart.shop.svc.cluster.local')).ruleId).toBe('default');
+    expect(p.decide(egress(d, '10.96.0.20')).ruleId).toBe('call-payments');
+  });
+
+  test('the connection is decided by the address the app dials, never by the name it resolved', () => {
+    // Whatever an answer for payments.shop.svc.cluster.local said (stale, spoofed), a call to an
+    // address the map does not give to shop/payments is not a call to that Service.
+    const d = directory();
+    const p = compile(rules);
+    expect(p.decide(egress(d, '10.96.0.21')).ruleId).toBe('default'); // cart's cluster IP
+    expect(p.decide(egress(d, '203.0.113.9')).ruleId).toBe('default');
+  });
+});
