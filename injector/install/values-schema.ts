@@ -520,8 +520,8 @@ export function chartValuesSchema(): JsonSchema {
     proxyLauncher: { ...settings.proxyLauncher, description: 'Prepended to sidewall-proxy\'s command: gives the proxy CAP_NET_ADMIN as uid 1337 (README "Security"); [] runs sidewall directly.' },
     nodeOptions: {
       ...settings.proxyNodeOptions,
-      // Helm does not know the format: the same rule as a pattern.
-      pattern: '^(\\s*--(max-semi-space-size|min-semi-space-size|max-old-space-size)=[0-9]{1,6}(?=\\s|$))*\\s*$',
+      // Helm does not know the format: the same rule as a pattern (RE2: no lookahead, Go's regexp).
+      pattern: '^\\s*(--(max-semi-space-size|min-semi-space-size|max-old-space-size)=[0-9]{1,6}(\\s+|$))*$',
       'x-messages': { pattern: 'may only hold --max-semi-space-size=MiB, --min-semi-space-size=MiB and --max-old-space-size=MiB, not {show}' },
       description: 'NODE_OPTIONS of sidewall-proxy: V8 heap sizes only.',
     },

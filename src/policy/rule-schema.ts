@@ -378,7 +378,8 @@ function sqlBlock(name: string): RuleBlockSpec {
   const pattern = (what: string): JsonSchema => str({
     minLength: 1,
     maxLength: 128,
-    pattern: '^[^\\u0000-\\u001f]*$',
+    // \x escapes: understood by ajv (JS) and by Go's regexp, which Helm validates values with.
+    pattern: '^[^\\x00-\\x1f]*$',
     'x-messages': Object.fromEntries(['minLength', 'maxLength', 'pattern'].map((k) => [k, `'{value}' is not a ${what} name pattern (1–128 characters, '*' matches any)`])),
   });
   return {

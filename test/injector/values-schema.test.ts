@@ -14,6 +14,29 @@ describe('the chart values schema', () => {
     expect(file === chartValuesSchemaText(), 'charts/sidewall/values.schema.json is stale: run `npm run build && npm run schema:values`').toBe(true);
   });
 
+  it('every pattern uses only what Go\'s regexp (RE2) accepts: Helm compiles the schema with it', () => {
+    const patterns: string[] = [];
+    const walk = (node: unknown, key?: string): void => {
+      if (Array.isArray(node)) node.forEach((item) => walk(item));
+      else if (typeof node === 'object' && node !== null) for (const [k, v] of Object.entries(node)) walk(v, k);
+      else if (key === 'pattern' && typeof node === 'string') patterns.push(node);
+    };
+    walk(JSON.parse(chartValuesSchemaText()).properties);
+    walk(JSON.parse(chartValuesSchemaText()).definitions);
+    expect(patterns.length).toBeGreaterThan(10);
+    // Lookaround, backreferences, \u and \p escapes are JavaScript-only.
+    expect(patterns.filter((p) => /\(\?[=!<]|\\[1-9]|\\u|\\p\{/.test(p))).toEqual([]);
+  });
+
+  it('sidecar.nodeOptions: heap flags only, as the injector allows', () => {
+    for (const ok of ['', '--max-semi-space-size=1', ' --max-semi-space-size=1   --max-old-space-size=192 ']) {
+      expect(chartValuesProblems(setValue(defaultChartValues(), `sidecar.nodeOptions=${JSON.stringify(ok)}`))).toEqual([]);
+    }
+    for (const bad of ['--require=/x.js', '--max-old-space-size=12x', '--max-semi-space-size=1--inspect']) {
+      expect(chartValuesProblems(setValue(defaultChartValues(), `sidecar.nodeOptions=${JSON.stringify(bad)}`))).not.toEqual([]);
+    }
+  });
+
   it('the default values have no problems', () => {
     expect(chartValuesProblems(defaultChartValues())).toEqual([]);
   });
