@@ -5,6 +5,7 @@
 // never throws.
 import type { ConnectionFacts } from '../enforcement/types.js';
 import type { HeaderList } from '../protocols/types.js';
+import { recogniseCarrier } from './carriers.js';
 import { CarrierTracker, classifyBody, contradiction, declaredBody, type BodyDeclaration } from './http-carrier.js';
 import { PayloadWindow } from './payload-window.js';
 import { checkDeclared, type LearnedPorts } from './protocol-verification.js';
@@ -63,6 +64,8 @@ export class ConnectionInspector implements TunnelInspector {
   private readonly pairKey: string;
   /** Kinds already reported on this connection: one alert per kind is enough. */
   private reported = 0;
+  /** The client stream is one no parser recognised (or a CONNECT/Upgrade stream): look for a carrier in its first bytes. */
+  private carrierPending = false;
 
   constructor(
     private readonly facts: ConnectionFacts,
@@ -74,6 +77,7 @@ export class ConnectionInspector implements TunnelInspector {
 
   onProtocol(detected: string, firstBytes: Buffer, from: 'client' | 'server'): TunnelFinding | null {
     this.mode = detected === 'http' ? 'http' : detected === 'tls' || detected === 'http2' || detected === 'dns' ? 'quiet' : 'stream';
+    this.carrierPending = detected === 'tcp';
     if (this.mode === 'stream' && from === 'client') this.client.window.append(firstBytes);
     const finding = checkDeclared(this.declared, detected, firstBytes, from);
     if (finding !== null) return this.report(finding);
@@ -111,6 +115,7 @@ export class ConnectionInspector implements TunnelInspector {
     if (pending !== null && ((pending.kind === 'connect' && response.status >= 200 && response.status < 300) || (pending.kind !== 'connect' && response.status === 101))) {
       this.pendingSwitch = null;
       this.mode = pending.kind === 'websocket' ? 'websocket' : pending.target === 'h2c' ? 'quiet' : 'stream';
+      this.carrierPending = this.mode === 'stream';
       const label = pending.kind === 'connect' ? `CONNECT ${pending.target} stream` : `${pending.target} stream`;
       for (const [s, who] of [[this.client, 'client'], [this.server, 'server']] as const) {
         s.window.reset();
@@ -144,6 +149,11 @@ export class ConnectionInspector implements TunnelInspector {
         detected: 'ssh',
         ...(expected !== undefined ? { expected } : {}),
       });
+    }
+    if (this.carrierPending && who === 'client') {
+      const carrier = recogniseCarrier(s.window);
+      if (carrier !== 'more') this.carrierPending = false;
+      if (carrier !== 'more' && carrier !== null) return this.report({ ...carrier, ...(this.declared !== undefined ? { expected: this.declared } : {}) });
     }
     if (this.mode !== 'http' || s.settled || s.declared === null) return null;
     const verdict = classifyBody(s.window, false);
@@ -183,4 +193,6 @@ const KIND_BITS: Readonly<Record<TunnelFinding['kind'], number>> = {
   'http-carrier': 16,
   'dns-tunnel': 32,
   'http-desync': 64,
+  vpn: 128,
+  'encrypted-stream': 256,
 };

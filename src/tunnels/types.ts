@@ -11,7 +11,9 @@ export type TunnelKind =
   | 'http-upgrade' // an Upgrade to something the rules do not expect
   | 'http-carrier' // HTTP used as a carrier for opaque streams (httptunnel and the like)
   | 'dns-tunnel' // data smuggled in DNS names or answers (iodine, dnscat2 and the like)
-  | 'http-desync'; // an HTTP/1 response with no request outstanding: the server ran bytes we passed as a body
+  | 'http-desync' // an HTTP/1 response with no request outstanding: the server ran bytes we passed as a body
+  | 'vpn' // a VPN's own framing on a TCP stream (OpenVPN)
+  | 'encrypted-stream'; // a stream random from its first byte: a fully encrypted proxy (shadowsocks, VMess, obfs4)
 
 export interface TunnelFinding {
   kind: TunnelKind;

@@ -7,6 +7,9 @@
 //   pod's resolver; the sidecar's DNS listener sees every query)
 //   a UDP datagram to port 53 that is not DNS (a logger on another peer address's port 53 is
 //   the proof of what got through)
+//   OpenVPN over TCP (openvpn in the pod; a logger on the peer's 1194 is the proof) and
+//   shadowsocks (ss-tunnel in the pod, ss-server in the peer: its own log says whether it ever
+//   opened a session)
 import { chmodSync, chownSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -20,12 +23,17 @@ const IODINE_NET = '10.99.70.1';
 /** A second peer address whose UDP port 53 logs what it receives (iodined holds the first). */
 const UDP53_LOGGER = '10.77.70.53';
 let udp53Log = '';
+let openvpnLog = '';
+let ssServerLog = '';
+const SS_ARGS = ['-k', 'sidewall-test', '-m', 'chacha20-ietf-poly1305'];
 
 const config = (tunnels: string) => `mode: protect\ndefaultAction: allow\ntunnels: ${tunnels}\nports:\n  "80": http\n  "8080": http\n  "8081": http\n`;
 const tunnelOf = (r: FlowRecordLine) => (r.tunnel ?? {}) as { kind?: string; blocked?: boolean; evidence?: string; confidence?: number };
 const alertOf = (sidecar: Sidecar, kinds: string[]) => sidecar.waitForRecord((r) => r.type === 'alert' && kinds.includes(tunnelOf(r).kind ?? ''), 15_000);
 
 let clientKey = '';
+let CERT = '';
+let KEY = '';
 
 function ssh(args: string[], timeoutS = 10) {
   return topo.execAsync(topo.podNs, 'timeout', [String(timeoutS), 'ssh', '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'ConnectTimeout=5', '-o', 'LogLevel=ERROR', '-i', clientKey, ...args], { uid: APP_UID });
@@ -39,6 +47,11 @@ beforeAll(async () => {
   topo.exec(topo.peerNs, 'ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'host_key')]);
   topo.exec(topo.peerNs, 'ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'client_key')]);
   clientKey = join(dir, 'client_key');
+  // A certificate for the OpenVPN client to present (the logger never checks it).
+  CERT = join(dir, 'ovpn-cert.pem');
+  KEY = join(dir, 'ovpn-key.pem');
+  topo.exec(topo.peerNs, 'openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', KEY, '-out', CERT, '-days', '1', '-subj', '/CN=sidewall-test']);
+  chmodSync(KEY, 0o644);
   chownSync(clientKey, APP_UID, APP_UID);
   chmodSync(clientKey, 0o600);
   writeFileSync(join(dir, 'authorized_keys'), topo.exec(topo.peerNs, 'cat', [`${clientKey}.pub`]).stdout);
@@ -63,10 +76,16 @@ beforeAll(async () => {
   topo.exec(topo.peerNs, 'ip', ['addr', 'add', `${UDP53_LOGGER}/32`, 'dev', 'lo']); // answered over the veth (ARP answers for any local address)
   const logger = topo.start(topo.peerNs, 'socat', ['-u', `UDP4-RECV:53,bind=${UDP53_LOGGER}`, 'STDOUT']);
   logger.stdout?.on('data', (d: Buffer) => (udp53Log += d.toString('latin1')));
+  // OpenVPN's far end: a logger of every byte on 1194 (the hard reset is all a server would get).
+  topo.start(topo.peerNs, 'socat', ['-u', 'TCP-LISTEN:1194,fork,reuseaddr', 'STDOUT']).stdout?.on('data', (d: Buffer) => (openvpnLog += d.toString('hex')));
+  // shadowsocks: ss-server on 8388 in front of the echo server; -v logs each session it decrypts.
+  const ssServer = topo.start(topo.peerNs, 'ss-server', ['-s', '0.0.0.0', '-p', '8388', ...SS_ARGS, '-v']);
+  ssServer.stdout?.on('data', (d: Buffer) => (ssServerLog += d.toString()));
+  ssServer.stderr?.on('data', (d: Buffer) => (ssServerLog += d.toString()));
   // Wait for sshd and tinyproxy to listen.
   for (let i = 0; i < 50; i++) {
     const r = topo.exec(topo.peerNs, 'ss', ['-ltn']);
-    if (r.stdout.includes(':80 ') && r.stdout.includes(':8080 ') && r.stdout.includes(':8081 ')) break;
+    if (r.stdout.includes(':80 ') && r.stdout.includes(':8080 ') && r.stdout.includes(':8081 ') && r.stdout.includes(':1194 ') && r.stdout.includes(':8388 ')) break;
     await new Promise((r2) => setTimeout(r2, 100));
   }
   expect(sshd.exitCode).toBeNull();
@@ -181,6 +200,49 @@ for (const mode of ['block', 'alert'] as const) {
       expect(tunnelOf(alert)).toMatchObject({ kind: 'dns-tunnel', blocked });
       expect(tunnelOf(alert).evidence).toContain('tun.test');
     }, 60_000);
+
+    it(`OpenVPN over TCP is ${blocked ? 'cut before its first packet reaches the server' : 'let through'} with an alert`, async () => {
+      const before = openvpnLog.length;
+      const client = topo.start(topo.podNs, 'openvpn', ['--client', '--proto', 'tcp-client', '--remote', peer, '1194', '--dev', 'null', '--nobind', '--ca', CERT, '--cert', CERT, '--key', KEY, '--verb', '0', '--connect-retry-max', '1'], { uid: APP_UID });
+      try {
+        const alert = await alertOf(sidecar, ['vpn']);
+        expect(tunnelOf(alert)).toMatchObject({ kind: 'vpn', blocked });
+        expect(tunnelOf(alert).evidence).toContain('OpenVPN');
+        expect(alert.dst).toMatchObject({ ip: peer, port: 1194 });
+        if (!blocked) {
+          for (let i = 0; i < 50 && openvpnLog.length === before; i++) await new Promise((res) => setTimeout(res, 50));
+          expect(openvpnLog.slice(before)).toMatch(/^000e38|^00..38/);
+        } else {
+          // The connection is cut; a moment for anything that would have leaked to arrive.
+          await sidecar.waitForRecord((r) => r.type === 'connection' && r.dst.port === 1194, 10_000);
+          expect(openvpnLog.slice(before)).toBe('');
+        }
+      } finally {
+        client.kill('SIGKILL');
+      }
+    }, 30_000);
+
+    it(`shadowsocks (ss-tunnel → ss-server) is ${blocked ? 'cut before the server opens a session' : 'let through'} with an alert`, async () => {
+      const sessions = (ssServerLog.match(/connect to/g) ?? []).length;
+      const tunnel = topo.start(topo.podNs, 'ss-tunnel', ['-s', peer, '-p', '8388', '-l', '2224', '-L', '127.0.0.1:7000', ...SS_ARGS], { uid: APP_UID });
+      try {
+        await new Promise((r) => setTimeout(r, 500));
+        // The app → ss-tunnel hop on localhost is not the tunnel (the exempted uid, as for htc).
+        const r = await topo.execAsync(topo.podNs, NODE, [join(TOOLS, 'echo-roundtrip.mjs'), '127.0.0.1', '2224', '2048', '10000', '4'], { uid: DIRECT_UID });
+        const alert = await alertOf(sidecar, ['encrypted-stream']);
+        expect(tunnelOf(alert)).toMatchObject({ kind: 'encrypted-stream', blocked });
+        expect(alert.dst).toMatchObject({ ip: peer, port: 8388 });
+        if (blocked) {
+          expect(r.stdout).toMatch(/^failed/);
+          expect((ssServerLog.match(/connect to/g) ?? []).length).toBe(sessions);
+        } else {
+          expect(r.stdout.trim()).toBe('ok 8192');
+          expect((ssServerLog.match(/connect to/g) ?? []).length).toBeGreaterThan(sessions);
+        }
+      } finally {
+        tunnel.kill('SIGKILL');
+      }
+    }, 30_000);
 
     it(`a UDP datagram to port 53 that is not DNS is ${blocked ? 'dropped unanswered' : 'answered FORMERR'} with an alert, and never reaches the server`, async () => {
       const tag = `not-dns-${mode}-${Date.now()}`;
