@@ -125,7 +125,9 @@ describe('OTLP logs exporter', () => {
     const started = process.hrtime.bigint();
     for (let i = 0; i < 20_000; i++) pipeline.emit(draftFor(i));
     const perRecordUs = Number(process.hrtime.bigint() - started) / 1000 / 20_000;
-    expect(perRecordUs).toBeLessThan(50);
+    // Not a speed goal (perf/ measures speed): waiting on the dead collector would take its
+    // connect timeouts, seconds; a few µs a record when idle, ~80 under a load average of 18.
+    expect(perRecordUs).toBeLessThan(250);
     expect(exporter.stats().queued).toBeLessThanOrEqual(2000 + 512);
     await pipeline.close();
     expect(exporter.stats().sent).toBe(0);
