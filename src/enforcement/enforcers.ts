@@ -5,6 +5,7 @@ import { DnsStreamEnforcer } from './dns-enforcer.js';
 import { HandshakeEnforcer } from './handshake-enforcer.js';
 import { Http1Enforcer } from './http1-enforcer.js';
 import { Http2Enforcer } from './http2-enforcer.js';
+import { PostgresEnforcer } from './postgres-enforcer.js';
 import { RedisEnforcer } from './redis-enforcer.js';
 import type { EnforcerDeps, ProtocolEnforcer } from './types.js';
 
@@ -14,7 +15,7 @@ const ENFORCERS: Record<string, (deps: EnforcerDeps) => ProtocolEnforcer> = {
   dns: (deps) => new DnsStreamEnforcer(deps),
   tls: (deps) => new HandshakeEnforcer(deps),
   ssh: (deps) => new HandshakeEnforcer(deps),
-  postgres: (deps) => new HandshakeEnforcer(deps),
+  postgres: (deps) => new PostgresEnforcer(deps),
   redis: (deps) => new RedisEnforcer(deps),
 };
 

@@ -7,6 +7,7 @@ import { isIP } from 'node:net';
 import { normalizeHost } from '../policy/glob.js';
 import type { Direction } from '../policy/types.js';
 import type { FlowRecordDraft, WorkloadRecord } from '../flows/types.js';
+import { keyTemplate } from '../protocols/redis/redis-commands.js';
 import { LearnStateError } from './errors.js';
 import { MAX_PATH_DEPTH, pathSegments } from './path-template.js';
 import { isUnwritableLabel, templateNameLabel, templatePathSegment, WILDCARD } from './segment-classifier.js';
@@ -166,6 +167,11 @@ export class ServiceEntry {
   grpc: TemplateTrie | undefined;
   /** dns: query types. */
   readonly dnsTypes = new Set<string>();
+  /**
+   * Databases. redis: key template (`session:*`; '' for commands without keys) → commands;
+   * postgres/mysql: 'users', 'databases', 'statements' → values.
+   */
+  readonly db = new Map<string, Set<string>>();
 
   constructor(
     readonly key: string,
@@ -203,6 +209,7 @@ export interface ServiceState {
   unnamed?: boolean;
   grpc?: TemplateState[];
   dnsTypes?: string[];
+  db?: Record<string, string[]>;
 }
 
 /** [parts, deep (0|1), count, first, last, tags] */
@@ -283,6 +290,11 @@ export class LearnModel {
       case 'tls':
         this.observeName(entry, typeof l7.sni === 'string' ? l7.sni : undefined, stats);
         break;
+      case 'redis':
+      case 'postgres':
+      case 'mysql':
+        if (record.type === 'request') this.observeDb(entry, family, l7);
+        break;
       case 'dns': {
         this.observeName(entry, typeof l7.name === 'string' ? l7.name : undefined, stats);
         const type = typeof l7.type === 'string' ? l7.type.toUpperCase() : '';
@@ -293,6 +305,41 @@ export class LearnModel {
         break;
     }
     return true;
+  }
+
+  /** Redis: commands by key template (keys collapsed to their prefix); SQL: users, databases, verbs. */
+  private observeDb(entry: ServiceEntry, family: string, l7: Record<string, unknown>): void {
+    const add = (tag: string, value: string): void => {
+      let set = entry.db.get(tag);
+      if (set === undefined) {
+        if (entry.db.size >= this.limits.maxSiblings + 3) {
+          this.counters.folded++;
+          tag = '*';
+          set = entry.db.get(tag) ?? new Set();
+        } else set = new Set();
+        entry.db.set(tag, set);
+      }
+      if (set.size < 64) set.add(value);
+      else this.counters.folded++;
+    };
+    if (family === 'redis') {
+      const command = typeof l7.command === 'string' && /^[A-Z0-9_|.-]{1,64}$/.test(l7.command) ? l7.command : null;
+      if (command === null) {
+        this.counters.dropped++;
+        return;
+      }
+      const keys = Array.isArray(l7.keys) ? l7.keys.filter((k): k is string => typeof k === 'string') : [];
+      if (keys.length === 0) add('', command);
+      for (const key of keys) add(keyTemplate(key), command);
+      return;
+    }
+    const text = (v: unknown): string | null => (typeof v === 'string' && v.length > 0 && v.length <= 128 && !/[\u0000-\u001f*]/.test(v) ? v : null);
+    const user = text(l7.user);
+    const database = text(l7.database);
+    if (user !== null) add('users', user);
+    if (database !== null) add('databases', database);
+    const verbs = Array.isArray(l7.statements) ? l7.statements : [];
+    for (const v of verbs) if (typeof v === 'string' && /^[A-Z]{2,20}$/.test(v)) add('statements', v);
   }
 
   private observeHttp(entry: ServiceEntry, l7: Record<string, unknown>, stats: TemplateStats): void {
@@ -408,6 +455,11 @@ export class LearnModel {
     into.touch(from.stats.count, from.stats.first, from.stats.last);
     for (const p of from.protocols) into.protocols.add(p);
     for (const t of from.dnsTypes) into.dnsTypes.add(t);
+    for (const [tag, values] of from.db) {
+      const set = into.db.get(tag) ?? new Set<string>();
+      for (const v of values) set.add(v);
+      into.db.set(tag, set);
+    }
     if (from.unnamed) into.unnamed = true;
     for (const e of from.paths?.entries() ?? []) (into.paths ??= new TemplateTrie(this.budget, this.pathLimits)).add(e.parts, e.stats, e.deep);
     for (const e of from.names?.entries() ?? []) (into.names ??= new TemplateTrie(this.budget, this.nameLimits)).add(e.parts, e.stats, e.deep);
@@ -432,6 +484,7 @@ export class LearnModel {
       if (entry.unnamed) state.unnamed = true;
       if (entry.grpc !== undefined) state.grpc = trieState(entry.grpc);
       if (entry.dnsTypes.size > 0) state.dnsTypes = [...entry.dnsTypes].sort();
+      if (entry.db.size > 0) state.db = Object.fromEntries([...entry.db.keys()].sort().map((k) => [k, [...entry.db.get(k)!].sort()]));
       return state;
     });
     return { kind: 'sidewall-learn-model', version: 1, observed: this.counters.observed, folded: this.folded, dropped: this.counters.dropped, services };
@@ -469,6 +522,14 @@ export class LearnModel {
     if (s.unnamed === true) entry.unnamed = true;
     for (const t of s.dnsTypes === undefined ? [] : stringList(s.dnsTypes, source, `${field}.dnsTypes`)) {
       if (DNS_TYPE.test(t)) entry.dnsTypes.add(t);
+    }
+    if (s.db !== undefined) {
+      const db = asRecord(s.db, source, `${field}.db`);
+      for (const [tag, values] of Object.entries(db)) {
+        const set = entry.db.get(tag) ?? new Set<string>();
+        for (const v of stringList(values, source, `${field}.db.${tag}`)) set.add(v);
+        entry.db.set(tag, set);
+      }
     }
     this.loadTrie(s.paths, source, `${field}.paths`, () => (entry.paths ??= new TemplateTrie(this.budget, this.pathLimits)), (p) => templatePathSegment(p));
     this.loadTrie(s.names, source, `${field}.names`, () => (entry.names ??= new TemplateTrie(this.budget, this.nameLimits)), (p) => (p === WILDCARD || !isUnwritableLabel(p) ? p : WILDCARD));

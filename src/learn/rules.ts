@@ -19,6 +19,9 @@ export type LearnedRule = {
   grpc?: { services: string[]; methods: string[] };
   tls?: { sni: string[] };
   dns?: { names: string[]; types?: string[] };
+  redis?: { commands: string[]; keys?: string[] };
+  postgres?: { users?: string[]; databases?: string[]; statements?: string[] };
+  mysql?: { users?: string[]; databases?: string[]; statements?: string[] };
 };
 
 interface Draft {
@@ -162,6 +165,29 @@ function draftsFor(entry: ServiceEntry, l7Endpoints: ReadonlySet<string>): Draft
       break;
     }
     default: {
+      // Databases: from their commands and queries; sessions without any (an encrypted one) are
+      // learned as the protocol, below.
+      if (entry.db.size > 0 && (entry.family === 'redis' || entry.family === 'postgres' || entry.family === 'mysql')) {
+        const stats = { count: entry.stats.count, first: entry.stats.first, last: entry.stats.last };
+        if (entry.family === 'redis') {
+          for (const [template, commands] of [...entry.db].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+            const redis: NonNullable<LearnedRule['redis']> = { commands: [...commands].sort() };
+            if (template !== '') redis.keys = [template === '*' ? '*' : template];
+            const name = template === '' ? 'no-keys' : template.replace(/\*$/, '').replace(/:$/, '') || 'any';
+            drafts.push({ rule: { ...base, protocol: 'redis', redis }, idBase: `${idBase}-${name}`, specificity: 100 + peerScore + (template === '' ? 0 : template.length), unit: 'commands', ...stats });
+          }
+        } else {
+          const block: NonNullable<LearnedRule['postgres']> = {};
+          const users = entry.db.get('users');
+          const databases = entry.db.get('databases');
+          const statements = entry.db.get('statements');
+          if (users !== undefined && !users.has('*')) block.users = [...users].sort();
+          if (databases !== undefined) block.databases = [...databases].sort();
+          if (statements !== undefined) block.statements = [...statements].sort();
+          drafts.push({ rule: { ...base, protocol: entry.family, [entry.family]: block }, idBase, specificity: 100 + peerScore, unit: 'queries', ...stats });
+        }
+        break;
+      }
       // An L4 rule. A plain 'tcp' rule would also allow, on the same peer and port, any request the
       // L7 rules do not (a tcp rule matches every protocol), so it is left out where L7 was learned.
       if (entry.family === 'tcp' && l7Endpoints.has(endpointKey(entry))) break;

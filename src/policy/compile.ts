@@ -414,6 +414,7 @@ function l7Matches(m: CompiledL7, ev: Evaluation, action: CompiledRule['action']
     case 'mysql': {
       const sql = l7[m.kind];
       if (sql === undefined) return false;
+      if (sql.encrypted === true && (m.names !== null || m.keys !== null || m.statements !== null)) return action === 'deny';
       if (m.names !== null && (sql.user === undefined || !globMatches(m.names, sql.user))) return false;
       if (m.keys !== null && (sql.database === undefined || !globMatches(m.keys, sql.database))) return false;
       if (m.statements !== null) {

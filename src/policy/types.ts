@@ -64,6 +64,9 @@ export interface SqlFacts {
   database?: string;
   /** The statement's verb (SELECT, INSERT, ...); absent at session start. */
   statement?: string;
+  /** The session went encrypted (SSLRequest accepted) before user and database were seen: rules
+   *  naming users, databases or statements match only if they deny (fail closed). */
+  encrypted?: boolean;
 }
 
 export interface FlowFacts {

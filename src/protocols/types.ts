@@ -351,8 +351,22 @@ export interface PostgresEncryptionResponseEvent extends EventBase {
 export interface PostgresMessageEvent extends EventBase {
   readonly type: 'postgres.message';
   readonly messageType: string;
-  /** For simple queries ('Q'): the query text (first 1 KiB). */
+  /** Query ('Q') and Parse ('P'): the query text (the whole message is read; see MAX_QUERY_MESSAGE). */
   readonly query: string | null;
+  /** Parse ('P'): the prepared statement's name ('' for the unnamed one). */
+  readonly statementName: string | null;
+}
+
+/** A backend message, announced when its header is read (`end` may lie beyond the bytes fed so far). */
+export interface PostgresBackendEvent extends EventBase {
+  readonly type: 'postgres.backend';
+  readonly messageType: string;
+}
+
+/** ReadyForQuery ('Z') read whole: the transaction status 'I' (idle), 'T' (in a block), 'E' (failed block). */
+export interface PostgresReadyEvent extends EventBase {
+  readonly type: 'postgres.ready';
+  readonly status: string;
 }
 
 export type ProtocolEvent =
@@ -363,7 +377,7 @@ export type ProtocolEvent =
   | DnsMessageEvent
   | SshBannerEvent
   | RedisCommandEvent | RedisCommandEndEvent | RedisReplyEvent
-  | PostgresStartupEvent | PostgresEncryptionResponseEvent | PostgresMessageEvent;
+  | PostgresStartupEvent | PostgresEncryptionResponseEvent | PostgresMessageEvent | PostgresBackendEvent | PostgresReadyEvent;
 
 export type ProtocolEventType = ProtocolEvent['type'];
 

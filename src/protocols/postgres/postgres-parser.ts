@@ -2,7 +2,7 @@
 // and "Message Formats" of the PostgreSQL documentation): the untyped startup packets
 // (StartupMessage, SSLRequest, GSSENCRequest, CancelRequest), the server's one-byte answer to
 // an encryption request, then typed messages (Byte1 type, Int32 length including itself).
-import { FrameTooLargeError, MalformedStreamError } from '../errors.js';
+import { FrameTooLargeError, HeadTooLargeError, MalformedStreamError } from '../errors.js';
 import { FixedGather } from '../byte-gather.js';
 import { StreamParserBase } from '../stream-parser-base.js';
 import type { PostgresStartupEvent, Side } from '../types.js';
@@ -14,8 +14,11 @@ const CANCEL_REQUEST = 80877102;
 const MAX_STARTUP_LENGTH = 10000;
 /** Typed messages up to 1 GiB (PostgreSQL's MaxAllocSize). */
 const MAX_MESSAGE_LENGTH = 0x3fffffff;
-/** Query text kept for events. */
-const MAX_QUERY_TEXT = 1024;
+/**
+ * A Query ('Q') or Parse ('P') message is read whole for the decision on its statements, up to
+ * this size; a longer one is refused (ERR_HEAD_TOO_LARGE): its statements could not all be seen.
+ */
+export const MAX_QUERY_MESSAGE = 1024 * 1024;
 
 const enum Phase {
   StartupHeader,
@@ -24,6 +27,7 @@ const enum Phase {
   MessageHeader,
   MessageQuery,
   MessageSkip,
+  ReadyStatus,
 }
 
 class SideState {
@@ -82,14 +86,19 @@ export class PostgresParser extends StreamParserBase {
           break;
         }
         case Phase.MessageQuery: {
-          const text = st.gather.take(chunk, pos, Math.min(st.length - 4, MAX_QUERY_TEXT));
+          const body = st.gather.take(chunk, pos, st.length - 4);
           pos += st.gather.used;
-          if (text === null) return;
+          if (body === null) return;
           const end = st.start + 1 + st.length;
-          st.skipRemaining = st.length - 4 - text.length;
-          st.phase = st.skipRemaining > 0 ? Phase.MessageSkip : Phase.MessageHeader;
-          const nul = text.indexOf(0);
-          this.emit({ type: 'postgres.message', side, start: st.start, end, messageType: 'Q', query: text.toString('utf8', 0, nul < 0 ? text.length : nul) });
+          st.phase = Phase.MessageHeader;
+          this.onQueryBody(st, body, end);
+          break;
+        }
+        case Phase.ReadyStatus: {
+          const status = chunk[pos]!;
+          pos++;
+          st.phase = Phase.MessageHeader;
+          this.emit({ type: 'postgres.ready', side: 'server', start: st.start, end: st.start + 6, status: String.fromCharCode(status) });
           break;
         }
         case Phase.MessageSkip: {
@@ -199,20 +208,45 @@ export class PostgresParser extends StreamParserBase {
     if (type < 0x20 || type > 0x7e) this.fail(MalformedStreamError, side, st.start, `invalid message type 0x${type.toString(16)}`);
     st.length = length;
     st.messageType = String.fromCharCode(type);
-    if (side === 'client' && type === 0x51 /* Q */ && length > 4) {
+    if (side === 'client' && (type === 0x51 /* Q */ || type === 0x50 /* P */)) {
+      if (length - 4 > MAX_QUERY_MESSAGE) this.fail(HeadTooLargeError, side, st.start, `a ${st.messageType} message of ${length} bytes (statements are decided on messages up to ${MAX_QUERY_MESSAGE})`);
       st.phase = Phase.MessageQuery;
       return;
     }
     if (side === 'client') {
-      this.emit({ type: 'postgres.message', side, start: st.start, end: st.start + 1 + length, messageType: st.messageType, query: null });
+      this.emit({ type: 'postgres.message', side, start: st.start, end: st.start + 1 + length, messageType: st.messageType, query: null, statementName: null });
+    } else {
+      this.emit({ type: 'postgres.backend', side, start: st.start, end: st.start + 1 + length, messageType: st.messageType });
+      if (type === 0x5a /* Z */) {
+        if (length !== 5) this.fail(MalformedStreamError, side, st.start, `ReadyForQuery of length ${length}`);
+        st.phase = Phase.ReadyStatus;
+        return;
+      }
     }
     st.skipRemaining = length - 4;
     st.phase = st.skipRemaining > 0 ? Phase.MessageSkip : Phase.MessageHeader;
   }
 
+  /** Q: the query string; P: the statement name, then its query string (then parameter types). */
+  private onQueryBody(st: SideState, body: Buffer, end: number): void {
+    let statementName: string | null = null;
+    let from = 0;
+    if (st.messageType === 'P') {
+      const nameEnd = body.indexOf(0);
+      if (nameEnd < 0) this.fail(MalformedStreamError, 'client', st.start, 'Parse message without a statement name');
+      statementName = body.toString('utf8', 0, nameEnd);
+      from = nameEnd + 1;
+    }
+    const nul = body.indexOf(0, from);
+    // The server reads the string up to its NUL (pq_getmsgstring); a missing one is its error too.
+    if (nul < 0) this.fail(MalformedStreamError, 'client', st.start, `${st.messageType} message: query not NUL-terminated`);
+    if (st.messageType === 'Q' && nul !== body.length - 1) this.fail(MalformedStreamError, 'client', st.start, 'Query message: bytes after the query string');
+    this.emit({ type: 'postgres.message', side: 'client', start: st.start, end, messageType: st.messageType, query: body.toString('utf8', from, nul), statementName });
+  }
+
   protected finish(side: Side, offset: number): void {
     const st = side === 'client' ? this.client : this.server;
-    if (st.gather.pending || st.phase === Phase.StartupBody || st.phase === Phase.MessageQuery || (st.phase === Phase.MessageSkip && st.skipRemaining !== Number.MAX_SAFE_INTEGER)) {
+    if (st.gather.pending || st.phase === Phase.StartupBody || st.phase === Phase.MessageQuery || st.phase === Phase.ReadyStatus || (st.phase === Phase.MessageSkip && st.skipRemaining !== Number.MAX_SAFE_INTEGER)) {
       this.truncated(side, offset, 'a PostgreSQL message');
     }
   }

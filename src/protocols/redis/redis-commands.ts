@@ -121,8 +121,12 @@ export function keyIndexes(spec: KeySpec, argc: number, arg: (i: number) => stri
   }
 }
 
-/** The key prefix a learner keeps: up to and including the last ':' (`session:abc` → `session:*`). */
+/**
+ * The key prefix a learner keeps: up to and including the last ':' (`session:abc` → `session:*`);
+ * a key without ':' is kept when it is a plain word (`counter`), else '*' (an id).
+ */
 export function keyTemplate(key: string): string {
   const cut = key.lastIndexOf(':');
-  return cut < 0 ? '*' : `${key.slice(0, cut + 1)}*`;
+  if (cut >= 0) return `${key.slice(0, cut + 1)}*`;
+  return /^[A-Za-z_.-]{1,64}$/.test(key) ? key : '*';
 }
