@@ -71,7 +71,7 @@ describe('PostgreSQL', () => {
     const error = Buffer.concat([Buffer.from([0x45, 0, 0, 0, 12]), Buffer.from('SFATAL\0\0')]);
     const r = p.feed('server', error);
     expect(r.error).toBeNull();
-    expect(r.events).toMatchObject([{ type: 'postgres.encryption-response', accepted: false }]);
+    expect(r.events).toMatchObject([{ type: 'postgres.encryption-response', accepted: false }, { type: 'postgres.backend', messageType: 'E' }]);
     expect(p.end('server').error).toBeNull();
   });
 
