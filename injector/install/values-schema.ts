@@ -5,7 +5,7 @@
 // `definitions` (sidecarConfig, workloadRule, clusterRule, port, quantity, resources).
 
 import { CONFIG_FORMATS, configSchema } from '../../src/config/config-schema.js';
-import { RULE_FORMATS, ruleSchema } from '../../src/policy/rule-schema.js';
+import { RULE_DEFINITIONS, RULE_FORMATS, ruleSchema } from '../../src/policy/rule-schema.js';
 import type { FormatCheck, JsonSchema } from '../../src/schema/validator.js';
 import { PORT, QUANTITY, RESOURCES, SETTINGS_FORMATS, SETTINGS_PROPERTIES } from '../settings-schema.js';
 
@@ -494,6 +494,11 @@ function chartOnly(): JsonSchema {
 
 type Properties = Record<string, JsonSchema>;
 
+function withoutDefinitions(schema: JsonSchema): JsonSchema {
+  const { definitions: _hoisted, ...rest } = schema;
+  return rest;
+}
+
 export function chartValuesSchema(): JsonSchema {
   const schema = chartOnly();
   const settings = SETTINGS_PROPERTIES;
@@ -502,8 +507,10 @@ export function chartValuesSchema(): JsonSchema {
     quantity: QUANTITY,
     resources: RESOURCES,
     ...(schema.definitions as Properties),
-    workloadRule: ruleSchema('workload'),
-    clusterRule: ruleSchema('cluster'),
+    // The rules' shared parts ('#/definitions/rulePeer', ...) resolve against this document's root.
+    ...RULE_DEFINITIONS,
+    workloadRule: withoutDefinitions(ruleSchema('workload')),
+    clusterRule: withoutDefinitions(ruleSchema('cluster')),
     sidecarConfig: configSchema({ $ref: '#/definitions/workloadRule' }),
   };
   const properties = schema.properties as Properties;

@@ -145,6 +145,19 @@ export const RULE_FORMATS: Readonly<Record<string, FormatCheck>> = {
   },
 };
 
+/**
+ * Parts the rule schema references as '#/definitions/NAME' instead of repeating them (a peer, a
+ * port, a Service): compiled once each, not once per place (the peer alone was 40 % of the
+ * generated code). The chart's schema hoists them into its own definitions, so the same refs
+ * resolve there.
+ */
+export const RULE_DEFINITIONS: Record<string, JsonSchema> = {};
+
+function definition(name: string, schema: JsonSchema): JsonSchema {
+  RULE_DEFINITIONS[name] = schema;
+  return { $ref: `#/definitions/${name}` };
+}
+
 /** A value or a non-empty list of them; if/then/else so errors come from one branch only. */
 export function oneOrList(item: JsonSchema, emptyMessage?: string): JsonSchema {
   const list: JsonSchema = { type: 'array', minItems: 1, items: item };
@@ -183,7 +196,7 @@ export const PEER_PROPERTIES: Record<string, JsonSchema> = {
   })),
   // A bare name without the peer's namespace is refused in schema.ts (a Service name is unique
   // only within its namespace: fail closed rather than match any).
-  service: oneOrList({
+  service: oneOrList(definition('rulePeerService', {
     if: { type: 'string' },
     then: { type: 'string', format: 'service-ref' },
     else: {
@@ -196,7 +209,7 @@ export const PEER_PROPERTIES: Record<string, JsonSchema> = {
       },
       'x-messages': { type: "must be 'namespace/name' or {namespace, name}, not {describe}", required: "must be 'namespace/name' or {namespace, name}" },
     },
-  }, 'is an empty list; give at least one Service or leave the field out'),
+  }), 'is an empty list; give at least one Service or leave the field out'),
 };
 
 function peerSchema(): JsonSchema {
@@ -211,7 +224,7 @@ function peerSchema(): JsonSchema {
       minProperties: `needs at least one of ${fields} (leave peer out to match any peer)`,
     },
   };
-  return oneOrList(one, 'is an empty list; leave peer out to match any peer');
+  return oneOrList(definition('rulePeer', one), 'is an empty list; leave peer out to match any peer');
 }
 
 const PORT: JsonSchema = {
@@ -242,7 +255,7 @@ export const RULE_PROPERTIES: Record<string, JsonSchema> = {
     'x-messages': { enum: "'{value}' is not a direction (ingress, egress, intra)" },
   })),
   peer: peerSchema(),
-  ports: oneOrList(PORT, 'is an empty list; leave ports out to match any port'),
+  ports: oneOrList(definition('rulePort', PORT), 'is an empty list; leave ports out to match any port'),
   protocol: str({ format: 'rule-protocol', 'x-messages': { type: '{describe} is not a known protocol' } }),
 };
 
@@ -416,5 +429,6 @@ export function ruleSchema(tier: Tier, blocks: Readonly<Record<string, RuleBlock
     additionalProperties: false,
     properties,
     'x-messages': { type: 'a rule must be a mapping with id, action and matchers, not {describe}' },
+    definitions: { ...RULE_DEFINITIONS },
   };
 }

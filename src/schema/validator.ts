@@ -214,9 +214,10 @@ export function compileSchema(schema: JsonSchema, options: CompileOptions = {}):
   // strict: unknown keywords in our own schemas are typos (x-messages is the one we add); not
   // strictTypes/strictRequired, which want a type and properties beside every keyword, also
   // inside if/not conditions.
-  // validateSchema off: checking the schema against the draft-07 meta-schema doubles the compile
+  // inlineRefs off: a referenced part is compiled once as its own function, not copied into
+  // every place that refers to it. validateSchema off: checking the schema against the draft-07 meta-schema doubles the compile
   // time at every start; test/unit/schema checks each of our schemas against it once instead.
-  const ajv = new Ajv({ allErrors: true, verbose: true, strict: true, strictTypes: false, strictRequired: false, allowUnionTypes: true, validateSchema: false });
+  const ajv = new Ajv({ allErrors: true, verbose: true, strict: true, strictTypes: false, strictRequired: false, allowUnionTypes: true, validateSchema: false, inlineRefs: false });
   ajv.addKeyword({ keyword: MESSAGES_KEYWORD, schemaType: 'object' });
   for (const [name, check] of Object.entries(formats)) ajv.addFormat(name, { type: 'string', validate: (s: string) => check(s) === null });
   for (const extra of options.schemas ?? []) ajv.addSchema(extra);
