@@ -406,7 +406,17 @@ function sqlBlock(name: string): RuleBlockSpec {
   };
 }
 
-function actionSchema(tier: Tier): JsonSchema {
+/**
+ * 'any': both tiers in one schema (pass and the cluster-only fields allowed; schema.ts refuses
+ * them in workload rules), so a process compiles one rule validator, not two. The chart keeps
+ * one schema per tier, for Helm.
+ */
+export type SchemaTier = Tier | 'any';
+
+function actionSchema(tier: SchemaTier): JsonSchema {
+  if (tier === 'any') {
+    return { enum: ['allow', 'deny', 'pass'], 'x-messages': { required: 'is required (allow, deny; pass in cluster rules)' } };
+  }
   if (tier === 'cluster') return { enum: ['allow', 'deny', 'pass'], 'x-messages': { required: 'is required (allow, deny, pass)' } };
   return {
     'x-messages': { required: 'is required (allow, deny)' },
@@ -417,14 +427,14 @@ function actionSchema(tier: Tier): JsonSchema {
 }
 
 /** One rule's schema for a tier, with the given L7 blocks. */
-export function ruleSchema(tier: Tier, blocks: Readonly<Record<string, RuleBlockSpec>> = RULE_BLOCKS): JsonSchema {
+export function ruleSchema(tier: SchemaTier, blocks: Readonly<Record<string, RuleBlockSpec>> = RULE_BLOCKS): JsonSchema {
   const properties: Record<string, JsonSchema> = { id: RULE_PROPERTIES.id!, action: actionSchema(tier) };
   for (const [key, schema] of Object.entries(RULE_PROPERTIES)) properties[key] ??= schema;
-  if (tier === 'cluster') Object.assign(properties, CLUSTER_ONLY_PROPERTIES);
+  if (tier !== 'workload') Object.assign(properties, CLUSTER_ONLY_PROPERTIES);
   for (const [key, block] of Object.entries(blocks)) properties[key] = block.schema;
   return {
     type: 'object',
-    description: `A ${tier} rule (PRODUCT.md "Rules"); checked in full by \`sidewall policy check\`.`,
+    description: `A ${tier === 'any' ? '' : `${tier} `}rule (PRODUCT.md "Rules"); checked in full by \`sidewall policy check\`.`,
     required: ['id', 'action'],
     additionalProperties: false,
     properties,

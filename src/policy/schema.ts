@@ -19,7 +19,7 @@
 
 import { parseCidr } from './ip.js';
 import {
-  DATAGRAM_PROTOCOLS, NON_TCP_DEFAULT_ID, PROTOCOLS, RULE_BLOCKS, RULE_FORMATS, RULE_PROTOCOLS, SQL_VERBS, ruleSchema,
+  CLUSTER_ONLY_PROPERTIES, DATAGRAM_PROTOCOLS, NON_TCP_DEFAULT_ID, PROTOCOLS, RULE_BLOCKS, RULE_FORMATS, RULE_PROTOCOLS, SQL_VERBS, ruleSchema,
   type RuleBlockSpec,
 } from './rule-schema.js';
 import { compileSchema, describeValue, unknownKeyMessage, type CompiledSchema } from '../schema/validator.js';
@@ -85,16 +85,25 @@ export function isPlainObject(value: unknown): value is Record<string, unknown> 
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-const compiled = new Map<Tier, CompiledSchema>();
+let compiled: CompiledSchema | undefined;
+/** A rule's fields in schema order (issues of one rule are reported in it). */
+const RULE_ORDER = (ruleSchema('any').properties ?? {}) as Record<string, unknown>;
 
-/** The compiled rule schema of a tier (compiled on first use, then shared). */
-export function ruleValidator(tier: Tier): CompiledSchema {
-  let validator = compiled.get(tier);
-  if (validator === undefined) {
-    validator = compileSchema(ruleSchema(tier), { formats: RULE_FORMATS });
-    compiled.set(tier, validator);
+/**
+ * The compiled rule schema (compiled on first use, then shared). One for both tiers: what only
+ * cluster rules may have is refused for the workload tier in workloadTierIssues.
+ */
+export function ruleValidator(): CompiledSchema {
+  compiled ??= compileSchema(ruleSchema('any'), { formats: RULE_FORMATS });
+  return compiled;
+}
+
+/** What a workload rule may not have that a cluster rule may. */
+function workloadTierIssues(value: Record<string, unknown>, add: (field: string, message: string) => void): void {
+  if (value.action === 'pass') add('action', "'pass' is only allowed in cluster rules (it hands over to the workload tier); use allow or deny");
+  for (const key of Object.keys(CLUSTER_ONLY_PROPERTIES)) {
+    if (value[key] !== undefined) add(key, `only cluster rules may have '${key}'`);
   }
-  return validator;
 }
 
 function list<T>(value: unknown): T[] {
@@ -222,7 +231,7 @@ export function validateRuleList(input: unknown, source: string, tier: Tier, iss
     issues.push({ source, index: null, field: '', message: `rules must be a list of rules (or a mapping with 'rules:'), not ${describeValue(items)}` });
     return { rules: [], issues };
   }
-  const validator = ruleValidator(tier);
+  const validator = ruleValidator();
   const rules: NormalizedRule[] = [];
   const seen = new Map<string, number>();
   items.forEach((item: unknown, index) => {
@@ -233,7 +242,19 @@ export function validateRuleList(input: unknown, source: string, tier: Tier, iss
       if (id !== undefined) issue.id = id;
       issues.push(issue);
     };
-    for (const problem of validator.issues(item)) add(problem.field, problem.message);
+    // One rule's issues in the order of its fields (the schema's, then the tier's, interleaved).
+    const found: Array<{ field: string; message: string }> = [];
+    const collect = (field: string, message: string): void => void found.push({ field, message });
+    for (const problem of validator.issues(item)) {
+      // The schema serves both tiers; a workload rule is told only what it may use.
+      const message = tier === 'workload' && problem.field === 'action' ? problem.message.replace('allow, deny, pass', 'allow, deny') : problem.message;
+      collect(problem.field, message);
+    }
+    if (tier === 'workload' && isPlainObject(item)) workloadTierIssues(item, collect);
+    const order = Object.keys(RULE_ORDER);
+    const rank = (field: string): number => order.indexOf(field.split(/[.[]/)[0] ?? '');
+    found.sort((a, b) => rank(a.field) - rank(b.field));
+    for (const issue of found) add(issue.field, issue.message);
     if (isPlainObject(item)) crossFieldIssues(item, RULE_BLOCKS, add);
     if (id !== undefined) {
       const first = seen.get(id);

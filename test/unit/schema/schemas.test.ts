@@ -11,6 +11,7 @@ import { settingsSchema } from '../../../injector/settings-schema.js';
 const schemas = {
   'workload rule': ruleSchema('workload'),
   'cluster rule': ruleSchema('cluster'),
+  'rule (both tiers, what a process compiles)': ruleSchema('any'),
   'sidecar config': configSchema(),
   'injector settings': settingsSchema(),
 };
