@@ -136,7 +136,7 @@ async function main(): Promise<void> {
   if (initRun.status !== 0) throw new Error(`sidewall-init failed: ${initRun.stderr}`);
   say(`demo: ${initRun.stderr.trim()}`);
 
-  const env = resolveContainerEnv(proxy, { 'metadata.name': podName, 'metadata.namespace': pod.metadata?.namespace ?? 'default', 'status.podIP': topo.podIp });
+  const env = resolveContainerEnv(proxy, { 'metadata.name': podName, 'metadata.namespace': pod.metadata?.namespace ?? 'default', 'status.podIP': topo.podIp, 'status.podIPs': `${topo.podIp},${topo.podIp6}` });
   const args = (proxy.args ?? []).map((a) => localPath(a, mounts));
   const sidecar = topo.start(topo.podNs, NODE, [CLI, ...args], { uid: proxy.securityContext?.runAsUser ?? 1337, env });
   sidecar.stderr?.on('data', (d: Buffer) => {

@@ -24,6 +24,7 @@ export {
   POD_INFO_DIR,
   IDENTITY_TOKEN_FILE,
   CONTROLLER_CA_FILE,
+  LEARN_STATE_DIR,
   type MutationResult,
 } from './mutate.js';
 export { APP_PROBES_ENV, appProbePath, type AppProbe, type AppProbes } from './probes.js';

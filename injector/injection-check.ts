@@ -11,6 +11,7 @@ import {
   CLUSTER_RULES_DIR,
   CONTROLLER_CA_DIR,
   IDENTITY_TOKEN_DIR,
+  LEARN_STATE_DIR,
   INIT_CONTAINER,
   POD_INFO_DIR,
   PROXY_CONTAINER,
@@ -98,7 +99,7 @@ export function injectionProblems(kind: string, spec: PodSpec | undefined, metad
     if (!same(proxy.command, proxyCommand(settings)) || !same(proxy.args, ['proxy', '--config', SIDECAR_CONFIG_FILE])) problems.push(`${PROXY_CONTAINER}'s command is not the one the injector writes`);
     if (context.runAsUser !== settings.proxyUid || context.runAsGroup !== settings.proxyGid) problems.push(`${PROXY_CONTAINER} does not run as ${settings.proxyUid}:${settings.proxyGid}`);
     if (context.privileged === true || !same(isObject(context.capabilities) ? context.capabilities.add : undefined, ['NET_ADMIN'])) problems.push(`${PROXY_CONTAINER}'s capabilities are not the injector's (add: [NET_ADMIN] only)`);
-    const allowedEnv = new Set(['POD_NAME', 'POD_NAMESPACE', 'POD_IP', APP_PROBES_ENV, 'NODE_OPTIONS']);
+    const allowedEnv = new Set(['POD_NAME', 'POD_NAMESPACE', 'POD_IP', 'POD_IPS', APP_PROBES_ENV, 'NODE_OPTIONS']);
     for (const variable of objects<{ name?: unknown; value?: unknown }>(proxy.env)) {
       if (typeof variable.name !== 'string' || !allowedEnv.has(variable.name)) problems.push(`${PROXY_CONTAINER} has environment variable ${String(variable.name)}, which the injector never sets`);
       else if (variable.name === 'NODE_OPTIONS' && variable.value !== settings.proxyNodeOptions) problems.push(`${PROXY_CONTAINER}'s NODE_OPTIONS is not the injector's`);
@@ -109,6 +110,7 @@ export function injectionProblems(kind: string, spec: PodSpec | undefined, metad
       [VOLUME.clusterRules]: CLUSTER_RULES_DIR,
       [VOLUME.podInfo]: POD_INFO_DIR,
       [VOLUME.tmp]: '/tmp',
+      [VOLUME.learn]: LEARN_STATE_DIR,
     };
     if (settings.identity !== undefined) {
       expectedMounts[VOLUME.identityToken] = IDENTITY_TOKEN_DIR;

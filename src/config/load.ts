@@ -94,7 +94,8 @@ export interface LearnConfig {
 }
 
 export const DEFAULT_LEARN: Readonly<LearnConfig> = Object.freeze({
-  stateFile: '/tmp/sidewall-learn.json',
+  // The injector's sidewall-learn emptyDir (injector/mutate.ts LEARN_STATE_DIR): one per pod.
+  stateFile: '/var/lib/sidewall/learn/model.json',
   maxServices: 1000,
   maxPaths: 20_000,
   maxSiblings: 32,

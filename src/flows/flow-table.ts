@@ -1,33 +1,67 @@
 // The compact human view of flow records printed by `sidewall observe` (one line per record).
 import type { EndpointRecord, FlowRecord } from './types.js';
 
-const COLUMNS = [
-  ['TIME', 12],
-  ['TYPE', 5],
-  ['DIR', 7],
-  ['SOURCE', 30],
-  ['DESTINATION', 30],
-  ['PROTO', 6],
-  ['VERDICT', 10],
-  ['RULE', 16],
-] as const;
+/** How a table is laid out: the terminal's width (undefined: no limit) and whether to colour verdicts. */
+export interface FlowTableOptions {
+  width?: number;
+  color?: boolean;
+}
+
+type Column = 'TIME' | 'TYPE' | 'DIR' | 'SOURCE' | 'DESTINATION' | 'PROTO' | 'VERDICT' | 'RULE';
+const NAMES: readonly Column[] = ['TIME', 'TYPE', 'DIR', 'SOURCE', 'DESTINATION', 'PROTO', 'VERDICT', 'RULE'];
+const WIDE: Readonly<Record<Column, number>> = { TIME: 12, TYPE: 5, DIR: 7, SOURCE: 30, DESTINATION: 30, PROTO: 6, VERDICT: 10, RULE: 16 };
+/** Below this width the wide layout's fixed columns alone (and some detail) would not fit. */
+const WIDE_MIN = 160;
+const DETAIL_MIN = 16;
+
+/**
+ * Column widths for a terminal `width` columns wide: the wide layout when it fits, else a compact
+ * one (seconds, short direction and verdict) whose endpoints share what is left with the detail.
+ */
+function layout(width: number | undefined): Record<Column, number> {
+  if (width === undefined || width >= WIDE_MIN) return WIDE;
+  // No TYPE column (alerts are marked '!' in VERDICT; requests and connections differ in DETAIL).
+  const fixed: Record<Column, number> = { TIME: 8, TYPE: 0, DIR: 5, SOURCE: 0, DESTINATION: 0, PROTO: 5, VERDICT: 7, RULE: width >= 100 ? 14 : 10 };
+  const used = NAMES.reduce((sum, name) => sum + fixed[name], 0) + NAMES.length - 1; // + the space after each shown column
+  const endpointWidth = Math.max(12, Math.min(24, Math.floor((width - used - DETAIL_MIN) / 2)));
+  return { ...fixed, SOURCE: endpointWidth, DESTINATION: endpointWidth };
+}
 
 const TYPE_LABEL = { connection: 'conn', request: 'req', alert: 'ALERT' } as const;
+const DIR_SHORT: Record<string, string> = { egress: 'out', ingress: 'in', intra: 'intra' };
+const VERDICT_SHORT: Record<string, string> = { allowed: 'allowed', denied: 'DENIED', 'would-deny': 'WOULD-D' };
+/** SGR colours (ECMA-48): green allowed, red denied, yellow would-deny; bold red alerts. */
+const VERDICT_COLOR: Record<string, string> = { allowed: '32', denied: '31', 'would-deny': '33' };
 
-function pad(text: string, width: number): string {
-  return text.length >= width ? text : text + ' '.repeat(width - text.length);
+/** Cuts `text` to `width` characters, marking the cut with '…'. */
+function fit(text: string, width: number): string {
+  if (text.length <= width) return text + ' '.repeat(width - text.length);
+  return width <= 1 ? text.slice(0, width) : text.slice(0, width - 1) + '…';
 }
 
-export function flowTableHeader(): string {
-  return COLUMNS.map(([name, width]) => pad(name, width)).join(' ') + ' DETAIL';
+/** Cuts from the left: an endpoint's port and the end of its name are what tell flows apart. */
+function fitLeft(text: string, width: number): string {
+  if (text.length <= width) return text + ' '.repeat(width - text.length);
+  return width <= 1 ? text.slice(-width) : '…' + text.slice(text.length - width + 1);
 }
 
-function endpoint(e: EndpointRecord): string {
+function paint(text: string, sgr: string | undefined, color: boolean): string {
+  return color && sgr !== undefined ? `\x1b[${sgr}m${text}\x1b[0m` : text;
+}
+
+export function flowTableHeader(options: FlowTableOptions = {}): string {
+  const widths = layout(options.width);
+  const line = NAMES.filter((name) => widths[name] > 0).map((name) => fit(name, widths[name])).join(' ') + ' DETAIL';
+  return options.width === undefined ? line : line.slice(0, options.width);
+}
+
+function endpoint(e: EndpointRecord, compact = false): string {
   const host = e.ip.includes(':') ? `[${e.ip}]` : e.ip;
   const w = e.workload;
   // A Service's cluster IP: the Service names the destination (which pod kube-proxy chose is not known here).
-  if (e.service !== undefined) return `svc/${e.service.namespace}/${e.service.name}:${e.port}`;
-  return w?.namespace !== undefined && w.pod !== undefined ? `${w.namespace}/${w.pod}:${e.port}` : `${host}:${e.port}`;
+  if (e.service !== undefined) return compact ? `svc/${e.service.name}:${e.port}` : `svc/${e.service.namespace}/${e.service.name}:${e.port}`;
+  if (w?.namespace === undefined || w.pod === undefined) return `${host}:${e.port}`;
+  return compact ? `${w.pod}:${e.port}` : `${w.namespace}/${w.pod}:${e.port}`;
 }
 
 function field(l7: Record<string, unknown>, key: string): string {
@@ -76,9 +110,52 @@ export function flowDetail(record: FlowRecord): string {
   return parts.filter((p) => p !== '').join(' ');
 }
 
-export function flowTableRow(record: FlowRecord): string {
-  const time = record.time.slice(11, 23); // HH:MM:SS.mmm, UTC
-  const verdict = record.verdict === 'allowed' ? 'allowed' : record.verdict.toUpperCase();
-  const cells = [time, TYPE_LABEL[record.type], record.direction, endpoint(record.src), endpoint(record.dst), record.protocol, verdict, record.ruleId ?? '(default)'];
-  return cells.map((cell, i) => pad(cell, COLUMNS[i]?.[1] ?? 0)).join(' ') + ' ' + flowDetail(record);
+export function flowTableRow(record: FlowRecord, options: FlowTableOptions = {}): string {
+  const widths = layout(options.width);
+  const compact = widths !== WIDE;
+  // (the compact layout is only ever chosen for a given width)
+  const time = compact ? record.time.slice(11, 19) : record.time.slice(11, 23); // UTC
+  const verdict = compact ? `${record.type === 'alert' ? '!' : ''}${VERDICT_SHORT[record.verdict] ?? record.verdict}` : record.verdict === 'allowed' ? 'allowed' : record.verdict.toUpperCase();
+  const direction = compact ? (DIR_SHORT[record.direction] ?? record.direction) : record.direction;
+  const cells: Record<Column, string> = {
+    TIME: time,
+    TYPE: TYPE_LABEL[record.type],
+    DIR: direction,
+    SOURCE: endpoint(record.src, compact),
+    DESTINATION: endpoint(record.dst, compact),
+    PROTO: record.protocol,
+    VERDICT: verdict,
+    RULE: record.ruleId ?? '(default)',
+  };
+  const color = options.color === true;
+  // Padding is computed on the plain text, so colour codes never shift the columns.
+  const columns = NAMES.filter((name) => widths[name] > 0).map((name) => {
+    // No width given (`sidewall observe` into a pipe): nothing is cut, long cells push the rest right.
+    const cut = name === 'SOURCE' || name === 'DESTINATION' ? fitLeft : fit;
+    const text = options.width === undefined ? fit(cells[name], Math.max(widths[name], cells[name].length)) : cut(cells[name], widths[name]);
+    if (name === 'VERDICT') return paint(text, record.type === 'alert' ? '1;' + (VERDICT_COLOR[record.verdict] ?? '31') : VERDICT_COLOR[record.verdict], color);
+    if (name === 'TYPE' && record.type === 'alert') return paint(text, '1;31', color);
+    return text;
+  });
+  let detail = flowDetail(record);
+  if (options.width !== undefined) {
+    const room = options.width - NAMES.reduce((sum, name) => sum + (widths[name] > 0 ? widths[name] + 1 : 0), 0);
+    detail = room <= 0 ? '' : detail.length > room ? detail.slice(0, room - 1) + '…' : detail;
+  }
+  return (columns.join(' ') + ' ' + detail).trimEnd();
+}
+
+/**
+ * The table options for an output stream: a terminal's width and colour (none when NO_COLOR is
+ * set to anything non-empty, https://no-color.org); nothing for a pipe or a file, which get the
+ * uncut, uncoloured lines. `fallback`: a terminal to take the width from when `out` is a pipe
+ * (`npm run demo | tee log` still fits the screen it is watched on).
+ */
+export function terminalTableOptions(out: { isTTY?: boolean; columns?: number }, fallback?: { isTTY?: boolean; columns?: number }, env: NodeJS.ProcessEnv = process.env): FlowTableOptions {
+  const noColor = env.NO_COLOR !== undefined && env.NO_COLOR !== '';
+  const options: FlowTableOptions = {};
+  const width = out.isTTY === true ? out.columns : fallback?.isTTY === true ? fallback.columns : undefined;
+  if (width !== undefined && width > 0) options.width = width;
+  if (out.isTTY === true && !noColor) options.color = true;
+  return options;
 }

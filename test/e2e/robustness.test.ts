@@ -35,10 +35,9 @@ proxy:
 const MiB = (n: number): number => Math.round((n / 1024 / 1024) * 10) / 10;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** The proxy's own pid (under the image runtime, not podman's). */
 function proxyPid(): number {
-  const pid = sidecar.process?.pid;
-  if (pid === undefined) throw new Error('no proxy');
-  return pid;
+  return sidecar.proxyPid();
 }
 
 function rssBytes(pid: number): number {
@@ -46,8 +45,9 @@ function rssBytes(pid: number): number {
   return Number(m?.[1] ?? 0) * 1024;
 }
 
+/** The memory cgroup the proxy runs in: CGROUP from the tree, its container's (--memory LIMIT) from the image. */
 function cgroupValue(file: string): string {
-  return readFileSync(join(CGROUP, file), 'utf8');
+  return readFileSync(join(sidecar.memoryCgroupDir() ?? CGROUP, file), 'utf8');
 }
 
 function oomKills(): number {

@@ -69,6 +69,7 @@ export class Topology {
   readonly peerIp6: string;
   readonly dir: string;
   private readonly children = new Set<ChildProcess>();
+  private readonly cleanups: Array<() => void> = [];
   private readonly peerDev: string;
   private readonly podDev: string;
 
@@ -211,11 +212,17 @@ export class Topology {
       .join('\n');
   }
 
+  /** Runs `fn` in destroy(), before the namespaces go (e.g. removing the sidecar's container). */
+  onDestroy(fn: () => void): void {
+    this.cleanups.push(fn);
+  }
+
   private destroyNamespaces(): void {
     for (const ns of [this.podNs, this.peerNs]) sh('ip', ['netns', 'del', ns]);
   }
 
   async destroy(): Promise<void> {
+    for (const fn of this.cleanups.splice(0)) fn();
     for (const child of this.children) child.kill('SIGKILL');
     this.children.clear();
     // Processes started with `ip netns exec` keep the namespace busy until they are gone.

@@ -1,8 +1,14 @@
 // The sidecar inside a Topology's pod namespace, started the way the injected pod starts it:
-// `sidewall init` as root (the init container), then `sidewall proxy` as uid 1337.
-import type { ChildProcess } from 'node:child_process';
+// `sidewall init` as root (the init container), then `sidewall proxy` as uid 1337. Where they come
+// from (the image under podman/runc with the webhook patch's securityContext, or the working
+// tree) is test/harness/sidecar-runtime.ts's choice; the API is the same for both.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, readFileSync, symlinkSync } from 'node:fs';
+import { join, relative } from 'node:path';
 import { createInterface } from 'node:readline';
-import { CLI, NODE, PROXY_UID, type Topology } from './netns.js';
+import { CLI, NODE, PROXY_UID, type ExecResult, type Topology } from './netns.js';
+import { entrypointFlags, injectedSidecar, mountFlags, PODMAN_RUN, securityFlags, sidecarRuntime, type SidecarRuntime } from './sidecar-runtime.js';
+import { resolveContainerEnv } from '../../injector/index.js';
 
 export interface FlowRecordLine {
   type: string;
@@ -23,14 +29,21 @@ export interface FlowRecordLine {
 export class Sidecar {
   readonly records: FlowRecordLine[] = [];
   stderr = '';
+  readonly runtime: SidecarRuntime = sidecarRuntime();
   private proc: ChildProcess | undefined;
   private exited: Promise<number | null> | undefined;
   private waiters: Array<{ match: (r: FlowRecordLine) => boolean; resolve: (r: FlowRecordLine) => void }> = [];
+  /** Image runtime: the running proxy's container, its pid on the host, its memory cgroup. */
+  private container: string | undefined;
+  private pid: number | undefined;
+  private cgroupDir: string | undefined;
+  private starts = 0;
 
   constructor(private readonly topo: Topology) {}
 
+  /** `sidewall init ARGS`: the test's own flags (what it tests) after the patch's `init`. */
   init(args: string[] = []): void {
-    const r = this.topo.exec(this.topo.podNs, NODE, [CLI, 'init', ...args]);
+    const r = runInit(this.topo, args);
     if (r.status !== 0) throw new Error(`sidewall init failed: ${r.stderr}`);
   }
 
@@ -39,12 +52,9 @@ export class Sidecar {
    * waitReady is false); `cgroup`: started inside that cgroup folder.
    */
   async start(configText = 'mode: monitor\n', waitReady = true, options: { cgroup?: string; env?: NodeJS.ProcessEnv } = {}): Promise<void> {
-    const config = this.topo.writeFile('sidecar.yaml', configText);
-    const proc = this.topo.start(this.topo.podNs, NODE, [CLI, 'proxy', '--config', config], {
-      uid: PROXY_UID,
-      env: { POD_NAME: 'app-0', POD_NAMESPACE: 'test', ...options.env },
-      ...(options.cgroup !== undefined ? { cgroup: options.cgroup } : {}),
-    });
+    this.records.length = 0;
+    this.pid = undefined;
+    const proc = this.runtime.kind === 'image' ? this.startContainer(configText, options) : this.startTree(configText, options);
     this.proc = proc;
     this.exited = new Promise((resolve) => proc.once('exit', (code) => resolve(code)));
     proc.stderr?.on('data', (d: Buffer) => (this.stderr += d.toString()));
@@ -58,6 +68,98 @@ export class Sidecar {
       await new Promise((r2) => setTimeout(r2, 100));
     }
     throw new Error(`sidewall proxy did not become ready; stderr: ${this.stderr}`);
+  }
+
+  private startTree(configText: string, options: { cgroup?: string; env?: NodeJS.ProcessEnv }): ChildProcess {
+    const config = this.topo.writeFile('sidecar.yaml', configText);
+    this.cgroupDir = options.cgroup;
+    return this.topo.start(this.topo.podNs, NODE, [CLI, 'proxy', '--config', config], {
+      uid: PROXY_UID,
+      env: { POD_NAME: 'app-0', POD_NAMESPACE: 'test', ...options.env },
+      ...(options.cgroup !== undefined ? { cgroup: options.cgroup } : {}),
+    });
+  }
+
+  /**
+   * sidewall-proxy from the image: `podman run` (attached: its stdout and stderr are the
+   * proxy's, its exit code the proxy's, SIGTERM/SIGINT forwarded) with everything derived from
+   * the patch's container. Test-only additions, each needed because the kubelet's side of it is
+   * not here: the Topology's folder at its own path (test configs name files in it), the pod's
+   * resolver file when the test set one (the kubelet writes /etc/resolv.conf), and a memory limit
+   * (--memory) when the test asks for a memory cgroup (the patch's limits.memory otherwise).
+   */
+  private startContainer(configText: string, options: { cgroup?: string; env?: NodeJS.ProcessEnv }): ChildProcess {
+    const { proxy, volumes } = injectedSidecar();
+    const n = ++this.starts;
+    const base = join(this.topo.dir, `sidecar-${n}`);
+    const hostDir = (volume: string): string => {
+      const dir = join(base, volume);
+      mkdirSync(dir, { recursive: true });
+      // An emptyDir is writable by every uid (the kubelet makes it 0777).
+      chmodSync(dir, 0o777);
+      return dir;
+    };
+    const args = proxy.args ?? [];
+    const configPath = args[args.indexOf('--config') + 1];
+    const configMount = (proxy.volumeMounts ?? []).find((m) => configPath?.startsWith(`${m.mountPath}/`));
+    if (configPath === undefined || configMount === undefined) throw new Error('the patch gives sidewall-proxy no --config file on a volume');
+    // The config volume is the Topology's folder, its config file a link to sidecar.yaml: tests
+    // rewrite that file to reload rules (as a ConfigMap update would), and relative paths in it
+    // (tokenFile: token) resolve next to it, as from the tree.
+    this.topo.writeFile('sidecar.yaml', configText);
+    const link = join(this.topo.dir, relative(configMount.mountPath, configPath));
+    if (!existsSync(link)) symlinkSync('sidecar.yaml', link);
+    const volumeDir = (volume: string): string => (volume === configMount.name ? this.topo.dir : hostDir(volume));
+    const env = { ...resolveContainerEnv(proxy, { 'metadata.name': 'app-0', 'metadata.namespace': 'test', 'status.podIP': this.topo.podIp, 'status.podIPs': `${this.topo.podIp},${this.topo.podIp6}` }), ...options.env };
+    const extra = ['--volume', `${this.topo.dir}:${this.topo.dir}`];
+    const resolver = `/etc/netns/${this.topo.podNs}/resolv.conf`;
+    if (existsSync(resolver)) extra.push('--volume', `${resolver}:/etc/resolv.conf:ro`);
+    const memory = options.cgroup !== undefined ? readFileSync(join(options.cgroup, 'memory.limit_in_bytes'), 'utf8').trim() : /^(\d+)Mi$/.exec(proxy.resources?.limits?.memory ?? '')?.[1];
+    if (memory !== undefined) {
+      const bytes = options.cgroup !== undefined ? memory : String(Number(memory) * 1024 * 1024);
+      extra.push('--memory', bytes, '--memory-swap', bytes);
+    }
+    const name = `${this.topo.podNs}-proxy-${n}`;
+    spawnSync('podman', ['rm', '--force', '--time', '0', name], { stdio: 'ignore' });
+    this.container = name;
+    this.topo.onDestroy(() => void spawnSync('podman', ['rm', '--force', '--time', '0', name], { stdio: 'ignore' }));
+    const envFlags = Object.entries(env).flatMap(([k, v]) => ['--env', `${k}=${v ?? ''}`]);
+    return spawn('podman', [...PODMAN_RUN, '--rm', '--name', name, '--network', `ns:/run/netns/${this.topo.podNs}`, ...securityFlags(proxy), ...mountFlags(proxy, volumes, volumeDir), ...extra, ...envFlags, ...entrypointFlags(proxy), this.runtime.image, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+  }
+
+  /** The proxy's own pid on the host (not podman's): /proc/PID/status is the proxy's. */
+  proxyPid(): number {
+    if (this.pid !== undefined) return this.pid;
+    if (this.proc === undefined) throw new Error('the proxy is not started');
+    if (this.container === undefined || this.runtime.kind === 'tree') {
+      // `ip netns exec` + setpriv exec into node, so the child pid is the proxy itself.
+      this.pid = this.proc.pid;
+    } else {
+      const r = spawnSync('podman', ['inspect', '--format', '{{.State.Pid}}', this.container], { encoding: 'utf8' });
+      this.pid = Number(r.stdout.trim());
+    }
+    if (this.pid === undefined || !(this.pid > 0)) throw new Error('the proxy has no pid');
+    return this.pid;
+  }
+
+  /** The host folder of the memory cgroup the proxy runs in (the one whose limit it sees). */
+  memoryCgroupDir(): string | undefined {
+    if (this.runtime.kind === 'tree') return this.cgroupDir;
+    const line = readFileSync(`/proc/${this.proxyPid()}/cgroup`, 'utf8').split('\n').find((l) => /^\d+:memory:/.test(l));
+    return line === undefined ? undefined : join('/sys/fs/cgroup/memory', line.slice(line.indexOf(':memory:') + ':memory:'.length));
+  }
+
+  private kill(signal: NodeJS.Signals): void {
+    if (this.proc === undefined || this.proc.exitCode !== null) return;
+    if (this.runtime.kind === 'image' && this.container !== undefined && signal === 'SIGKILL') {
+      // SIGKILL cannot be forwarded: podman would die and leave the container running.
+      spawn('podman', ['kill', '--signal', 'KILL', this.container], { stdio: 'ignore' });
+      return;
+    }
+    // podman run forwards the signal to the container's init, the proxy (--sig-proxy).
+    this.proc.kill(signal);
   }
 
   private onLine(line: string): void {
@@ -85,10 +187,10 @@ export class Sidecar {
     });
   }
 
+  /** Sends `signal` to the proxy and resolves with its exit code (podman run's is the proxy's). */
   async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
     if (!this.proc || this.proc.exitCode !== null) return this.proc?.exitCode ?? null;
-    // `ip netns exec` + setpriv exec into node, so the child pid is the proxy itself.
-    this.proc.kill(signal);
+    this.kill(signal);
     return this.exited ?? null;
   }
 
@@ -109,7 +211,7 @@ export class Sidecar {
    * ids. Throws with the numbers when they differ.
    */
   async stopAndCheckRecords(timeoutMs = 30_000): Promise<{ accepted: number; recorded: number }> {
-    const timer = setTimeout(() => this.proc?.kill('SIGKILL'), timeoutMs);
+    const timer = setTimeout(() => this.kill('SIGKILL'), timeoutMs);
     const code = await this.stop('SIGTERM');
     clearTimeout(timer);
     await new Promise((r) => setTimeout(r, 50)); // the last stdout/stderr lines of the exited process
@@ -134,4 +236,18 @@ export class Sidecar {
   get process(): ChildProcess | undefined {
     return this.proc;
   }
+}
+
+/**
+ * `sidewall init ARGS` in the pod's namespace, as the init container runs it: from the image with
+ * the patch's command, user and capabilities (`podman run --rm`), or from the tree as root.
+ */
+export function runInit(topo: Topology, args: string[]): ExecResult {
+  const runtime = sidecarRuntime();
+  if (runtime.kind === 'tree') return topo.exec(topo.podNs, NODE, [CLI, 'init', ...args]);
+  const { init } = injectedSidecar();
+  const sub = init.args?.[0];
+  if (sub !== 'init') throw new Error(`the patch's sidewall-init runs '${String(sub)}', not init`);
+  const r = spawnSync('podman', [...PODMAN_RUN, '--rm', '--network', `ns:/run/netns/${topo.podNs}`, ...securityFlags(init), ...entrypointFlags(init), runtime.image, sub, ...args], { encoding: 'utf8', timeout: 120_000 });
+  return { status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
 }

@@ -1,10 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import {
-  CONTROLLER_CA_FILE, IDENTITY_TOKEN_FILE, InjectorSettingsError, defaultInjectorSettings, injectedContainers, mutatePod, resolveContainerEnv, resolveInjectorSettings,
+  CONTROLLER_CA_FILE, IDENTITY_TOKEN_FILE, LEARN_STATE_DIR, InjectorSettingsError, defaultInjectorSettings, injectedContainers, mutatePod, resolveContainerEnv, resolveInjectorSettings,
   type InjectorSettings, type Pod,
 } from '../../injector/index.js';
 import { admitPod, findContainer, flagValue } from './helpers.js';
 import { barePod, hostNetworkPod, jobPod, podCreateReview, replicaSetPod, statefulSetPod } from './fixtures.js';
+import { DEFAULT_LEARN } from '../../src/config/load.js';
 
 const settings = defaultInjectorSettings();
 const legacy: InjectorSettings = { ...defaultInjectorSettings(), nativeSidecar: false };
@@ -59,6 +60,7 @@ describe('mutating webhook: a Deployment pod (generateName, no name yet)', () =>
     expect(env.POD_NAME).toBe('metadata.name');
     expect(env.POD_NAMESPACE).toBe('metadata.namespace');
     expect(env.POD_IP).toBe('status.podIP');
+    expect(env.POD_IPS).toBe('status.podIPs');
     const mounts = Object.fromEntries((proxy.volumeMounts ?? []).map((m) => [m.mountPath, m.name]));
     expect(mounts['/etc/sidewall/pod']).toBe('sidewall-pod-info');
     expect(mounts['/etc/sidewall/config']).toBe('sidewall-config');
@@ -120,7 +122,13 @@ describe('mutating webhook: other pod shapes', () => {
     const { pod } = admitPod(podCreateReview(barePod(), { namespace: 'shop', name: 'debug', user: 'alice@example.com', groups: ['system:authenticated'] }), settings);
     expect(pod.metadata!.annotations).toEqual({ 'sidewall.io/status': 'injected' });
     expect(pod.spec!.initContainers!.map((c) => c.name)).toEqual(['sidewall-init', 'sidewall-proxy']);
-    expect(pod.spec!.volumes!.map((v) => v.name).sort()).toEqual(['sidewall-cluster-rules', 'sidewall-config', 'sidewall-pod-info', 'sidewall-tmp']);
+    expect(pod.spec!.volumes!.map((v) => v.name).sort()).toEqual(['sidewall-cluster-rules', 'sidewall-config', 'sidewall-learn', 'sidewall-pod-info', 'sidewall-tmp']);
+    // Learn mode's model on the pod's own volume (never a node-wide /tmp file), where the
+    // sidecar config's default learn.stateFile points.
+    const proxy = pod.spec!.initContainers![1]!;
+    expect(proxy.volumeMounts!.find((m) => m.name === 'sidewall-learn')?.mountPath).toBe(LEARN_STATE_DIR);
+    expect(DEFAULT_LEARN.stateFile.startsWith(`${LEARN_STATE_DIR}/`)).toBe(true);
+    expect(pod.spec!.volumes!.find((v) => v.name === 'sidewall-learn')).toMatchObject({ emptyDir: {} });
     // No probes to rewrite: no SIDEWALL_APP_PROBES.
     expect(pod.spec!.initContainers![1]!.env!.map((e) => e.name)).not.toContain('SIDEWALL_APP_PROBES');
   });
@@ -255,7 +263,7 @@ describe('mutating webhook: credentials for the identity controller (issue 8)', 
   it('works for a pod without volumes or its own token (automountServiceAccountToken: false) and in legacy mode', () => {
     const bare = admitPod(podCreateReview(barePod(), { namespace: 'shop', name: 'debug' }), identity).pod;
     expect(bare.spec!.volumes!.map((v) => v.name).sort()).toEqual([
-      'sidewall-cluster-rules', 'sidewall-config', 'sidewall-controller-ca', 'sidewall-identity-token', 'sidewall-pod-info', 'sidewall-tmp',
+      'sidewall-cluster-rules', 'sidewall-config', 'sidewall-controller-ca', 'sidewall-identity-token', 'sidewall-learn', 'sidewall-pod-info', 'sidewall-tmp',
     ]);
     const old = admitPod(podCreateReview(statefulSetPod(), { namespace: 'shop', name: 'db-0' }), { ...identity, nativeSidecar: false }).pod;
     expect(old.spec!.containers[0]!.name).toBe('sidewall-proxy');
