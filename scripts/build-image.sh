@@ -129,6 +129,9 @@ buildah config --entrypoint '["sidewall"]' --workingdir /opt/sidewall --user 133
   --label org.opencontainers.image.description="sidewall: sidewall-init, sidewall-proxy, webhook and controller (entrypoint sidewall)" \
   --label org.opencontainers.image.base.name="$base" "$ctr"
 buildah commit --quiet --rm --timestamp "$SOURCE_DATE_EPOCH" "$ctr" "$image" >/dev/null
+# The same image under its tree's tag: worktrees sharing one podman store each find their own
+# (test/harness/sidecar-runtime.ts looks for localhost/sidewall:tree-<hash> first).
+podman tag "$image" "localhost/sidewall:tree-$tree_hash"
 rm -f "$out"
 podman save --quiet --format oci-archive -o "$out" "$image"
 

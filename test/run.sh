@@ -22,8 +22,9 @@ npx tsc -p tsconfig.json --noEmit   # strict types for tests, perf and demo too
 export SIDEWALL_E2E_RUNTIME=${SIDEWALL_E2E_RUNTIME:-image}
 if [ "$SIDEWALL_E2E_RUNTIME" = image ]; then
   version=$(node -p 'require("./package.json").version')
-  label=$(podman image inspect --format '{{index .Labels "io.sidewall.tree-hash"}}' "localhost/sidewall:$version" 2>/dev/null || true)
-  if [ "$label" != "$(node scripts/tree-hash.mjs)" ]; then
+  hash=$(node scripts/tree-hash.mjs)
+  label=$(podman image inspect --format '{{index .Labels "io.sidewall.tree-hash"}}' "localhost/sidewall:tree-$hash" 2>/dev/null || true)
+  if [ "$label" != "$hash" ]; then
     echo "npm test: localhost/sidewall:$version is missing or from another tree: npm run image -- --no-dockerfile" >&2
     npm run image -- --no-dockerfile
   fi

@@ -19,7 +19,7 @@ export type RuntimeKind = 'tree' | 'image';
 
 export interface SidecarRuntime {
   kind: RuntimeKind;
-  /** The image the webhook's patch names (the one run when kind is 'image'). */
+  /** The image run when kind is 'image': the patch's, or its tree-<hash> tag (same content). */
   image: string;
   /** Why this runtime: printed once per process. */
   why: string;
@@ -41,16 +41,25 @@ export function treeHash(): string {
   return r.stdout.trim();
 }
 
-/** Null when `image` can run here and was built from this tree; else why not. */
-export function imageProblem(image: string): string | null {
-  if (process.getuid?.() !== 0) return 'not root';
-  if (spawnSync('podman', ['--version']).status !== 0) return 'podman is not installed (bash scripts/install-debian-deps.sh image)';
-  const inspect = spawnSync('podman', ['image', 'inspect', '--format', `{{index .Labels "${TREE_HASH_LABEL}"}}`, image], { encoding: 'utf8' });
-  if (inspect.status !== 0) return `${image} is not in the podman store (npm run image)`;
-  const label = inspect.stdout.trim();
+/**
+ * The image to run for this tree: `image` (the patch's) or the same repository's `tree-<hash>`
+ * tag that `npm run image` adds (worktrees sharing one podman store each find their own build),
+ * whichever carries this tree's hash; else why neither can run.
+ */
+export function imageForTree(image: string): { image: string } | { problem: string } {
+  if (process.getuid?.() !== 0) return { problem: 'not root' };
+  if (spawnSync('podman', ['--version']).status !== 0) return { problem: 'podman is not installed (bash scripts/install-debian-deps.sh image)' };
   const tree = treeHash();
-  if (label !== tree) return `${image} was built from another tree (${TREE_HASH_LABEL} ${label === '' || label === '<no value>' ? 'missing' : label}, this tree ${tree}; npm run build && npm run image -- --no-dockerfile)`;
-  return null;
+  const label = (candidate: string): string | undefined => {
+    const inspect = spawnSync('podman', ['image', 'inspect', '--format', `{{index .Labels "${TREE_HASH_LABEL}"}}`, candidate], { encoding: 'utf8' });
+    return inspect.status === 0 ? inspect.stdout.trim() : undefined;
+  };
+  const treeTag = `${image.replace(/:[^:/]+$/, '')}:tree-${tree}`;
+  if (label(treeTag) === tree) return { image: treeTag };
+  const found = label(image);
+  if (found === undefined) return { problem: `${image} is not in the podman store (npm run build && npm run image -- --no-dockerfile)` };
+  if (found !== tree) return { problem: `${image} was built from another tree (${TREE_HASH_LABEL} ${found === '' || found === '<no value>' ? 'missing' : found}, this tree ${tree}; npm run build && npm run image -- --no-dockerfile)` };
+  return { image };
 }
 
 let chosen: SidecarRuntime | undefined;
@@ -62,9 +71,9 @@ export function sidecarRuntime(): SidecarRuntime {
   if (wanted === 'tree') {
     chosen = { kind: 'tree', image, why: 'SIDEWALL_E2E_RUNTIME=tree' };
   } else if (wanted === 'image' || wanted === 'auto') {
-    const problem = imageProblem(image);
-    if (problem !== null && wanted === 'image') throw new Error(`SIDEWALL_E2E_RUNTIME=image: cannot run the sidecar from the image: ${problem}`);
-    chosen = problem === null ? { kind: 'image', image, why: `${image} under podman/runc, built from this tree` } : { kind: 'tree', image, why: `from the working tree: ${problem}` };
+    const found = imageForTree(image);
+    if ('problem' in found && wanted === 'image') throw new Error(`SIDEWALL_E2E_RUNTIME=image: cannot run the sidecar from the image: ${found.problem}`);
+    chosen = 'image' in found ? { kind: 'image', image: found.image, why: `${found.image} under podman/runc, built from this tree` } : { kind: 'tree', image, why: `from the working tree: ${found.problem}` };
   } else {
     throw new Error(`SIDEWALL_E2E_RUNTIME must be image, tree or auto, not '${wanted}'`);
   }
