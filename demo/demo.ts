@@ -2,16 +2,22 @@
 // peer; the demo pod (demo/pod.yaml) goes through the injector's real mutation, and the init
 // container's and sidecar's commands, users and environment are run exactly as the patch says.
 // Real clients then send allowed, denied and tunnelled traffic and the flow records are shown.
-import type { ChildProcess } from 'node:child_process';
-import { mkdirSync, readFileSync } from 'node:fs';
+// sidewall-init and sidewall-proxy come from the image under podman/runc when it was built from
+// this tree (test/harness/sidecar-runtime.ts; SIDEWALL_E2E_RUNTIME=image|tree), else from the tree.
+// Every way out (the time is up, Ctrl-C once or twice, SIGTERM, SIGHUP, a closed pipe on stdout,
+// an error) runs the one teardown to its end: the container, the namespaces and their rules go.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { chmodSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import fastJsonPatch from 'fast-json-patch';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
-import { CLUSTER_RULES_DIR, defaultInjectorSettings, INIT_CONTAINER, mutatePod, POD_INFO_DIR, PROXY_CONTAINER, resolveContainerEnv, SIDECAR_CONFIG_FILE, type Container, type Pod } from '../injector/index.js';
+import { CLUSTER_RULES_DIR, defaultInjectorSettings, INIT_CONTAINER, LEARN_STATE_DIR, mutatePod, POD_INFO_DIR, PROXY_CONTAINER, resolveContainerEnv, SIDECAR_CONFIG_FILE, type Container, type Pod } from '../injector/index.js';
+import type { Volume } from '../injector/kube-types.js';
 import { APP_UID, CLI, NODE, PROXY_UID, REPO, Topology, waitForLine } from '../test/harness/netns.js';
-import { flowTableHeader, flowTableRow } from '../src/flows/flow-table.js';
+import { podmanRunArgs, sidecarRuntime } from '../test/harness/sidecar-runtime.js';
+import { flowTableHeader, flowTableRow, terminalTableOptions } from '../src/flows/flow-table.js';
 import type { FlowRecord } from '../src/flows/index.js';
 
 const { values: flags } = parseArgs({
@@ -45,22 +51,62 @@ function serviceNode(): void {
   topo.exec(topo.podNs, 'ip', ['route', 'add', `${CATALOG_VIP}/32`, 'via', topo.peerIp]);
   topo.exec(topo.peerNs, 'iptables', ['-t', 'nat', '-A', 'PREROUTING', '-d', CATALOG_VIP, '-p', 'tcp', '--dport', '80', '-j', 'DNAT', '--to-destination', `${topo.peerIp}:80`]);
 }
-const say = (text: string) => process.stderr.write(`\x1b[1m${text}\x1b[0m\n`);
+const PROXY_NAME = `${topo.podNs}-proxy`;
+const runtime = sidecarRuntime();
+// Colour and width: the table on stdout (or, through `| tee`, the terminal on stderr).
+const table = terminalTableOptions(process.stdout, process.stderr);
+const bold = process.stderr.isTTY === true && (process.env.NO_COLOR ?? '') === '';
 
-let tornDown = false;
-async function teardown(code: number): Promise<never> {
-  if (!tornDown) {
-    tornDown = true;
-    say('demo: tearing down the namespaces');
-    await topo.destroy();
+// A reader that went away (`npm run demo | head`, tee killed by Ctrl-C) makes writes fail with
+// EPIPE: stop writing there and tear down, instead of dying with the namespaces still up.
+let stdoutOpen = true;
+let stderrOpen = true;
+process.stdout.on('error', () => {
+  stdoutOpen = false;
+  shutdown(0, 'stdout closed');
+});
+process.stderr.on('error', () => {
+  stderrOpen = false;
+});
+const out = (line: string): void => {
+  if (stdoutOpen) process.stdout.write(line + '\n');
+};
+const err = (text: string): void => {
+  if (stderrOpen) process.stderr.write(text);
+};
+const say = (text: string): void => err(bold ? `\x1b[1m${text}\x1b[0m\n` : `${text}\n`);
+
+/**
+ * The one way out. Idempotent: a second Ctrl-C, a SIGTERM, the sidecar exiting or stdout closing
+ * while it runs only say so; the process exits when the teardown has finished (that it did not was
+ * the bug: the second call exited at once, mid-teardown, leaving namespaces and nat rules behind).
+ */
+let teardown: Promise<void> | undefined;
+function shutdown(code: number, why: string): void {
+  if (teardown !== undefined) {
+    say(`demo: ${why}; still tearing down`);
+    return;
   }
-  process.exit(code);
+  say(`demo: ${why}; tearing down the sidecar, the namespaces and their rules`);
+  teardown = (async () => {
+    try {
+      // The container first (its proxy keeps the pod namespace busy), then every process and namespace.
+      if (runtime.kind === 'image') spawnSync('podman', ['rm', '--force', '--time', '2', PROXY_NAME], { stdio: 'ignore' });
+      await topo.destroy();
+    } catch (e) {
+      err(`demo: teardown: ${e instanceof Error ? e.message : String(e)}\n`);
+      code = 1;
+    }
+  })().finally(() => process.exit(code));
 }
-process.on('SIGINT', () => void teardown(0));
-process.on('SIGTERM', () => void teardown(0));
-process.on('uncaughtException', (err) => {
-  process.stderr.write(`demo: ${err.stack ?? err.message}\n`);
-  void teardown(1);
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => shutdown(0, signal));
+process.on('uncaughtException', (e) => {
+  err(`demo: ${e.stack ?? e.message}\n`);
+  shutdown(1, 'error');
+});
+process.on('unhandledRejection', (e) => {
+  err(`demo: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+  shutdown(1, 'error');
 });
 
 /** Writes the downward API folder the way the kubelet does: `key="value"` lines, Go-quoted. */
@@ -95,20 +141,25 @@ async function main(): Promise<void> {
   say('demo: injecting demo/pod.yaml with the admission webhook\'s mutation');
   const { pod, init, proxy, warnings } = injectDemoPod();
   for (const w of warnings) say(`  warning: ${w}`);
+  say(`demo: sidewall-init and sidewall-proxy ${runtime.kind === 'image' ? `from ${runtime.image} under podman/runc, as the patch says (user, read-only root, capabilities, volumes)` : `from the working tree (${runtime.why})`}`);
   const native = pod.spec?.initContainers?.some((c) => c.name === PROXY_CONTAINER && c.restartPolicy === 'Always');
   say(`  + ${INIT_CONTAINER}: sidewall ${(init.args ?? []).join(' ')}`);
   say(`  + ${PROXY_CONTAINER}${native ? ' (native sidecar)' : ''} as uid ${proxy.securityContext?.runAsUser}: sidewall ${(proxy.args ?? []).join(' ')}`);
 
   topo.create();
   serviceNode();
-  // The volumes the patch mounts, as local folders.
+  // The volumes the patch mounts, as local folders (the learn emptyDir writable by the proxy).
   const configDir = join(topo.dir, 'config');
   const clusterDir = join(topo.dir, 'cluster');
   const podInfoDir = join(topo.dir, 'pod');
-  for (const d of [configDir, clusterDir, podInfoDir]) mkdirSync(d, { recursive: true, mode: 0o755 });
-  const mounts: Record<string, string> = { [SIDECAR_CONFIG_FILE.replace(/\/[^/]+$/, '')]: configDir, [CLUSTER_RULES_DIR]: clusterDir, [POD_INFO_DIR]: podInfoDir };
+  const learnDir = join(topo.dir, 'learn');
+  for (const d of [configDir, clusterDir, podInfoDir, learnDir]) mkdirSync(d, { recursive: true, mode: 0o755 });
+  chmodSync(learnDir, 0o777);
+  const mounts: Record<string, string> = { [SIDECAR_CONFIG_FILE.replace(/\/[^/]+$/, '')]: configDir, [CLUSTER_RULES_DIR]: clusterDir, [POD_INFO_DIR]: podInfoDir, [LEARN_STATE_DIR]: learnDir };
+  // In the container the patch's mount paths are real; from the tree they are these folders.
+  const at = (path: string): string => (runtime.kind === 'image' ? path : localPath(path, mounts));
   const sidecarConfig = parseYaml(readFileSync(join(DEMO_DIR, 'sidecar-config.yaml'), 'utf8')) as Record<string, unknown>;
-  sidecarConfig.clusterRules = join(clusterDir, 'rules.yaml');
+  sidecarConfig.clusterRules = at(`${CLUSTER_RULES_DIR}/rules.yaml`);
   // Who the peer is: rules name workloads (namespace, labels), not IPs. In a cluster the identity
   // controller streams this map; here it is the config's static list.
   sidecarConfig.identities = [{ ip: topo.peerIp, namespace: 'catalog', pod: 'catalog-0', labels: { app: 'catalog' }, serviceAccount: 'catalog' }];
@@ -116,7 +167,9 @@ async function main(): Promise<void> {
   // pod IP after the packet left the pod (see serviceNode). The label rule catalog-egress matches
   // it because every ready endpoint of the Service is a catalog pod; records name the Service.
   sidecarConfig.services = [{ namespace: 'catalog', name: 'catalog', clusterIPs: [CATALOG_VIP], ports: [80], selector: { app: 'catalog' } }];
-  sidecarConfig.podInfo = podInfoDir;
+  sidecarConfig.podInfo = at(POD_INFO_DIR);
+  // Learn mode's model on the pod's own volume (the config's default path is the patch's mount).
+  if (runtime.kind === 'tree') sidecarConfig.learn = { stateFile: join(learnDir, 'model.json') };
   topo.writeFile('config/config.yaml', stringifyYaml(sidecarConfig));
   topo.writeFile('cluster/rules.yaml', readFileSync(join(DEMO_DIR, 'cluster-rules.yaml'), 'utf8'));
   const podName = `${pod.metadata?.generateName ?? 'shop-'}x1`;
@@ -132,23 +185,30 @@ async function main(): Promise<void> {
   topo.writeFile('pod/namespace', pod.metadata?.namespace ?? 'default');
 
   say(`demo: pod namespace ${topo.podNs} (${topo.podIp}), peer namespace ${topo.peerNs} (${topo.peerIp})`);
-  const initRun = topo.exec(topo.podNs, NODE, [CLI, ...(init.args ?? [])]);
+  const volumes = pod.spec?.volumes ?? [];
+  const hostDir = (volume: string): string => {
+    const mount = [...(init.volumeMounts ?? []), ...(proxy.volumeMounts ?? [])].find((m) => m.name === volume);
+    const dir = mount === undefined ? undefined : mounts[mount.mountPath];
+    if (dir === undefined) throw new Error(`the demo has no folder for volume ${volume}`);
+    return dir;
+  };
+  const initRun = runtime.kind === 'image' ? runImage(init, volumes, hostDir) : topo.exec(topo.podNs, NODE, [CLI, ...(init.args ?? [])]);
   if (initRun.status !== 0) throw new Error(`sidewall-init failed: ${initRun.stderr}`);
   say(`demo: ${initRun.stderr.trim()}`);
 
   const env = resolveContainerEnv(proxy, { 'metadata.name': podName, 'metadata.namespace': pod.metadata?.namespace ?? 'default', 'status.podIP': topo.podIp, 'status.podIPs': `${topo.podIp},${topo.podIp6}` });
-  const args = (proxy.args ?? []).map((a) => localPath(a, mounts));
-  const sidecar = topo.start(topo.podNs, NODE, [CLI, ...args], { uid: proxy.securityContext?.runAsUser ?? 1337, env });
+  let sidecar: ChildProcess;
+  if (runtime.kind === 'image') {
+    spawnSync('podman', ['rm', '--force', '--time', '0', PROXY_NAME], { stdio: 'ignore' });
+    sidecar = spawn('podman', podmanRunArgs(proxy, volumes, { image: runtime.image, netns: topo.podNs, name: PROXY_NAME, hostDir, env }), { stdio: ['ignore', 'pipe', 'pipe'] });
+  } else {
+    const args = (proxy.args ?? []).map((a) => localPath(a, mounts));
+    sidecar = topo.start(topo.podNs, NODE, [CLI, ...args], { uid: proxy.securityContext?.runAsUser ?? 1337, env });
+  }
   sidecar.stderr?.on('data', (d: Buffer) => {
-    if (!flags.json) return;
-    process.stderr.write(d);
+    if (flags.json) err(d.toString());
   });
-  sidecar.on('exit', (code) => {
-    if (!tornDown) {
-      say(`demo: the sidecar exited (${code})`);
-      void teardown(1);
-    }
-  });
+  sidecar.on('exit', (code) => shutdown(1, `the sidecar exited (${code})`));
   await waitForReady();
 
   say('demo: starting the apps (web on :8080, a worker calling it over localhost) and the peer');
@@ -161,29 +221,28 @@ async function main(): Promise<void> {
   ];
   for (const c of callers) {
     createInterface({ input: c.stdout! }).on('line', (line) => {
-      if (!flags.json) process.stderr.write(`\x1b[2m  app: ${line}\x1b[0m\n`);
+      if (!flags.json) err(bold ? `\x1b[2m  app: ${line}\x1b[0m\n` : `  app: ${line}\n`);
     });
   }
 
-  if (!flags.json) process.stdout.write(flowTableHeader() + '\n');
+  if (!flags.json) out(flowTableHeader(table));
   createInterface({ input: sidecar.stdout! }).on('line', (line) => {
-    if (flags.json) {
-      process.stdout.write(line + '\n');
+    let record: FlowRecord;
+    try {
+      record = JSON.parse(line) as FlowRecord;
+    } catch {
+      // --json: stdout carries JSON lines only; anything else the sidecar printed goes to stderr.
+      err(`${line}\n`);
       return;
     }
-    try {
-      process.stdout.write(flowTableRow(JSON.parse(line) as FlowRecord) + '\n');
-    } catch {
-      process.stdout.write(line + '\n');
-    }
+    out(flags.json ? line : flowTableRow(record, table));
   });
 
   if (flags.learn) await learnThenProtect(annotations, apps);
   const seconds = Number(flags.duration);
   if (seconds > 0) {
     await new Promise((r) => setTimeout(r, seconds * 1000));
-    say(`demo: ${seconds} s are up (run with -- --duration 0 to go on until Ctrl-C)`);
-    await teardown(0);
+    shutdown(0, `${seconds} s are up (run with -- --duration 0 to go on until Ctrl-C)`);
   }
 }
 
@@ -196,7 +255,7 @@ async function learnThenProtect(annotations: Record<string, string>, apps: strin
   const learned = await topo.execAsync(topo.podNs, NODE, [CLI, 'policy', 'learn', '--from', 'http://127.0.0.1:15000', '-o', 'yaml'], { uid: PROXY_UID });
   if (learned.status !== 0) throw new Error(`sidewall policy learn failed: ${learned.stderr}`);
   say('demo: sidewall policy learn --from http://127.0.0.1:15000 generated:');
-  process.stderr.write(learned.stdout.replace(/^/gm, '    ') + '\n');
+  err(learned.stdout.replace(/^/gm, '    ') + '\n');
   say('demo: writing them as the sidewall.io/rules annotation with sidewall.io/mode: protect (no restart)');
   topo.writeFile('pod/annotations', downwardApiMap({ ...annotations, 'sidewall.io/mode': 'protect', 'sidewall.io/rules': learned.stdout }));
   await new Promise((r) => setTimeout(r, 1000));
@@ -216,7 +275,13 @@ async function waitForReady(): Promise<void> {
   throw new Error('sidewall-proxy did not become ready');
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`demo: ${err instanceof Error ? err.message : String(err)}\n`);
-  void teardown(1);
+/** A container of the patched pod from the image, to completion (sidewall-init). */
+function runImage(container: Container, volumes: Volume[], hostDir: (volume: string) => string): { status: number | null; stderr: string } {
+  const r = spawnSync('podman', podmanRunArgs(container, volumes, { image: runtime.image, netns: topo.podNs, hostDir }), { encoding: 'utf8', timeout: 120_000 });
+  return { status: r.status, stderr: r.stderr ?? '' };
+}
+
+main().catch((e: unknown) => {
+  err(`demo: ${e instanceof Error ? e.message : String(e)}\n`);
+  shutdown(1, 'error');
 });

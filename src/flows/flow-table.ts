@@ -12,7 +12,7 @@ const NAMES: readonly Column[] = ['TIME', 'TYPE', 'DIR', 'SOURCE', 'DESTINATION'
 const WIDE: Readonly<Record<Column, number>> = { TIME: 12, TYPE: 5, DIR: 7, SOURCE: 30, DESTINATION: 30, PROTO: 6, VERDICT: 10, RULE: 16 };
 /** Below this width the wide layout's fixed columns alone (and some detail) would not fit. */
 const WIDE_MIN = 160;
-const DETAIL_MIN = 16;
+const DETAIL_MIN = 14;
 
 /**
  * Column widths for a terminal `width` columns wide: the wide layout when it fits, else a compact
@@ -21,8 +21,9 @@ const DETAIL_MIN = 16;
 function layout(width: number | undefined): Record<Column, number> {
   if (width === undefined || width >= WIDE_MIN) return WIDE;
   // No TYPE column (alerts are marked '!' in VERDICT; requests and connections differ in DETAIL).
-  const fixed: Record<Column, number> = { TIME: 8, TYPE: 0, DIR: 5, SOURCE: 0, DESTINATION: 0, PROTO: 5, VERDICT: 7, RULE: width >= 100 ? 14 : 10 };
-  const used = NAMES.reduce((sum, name) => sum + fixed[name], 0) + NAMES.length - 1; // + the space after each shown column
+  // Below 90 columns no TIME either: a live table's rows are now; the endpoints need the room.
+  const fixed: Record<Column, number> = { TIME: width >= 90 ? 8 : 0, TYPE: 0, DIR: 5, SOURCE: 0, DESTINATION: 0, PROTO: 5, VERDICT: 7, RULE: width >= 100 ? 14 : 10 };
+  const used = NAMES.reduce((sum, name) => sum + (fixed[name] > 0 ? fixed[name] + 1 : 0), 0) + 2; // + the spaces after each column
   const endpointWidth = Math.max(12, Math.min(24, Math.floor((width - used - DETAIL_MIN) / 2)));
   return { ...fixed, SOURCE: endpointWidth, DESTINATION: endpointWidth };
 }
@@ -55,7 +56,9 @@ export function flowTableHeader(options: FlowTableOptions = {}): string {
   return options.width === undefined ? line : line.slice(0, options.width);
 }
 
-function endpoint(e: EndpointRecord, compact = false): string {
+/** `compact`: the pod without its namespace; `noPort`: a client's ephemeral port left out. */
+function endpoint(e: EndpointRecord, compact = false, noPort = false): string {
+  if (noPort) return endpoint(e, compact).replace(/:\d+$/, '');
   const host = e.ip.includes(':') ? `[${e.ip}]` : e.ip;
   const w = e.workload;
   // A Service's cluster IP: the Service names the destination (which pod kube-proxy chose is not known here).
@@ -121,7 +124,7 @@ export function flowTableRow(record: FlowRecord, options: FlowTableOptions = {})
     TIME: time,
     TYPE: TYPE_LABEL[record.type],
     DIR: direction,
-    SOURCE: endpoint(record.src, compact),
+    SOURCE: endpoint(record.src, compact, compact),
     DESTINATION: endpoint(record.dst, compact),
     PROTO: record.protocol,
     VERDICT: verdict,
@@ -149,12 +152,13 @@ export function flowTableRow(record: FlowRecord, options: FlowTableOptions = {})
  * The table options for an output stream: a terminal's width and colour (none when NO_COLOR is
  * set to anything non-empty, https://no-color.org); nothing for a pipe or a file, which get the
  * uncut, uncoloured lines. `fallback`: a terminal to take the width from when `out` is a pipe
- * (`npm run demo | tee log` still fits the screen it is watched on).
+ * (`npm run demo | tee log` still fits the screen it is watched on); else COLUMNS if set.
  */
 export function terminalTableOptions(out: { isTTY?: boolean; columns?: number }, fallback?: { isTTY?: boolean; columns?: number }, env: NodeJS.ProcessEnv = process.env): FlowTableOptions {
   const noColor = env.NO_COLOR !== undefined && env.NO_COLOR !== '';
   const options: FlowTableOptions = {};
-  const width = out.isTTY === true ? out.columns : fallback?.isTTY === true ? fallback.columns : undefined;
+  const fromEnv = Number(env.COLUMNS);
+  const width = out.isTTY === true ? out.columns : fallback?.isTTY === true ? fallback.columns : Number.isInteger(fromEnv) && fromEnv > 0 ? fromEnv : undefined;
   if (width !== undefined && width > 0) options.width = width;
   if (out.isTTY === true && !noColor) options.color = true;
   return options;

@@ -77,7 +77,7 @@ export function sidecarRuntime(): SidecarRuntime {
   } else {
     throw new Error(`SIDEWALL_E2E_RUNTIME must be image, tree or auto, not '${wanted}'`);
   }
-  process.stderr.write(`sidewall e2e: sidecar ${chosen.kind === 'image' ? `from ${chosen.why}` : chosen.why}\n`);
+  process.stderr.write(`sidewall: sidecar ${chosen.kind === 'image' ? `from ${chosen.why}` : chosen.why}\n`);
   return chosen;
 }
 
@@ -161,4 +161,52 @@ export function mountFlags(container: Container, volumes: Volume[], hostDir: (vo
     flags.push('--volume', `${hostDir(mount.name)}:${mount.mountPath}${ro ? ':ro' : ''}`);
   }
   return flags;
+}
+
+/** A container's memory limit in bytes (resources.limits.memory), as the kubelet sets the cgroup's. */
+export function memoryLimitBytes(container: Container): number | undefined {
+  const m = /^(\d+)(Ki|Mi|Gi)?$/.exec(container.resources?.limits?.memory ?? '');
+  if (m === null) return undefined;
+  const unit: Record<string, number> = { '': 1, Ki: 1024, Mi: 1024 ** 2, Gi: 1024 ** 3 };
+  return Number(m[1]) * (unit[m[2] ?? ''] ?? 1);
+}
+
+export interface PodmanRunOptions {
+  image: string;
+  /** The pod's network namespace (a name under /run/netns). */
+  netns: string;
+  name?: string;
+  /** The host folder standing for a (non-emptyDir-in-memory) volume. */
+  hostDir: (volume: string) => string;
+  /** The environment, downward-API fields already resolved (resolveContainerEnv). */
+  env?: Record<string, string | undefined>;
+  /** Overrides the container's memory limit (bytes). */
+  memoryBytes?: number;
+  /** More podman flags (test-only mounts). */
+  extra?: string[];
+  /** In place of the container's args. */
+  args?: string[];
+}
+
+/**
+ * `podman run --rm` arguments that run `container` of the patched pod the way a kubelet with runc
+ * would: its command, args, user, securityContext, volume mounts, environment and memory limit.
+ */
+export function podmanRunArgs(container: Container, volumes: Volume[], options: PodmanRunOptions): string[] {
+  const memory = options.memoryBytes ?? memoryLimitBytes(container);
+  return [
+    ...PODMAN_RUN,
+    '--rm',
+    ...(options.name !== undefined ? ['--name', options.name] : []),
+    '--network',
+    `ns:/run/netns/${options.netns}`,
+    ...securityFlags(container),
+    ...mountFlags(container, volumes, options.hostDir),
+    ...(memory !== undefined ? ['--memory', String(memory), '--memory-swap', String(memory)] : []),
+    ...(options.extra ?? []),
+    ...Object.entries(options.env ?? {}).flatMap(([k, v]) => ['--env', `${k}=${v ?? ''}`]),
+    ...entrypointFlags(container),
+    options.image,
+    ...(options.args ?? container.args ?? []),
+  ];
 }

@@ -7,7 +7,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, symlinkSync } from 'nod
 import { join, relative } from 'node:path';
 import { createInterface } from 'node:readline';
 import { CLI, NODE, PROXY_UID, type ExecResult, type Topology } from './netns.js';
-import { entrypointFlags, injectedSidecar, mountFlags, PODMAN_RUN, securityFlags, sidecarRuntime, type SidecarRuntime } from './sidecar-runtime.js';
+import { injectedSidecar, podmanRunArgs, sidecarRuntime, type SidecarRuntime } from './sidecar-runtime.js';
 import { resolveContainerEnv } from '../../injector/index.js';
 
 export interface FlowRecordLine {
@@ -114,17 +114,13 @@ export class Sidecar {
     const extra = ['--volume', `${this.topo.dir}:${this.topo.dir}`];
     const resolver = `/etc/netns/${this.topo.podNs}/resolv.conf`;
     if (existsSync(resolver)) extra.push('--volume', `${resolver}:/etc/resolv.conf:ro`);
-    const memory = options.cgroup !== undefined ? readFileSync(join(options.cgroup, 'memory.limit_in_bytes'), 'utf8').trim() : /^(\d+)Mi$/.exec(proxy.resources?.limits?.memory ?? '')?.[1];
-    if (memory !== undefined) {
-      const bytes = options.cgroup !== undefined ? memory : String(Number(memory) * 1024 * 1024);
-      extra.push('--memory', bytes, '--memory-swap', bytes);
-    }
     const name = `${this.topo.podNs}-proxy-${n}`;
     spawnSync('podman', ['rm', '--force', '--time', '0', name], { stdio: 'ignore' });
     this.container = name;
     this.topo.onDestroy(() => void spawnSync('podman', ['rm', '--force', '--time', '0', name], { stdio: 'ignore' }));
-    const envFlags = Object.entries(env).flatMap(([k, v]) => ['--env', `${k}=${v ?? ''}`]);
-    return spawn('podman', [...PODMAN_RUN, '--rm', '--name', name, '--network', `ns:/run/netns/${this.topo.podNs}`, ...securityFlags(proxy), ...mountFlags(proxy, volumes, volumeDir), ...extra, ...envFlags, ...entrypointFlags(proxy), this.runtime.image, ...args], {
+    const memoryBytes = options.cgroup !== undefined ? Number(readFileSync(join(options.cgroup, 'memory.limit_in_bytes'), 'utf8').trim()) : undefined;
+    const run = podmanRunArgs(proxy, volumes, { image: this.runtime.image, netns: this.topo.podNs, name, hostDir: volumeDir, env, extra, ...(memoryBytes !== undefined ? { memoryBytes } : {}) });
+    return spawn('podman', run, {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
   }
@@ -248,6 +244,7 @@ export function runInit(topo: Topology, args: string[]): ExecResult {
   const { init } = injectedSidecar();
   const sub = init.args?.[0];
   if (sub !== 'init') throw new Error(`the patch's sidewall-init runs '${String(sub)}', not init`);
-  const r = spawnSync('podman', [...PODMAN_RUN, '--rm', '--network', `ns:/run/netns/${topo.podNs}`, ...securityFlags(init), ...entrypointFlags(init), runtime.image, sub, ...args], { encoding: 'utf8', timeout: 120_000 });
+  const run = podmanRunArgs(init, [], { image: runtime.image, netns: topo.podNs, hostDir: () => topo.dir, args: [sub, ...args] });
+  const r = spawnSync('podman', run, { encoding: 'utf8', timeout: 120_000 });
   return { status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
 }

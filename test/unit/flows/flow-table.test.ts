@@ -56,5 +56,6 @@ describe('flow table', () => {
     expect(terminalTableOptions({ isTTY: false }, undefined, {})).toEqual({});
     // `npm run demo | tee log`: stdout is the pipe, the terminal is on stderr.
     expect(terminalTableOptions({ isTTY: false }, tty, {})).toEqual({ width: 80 });
+    expect(terminalTableOptions({ isTTY: false }, { isTTY: false }, { COLUMNS: '100' })).toEqual({ width: 100 });
   });
 });
