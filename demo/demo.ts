@@ -91,13 +91,25 @@ function shutdown(code: number, why: string): void {
   teardown = (async () => {
     try {
       // The container first (its proxy keeps the pod namespace busy), then every process and namespace.
-      if (runtime.kind === 'image') spawnSync('podman', ['rm', '--force', '--time', '2', PROXY_NAME], { stdio: 'ignore' });
+      if (runtime.kind === 'image') await removeContainer();
       await topo.destroy();
     } catch (e) {
       err(`demo: teardown: ${e instanceof Error ? e.message : String(e)}\n`);
       code = 1;
     }
   })().finally(() => process.exit(code));
+}
+/**
+ * The proxy's container gone for good: `podman run --rm`'s own removal may be running at the same
+ * time (Ctrl-C reaches podman too), so remove, then wait until podman no longer knows the name.
+ */
+async function removeContainer(): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    spawnSync('podman', ['rm', '--force', '--time', '2', PROXY_NAME], { stdio: 'ignore' });
+    if (spawnSync('podman', ['container', 'exists', PROXY_NAME]).status === 1) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`podman still has the container ${PROXY_NAME}`);
 }
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => shutdown(0, signal));
 process.on('uncaughtException', (e) => {
