@@ -1,10 +1,12 @@
 // `sidewall init` against a real kernel: atomic install, idempotency, cleanup of only our rules,
 // both netfilter back ends, and iptables' own message on refusal.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLI, NODE, Topology } from '../harness/netns.js';
+import { Topology } from '../harness/netns.js';
+import { runInit } from '../harness/sidecar.js';
 
 const topo = new Topology({ name: 'it', subnet: 12 });
-const init = (args: string[]) => topo.exec(topo.podNs, NODE, [CLI, 'init', ...args]);
+// As the init container runs it (from the image with the patch's user and capabilities, or from the tree).
+const init = (args: string[]) => runInit(topo, args);
 
 beforeAll(() => topo.create());
 afterAll(() => topo.destroy());
