@@ -18,6 +18,8 @@ const CGROUP = `/sys/fs/cgroup/memory/sidewall-rb-${process.pid}`;
 const LIMIT = 256 * 1024 * 1024;
 const server: string[] = [];
 const peakRss: Record<string, number> = {};
+/** The other client's latency per flood (seconds): quiet p50 just before, p50 and max under it, the request amid the connect burst. */
+const latency: Record<string, { quietP50: number; p50: number; max: number; amidBurst: number }> = {};
 
 const CONFIG = `mode: protect
 defaultAction: deny
@@ -109,8 +111,12 @@ async function everyAcceptedRecorded(): Promise<void> {
 }
 
 /** Runs a flood for `ms` with control requests and RSS sampling; checks the proxy survived within the limit. */
-async function underFlood(name: string, mode: string, port: number, conns: number, ms: number, maxSeconds = 1): Promise<{ stats: Record<string, number>; lines: string[] }> {
+async function underFlood(name: string, mode: string, port: number, conns: number, ms: number): Promise<{ stats: Record<string, number>; lines: string[] }> {
   const kills = oomKills();
+  // The same client's latency without the flood, just before it: the machine is shared (other
+  // suites, other builds), so the numbers under the flood are printed next to it.
+  let quietCount = 0;
+  const quiet = (await control(() => quietCount++ >= 5)).map((c) => c.seconds).sort((a, b) => a - b);
   const acceptedBefore = await sidecar.metric('sidewall_connections_accepted_total');
   const recordsBefore = sidecar.records.length;
   const f = await flood(mode, port, conns, ms);
@@ -129,14 +135,17 @@ async function underFlood(name: string, mode: string, port: number, conns: numbe
   const reasons: Record<string, number> = {};
   for (const r of sidecar.records.slice(recordsBefore)) if (r.type === 'connection') reasons[String(r.reason)] = (reasons[String(r.reason)] ?? 0) + 1;
   console.log(`[robustness] ${name}: records by reason ${JSON.stringify(reasons)}`);
-  console.log(`[robustness] ${name}: peak RSS ${MiB(peak)} MiB; flood ${JSON.stringify(stats)}; request amid the connect burst ${amid.map((c) => `${c.code}/${c.seconds}`).join(' ')}; then max ${Math.max(...controls.map((c) => c.seconds))} s over ${controls.length}`);
+  const loaded = controls.map((c) => c.seconds).sort((a, b) => a - b);
+  const p50 = (xs: number[]): number => xs[Math.floor(xs.length / 2)] ?? NaN;
+  latency[name] = { quietP50: p50(quiet), p50: p50(loaded), max: loaded[loaded.length - 1] ?? NaN, amidBurst: amid[0]?.seconds ?? NaN };
+  console.log(`[robustness] ${name}: peak RSS ${MiB(peak)} MiB; flood ${JSON.stringify(stats)}; other client: quiet p50 ${p50(quiet)} s; request amid the connect burst ${amid.map((c) => `${c.code}/${c.seconds}`).join(' ')}; then p50 ${p50(loaded)} s, max ${loaded[loaded.length - 1]} s over ${controls.length}`);
   expect(() => process.kill(proxyPid(), 0)).not.toThrow();
   expect(oomKills()).toBe(kills);
   expect(peak).toBeLessThan(LIMIT);
   expect(controls.length).toBeGreaterThan(2);
   for (const c of controls) {
     expect(c.code).toBe('200');
-    expect(c.seconds).toBeLessThan(maxSeconds);
+    expect(c.seconds).toBeLessThan(1);
   }
   await everyAcceptedRecorded();
   return { stats, lines: f.lines };
@@ -158,6 +167,7 @@ afterAll(async () => {
   await sidecar.stop('SIGKILL');
   await topo.destroy();
   console.log(`[robustness] peak RSS (MiB): ${JSON.stringify(Object.fromEntries(Object.entries(peakRss).map(([k, v]) => [k, MiB(v)])))}`);
+  console.log(`[robustness] other client's latency (s): ${JSON.stringify(latency)}`);
   // The cgroup goes once its last process has (the kernel refuses to remove a busy one).
   for (let i = 0; i < 50 && existsSync(CGROUP); ++i) {
     try {
@@ -187,9 +197,7 @@ describe('robustness in a 256 MiB memory cgroup', () => {
   }, 60_000);
 
   it('held-bytes flood: 300 connections holding bytes behind a denied request', async () => {
-    // Known gap (README: Robustness): on the shared 2-core test machine, requests during this
-    // flood took up to ~1.9 s (the 300 denied connections' resets at the head timeout); bound 3 s.
-    await underFlood('held', 'held', 80, 300, 6000, 3);
+    await underFlood('held', 'held', 80, 300, 6000);
     expect(server.some((l) => l.includes('/denied'))).toBe(false);
   }, 60_000);
 
