@@ -13,7 +13,7 @@ case $set_name in
     nghttp2-client dnsutils nginx-light haproxy wrk
     openssh-server openssh-client tinyproxy corkscrew httptunnel iodine openvpn shadowsocks-libev stunnel4
     libnetfilter-queue1 libnetfilter-queue-dev iputils-ping
-    redis-server redis-tools postgresql postgresql-client mariadb-server mariadb-client) ;;
+    redis-server redis-tools postgresql postgresql-client mariadb-server mariadb-client tshark) ;;
   image) packages=(mmdebstrap buildah podman runc binutils openssl libcap2-bin) ;;
   *) echo "install-debian-deps.sh: unknown set '$set_name' (tests, image)" >&2; exit 2 ;;
 esac
@@ -27,7 +27,7 @@ declare -A probe=([iptables]=iptables-restore [nftables]=nft [iproute2]=ip [util
   [libnetfilter-queue1]=/usr/lib/x86_64-linux-gnu/libnetfilter_queue.so.1 [libnetfilter-queue-dev]=/usr/include/libnetfilter_queue/libnetfilter_queue.h
   [iputils-ping]=ping
   [redis-server]=redis-server [redis-tools]=redis-cli [postgresql]=/usr/lib/postgresql [postgresql-client]=psql
-  [mariadb-server]=mariadbd [mariadb-client]=mariadb)
+  [mariadb-server]=mariadbd [mariadb-client]=mariadb [tshark]=tshark)
 missing=()
 for p in "${packages[@]}"; do
   # A probe is a command, or (libraries, headers) an absolute path; libraries are looked up by dpkg

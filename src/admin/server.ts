@@ -5,6 +5,7 @@
 // the sidecar's own user or a bearer token (./access.ts, PRODUCT.md "Admin access").
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer as createHttp2Server, type Http2Server, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
+import { createReadStream } from 'node:fs';
 import { createServer as createNetServer, type Server, type Socket } from 'node:net';
 import { metrics } from '../metrics/index.js';
 import { markServer } from '../net/socket-mark.js';
@@ -25,14 +26,31 @@ export interface AdminHandlers {
   connections?: () => unknown[];
   /** gRPC over HTTP/2 (cleartext); called for every stream the caller may open. */
   grpc?: (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => void;
+  /** Packet captures (src/capture): GET /captures, POST /captures?…, GET|DELETE /captures/ID. */
+  captures?: CaptureHandlers;
   /** Decides who may read the private endpoints; unset: everyone may (tests, tools without a pod). */
   access?: AdminAccess;
   /** SO_MARK of the listening sockets: the pod's listener guard delivers only to marked sockets. */
   socketMark?: number;
 }
 
+export interface CaptureHandlers {
+  list(): unknown[];
+  /** Starts an on-demand capture; throws an error with `status` (400, 404, 503) when it cannot. */
+  start(request: { flow?: string; rule?: string; peer?: string; durationMs: number }): unknown;
+  stop(id: string): unknown;
+  /** The pcapng file of a capture (flushed up to now), or undefined. */
+  file(id: string): string | undefined;
+}
+
 /** Endpoints that show other containers' traffic: the sidecar's own user or a token only. */
-const PRIVATE_PATHS = new Set(['/connections', '/learn/model']);
+const PRIVATE_PATHS = new Set(['/connections', '/learn/model', '/captures']);
+
+function isPrivate(path: string): boolean {
+  return PRIVATE_PATHS.has(path) || path.startsWith('/captures/');
+}
+
+const CAPTURE_ID = /^\/captures\/([A-Za-z0-9_-]{1,64})$/;
 
 const H2_PREFACE_START = Buffer.from('PRI ');
 
@@ -115,9 +133,9 @@ export class AdminServer {
   }
 
   private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const path = (req.url ?? '/').split('?')[0] ?? '/';
+    const [path = '/', query = ''] = (req.url ?? '/').split('?');
     try {
-      if (PRIVATE_PATHS.has(path) && (await this.caller(path, req.socket, req.headers.authorization)) === 'denied') {
+      if (isPrivate(path) && (await this.caller(path.startsWith('/captures') ? '/captures' : path, req.socket, req.headers.authorization)) === 'denied') {
         return send(res, 403, JSON.stringify({ error: `${path} is for the sidecar's own user (kubectl exec into sidewall-proxy) or a request with the bearer token of admin.tokenFile` }) + '\n', 'application/json');
       }
       if (path === '/live') return send(res, 200, 'live\n');
@@ -128,6 +146,7 @@ export class AdminServer {
       if (path === '/connections' && this.handlers.connections) return send(res, 200, JSON.stringify(this.handlers.connections()) + '\n', 'application/json');
       if (path === '/metrics' && this.handlers.metrics) return send(res, 200, await this.handlers.metrics(), 'text/plain; version=0.0.4');
       if (path === '/learn/model' && this.handlers.learnModel) return send(res, 200, JSON.stringify(this.handlers.learnModel()) + '\n', 'application/json');
+      if ((path === '/captures' || path.startsWith('/captures/')) && this.handlers.captures) return this.routeCaptures(req, res, path, new URLSearchParams(query), this.handlers.captures);
       if (path.startsWith('/app-health/') && this.handlers.appProbe) {
         const probe = await this.handlers.appProbe(path);
         return send(res, probe.status, probe.body);
@@ -136,6 +155,46 @@ export class AdminServer {
     } catch (err) {
       send(res, 500, `${(err as Error).message}\n`);
     }
+  }
+
+  private routeCaptures(req: IncomingMessage, res: ServerResponse, path: string, query: URLSearchParams, captures: CaptureHandlers): void {
+    const json = (status: number, body: unknown): void => send(res, status, JSON.stringify(body) + '\n', 'application/json');
+    if (path === '/captures') {
+      if (req.method === 'GET') return json(200, captures.list());
+      if (req.method !== 'POST') return json(405, { error: 'GET lists captures, POST starts one' });
+      const durationText = query.get('durationMs') ?? '30000';
+      const request = {
+        durationMs: /^\d{1,10}$/.test(durationText) ? Number(durationText) : NaN,
+        ...(query.get('flow') !== null ? { flow: query.get('flow') as string } : {}),
+        ...(query.get('rule') !== null ? { rule: query.get('rule') as string } : {}),
+        ...(query.get('peer') !== null ? { peer: query.get('peer') as string } : {}),
+      };
+      try {
+        return json(201, captures.start(request));
+      } catch (err) {
+        const status = (err as { status?: number }).status;
+        if (typeof status !== 'number') throw err;
+        return json(status, { error: (err as Error).message });
+      }
+    }
+    const id = CAPTURE_ID.exec(path)?.[1];
+    if (id === undefined) return json(404, { error: 'no such capture' });
+    if (req.method === 'DELETE') {
+      const info = captures.stop(id);
+      return info === undefined ? json(404, { error: `no capture ${id}` }) : json(200, info);
+    }
+    if (req.method !== 'GET') return json(405, { error: 'GET fetches a capture, DELETE ends it' });
+    const file = captures.file(id);
+    if (file === undefined) return json(404, { error: `no capture ${id} (GET /captures lists them)` });
+    const stream = createReadStream(file);
+    stream.once('error', (err) => {
+      if (!res.headersSent) json(404, { error: `capture ${id}: ${err.message}` });
+      else res.destroy();
+    });
+    stream.once('open', () => {
+      res.writeHead(200, { 'content-type': 'application/x-pcapng', 'content-disposition': `attachment; filename="${id}.pcapng"` });
+      stream.pipe(res);
+    });
   }
 
   async close(): Promise<void> {

@@ -12,6 +12,7 @@ const commands: Record<string, CommandEntry> = {
   proxy: { summary: 'run the sidecar proxy', load: () => import('./proxy.js') },
   policy: { summary: 'check a rules file, or test a flow against it', load: () => import('./policy.js') },
   observe: { summary: "tail a running sidecar's flow records", load: () => import('./observe.js') },
+  capture: { summary: "start, list and fetch a running sidecar's packet captures (pcapng)", load: () => import('./capture.js') },
   webhook: { summary: 'run the admission webhook server', load: () => import('./webhook.js') },
   controller: { summary: 'run the workload identity controller (pod IP → workload, streamed to sidecars)', load: () => import('./controller.js') },
   manifests: { summary: 'print the whole installation as plain YAML', load: () => import('./manifests.js') },

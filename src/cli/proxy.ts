@@ -25,6 +25,7 @@ import { alertRecord, connectionRecord, requestRecord } from '../sidecar/records
 import { NonTcpGuard } from '../sidecar/non-tcp-guard.js';
 import { createTunnelDetection } from '../tunnels/index.js';
 import { Learner } from '../learn/learner.js';
+import { CaptureStore } from '../capture/store.js';
 
 const HELP = `usage: sidewall proxy [--config FILE]
 
@@ -139,6 +140,10 @@ export async function run(args: string[]): Promise<number> {
     ['write_queue_total', limits.writeQueueTotal],
   ] as const) metrics.limits.set({ limit: name }, value);
   log.info({ limits, headTimeoutMs: tunables.headTimeoutMs, minHeadBytesPerSecond: tunables.minHeadBytesPerSecond }, 'limits derived from the memory limit');
+  // Packet captures: the relay's tap (src/capture), kept only while some trigger could want it.
+  const captures = new CaptureStore(config.capture, { get: (flowId) => proxy.connection(flowId), all: () => proxy.openConnections() }, log);
+  captures.setRuleCaptures(store.current().hasCaptureRules === true);
+  store.on('reload', (p) => captures.setRuleCaptures(p.hasCaptureRules === true));
   const proxy = new ProxyServer(
     {
       outboundPort: tunables.outboundPort,
@@ -163,6 +168,9 @@ export async function run(args: string[]): Promise<number> {
       onOpen(conn) {
         metrics.connectionsAccepted.inc({ direction: conn.direction });
         metrics.activeConnections.inc({ direction: conn.direction });
+        captures.opened(conn);
+        const l4 = conn.admission?.l4;
+        if (l4 !== undefined && l4 !== 'needs-l7') captures.decided(conn, l4);
         // Long connections get periodic records (one pipeline timer for all of them).
         conn.tracking = flows.trackConnection(conn.flowId, () => {
           const snap = conn.snapshot();
@@ -170,16 +178,24 @@ export async function run(args: string[]): Promise<number> {
         });
       },
       onRequest(conn, outcome) {
+        captures.decided(conn, outcome.decision);
         if (conn.admission) flows.emit(requestRecord(conn.flowId, conn.admission.facts, outcome));
       },
       onAlert(conn, finding, blocked) {
-        if (conn.admission) flows.emit(alertRecord(conn.flowId, conn.admission.facts, conn.inspection?.protocol ?? 'tcp', finding, blocked, store.current().hash));
+        const capture = captures.alerted(conn);
+        if (conn.admission) flows.emit(alertRecord(conn.flowId, conn.admission.facts, conn.inspection?.protocol ?? 'tcp', finding, blocked, store.current().hash, capture));
+      },
+      onDecision(conn, decision) {
+        captures.decided(conn, decision);
       },
       onInternalError(conn, err) {
         log.error({ flowId: conn.flowId, err }, 'L7 filter failed; connection reset');
       },
       onClose(summary, filter) {
         metrics.activeConnections.dec({ direction: summary.direction });
+        // The record names the connection's own capture (alert, rule) before on-demand ones.
+        const own = captures.ownCaptureId(summary.flowId);
+        if (own !== undefined && summary.captures !== undefined) summary.captures = [own, ...summary.captures.filter((id) => id !== own)];
         flows.emit(connectionRecord(summary, summary.facts, summary.l4, filter));
       },
     },
@@ -264,6 +280,12 @@ export async function run(args: string[]): Promise<number> {
       }),
     appProbe: createAppProbeHandler(process.env.SIDEWALL_APP_PROBES),
     learnModel: () => learner.report(),
+    captures: {
+      list: () => captures.list(),
+      start: (request) => captures.start(request),
+      stop: (id) => captures.stop(id),
+      file: (id) => captures.path(id),
+    },
     grpc: handleObserveStream,
     access: new AdminAccess({ ownUid: process.getuid?.() ?? 0, isLocal: (ip) => proxy.isLocal(ip), ...(config.admin.tokenFile !== undefined ? { tokenFile: config.admin.tokenFile } : {}) }),
     socketMark: tunables.socketMark,
@@ -313,6 +335,7 @@ export async function run(args: string[]): Promise<number> {
       identity?.close();
       void proxy
         .drain(tunables.drainTimeoutMs)
+        .then(() => captures.close())
         .then(() => flows.close())
         .then(() => admin.close())
         .then(resolve);

@@ -37,6 +37,18 @@ function wholeNumber(min: number, max: number, message: string): JsonSchema {
   return { type: 'integer', minimum: min, maximum: max, 'x-messages': { type: message, minimum: message, maximum: message } };
 }
 
+/** A byte count: a whole number, or a string with a unit (64MiB, 512KiB, 8Mi, 500KB); load.ts byteSize() reads it. */
+function byteSize(min: number): JsonSchema {
+  const message = `must be a size of at least ${min} bytes, as a number or with a unit (e.g. 8MiB, 512KiB), not {show}`;
+  return {
+    type: ['integer', 'string'],
+    minimum: min,
+    maximum: Number.MAX_SAFE_INTEGER,
+    pattern: '^\\s*\\d+\\s*([kKmMgG][iI]?[bB]?|[bB])?\\s*$',
+    'x-messages': { type: message, minimum: message, maximum: message, pattern: message },
+  };
+}
+
 const TUNNEL_MODE: JsonSchema = { type: 'string', enum: ['block', 'alert', 'off'] };
 
 /** The proxy tunables: name → schema (defaults: DEFAULT_PROXY in load.ts). */
@@ -158,6 +170,17 @@ export const CONFIG_PROPERTIES: Record<string, JsonSchema> = {
     additionalProperties: false,
     'x-messages': { type: 'must be a mapping such as {escapedSlashes: reject}, not {describe}' },
     properties: { escapedSlashes: { type: 'string', enum: ['reject', 'decode'] } },
+  },
+  capture: {
+    type: ['object', 'null'],
+    additionalProperties: false,
+    'x-messages': { type: 'must be a mapping with onAlert, maxBytes, dir, preBufferBytes, not {describe}' },
+    properties: {
+      onAlert: boolean,
+      maxBytes: byteSize(4096),
+      dir: nonEmpty(),
+      preBufferBytes: byteSize(0),
+    },
   },
 };
 

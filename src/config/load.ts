@@ -11,6 +11,7 @@ import { servicesProblems, toServiceEntries } from './services.js';
 import { parseRuleText } from '../policy/source.js';
 import type { Mode } from '../policy/types.js';
 import { DEFAULT_TARGET_OPTIONS, type TargetOptions } from '../enforcement/request-target.js';
+import { DEFAULT_CAPTURE, type CaptureSettings } from '../capture/store.js';
 
 export type TunnelMode = 'block' | 'alert' | 'off';
 
@@ -130,6 +131,8 @@ export interface SidecarConfig {
   admin: AdminConfig;
   /** How HTTP request targets are normalised for rules (README "Request targets"). */
   http: TargetOptions;
+  /** Packet capture (README "Packet capture"). */
+  capture: CaptureSettings;
   /** Absolute path of the file this config came from, if any. */
   file?: string;
 }
@@ -208,6 +211,7 @@ export function parseConfig(data: unknown, file: string): SidecarConfig {
     learn: { ...DEFAULT_LEARN },
     admin: {},
     http: { ...DEFAULT_TARGET_OPTIONS },
+    capture: { ...DEFAULT_CAPTURE },
   };
   const problems = configProblems(data);
   const first = problems[0];
@@ -257,7 +261,26 @@ export function parseConfig(data: unknown, file: string): SidecarConfig {
     if (stateFile !== undefined) config.learn.stateFile = resolve(base, stateFile);
   }
   if (d.admin?.tokenFile !== undefined) config.admin.tokenFile = resolve(base, d.admin.tokenFile);
+  if (d.capture !== undefined && d.capture !== null) {
+    if (d.capture.onAlert !== undefined) config.capture.onAlert = d.capture.onAlert;
+    if (d.capture.maxBytes !== undefined) config.capture.maxBytes = byteSize(d.capture.maxBytes) ?? config.capture.maxBytes;
+    if (d.capture.preBufferBytes !== undefined) config.capture.preBufferBytes = byteSize(d.capture.preBufferBytes) ?? config.capture.preBufferBytes;
+    if (d.capture.dir !== undefined) config.capture.dir = resolve(base, d.capture.dir);
+  }
   return config;
+}
+
+const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, k: 1e3, kb: 1e3, ki: 1024, kib: 1024, m: 1e6, mb: 1e6, mi: 1024 ** 2, mib: 1024 ** 2, g: 1e9, gb: 1e9, gi: 1024 ** 3, gib: 1024 ** 3 };
+
+/** A byte count: a whole number, or one with a unit (64MiB, 64Mi, 500KB); undefined when it is not one. */
+export function byteSize(value: unknown): number | undefined {
+  if (typeof value === 'number') return Number.isSafeInteger(value) && value >= 0 ? value : undefined;
+  if (typeof value !== 'string') return undefined;
+  const m = /^\s*(\d+)\s*([a-zA-Z]*)\s*$/.exec(value);
+  const unit = m === null ? undefined : SIZE_UNITS[m[2]!.toLowerCase()];
+  if (m === null || unit === undefined) return undefined;
+  const n = Number(m[1]) * unit;
+  return Number.isSafeInteger(n) ? n : undefined;
 }
 
 /** The config document as the schema admits it (nullable sections as YAML writes `key:`). */
@@ -278,6 +301,7 @@ interface ConfigDocument {
   learn?: Partial<LearnConfig> | null;
   admin?: { tokenFile?: string } | null;
   http?: { escapedSlashes?: 'reject' | 'decode' } | null;
+  capture?: { onAlert?: boolean; maxBytes?: number | string; dir?: string; preBufferBytes?: number | string } | null;
 }
 
 /** Reads and validates the config file; undefined → all defaults. Throws ConfigError. */

@@ -73,6 +73,8 @@ export interface FlowRecordDraft {
   uid?: number;
   /** The workload identities in src/dst may be out of date (the identity controller was unreachable). */
   identityStale?: boolean;
+  /** The packet capture (src/capture) holding this connection: an alert's own capture, or the first of the connection's. */
+  capture?: string;
   /** True on the periodic records of a connection that is still open; absent on the final one. */
   interim?: boolean;
   /**

@@ -113,6 +113,17 @@ export const metrics = {
   exportRetries: counter<'exporter'>('sidewall_flow_export_retries_total', 'Export batches retried', ['exporter'] as const),
   /** Requests for the admin port's private endpoints, by endpoint and caller (own-user | token | denied). */
   adminRequests: counter('sidewall_admin_private_requests_total', "Requests for the admin port's private endpoints (flow stream, /connections, /learn/model), by endpoint and result (own-user, token, denied)", ['endpoint', 'result'] as const),
+  /** Captures started, by trigger (alert, rule, on-demand). */
+  capturesStarted: counter('sidewall_captures_started_total', 'Packet captures started, by trigger (alert, rule, on-demand)', ['trigger'] as const),
+  /** Captures deleted (oldest first) to stay within capture.maxBytes, or refused (too many active). */
+  capturesDropped: counter('sidewall_captures_dropped_total', 'Stored captures deleted to stay within capture.maxBytes (reason=max-bytes, max-count), or not started (reason=too-many-active)', ['reason'] as const),
+  /** Frames not written: the capture volume's budget was full of active captures. */
+  capturePacketsDropped: counter('sidewall_capture_packets_dropped_total', 'Captured frames not written because capture.maxBytes was full of active captures', [] as const),
+  /** Bytes of pcapng written, and held on the capture volume now. */
+  captureBytesWritten: counter('sidewall_capture_bytes_written_total', 'Bytes of pcapng written to the capture volume', [] as const),
+  captureBytesStored: new Gauge({ name: 'sidewall_capture_stored_bytes', help: 'Bytes of captures held on the capture volume', registers: [registry] }),
+  /** Connections whose capture pre-buffer was cut short (per-connection or all-connections budget). */
+  capturePreBufferFull: counter('sidewall_capture_prebuffer_full_total', 'Connections whose capture pre-buffer filled up (a capture started later misses bytes after it)', [] as const),
   /** Records emitted through an exporter's queue when the exporter failed internally. */
   flowEmitErrors: counter('sidewall_flow_emit_errors_total', 'Internal errors while emitting a flow record (the record is dropped)', [] as const),
 };

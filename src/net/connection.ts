@@ -11,6 +11,7 @@
 // the write to the other socket completed at once, and the L7 filter keeps no view of it;
 // otherwise the next read gets a new buffer.
 import { connect, Socket } from 'node:net';
+import type { CaptureTap } from '../capture/tap.js';
 import type { ConnectionFilter } from '../enforcement/connection-filter.js';
 import type { Admission } from '../enforcement/gate.js';
 import type { ConnectionFacts, FilterSink, RequestOutcome } from '../enforcement/types.js';
@@ -57,6 +58,8 @@ export interface ConnectionSummary {
   facts?: ConnectionFacts;
   /** The accept-time decision. */
   l4?: Decision | 'needs-l7';
+  /** Ids of the packet captures this connection is in. */
+  captures?: string[];
 }
 
 export interface ConnectionTimeouts {
@@ -93,6 +96,8 @@ export interface ConnectionObserver {
   onClose(summary: ConnectionSummary, filter: ConnectionFilter | null): void;
   onRequest?(conn: ProxiedConnection, outcome: RequestOutcome): void;
   onAlert?(conn: ProxiedConnection, finding: TunnelFinding, blocked: boolean): void;
+  /** The L7 layer decided the whole connection (protocol-level verdict); reported only while a capture tap is on. */
+  onDecision?(conn: ProxiedConnection, decision: Decision): void;
   onInternalError?(conn: ProxiedConnection, err: unknown): void;
 }
 
@@ -247,18 +252,47 @@ export class ProxiedConnection implements FilterSink {
   /** Set by whoever tracks the open connection for periodic records; stopped at close. */
   tracking: { stop(): void } | undefined;
 
+  /**
+   * The packet-capture tap (src/capture), while some capture could want this connection: it sees
+   * what the client sent and what it was sent, as the app saw it. Undefined costs one check per read.
+   */
+  tap: CaptureTap | undefined;
+  private reportedDecision: Decision | null = null;
+
+  /** Bytes read from the client so far (a capture joining an open connection starts its numbers here). */
+  get bytesFromClient(): number {
+    return this.client.bytesRead;
+  }
+
+  /** Bytes written to the client so far. */
+  get bytesToClient(): number {
+    return this.client.bytesWritten;
+  }
+
+  /** Our FIN to the client (the capture shows it as the server's). */
+  private endClient(): void {
+    this.tap?.fin('server');
+    this.client.end();
+  }
+
+  /** Our reset of the client. */
+  private resetClient(): void {
+    if (this.tap !== undefined && !this.client.destroyed) this.tap.rst('server');
+    reset(this.client);
+  }
+
   /** Refuses the connection without dialling (loop, limit, denial at accept): the client sees a reset. */
   refuse(reason: CloseReason): void {
     this.reason = reason;
     this.closedSockets = 1; // there is no upstream socket to wait for
-    reset(this.client);
+    this.resetClient();
   }
 
   /** Ends the connection now (drain deadline, shutdown, overload). */
   abort(reason: CloseReason, detail?: string): void {
     this.reason ??= reason;
     if (detail !== undefined) this.errorText ??= detail;
-    reset(this.client);
+    this.resetClient();
     if (this.upstream !== undefined) reset(this.upstream);
   }
 
@@ -271,7 +305,7 @@ export class ProxiedConnection implements FilterSink {
     const filter = this.filterRef;
     if (filter === null || !filter.atRest || this.client.writableLength > 0 || this.client.writableEnded) return false;
     this.reason ??= 'drain';
-    this.client.end();
+    this.endClient();
     this.upstream?.end();
     if (this.lingerSince === 0) this.lingerSince = performance.now();
     return true;
@@ -340,10 +374,20 @@ export class ProxiedConnection implements FilterSink {
   private onConnectTimeout(): void {
     this.reason ??= 'connect-timeout';
     this.upstream?.destroy();
-    reset(this.client);
+    this.resetClient();
   }
 
   private onClientData(chunk: Buffer): void {
+    const tap = this.tap;
+    if (tap === undefined) return this.relayClientData(chunk);
+    tap.fromClient(chunk);
+    this.relayClientData(chunk);
+    // The read buffer is reused after this: the tap lets go of the chunk (an alert raised while
+    // the L7 layer read it has had it captured by now).
+    this.tap?.settle();
+  }
+
+  private relayClientData(chunk: Buffer): void {
     const filter = this.filter;
     if (filter === null) {
       if (!(this.upstream as Socket).write(chunk)) this.client.pause();
@@ -371,7 +415,7 @@ export class ProxiedConnection implements FilterSink {
     this.reason ??= 'internal-error';
     this.errorText ??= err instanceof Error ? `${err.name}: ${err.message}` : String(err);
     this.observer.onInternalError?.(this, err);
-    reset(this.client);
+    this.resetClient();
     if (this.upstream !== undefined) reset(this.upstream);
   }
 
@@ -390,6 +434,8 @@ export class ProxiedConnection implements FilterSink {
   private onUpstreamData(chunk: Buffer): void {
     const filter = this.filter;
     if (filter === null) {
+      const tap = this.tap;
+      if (tap !== undefined) tap.toClient(chunk);
       if (!this.client.write(chunk)) (this.upstream as Socket).pause();
       return;
     }
@@ -433,6 +479,11 @@ export class ProxiedConnection implements FilterSink {
    */
   private afterFilter(filter: ConnectionFilter): void {
     if (filter.passThrough) this.filter = null;
+    if (this.tap !== undefined && filter.decision !== this.reportedDecision) {
+      // A rule with `capture: true`, or an on-demand capture by rule, may want this connection now.
+      this.reportedDecision = filter.decision;
+      if (filter.decision !== null) this.observer.onDecision?.(this, filter.decision);
+    }
     const clientHeld = filter.heldBytes;
     const serverHeld = filter.heldServerBytes;
     const held = clientHeld + serverHeld;
@@ -464,6 +515,8 @@ export class ProxiedConnection implements FilterSink {
   }
 
   toClient(bytes: Buffer): void {
+    const tap = this.tap;
+    if (tap !== undefined) tap.toClient(bytes);
     if (!this.client.write(bytes)) this.upstream?.pause();
   }
 
@@ -471,11 +524,11 @@ export class ProxiedConnection implements FilterSink {
     this.reason ??= reason === 'denied' ? 'denied' : 'closed';
     if (this.errorText === undefined && reason !== 'denied') this.errorText = reason;
     if (how === 'reset') {
-      reset(this.client);
+      this.resetClient();
       if (this.upstream !== undefined) reset(this.upstream);
       return;
     }
-    this.client.end();
+    this.endClient();
     this.upstream?.destroy();
   }
 
@@ -497,6 +550,7 @@ export class ProxiedConnection implements FilterSink {
 
   private onClientEnd(): void {
     this.clientEnded = true;
+    this.tap?.fin('client');
     const filter = this.filter;
     let drained = true;
     try {
@@ -510,7 +564,7 @@ export class ProxiedConnection implements FilterSink {
   }
 
   private onUpstreamEnd(): void {
-    this.client.end();
+    this.endClient();
   }
 
   /**
@@ -538,6 +592,7 @@ export class ProxiedConnection implements FilterSink {
   private onClientError(err: NodeJS.ErrnoException): void {
     this.errorText ??= err.code ?? err.message;
     if (isReset(err)) {
+      this.tap?.rst('client');
       this.reason ??= 'client-reset';
       if (this.upstream !== undefined) reset(this.upstream);
     } else {
@@ -552,12 +607,12 @@ export class ProxiedConnection implements FilterSink {
       // as promptly as it would have without us.
       clearTimeout(this.connectTimer);
       this.reason ??= err.code === 'ECONNREFUSED' ? 'connect-refused' : 'connect-failed';
-      reset(this.client);
+      this.resetClient();
       return;
     }
     if (isReset(err)) {
       this.reason ??= 'server-reset';
-      reset(this.client);
+      this.resetClient();
     } else {
       this.client.destroy();
     }
@@ -582,9 +637,11 @@ export class ProxiedConnection implements FilterSink {
     const summary = this.snapshot();
     summary.reason = this.reason ?? 'closed';
     if (this.errorText !== undefined) summary.error = this.errorText;
+    if (this.tap !== undefined && this.tap.captureIds.length > 0) summary.captures = this.tap.captureIds;
     this.tracking?.stop();
     this.filterRef?.finish(summary.reason === 'closed' ? 'fin' : summary.reason);
     this.observer.onClose(summary, this.filterRef);
+    this.tap?.close();
   }
 
   private closeOtherIfDone(): void {
@@ -596,7 +653,7 @@ export class ProxiedConnection implements FilterSink {
     if (this.client.destroyed && !upstream.destroyed) upstream.destroy();
     if (upstream.destroyed && !this.client.destroyed) {
       // Held client bytes can no longer go anywhere: let them go, and the client's share of the budget.
-      if (!this.client.writableEnded) this.client.end();
+      if (!this.client.writableEnded) this.endClient();
       if (this.lingerSince === 0) this.lingerSince = performance.now();
     }
   }

@@ -97,6 +97,7 @@ export class ProxyServer {
       },
       onRequest: (conn, outcome) => this.observer.onRequest?.(conn, outcome),
       onAlert: (conn, finding, blocked) => this.observer.onAlert?.(conn, finding, blocked),
+      onDecision: (conn, decision) => this.observer.onDecision?.(conn, decision),
       onInternalError: (conn, err) => this.observer.onInternalError?.(conn, err),
     };
   }
@@ -108,6 +109,11 @@ export class ProxyServer {
   /** The open connections (for the admin port's /connections). */
   openConnections(): IterableIterator<ProxiedConnection> {
     return this.active.values();
+  }
+
+  /** An open connection by flow id. */
+  connection(flowId: string): ProxiedConnection | undefined {
+    return this.active.get(flowId);
   }
 
   isLocal(ip: string): boolean {

@@ -170,14 +170,14 @@ function compileRule(rule: NormalizedRule, tier: Tier, mode: Mode, hash: string)
   } else if (rule.dns !== undefined) {
     l7 = { ...empty, kind: 'dns', hosts: rule.dns.names === undefined ? null : compileGlobs('name', rule.dns.names), types: setOrNull(rule.dns.types) };
   }
-  const decision = rule.action === 'pass' ? null : makeDecision(rule.action, rule.id, hash, rule.log, tier, mode);
+  const decision = rule.action === 'pass' ? null : makeDecision(rule.action, rule.id, hash, rule.log, tier, mode, rule.capture === true);
   const cidrOnly = peers !== null && peers.every((p) => p.hasCidr && p.namespaces === null && p.labels === null && p.serviceAccounts === null && p.services === null);
   const protocol = rule.protocol ?? null;
   const datagram = protocol !== null && DATAGRAM_PROTOCOLS.includes(protocol);
   return { id: rule.id, action: rule.action, directionMask, ports, peers, cidrOnly, protocol, datagram, l7, decision };
 }
 
-function makeDecision(action: 'allow' | 'deny', ruleId: string, hash: string, log: boolean, tier: Tier | 'default', mode: Mode): Decision {
+function makeDecision(action: 'allow' | 'deny', ruleId: string, hash: string, log: boolean, tier: Tier | 'default', mode: Mode, capture = false): Decision {
   const enforce = mode === 'protect';
   return Object.freeze({
     action: enforce ? action : 'allow',
@@ -186,6 +186,7 @@ function makeDecision(action: 'allow' | 'deny', ruleId: string, hash: string, lo
     policy: hash,
     log,
     tier,
+    ...(capture ? { capture: true as const } : {}),
   } satisfies Decision);
 }
 
@@ -507,6 +508,7 @@ const NO_DECISION = null;
 
 class Policy implements CompiledPolicy {
   readonly ruleCount: number;
+  readonly hasCaptureRules: boolean;
   private readonly cluster: TierIndex;
   private readonly workload: TierIndex;
   private readonly defaultDecision: Decision;
@@ -525,6 +527,7 @@ class Policy implements CompiledPolicy {
     this.cluster = new TierIndex(clusterRules.map((r) => compileRule(r, 'cluster', mode, hash)));
     this.workload = new TierIndex(workloadRules.map((r) => compileRule(r, 'workload', mode, hash)));
     this.ruleCount = clusterRules.length + workloadRules.length;
+    this.hasCaptureRules = clusterRules.some((r) => r.capture === true) || workloadRules.some((r) => r.capture === true);
     this.defaultDecision = makeDecision(defaultAction, 'default', hash, false, 'default', mode);
     this.datagramDefault = makeDecision('deny', NON_TCP_DEFAULT_ID, hash, false, 'default', mode);
   }

@@ -249,6 +249,8 @@ export const RULE_PROPERTIES: Record<string, JsonSchema> = {
   }),
   // action: per tier, see actionSchema.
   log: { type: 'boolean' },
+  // The connections this rule decides are captured (pcapng, src/capture).
+  capture: { type: 'boolean' },
   description: { type: 'string' },
   direction: oneOrList(str({
     enum: ['ingress', 'egress', 'intra'],

@@ -56,6 +56,8 @@ export interface NormalizedRule {
   id: string;
   action: RuleAction;
   log: boolean;
+  /** Flows this rule decides are captured (pcapng, src/capture). */
+  capture?: boolean;
   description?: string;
   direction?: Direction[];
   peer?: NormalizedPeer[];
@@ -165,6 +167,7 @@ function normalizePeer(value: Record<string, unknown>): NormalizedPeer {
 /** A rule that passed the schema, in the form the compiler reads. */
 function normalizeRule(value: Record<string, unknown>, blocks: Readonly<Record<string, RuleBlockSpec>>): NormalizedRule {
   const rule: NormalizedRule = { id: value.id as string, action: value.action as RuleAction, log: value.log === true };
+  if (value.capture === true) rule.capture = true;
   if (typeof value.description === 'string') rule.description = value.description;
   if (value.direction !== undefined) {
     const given = list<string>(value.direction);

@@ -100,6 +100,8 @@ export interface Decision {
   log: boolean;
   /** Which tier decided: 'cluster', 'workload', or 'default'. */
   tier: Tier | 'default';
+  /** The deciding rule says `capture: true`: the flows it decides are captured (src/capture). */
+  capture?: true;
 }
 
 export interface CompiledPolicy {
@@ -107,6 +109,8 @@ export interface CompiledPolicy {
   readonly mode: Mode;
   readonly defaultAction: 'allow' | 'deny';
   readonly ruleCount: number;
+  /** Some rule says `capture: true` (connections then keep a capture pre-buffer from their first byte). */
+  readonly hasCaptureRules?: boolean;
   /** Full evaluation (L3/L4 + protocol + L7). Decisions are shared frozen objects: do not mutate. */
   decide(facts: FlowFacts): Decision;
   /**

@@ -53,6 +53,7 @@ export function connectionRecord(summary: ConnectionSummary, facts: ConnectionFa
     reason,
     ...(filter?.tunnel ? { tunnel: tunnelRecord(filter.tunnel, filter.tunnel.blocked) } : {}),
     ...(facts?.identityStale ? { identityStale: true } : {}),
+    ...(summary.captures !== undefined ? { capture: summary.captures[0]! } : {}),
   };
 }
 
@@ -64,7 +65,7 @@ function tunnelRecord(finding: TunnelFinding, blocked: boolean): NonNullable<Flo
 }
 
 /** An `alert` record for a tunnel detection on a connection. */
-export function alertRecord(flowId: string, facts: ConnectionFacts, protocol: string, finding: TunnelFinding, blocked: boolean, policy: string): FlowRecordDraft {
+export function alertRecord(flowId: string, facts: ConnectionFacts, protocol: string, finding: TunnelFinding, blocked: boolean, policy: string, capture?: string): FlowRecordDraft {
   return {
     type: 'alert',
     flowId,
@@ -78,6 +79,7 @@ export function alertRecord(flowId: string, facts: ConnectionFacts, protocol: st
     tunnel: tunnelRecord(finding, blocked),
     reason: finding.evidence,
     ...(facts.identityStale ? { identityStale: true } : {}),
+    ...(capture !== undefined ? { capture } : {}),
   };
 }
 

@@ -1,0 +1,84 @@
+// pcapng blocks (IETF draft-ietf-opsawg-pcapng, the format tcpdump ≥ 4.x, tshark and Wireshark
+// read): a Section Header Block, one Interface Description Block (LINKTYPE_ETHERNET, microsecond
+// timestamps, the default if_tsresol), and an Enhanced Packet Block per frame. Written by hand:
+// the three blocks are ~80 lines, and the npm packages that write captures (pcap-writer and
+// friends) write the older libpcap format only, without per-packet comments.
+// Little-endian throughout: a reader learns the byte order from the SHB's byte-order magic.
+
+const SHB_TYPE = 0x0a0d0d0a;
+const IDB_TYPE = 0x00000001;
+const EPB_TYPE = 0x00000006;
+const BYTE_ORDER_MAGIC = 0x1a2b3c4d;
+const LINKTYPE_ETHERNET = 1;
+const OPT_COMMENT = 1;
+const SHB_USERAPPL = 4;
+const IF_NAME = 2;
+
+function pad4(n: number): number {
+  return (n + 3) & ~3;
+}
+
+/** Options area: each option (code, length, value padded to 4), then opt_endofopt. */
+function options(list: Array<[number, string]>): Buffer {
+  if (list.length === 0) return Buffer.alloc(0);
+  const parts: Buffer[] = [];
+  for (const [code, text] of list) {
+    const value = Buffer.from(text, 'utf8');
+    const head = Buffer.alloc(4);
+    head.writeUInt16LE(code, 0);
+    head.writeUInt16LE(value.length, 2);
+    parts.push(head, value, Buffer.alloc(pad4(value.length) - value.length));
+  }
+  parts.push(Buffer.alloc(4)); // opt_endofopt
+  return Buffer.concat(parts);
+}
+
+function block(type: number, body: Buffer): Buffer {
+  const total = 12 + body.length;
+  const out = Buffer.alloc(total);
+  out.writeUInt32LE(type, 0);
+  out.writeUInt32LE(total, 4);
+  body.copy(out, 8);
+  out.writeUInt32LE(total, total - 4);
+  return out;
+}
+
+/** The file's first bytes: a section (length unknown, as when streaming) and the one interface. */
+export function fileHeader(application: string): Buffer {
+  const shb = Buffer.alloc(16);
+  shb.writeUInt32LE(BYTE_ORDER_MAGIC, 0);
+  shb.writeUInt16LE(1, 4); // major
+  shb.writeUInt16LE(0, 6); // minor
+  shb.writeInt32LE(-1, 8); // section length: -1 = not given (64 bits)
+  shb.writeInt32LE(-1, 12);
+  const idb = Buffer.alloc(8);
+  idb.writeUInt16LE(LINKTYPE_ETHERNET, 0);
+  idb.writeUInt32LE(0, 4); // snaplen 0: frames are never cut
+  return Buffer.concat([
+    block(SHB_TYPE, Buffer.concat([shb, options([[SHB_USERAPPL, application]])])),
+    block(IDB_TYPE, Buffer.concat([idb, options([[IF_NAME, 'sidewall']])])),
+  ]);
+}
+
+/**
+ * One frame as an Enhanced Packet Block on interface 0. `micros` is the time since the Unix epoch
+ * in microseconds (if_tsresol 6, the default); `comment` becomes opt_comment (Wireshark shows it).
+ */
+export function enhancedPacket(micros: number, frame: Buffer, comment?: string): Buffer {
+  const opts = comment === undefined ? Buffer.alloc(0) : options([[OPT_COMMENT, comment]]);
+  const padded = pad4(frame.length);
+  const total = 32 + padded + opts.length;
+  const out = Buffer.alloc(total);
+  out.writeUInt32LE(EPB_TYPE, 0);
+  out.writeUInt32LE(total, 4);
+  out.writeUInt32LE(0, 8); // interface id
+  const high = Math.floor(micros / 0x100000000);
+  out.writeUInt32LE(high >>> 0, 12);
+  out.writeUInt32LE((micros - high * 0x100000000) >>> 0, 16);
+  out.writeUInt32LE(frame.length, 20); // captured
+  out.writeUInt32LE(frame.length, 24); // on the wire
+  frame.copy(out, 28);
+  opts.copy(out, 28 + padded);
+  out.writeUInt32LE(total, total - 4);
+  return out;
+}

@@ -1,0 +1,220 @@
+// The capture tap of one relayed connection: what the relay (src/net/connection.ts) tells it —
+// bytes read from the client, bytes written to the client, FINs and resets — becomes TCP frames
+// (./tcp-frames.ts) with the time of each read, written to every capture the connection belongs
+// to. The tap is the app's view of the connection: client → server is what the client sent
+// (denied requests included), server → client what it received (403s we answered included).
+//
+// A connection only has a tap while some capture could want it (capture.onAlert, a rule with
+// `capture: true`, an on-demand capture running): the relay checks one field, so connections
+// cost nothing otherwise. Until a capture takes the connection, the tap keeps its first frames —
+// the handshake and up to `preBufferBytes` of frames — so a capture started by an alert or a
+// rule decision begins at the connection's first byte. Past that it only counts bytes, to keep
+// sequence numbers right (a later capture then shows a gap, which tshark reports as such).
+import { enhancedPacket } from './pcapng.js';
+import { TcpFrames, type Side } from './tcp-frames.js';
+
+export interface Endpoint {
+  ip: string;
+  port: number;
+}
+
+/** Where a tap's frames go: one capture file (./store.ts). */
+export interface CaptureSink {
+  readonly id: string;
+  /** Appends pcapng blocks (already encoded); false when the sink is full or finished. */
+  write(block: Buffer): boolean;
+  /** A connection in this capture ended. */
+  flowEnded(flowId: string): void;
+}
+
+/** Shared bound on all taps' pre-buffers (bytes), owned by the store. */
+export interface PreBufferBudget {
+  /** Takes n bytes from the budget; false when it is spent. */
+  take(n: number): boolean;
+  give(n: number): void;
+  /** A connection's pre-buffer filled up (counted). */
+  full(): void;
+}
+
+export /** Header bytes of the frames around a segment (data + acknowledgement), for the pre-buffer's estimate. */
+const FRAME_OVERHEAD = 2 * (14 + 40 + 20);
+
+export function nowMicros(): number {
+  return Math.round((performance.timeOrigin + performance.now()) * 1000);
+}
+
+interface Kept {
+  micros: number;
+  frame: Buffer;
+}
+
+export class CaptureTap {
+  private readonly frames: TcpFrames;
+  /** The first frames, for captures that start later; null once the pre-buffer is dropped. */
+  private kept: Kept[] | null = [];
+  private keptBytes = 0;
+  /** The pre-buffer filled up: later frames are not kept (only sequence numbers advance). */
+  private keptFull = false;
+  private readonly sinks: CaptureSink[] = [];
+  private ended = false;
+  private finished: { client: boolean; server: boolean } = { client: false, server: false };
+  /** Bytes seen before this tap existed (a capture that joined an open connection). */
+  private readonly midStream: boolean;
+  private readonly comment: string;
+  /** The client bytes of the read in progress, when not kept (until settle()). */
+  private unseen: Buffer | undefined;
+  /** Captures that have not had a frame of this connection yet (their first one carries the comment). */
+  private readonly fresh = new Set<CaptureSink>();
+
+  constructor(
+    readonly flowId: string,
+    readonly client: Endpoint,
+    readonly server: Endpoint,
+    private readonly preBufferBytes: number,
+    private readonly budget: PreBufferBudget,
+    /** Bytes already exchanged when the tap was made (0, 0 at accept). */
+    already: { fromClient: number; toClient: number } = { fromClient: 0, toClient: 0 },
+  ) {
+    const isn = { client: (Math.random() * 0x100000000) >>> 0, server: (Math.random() * 0x100000000) >>> 0 };
+    this.frames = new TcpFrames(client, server, isn);
+    this.midStream = already.fromClient > 0 || already.toClient > 0;
+    this.comment = `sidewall flow ${flowId}${this.midStream ? ' (capture joined the open connection)' : ''}`;
+    if (this.midStream) {
+      // The handshake happened long ago: numbers start where the stream is now, without a SYN.
+      this.frames.handshake();
+      this.frames.skip('client', already.fromClient);
+      this.frames.skip('server', already.toClient);
+    } else this.emit(nowMicros(), this.frames.handshake());
+  }
+
+  /** The captures this connection is written to. */
+  get captureIds(): string[] {
+    return this.sinks.map((s) => s.id);
+  }
+
+  /** Whether the pre-buffer still holds the connection's beginning (and all of it since). */
+  get complete(): boolean {
+    return !this.midStream && !this.keptFull;
+  }
+
+  /** Adds a capture: it gets the kept beginning first, then every frame from now on. */
+  attach(sink: CaptureSink): void {
+    if (this.sinks.includes(sink)) return;
+    this.sinks.push(sink);
+    const kept = this.kept ?? [];
+    // The first frame a capture gets from this connection names the flow (Wireshark shows it).
+    kept.forEach((k, i) => sink.write(enhancedPacket(k.micros, k.frame, i === 0 ? this.comment : undefined)));
+    if (kept.length === 0) this.fresh.add(sink);
+    const unseen = this.unseen;
+    if (unseen !== undefined) {
+      // The bytes being read right now (those that raised the alert, say) are in the capture.
+      this.unseen = undefined;
+      this.emit(nowMicros(), this.frames.data('client', unseen));
+    }
+    if (this.ended) sink.flowEnded(this.flowId);
+  }
+
+  detach(sink: CaptureSink): void {
+    const at = this.sinks.indexOf(sink);
+    if (at >= 0) this.sinks.splice(at, 1);
+    this.fresh.delete(sink);
+  }
+
+  fromClient(bytes: Buffer): void {
+    if (this.ended || bytes.length === 0) return;
+    this.settle();
+    if (this.sinks.length === 0 && (this.keptFull || this.kept === null || this.keptBytes + bytes.length + FRAME_OVERHEAD > this.preBufferBytes)) {
+      // Not kept: but the L7 layer reads these bytes next and may raise the alert that starts a
+      // capture, which must hold them. They stay referenced (not copied) until settle().
+      if (!this.keptFull) {
+        this.keptFull = true;
+        this.budget.full();
+      }
+      this.unseen = bytes;
+      return;
+    }
+    this.onData('client', bytes);
+  }
+
+  /**
+   * The relay is done with the bytes of the last fromClient() (its read buffer is reused next):
+   * when no capture took them, only the sequence numbers move on.
+   */
+  settle(): void {
+    const unseen = this.unseen;
+    if (unseen === undefined) return;
+    this.unseen = undefined;
+    this.frames.skip('client', unseen.length);
+  }
+
+  toClient(bytes: Buffer): void {
+    if (this.ended || bytes.length === 0) return;
+    this.onData('server', bytes);
+  }
+
+  /** A FIN from one side (the client's arrived, or we sent ours to the client). */
+  fin(from: Side): void {
+    if (this.ended || this.finished[from]) return;
+    this.settle();
+    this.finished[from] = true;
+    this.emit(nowMicros(), this.frames.fin(from));
+  }
+
+  /** A reset from one side; nothing follows it. */
+  rst(from: Side): void {
+    if (this.ended) return;
+    this.settle();
+    this.emit(nowMicros(), this.frames.rst(from));
+    this.finished.client = this.finished.server = true;
+  }
+
+  /** The connection is gone: captures are told, the pre-buffer goes back to the budget. */
+  close(): void {
+    if (this.ended) return;
+    this.settle();
+    // A side that neither sent FIN nor RST was closed by us (idle, drain): show our FIN.
+    if (!this.finished.server) this.fin('server');
+    this.ended = true;
+    this.releaseKept();
+    for (const sink of this.sinks.splice(0)) sink.flowEnded(this.flowId);
+  }
+
+  private onData(from: Side, bytes: Buffer): void {
+    this.settle();
+    if (this.sinks.length === 0 && (this.keptFull || this.kept === null)) {
+      // Nobody captures this connection and its beginning is already kept: count, do not copy.
+      this.frames.skip(from, bytes.length);
+      return;
+    }
+    this.emit(nowMicros(), this.frames.data(from, bytes));
+  }
+
+  private emit(micros: number, frames: Buffer[]): void {
+    if (this.kept !== null && !this.keptFull) {
+      let n = 0;
+      for (const f of frames) n += f.length;
+      if (this.keptBytes + n <= this.preBufferBytes && this.budget.take(n)) {
+        for (const frame of frames) this.kept.push({ micros, frame });
+        this.keptBytes += n;
+      } else {
+        this.keptFull = true;
+        this.budget.full();
+      }
+    }
+    const sinks = this.sinks;
+    if (sinks.length === 0) return;
+    for (const frame of frames) {
+      let plain: Buffer | undefined;
+      for (const sink of sinks) {
+        if (this.fresh.delete(sink)) sink.write(enhancedPacket(micros, frame, this.comment));
+        else sink.write((plain ??= enhancedPacket(micros, frame)));
+      }
+    }
+  }
+
+  private releaseKept(): void {
+    if (this.keptBytes > 0) this.budget.give(this.keptBytes);
+    this.kept = null;
+    this.keptBytes = 0;
+  }
+}
