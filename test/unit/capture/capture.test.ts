@@ -1,0 +1,166 @@
+// The capture pieces without sockets: frames (checksums, sequence numbers), the tap's pre-buffer
+// and the alert that starts a capture in the middle of a read, the store's budget, and the config.
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { CaptureStore, DEFAULT_CAPTURE, type TappableConnection } from '../../../src/capture/store.js';
+import { TcpFrames } from '../../../src/capture/tcp-frames.js';
+import { byteSize, parseConfig } from '../../../src/config/load.js';
+
+/** The frames of a pcapng file (EPB payloads), after checking every block's framing. */
+function framesOf(file: Buffer): Buffer[] {
+  const out: Buffer[] = [];
+  for (let at = 0; at < file.length; ) {
+    const type = file.readUInt32LE(at);
+    const len = file.readUInt32LE(at + 4);
+    expect(len % 4).toBe(0);
+    expect(file.readUInt32LE(at + len - 4)).toBe(len);
+    if (type === 6) out.push(file.subarray(at + 28, at + 28 + file.readUInt32LE(at + 20)));
+    at += len;
+  }
+  return out;
+}
+
+function checksum(buf: Buffer): number {
+  let s = 0;
+  for (let i = 0; i + 1 < buf.length; i += 2) s += buf.readUInt16BE(i);
+  if (buf.length % 2) s += buf[buf.length - 1]! << 8;
+  while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
+  return s;
+}
+
+/** Payload of a TCP-over-IPv4 frame, after verifying both checksums. */
+function tcpPayload(frame: Buffer): { seq: number; ack: number; flags: number; data: Buffer } {
+  const ip = frame.subarray(14, 34);
+  expect(checksum(ip)).toBe(0xffff);
+  const total = ip.readUInt16BE(2);
+  const seg = frame.subarray(34, 14 + total);
+  const pseudo = Buffer.concat([ip.subarray(12, 20), Buffer.from([0, 6, seg.length >> 8, seg.length & 0xff]), seg]);
+  expect(checksum(pseudo)).toBe(0xffff);
+  const off = (seg[12]! >> 4) * 4;
+  return { seq: seg.readUInt32BE(4), ack: seg.readUInt32BE(8), flags: seg[13]!, data: seg.subarray(off) };
+}
+
+describe('TcpFrames', () => {
+  it('numbers the bytes both ways, wraps at 2^32, and checksums every frame', () => {
+    const f = new TcpFrames({ ip: '10.0.0.1', port: 40000 }, { ip: '10.0.0.2', port: 80 }, { client: 0xffffffff, server: 7 });
+    const [syn, synAck, ack] = f.handshake().map(tcpPayload);
+    expect(syn!.flags & 0x02).toBe(2);
+    expect(synAck!.ack).toBe(0);
+    expect(ack!.seq).toBe(0);
+    const [data, dataAck] = f.data('client', Buffer.from('hello')).map(tcpPayload);
+    expect(data!.data.toString()).toBe('hello');
+    expect(dataAck!.ack).toBe(5);
+    const big = f.data('server', Buffer.alloc(140_000, 1)).map(tcpPayload);
+    expect(big.filter((p) => p.data.length > 0).map((p) => p.data.length)).toEqual([65_000, 65_000, 10_000]);
+    expect(big.at(-1)!.ack).toBe(8 + 140_000);
+  });
+});
+
+describe('CaptureStore', () => {
+  const dirs: string[] = [];
+  afterEach(() => {
+    for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+  });
+
+  function setup(settings: Partial<typeof DEFAULT_CAPTURE> = {}): { store: CaptureStore; conns: Map<string, TappableConnection>; dir: string } {
+    const dir = mkdtempSync(join(tmpdir(), 'sidewall-capture-unit-'));
+    dirs.push(dir);
+    const conns = new Map<string, TappableConnection>();
+    const store = new CaptureStore({ ...DEFAULT_CAPTURE, dir, ...settings }, { get: (id) => conns.get(id), all: () => conns.values() });
+    return { store, conns, dir };
+  }
+
+  function connection(conns: Map<string, TappableConnection>, flowId: string): TappableConnection {
+    const conn: TappableConnection = { flowId, src: { ip: '10.0.0.1', port: 40000 }, dst: { ip: '10.0.0.2', port: 80 }, tap: undefined, bytesFromClient: 0, bytesToClient: 0 };
+    conns.set(flowId, conn);
+    return conn;
+  }
+
+  it('starts nothing and writes nothing when no trigger is on', () => {
+    const { store, conns, dir } = setup();
+    const conn = connection(conns, 'f1');
+    store.opened(conn);
+    expect(conn.tap).toBeUndefined();
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it('an alert captures its connection from the first byte, including the read that raised it past the pre-buffer', () => {
+    const { store, conns } = setup({ onAlert: true, preBufferBytes: 1024 });
+    const conn = connection(conns, 'f1');
+    store.opened(conn);
+    const tap = conn.tap!;
+    tap.fromClient(Buffer.from('first '));
+    tap.settle();
+    tap.toClient(Buffer.from('reply '));
+    // A read larger than the pre-buffer: the alert comes while the L7 layer reads it.
+    const big = Buffer.alloc(5000, 'b');
+    tap.fromClient(big);
+    const id = store.alerted(conn)!;
+    tap.settle();
+    tap.fromClient(Buffer.from(' later'));
+    tap.settle();
+    tap.fin('client');
+    tap.close();
+    const frames = framesOf(readFileSync(store.path(id)!)).map(tcpPayload);
+    expect(frames[0]!.flags & 0x02).toBe(2); // SYN: the beginning is there
+    const client = Buffer.concat(frames.map((p) => p.data));
+    expect(client.toString()).toBe('first reply ' + 'b'.repeat(5000) + ' later');
+    expect(store.list()[0]).toMatchObject({ id, trigger: 'alert', active: false, flows: ['f1'], truncated: false });
+  });
+
+  it('keeps within maxBytes by deleting the oldest finished captures', () => {
+    const { store, conns, dir } = setup({ onAlert: true, maxBytes: 20_000 });
+    const ids: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      const conn = connection(conns, `f${i}`);
+      store.opened(conn);
+      conn.tap!.fromClient(Buffer.alloc(4000, 'x'));
+      ids.push(store.alerted(conn)!);
+      conn.tap!.settle();
+      conn.tap!.close();
+      store.path(ids.at(-1)!); // flush
+    }
+    const left = store.list();
+    expect(left.reduce((n, c) => n + c.bytes, 0)).toBeLessThanOrEqual(20_000);
+    expect(left.map((c) => c.id)).toEqual(ids.slice(ids.length - left.length));
+    expect(left.length).toBeLessThan(6);
+    expect(readdirSync(dir).sort()).toEqual(left.map((c) => `${c.id}.pcapng`).sort());
+  });
+
+  it('a capture that joins an open connection starts where the stream is, without a handshake', () => {
+    const { store, conns } = setup();
+    const conn = connection(conns, 'f1');
+    conn.bytesFromClient = 100;
+    conn.bytesToClient = 50;
+    const info = store.start({ flow: 'f1', durationMs: 60_000 });
+    conn.tap!.fromClient(Buffer.from('abc'));
+    conn.tap!.settle();
+    conn.tap!.close();
+    const frames = framesOf(readFileSync(store.path(info.id)!)).map(tcpPayload);
+    expect(frames.some((f) => f.flags & 0x02)).toBe(false);
+    expect(frames[0]!.data.toString()).toBe('abc');
+    expect(store.list()[0]!.active).toBe(false); // a flow capture ends with its flow
+  });
+
+  it('refuses bad on-demand requests with a status', () => {
+    const { store } = setup();
+    expect(() => store.start({ durationMs: 1000 })).toThrow(/exactly one/);
+    expect(() => store.start({ peer: '10.0.0.300', durationMs: 1000 })).toThrow(/peer/);
+    expect(() => store.start({ flow: 'nope', durationMs: 1000 })).toThrow(/no open connection/);
+    expect(() => store.start({ rule: 'r', durationMs: 0 })).toThrow(/durationMs/);
+  });
+});
+
+describe('config capture', () => {
+  it('reads sizes with units and refuses what is not one', () => {
+    expect(byteSize('64MiB')).toBe(64 * 1024 * 1024);
+    expect(byteSize('8Mi')).toBe(8 * 1024 * 1024);
+    expect(byteSize(4096)).toBe(4096);
+    expect(byteSize('lots')).toBeUndefined();
+    const config = parseConfig({ capture: { onAlert: true, maxBytes: '1MiB', dir: 'caps' } }, '/etc/sidewall/config.yaml');
+    expect(config.capture).toMatchObject({ onAlert: true, maxBytes: 1024 * 1024, dir: '/etc/sidewall/caps' });
+    expect(() => parseConfig({ capture: { maxBytes: '1 parsec', onAlert: 'yes', extra: 1 } }, 'c.yaml')).toThrow(/capture.maxBytes.*capture.onAlert.*capture.extra|capture.extra/);
+  });
+});
