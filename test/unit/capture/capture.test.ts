@@ -72,8 +72,8 @@ describe('CaptureStore', () => {
     return { store, conns, dir };
   }
 
-  function connection(conns: Map<string, TappableConnection>, flowId: string): TappableConnection {
-    const conn: TappableConnection = { flowId, src: { ip: '10.0.0.1', port: 40000 }, dst: { ip: '10.0.0.2', port: 80 }, tap: undefined, bytesFromClient: 0, bytesToClient: 0 };
+  function connection(conns: Map<string, TappableConnection>, flowId: string, already = { fromClient: 0, toClient: 0 }): TappableConnection {
+    const conn: TappableConnection = { flowId, src: { ip: '10.0.0.1', port: 40000 }, dst: { ip: '10.0.0.2', port: 80 }, tap: undefined, bytesFromClient: already.fromClient, bytesToClient: already.toClient };
     conns.set(flowId, conn);
     return conn;
   }
@@ -131,9 +131,7 @@ describe('CaptureStore', () => {
 
   it('a capture that joins an open connection starts where the stream is, without a handshake', () => {
     const { store, conns } = setup();
-    const conn = connection(conns, 'f1');
-    conn.bytesFromClient = 100;
-    conn.bytesToClient = 50;
+    const conn = connection(conns, 'f1', { fromClient: 100, toClient: 50 });
     const info = store.start({ flow: 'f1', durationMs: 60_000 });
     conn.tap!.fromClient(Buffer.from('abc'));
     conn.tap!.settle();
