@@ -27,7 +27,7 @@ defaultAction: deny
 tunnels: alert
 ports: { "${SSH}": http }
 admin: { tokenFile: token }
-capture: { onAlert: true, maxBytes: ${MAX_BYTES}, dir: captures }
+capture: { onAlert: true, maxBytes: ${MAX_BYTES}, dir: ${join(topo.dir, 'captures')} }
 rules:
   - { id: web, action: allow, direction: egress, ports: [${H1}] }
   - { id: h2-captured, action: allow, direction: egress, ports: [${H2}], capture: true }
