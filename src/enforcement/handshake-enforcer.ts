@@ -33,11 +33,27 @@ function identify(ev: ProtocolEvent): { facts: L7Facts; record: Record<string, u
 export class HandshakeEnforcer implements StreamingEnforcer {
   readonly kind = 'stream';
   private decided = false;
+  /**
+   * TLS with tunnel detection on: the encrypted records after the hellos go to the inspector
+   * (SSH inside TLS, tunnels/tls-shape.ts) for a few records, each client chunk held until it has
+   * looked; `opaqueAt` is where each side's encrypted part starts (the parser's `opaque` event).
+   */
+  private watching = false;
+  private readonly opaqueAt = { client: Number.POSITIVE_INFINITY, server: Number.POSITIVE_INFINITY };
 
   constructor(private readonly deps: EnforcerDeps) {}
 
-  onData(_side: Side, _chunk: Buffer, _start: number, events: readonly ProtocolEvent[]): readonly EnforcerOp[] {
-    if (this.decided) return NONE;
+  onData(side: Side, chunk: Buffer, start: number, events: readonly ProtocolEvent[]): readonly EnforcerOp[] {
+    const tunnels = this.deps.ctx.tunnels;
+    for (const ev of events) {
+      if (tunnels === null) break;
+      if (ev.type === 'tls.client-hello') {
+        tunnels.onTlsHello(ev);
+        this.watching = true;
+      } else if (ev.type === 'tls.server-hello' && !ev.helloRetryRequest) tunnels.onTlsServerHello(ev.version, ev.cipherSuite);
+      else if (ev.type === 'opaque') this.opaqueAt[ev.side] = ev.start;
+    }
+    if (this.decided) return this.watch(side, chunk, start);
     for (const ev of events) {
       const identity = identify(ev);
       if (identity === null && !(ev.type === 'opaque' && ev.side === 'client')) continue;
@@ -46,10 +62,27 @@ export class HandshakeEnforcer implements StreamingEnforcer {
       this.decided = true;
       const decide: EnforcerOp = identity === null ? { op: 'decide', decision } : { op: 'decide', decision, l7: identity.record };
       if (decision.action === 'deny') return [decide, { op: 'close', how: 'reset', reason: 'denied' }];
-      return [decide, { op: 'done' }];
+      if (!this.watching) return [decide, { op: 'done' }];
+      return [decide, ...this.watch(side, chunk, start)];
     }
     return NONE;
   }
+
+  private watch(side: Side, chunk: Buffer, start: number): readonly EnforcerOp[] {
+    const tunnels = this.deps.ctx.tunnels;
+    if (!this.watching || tunnels === null) return DONE;
+    const from = this.opaqueAt[side] - start;
+    const finding = from < chunk.length ? tunnels.onTlsBytes(side, from <= 0 ? chunk : chunk.subarray(from)) : null;
+    const ops: EnforcerOp[] = [];
+    if (finding !== null) ops.push({ op: 'tunnel', finding });
+    if (!tunnels.tlsWatching) {
+      this.watching = false;
+      ops.push({ op: 'done' });
+    } else if (side === 'client') ops.push({ op: 'pass', upTo: start + chunk.length });
+    return ops;
+  }
 }
+
+const DONE: readonly EnforcerOp[] = Object.freeze([{ op: 'done' }]);
 
 const NONE: readonly EnforcerOp[] = Object.freeze([]);

@@ -6,6 +6,7 @@
 import type { ConnectionFacts } from '../enforcement/types.js';
 import type { HeaderList } from '../protocols/types.js';
 import { recogniseCarrier } from './carriers.js';
+import { TlsShapeWatcher, type ClientHelloFacts } from './tls-shape.js';
 import { CarrierTracker, classifyBody, contradiction, declaredBody, type BodyDeclaration } from './http-carrier.js';
 import { PayloadWindow } from './payload-window.js';
 import { checkDeclared, type LearnedPorts } from './protocol-verification.js';
@@ -66,6 +67,8 @@ export class ConnectionInspector implements TunnelInspector {
   private reported = 0;
   /** The client stream is one no parser recognised (or a CONNECT/Upgrade stream): look for a carrier in its first bytes. */
   private carrierPending = false;
+  /** TLS: the record-shape watcher (SSH inside TLS), until it decides. */
+  private tls: TlsShapeWatcher | null = null;
 
   constructor(
     private readonly facts: ConnectionFacts,
@@ -84,6 +87,26 @@ export class ConnectionInspector implements TunnelInspector {
     if (this.declared !== undefined) return null;
     const port = `${this.facts.dst.ip}:${this.facts.dst.port}`;
     return this.report(this.shared.learned.check(port, detected, firstBytes, from, true));
+  }
+
+  onTlsHello(hello: ClientHelloFacts): void {
+    this.tls = new TlsShapeWatcher(hello);
+  }
+
+  onTlsServerHello(version: number, cipherSuite: number): void {
+    this.tls?.onServerHello(version, cipherSuite);
+  }
+
+  onTlsBytes(who: 'client' | 'server', bytes: Buffer): TunnelFinding | null {
+    const watcher = this.tls;
+    if (watcher === null) return null;
+    const finding = watcher.feed(who, bytes);
+    if (watcher.done) this.tls = null;
+    return this.report(finding);
+  }
+
+  get tlsWatching(): boolean {
+    return this.tls !== null;
   }
 
   onHttpRequest(request: { method: string; path: string; host: string | null; headers: HeaderList; upgrade: string | null }): TunnelFinding | null {

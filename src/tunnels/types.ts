@@ -3,6 +3,7 @@
 // the config's `tunnels:` mode for the finding's kind, whether to cut or only alert.
 import type { ConnectionFacts } from '../enforcement/types.js';
 import type { HeaderList } from '../protocols/types.js';
+import type { ClientHelloFacts } from './tls-shape.js';
 
 export type TunnelKind =
   | 'protocol-mismatch' // not the protocol the port is declared (or learned) to carry
@@ -42,6 +43,14 @@ export interface TunnelInspector {
   onPayload(side: 'client' | 'server', bytes: Buffer): TunnelFinding | null;
   /** How many payload bytes per body (and per side after a switch) onPayload wants to see. */
   readonly payloadBudget: number;
+  /**
+   * TLS: the ClientHello and ServerHello (tls-shape.ts); afterwards the encrypted bytes of each
+   * side from the end of its hello, while `tlsWatching` (a few records: then it costs nothing).
+   */
+  onTlsHello(hello: ClientHelloFacts): void;
+  onTlsServerHello(version: number, cipherSuite: number): void;
+  onTlsBytes(side: 'client' | 'server', bytes: Buffer): TunnelFinding | null;
+  readonly tlsWatching: boolean;
 }
 
 /** Per pod (sidecar): DNS tunnelling is a pattern over many queries, not one. */

@@ -7,6 +7,8 @@
 //   pod's resolver; the sidecar's DNS listener sees every query)
 //   a UDP datagram to port 53 that is not DNS (a logger on another peer address's port 53 is
 //   the proof of what got through)
+//   ssh inside TLS (openssl s_client as ProxyCommand with an ordinary server name → stunnel4 in
+//   the peer → sshd; sshd's own log says whether a session was ever authenticated)
 //   OpenVPN over TCP (openvpn in the pod; a logger on the peer's 1194 is the proof) and
 //   shadowsocks (ss-tunnel in the pod, ss-server in the peer: its own log says whether it ever
 //   opened a session)
@@ -24,6 +26,7 @@ const IODINE_NET = '10.99.70.1';
 const UDP53_LOGGER = '10.77.70.53';
 let udp53Log = '';
 let openvpnLog = '';
+let sshdLog = '';
 let ssServerLog = '';
 const SS_ARGS = ['-k', 'sidewall-test', '-m', 'chacha20-ietf-poly1305'];
 
@@ -58,9 +61,10 @@ beforeAll(async () => {
   const sshdConfig = topo.writeFile('sshd_config', [
     'Port 80', 'Port 22', 'ListenAddress 0.0.0.0', `HostKey ${join(dir, 'host_key')}`, `PidFile ${join(dir, 'sshd.pid')}`,
     `AuthorizedKeysFile ${join(dir, 'authorized_keys')}`, 'PermitRootLogin prohibit-password', 'PasswordAuthentication no',
-    'KbdInteractiveAuthentication no', 'UsePAM no', 'StrictModes no', 'PrintMotd no', '',
+    'KbdInteractiveAuthentication no', 'UsePAM no', 'StrictModes no', 'PrintMotd no', 'LogLevel VERBOSE', '',
   ].join('\n'));
   const sshd = topo.start(topo.peerNs, '/usr/sbin/sshd', ['-D', '-e', '-f', sshdConfig]);
+  sshd.stderr?.on('data', (d: Buffer) => (sshdLog += d.toString()));
   // tinyproxy on 8080: an ordinary forward proxy that allows CONNECT to any port.
   writeFileSync(join(dir, 'tinyproxy.log'), '');
   chmodSync(join(dir, 'tinyproxy.log'), 0o666);
@@ -78,6 +82,9 @@ beforeAll(async () => {
   logger.stdout?.on('data', (d: Buffer) => (udp53Log += d.toString('latin1')));
   // OpenVPN's far end: a logger of every byte on 1194 (the hard reset is all a server would get).
   topo.start(topo.peerNs, 'socat', ['-u', 'TCP-LISTEN:1194,fork,reuseaddr', 'STDOUT']).stdout?.on('data', (d: Buffer) => (openvpnLog += d.toString('hex')));
+  // stunnel on 8443: TLS in front of sshd (the certificate is any: s_client does not check it).
+  const stunnelConfig = topo.writeFile('stunnel.conf', ['foreground = yes', 'pid =', '[ssh]', 'accept = 0.0.0.0:8443', 'connect = 127.0.0.1:22', `cert = ${CERT}`, `key = ${KEY}`, ''].join('\n'));
+  topo.start(topo.peerNs, 'stunnel4', [stunnelConfig]);
   // shadowsocks: ss-server on 8388 in front of the echo server; -v logs each session it decrypts.
   const ssServer = topo.start(topo.peerNs, 'ss-server', ['-s', '0.0.0.0', '-p', '8388', ...SS_ARGS, '-v']);
   ssServer.stdout?.on('data', (d: Buffer) => (ssServerLog += d.toString()));
@@ -85,7 +92,7 @@ beforeAll(async () => {
   // Wait for sshd and tinyproxy to listen.
   for (let i = 0; i < 50; i++) {
     const r = topo.exec(topo.peerNs, 'ss', ['-ltn']);
-    if (r.stdout.includes(':80 ') && r.stdout.includes(':8080 ') && r.stdout.includes(':8081 ') && r.stdout.includes(':1194 ') && r.stdout.includes(':8388 ')) break;
+    if (r.stdout.includes(':80 ') && r.stdout.includes(':8080 ') && r.stdout.includes(':8081 ') && r.stdout.includes(':1194 ') && r.stdout.includes(':8388 ') && r.stdout.includes(':8443 ')) break;
     await new Promise((r2) => setTimeout(r2, 100));
   }
   expect(sshd.exitCode).toBeNull();
@@ -200,6 +207,22 @@ for (const mode of ['block', 'alert'] as const) {
       expect(tunnelOf(alert)).toMatchObject({ kind: 'dns-tunnel', blocked });
       expect(tunnelOf(alert).evidence).toContain('tun.test');
     }, 60_000);
+
+    it(`ssh inside TLS (s_client → stunnel → sshd) is ${blocked ? 'cut before a session opens' : 'let through'} with an alert`, async () => {
+      // sshd -e logs "Starting session: command …" when a channel runs a command: the session.
+      const sessions = (sshdLog.match(/Starting session/g) ?? []).length;
+      const r = await ssh(['-o', `ProxyCommand=openssl s_client -quiet -connect ${peer}:8443 -servername www.example.test`, '-p', '22', `root@${peer}`, 'echo through-tls']);
+      const alert = await sidecar.waitForRecord((x) => x.type === 'alert' && tunnelOf(x).kind === 'ssh' && x.dst.port === 8443, 15_000);
+      expect(tunnelOf(alert)).toMatchObject({ kind: 'ssh', blocked });
+      expect(tunnelOf(alert).evidence).toContain('inside TLS');
+      if (blocked) {
+        expect(r.stdout).not.toContain('through-tls');
+        expect((sshdLog.match(/Starting session/g) ?? []).length, sshdLog).toBe(sessions);
+      } else {
+        expect(r.stdout.trim()).toBe('through-tls');
+        expect((sshdLog.match(/Starting session/g) ?? []).length, sshdLog).toBeGreaterThan(sessions);
+      }
+    }, 30_000);
 
     it(`OpenVPN over TCP is ${blocked ? 'cut before its first packet reaches the server' : 'let through'} with an alert`, async () => {
       const before = openvpnLog.length;
