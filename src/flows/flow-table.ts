@@ -12,7 +12,6 @@ const NAMES: readonly Column[] = ['TIME', 'TYPE', 'DIR', 'SOURCE', 'DESTINATION'
 const WIDE: Readonly<Record<Column, number>> = { TIME: 12, TYPE: 5, DIR: 7, SOURCE: 30, DESTINATION: 30, PROTO: 6, VERDICT: 10, RULE: 16 };
 /** Below this width the wide layout's fixed columns alone (and some detail) would not fit. */
 const WIDE_MIN = 160;
-const DETAIL_MIN = 14;
 
 /**
  * Column widths for a terminal `width` columns wide: the wide layout when it fits, else a compact
@@ -24,7 +23,8 @@ function layout(width: number | undefined): Record<Column, number> {
   // Below 90 columns no TIME either: a live table's rows are now; the endpoints need the room.
   const fixed: Record<Column, number> = { TIME: width >= 90 ? 8 : 0, TYPE: 0, DIR: 5, SOURCE: 0, DESTINATION: 0, PROTO: 5, VERDICT: 7, RULE: width >= 100 ? 14 : 10 };
   const used = NAMES.reduce((sum, name) => sum + (fixed[name] > 0 ? fixed[name] + 1 : 0), 0) + 2; // + the spaces after each column
-  const endpointWidth = Math.max(12, Math.min(24, Math.floor((width - used - DETAIL_MIN) / 2)));
+  // The two endpoints and the detail share what is left, a third each.
+  const endpointWidth = Math.max(12, Math.min(24, Math.floor((width - used) / 3)));
   return { ...fixed, SOURCE: endpointWidth, DESTINATION: endpointWidth };
 }
 
@@ -73,14 +73,15 @@ function field(l7: Record<string, unknown>, key: string): string {
 }
 
 /** One-phrase summary of what happened: the L7 request, the tunnel, or the connection's totals. */
-export function flowDetail(record: FlowRecord): string {
+export function flowDetail(record: FlowRecord, compact = false): string {
   const parts: string[] = [];
   const l7 = record.l7;
   if (l7 !== undefined) {
     switch (record.protocol) {
       case 'http':
       case 'http2':
-        parts.push(`${field(l7, 'method')} ${field(l7, 'host')}${field(l7, 'path')} ${field(l7, 'status')}`.trim());
+        // Compact: the path without the host (the destination column already names it).
+        parts.push(`${field(l7, 'method')} ${compact ? '' : field(l7, 'host')}${field(l7, 'path')} ${field(l7, 'status')}`.trim());
         break;
       case 'grpc':
         parts.push(`${field(l7, 'service')}/${field(l7, 'method')} status=${field(l7, 'status')}`);
@@ -140,7 +141,7 @@ export function flowTableRow(record: FlowRecord, options: FlowTableOptions = {})
     if (name === 'TYPE' && record.type === 'alert') return paint(text, '1;31', color);
     return text;
   });
-  let detail = flowDetail(record);
+  let detail = flowDetail(record, compact);
   if (options.width !== undefined) {
     const room = options.width - NAMES.reduce((sum, name) => sum + (widths[name] > 0 ? widths[name] + 1 : 0), 0);
     detail = room <= 0 ? '' : detail.length > room ? detail.slice(0, room - 1) + '…' : detail;
