@@ -5,6 +5,7 @@ import { DnsStreamEnforcer } from './dns-enforcer.js';
 import { HandshakeEnforcer } from './handshake-enforcer.js';
 import { Http1Enforcer } from './http1-enforcer.js';
 import { Http2Enforcer } from './http2-enforcer.js';
+import { MysqlEnforcer } from './mysql-enforcer.js';
 import { PostgresEnforcer } from './postgres-enforcer.js';
 import { RedisEnforcer } from './redis-enforcer.js';
 import type { EnforcerDeps, ProtocolEnforcer } from './types.js';
@@ -17,6 +18,7 @@ const ENFORCERS: Record<string, (deps: EnforcerDeps) => ProtocolEnforcer> = {
   ssh: (deps) => new HandshakeEnforcer(deps),
   postgres: (deps) => new PostgresEnforcer(deps),
   redis: (deps) => new RedisEnforcer(deps),
+  mysql: (deps) => new MysqlEnforcer(deps),
 };
 
 export function enforcerFor(protocol: string, deps: EnforcerDeps): ProtocolEnforcer | null {

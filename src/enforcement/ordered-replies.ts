@@ -195,6 +195,12 @@ export class ReplyOrder<T> {
     if (this.offset === this.boundary) this.flushUnordered();
   }
 
+  /** Server bytes that already went to the client before routing began (a greeting forwarded while detecting). */
+  skipForwarded(length: number): void {
+    this.offset += length;
+    this.boundary = this.offset;
+  }
+
   /** Infos of requests still waiting for a reply (the connection closes). */
   drain(): T[] {
     const out: T[] = [];

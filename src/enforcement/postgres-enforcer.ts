@@ -218,8 +218,11 @@ export class PostgresEnforcer implements RoutingEnforcer {
         continue;
       }
       if (ev.type === 'postgres.backend') {
-        this.release(ev.start);
-        this.flushBoundary();
+        // Bytes go out in one send per chunk, except where an answer of ours goes in between.
+        if (this.atBoundary.length > 0) {
+          this.release(ev.start);
+          this.flushBoundary();
+        }
         if (ev.end > this.serverKnown) this.serverKnown = ev.end;
         const t = ev.messageType;
         if (t === 'G' || t === 'W') this.copyIn = true;
@@ -227,6 +230,7 @@ export class PostgresEnforcer implements RoutingEnforcer {
         if (t === 'Z') {
           const head = this.queue[0];
           if (head?.kind === 'ready' && head.before !== null) {
+            this.release(ev.start);
             this.send(head.before);
             head.before = null;
           }
@@ -235,7 +239,6 @@ export class PostgresEnforcer implements RoutingEnforcer {
       }
       if (ev.type === 'postgres.ready') {
         this.status = ev.status;
-        this.release(ev.end);
         const head = this.queue[0];
         if (head?.kind === 'ready') {
           this.queue.shift();
@@ -244,6 +247,7 @@ export class PostgresEnforcer implements RoutingEnforcer {
             this.request({ protocol: 'postgres', l7: p.l7, decision: p.decision, durationMs: performance.now() - p.startedAt });
           }
         }
+        if (this.queue[0]?.kind === 'answer') this.release(ev.end);
         while (this.queue[0]?.kind === 'answer') {
           const a = this.queue.shift() as { error: Buffer };
           this.send(Buffer.concat([a.error, readyForQuery(this.status)]));

@@ -3,6 +3,7 @@
 import { DnsStreamParser } from './dns/dns-stream-parser.js';
 import { Http1Parser } from './http1/http1-parser.js';
 import { Http2Parser } from './http2/http2-parser.js';
+import { MysqlParser } from './mysql/mysql-parser.js';
 import { PostgresParser } from './postgres/postgres-parser.js';
 import { RedisParser } from './redis/redis-parser.js';
 import { SshParser } from './ssh/ssh-parser.js';
@@ -17,6 +18,7 @@ const PARSERS: Readonly<Record<ProtocolName, () => StreamParser>> = {
   ssh: () => new SshParser(),
   redis: () => new RedisParser(),
   postgres: () => new PostgresParser(),
+  mysql: () => new MysqlParser(),
 };
 
 /** Protocols that have a parser, in registry order. */

@@ -11,7 +11,7 @@ import type { ProtocolError } from './errors.js';
 export type Side = 'client' | 'server';
 
 /** Protocols with a stream parser (names match the `protocol` matcher of rules). */
-export type ProtocolName = 'http' | 'http2' | 'tls' | 'dns' | 'ssh' | 'redis' | 'postgres';
+export type ProtocolName = 'http' | 'http2' | 'tls' | 'dns' | 'ssh' | 'redis' | 'postgres' | 'mysql';
 
 /** Header fields in wire order; names are lower-cased, values as sent (latin1). */
 export type HeaderList = ReadonlyArray<readonly [name: string, value: string]>;
@@ -27,7 +27,7 @@ interface EventBase {
 /** From `start` on, this side is no longer interpreted (encrypted, tunnelled, upgraded). */
 export interface OpaqueEvent extends EventBase {
   readonly type: 'opaque';
-  readonly reason: 'tls-encrypted' | 'http-upgrade' | 'http-connect' | 'ssh-encrypted' | 'postgres-tls' | 'postgres-gssenc';
+  readonly reason: 'tls-encrypted' | 'http-upgrade' | 'http-connect' | 'ssh-encrypted' | 'postgres-tls' | 'postgres-gssenc' | 'mysql-tls';
 }
 
 // ---- HTTP/1.x (RFC 9112) -------------------------------------------------------------------
@@ -369,6 +369,58 @@ export interface PostgresReadyEvent extends EventBase {
   readonly status: string;
 }
 
+// ---- MySQL/MariaDB (client/server protocol) ------------------------------------------------
+
+/** Protocol::HandshakeV10, the server's first packet. */
+export interface MysqlGreetingEvent extends EventBase {
+  readonly type: 'mysql.greeting';
+  readonly serverVersion: string;
+  readonly capabilities: number;
+}
+
+/** HandshakeResponse41 (or, `ssl`, the SSLRequest before TLS: no user or database then). */
+export interface MysqlLoginEvent extends EventBase {
+  readonly type: 'mysql.login';
+  readonly seq: number;
+  readonly ssl: boolean;
+  readonly user: string | null;
+  readonly database: string | null;
+  /** Capabilities both sides agreed on; MariaDB extended ones. */
+  readonly capabilities: number;
+  readonly extCapabilities: number;
+}
+
+/** A command packet (sequence id 0) read whole. */
+export interface MysqlCommandEvent extends EventBase {
+  readonly type: 'mysql.command';
+  readonly seq: number;
+  readonly code: number;
+  /** QUERY, STMT_PREPARE, INIT_DB, ... (or 0xNN). */
+  readonly command: string;
+  /** COM_QUERY / COM_STMT_PREPARE: the statement text. */
+  readonly query: string | null;
+  /** COM_INIT_DB / COM_CHANGE_USER: the database. */
+  readonly schema: string | null;
+  /** COM_CHANGE_USER: the new user. */
+  readonly user: string | null;
+}
+
+/** A client packet that continues the exchange in progress (auth data, LOCAL INFILE content, a long payload). */
+export interface MysqlContinuationEvent extends EventBase {
+  readonly type: 'mysql.continuation';
+  readonly seq: number;
+}
+
+/** A server packet; `head`: its first bytes (up to 16). */
+export interface MysqlServerPacketEvent extends EventBase {
+  readonly type: 'mysql.server-packet';
+  readonly seq: number;
+  readonly length: number;
+  readonly head: Buffer;
+  /** It continues the previous packet's payload (that one was 0xFFFFFF bytes). */
+  readonly continued: boolean;
+}
+
 export type ProtocolEvent =
   | OpaqueEvent
   | Http1RequestEvent | Http1RequestEndEvent | Http1ResponseEvent | Http1ResponseEndEvent | Http1SwitchEvent
@@ -377,7 +429,8 @@ export type ProtocolEvent =
   | DnsMessageEvent
   | SshBannerEvent
   | RedisCommandEvent | RedisCommandEndEvent | RedisReplyEvent
-  | PostgresStartupEvent | PostgresEncryptionResponseEvent | PostgresMessageEvent | PostgresBackendEvent | PostgresReadyEvent;
+  | PostgresStartupEvent | PostgresEncryptionResponseEvent | PostgresMessageEvent | PostgresBackendEvent | PostgresReadyEvent
+  | MysqlGreetingEvent | MysqlLoginEvent | MysqlCommandEvent | MysqlContinuationEvent | MysqlServerPacketEvent;
 
 export type ProtocolEventType = ProtocolEvent['type'];
 

@@ -25,6 +25,8 @@ export interface SqlStatement {
   readonly verbs: readonly string[];
   /** Table names after FROM, JOIN, INTO, UPDATE, TABLE (lower-cased, at most 8), for records and learning. */
   readonly tables: readonly string[];
+  /** The name right after the leading verb (`USE shop` → 'shop'), if it is one. */
+  readonly target?: string;
 }
 
 const NESTED_VERBS = new Set(['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'MERGE', 'VALUES', 'TABLE', 'REPLACE']);
@@ -33,13 +35,15 @@ const TABLE_AFTER = new Set(['FROM', 'JOIN', 'INTO', 'UPDATE', 'TABLE', 'TRUNCAT
 const NOT_TABLES = new Set(['SELECT', 'ONLY', 'LATERAL', 'IF', 'EXISTS', 'NOT', 'TABLE', 'STDIN', 'STDOUT', 'SET', 'IGNORE', 'LOW_PRIORITY', 'DELAYED', 'HIGH_PRIORITY', 'QUICK', 'OUTFILE', 'DUMPFILE']);
 const MAX_TABLES = 8;
 
-type Token = { kind: 'word'; text: string } | { kind: 'name'; text: string } | { kind: 'punct'; text: string };
+type Token = { kind: 'word'; text: string; raw: string } | { kind: 'name'; text: string } | { kind: 'punct'; text: string };
 
 /** Statements of `sql` (empty ones left out), read every way the session could lex it. */
 export function splitStatements(sql: string, dialect: SqlDialect): SqlStatement[] {
   const a = lex(sql, dialect, false);
-  const b = lex(sql, dialect, true);
   const out = a.map(describe);
+  // Without a backslash both readings are the same.
+  if (!sql.includes('\\')) return out.filter((s) => s.verbs.length > 0);
+  const b = lex(sql, dialect, true);
   // The other reading: any statement it finds that the first did not is added.
   const seen = new Set(out.map((s) => s.verbs.join(' ')));
   for (const s of b.map(describe)) {
@@ -65,6 +69,8 @@ function describe(tokens: Token[]): SqlStatement {
   const lead = tokens[i];
   if (lead === undefined) return { verbs, tables };
   verbs.push(lead.kind === 'word' ? lead.text : lead.kind === 'punct' ? lead.text : 'IDENTIFIER');
+  const after = tokens[i + 1];
+  const target = after !== undefined && after.kind !== 'punct' ? (after.kind === 'name' ? after.text : after.raw) : undefined;
   for (let k = i + 1; k < tokens.length; k++) {
     const t = tokens[k]!;
     const prev = tokens[k - 1]!;
@@ -81,7 +87,7 @@ function describe(tokens: Token[]): SqlStatement {
       if (tables.length < MAX_TABLES && !tables.includes(name)) tables.push(name);
     }
   }
-  return { verbs, tables };
+  return target === undefined ? { verbs, tables } : { verbs, tables, target };
 }
 
 const isWordStart = (c: number): boolean => (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || c === 0x5f || c >= 0x80;
@@ -219,7 +225,7 @@ function lex(sql: string, dialect: SqlDialect, alt: boolean): Token[][] {
     if (isWordStart(c)) {
       let j = i + 1;
       while (j < n && isWordChar(sql.charCodeAt(j))) j++;
-      cur.push({ kind: 'word', text: sql.slice(i, j).toUpperCase() });
+      cur.push({ kind: 'word', text: sql.slice(i, j).toUpperCase(), raw: sql.slice(i, j) });
       i = j;
       continue;
     }

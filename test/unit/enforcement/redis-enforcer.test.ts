@@ -6,6 +6,7 @@ import { ConnectionFilter } from '../../../src/enforcement/connection-filter.js'
 import type { FilterSink, RequestOutcome } from '../../../src/enforcement/types.js';
 import { compilePolicy, type CompiledPolicy } from '../../../src/policy/index.js';
 import { RedisParser } from '../../../src/protocols/redis/redis-parser.js';
+import { loadFixtures, runStream } from '../protocols/fixtures.js';
 
 function policyOf(rules: unknown[], mode: 'protect' | 'monitor' = 'protect'): CompiledPolicy {
   const r = compilePolicy({ clusterRules: [], workloadRules: rules, defaultAction: 'deny', mode });
@@ -170,5 +171,16 @@ describe('Redis per-command enforcement', () => {
     expect(r.events.map((e) => e.type === 'redis.reply' && [e.kind, e.push, e.error])).toEqual([
       ['%', false, null], ['$', false, null], ['>', true, null], ['-', false, 'ERR no'], ['_', false, null],
     ]);
+  });
+
+  it('a captured RESP3 session (redis-cli -3, CLIENT TRACKING): one reply per command plus the invalidation push', () => {
+    const f = loadFixtures().find((x) => x.file === 'redis-resp3-tracking.json')!;
+    const { events, errors } = runStream(new RedisParser(), f.segments);
+    expect(errors).toEqual([]);
+    const commands = events.filter((e) => e.type === 'redis.command');
+    const replies = events.filter((e) => e.type === 'redis.reply' && !e.push);
+    const pushes = events.filter((e) => e.type === 'redis.reply' && e.push);
+    expect(replies.length).toBe(commands.length);
+    expect(pushes.length).toBeGreaterThanOrEqual(1);
   });
 });

@@ -16,7 +16,7 @@ function byProtocol(protocol: string): StreamFixture[] {
 }
 
 /** Announced when their header is read: `end` is where the frame/message will end. */
-const ANNOUNCED = new Set<ProtocolEvent['type']>(['http2.frame', 'postgres.message', 'postgres.backend']);
+const ANNOUNCED = new Set<ProtocolEvent['type']>(['http2.frame', 'postgres.message', 'postgres.backend', 'mysql.server-packet', 'mysql.continuation']);
 
 /** Events must lie inside what was fed (announced ones must start inside it), start ≤ end. */
 function expectWellFormed(events: readonly ProtocolEvent[], fed: { client: number; server: number }): void {
