@@ -255,6 +255,7 @@ export async function run(args: string[]): Promise<number> {
     policy,
     isLocal: (ip) => proxy.isLocal(ip),
     identify: (ip) => workloads.lookup(ip),
+    describe: (ip, port, withService) => workloads.describe(ip, port, withService),
     nextFlowId: () => proxy.nextFlowId(),
     emit: (draft) => flows.emit(draft),
     log,

@@ -25,6 +25,8 @@ export interface NonTcpGuardOptions {
   policy: () => CompiledPolicy;
   isLocal: (ip: string) => boolean;
   identify: (ip: string) => Workload | undefined;
+  /** A destination with its Service when it is a cluster IP (issue 20); else `identify` alone. */
+  describe?: (ip: string, port: number, withService: boolean) => Endpoint;
   nextFlowId: () => string;
   emit: (draft: FlowRecordDraft) => void;
   log: { warn(obj: object, msg: string): void; error(obj: object, msg: string): void; info(obj: object, msg: string): void };
@@ -128,7 +130,8 @@ export class NonTcpGuard {
     if (p.hook === HOOK_LOCAL_OUT && this.options.isLocal(packet.dst)) flowDirection = 'intra';
     else if (p.hook === HOOK_LOCAL_IN && this.options.isLocal(packet.src)) flowDirection = 'intra';
     const src = this.endpoint(packet.src, packet.srcPort);
-    const dst = this.endpoint(packet.dst, packet.dstPort);
+    // A UDP Service's cluster IP is that Service's endpoints, as for connections (gate.ts).
+    const dst = flowDirection !== 'ingress' && this.options.describe !== undefined ? this.options.describe(packet.dst, packet.dstPort, true) : this.endpoint(packet.dst, packet.dstPort);
     const facts: DatagramFacts = { direction: flowDirection, src, dst, protocol: packet.name };
     const decision = policy.decideDatagram(facts);
     metrics.nonTcpPackets.inc({ protocol: packet.name, direction: flowDirection, verdict: decision.verdict });

@@ -25,7 +25,9 @@ const socket = join(topo.dir, 'identity.sock');
 
 // Pods (peer namespace addresses) and the Services in front of them.
 const PODS = { payments: topo.peerIp, admin: '10.77.144.3', catalogA: '10.77.144.4', catalogB: '10.77.144.5' } as const;
-const VIPS = { payments: '10.96.144.10', admin: '10.96.144.11', catalog: '10.96.144.12' } as const;
+const VIPS = { payments: '10.96.144.10', admin: '10.96.144.11', catalog: '10.96.144.12', metrics: '10.96.144.13' } as const;
+const UDP_PORT = 8125;
+const udpSeen: string[] = [];
 const TARGET = 8080;
 const seen: { payments: string[]; admin: string[]; catalogA: string[]; catalogB: string[] } = { payments: [], admin: [], catalogA: [], catalogB: [] };
 
@@ -50,6 +52,12 @@ rules:
     direction: egress
     peer: { namespace: shop, labels: { app: catalog } }
     ports: [80]
+  - id: udp-to-metrics
+    action: allow
+    direction: egress
+    protocol: udp
+    peer: { service: shop/metrics }
+    ports: [${UDP_PORT}]
 `;
 
 /** kube-proxy's part: DNAT of a cluster IP:80 to a pod IP:8080 on the "node" (random among endpoints, as kube-proxy does). */
@@ -95,6 +103,14 @@ beforeAll(async () => {
   nodeDnat(VIPS.payments, [PODS.payments]);
   nodeDnat(VIPS.admin, [PODS.admin]);
   nodeDnat(VIPS.catalog, [PODS.catalogA, PODS.catalogB]);
+  // A UDP Service (statsd-like) in front of the payments pod, and the admin Service's cluster IP
+  // on the same port: the node DNATs both to the pod's UDP server, which logs every datagram.
+  for (const v of [VIPS.metrics, VIPS.admin]) topo.exec(topo.peerNs, 'iptables', ['-t', 'nat', '-A', 'PREROUTING', '-d', v, '-p', 'udp', '--dport', String(UDP_PORT), '-j', 'DNAT', '--to-destination', `${PODS.payments}:${UDP_PORT}`]);
+  const udp = topo.start(topo.peerNs, NODE, [join(TOOLS, 'seal-udp.mjs'), 'listen', String(UDP_PORT)]);
+  udp.stdout?.setEncoding('utf8').on('data', (d: string) => {
+    for (const line of d.split('\n')) if (line.startsWith('seen ')) udpSeen.push(line);
+  });
+  await waitUntil(() => topo.exec(topo.peerNs, 'sh', ['-c', `ss -Hlun 'sport = :${UDP_PORT}' | grep -q .`]).status === 0, 'the UDP server', 10_000);
   await Promise.all([backend('payments', PODS.payments), backend('admin', PODS.admin), backend('catalogA', PODS.catalogA), backend('catalogB', PODS.catalogB)]);
 
   await api.start();
@@ -107,6 +123,8 @@ beforeAll(async () => {
   api.putObject(makeSlice('shop', 'payments-1', 'payments', [[PODS.payments, true]]));
   api.putObject(makeService('shop', 'admin', [VIPS.admin], [{ port: 80, targetPort: TARGET }], { app: 'admin' }));
   api.putObject(makeSlice('shop', 'admin-1', 'admin', [[PODS.admin, true]]));
+  api.putObject(makeService('shop', 'metrics', [VIPS.metrics], [{ port: UDP_PORT }], { app: 'payments' }));
+  api.putObject(makeSlice('shop', 'metrics-1', 'metrics', [[PODS.payments, true]]));
   api.putObject(makeService('shop', 'catalog', [VIPS.catalog], [{ port: 80, targetPort: TARGET }], { app: 'catalog' }));
   api.putObject(makeSlice('shop', 'catalog-1', 'catalog', [[PODS.catalogA, true], [PODS.catalogB, true]]));
   controller = new IdentityController({ kubeConfig: api.kubeConfig(), log: silentLog, auth: 'none', batchMs: 5, heartbeatMs: 1000 });
@@ -177,6 +195,21 @@ describe('calls to Services by cluster IP', () => {
     expect(logged().filter((l) => l.includes('/during'))).toEqual([]);
     const after = await sidecar.waitForRecord((r) => r.type === 'connection' && r.seq > before && r.dst.ip === VIPS.catalog && r.verdict === 'allowed');
     expect(after).toMatchObject({ ruleId: 'catalog-by-labels', dst: { workload: { labels: { app: 'catalog' } } } });
+  });
+
+  it('a UDP Service: the non-TCP guard lets datagrams to the allowed Service through and drops those to another (server log)', async () => {
+    const send = (vip: string, payload: string) => topo.execAsync(topo.podNs, NODE, [join(TOOLS, 'seal-udp.mjs'), 'send', vip, String(UDP_PORT), payload, '', '1500'], { uid: APP_UID });
+    const before = lastSeq();
+    expect((await send(VIPS.admin, 'to-admin')).stdout).toContain('no-answer');
+    expect((await send(VIPS.metrics, 'to-metrics')).stdout).toContain('pong:to-metrics');
+    // The server logs datagrams in order: the allowed one is there, the denied one never came.
+    expect(udpSeen.some((l) => l.endsWith(' to-metrics'))).toBe(true);
+    expect(udpSeen.filter((l) => l.includes('to-admin'))).toEqual([]);
+    const allowed = await sidecar.waitForRecord((r) => r.seq > before && r.protocol === 'udp' && r.dst.ip === VIPS.metrics);
+    expect(allowed).toMatchObject({ verdict: 'allowed', ruleId: 'udp-to-metrics', dst: { service: { namespace: 'shop', name: 'metrics' } } });
+    const denied = await sidecar.waitForRecord((r) => r.seq > before && r.protocol === 'udp' && r.dst.ip === VIPS.admin);
+    expect(denied).toMatchObject({ verdict: 'denied', dst: { service: { namespace: 'shop', name: 'admin' } } });
+    assertValidFlowRecords([allowed, denied]);
   });
 
   it('observe filters by Service', async () => {
