@@ -221,7 +221,8 @@ export class Sidecar {
         // not a log line
       }
     }
-    const finals = this.records.filter((r) => r.type === 'connection' && r.interim !== true);
+    // The non-TCP guard's flows (udp, icmp, ip-N) are recorded as connections too, but no listener accepted them.
+    const finals = this.records.filter((r) => r.type === 'connection' && r.interim !== true && r.protocol !== 'udp' && r.protocol !== 'icmp' && !r.protocol.startsWith('ip-'));
     const ids = new Set(finals.map((r) => r.flowId));
     if (code !== 0 || accepted === undefined) throw new Error(`proxy exited ${code} without its 'stopped' line; stderr tail: ${this.stderr.slice(-2000)}`);
     if (ids.size !== finals.length) throw new Error(`${finals.length - ids.size} connections have more than one final record`);
