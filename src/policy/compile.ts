@@ -61,6 +61,8 @@ interface CompiledL7 {
   methods: ReadonlySet<string> | null;
   paths: GlobMatcher | null;
   hosts: GlobMatcher | null;
+  /** http: CONNECT targets, a host glob and a port (null: any). */
+  authorities: Array<{ host: GlobMatcher; port: number | null }> | null;
   headers: Array<[string, GlobMatcher]> | null;
   services: GlobMatcher | null;
   grpcMethods: GlobMatcher | null;
@@ -133,7 +135,7 @@ function compileRule(rule: NormalizedRule, tier: Tier, mode: Mode, hash: string)
     };
   });
   let l7: CompiledL7 | null = null;
-  const empty = { methods: null, paths: null, hosts: null, headers: null, services: null, grpcMethods: null, alpn: null, types: null, names: null, keys: null, statements: null };
+  const empty = { methods: null, paths: null, hosts: null, authorities: null, headers: null, services: null, grpcMethods: null, alpn: null, types: null, names: null, keys: null, statements: null };
   if (rule.http !== undefined) {
     const h = rule.http;
     l7 = {
@@ -142,6 +144,7 @@ function compileRule(rule: NormalizedRule, tier: Tier, mode: Mode, hash: string)
       methods: setOrNull(h.methods),
       paths: h.paths === undefined ? null : compileGlobs('path', h.paths),
       hosts: h.hosts === undefined ? null : compileGlobs('name', h.hosts),
+      authorities: h.authorities === undefined ? null : h.authorities.map(compileAuthority),
       headers: h.headers === undefined ? null : Object.entries(h.headers).map(([name, value]) => [name, compileGlobs('plain', [value])]),
     };
   } else if (rule.grpc !== undefined) {
@@ -350,6 +353,31 @@ function protocolMatches(ruleProtocol: string, ev: Evaluation): boolean {
  * A name matcher against a name that may not be a host name (null): such a name matches deny
  * rules only — fail closed, whatever the patterns say (see glob.ts, normalizeName).
  */
+/**
+ * 'host-glob:port' or '[v6]:*' (the schema checked the form). A host of '*' alone is any host
+ * (`CONNECT *:443`, as forward-proxy rules are written); other host globs match label by label.
+ */
+function compileAuthority(pattern: string): { host: GlobMatcher; port: number | null } {
+  const colon = pattern.lastIndexOf(':');
+  const host = pattern.slice(0, colon).replace(/^\[(.*)\]$/, '$1');
+  const port = pattern.slice(colon + 1);
+  return { host: compileGlobs('name', [host === '*' ? '**' : host]), port: port === '*' ? null : Number(port) };
+}
+
+/**
+ * A CONNECT target against `authorities`: only CONNECT requests have one (a rule naming
+ * authorities never matches another method). The target is split at its last colon; a target
+ * that is not host:port matches no allow rule and every deny rule that could apply.
+ */
+function authorityMatches(list: ReadonlyArray<{ host: GlobMatcher; port: number | null }>, method: string, target: string, action: CompiledRule['action']): boolean {
+  if (method.toUpperCase() !== 'CONNECT') return false;
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:[\]\s]+)):([0-9]{1,5})$/.exec(target);
+  if (m === null) return action === 'deny';
+  const host = (m[1] ?? m[2] ?? '').toLowerCase().replace(/\.$/, '');
+  const port = Number(m[3]);
+  return list.some((a) => (a.port === null || a.port === port) && globMatches(a.host, host));
+}
+
 function nameMatches(m: GlobMatcher, name: string | null, action: CompiledRule['action']): boolean {
   return name === null ? action === 'deny' : globMatches(m, name);
 }
@@ -364,6 +392,7 @@ function l7Matches(m: CompiledL7, ev: Evaluation, action: CompiledRule['action']
       if (m.methods !== null && !m.methods.has(http.method.toUpperCase())) return false;
       if (m.paths !== null && !globMatches(m.paths, ev.httpPath(http.path))) return false;
       if (m.hosts !== null && (http.host === undefined || !globMatches(m.hosts, ev.httpHost(http.host)))) return false;
+      if (m.authorities !== null && !authorityMatches(m.authorities, http.method, http.path, action)) return false;
       if (m.headers !== null) {
         for (let i = 0; i < m.headers.length; i++) {
           const [name, pattern] = m.headers[i]!;

@@ -12,7 +12,7 @@
 //         a bare 'name' when the peer gives `namespace` (then it names that namespace's Service)
 //   ports: 80, "8000-8100", or a list of them (the destination port)
 //   protocol: one of RULE_PROTOCOLS (connections), or udp / icmp (DATAGRAM_PROTOCOLS)
-//   at most one L7 block (RULE_BLOCKS): http {methods, paths, hosts, headers}, grpc {services,
+//   at most one L7 block (RULE_BLOCKS): http {methods, paths, hosts, authorities, headers}, grpc {services,
 //         methods}, tls {sni, alpn}, dns {names, types}, redis {commands, keys}, postgres and
 //         mysql {users, databases, statements}; without `protocol` the block implies it.
 //
@@ -322,6 +322,8 @@ export const RULE_BLOCKS: Readonly<Record<string, RuleBlockSpec>> = {
       methods: oneOrList(str({ pattern: TOKEN, 'x-messages': { pattern: "'{value}' is not an HTTP method" } })),
       paths: oneOrList(str({ format: 'path-glob' })),
       hosts: oneOrList(str({ format: 'name-glob' })),
+      // The target of a CONNECT (RFC 9110 §9.3.6 authority-form): a name glob or IP, and a port or '*'.
+      authorities: oneOrList(str({ pattern: '^([^:\\s\\[\\]]+|\\[[0-9A-Fa-f:.]+\\]):([0-9]{1,5}|\\*)$', 'x-messages': { pattern: "'{value}' is not host:port (a name glob or IP address, then a port or '*'), e.g. '*.example.com:443'" } })),
       headers: {
         type: 'object',
         minProperties: 1,
@@ -335,7 +337,7 @@ export const RULE_BLOCKS: Readonly<Record<string, RuleBlockSpec>> = {
     }),
     normalize: (block) => {
       const { headers, ...lists } = block;
-      const out = normalizeLists(lists, { methods: upper, hosts: lowerName });
+      const out = normalizeLists(lists, { methods: upper, hosts: lowerName, authorities: (a) => a.toLowerCase() });
       if (headers !== undefined) {
         const lower: Record<string, string> = {};
         for (const [name, pattern] of Object.entries(headers as Record<string, string>)) lower[name.toLowerCase()] = pattern;

@@ -14,7 +14,7 @@
 //   ports: 80, "8000-8100", or a list of them (the destination port)
 //   protocol: one of RULE_PROTOCOLS (connections), or udp / icmp (DATAGRAM_PROTOCOLS: the
 //         non-TCP guard's flows; such a rule takes direction, peer and, for udp, ports; never L7)
-//   at most one L7 block: http {methods, paths, hosts, headers}, grpc {services, methods},
+//   at most one L7 block: http {methods, paths, hosts, authorities, headers}, grpc {services, methods},
 //         tls {sni, alpn}, dns {names, types}; without `protocol` the block implies it.
 
 import { parseCidr } from './ip.js';
@@ -49,6 +49,8 @@ export interface NormalizedHttp {
   methods?: string[];
   paths?: string[];
   hosts?: string[];
+  /** CONNECT targets, host-glob:port. */
+  authorities?: string[];
   headers?: Record<string, string>;
 }
 

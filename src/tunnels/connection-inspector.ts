@@ -67,6 +67,8 @@ export class ConnectionInspector implements TunnelInspector {
   private reported = 0;
   /** The client stream is one no parser recognised (or a CONNECT/Upgrade stream): look for a carrier in its first bytes. */
   private carrierPending = false;
+  /** A CONNECT to port 443 was established: its client stream must begin as TLS. */
+  private tlsInside = false;
   /** TLS: the record-shape watcher (SSH inside TLS), until it decides. */
   private tls: TlsShapeWatcher | null = null;
 
@@ -139,6 +141,7 @@ export class ConnectionInspector implements TunnelInspector {
       this.pendingSwitch = null;
       this.mode = pending.kind === 'websocket' ? 'websocket' : pending.target === 'h2c' ? 'quiet' : 'stream';
       this.carrierPending = this.mode === 'stream';
+      this.tlsInside = pending.kind === 'connect' && /:443$/.test(pending.target);
       const label = pending.kind === 'connect' ? `CONNECT ${pending.target} stream` : `${pending.target} stream`;
       for (const [s, who] of [[this.client, 'client'], [this.server, 'server']] as const) {
         s.window.reset();
@@ -172,6 +175,14 @@ export class ConnectionInspector implements TunnelInspector {
         detected: 'ssh',
         ...(expected !== undefined ? { expected } : {}),
       });
+    }
+    if (this.tlsInside && who === 'client' && s.window.length > 0) {
+      // An allowed `CONNECT *:443` carries TLS (RFC 8446 §5.1: a handshake record, 0x16 0x03).
+      this.tlsInside = false;
+      const b = s.window.bytes;
+      if (b[0] !== 0x16 || (b.length > 1 && b[1] !== 0x03)) {
+        return this.report({ kind: 'protocol-mismatch', evidence: `${s.what} should carry TLS (port 443) but begins ${s.window.hexHead()}`, confidence: 0.9, expected: 'tls', detected: 'unknown' });
+      }
     }
     if (this.carrierPending && who === 'client') {
       const carrier = recogniseCarrier(s.window);

@@ -237,6 +237,33 @@ describe('matchers', () => {
   });
 });
 
+describe('CONNECT by target (http.authorities)', () => {
+  const p = compile([
+    { id: 'no-ssh-hosts', action: 'deny', http: { methods: ['CONNECT'], authorities: ['*.ssh.example.com:*'] } },
+    { id: 'https-out', action: 'allow', http: { methods: ['CONNECT'], authorities: ['*:443', '[2001:db8::1]:8443'] } },
+  ]);
+  const connect = (target: string, method = 'CONNECT') => ruleIdOf(p, { protocol: 'http', l7: { http: { method, path: target } } });
+  test('matches the target host glob and port', () => {
+    expect(connect('api.example.com:443')).toBe('https-out');
+    expect(connect('API.Example.COM.:443')).toBe('https-out');
+    expect(connect('10.0.0.7:443')).toBe('https-out');
+    expect(connect('[2001:db8::1]:8443')).toBe('https-out');
+    expect(connect('api.example.com:22')).toBe('default');
+    expect(connect('box.ssh.example.com:443')).toBe('no-ssh-hosts');
+  });
+  test('only CONNECT has an authority; a target that is not host:port matches deny rules only', () => {
+    expect(connect('api.example.com:443', 'GET')).toBe('default');
+    // No port: not host:port, so the first deny rule naming authorities takes it.
+    expect(connect('api.example.com')).toBe('no-ssh-hosts');
+    const denyAll = compile([{ id: 'deny-odd', action: 'deny', http: { authorities: ['*:*'] } }], { defaultAction: 'allow' });
+    expect(ruleIdOf(denyAll, { protocol: 'http', l7: { http: { method: 'CONNECT', path: 'no-port' } } })).toBe('deny-odd');
+  });
+  test('the schema refuses what is not host:port, saying so', () => {
+    const result = compilePolicy({ clusterRules: [], workloadRules: [{ id: 'x', action: 'allow', http: { authorities: ['example.com'] } }], defaultAction: 'deny', mode: 'protect' });
+    expect('issues' in result && JSON.stringify(result.issues)).toContain('is not host:port');
+  });
+});
+
 describe('globs', () => {
   const pathCases: Array<[string, string, boolean]> = [
     ['/api/*', '/api/items', true],

@@ -108,6 +108,19 @@ describe('CONNECT and Upgrade', () => {
     const odd = exchange(httpConnection(d).inspector, { requestHeaders: [['upgrade', 'ssh-tunnel/1']], status: 101 });
     expect(odd).toMatchObject([{ kind: 'http-upgrade', detected: 'ssh-tunnel/1' }]);
   });
+
+  it('verifies what an allowed CONNECT to port 443 carries: TLS passes, anything else is a mismatch', () => {
+    const d = createTunnelDetection({ ports: {}, isExpected: (_f, what) => what.kind === 'connect' && what.target.endsWith(':443') });
+    const tls = httpConnection(d).inspector;
+    expect(exchange(tls, { method: 'CONNECT', path: 'api.example.com:443', status: 200 })).toEqual([]);
+    expect(feed(tls, 'client', Buffer.from('160301020001000000', 'hex'))).toEqual([]);
+    const other = httpConnection(d).inspector;
+    expect(exchange(other, { method: 'CONNECT', path: 'api.example.com:443', status: 200 })).toEqual([]);
+    expect(feed(other, 'client', Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'))).toMatchObject([{ kind: 'protocol-mismatch', expected: 'tls' }]);
+    const ssh = httpConnection(d).inspector;
+    exchange(ssh, { method: 'CONNECT', path: 'api.example.com:443', status: 200 });
+    expect(feed(ssh, 'client', Buffer.from('SSH-2.0-OpenSSH_9.2\r\n'))).toMatchObject([{ kind: 'ssh' }]);
+  });
 });
 
 describe('HTTP as a carrier', () => {
