@@ -7,7 +7,7 @@ import { LEARN_AFTER } from '../../../src/tunnels/protocol-verification.js';
 import { exchange, facts, feed, httpConnection, randomBytes, wsFrame } from './helpers.js';
 
 const BANNER = Buffer.from('SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n');
-const detection = () => createTunnelDetection({ ports: { 80: 'http', 443: 'tls', 5432: 'postgres', 22: 'ssh' } });
+const detection = () => createTunnelDetection({ ports: { 80: 'http', 443: 'tls', 5432: 'postgres', 22: 'ssh', 6379: 'redis', 3306: 'mysql' } });
 
 describe('protocol verification', () => {
   it('flags SSH on an HTTP port and on an undeclared port, not on a port declared ssh', () => {
@@ -26,6 +26,8 @@ describe('protocol verification', () => {
       [443, 'tls', 'http', 'GET / HTTP/1.1\r\n'],
       [80, 'http', 'tls', '\x16\x03\x01\x02\x00\x01'],
       [5432, 'postgres', 'http', 'POST /q HTTP/1.1\r\n'],
+      [6379, 'redis', 'http', 'GET / HTTP/1.1\r\n'],
+      [3306, 'mysql', 'postgres', '\x00\x00\x00\x08\x04\xd2\x16\x2f'],
       [80, 'http', 'tcp', '\x00\x01garbage'],
     ];
     for (const [port, declared, detected, first] of cases) {
