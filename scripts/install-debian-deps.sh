@@ -4,19 +4,23 @@
 # The `image` set is what `npm run image` builds the OCI image with (`--list image`, `image`):
 # mmdebstrap for the Debian root, buildah to assemble it, podman (with runc) to store and run it,
 # binutils to strip the Node.js binary, libcap2-bin to give the proxy's launcher its capability.
+# With no set named it installs both (`all`): `npm test` and `npm run demo` run the sidecar from
+# the image, so they need the image's tools as well as the tests' peers and clients.
 set -euo pipefail
-set_name=tests
+set_name=all
 [ "${1:-}" = "--list" ] && [ -n "${2:-}" ] && set_name=$2
 [ "${1:-}" != "--list" ] && [ -n "${1:-}" ] && set_name=$1
 case $set_name in
-  tests) packages=(iptables nftables iproute2 util-linux procps curl socat netcat-openbsd openssl make g++ python3 libcap2-bin
+  tests|all) packages=(iptables nftables iproute2 util-linux procps curl socat netcat-openbsd openssl make g++ python3 libcap2-bin
     nghttp2-client dnsutils nginx-light haproxy wrk
     openssh-server openssh-client tinyproxy corkscrew httptunnel iodine openvpn shadowsocks-libev stunnel4
     libnetfilter-queue1 libnetfilter-queue-dev iputils-ping
     redis-server redis-tools postgresql postgresql-client mariadb-server mariadb-client tshark) ;;
-  image) packages=(mmdebstrap buildah podman runc binutils openssl libcap2-bin) ;;
-  *) echo "install-debian-deps.sh: unknown set '$set_name' (tests, image)" >&2; exit 2 ;;
+  image) packages=() ;;
+  *) echo "install-debian-deps.sh: unknown set '$set_name' (all, tests, image)" >&2; exit 2 ;;
 esac
+image_packages=(mmdebstrap buildah podman runc binutils openssl libcap2-bin)
+[ "$set_name" = tests ] || packages+=("${image_packages[@]}")
 if [ "${1:-}" = "--list" ]; then echo "${packages[*]}"; exit 0; fi
 # Each package and one command that proves it is installed.
 declare -A probe=([iptables]=iptables-restore [nftables]=nft [iproute2]=ip [util-linux]=setpriv [procps]=ps
