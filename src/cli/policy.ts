@@ -18,7 +18,7 @@ import {
 
 const HELP = `usage:
   sidewall policy check FILE [--tier workload|cluster] [--cluster FILE]
-  sidewall policy test FILE --flow JSON [--cluster FILE] [--mode MODE] [--default-action ACTION] [--json]
+  sidewall policy test FILE --flow JSON [--pod JSON] [--cluster FILE] [--mode MODE] [--default-action ACTION] [--json]
   sidewall policy learn [FILE...] [--from ADMIN] [-o yaml|json|annotation|patch] [--lock] [--template]
 
 FILE holds rules as YAML or JSON: a list of rules, {rules: [...]}, or a sidecar config with
@@ -45,6 +45,10 @@ flags:
                             a Service destination: dst.service {namespace, name, endpoints:
                               [{ip, workload}]} (its ready endpoints), or a dst.ip that FILE's
                               services: list names (a sidecar config)
+                            l7.dlp: {"sensors":["pci-pan"]} — the DLP sensors that hit (rules' dlp matchers)
+  --pod JSON                the protected pod, for cluster rules with appliesTo:
+                            '{"namespace":"shop","labels":{"pci":"true"},"serviceAccount":"cart"}'
+                            (absent: unknown — appliesTo rules are in force only when they deny)
   --mode protect|monitor|learn        default: the file's mode, else monitor
   --default-action allow|deny         default: the file's defaultAction, else deny
   --json                    print the decision as one JSON object
@@ -58,6 +62,36 @@ flags:
 `;
 
 class UsageError extends Error {}
+
+/** `--pod`: the protected pod's identity, as the sidecar reads it from the downward API. */
+function parsePod(json: string): Workload {
+  let value: unknown;
+  try {
+    value = JSON.parse(json);
+  } catch (error) {
+    throw new UsageError(`--pod is not valid JSON: ${(error as Error).message}`);
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new UsageError('--pod must be a JSON object {namespace, labels, serviceAccount}');
+  const record = value as Record<string, unknown>;
+  const pod: Workload = {};
+  for (const key of Object.keys(record)) {
+    if (key !== 'namespace' && key !== 'labels' && key !== 'serviceAccount') throw new UsageError(`--pod: unknown key '${key}' (namespace, labels, serviceAccount)`);
+  }
+  if (record.namespace !== undefined) {
+    if (typeof record.namespace !== 'string') throw new UsageError('--pod: namespace must be a string');
+    pod.namespace = record.namespace;
+  }
+  if (record.serviceAccount !== undefined) {
+    if (typeof record.serviceAccount !== 'string') throw new UsageError('--pod: serviceAccount must be a string');
+    pod.serviceAccount = record.serviceAccount;
+  }
+  if (record.labels !== undefined) {
+    const labels = record.labels;
+    if (labels === null || typeof labels !== 'object' || Array.isArray(labels) || Object.values(labels).some((v) => typeof v !== 'string')) throw new UsageError('--pod: labels must be an object of strings');
+    pod.labels = labels as Record<string, string>;
+  }
+  return pod;
+}
 
 function readText(path: string): string {
   try {
@@ -200,6 +234,7 @@ async function runCommand(args: string[]): Promise<number> {
       tier: { type: 'string' },
       cluster: { type: 'string' },
       flow: { type: 'string' },
+      pod: { type: 'string' },
       mode: { type: 'string' },
       'default-action': { type: 'string' },
       json: { type: 'boolean' },
@@ -224,6 +259,7 @@ async function runCommand(args: string[]): Promise<number> {
   if (sub === 'test' && values.flow === undefined) throw new UsageError('policy test needs --flow JSON');
   if (sub === 'test' && tier === 'cluster') throw new UsageError('--tier is for check; use --cluster FILE to test with cluster rules');
   const facts = sub === 'test' ? parseFlow(values.flow!) : undefined;
+  const pod = values.pod === undefined ? null : parsePod(values.pod);
 
   const main = loadRules(file, tier);
   const cluster = values.cluster === undefined ? undefined : loadRules(values.cluster, 'cluster');
@@ -239,7 +275,7 @@ async function runCommand(args: string[]): Promise<number> {
   const clusterRules = tier === 'cluster' ? main.rules : cluster?.rules ?? [];
   const workloadRules = tier === 'cluster' ? [] : main.rules;
   const result = compilePolicy({
-    clusterRules, workloadRules, defaultAction, mode,
+    clusterRules, workloadRules, defaultAction, mode, pod,
     clusterSource: tier === 'cluster' ? file : values.cluster ?? 'cluster rules',
     workloadSource: file,
   });

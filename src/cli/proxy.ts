@@ -21,7 +21,8 @@ import { ProxyServer } from '../net/proxy-server.js';
 import { markLibraryDials } from '../net/socket-mark.js';
 import { setReadBufferBytes } from '../net/connection.js';
 import { deriveMemoryLimits, readCgroupMemoryLimit } from '../net/memory-limits.js';
-import { alertRecord, connectionRecord, requestRecord } from '../sidecar/records.js';
+import { alertRecord, connectionRecord, dlpAlertRecord, requestRecord } from '../sidecar/records.js';
+import { DEFAULT_DLP, DlpEngine } from '../content/dlp/index.js';
 import { NonTcpGuard } from '../sidecar/non-tcp-guard.js';
 import { createTunnelDetection } from '../tunnels/index.js';
 import { Learner } from '../learn/learner.js';
@@ -122,6 +123,8 @@ export async function run(args: string[]): Promise<number> {
   const gate = new ConnectionGate(policy, workloads, config.ports, tunnels, tunnelMode, {
     onParseError: config.onParseError,
     http: config.http,
+    // Always there (cheap): rules may name sensors even when the config has no `dlp:`.
+    dlp: new DlpEngine(config.dlp ?? { ...DEFAULT_DLP, sensors: [], patterns: [] }),
     countParserError: (protocol, code) => metrics.parserErrors.inc({ protocol, code }),
   });
   // Connection limits and buffer sizes from the memory the container may use, so that no traffic
@@ -180,6 +183,12 @@ export async function run(args: string[]): Promise<number> {
       onRequest(conn, outcome) {
         captures.decided(conn, outcome.decision);
         if (conn.admission) flows.emit(requestRecord(conn.flowId, conn.admission.facts, outcome));
+      },
+      onDlp(conn, alert) {
+        metrics.dlpHits.inc({ sensor: alert.hit.sensor, where: alert.hit.where, outcome: alert.blocked ? 'blocked' : alert.decision.verdict === 'would-deny' ? 'would-block' : 'alert' });
+        // capture.onAlert: the connection that raised it is captured, and the alert names the capture.
+        const capture = captures.alerted(conn);
+        if (conn.admission) flows.emit(dlpAlertRecord(conn.flowId, conn.admission.facts, alert, capture));
       },
       onAlert(conn, finding, blocked) {
         const capture = captures.alerted(conn);

@@ -6,12 +6,56 @@ import { isIP } from 'node:net';
 import { PROTOCOLS } from '../policy/rule-schema.js';
 import type { FormatCheck, JsonSchema } from '../schema/validator.js';
 import { SERVICES_SCHEMA } from './services.js';
+import { BUILTIN_SENSOR_NAMES, customPatternError, DLP_WHERE } from '../content/dlp/index.js';
+
+/** DLP sensor names: built-ins (pci-pan, …) and the names of `dlp.patterns`. */
+export const SENSOR_NAME_PATTERN = '^[a-z0-9][a-z0-9-]{0,62}$';
+const SENSOR_NAME: JsonSchema = { type: 'string', pattern: SENSOR_NAME_PATTERN, 'x-messages': { pattern: "'{value}' is not a sensor name (lower-case letters, digits and '-')" } };
+
+/** `dlp:` (PRODUCT.md "Sidecar config"); cross-field checks (sensor names known) in load.ts. */
+const DLP_SCHEMA: JsonSchema = {
+  type: ['object', 'null'],
+  additionalProperties: false,
+  'x-messages': { type: 'must be a mapping such as {action: block, sensors: [pci-pan, us-ssn]}, not {describe}' },
+  properties: {
+    action: { type: 'string', enum: ['alert', 'block'] },
+    sensors: { type: 'array', items: SENSOR_NAME, 'x-messages': { type: `must be a list of sensor names (${BUILTIN_SENSOR_NAMES.join(', ')}, or dlp.patterns names), not {describe}` } },
+    patterns: {
+      type: 'array',
+      items: {
+        type: 'object',
+        required: ['name', 'pattern'],
+        additionalProperties: false,
+        properties: {
+          name: SENSOR_NAME,
+          pattern: { type: 'string', minLength: 1, format: 're2' },
+          maxLength: { type: 'integer', minimum: 1, maximum: 4096, 'x-messages': { type: 'must be a whole number from 1 to 4096 (the longest match, in bytes)', minimum: 'must be a whole number from 1 to 4096 (the longest match, in bytes)', maximum: 'must be a whole number from 1 to 4096 (the longest match, in bytes)' } },
+        },
+        'x-messages': { type: 'must be a mapping {name, pattern}, not {describe}' },
+      },
+      'x-messages': { type: 'must be a list of {name, pattern}, not {describe}' },
+    },
+    directions: { type: 'array', items: { type: 'string', enum: ['ingress', 'egress', 'intra'] } },
+    scan: { type: 'array', items: { type: 'string', enum: [...DLP_WHERE] } },
+    maxBytes: {
+      if: { type: 'number' },
+      then: { type: 'integer', minimum: 1, 'x-messages': { type: 'must be a byte size such as 1048576 or "1MiB", not {show}', minimum: 'must be a byte size such as 1048576 or "1MiB", not {show}' } },
+      else: { type: 'string', pattern: '^[0-9]+\\s*(B|KiB|MiB|GiB|KB|MB|GB)?$', 'x-messages': { type: 'must be a byte size such as 1048576 or "1MiB", not {show}', pattern: 'must be a byte size such as 1048576 or "1MiB", not {show}' } },
+    },
+    maxRatio: { type: 'number', minimum: 2, 'x-messages': { minimum: 'must be a number ≥ 2 (decoded/encoded size of a compressed body), not {show}' } },
+  },
+};
 
 /** setTimeout's limit, and so of every duration and count below. */
 const MAX_INT32 = 2_147_483_647;
 
 export const CONFIG_FORMATS: Readonly<Record<string, FormatCheck>> = {
   ip: (s) => (isIP(s) === 0 ? `'${s}' is not an IP address` : null),
+  // Users' DLP patterns: RE2 syntax (no backreferences or lookaround), compiled by re2js.
+  re2: (s) => {
+    const error = customPatternError(s);
+    return error === null ? null : `is not valid RE2 syntax (${error}); RE2 has no backreferences or lookaround`;
+  },
   'port-key': (s) => (/^\d{1,5}$/.test(s) && Number(s) >= 1 && Number(s) <= 65535 ? null : `'${s}' is not a port (1–65535)`),
   // host:port, or unix:/path for a controller (or node agent) on a local socket.
   'controller-address': (s) =>
@@ -182,6 +226,7 @@ export const CONFIG_PROPERTIES: Record<string, JsonSchema> = {
       preBufferBytes: byteSize(0),
     },
   },
+  dlp: DLP_SCHEMA,
 };
 
 /**

@@ -9,9 +9,10 @@ import { CONFIG_FORMATS, CONFIG_PROPERTIES, configSchema } from './config-schema
 import type { ServiceEntry } from '../identity/service-directory.js';
 import { servicesProblems, toServiceEntries } from './services.js';
 import { parseRuleText } from '../policy/source.js';
-import type { Mode } from '../policy/types.js';
+import type { Direction, Mode } from '../policy/types.js';
 import { DEFAULT_TARGET_OPTIONS, type TargetOptions } from '../enforcement/request-target.js';
 import { DEFAULT_CAPTURE, type CaptureSettings } from '../capture/store.js';
+import { BUILTIN_SENSOR_NAMES, DEFAULT_DLP, type DlpSettings, type DlpWhere } from '../content/dlp/index.js';
 
 export type TunnelMode = 'block' | 'alert' | 'off';
 
@@ -133,6 +134,8 @@ export interface SidecarConfig {
   http: TargetOptions;
   /** Packet capture (README "Packet capture"). */
   capture: CaptureSettings;
+  /** DLP sensors (PRODUCT.md config `dlp`); absent: no scanning unless a rule names sensors. */
+  dlp?: DlpSettings;
   /** Absolute path of the file this config came from, if any. */
   file?: string;
 }
@@ -178,7 +181,7 @@ function configProblems(data: unknown): Array<{ field: string; detail: string }>
     // The policy store reports rule problems with the rule's index and id (both tiers at once).
     .filter((issue) => !(issue.path[0] === 'rules' && issue.path.length > 1))
     .map((issue) => ({ field: issue.field, detail: issue.message }));
-  if (isRecord(data)) problems.push(...servicesProblems(data.services));
+  if (isRecord(data)) problems.push(...servicesProblems(data.services), ...dlpProblems(data.dlp));
   if (problems.length > 0 || !isRecord(data) || !isRecord(data.proxy)) return problems;
   // Between fields: each listener needs its own port.
   const proxy = { ...DEFAULT_PROXY, ...(data.proxy as Partial<ProxyTunables>) };
@@ -187,6 +190,26 @@ function configProblems(data: unknown): Array<{ field: string; detail: string }>
     const other = seen.get(proxy[key]);
     if (other !== undefined) problems.push({ field: `proxy.${key}`, detail: `${proxy[key]} is also proxy.${other}; each listener needs its own port` });
     seen.set(proxy[key], key);
+  }
+  return problems;
+}
+
+/** `dlp.sensors` name built-ins or patterns; a pattern's name is not a built-in's (the schema checked the rest). */
+function dlpProblems(value: unknown): Array<{ field: string; detail: string }> {
+  if (!isRecord(value)) return [];
+  const problems: Array<{ field: string; detail: string }> = [];
+  const names = new Set(BUILTIN_SENSOR_NAMES);
+  if (Array.isArray(value.patterns)) {
+    value.patterns.forEach((p: unknown, i) => {
+      if (!isRecord(p) || typeof p.name !== 'string') return;
+      if (names.has(p.name)) problems.push({ field: `dlp.patterns[${i}].name`, detail: `'${p.name}' is already a sensor name; choose another` });
+      names.add(p.name);
+    });
+  }
+  if (Array.isArray(value.sensors)) {
+    value.sensors.forEach((s: unknown, i) => {
+      if (typeof s === 'string' && !names.has(s)) problems.push({ field: `dlp.sensors[${i}]`, detail: `'${s}' is not a sensor (${[...names].join(', ')})` });
+    });
   }
   return problems;
 }
@@ -267,6 +290,20 @@ export function parseConfig(data: unknown, file: string): SidecarConfig {
     if (d.capture.preBufferBytes !== undefined) config.capture.preBufferBytes = byteSize(d.capture.preBufferBytes) ?? config.capture.preBufferBytes;
     if (d.capture.dir !== undefined) config.capture.dir = resolve(base, d.capture.dir);
   }
+  if (d.dlp !== undefined && d.dlp !== null) {
+    const patterns = (d.dlp.patterns ?? []).map((p) => ({ ...p }));
+    config.dlp = {
+      ...DEFAULT_DLP,
+      action: d.dlp.action ?? DEFAULT_DLP.action,
+      // Default: every built-in sensor and every pattern.
+      sensors: [...new Set(d.dlp.sensors ?? [...BUILTIN_SENSOR_NAMES, ...patterns.map((p) => p.name)])],
+      patterns,
+      directions: d.dlp.directions ?? [...DEFAULT_DLP.directions],
+      scan: d.dlp.scan ?? [...DEFAULT_DLP.scan],
+      maxBytes: d.dlp.maxBytes === undefined ? DEFAULT_DLP.maxBytes : (byteSize(d.dlp.maxBytes) ?? DEFAULT_DLP.maxBytes),
+      maxRatio: d.dlp.maxRatio ?? DEFAULT_DLP.maxRatio,
+    };
+  }
   return config;
 }
 
@@ -302,6 +339,15 @@ interface ConfigDocument {
   admin?: { tokenFile?: string } | null;
   http?: { escapedSlashes?: 'reject' | 'decode' } | null;
   capture?: { onAlert?: boolean; maxBytes?: number | string; dir?: string; preBufferBytes?: number | string } | null;
+  dlp?: {
+    action?: 'alert' | 'block';
+    sensors?: string[];
+    patterns?: Array<{ name: string; pattern: string; maxLength?: number }>;
+    directions?: Direction[];
+    scan?: DlpWhere[];
+    maxBytes?: number | string;
+    maxRatio?: number;
+  } | null;
 }
 
 /** Reads and validates the config file; undefined → all defaults. Throws ConfigError. */

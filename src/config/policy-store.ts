@@ -13,7 +13,7 @@ import { readFileSync, watch, type FSWatcher } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { compilePolicy } from '../policy/compile.js';
 import { formatIssue, parseRuleText } from '../policy/source.js';
-import type { CompiledPolicy, Mode, RuleIssue } from '../policy/types.js';
+import type { CompiledPolicy, Mode, RuleIssue, Workload } from '../policy/types.js';
 import { parseDownwardApiMap } from './downward-api.js';
 import { ConfigError, loadConfig, type SidecarConfig } from './load.js';
 
@@ -31,6 +31,10 @@ interface SourceTexts {
   config: string | undefined;
   cluster: string | undefined;
   annotations: string | undefined;
+  /** The pod's labels (downward API): cluster rules with `appliesTo` follow them. */
+  labels: string | undefined;
+  namespace: string | undefined;
+  serviceAccount: string | undefined;
 }
 
 type BuildResult = { policy: CompiledPolicy } | { issues: RuleIssue[]; source: string };
@@ -177,11 +181,36 @@ function readSources(config: SidecarConfig, configPath: string | undefined): Sou
     config: configPath === undefined ? undefined : readIfExists(configPath),
     cluster: config.clusterRules === undefined ? undefined : readIfExists(config.clusterRules),
     annotations: config.podInfo === undefined ? undefined : readIfExists(join(config.podInfo, 'annotations')),
+    labels: config.podInfo === undefined ? undefined : readIfExists(join(config.podInfo, 'labels')),
+    namespace: (config.podInfo === undefined ? undefined : readIfExists(join(config.podInfo, 'namespace'))?.trim()) || process.env.POD_NAMESPACE,
+    serviceAccount: (config.podInfo === undefined ? undefined : readIfExists(join(config.podInfo, 'serviceAccount'))?.trim()) || process.env.POD_SERVICE_ACCOUNT,
   };
 }
 
 function fingerprint(texts: SourceTexts): string {
-  return JSON.stringify([texts.config, texts.cluster, texts.annotations]);
+  return JSON.stringify([texts.config, texts.cluster, texts.annotations, texts.labels, texts.namespace, texts.serviceAccount]);
+}
+
+/**
+ * The protected pod's identity for cluster rules with `appliesTo`: known when the downward API
+ * folder is mounted (labels from its `labels` file; namespace from its `namespace` file or
+ * POD_NAMESPACE; service account from a `serviceAccount` file or POD_SERVICE_ACCOUNT — the
+ * webhook does not set either yet, so appliesTo.serviceAccount selects no injected pod today).
+ * Not mounted: unknown (see CompileInput.pod).
+ */
+function podIdentity(config: SidecarConfig, texts: SourceTexts): { pod: Workload | null } | { issues: RuleIssue[]; source: string } {
+  if (config.podInfo === undefined) return { pod: null };
+  const file = join(config.podInfo, 'labels');
+  let labels: Record<string, string> = {};
+  try {
+    if (texts.labels !== undefined) labels = parseDownwardApiMap(texts.labels, file);
+  } catch (error) {
+    return { issues: [{ source: file, index: null, field: '', message: (error as Error).message }], source: file };
+  }
+  const pod: Workload = { labels };
+  if (texts.namespace) pod.namespace = texts.namespace;
+  if (texts.serviceAccount) pod.serviceAccount = texts.serviceAccount;
+  return { pod };
 }
 
 const ANNOTATION_SOURCE = `annotation ${RULES_ANNOTATION}`;
@@ -230,7 +259,9 @@ function build(config: SidecarConfig, configPath: string | undefined, texts: Sou
     mode = value;
   }
 
-  const result = compilePolicy({ clusterRules, workloadRules, defaultAction: config.defaultAction, mode, clusterSource, workloadSource });
+  const identity = podIdentity(config, texts);
+  if ('issues' in identity) return identity;
+  const result = compilePolicy({ clusterRules, workloadRules, defaultAction: config.defaultAction, mode, clusterSource, workloadSource, pod: identity.pod });
   if ('issues' in result) return { issues: result.issues, source: result.issues[0]!.source };
   return result;
 }

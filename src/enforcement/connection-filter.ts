@@ -177,6 +177,12 @@ export class ConnectionFilter {
         this.apply(this.enforcer.route('server', chunk, result.events));
       } else {
         const start = this.parser.offset('server') - chunk.length;
+        // DLP sees response bytes before the client does (a hit that blocks cuts them).
+        if (this.enforcer.screenServer !== undefined) {
+          const ops = this.enforcer.screenServer(chunk, start, result.events);
+          if (ops.length > 0) this.apply(ops);
+          if (this.phase !== 'inspect') return;
+        }
         // Not a byte past where the server's stream stopped making sense (a response nobody
         // asked for, a malformed head): the connection resets there.
         this.sink.toClient(result.error === null ? chunk : chunk.subarray(0, result.consumed));
@@ -411,6 +417,9 @@ export class ConnectionFilter {
         case 'alert':
           this.sink.alert(op.finding, op.blocked);
           break;
+        case 'dlp':
+          this.sink.dlpAlert?.(op.alert);
+          break;
         default:
           if (this.phase !== 'inspect') break;
           switch (op.op) {
@@ -432,7 +441,7 @@ export class ConnectionFilter {
               if (op.how === 'reset') this.block(this.decisionValue as Decision, op.reason);
               else {
                 this.ended(op.reason);
-                this.sink.close('fin', op.reason);
+                this.sink.close(op.how, op.reason);
               }
               break;
             case 'handover':

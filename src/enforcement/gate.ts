@@ -4,6 +4,7 @@ import type { CompiledPolicy, Decision, Direction } from '../policy/index.js';
 import type { WorkloadDirectory } from '../identity/workload-directory.js';
 import type { TunnelDetection } from '../tunnels/types.js';
 import { ConnectionFilter } from './connection-filter.js';
+import type { DlpEngine } from '../content/dlp/index.js';
 import type { TargetOptions } from './request-target.js';
 import type { ConnectionFacts, FilterSink, ParseErrorAction, TunnelMode } from './types.js';
 
@@ -14,6 +15,8 @@ export interface GateOptions {
   countParserError?: (protocol: string, code: string) => void;
   /** How HTTP request targets are normalised for the rules (`http:` in the config). */
   http?: TargetOptions;
+  /** DLP sensors (config `dlp`, rules' `dlp`). */
+  dlp?: DlpEngine;
 }
 
 export interface Admission {

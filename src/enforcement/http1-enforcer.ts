@@ -11,14 +11,29 @@ import { http1BadRequest, http1Forbidden } from './deny-responses.js';
 import { normalizeRequestTarget } from './request-target.js';
 import type { EnforcerDeps, EnforcerOp, StreamingEnforcer } from './types.js';
 import { Http2Enforcer } from './http2-enforcer.js';
+import type { DlpHit, MessageScanner } from '../content/dlp/index.js';
+import { RequestDlp } from './request-dlp.js';
 
 interface OpenRequest {
+  id: number;
   l7: Record<string, unknown>;
   decision: Decision;
   startedAt: number;
   answered: boolean;
   /** Refused before any rule (a target or host read two ways): answered 400, not 403. */
   badRequest?: true;
+  /** DLP for this exchange, when a sensor applies to it. */
+  dlp?: RequestDlp;
+}
+
+/** A body being scanned: raw message bytes [pos, end) of one side (end -1 until the message ends). */
+interface BodyScan {
+  req: OpenRequest;
+  dlp: RequestDlp;
+  scanner: MessageScanner;
+  /** Absolute offset of the next body byte to scan. */
+  pos: number;
+  end: number;
 }
 
 export class Http1Enforcer implements StreamingEnforcer {
@@ -44,12 +59,25 @@ export class Http1Enforcer implements StreamingEnforcer {
   private interimResponse = false;
   /** Where the current body of each side starts and how much of it tunnel detection still wants. */
   private readonly body = { client: { from: 0, left: 0 }, server: { from: 0, left: 0 } };
+  /** Bodies being scanned by DLP, in stream order (pipelined requests queue up). */
+  private readonly scans: { client: BodyScan[]; server: BodyScan[] } = { client: [], server: [] };
+  /** How far held client bytes may go by the verdicts (the last `pass`). */
+  private frontier = 0;
+  /**
+   * DLP holds back a read whose end a possible match touches (a card number that the next byte
+   * could still make a 17-digit number): it goes once the next read has decided it.
+   */
+  private dlpHold = Number.POSITIVE_INFINITY;
 
   constructor(private readonly deps: EnforcerDeps) {}
 
   onData(side: Side, chunk: Buffer, start: number, events: readonly ProtocolEvent[]): readonly EnforcerOp[] {
+    const hold = this.dlpHold;
     if (!this.handedOver) this.onEvents(side, chunk, start, events);
+    if (!this.handedOver && !this.blocked && side === 'client') this.scanClient(chunk, start);
     if (!this.handedOver && !this.blocked) this.onBytes(side, chunk, start);
+    // The last `pass` counts: the verdicts' frontier, short of what DLP holds back.
+    if (!this.blocked && (hold !== this.dlpHold || this.dlpHold !== Number.POSITIVE_INFINITY)) this.ops.push({ op: 'pass', upTo: Math.min(this.frontier, this.dlpHold) });
     this.blocked = false;
     const ops = this.ops;
     this.ops = [];
@@ -68,7 +96,8 @@ export class Http1Enforcer implements StreamingEnforcer {
 
   /** Held client bytes before `upTo` may go to the server. */
   private pass(upTo: number): void {
-    this.ops.push({ op: 'pass', upTo });
+    this.frontier = upTo;
+    this.ops.push({ op: 'pass', upTo: Math.min(upTo, this.dlpHold) });
   }
 
   private onEvents(side: Side, chunk: Buffer, start: number, events: readonly ProtocolEvent[]): void {
@@ -81,6 +110,12 @@ export class Http1Enforcer implements StreamingEnforcer {
         case 'http.request-end':
           // The next request's head waits for its own verdict.
           if (this.denial === null && !this.done) this.pass(ev.end);
+          for (const scan of this.scans.client) {
+            if (scan.end < 0) {
+              scan.end = ev.end;
+              break;
+            }
+          }
           break;
         case 'http.response': {
           const tunnels = this.deps.ctx.tunnels;
@@ -161,9 +196,13 @@ export class Http1Enforcer implements StreamingEnforcer {
       decision = invalidTargetDecision(ctx.policy());
       badRequest = decision.action === 'deny';
     }
-    const req: OpenRequest = { l7, decision, startedAt: performance.now(), answered: false };
+    const req: OpenRequest = { id: ev.id, l7, decision, startedAt: performance.now(), answered: false };
     if (badRequest) req.badRequest = true;
-    if (decision.action === 'allow') {
+    if (decision.action === 'allow' && target.ok) {
+      const cut = this.startDlp(req, ev, target.path, target.host);
+      if (cut !== null) req.decision = cut;
+    }
+    if (req.decision.action === 'allow') {
       this.open.set(ev.id, req);
       this.pass(Number.POSITIVE_INFINITY); // until its request-end
       return;
@@ -171,6 +210,155 @@ export class Http1Enforcer implements StreamingEnforcer {
     this.pass(ev.start);
     this.denial = req;
     if (this.open.size === 0) this.answerDenial();
+  }
+
+  /**
+   * DLP for an allowed request, when a sensor applies (else nothing, at no cost): its query
+   * string and header values are scanned now; its body as it streams (scanClient). Returns the
+   * decision that denies it when the head already hit and must be cut.
+   */
+  private startDlp(req: OpenRequest, ev: Http1RequestEvent, path: string, host: string | undefined): Decision | null {
+    const { ctx } = this.deps;
+    const engine = ctx.dlp;
+    if (engine === undefined || engine === null) return null;
+    const policy = ctx.policy();
+    const scope = engine.scope(ctx.facts.direction, policy.dlpSensors, req.decision.dlp !== undefined && req.decision.dlp.length === 0);
+    if (scope === null) return null;
+    const facts = requestFacts(ctx.facts, 'http', { http: new HttpRequestFacts(ev.method, path, host, ev.headers) });
+    const dlp = new RequestDlp(engine, scope, policy, facts, 'http', req.l7, (alert) => this.ops.push({ op: 'dlp', alert }));
+    req.dlp = dlp;
+    const hits: DlpHit[] = [];
+    engine.scanHead(scope, ev.path, ev.headers, hits);
+    const cut = hits.length > 0 ? dlp.onHits(hits) : null;
+    if (cut !== null) return cut;
+    if (dlp.cut !== null) req.decision = dlp.cut; // would-deny (monitor): the record says so
+    if (ev.body.kind === 'none') return null;
+    const scanner = engine.body(scope, 'request-body', ev.headers, ev.body.kind === 'chunked');
+    if (scanner !== null) this.scans.client.push({ req, dlp, scanner, pos: ev.end, end: ev.body.kind === 'length' ? ev.end + ev.body.length : -1 });
+    return null;
+  }
+
+  /** Request bodies: scanned before the read is released; a hit that blocks cuts the request. */
+  private scanClient(chunk: Buffer, start: number): void {
+    if (this.scans.client.length === 0 && this.dlpHold === Number.POSITIVE_INFINITY) return;
+    const held = this.dlpHold;
+    this.dlpHold = Number.POSITIVE_INFINITY;
+    const found = this.scanBodies('client', chunk, start);
+    if (found !== null) return this.cutRequest(found.scan.req, found.cut, Math.min(held, start));
+    // A possible match touches the end of this read: hold it (and what was held) until decided.
+    if (this.scans.client.some((scan) => scan.scanner.pending)) this.dlpHold = Math.min(held, start);
+  }
+
+  /**
+   * Feeds the body bytes of `chunk` (absolute offset `start`) to the scans of that side; returns
+   * the decision that cuts the exchange when a hit must block, and the scan it came from.
+   */
+  private scanBodies(side: Side, chunk: Buffer, start: number): { cut: Decision; scan: BodyScan } | null {
+    const scans = this.scans[side];
+    const stop = start + chunk.length;
+    while (scans.length > 0) {
+      const scan = scans[0]!;
+      if (scan.pos >= stop) return null;
+      const to = scan.end < 0 ? stop : Math.min(stop, scan.end);
+      const hits: DlpHit[] = [];
+      if (to > scan.pos) {
+        scan.scanner.push(chunk.subarray(Math.max(0, scan.pos - start), to - start), hits);
+        scan.pos = to;
+      }
+      const ended = scan.end >= 0 && scan.pos >= scan.end;
+      if (ended) scan.scanner.end(hits);
+      const cut = hits.length > 0 ? scan.dlp.onHits(hits) : null;
+      if (cut !== null) return { cut, scan };
+      if (scan.dlp.cut !== null) scan.req.decision = scan.dlp.cut;
+      if (scan.scanner.truncated) scan.dlp.truncated(side === 'client' ? 'request-body' : 'response-body', scan.scanner.scanned);
+      if (!ended && !scan.scanner.idle) return null;
+      scans.shift(); // done: the budget is spent, it was refused, or the message ended
+      if (!ended) return null;
+    }
+    return null;
+  }
+
+  /**
+   * A request body hit a sensor that blocks: nothing more of it reaches the server. The bytes
+   * of this read are held back (the frontier stays at `chunkStart`); the server's side is reset
+   * before the body ends, so it never completes the request. The client gets 403 naming the
+   * sensor (or rule) — unless its response has begun, or earlier requests still await theirs:
+   * then both sides are reset.
+   */
+  private cutRequest(req: OpenRequest, decision: Decision, chunkStart: number): void {
+    this.ops.push({ op: 'pass', upTo: Math.min(this.frontier, chunkStart) });
+    this.frontier = Math.min(this.frontier, chunkStart);
+    req.decision = decision;
+    this.scans.client.length = 0;
+    this.scans.server.length = 0;
+    this.blocked = true;
+    this.ops.push({ op: 'decide', decision });
+    const first = this.open.values().next().value;
+    if (req.answered || first !== req) {
+      if (!req.answered) {
+        req.answered = true;
+        this.report(req, 'dlp');
+      }
+      this.ops.push({ op: 'close', how: 'reset', reason: 'dlp' });
+      return;
+    }
+    this.open.delete(req.id);
+    req.answered = true;
+    req.l7.status = 403;
+    this.ops.push({ op: 'send', to: 'client', bytes: http1Forbidden(decision.ruleId) });
+    this.report(req);
+    this.ops.push({ op: 'close', how: 'reset-server', reason: 'denied' });
+  }
+
+  /**
+   * Server bytes are screened before they go to the client: a response body that hits a
+   * blocking sensor is cut where it stands — nothing of this read reaches the client and both
+   * sides are reset (the response has begun; a 403 can no longer replace it).
+   */
+  screenServer(chunk: Buffer, start: number, events: readonly ProtocolEvent[]): readonly EnforcerOp[] {
+    if (this.handedOver) return [];
+    for (const ev of events) {
+      if (ev.type === 'http.response' && !ev.interim && ev.requestId !== null && ev.body.kind !== 'none') {
+        const req = this.open.get(ev.requestId);
+        if (req?.dlp === undefined) continue;
+        const hits: DlpHit[] = [];
+        req.dlp.engine.scanHead(req.dlp.scope, null, ev.headers, hits);
+        const cut = hits.length > 0 ? req.dlp.onHits(hits) : null;
+        if (cut !== null) return this.cutResponse(req, cut);
+        const scanner = req.dlp.engine.body(req.dlp.scope, 'response-body', ev.headers, ev.body.kind === 'chunked');
+        if (scanner !== null) this.scans.server.push({ req, dlp: req.dlp, scanner, pos: ev.end, end: ev.body.kind === 'length' ? ev.end + ev.body.length : -1 });
+      } else if (ev.type === 'http.response-end') {
+        for (const scan of this.scans.server) {
+          if (scan.end < 0) {
+            scan.end = ev.end;
+            break;
+          }
+        }
+      }
+    }
+    if (this.scans.server.length > 0) {
+      const found = this.scanBodies('server', chunk, start);
+      if (found !== null) return this.cutResponse(found.scan.req, found.cut);
+    }
+    const ops = this.ops;
+    this.ops = [];
+    return ops;
+  }
+
+  private cutResponse(req: OpenRequest, decision: Decision): readonly EnforcerOp[] {
+    req.decision = decision;
+    this.scans.client.length = 0;
+    this.scans.server.length = 0;
+    this.ops.push({ op: 'decide', decision });
+    // Already reported at its head (as allowed): then the alert and the connection record say it was cut.
+    if (!req.answered) {
+      req.answered = true;
+      this.report(req, 'dlp');
+    }
+    this.ops.push({ op: 'close', how: 'reset', reason: 'dlp' });
+    const ops = this.ops;
+    this.ops = [];
+    return ops;
   }
 
   private answerDenial(): void {

@@ -20,8 +20,10 @@
 // `content-type`, `host`) or `host` differing from `:authority` is refused as ambiguous
 // (rule `ambiguous-request`): receivers disagree on which copy counts — grpc-js takes the first
 // content-type, so `application/grpc` then `text/plain` is a gRPC call that the gRPC rules must see.
-import type { Decision } from '../policy/index.js';
-import { buildForbiddenResponse, buildGrpcTrailersOnly, buildHeadersFrames, buildWindowUpdateFrame, FrameType } from '../protocols/http2/frames.js';
+import type { Decision, FlowFacts } from '../policy/index.js';
+import { buildForbiddenResponse, buildGrpcTrailersOnly, buildHeadersFrames, buildRstStreamFrame, buildWindowUpdateFrame, FrameFlag, FrameType, Http2ErrorCode } from '../protocols/http2/frames.js';
+import type { DlpHit, MessageScanner } from '../content/dlp/index.js';
+import { RequestDlp } from './request-dlp.js';
 import { reencodeHeaderBlock } from '../protocols/http2/hpack-encoder.js';
 import type { Http2HeadersEvent, ProtocolEvent, Side } from '../protocols/types.js';
 import type { EnforcerDeps, EnforcerOp, RoutingEnforcer } from './types.js';
@@ -39,6 +41,20 @@ interface StreamState {
   /** END_STREAM seen from each side (RFC 9113 §5.1): an allowed stream closed on both sides and reported is forgotten. */
   clientEnded: boolean;
   serverEnded: boolean;
+  /** DLP for this stream, when a sensor applies; its body scanners per side (null: not scanned). */
+  dlp?: RequestDlp;
+  scan?: { client: MessageScanner | null; server: MessageScanner | null };
+  /** The response's headers went to the client (a DLP cut then resets instead of answering 403). */
+  responseStarted?: boolean;
+}
+
+/** A DATA frame held until DLP has scanned it (its bytes may still be arriving). */
+interface HeldData {
+  side: 'client' | 'server';
+  streamId: number;
+  start: number;
+  end: number;
+  flags: number;
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -67,6 +83,8 @@ export class Http2Enforcer implements RoutingEnforcer {
   private blockStart = -1;
   /** A dropped block changed the server-bound HPACK table: client blocks are re-encoded from now on. */
   private reencode = false;
+  /** DATA frames held for DLP, in stream order per side. */
+  private readonly heldData: HeldData[] = [];
 
   /**
    * @param start where HTTP/2 begins in each side's stream: 0 for prior knowledge; after the
@@ -114,8 +132,85 @@ export class Http2Enforcer implements RoutingEnforcer {
       else this.onServerEvent(ev);
     }
     if (forwarded) router.skip(chunk.length);
+    if (this.heldData.length > 0) this.scanHeldData();
     this.toServer.pump();
     this.toClient.pump();
+  }
+
+  /**
+   * Scans the held DATA frames whose bytes have all arrived, in order; each is forwarded when
+   * clean, or dropped with its stream cut when a hit blocks (see cutStream).
+   */
+  private scanHeldData(): void {
+    for (let i = 0; i < this.heldData.length; ) {
+      const d = this.heldData[i]!;
+      const router = d.side === 'client' ? this.toServer : this.toClient;
+      if (router.available < d.end) {
+        i++;
+        continue;
+      }
+      this.heldData.splice(i, 1);
+      const stream = this.streams.get(d.streamId);
+      const scanner = stream?.scan?.[d.side] ?? null;
+      if (stream === undefined || !stream.allowed || scanner === null || stream.dlp === undefined) {
+        router.decide(d.start, d.end, stream === undefined || stream.allowed ? 'forward' : 'drop');
+        continue;
+      }
+      let payload = router.peek(d.start + 9, d.end);
+      if ((d.flags & FrameFlag.PADDED) !== 0 && payload.length > 0) payload = payload.subarray(1, Math.max(1, payload.length - payload[0]!));
+      const hits: DlpHit[] = [];
+      scanner.push(payload, hits);
+      if ((d.flags & FrameFlag.END_STREAM) !== 0) scanner.end(hits);
+      const cut = hits.length > 0 ? stream.dlp.onHits(hits) : null;
+      if (cut === null) {
+        if (stream.dlp.cut !== null) stream.decision = stream.dlp.cut;
+        if (scanner.truncated) stream.dlp.truncated(d.side === 'client' ? 'request-body' : 'response-body', scanner.scanned);
+        router.decide(d.start, d.end, 'forward');
+        continue;
+      }
+      router.decide(d.start, d.end, 'drop');
+      this.creditDropped(d.side, d.end - d.start - 9);
+      this.cutStream(d.streamId, stream, cut, d.side);
+    }
+  }
+
+  /** The peer spent connection-level flow-control window on DATA its counterpart never sees: give it back. */
+  private creditDropped(side: 'client' | 'server', length: number): void {
+    if (length <= 0) return;
+    (side === 'client' ? this.toClient : this.toServer).inject(buildWindowUpdateFrame(0, length));
+  }
+
+  /**
+   * A DLP hit that blocks, on an allowed stream: the server's stream is reset (RST_STREAM CANCEL)
+   * before its body ends, so the server never completes the request; the client gets 403 (gRPC:
+   * grpc-status 7) naming the sensor when no response has begun, else its stream is reset. The
+   * stream's frames still held or still to come are dropped; the connection's other streams go on.
+   */
+  private cutStream(streamId: number, stream: StreamState, cut: Decision, side: 'client' | 'server'): void {
+    stream.allowed = false;
+    stream.decision = cut;
+    for (let i = this.heldData.length - 1; i >= 0; i--) {
+      const d = this.heldData[i]!;
+      if (d.streamId !== streamId) continue;
+      this.heldData.splice(i, 1);
+      (d.side === 'client' ? this.toServer : this.toClient).decide(d.start, d.end, 'drop');
+      this.creditDropped(d.side, d.end - d.start - 9);
+    }
+    this.toServer.inject(buildRstStreamFrame(streamId, Http2ErrorCode.CANCEL));
+    if (side === 'client' && stream.responseStarted !== true) {
+      this.toClient.inject(
+        stream.grpc
+          ? buildGrpcTrailersOnly(streamId, 7, `denied by sidewall rule ${cut.ruleId}`)
+          : buildForbiddenResponse(streamId, `denied by sidewall (rule ${cut.ruleId})\n`, [['x-sidewall-rule', cut.ruleId]]),
+      );
+      // RFC 9113 §8.1: a complete response while the request is still being sent; the client stops sending.
+      this.toClient.inject(buildRstStreamFrame(streamId, Http2ErrorCode.NO_ERROR));
+      stream.l7.status = stream.grpc ? 200 : 403;
+      if (stream.grpc) stream.l7.grpcStatus = 7;
+    } else {
+      this.toClient.inject(buildRstStreamFrame(streamId, Http2ErrorCode.CANCEL));
+    }
+    this.report(streamId, stream.reported ? undefined : 'dlp');
   }
 
   private onClientEvent(ev: ProtocolEvent): void {
@@ -138,6 +233,9 @@ export class Http2Enforcer implements RoutingEnforcer {
           this.toServer.add(ev.start, ev.end, 'drop');
           // The client spent connection-level flow-control window on DATA the server never sees.
           if (ev.frameType === FrameType.DATA && ev.length > 0) this.toClient.inject(buildWindowUpdateFrame(0, ev.length));
+        } else if (ev.frameType === FrameType.DATA && stream?.scan?.client != null && !stream.scan.client.idle) {
+          this.toServer.add(ev.start, ev.end, 'hold');
+          this.heldData.push({ side: 'client', streamId: ev.streamId, start: ev.start, end: ev.end, flags: ev.flags });
         } else {
           this.toServer.add(ev.start, ev.end, 'forward');
         }
@@ -187,8 +285,9 @@ export class Http2Enforcer implements RoutingEnforcer {
     const policy = ctx.policy();
     const decision = ev.ambiguous !== null ? ambiguousDecision(policy.mode, policy.hash) : !target.ok ? invalidTargetDecision(policy) : policy.decide(requestFacts(ctx.facts, protocol, facts));
     if (ev.ambiguous !== null) l7.ambiguous = ev.ambiguous;
-    const allowed = decision.action === 'allow';
-    const state: StreamState = { decision, allowed, grpc: ev.grpc !== null, l7, startedAt: performance.now(), reported: false, clientEnded: ev.endStream, serverEnded: false };
+    const state: StreamState = { decision, allowed: decision.action === 'allow', grpc: ev.grpc !== null, l7, startedAt: performance.now(), reported: false, clientEnded: ev.endStream, serverEnded: false };
+    if (state.allowed && ev.ambiguous === null && target.ok) this.startDlp(state, ev, requestFacts(ctx.facts, protocol, facts), protocol);
+    const allowed = state.allowed;
     this.streams.set(ev.streamId, state);
     const blockStart = this.blockStart >= 0 ? this.blockStart : ev.start;
     if (allowed) {
@@ -213,12 +312,44 @@ export class Http2Enforcer implements RoutingEnforcer {
     this.report(ev.streamId);
   }
 
+  /**
+   * DLP for an allowed stream when a sensor applies: the request's path (query) and header values
+   * now — a hit that blocks denies the stream as a rule would — and its DATA as it streams.
+   */
+  private startDlp(state: StreamState, ev: Http2HeadersEvent, facts: FlowFacts, protocol: string): void {
+    const { ctx } = this.deps;
+    const engine = ctx.dlp;
+    if (engine === undefined || engine === null) return;
+    const policy = ctx.policy();
+    const scope = engine.scope(ctx.facts.direction, policy.dlpSensors, state.decision.dlp !== undefined && state.decision.dlp.length === 0);
+    if (scope === null) return;
+    const dlp = new RequestDlp(engine, scope, policy, facts, protocol, state.l7, (alert) => this.ops.push({ op: 'dlp', alert }));
+    state.dlp = dlp;
+    const hits: DlpHit[] = [];
+    engine.scanHead(scope, ev.path, ev.headers, hits);
+    const cut = hits.length > 0 ? dlp.onHits(hits) : null;
+    if (cut !== null) {
+      state.decision = cut;
+      state.allowed = false;
+      return;
+    }
+    if (dlp.cut !== null) state.decision = dlp.cut;
+    state.scan = { client: ev.endStream ? null : engine.body(scope, 'request-body', ev.headers, false), server: null };
+  }
+
   private onServerEvent(ev: ProtocolEvent): void {
     switch (ev.type) {
       case 'http2.frame': {
         const stream = ev.streamId === 0 ? undefined : this.streams.get(ev.streamId);
+        if (ev.frameType === FrameType.DATA && stream !== undefined && stream.allowed && stream.scan?.server != null && !stream.scan.server.idle) {
+          this.toClient.add(ev.start, ev.end, 'hold');
+          this.heldData.push({ side: 'server', streamId: ev.streamId, start: ev.start, end: ev.end, flags: ev.flags });
+          if (ev.endStream) stream.serverEnded = true;
+          break;
+        }
         // The server's answers on a denied stream (its reset of the malformed request) are ours to swallow.
         this.toClient.add(ev.start, ev.end, stream !== undefined && !stream.allowed ? 'drop' : 'forward');
+        if (stream !== undefined && !stream.allowed && stream.dlp !== undefined && ev.frameType === FrameType.DATA) this.creditDropped('server', ev.length);
         if (stream !== undefined && ev.endStream && stream.allowed) {
           // Its trailers (gRPC) or last DATA: reported by the headers event that follows, or already.
           stream.serverEnded = true;
@@ -229,6 +360,20 @@ export class Http2Enforcer implements RoutingEnforcer {
       case 'http2.headers': {
         const stream = this.streams.get(ev.streamId);
         if (stream === undefined || !stream.allowed) break;
+        if (ev.role === 'response' && stream.dlp !== undefined) {
+          const hits: DlpHit[] = [];
+          stream.dlp.engine.scanHead(stream.dlp.scope, null, ev.headers, hits);
+          const cut = hits.length > 0 ? stream.dlp.onHits(hits) : null;
+          if (cut !== null) {
+            // The header block is routed as the frames' units decided ('forward'): too late to
+            // hold it; the stream is reset on both sides right behind it.
+            stream.responseStarted = true;
+            this.cutStream(ev.streamId, stream, cut, 'server');
+            break;
+          }
+          stream.responseStarted = true;
+          if (!ev.endStream && stream.scan !== undefined) stream.scan.server = stream.dlp.engine.body(stream.dlp.scope, 'response-body', ev.headers, false);
+        }
         if (ev.role === 'response') {
           stream.l7.status = ev.status;
           if (ev.grpcStatus !== null) stream.l7.grpcStatus = ev.grpcStatus;
@@ -266,7 +411,8 @@ export class Http2Enforcer implements RoutingEnforcer {
    * and a HEADERS on it would be a new request, decided afresh.
    */
   private forgetIfClosed(streamId: number, s: StreamState): void {
-    if (s.reported && s.clientEnded && s.serverEnded) this.streams.delete(streamId);
+    // Not while DLP still holds some of its DATA: that must be scanned with the stream's state.
+    if (s.reported && s.clientEnded && s.serverEnded && (s.dlp === undefined || !this.heldData.some((d) => d.streamId === streamId))) this.streams.delete(streamId);
   }
 
   flush(): readonly EnforcerOp[] {

@@ -4,14 +4,33 @@ import type { CompiledPolicy, Decision, Direction, Endpoint } from '../policy/in
 import type { DnsTunnelMonitor, TunnelFinding, TunnelInspector } from '../tunnels/types.js';
 import type { ProtocolEvent, Side } from '../protocols/types.js';
 import type { TargetOptions } from './request-target.js';
+import type { DlpEngine, DlpHit } from '../content/dlp/index.js';
+
+/** A DLP hit on a request or response (becomes an `alert` record with a `dlp` object). */
+export interface DlpAlert {
+  protocol: string;
+  /** The request's record fields (method, path, ...). */
+  l7: Record<string, unknown>;
+  hit: DlpHit;
+  /** What the hit led to: `dlp:<sensor>` or the rule with a `dlp` matcher that decided. */
+  decision: Decision;
+  /** The exchange was cut (403 or reset). */
+  blocked: boolean;
+}
 
 export interface FilterSink {
   /** Bytes for the server (released client bytes, or bytes we inject). */
   toServer(bytes: Buffer): void;
   /** Bytes for the client (server bytes, or an answer we give in the server's place). */
   toClient(bytes: Buffer): void;
-  /** Ends the connection: 'fin' after what was written is flushed, 'reset' at once. */
-  close(how: 'fin' | 'reset', reason: string): void;
+  /**
+   * Ends the connection: 'fin' after what was written is flushed, 'reset' at once (both sides),
+   * 'reset-server': the server side is reset at once (it must never see the rest of a request,
+   * nor its end), the client's after what was written to it (a 403) is flushed.
+   */
+  close(how: 'fin' | 'reset' | 'reset-server', reason: string): void;
+  /** A DLP hit; becomes an `alert` record with a `dlp` object. */
+  dlpAlert?(alert: DlpAlert): void;
   /** One L7 request (or query, or stream) and its outcome; becomes a `request` flow record. */
   request(outcome: RequestOutcome): void;
   /** A tunnel detection; becomes an `alert` record (the connection record carries it too). */
@@ -59,6 +78,8 @@ export interface FilterContext {
   countParserError?: (protocol: string, code: string) => void;
   /** How HTTP request targets are normalised for the rules (`http:` in the config); default: reject escaped slashes. */
   http?: TargetOptions;
+  /** DLP sensors (config `dlp`, rules' `dlp`); null/absent: no scanning at all. */
+  dlp?: DlpEngine | null;
 }
 
 export type ParseErrorAction = 'pass' | 'reset';
@@ -87,8 +108,14 @@ export type EnforcerOp =
   | { readonly op: 'tunnel'; readonly finding: TunnelFinding }
   /** An alert that is not a tunnel finding (an HTTP desync the parser refuses). */
   | { readonly op: 'alert'; readonly finding: TunnelFinding; readonly blocked: boolean }
-  /** Held client bytes are dropped and the connection ends (DROP + ERROR): 'fin' after what was sent, 'reset' at once. */
-  | { readonly op: 'close'; readonly how: 'fin' | 'reset'; readonly reason: string }
+  /** A DLP hit: an `alert` record with a `dlp` object (the cut, if any, comes as its own ops). */
+  | { readonly op: 'dlp'; readonly alert: DlpAlert }
+  /**
+   * Held client bytes are dropped and the connection ends (DROP + ERROR): 'fin' after what was
+   * sent, 'reset' at once, 'reset-server': the server reset at once (it never sees the rest of
+   * a request), the client ended after what was sent to it (a 403).
+   */
+  | { readonly op: 'close'; readonly how: 'fin' | 'reset' | 'reset-server'; readonly reason: string }
   /**
    * The protocol changed under the same parser (HTTP/1 Upgrade: h2c): this enforcer, already
    * given the events and bytes so far, takes over from here.
@@ -121,6 +148,12 @@ export interface StreamingEnforcer {
   readonly clientDone?: boolean;
   /** The connection is closing: the outcomes of requests still open (absent: nothing is ever open). */
   finish?(reason: string): readonly EnforcerOp[];
+  /**
+   * Server bytes before they go to the client (with the events they produced): DLP scans
+   * response bodies here, so a hit that blocks cuts them. Ops that end the connection mean none
+   * of `chunk` may go.
+   */
+  screenServer?(chunk: Buffer, start: number, events: readonly ProtocolEvent[]): readonly EnforcerOp[];
 }
 
 /**

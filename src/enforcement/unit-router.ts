@@ -49,6 +49,11 @@ export class UnitRouter {
     this.injections.push({ bytes, at });
   }
 
+  /** Absolute offset one past the last byte pushed so far. */
+  get available(): number {
+    return this.held.end;
+  }
+
   /** A copy of held bytes [start, end) (not yet routed). */
   peek(start: number, end: number): Buffer {
     const parts: Buffer[] = [];

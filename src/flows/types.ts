@@ -46,6 +46,20 @@ export interface TunnelRecord {
   confidence: number;
 }
 
+export interface DlpRecord {
+  /** The sensor that hit (pci-pan, us-ssn, ..., a config pattern name, or undecodable). */
+  sensor: string;
+  where: 'request-body' | 'response-body' | 'header' | 'query';
+  /** Byte offset in the decoded body (or in the header value / query string). */
+  offset: number;
+  /** Masked: `4111 **** **** 1111`; never the value. */
+  sample: string;
+  /** The header's name, for `header` hits. */
+  field?: string;
+  /** The exchange was cut (403 to the client and the server reset, or the response reset). */
+  blocked: boolean;
+}
+
 export interface FlowRecordDraft {
   type: FlowType;
   flowId: string;
@@ -58,6 +72,8 @@ export interface FlowRecordDraft {
   ruleId: string | null;
   policy: string | null;
   tunnel?: TunnelRecord;
+  /** A DLP hit (on `alert` records): never the value, only a masked sample. */
+  dlp?: DlpRecord;
   /**
    * sent: bytes from src (the side that opened the connection) to dst; received: from dst to src.
    * Cumulative for the connection (periodic records carry the running totals).

@@ -50,7 +50,7 @@ export interface ModelCounters {
 }
 
 /** The flow record fields the model reads. */
-export type ObservedRecord = Pick<FlowRecordDraft, 'type' | 'direction' | 'src' | 'dst' | 'protocol' | 'l7' | 'tunnel' | 'interim'>;
+export type ObservedRecord = Pick<FlowRecordDraft, 'type' | 'direction' | 'src' | 'dst' | 'protocol' | 'l7' | 'tunnel' | 'interim'> & Partial<Pick<FlowRecordDraft, 'verdict' | 'ruleId'>>;
 
 /** Label keys that differ between pods of one workload (set by controllers), never used to name a peer. */
 const VOLATILE_LABELS = new Set([
@@ -265,6 +265,10 @@ export class LearnModel {
    */
   observe(record: ObservedRecord & { time?: string }, timeMs?: number): boolean {
     if (record.type === 'alert' || record.interim === true || record.tunnel !== undefined) return false;
+    // What a rule (a cluster rule with appliesTo, a DLP rule or sensor) denies or would deny is
+    // never learned: an allow rule for it would contradict the rule above it. Only what the
+    // default action decided is new behaviour to learn.
+    if (record.verdict !== undefined && record.verdict !== 'allowed' && record.ruleId !== undefined && record.ruleId !== null && record.ruleId !== 'default') return false;
     const family = familyOf(record);
     if (family === null) return false;
     const time = timeMs ?? (record.time !== undefined ? Date.parse(record.time) : Date.now());

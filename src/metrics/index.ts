@@ -100,6 +100,8 @@ export const metrics = {
   policyReloads: counter('sidewall_policy_reloads_total', 'Rule loads and reloads, by result (success|failure)', ['result'] as const),
   /** Parser errors by protocol and the error's stable code. Updated by the parsers/proxy. */
   parserErrors: counter('sidewall_parser_errors_total', 'L7 parser errors, by protocol and error code', ['protocol', 'code'] as const),
+  /** DLP hits by sensor, where and outcome (alert | block | would-block); never a value. */
+  dlpHits: counter('sidewall_dlp_hits_total', 'DLP sensor hits, by sensor, where (request-body, response-body, header, query) and outcome (alert, blocked, would-block)', ['sensor', 'where', 'outcome'] as const),
   dnsAnswersRejected: counter('sidewall_dns_answers_rejected_total', 'Upstream DNS answers dropped by the RFC 5452 checks (source, id, question, malformed)', ['reason'] as const),
   /** Records emitted into the flow pipeline, by type. */
   flowRecords: new Tally('counter', 'sidewall_flow_records_total', 'Flow records emitted, by type', ['type'] as const),

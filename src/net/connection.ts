@@ -14,7 +14,7 @@ import { connect, Socket } from 'node:net';
 import type { CaptureTap } from '../capture/tap.js';
 import type { ConnectionFilter } from '../enforcement/connection-filter.js';
 import type { Admission } from '../enforcement/gate.js';
-import type { ConnectionFacts, FilterSink, RequestOutcome } from '../enforcement/types.js';
+import type { ConnectionFacts, DlpAlert, FilterSink, RequestOutcome } from '../enforcement/types.js';
 import type { Decision } from '../policy/index.js';
 import type { TunnelFinding } from '../tunnels/types.js';
 import { useReadBuffers } from './accepted-socket-onread.js';
@@ -98,6 +98,8 @@ export interface ConnectionObserver {
   onAlert?(conn: ProxiedConnection, finding: TunnelFinding, blocked: boolean): void;
   /** The L7 layer decided the whole connection (protocol-level verdict); reported only while a capture tap is on. */
   onDecision?(conn: ProxiedConnection, decision: Decision): void;
+  /** A DLP hit (an `alert` record with a `dlp` object). */
+  onDlp?(conn: ProxiedConnection, alert: DlpAlert): void;
   onInternalError?(conn: ProxiedConnection, err: unknown): void;
 }
 
@@ -520,12 +522,19 @@ export class ProxiedConnection implements FilterSink {
     if (!this.client.write(bytes)) this.upstream?.pause();
   }
 
-  close(how: 'fin' | 'reset', reason: string): void {
+  close(how: 'fin' | 'reset' | 'reset-server', reason: string): void {
     this.reason ??= reason === 'denied' ? 'denied' : 'closed';
     if (this.errorText === undefined && reason !== 'denied') this.errorText = reason;
     if (how === 'reset') {
       this.resetClient();
       if (this.upstream !== undefined) reset(this.upstream);
+      return;
+    }
+    if (how === 'reset-server') {
+      // The server never sees the rest of the request, nor its end; the client gets what was
+      // written to it (a 403), then FIN.
+      if (this.upstream !== undefined) reset(this.upstream);
+      this.endClient();
       return;
     }
     this.endClient();
@@ -538,6 +547,10 @@ export class ProxiedConnection implements FilterSink {
 
   alert(finding: TunnelFinding, blocked: boolean): void {
     this.observer.onAlert?.(this, finding, blocked);
+  }
+
+  dlpAlert(alert: DlpAlert): void {
+    this.observer.onDlp?.(this, alert);
   }
 
   private onClientDrain(): void {

@@ -98,6 +98,7 @@ export class ProxyServer {
       onRequest: (conn, outcome) => this.observer.onRequest?.(conn, outcome),
       onAlert: (conn, finding, blocked) => this.observer.onAlert?.(conn, finding, blocked),
       onDecision: (conn, decision) => this.observer.onDecision?.(conn, decision),
+      onDlp: (conn, alert) => this.observer.onDlp?.(conn, alert),
       onInternalError: (conn, err) => this.observer.onInternalError?.(conn, err),
     };
   }

@@ -91,6 +91,8 @@ interface CompiledRule {
   /** protocol is udp or icmp: the rule is for the non-TCP guard only. */
   readonly datagram: boolean;
   readonly l7: CompiledL7 | null;
+  /** `dlp: [...]` non-empty: the rule matches only a request one of these sensors hit in. */
+  readonly dlp: ReadonlySet<string> | null;
   /** The decision this rule yields (null for pass); shared and frozen. */
   readonly decision: Decision | null;
 }
@@ -173,16 +175,17 @@ function compileRule(rule: NormalizedRule, tier: Tier, mode: Mode, hash: string)
   } else if (rule.dns !== undefined) {
     l7 = { ...empty, kind: 'dns', hosts: rule.dns.names === undefined ? null : compileGlobs('name', rule.dns.names), types: setOrNull(rule.dns.types) };
   }
-  const decision = rule.action === 'pass' ? null : makeDecision(rule.action, rule.id, hash, rule.log, tier, mode, rule.capture === true);
+  const decision = rule.action === 'pass' ? null : makeDecision(rule.action, rule.id, hash, rule.log, tier, mode, rule.capture === true, rule.dlp);
+  const dlp = rule.dlp === undefined || rule.dlp.length === 0 ? null : new Set(rule.dlp);
   const cidrOnly = peers !== null && peers.every((p) => p.hasCidr && p.namespaces === null && p.labels === null && p.serviceAccounts === null && p.services === null);
   const protocol = rule.protocol ?? null;
   const datagram = protocol !== null && DATAGRAM_PROTOCOLS.includes(protocol);
-  return { id: rule.id, action: rule.action, directionMask, ports, peers, cidrOnly, protocol, datagram, l7, decision };
+  return { id: rule.id, action: rule.action, directionMask, ports, peers, cidrOnly, protocol, datagram, l7, dlp, decision };
 }
 
-function makeDecision(action: 'allow' | 'deny', ruleId: string, hash: string, log: boolean, tier: Tier | 'default', mode: Mode, capture = false): Decision {
+function makeDecision(action: 'allow' | 'deny', ruleId: string, hash: string, log: boolean, tier: Tier | 'default', mode: Mode, capture = false, dlp?: readonly string[]): Decision {
   const enforce = mode === 'protect';
-  return Object.freeze({
+  const decision: Decision = {
     action: enforce ? action : 'allow',
     verdict: action === 'allow' ? 'allowed' : enforce ? 'denied' : 'would-deny',
     ruleId,
@@ -190,7 +193,9 @@ function makeDecision(action: 'allow' | 'deny', ruleId: string, hash: string, lo
     log,
     tier,
     ...(capture ? { capture: true as const } : {}),
-  } satisfies Decision);
+  };
+  if (dlp !== undefined) decision.dlp = Object.freeze([...dlp]);
+  return Object.freeze(decision);
 }
 
 // ---- per-decision facts -------------------------------------------------------------------
@@ -458,6 +463,14 @@ function l7Matches(m: CompiledL7, ev: Evaluation, action: CompiledRule['action']
   }
 }
 
+/** A rule's `dlp` sensors against the sensors that hit in the request so far. */
+function dlpMatches(sensors: ReadonlySet<string>, ev: Evaluation): boolean {
+  const hits = ev.l7?.dlp?.sensors;
+  if (hits === undefined) return false;
+  for (let i = 0; i < hits.length; i++) if (sensors.has(hits[i]!)) return true;
+  return false;
+}
+
 // ---- tier index ---------------------------------------------------------------------------
 
 const CANDIDATE_CACHE_LIMIT = 4096;
@@ -538,6 +551,7 @@ const NO_DECISION = null;
 class Policy implements CompiledPolicy {
   readonly ruleCount: number;
   readonly hasCaptureRules: boolean;
+  readonly dlpSensors: readonly string[];
   private readonly cluster: TierIndex;
   private readonly workload: TierIndex;
   private readonly defaultDecision: Decision;
@@ -557,6 +571,7 @@ class Policy implements CompiledPolicy {
     this.workload = new TierIndex(workloadRules.map((r) => compileRule(r, 'workload', mode, hash)));
     this.ruleCount = clusterRules.length + workloadRules.length;
     this.hasCaptureRules = clusterRules.some((r) => r.capture === true) || workloadRules.some((r) => r.capture === true);
+    this.dlpSensors = Object.freeze([...new Set([...clusterRules, ...workloadRules].flatMap((r) => r.dlp ?? []))].sort());
     this.defaultDecision = makeDecision(defaultAction, 'default', hash, false, 'default', mode);
     this.datagramDefault = makeDecision('deny', NON_TCP_DEFAULT_ID, hash, false, 'default', mode);
   }
@@ -610,7 +625,7 @@ function scanTier(tier: TierIndex, direction: Direction, port: number, ev: Evalu
   for (let c = 0; c < candidates.length; c++) {
     const rule = rules[candidates[c]!]!;
     if (rule.peers !== null && !anyPeerMatches(rule.peers, ev, rule.action)) continue;
-    if (stage === STAGE_UNDETECTED && ((rule.protocol !== null && rule.protocol !== 'tcp') || rule.l7 !== null)) {
+    if (stage === STAGE_UNDETECTED && ((rule.protocol !== null && rule.protocol !== 'tcp') || rule.l7 !== null || rule.dlp !== null)) {
       if (rule.action === 'deny') return rule.decision;
       continue;
     }
@@ -621,6 +636,11 @@ function scanTier(tier: TierIndex, direction: Direction, port: number, ev: Evalu
     if (rule.l7 !== null) {
       if (stage === STAGE_PROTOCOL) return NEEDS_L7;
       if (!l7Matches(rule.l7, ev, rule.action)) continue;
+    }
+    if (rule.dlp !== null) {
+      // A content matcher: nothing is known of the content before the request is read.
+      if (stage === STAGE_PROTOCOL) return NEEDS_L7;
+      if (!dlpMatches(rule.dlp, ev)) continue;
     }
     // A cluster 'pass' ends the cluster tier without a decision.
     return rule.decision;
@@ -669,6 +689,25 @@ export interface CompileInput {
   /** Names used in issues; defaults 'cluster rules' and 'workload rules'. */
   clusterSource?: string;
   workloadSource?: string;
+  /**
+   * The protected pod (its namespace, labels, service account), for cluster rules with
+   * `appliesTo`. Null or absent: not known — then such rules are in force only when they deny
+   * (fail closed: the pod may be one they select), never when they allow or pass.
+   */
+  pod?: Workload | null;
+}
+
+/** Whether a cluster rule's `appliesTo` selects the protected pod (see CompileInput.pod). */
+export function appliesToPod(rule: NormalizedRule, pod: Workload | null | undefined): boolean {
+  const sel = rule.appliesTo;
+  if (sel === undefined) return true;
+  if (pod === null || pod === undefined) return rule.action === 'deny';
+  if (sel.namespace !== undefined && (pod.namespace === undefined || !sel.namespace.includes(pod.namespace))) return false;
+  if (sel.serviceAccount !== undefined && (pod.serviceAccount === undefined || !sel.serviceAccount.includes(pod.serviceAccount))) return false;
+  if (sel.labels !== undefined) {
+    for (const [k, v] of Object.entries(sel.labels)) if (pod.labels?.[k] !== v) return false;
+  }
+  return true;
 }
 
 /** Validates and compiles both tiers; ids must be unique across the two tiers. */
@@ -699,6 +738,9 @@ export function compilePolicy(input: CompileInput): { policy: CompiledPolicy } |
     }
   });
   if (issues.length > 0) return { issues };
-  const hash = policyHash(cluster.rules, workload.rules, input.defaultAction, input.mode);
-  return { policy: new Policy(hash, input.mode, input.defaultAction, cluster.rules, workload.rules) };
+  // Only the cluster rules in force in this pod are compiled and hashed: the record's policy
+  // hash proves which of them were (a label change gives another hash).
+  const inForce = cluster.rules.filter((r) => appliesToPod(r, input.pod));
+  const hash = policyHash(inForce, workload.rules, input.defaultAction, input.mode);
+  return { policy: new Policy(hash, input.mode, input.defaultAction, inForce, workload.rules) };
 }

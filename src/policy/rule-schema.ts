@@ -259,10 +259,28 @@ export const RULE_PROPERTIES: Record<string, JsonSchema> = {
   peer: peerSchema(),
   ports: oneOrList(definition('rulePort', PORT), 'is an empty list; leave ports out to match any port'),
   protocol: str({ format: 'rule-protocol', 'x-messages': { type: '{describe} is not a known protocol' } }),
+  // DLP sensors: a content matcher (non-empty) or DLP off for what the rule decides ([]).
+  dlp: {
+    type: 'array',
+    items: str({ pattern: '^[a-z0-9][a-z0-9-]{0,62}$', 'x-messages': { pattern: "'{value}' is not a sensor name (pci-pan, us-ssn, aws-access-key, private-key, jwt, iban, or a name from the config's dlp.patterns)" } }),
+    'x-messages': { type: 'must be a list of DLP sensor names (e.g. [pci-pan, us-ssn]), or [] to turn DLP off for the flows this rule decides; not {describe}' },
+  },
 };
 
 /** Fields only cluster rules may have (the security team's tier). dlp: `appliesTo` goes here. */
-export const CLUSTER_ONLY_PROPERTIES: Record<string, JsonSchema> = {};
+export const CLUSTER_ONLY_PROPERTIES: Record<string, JsonSchema> = {
+  // The protected pod this rule is in force in (its sidecar compiles it only when it matches).
+  appliesTo: {
+    type: 'object',
+    additionalProperties: false,
+    minProperties: 1,
+    properties: { namespace: PEER_PROPERTIES.namespace!, labels: LABELS_SCHEMA, serviceAccount: PEER_PROPERTIES.serviceAccount! },
+    'x-messages': {
+      type: 'must be a mapping with namespace, labels or serviceAccount of the protected pod (e.g. {labels: {pci: "true"}}), not {describe}',
+      minProperties: 'needs at least one of namespace, labels, serviceAccount',
+    },
+  },
+};
 
 /** One L7 block: its schema, the rule protocols it combines with, and how it is normalised. */
 export interface RuleBlockSpec {

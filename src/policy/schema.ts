@@ -74,7 +74,21 @@ export interface NormalizedRule {
   redis?: { commands?: string[]; keys?: string[] };
   postgres?: NormalizedSql;
   mysql?: NormalizedSql;
+  /** DLP sensors: non-empty, a content matcher; empty, DLP off for the flows this rule decides. */
+  dlp?: string[];
+  /** The protected pods this (cluster) rule is in force in. */
+  appliesTo?: NormalizedAppliesTo;
 }
+
+/** The protected pod's identity a cluster rule applies to; every given field must match. */
+export interface NormalizedAppliesTo {
+  namespace?: string[];
+  labels?: Record<string, string>;
+  serviceAccount?: string[];
+}
+
+/** Rule protocols a `dlp` matcher fits (DLP reads HTTP, HTTP/2 and gRPC content). */
+const DLP_PROTOCOLS: readonly string[] = ['http', 'http2', 'grpc'];
 
 export interface NormalizedSql {
   users?: string[];
@@ -184,6 +198,18 @@ function normalizeRule(value: Record<string, unknown>, blocks: Readonly<Record<s
     (rule as unknown as Record<string, unknown>)[kind] = block === null ? {} : spec.normalize(block as Record<string, unknown>);
     protocol ??= kind;
   }
+  if (Array.isArray(value.dlp)) {
+    rule.dlp = [...new Set(value.dlp as string[])].sort();
+    if (rule.dlp.length > 0) protocol ??= 'http';
+  }
+  if (isPlainObject(value.appliesTo)) {
+    const sel = value.appliesTo;
+    const appliesTo: NormalizedAppliesTo = {};
+    if (sel.namespace !== undefined) appliesTo.namespace = list<string>(sel.namespace);
+    if (sel.labels !== undefined) appliesTo.labels = sortKeys(sel.labels as Record<string, string>);
+    if (sel.serviceAccount !== undefined) appliesTo.serviceAccount = list<string>(sel.serviceAccount);
+    rule.appliesTo = appliesTo;
+  }
   if (protocol !== undefined) rule.protocol = protocol;
   return rule;
 }
@@ -204,6 +230,9 @@ function crossFieldIssues(value: Record<string, unknown>, blocks: Readonly<Recor
   // A protocol the schema refused has its own issue; the checks below read only a valid one.
   const protocol = typeof value.protocol === 'string' && RULE_FORMATS['rule-protocol']!(value.protocol) === null ? value.protocol.toLowerCase() : undefined;
   if (protocol === 'icmp' && value.ports !== undefined) add('ports', 'ICMP has no ports; leave ports out and match ICMP by peer and direction');
+  if (Array.isArray(value.dlp) && value.dlp.length > 0 && protocol !== undefined && !DLP_PROTOCOLS.includes(protocol)) {
+    add('dlp', `DLP scans HTTP, HTTP/2 and gRPC content; a dlp matcher cannot match protocol '${protocol}' (use protocol http, http2 or grpc, or leave protocol out)`);
+  }
   const present = Object.keys(blocks).filter((k) => value[k] !== undefined);
   if (present.length > 1) {
     add(present[1]!, `a rule has at most one L7 block; this one has ${present.join(' and ')} (split it into one rule per protocol)`);

@@ -10,7 +10,7 @@ import type { RuleIssue, Tier } from './types.js';
  * config's keys: src/config/load.ts TOP_KEYS; a test keeps the two equal).
  */
 export const RULE_DOCUMENT_KEYS = [
-  'rules', 'mode', 'defaultAction', 'onParseError', 'ports', 'tunnels', 'clusterRules', 'podInfo', 'identities', 'services', 'export', 'proxy', 'learn', 'identity', 'admin', 'http', 'capture',
+  'rules', 'mode', 'defaultAction', 'onParseError', 'ports', 'tunnels', 'clusterRules', 'podInfo', 'identities', 'services', 'export', 'proxy', 'learn', 'identity', 'admin', 'http', 'capture', 'dlp',
 ];
 
 export type ParsedText = { ok: true; value: unknown } | { ok: false; issues: RuleIssue[] };

@@ -57,6 +57,8 @@ export interface L7Facts {
   /** One statement (verb upper-cased) of a query; absent statement: the session's start (startup / handshake). */
   postgres?: SqlFacts;
   mysql?: SqlFacts;
+  /** The DLP sensors that hit in the request's content so far (rules' `dlp` matchers read it). */
+  dlp?: { sensors: readonly string[] };
 }
 
 export interface SqlFacts {
@@ -102,6 +104,8 @@ export interface Decision {
   tier: Tier | 'default';
   /** The deciding rule says `capture: true`: the flows it decides are captured (src/capture). */
   capture?: true;
+  /** The deciding rule's `dlp` list, when it has one ([]: DLP off for what it decides). */
+  dlp?: readonly string[];
 }
 
 export interface CompiledPolicy {
@@ -111,6 +115,8 @@ export interface CompiledPolicy {
   readonly ruleCount: number;
   /** Some rule says `capture: true` (connections then keep a capture pre-buffer from their first byte). */
   readonly hasCaptureRules?: boolean;
+  /** Every DLP sensor a rule names (`dlp: [...]`): scanned so those rules can match. */
+  readonly dlpSensors: readonly string[];
   /** Full evaluation (L3/L4 + protocol + L7). Decisions are shared frozen objects: do not mutate. */
   decide(facts: FlowFacts): Decision;
   /**

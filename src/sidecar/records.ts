@@ -1,7 +1,7 @@
 // Turns what the relay and the L7 firewall report into flow record drafts (PRODUCT.md "Flow
 // records"). The only place that knows both the connection's and the record's shapes.
 import type { ConnectionFilter } from '../enforcement/connection-filter.js';
-import type { ConnectionFacts, RequestOutcome } from '../enforcement/types.js';
+import type { ConnectionFacts, DlpAlert, RequestOutcome } from '../enforcement/types.js';
 import type { FlowRecordDraft } from '../flows/index.js';
 import type { Decision } from '../policy/index.js';
 import type { ConnectionSummary } from '../net/connection.js';
@@ -80,6 +80,29 @@ export function alertRecord(flowId: string, facts: ConnectionFacts, protocol: st
     reason: finding.evidence,
     ...(facts.identityStale ? { identityStale: true } : {}),
     ...(capture !== undefined ? { capture } : {}),
+  };
+}
+
+/** An `alert` record for a DLP hit (PRODUCT.md "Content: DLP and capture"). */
+export function dlpAlertRecord(flowId: string, facts: ConnectionFacts, alert: DlpAlert, capture?: string): FlowRecordDraft {
+  const { hit, decision } = alert;
+  const dlp: NonNullable<FlowRecordDraft['dlp']> = { sensor: hit.sensor, where: hit.where, offset: hit.offset, sample: hit.sample, blocked: alert.blocked };
+  if (hit.field !== undefined) dlp.field = hit.field;
+  return {
+    type: 'alert',
+    flowId,
+    direction: facts.direction,
+    src: facts.src,
+    dst: facts.dst,
+    protocol: alert.protocol,
+    l7: alert.l7,
+    verdict: decision.verdict,
+    ruleId: decision.ruleId,
+    policy: decision.policy,
+    dlp,
+    reason: `dlp ${hit.sensor} in ${hit.where}`,
+    ...(capture !== undefined ? { capture } : {}),
+    ...(facts.identityStale ? { identityStale: true } : {}),
   };
 }
 

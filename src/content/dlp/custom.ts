@@ -1,0 +1,49 @@
+// Users' own DLP patterns (config `dlp.patterns`), in RE2 syntax, run by re2js: RE2's automata
+// (Thompson NFA / one-pass / DFA simulation) ported to JavaScript, so matching time is linear in
+// the text whatever the pattern — a pattern can never stall the event loop (no backtracking,
+// no backreferences, no lookaround: RE2 refuses them at compile time). The native `re2` package
+// was the first choice; with no prebuilt binary reachable here it compiles RE2 and abseil from
+// source at `npm install` (minutes on the CI machine and in the image build), so re2js was
+// chosen; test/unit/dlp-sensors.test.ts checks the linear-time claim on a classic
+// catastrophic-backtracking pattern.
+import { RE2JS } from 're2js';
+import type { Sensor, SensorMatch } from './sensors.js';
+
+/** Longest match a custom pattern may have, unless it says otherwise (the scanner's overlap). */
+export const CUSTOM_MAX_LENGTH = 256;
+
+export interface CustomPattern {
+  name: string;
+  pattern: string;
+  maxLength?: number;
+}
+
+/** Compiles a user's pattern; throws with RE2's own message when the syntax is refused. */
+export function compileCustomSensor(spec: CustomPattern): Sensor {
+  const re = RE2JS.compile(spec.pattern);
+  const maxLength = spec.maxLength ?? CUSTOM_MAX_LENGTH;
+  function* find(text: string, from: number): Generator<SensorMatch> {
+    const m = re.matcher(text);
+    let at = from;
+    while (at <= text.length && m.find(at)) {
+      const start = m.start();
+      const end = m.end();
+      if (end - start <= maxLength && end > start) {
+        // Shows the first character and the length: enough to find it, never the value.
+        yield { index: start, length: end - start, sample: `${text[start]}${'*'.repeat(Math.min(end - start - 1, 16))}` };
+      }
+      at = end > start ? end : start + 1;
+    }
+  }
+  return { name: spec.name, maxLength, find };
+}
+
+/** The error RE2 gives for a pattern, or null when it compiles. */
+export function customPatternError(pattern: string): string | null {
+  try {
+    RE2JS.compile(pattern);
+    return null;
+  } catch (err) {
+    return err instanceof Error ? err.message : String(err);
+  }
+}

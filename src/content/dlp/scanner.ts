@@ -1,0 +1,193 @@
+// Streaming DLP scanning of one message part (a body, or one header/query value). Pure: bytes in,
+// hits out; it knows nothing of sockets, rules or records.
+//
+// Bodies arrive in arbitrary pieces. Each push scans the new text together with the tail of the
+// previous window (as long as the longest match any active sensor can have, plus its context),
+// so a value split across any number of pieces is found once it is complete. A match that
+// touches the end of the text seen so far is provisional (the next byte may extend it: a 16-digit
+// card followed by a 17th digit is not a card) and is decided on the next push or at the end.
+// Text is latin1: one character per byte, so offsets are byte offsets of the decoded body.
+import type { HeaderList } from '../../protocols/types.js';
+import { ChunkedDecoder, ContentDecoder } from './decoders.js';
+import type { Sensor } from './sensors.js';
+
+export type DlpWhere = 'request-body' | 'response-body' | 'header' | 'query';
+
+export interface DlpHit {
+  /** Sensor name; 'undecodable' when the body could not be decoded (bad framing, unknown coding, bomb). */
+  sensor: string;
+  where: DlpWhere;
+  /** Offset of the match in the decoded body (or in the header value / query string). */
+  offset: number;
+  /** The match masked (e.g. `4111 **** **** 1111`); never the value. */
+  sample: string;
+  /** The header's name, for `header` hits. */
+  field?: string;
+}
+
+export class TextScanner {
+  /** A match touches the end of the text so far: the next byte decides it. */
+  pending = false;
+  private tail = '';
+  /** Absolute offset of the first character of `tail`. */
+  private tailStart = 0;
+  private readonly reported = new Set<string>();
+  private readonly overlap: number;
+
+  constructor(private readonly sensors: readonly Sensor[], private readonly where: DlpWhere) {
+    let longest = 0;
+    for (const s of sensors) longest = Math.max(longest, s.maxLength);
+    // The match itself, a character of context before it (lookbehind) and two after (lookahead).
+    this.overlap = longest + 3;
+  }
+
+  /** Scans `chunk` (latin1 text) following what was pushed before. */
+  push(chunk: string, final: boolean, hits: DlpHit[]): void {
+    const text = this.tail.length === 0 ? chunk : this.tail + chunk;
+    const base = this.tailStart;
+    let keepFrom = Math.max(0, text.length - this.overlap);
+    this.pending = false;
+    // A kept tail's first character is context only (the tail may begin inside a longer run of
+    // digits): no match may start there, or `…64767655123456789` would be read as a card.
+    const from = base > 0 && this.tail.length > 0 ? 1 : 0;
+    for (const sensor of this.sensors) {
+      for (const m of sensor.find(text, from)) {
+        const end = m.index + m.length;
+        if (!final && end > text.length - 2) {
+          keepFrom = Math.min(keepFrom, Math.max(0, m.index - 1)); // decided once more text is in
+          this.pending = true;
+          continue;
+        }
+        const key = `${sensor.name}@${base + m.index}`;
+        if (this.reported.has(key)) continue;
+        this.reported.add(key);
+        hits.push({ sensor: sensor.name, where: this.where, offset: base + m.index, sample: m.sample });
+      }
+    }
+    this.tail = final ? '' : text.slice(keepFrom);
+    this.tailStart = base + keepFrom;
+    // Only matches that can still be seen again need remembering.
+    if (this.reported.size > 0) {
+      for (const key of this.reported) {
+        if (Number(key.slice(key.lastIndexOf('@') + 1)) < this.tailStart) this.reported.delete(key);
+      }
+    }
+  }
+}
+
+export interface MessageScanOptions {
+  /** Transfer coding chunked (HTTP/1): the bytes pushed are the raw chunked body. */
+  chunked: boolean;
+  /** Content-Encoding field values (RFC 9110 §8.4), in the order applied. */
+  contentEncoding: readonly string[];
+  /** Decoded bytes scanned at most (the rest is not scanned: `truncated`). */
+  maxBytes: number;
+  maxRatio: number;
+}
+
+const MAX_CODINGS = 2;
+
+/** A body, pushed as raw message bytes (after the head), decoded and scanned as it streams. */
+export class MessageScanner {
+  private readonly chunked: ChunkedDecoder | null;
+  private readonly codings: ContentDecoder[] = [];
+  private readonly text: TextScanner;
+  /** Decoded bytes scanned so far. */
+  scanned = 0;
+  truncated = false;
+  /** Why the body could not be decoded, if it could not. */
+  refused: string | null = null;
+  private finished = false;
+
+  constructor(sensors: readonly Sensor[], private readonly where: DlpWhere, private readonly options: MessageScanOptions) {
+    this.chunked = options.chunked ? new ChunkedDecoder() : null;
+    this.text = new TextScanner(sensors, where);
+    const codings = options.contentEncoding
+      .flatMap((v) => v.split(','))
+      .map((c) => c.trim().toLowerCase())
+      .filter((c) => c !== '' && c !== 'identity');
+    if (codings.length > MAX_CODINGS) this.refused = `content-encoding with ${codings.length} codings`;
+    // Applied in order: undone last-first.
+    for (const c of codings.reverse()) {
+      if (c === 'gzip' || c === 'x-gzip') this.codings.push(new ContentDecoder('gzip', { maxOutput: options.maxBytes, maxRatio: options.maxRatio }));
+      else if (c === 'deflate') this.codings.push(new ContentDecoder('deflate', { maxOutput: options.maxBytes, maxRatio: options.maxRatio }));
+      else this.refused ??= `content-encoding ${c}`;
+    }
+  }
+
+  /** A possible match touches the end of what was scanned: the bytes that carry it should wait for the next push. */
+  get pending(): boolean {
+    return !this.idle && this.text.pending;
+  }
+
+  /** Nothing more will be scanned (budget spent, refused, or ended). */
+  get idle(): boolean {
+    return this.finished || this.truncated || this.refused !== null;
+  }
+
+  push(raw: Buffer, hits: DlpHit[]): void {
+    this.run(raw, false, hits);
+  }
+
+  end(hits: DlpHit[]): void {
+    if (this.finished) return;
+    this.run(Buffer.alloc(0), true, hits);
+    this.finished = true;
+  }
+
+  private run(raw: Buffer, final: boolean, hits: DlpHit[]): void {
+    if (this.refused !== null && !this.refusalReported) return this.refuse(this.refused, hits);
+    if (this.idle) return;
+    let parts: Buffer[] = [raw];
+    if (this.chunked !== null) {
+      parts = this.chunked.push(raw);
+      if (this.chunked.error !== null) return this.refuse(`chunked framing: ${this.chunked.error}`, hits);
+    }
+    for (const decoder of this.codings) {
+      const next: Buffer[] = [];
+      for (const p of parts) next.push(...decoder.push(p, false));
+      if (final) next.push(...decoder.push(Buffer.alloc(0), true));
+      if (decoder.error !== null) return this.refuse(`content decoding: ${decoder.error}`, hits);
+      if (decoder.bomb) return this.refuse('decompression bomb', hits);
+      if (decoder.capped) this.truncated = true;
+      parts = next;
+    }
+    const count = parts.length;
+    for (let i = 0; i < count; i++) {
+      let p = parts[i]!;
+      const room = this.options.maxBytes - this.scanned;
+      if (p.length >= room) {
+        p = p.subarray(0, room);
+        this.truncated = true;
+      }
+      this.scanned += p.length;
+      const last = i === count - 1;
+      this.text.push(p.toString('latin1'), (final && last) || this.truncated, hits);
+      if (this.truncated) return;
+    }
+    if (count === 0 && final) this.text.push('', true, hits);
+  }
+
+  private refusalReported = false;
+
+  private refuse(why: string, hits: DlpHit[]): void {
+    this.refused = why;
+    this.refusalReported = true;
+    hits.push({ sensor: 'undecodable', where: this.where, offset: this.scanned, sample: why });
+  }
+}
+
+/** Scans one whole value (a header value, a query string). */
+export function scanValue(sensors: readonly Sensor[], where: DlpWhere, text: string, hits: DlpHit[], field?: string): void {
+  const scanner = new TextScanner(sensors, where);
+  const before = hits.length;
+  scanner.push(text, true, hits);
+  if (field !== undefined) for (let i = before; i < hits.length; i++) hits[i]!.field = field;
+}
+
+/** Content-Encoding values of a header list. */
+export function contentEncodings(headers: HeaderList): string[] {
+  const out: string[] = [];
+  for (const [name, value] of headers) if (name === 'content-encoding') out.push(value);
+  return out;
+}

@@ -1,0 +1,175 @@
+// HTTP/1 DLP enforcement without sockets: a card in a request body never lets the body complete
+// at the server (whatever the chunking), the client gets 403 naming the sensor; a response
+// carrying an SSN is cut; alert mode only records; rules' `dlp` matchers and `dlp: []`.
+import { gzipSync } from 'node:zlib';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { DlpEngine, DEFAULT_DLP, type DlpSettings } from '../../../src/content/dlp/index.js';
+import { ConnectionFilter } from '../../../src/enforcement/connection-filter.js';
+import type { DlpAlert, FilterSink, RequestOutcome } from '../../../src/enforcement/types.js';
+import { compilePolicy, type CompiledPolicy } from '../../../src/policy/index.js';
+
+function policyOf(rules: unknown[], mode: 'protect' | 'monitor' = 'protect', cluster: unknown[] = []): CompiledPolicy {
+  const r = compilePolicy({ clusterRules: cluster, workloadRules: rules, defaultAction: 'allow', mode });
+  if (!('policy' in r)) throw new Error(JSON.stringify(r.issues));
+  return r.policy;
+}
+
+class Sink implements FilterSink {
+  server: Buffer[] = [];
+  client: Buffer[] = [];
+  outcomes: RequestOutcome[] = [];
+  dlp: DlpAlert[] = [];
+  closed: string | null = null;
+  toServer(bytes: Buffer): void {
+    this.server.push(Buffer.from(bytes));
+  }
+  toClient(bytes: Buffer): void {
+    this.client.push(Buffer.from(bytes));
+  }
+  close(how: string, reason: string): void {
+    this.closed ??= `${how}:${reason}`;
+  }
+  request(outcome: RequestOutcome): void {
+    this.outcomes.push(outcome);
+  }
+  alert(): void {}
+  dlpAlert(alert: DlpAlert): void {
+    this.dlp.push(structuredClone(alert));
+  }
+}
+
+function filterWith(sink: Sink, policy: CompiledPolicy, settings: Partial<DlpSettings> = {}): ConnectionFilter {
+  const facts = { direction: 'egress' as const, src: { ip: '10.0.0.1', port: 40000 }, dst: { ip: '10.0.0.2', port: 80 } };
+  const dlp = new DlpEngine({ ...DEFAULT_DLP, sensors: ['pci-pan', 'us-ssn'], patterns: [], action: 'block', ...settings });
+  const ctx = { facts, policy: () => policy, declaredProtocol: undefined, tunnels: null, dnsMonitor: null, tunnelMode: () => 'off' as const, dlp };
+  return new ConnectionFilter(ctx, sink, policy.decideConnection(facts));
+}
+
+function split(bytes: Buffer, cuts: number[]): Buffer[] {
+  const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
+  const out: Buffer[] = [];
+  let last = 0;
+  for (const p of points) {
+    if (p > last) out.push(bytes.subarray(last, p));
+    last = Math.max(last, p);
+  }
+  if (last < bytes.length) out.push(bytes.subarray(last));
+  return out;
+}
+
+const CARD = '4111 1111 1111 1111';
+const post = (body: Buffer | string, extra = '') => Buffer.concat([Buffer.from(`POST /pay HTTP/1.1\r\nhost: shop\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${extra}\r\n`), Buffer.from(body)]);
+const chunked = (parts: string[]) => Buffer.from(`POST /pay HTTP/1.1\r\nhost: shop\r\ntransfer-encoding: chunked\r\n\r\n${parts.map((p) => `${p.length.toString(16)}\r\n${p}\r\n`).join('')}0\r\n\r\n`);
+
+describe('HTTP/1 DLP', () => {
+  it('a card in the body: the server never gets the whole body, the client gets 403 naming the sensor (any chunking, plain/chunked/gzip)', () => {
+    const padding = 'x'.repeat(3000);
+    const bodies: Array<[string, Buffer]> = [
+      ['length', post(`{"note":"${padding}","card":"${CARD}","tail":"${padding}"}`)],
+      ['chunked', chunked([`{"note":"${padding}","ca`, `rd":"4111 1111 `, `1111 1111","tail":"${padding}"}`])],
+      ['gzip', post(gzipSync(`{"note":"${padding}","card":"${CARD}","tail":"${padding}"}`), 'content-encoding: gzip\r\n')],
+    ];
+    fc.assert(
+      fc.property(fc.constantFrom(...bodies), fc.array(fc.nat(), { maxLength: 20 }), ([, bytes], cuts) => {
+        const sink = new Sink();
+        const filter = filterWith(sink, policyOf([]));
+        for (const chunk of split(bytes, cuts)) filter.clientData(chunk);
+        const atServer = Buffer.concat(sink.server);
+        expect(atServer.length).toBeLessThan(bytes.length);
+        expect(atServer.toString('latin1')).not.toContain(CARD);
+        expect(Buffer.concat(sink.client).toString()).toMatch(/^HTTP\/1\.1 403 Forbidden\r\n[^]*x-sidewall-rule: dlp:pci-pan\r\n/);
+        expect(sink.closed).toBe('reset-server:denied');
+        expect(sink.dlp.map((a) => [a.hit.sensor, a.hit.where, a.blocked, a.decision.ruleId])).toEqual([['pci-pan', 'request-body', true, 'dlp:pci-pan']]);
+        expect(JSON.stringify(sink.dlp)).not.toContain('1111 1111 1111');
+        expect(sink.outcomes.map((o) => [o.decision.ruleId, o.l7.status])).toEqual([['dlp:pci-pan', 403]]);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('a card that ends exactly where a read ends is held until the next read decides it (the server never gets it)', () => {
+    const bytes = post(`{"note":"${'x'.repeat(3000)}","card":"${CARD}","tail":"${'y'.repeat(3000)}"}`);
+    const end = bytes.indexOf(CARD) + CARD.length;
+    for (const cut of [end - 1, end, end + 1]) {
+      const sink = new Sink();
+      const filter = filterWith(sink, policyOf([]));
+      filter.clientData(bytes.subarray(0, cut));
+      filter.clientData(bytes.subarray(cut));
+      expect(Buffer.concat(sink.server).toString('latin1'), String(cut - end)).not.toContain(CARD);
+      expect(sink.closed).toBe('reset-server:denied');
+    }
+    // A 16-digit card whose next byte makes it 17 digits is no card: held, then released whole.
+    const sink = new Sink();
+    const filter = filterWith(sink, policyOf([]));
+    const seventeen = post('id=41111111111111111&x=1');
+    const at = seventeen.indexOf('41111111111111111') + 16;
+    filter.clientData(seventeen.subarray(0, at));
+    expect(Buffer.concat(sink.server).length).toBeLessThan(at);
+    filter.clientData(seventeen.subarray(at));
+    expect(Buffer.concat(sink.server)).toEqual(seventeen);
+    expect(sink.dlp).toEqual([]);
+  });
+
+  it('query string and headers are checked before anything reaches the server', () => {
+    const sink = new Sink();
+    const filter = filterWith(sink, policyOf([]));
+    filter.clientData(Buffer.from('GET /lookup?ssn=536-22-1234 HTTP/1.1\r\nhost: shop\r\n\r\n'));
+    expect(sink.server).toEqual([]);
+    expect(Buffer.concat(sink.client).toString()).toContain('x-sidewall-rule: dlp:us-ssn');
+    expect(sink.dlp[0]!.hit).toMatchObject({ sensor: 'us-ssn', where: 'query', sample: '***-**-1234' });
+  });
+
+  it('a response carrying an SSN is cut: none of that read reaches the client, both sides reset', () => {
+    const sink = new Sink();
+    const filter = filterWith(sink, policyOf([]));
+    filter.clientData(Buffer.from('GET /profile HTTP/1.1\r\nhost: shop\r\n\r\n'));
+    expect(Buffer.concat(sink.server).toString()).toContain('GET /profile');
+    const body = `{"name":"Ann","pad":"${'y'.repeat(2000)}","ssn":"536-22-1234"}`;
+    const response = Buffer.from(`HTTP/1.1 200 OK\r\ncontent-length: ${body.length}\r\n\r\n${body}`);
+    filter.serverData(response.subarray(0, 1500));
+    filter.serverData(response.subarray(1500));
+    const atClient = Buffer.concat(sink.client).toString();
+    expect(atClient).not.toContain('536-22-1234');
+    expect(atClient.length).toBeLessThan(response.length);
+    expect(sink.closed).toBe('reset:dlp');
+    expect(sink.dlp.map((a) => [a.hit.sensor, a.hit.where, a.blocked])).toEqual([['us-ssn', 'response-body', true]]);
+  });
+
+  it('alert mode records and lets the exchange through; monitor mode records would-deny', () => {
+    for (const [settings, mode, verdict] of [[{ action: 'alert' as const }, 'protect', 'allowed'], [{}, 'monitor', 'would-deny']] as const) {
+      const sink = new Sink();
+      const filter = filterWith(sink, policyOf([], mode), settings);
+      const bytes = post(`card=${CARD}`);
+      filter.clientData(bytes);
+      expect(Buffer.concat(sink.server)).toEqual(bytes);
+      expect(sink.dlp.map((a) => [a.hit.sensor, a.blocked, a.decision.verdict])).toEqual([['pci-pan', false, verdict]]);
+    }
+  });
+
+  it('a rule `dlp: [...]` is a content matcher (it names the rule), and `dlp: []` turns scanning off', () => {
+    const rules = [
+      { id: 'trusted-billing', action: 'allow', http: { paths: ['/billing/**'] }, dlp: [] },
+      { id: 'no-pan-egress', action: 'deny', direction: 'egress', dlp: ['pci-pan'] },
+    ];
+    const engineOff = { sensors: [] as string[], action: 'alert' as const };
+    let sink = new Sink();
+    let filter = filterWith(sink, policyOf(rules), engineOff);
+    filter.clientData(post(`card=${CARD}`));
+    expect(Buffer.concat(sink.client).toString()).toContain('x-sidewall-rule: no-pan-egress');
+    expect(sink.dlp[0]!.decision.ruleId).toBe('no-pan-egress');
+    sink = new Sink();
+    filter = filterWith(sink, policyOf(rules));
+    const billing = Buffer.from(`POST /billing/charge HTTP/1.1\r\nhost: shop\r\ncontent-length: 24\r\n\r\ncard=${CARD}`);
+    filter.clientData(billing);
+    expect(Buffer.concat(sink.server)).toEqual(billing);
+    expect(sink.dlp).toEqual([]);
+  });
+
+  it('an undecodable body is refused where a hit would block (fail closed)', () => {
+    const sink = new Sink();
+    const filter = filterWith(sink, policyOf([]));
+    filter.clientData(post('opaque', 'content-encoding: br\r\n'));
+    expect(Buffer.concat(sink.client).toString()).toContain('x-sidewall-rule: dlp:undecodable');
+  });
+});
