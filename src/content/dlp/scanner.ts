@@ -51,7 +51,12 @@ export class TextScanner {
     // digits): no match may start there, or `…64767655123456789` would be read as a card.
     const from = base > 0 && this.tail.length > 0 ? 1 : 0;
     for (const sensor of this.sensors) {
-      for (const m of sensor.find(text, from)) {
+      // Each sensor rescans only as much of the kept tail as its own longest match (plus its
+      // context) could reach into: a match that started earlier was decided before (or is the
+      // deferred one, which starts within that reach). 1460-byte reads would otherwise rescan
+      // the JWT sensor's 1 KiB reach for every sensor.
+      const reach = Math.max(from, this.tail.length - sensor.maxLength - 3);
+      for (const m of sensor.find(text, reach)) {
         const end = m.index + m.length;
         if (!final && end > text.length - 2) {
           keepFrom = Math.min(keepFrom, Math.max(0, m.index - 1)); // decided once more text is in
