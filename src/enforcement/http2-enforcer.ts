@@ -170,7 +170,7 @@ export class Http2Enforcer implements RoutingEnforcer {
       }
       router.decide(d.start, d.end, 'drop');
       this.creditDropped(d.side, d.end - d.start - 9);
-      this.cutStream(d.streamId, stream, cut, d.side);
+      this.cutStream(d.streamId, stream, cut, d.side, d.start);
     }
   }
 
@@ -186,7 +186,7 @@ export class Http2Enforcer implements RoutingEnforcer {
    * grpc-status 7) naming the sensor when no response has begun, else its stream is reset. The
    * stream's frames still held or still to come are dropped; the connection's other streams go on.
    */
-  private cutStream(streamId: number, stream: StreamState, cut: Decision, side: 'client' | 'server'): void {
+  private cutStream(streamId: number, stream: StreamState, cut: Decision, side: 'client' | 'server', at = 0): void {
     stream.allowed = false;
     stream.decision = cut;
     for (let i = this.heldData.length - 1; i >= 0; i--) {
@@ -196,7 +196,8 @@ export class Http2Enforcer implements RoutingEnforcer {
       (d.side === 'client' ? this.toServer : this.toClient).decide(d.start, d.end, 'drop');
       this.creditDropped(d.side, d.end - d.start - 9);
     }
-    this.toServer.inject(buildRstStreamFrame(streamId, Http2ErrorCode.CANCEL));
+    // In place of the dropped frame (not before units of this read still to be routed: the preface).
+    this.toServer.inject(buildRstStreamFrame(streamId, Http2ErrorCode.CANCEL), side === 'client' ? at : 0);
     if (side === 'client' && stream.responseStarted !== true) {
       this.toClient.inject(
         stream.grpc

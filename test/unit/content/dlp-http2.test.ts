@@ -74,4 +74,26 @@ describe('HTTP/2 DLP', () => {
     expect(sink.dlp.map((a) => [a.hit.sensor, a.blocked, a.decision.ruleId])).toEqual([['pci-pan', true, 'dlp:pci-pan']]);
     expect(sink.outcomes.find((o) => o.l7.path === '/pay')?.l7.status).toBe(403);
   });
+
+  it('gRPC: a card in a message cuts the call with grpc-status 7 naming the sensor, and the server stream is reset', () => {
+    const policy = compilePolicy({ clusterRules: [], workloadRules: [], defaultAction: 'allow', mode: 'protect' });
+    if (!('policy' in policy)) throw new Error('rules');
+    const p = policy.policy;
+    const sink = new Sink();
+    const facts = { direction: 'egress' as const, src: { ip: '10.0.0.1', port: 40000 }, dst: { ip: '10.0.0.2', port: 50051 } };
+    const dlp = new DlpEngine({ ...DEFAULT_DLP, sensors: ['pci-pan'], patterns: [], action: 'block' });
+    const filter = new ConnectionFilter({ facts, policy: () => p, declaredProtocol: undefined, tunnels: null, dnsMonitor: null, tunnelMode: () => 'off' as const, dlp }, sink, p.decideConnection(facts));
+    filter.serverData(SETTINGS);
+    const call = buildHeadersFrames(1, encodeLiteralHeaderBlock([[':method', 'POST'], [':scheme', 'http'], [':path', '/pay.v1.Payments/Charge'], [':authority', 'pay'], ['content-type', 'application/grpc'], ['te', 'trailers']]), { endStream: false });
+    const proto = Buffer.concat([Buffer.from([0x0a, 19]), Buffer.from('4111 1111 1111 1111')]);
+    const message = Buffer.concat([Buffer.from([0, 0, 0, 0, proto.length]), proto]);
+    filter.clientData(Buffer.concat([PREFACE, SETTINGS, call, buildDataFrame(1, message, true)]));
+    const toServer = Buffer.concat(sink.server);
+    expect(toServer.toString('latin1')).not.toContain('4111 1111 1111 1111');
+    expect(frames(toServer, PREFACE.length)).toEqual(['4:0', '1:1', '3:1']); // SETTINGS, HEADERS, RST_STREAM
+    const toClient = Buffer.concat(sink.client).toString('latin1');
+    expect(toClient).toContain('grpc-status');
+    expect(sink.dlp[0]).toMatchObject({ protocol: 'grpc', blocked: true, hit: { sensor: 'pci-pan', where: 'request-body' } });
+    expect(sink.outcomes.find((o) => o.protocol === 'grpc')?.l7.grpcStatus).toBe(7);
+  });
 });
