@@ -56,7 +56,7 @@ describe('appliesTo', () => {
     expect(messages.some((m) => m.startsWith('a:appliesTo.color'))).toBe(true);
     expect(messages.some((m) => m.startsWith('b:dlp') && m.includes("protocol 'tls'"))).toBe(true);
     expect(messages.some((m) => m.startsWith('c:dlp') && m.includes('must be a list of DLP sensor names'))).toBe(true);
-    expect(messages.some((m) => m.startsWith('w:appliesTo') && m.includes("unknown key 'appliesTo'"))).toBe(true);
+    expect(messages.some((m) => m.startsWith('w:appliesTo') && m.includes("only cluster rules may have 'appliesTo'"))).toBe(true);
   });
 
   it('sidewall policy test --pod takes the protected pod identity', async () => {
