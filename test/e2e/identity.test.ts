@@ -67,10 +67,13 @@ beforeAll(async () => {
 }, 90_000);
 
 afterAll(async () => {
-  await sidecar.stop('SIGKILL');
-  await controller?.close();
-  await api.close();
-  await topo.destroy();
+  try {
+    await sidecar.teardown(); // every accepted connection ended in exactly one final record (throws with the numbers)
+  } finally {
+    await controller?.close();
+    await api.close();
+    await topo.destroy();
+  }
 });
 
 describe('rules by labels', () => {

@@ -72,8 +72,11 @@ beforeAll(async () => {
 }, 90_000);
 
 afterAll(async () => {
-  await sidecar.stop('SIGKILL');
-  await topo.destroy();
+  try {
+    await sidecar.teardown(); // every accepted connection ended in exactly one final record (throws with the numbers)
+  } finally {
+    await topo.destroy();
+  }
 });
 
 describe('detection evasions (deny-list policy, default allow)', () => {

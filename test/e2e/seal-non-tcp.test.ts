@@ -100,8 +100,11 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
-  await sidecar.stop();
-  await topo.destroy();
+  try {
+    await sidecar.teardown(); // every accepted connection ended in exactly one final record (throws with the numbers)
+  } finally {
+    await topo.destroy();
+  }
 });
 
 describe('non-TCP traffic (NFQUEUE guard)', () => {

@@ -152,7 +152,7 @@ for (const mode of ['block', 'alert'] as const) {
       await sidecar.start(config(mode));
     }, 30_000);
     afterAll(async () => {
-      await sidecar.stop('SIGKILL');
+      await sidecar.teardown(); // every accepted connection ended in exactly one final record
     });
 
     it(`ssh to an sshd on port 80 (declared http) is ${blocked ? 'cut' : 'let through'} with an alert`, async () => {

@@ -10,6 +10,9 @@ import { CLI, NODE, PROXY_UID, type ExecResult, type Topology } from './netns.js
 import { injectedSidecar, podmanRunArgs, sidecarRuntime, type SidecarRuntime } from './sidecar-runtime.js';
 import { resolveContainerEnv } from '../../injector/index.js';
 
+/** Protocols of the non-TCP guard's records (schema/flow-record.schema.json: udp, icmp, ip-N): not accepted connections. */
+const NON_TCP = /^(udp|icmp|ip-\d+)$/;
+
 export interface FlowRecordLine {
   type: string;
   seq: number;
@@ -38,6 +41,11 @@ export class Sidecar {
   private pid: number | undefined;
   private cgroupDir: string | undefined;
   private starts = 0;
+  /** Where the current proxy process's records and stderr begin (a suite may restart it). */
+  private firstRecord = 0;
+  private stderrFrom = 0;
+  /** The current process's accepted = recorded check, once done. */
+  private checked: { accepted: number; recorded: number } | undefined;
 
   constructor(private readonly topo: Topology) {}
 
@@ -56,6 +64,9 @@ export class Sidecar {
     this.pid = undefined;
     const proc = this.runtime.kind === 'image' ? this.startContainer(configText, options) : this.startTree(configText, options);
     this.proc = proc;
+    this.firstRecord = this.records.length;
+    this.stderrFrom = this.stderr.length;
+    this.checked = undefined;
     this.exited = new Promise((resolve) => proc.once('exit', (code) => resolve(code)));
     proc.stderr?.on('data', (d: Buffer) => (this.stderr += d.toString()));
     createInterface({ input: proc.stdout! }).on('line', (line) => this.onLine(line));
@@ -204,15 +215,38 @@ export class Sidecar {
    * Every connection the proxy ever accepted ended in exactly one final record: stops the proxy
    * with SIGTERM (the drain closes what is open, each with its record), then compares the count
    * it logs at exit with the final `connection` records on stdout, which must have distinct flow
-   * ids. Throws with the numbers when they differ.
+   * ids. Throws with the numbers when they differ. Only this process's records count (a suite may
+   * have restarted it); the non-TCP guard's first-packet records are not accepted connections.
    */
   async stopAndCheckRecords(timeoutMs = 30_000): Promise<{ accepted: number; recorded: number }> {
+    if (this.checked !== undefined) return this.checked;
     const timer = setTimeout(() => this.kill('SIGKILL'), timeoutMs);
     const code = await this.stop('SIGTERM');
     clearTimeout(timer);
     await new Promise((r) => setTimeout(r, 50)); // the last stdout/stderr lines of the exited process
+    const accepted = this.stoppedCount();
+    if (code !== 0 || accepted === undefined) throw new Error(`proxy exited ${code} without its 'stopped' line; stderr tail: ${this.stderr.slice(-2000)}`);
+    return this.compare(accepted);
+  }
+
+  /**
+   * A suite's afterAll: a running proxy is stopped with stopAndCheckRecords (accepted = recorded);
+   * one the suite already stopped with SIGTERM is checked from what it wrote; one it killed
+   * (SIGKILL, no 'stopped' line) cannot be, and is left as it is.
+   */
+  async teardown(): Promise<{ accepted: number; recorded: number } | null> {
+    if (this.proc === undefined) return null;
+    if (this.proc.exitCode === null && this.proc.signalCode === null) return this.stopAndCheckRecords();
+    if (this.checked !== undefined) return this.checked;
+    await new Promise((r) => setTimeout(r, 50));
+    const accepted = this.stoppedCount();
+    return accepted === undefined ? null : this.compare(accepted);
+  }
+
+  /** The accepted-connection count the current process logged at exit ('stopped'), if it did. */
+  private stoppedCount(): number | undefined {
     let accepted: number | undefined;
-    for (const line of this.stderr.split('\n')) {
+    for (const line of this.stderr.slice(this.stderrFrom).split('\n')) {
       if (!line.includes('"stopped"')) continue;
       try {
         const entry = JSON.parse(line) as { msg?: string; accepted?: number };
@@ -221,13 +255,21 @@ export class Sidecar {
         // not a log line
       }
     }
+    return accepted;
+  }
+
+  private compare(accepted: number): { accepted: number; recorded: number } {
     // The non-TCP guard's flows (udp, icmp, ip-N) are recorded as connections too, but no listener accepted them.
-    const finals = this.records.filter((r) => r.type === 'connection' && r.interim !== true && r.protocol !== 'udp' && r.protocol !== 'icmp' && !r.protocol.startsWith('ip-'));
+    const finals = this.records.slice(this.firstRecord).filter((r) => r.type === 'connection' && r.interim !== true && !NON_TCP.test(r.protocol));
     const ids = new Set(finals.map((r) => r.flowId));
-    if (code !== 0 || accepted === undefined) throw new Error(`proxy exited ${code} without its 'stopped' line; stderr tail: ${this.stderr.slice(-2000)}`);
     if (ids.size !== finals.length) throw new Error(`${finals.length - ids.size} connections have more than one final record`);
-    if (accepted !== finals.length) throw new Error(`proxy accepted ${accepted} connections but wrote ${finals.length} final connection records`);
-    return { accepted, recorded: finals.length };
+    if (accepted !== finals.length) {
+      const reasons: Record<string, number> = {};
+      for (const r of finals) reasons[String(r.reason)] = (reasons[String(r.reason)] ?? 0) + 1;
+      throw new Error(`proxy accepted ${accepted} connections but wrote ${finals.length} final connection records (by reason: ${JSON.stringify(reasons)})`);
+    }
+    this.checked = { accepted, recorded: finals.length };
+    return this.checked;
   }
 
   get process(): ChildProcess | undefined {
