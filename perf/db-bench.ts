@@ -8,7 +8,7 @@ import { ConnectionFilter } from '../src/enforcement/connection-filter.js';
 import type { FilterSink } from '../src/enforcement/types.js';
 import { compilePolicy, type CompiledPolicy } from '../src/policy/index.js';
 import { createParser } from '../src/protocols/registry.js';
-import type { ProtocolName } from '../src/protocols/types.js';
+import type { ProtocolName } from '../src/protocols/registry.js';
 
 const secondsArg = process.argv.indexOf('--seconds');
 const SECONDS = secondsArg > 0 ? Number(process.argv[secondsArg + 1]) : 1;

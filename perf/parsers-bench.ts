@@ -12,7 +12,8 @@ import { buildFrame, buildHeadersFrames, FrameType } from '../src/protocols/http
 import { encodeHuffman } from '../src/protocols/http2/hpack-huffman.js';
 import { HTTP2_CLIENT_PREFACE } from '../src/protocols/http2/http2-parser.js';
 import { createParser } from '../src/protocols/registry.js';
-import type { ProtocolName, Side } from '../src/protocols/types.js';
+import type { ProtocolName } from '../src/protocols/registry.js';
+import type { Side } from '../src/protocols/types.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 // Works from perf/ (ts) and dist/perf/ (js).

@@ -8,12 +8,11 @@
 // the connection is allowed (at accept, or by the decision the protocol leads to): a connection
 // that will be denied never shows the client what the server said.
 import { declaredParser, detectClientProtocol, detectOnTimeout, detectServerGreeting } from '../protocols/detect.js';
-import { createParser } from '../protocols/registry.js';
-import type { ProtocolName, StreamParser } from '../protocols/types.js';
+import { createParser, pluginOf, type ProtocolName } from '../protocols/registry.js';
+import type { StreamParser } from '../protocols/types.js';
 import type { Decision, FlowFacts } from '../policy/index.js';
 import type { TunnelFinding } from '../tunnels/types.js';
 import { HeldBytes } from './held-bytes.js';
-import { enforcerFor } from './enforcers.js';
 import { tunnelDenial } from './tunnel-verdict.js';
 import type { EnforcerDeps, EnforcerOp, FilterContext, FilterSink, L7Record, ProtocolEnforcer } from './types.js';
 
@@ -322,7 +321,7 @@ export class ConnectionFilter {
     }
     const policy = this.ctx.policy();
     const decision = this.decisionValue ?? policy.decideProtocol(this.facts(protocol));
-    const enforcer = enforcerFor(protocol, this.enforcerDeps(protocol));
+    const enforcer = pluginOf(protocol)?.enforcer?.(this.enforcerDeps(protocol)) ?? null;
     if (decision !== 'needs-l7') {
       this.decisionValue = decision;
       if (decision.action === 'deny') return this.block(decision, 'denied');

@@ -1,4 +1,5 @@
 // The compact human view of flow records printed by `sidewall observe` (one line per record).
+import { pluginForRecord } from '../protocols/registry.js';
 import type { EndpointRecord, FlowRecord } from './types.js';
 
 /** How a table is laid out: the terminal's width (undefined: no limit) and whether to colour verdicts. */
@@ -67,38 +68,21 @@ function endpoint(e: EndpointRecord, compact = false, noPort = false): string {
   return compact ? `${w.pod}:${e.port}` : `${w.namespace}/${w.pod}:${e.port}`;
 }
 
-function field(l7: Record<string, unknown>, key: string): string {
-  const value = l7[key];
-  return value === undefined || value === null ? '' : String(value);
-}
-
 /** One-phrase summary of what happened: the L7 request, the tunnel, or the connection's totals. */
 export function flowDetail(record: FlowRecord, compact = false): string {
   const parts: string[] = [];
   const l7 = record.l7;
   if (l7 !== undefined) {
-    switch (record.protocol) {
-      case 'http':
-      case 'http2':
-        // Compact: the path without the host (the destination column already names it).
-        parts.push(`${field(l7, 'method')} ${compact ? '' : field(l7, 'host')}${field(l7, 'path')} ${field(l7, 'status')}`.trim());
-        break;
-      case 'grpc':
-        parts.push(`${field(l7, 'service')}/${field(l7, 'method')} status=${field(l7, 'status')}`);
-        break;
-      case 'tls':
-        parts.push(`sni=${field(l7, 'sni')}`);
-        break;
-      case 'dns':
-        parts.push(`${field(l7, 'name')} ${field(l7, 'type')} ${field(l7, 'rcode')}`.trim());
-        break;
-      default:
-        parts.push(
-          Object.entries(l7)
-            .filter(([, v]) => typeof v !== 'object')
-            .map(([k, v]) => `${k}=${String(v)}`)
-            .join(' '),
-        );
+    // The protocol that produced the record says how to put it in a phrase (its `describe`).
+    const describe = pluginForRecord(record.protocol)?.describe;
+    if (describe !== undefined) parts.push(describe(l7, compact));
+    else {
+      parts.push(
+        Object.entries(l7)
+          .filter(([, v]) => typeof v !== 'object')
+          .map(([k, v]) => `${k}=${String(v)}`)
+          .join(' '),
+      );
     }
   }
   if (record.tunnel !== undefined) {

@@ -8,6 +8,7 @@ import { normalizeHost } from '../policy/glob.js';
 import type { Direction } from '../policy/types.js';
 import type { FlowRecordDraft, WorkloadRecord } from '../flows/types.js';
 import { keyTemplate } from '../protocols/redis/redis-commands.js';
+import { pluginForRecord } from '../protocols/registry.js';
 import { LearnStateError } from './errors.js';
 import { MAX_PATH_DEPTH, pathSegments } from './path-template.js';
 import { isUnwritableLabel, templateNameLabel, templatePathSegment, WILDCARD } from './segment-classifier.js';
@@ -144,6 +145,8 @@ function familyOf(record: ObservedRecord): ProtocolFamily | null {
   // Connections of request-level protocols are learned from their requests: a connection that
   // carried none (closed early) must not turn into a rule allowing every request.
   if (protocol === 'http' || protocol === 'http2' || protocol === 'grpc' || protocol === 'dns') return null;
+  // So are those of protocols that template their requests (registry `learn`).
+  if (pluginForRecord(protocol)?.learn !== undefined) return null;
   return protocol === '' ? null : protocol;
 }
 
@@ -172,6 +175,8 @@ export class ServiceEntry {
    * postgres/mysql: 'users', 'databases', 'statements' → values.
    */
   readonly db = new Map<string, Set<string>>();
+  /** A protocol that templates its own requests (registry `learn.parts`): their templates. */
+  templates: TemplateTrie | undefined;
 
   constructor(
     readonly key: string,
@@ -192,6 +197,7 @@ export class ServiceEntry {
     this.paths?.release();
     this.names?.release();
     this.grpc?.release();
+    this.templates?.release();
   }
 }
 
@@ -210,6 +216,7 @@ export interface ServiceState {
   grpc?: TemplateState[];
   dnsTypes?: string[];
   db?: Record<string, string[]>;
+  templates?: TemplateState[];
 }
 
 /** [parts, deep (0|1), count, first, last, tags] */
@@ -305,8 +312,18 @@ export class LearnModel {
         if (DNS_TYPE.test(type) && (entry.dnsTypes.has(type) || entry.dnsTypes.size < this.limits.maxSiblings)) entry.dnsTypes.add(type);
         break;
       }
-      default:
+      default: {
+        const learn = pluginForRecord(family)?.learn;
+        if (learn === undefined || record.type !== 'request') break;
+        const parts = learn.parts(l7);
+        if (parts === null || parts.length === 0) {
+          this.counters.dropped++;
+          break;
+        }
+        entry.templates ??= new TemplateTrie(this.budget, this.grpcLimits);
+        entry.templates.add([...parts], stats);
         break;
+      }
     }
     return true;
   }
@@ -468,6 +485,7 @@ export class LearnModel {
     for (const e of from.paths?.entries() ?? []) (into.paths ??= new TemplateTrie(this.budget, this.pathLimits)).add(e.parts, e.stats, e.deep);
     for (const e of from.names?.entries() ?? []) (into.names ??= new TemplateTrie(this.budget, this.nameLimits)).add(e.parts, e.stats, e.deep);
     for (const e of from.grpc?.entries() ?? []) (into.grpc ??= new TemplateTrie(this.budget, this.grpcLimits)).add(e.parts, e.stats, e.deep);
+    for (const e of from.templates?.entries() ?? []) (into.templates ??= new TemplateTrie(this.budget, this.grpcLimits)).add(e.parts, e.stats, e.deep);
   }
 
   /** Plain JSON, for the state file and the admin's /learn/model. Deterministic order. */
@@ -489,6 +507,7 @@ export class LearnModel {
       if (entry.grpc !== undefined) state.grpc = trieState(entry.grpc);
       if (entry.dnsTypes.size > 0) state.dnsTypes = [...entry.dnsTypes].sort();
       if (entry.db.size > 0) state.db = Object.fromEntries([...entry.db.keys()].sort().map((k) => [k, [...entry.db.get(k)!].sort()]));
+      if (entry.templates !== undefined) state.templates = trieState(entry.templates);
       return state;
     });
     return { kind: 'sidewall-learn-model', version: 1, observed: this.counters.observed, folded: this.folded, dropped: this.counters.dropped, services };
@@ -538,6 +557,7 @@ export class LearnModel {
     this.loadTrie(s.paths, source, `${field}.paths`, () => (entry.paths ??= new TemplateTrie(this.budget, this.pathLimits)), (p) => templatePathSegment(p));
     this.loadTrie(s.names, source, `${field}.names`, () => (entry.names ??= new TemplateTrie(this.budget, this.nameLimits)), (p) => (p === WILDCARD || !isUnwritableLabel(p) ? p : WILDCARD));
     this.loadTrie(s.grpc, source, `${field}.grpc`, () => (entry.grpc ??= new TemplateTrie(this.budget, this.grpcLimits)), (p) => (/^[A-Za-z0-9_.]+$/.test(p) ? p : WILDCARD));
+    this.loadTrie(s.templates, source, `${field}.templates`, () => (entry.templates ??= new TemplateTrie(this.budget, this.grpcLimits)), (p) => p);
   }
 
   private loadTrie(raw: unknown, source: string, field: string, trie: () => TemplateTrie, clean: (part: string) => string): void {

@@ -3,6 +3,7 @@
 // description (first and last seen, count). The same model always gives the same rules.
 import { createHash } from 'node:crypto';
 import { LearnModel, nameGlob, pathGlob, type LearnedPeer, type ObservedRecord, type ServiceEntry } from './model.js';
+import { pluginForRecord } from '../protocols/registry.js';
 import { WILDCARD } from './segment-classifier.js';
 import type { TemplateEntry } from './template-trie.js';
 
@@ -22,6 +23,8 @@ export type LearnedRule = {
   redis?: { commands: string[]; keys?: string[] };
   postgres?: { users?: string[]; databases?: string[]; statements?: string[] };
   mysql?: { users?: string[]; databases?: string[]; statements?: string[] };
+  // A block a protocol's folder adds (registry `ruleBlock`, learned by its `learn`) is one more
+  // key, named by the protocol: see draftsFor.
 };
 
 interface Draft {
@@ -186,6 +189,20 @@ function draftsFor(entry: ServiceEntry, l7Endpoints: ReadonlySet<string>): Draft
           if (statements !== undefined) block.statements = [...statements].sort();
           drafts.push({ rule: { ...base, protocol: entry.family, [entry.family]: block }, idBase, specificity: 100 + peerScore, unit: 'queries', ...stats });
         }
+        break;
+      }
+      // A protocol that templates its requests (registry `learn`): one rule with its block.
+      const plugin = pluginForRecord(entry.family);
+      const templates = entry.templates?.entries() ?? [];
+      if (plugin?.learn !== undefined && plugin.ruleBlock !== undefined && templates.length > 0) {
+        const block = plugin.learn.block(templates.map((e) => (e.deep ? [...e.parts, WILDCARD] : e.parts)));
+        drafts.push({
+          rule: { ...base, protocol: entry.family, [plugin.ruleBlock.key]: block } as Draft['rule'],
+          idBase,
+          specificity: 100 + peerScore,
+          unit: 'requests',
+          ...sumStats(templates),
+        });
         break;
       }
       // An L4 rule. A plain 'tcp' rule would also allow, on the same peer and port, any request the

@@ -35,6 +35,7 @@
 import { createHash } from 'node:crypto';
 import { IPV4, IPV6, parseCidr, parseIp, type Cidr, type IpFamily } from './ip.js';
 import { compileGlobs, globMatches, normalizeHost, normalizeName, normalizePath, type GlobMatcher } from './glob.js';
+import { ruleBlockOf } from '../protocols/registry.js';
 import { DATAGRAM_PROTOCOLS, NON_TCP_DEFAULT_ID, validateRuleList, type NormalizedRule } from './schema.js';
 import type { CompiledPolicy, DatagramFacts, Decision, Direction, Endpoint, FlowFacts, L7Facts, Mode, RuleIssue, ServiceEndpoint, Tier, Workload } from './types.js';
 
@@ -57,7 +58,9 @@ interface CompiledPeer {
 }
 
 interface CompiledL7 {
-  kind: 'http' | 'grpc' | 'tls' | 'dns' | 'redis' | 'postgres' | 'mysql';
+  kind: 'http' | 'grpc' | 'tls' | 'dns' | 'redis' | 'postgres' | 'mysql' | 'plugin';
+  /** A block a protocol's folder adds (registry ruleBlock): its key and compiled matcher. */
+  plugin: { key: string; match: (facts: never, action: 'allow' | 'deny' | 'pass') => boolean } | null;
   methods: ReadonlySet<string> | null;
   paths: GlobMatcher | null;
   hosts: GlobMatcher | null;
@@ -137,8 +140,14 @@ function compileRule(rule: NormalizedRule, tier: Tier, mode: Mode, hash: string)
     };
   });
   let l7: CompiledL7 | null = null;
-  const empty = { methods: null, paths: null, hosts: null, authorities: null, headers: null, services: null, grpcMethods: null, alpn: null, types: null, names: null, keys: null, statements: null };
-  if (rule.http !== undefined) {
+  const empty = { methods: null, paths: null, hosts: null, authorities: null, headers: null, services: null, grpcMethods: null, alpn: null, types: null, names: null, keys: null, statements: null, plugin: null };
+  const pluginBlock = rule.blocks === undefined ? undefined : Object.entries(rule.blocks)[0];
+  if (pluginBlock !== undefined) {
+    const [key, block] = pluginBlock;
+    const spec = ruleBlockOf(key);
+    if (spec === undefined) throw new TypeError(`rule block ${key} is not registered`); // validated before: a bug
+    l7 = { ...empty, kind: 'plugin', plugin: { key, match: spec.compile(block as never) } };
+  } else if (rule.http !== undefined) {
     const h = rule.http;
     l7 = {
       ...empty,
@@ -459,6 +468,11 @@ function l7Matches(m: CompiledL7, ev: Evaluation, action: CompiledRule['action']
         return m.statements.has(sql.statement);
       }
       return true;
+    }
+    case 'plugin': {
+      const plugin = m.plugin!;
+      const facts = (l7 as Record<string, unknown>)[plugin.key];
+      return facts !== undefined && plugin.match(facts as never, action);
     }
   }
 }

@@ -25,25 +25,21 @@ import type { FormatCheck, JsonSchema } from '../schema/validator.js';
 import { globToRegExpSource, type GlobKind } from './glob.js';
 import { parseCidr } from './ip.js';
 import type { Tier } from './types.js';
+import { ruleBlockKeys, ruleBlockOf, ruleProtocols } from '../protocols/registry.js';
 
 /**
  * Protocol names a port may be declared to carry (`ports:` in the config): what protocol
  * verification expects there, detected or not.
  */
-export const PROTOCOLS: readonly string[] = [
-  'tcp', 'http', 'http2', 'grpc', 'tls', 'dns', 'ssh', 'redis', 'postgres', 'mysql',
-  'smtp', 'ftp', 'pop3', 'imap', 'kafka', 'mongodb', 'amqp', 'mqtt',
-];
+export const PROTOCOLS: readonly string[] = [...ruleProtocols(), 'kafka', 'mongodb', 'amqp', 'mqtt'];
 
 /**
- * Protocol names a rule may use: only those the sidecar detects (protocols/detect.ts, client
- * bytes or server greeting), since a rule for a protocol nothing detects would silently never
- * match. 'tcp' matches every connection. Extend as detectors land.
+ * Protocol names a rule may use: only those the sidecar detects (the protocol registry,
+ * protocols/registry.ts: client bytes or server greeting), since a rule for a protocol nothing
+ * detects would silently never match. 'tcp' matches every connection. The built-in registry's;
+ * `ruleProtocols()` also has those registered at run time.
  */
-export const RULE_PROTOCOLS: readonly string[] = [
-  'tcp', 'http', 'http2', 'grpc', 'tls', 'dns', 'ssh', 'redis', 'postgres', 'mysql',
-  'smtp', 'ftp', 'pop3', 'imap',
-];
+export const RULE_PROTOCOLS: readonly string[] = ruleProtocols();
 
 /**
  * Rule protocols that are not TCP: decided per flow from the first packet (the non-TCP guard).
@@ -117,11 +113,12 @@ export const RULE_FORMATS: Readonly<Record<string, FormatCheck>> = {
   'port-range': portRangeCheck,
   'rule-protocol': (s) => {
     const given = s.toLowerCase();
-    if (RULE_PROTOCOLS.includes(given) || DATAGRAM_PROTOCOLS.includes(given)) return null;
+    const detected = ruleProtocols();
+    if (detected.includes(given) || DATAGRAM_PROTOCOLS.includes(given)) return null;
     if (PROTOCOLS.includes(given)) {
-      return `'${s}' is not detected by the sidecar, so this rule would never match; use protocol: tcp with the port instead (detected: ${RULE_PROTOCOLS.join(', ')})`;
+      return `'${s}' is not detected by the sidecar, so this rule would never match; use protocol: tcp with the port instead (detected: ${detected.join(', ')})`;
     }
-    return `'${s}' is not a known protocol (${[...RULE_PROTOCOLS, ...DATAGRAM_PROTOCOLS].join(', ')})`;
+    return `'${s}' is not a known protocol (${[...detected, ...DATAGRAM_PROTOCOLS].join(', ')})`;
   },
   'dns-type': (s) => {
     const t = s.toUpperCase();
@@ -329,8 +326,8 @@ function sortKeys<T>(record: Record<string, T>): Record<string, T> {
 }
 
 /**
- * The L7 blocks, keyed by the rule field (= the L7Facts key). db: redis/postgres/mysql go here;
- * plugins: this map may come from the protocol registry (same shape).
+ * The built-in L7 blocks, keyed by the rule field (= the L7Facts key). A protocol folder adds its
+ * own with `ruleBlock` (protocols/plugin.ts); `ruleBlocks()` has both.
  */
 export const RULE_BLOCKS: Readonly<Record<string, RuleBlockSpec>> = {
   http: {
@@ -448,8 +445,21 @@ function actionSchema(tier: SchemaTier): JsonSchema {
   };
 }
 
+/**
+ * Every L7 block a rule may have: the built-in ones, then those the registered protocols add
+ * (registry order; a built-in key wins).
+ */
+export function ruleBlocks(): Readonly<Record<string, RuleBlockSpec>> {
+  const blocks: Record<string, RuleBlockSpec> = { ...RULE_BLOCKS };
+  for (const key of ruleBlockKeys()) {
+    const plugin = ruleBlockOf(key)!;
+    blocks[key] ??= { schema: plugin.schema, protocols: plugin.protocols, normalize: plugin.normalize ?? ((block) => block) };
+  }
+  return blocks;
+}
+
 /** One rule's schema for a tier, with the given L7 blocks. */
-export function ruleSchema(tier: SchemaTier, blocks: Readonly<Record<string, RuleBlockSpec>> = RULE_BLOCKS): JsonSchema {
+export function ruleSchema(tier: SchemaTier, blocks: Readonly<Record<string, RuleBlockSpec>> = ruleBlocks()): JsonSchema {
   const properties: Record<string, JsonSchema> = { id: RULE_PROPERTIES.id!, action: actionSchema(tier) };
   for (const [key, schema] of Object.entries(RULE_PROPERTIES)) properties[key] ??= schema;
   if (tier !== 'workload') Object.assign(properties, CLUSTER_ONLY_PROPERTIES);

@@ -19,11 +19,12 @@
 
 import { parseCidr } from './ip.js';
 import {
-  CLUSTER_ONLY_PROPERTIES, DATAGRAM_PROTOCOLS, NON_TCP_DEFAULT_ID, PROTOCOLS, RULE_BLOCKS, RULE_FORMATS, RULE_PROTOCOLS, SQL_VERBS, ruleSchema,
+  CLUSTER_ONLY_PROPERTIES, DATAGRAM_PROTOCOLS, NON_TCP_DEFAULT_ID, PROTOCOLS, RULE_BLOCKS, RULE_FORMATS, RULE_PROTOCOLS, SQL_VERBS, ruleBlocks, ruleSchema,
   type RuleBlockSpec,
 } from './rule-schema.js';
 import { compileSchema, describeValue, unknownKeyMessage, type CompiledSchema } from '../schema/validator.js';
 import type { Direction, RuleAction, RuleIssue, Tier } from './types.js';
+import { registryVersion } from '../protocols/registry.js';
 
 export { DATAGRAM_PROTOCOLS, NON_TCP_DEFAULT_ID, PROTOCOLS, RULE_PROTOCOLS, SQL_VERBS, describeValue, unknownKeyMessage };
 
@@ -78,6 +79,8 @@ export interface NormalizedRule {
   dlp?: string[];
   /** The protected pods this (cluster) rule is in force in. */
   appliesTo?: NormalizedAppliesTo;
+  /** Blocks a protocol folder adds (registry `ruleBlock`), by key, as its `normalize` left them. */
+  blocks?: Record<string, Record<string, unknown>>;
 }
 
 /** The protected pod's identity a cluster rule applies to; every given field must match. */
@@ -103,17 +106,19 @@ export function isPlainObject(value: unknown): value is Record<string, unknown> 
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-let compiled: CompiledSchema | undefined;
+let compiled: { version: number; validator: CompiledSchema } | undefined;
 /** A rule's fields in schema order (issues of one rule are reported in it). */
 const RULE_ORDER = (ruleSchema('any').properties ?? {}) as Record<string, unknown>;
 
 /**
- * The compiled rule schema (compiled on first use, then shared). One for both tiers: what only
+ * The compiled rule schema (compiled on first use, then shared until the protocol registry changes). One for both tiers: what only
  * cluster rules may have is refused for the workload tier in workloadTierIssues.
  */
 export function ruleValidator(): CompiledSchema {
-  compiled ??= compileSchema(ruleSchema('any'), { formats: RULE_FORMATS });
-  return compiled;
+  // Recompiled when a protocol is registered at run time (its rule block joins the schema).
+  const version = registryVersion();
+  if (compiled === undefined || compiled.version !== version) compiled = { version, validator: compileSchema(ruleSchema('any'), { formats: RULE_FORMATS }) };
+  return compiled.validator;
 }
 
 /** What a workload rule may not have that a cluster rule may. */
@@ -195,8 +200,10 @@ function normalizeRule(value: Record<string, unknown>, blocks: Readonly<Record<s
   for (const [kind, spec] of Object.entries(blocks)) {
     const block = value[kind];
     if (block === undefined) continue;
-    (rule as unknown as Record<string, unknown>)[kind] = block === null ? {} : spec.normalize(block as Record<string, unknown>);
-    protocol ??= kind;
+    const normalized = block === null ? {} : spec.normalize(block as Record<string, unknown>);
+    if (kind in RULE_BLOCKS) (rule as unknown as Record<string, unknown>)[kind] = normalized;
+    else rule.blocks = { ...rule.blocks, [kind]: normalized };
+    protocol ??= spec.protocols[0] ?? kind;
   }
   if (Array.isArray(value.dlp)) {
     rule.dlp = [...new Set(value.dlp as string[])].sort();
@@ -266,6 +273,7 @@ export function validateRuleList(input: unknown, source: string, tier: Tier, iss
     return { rules: [], issues };
   }
   const validator = ruleValidator();
+  const blocks = ruleBlocks();
   const rules: NormalizedRule[] = [];
   const seen = new Map<string, number>();
   items.forEach((item: unknown, index) => {
@@ -289,13 +297,13 @@ export function validateRuleList(input: unknown, source: string, tier: Tier, iss
     const rank = (field: string): number => order.indexOf(field.split(/[.[]/)[0] ?? '');
     found.sort((a, b) => rank(a.field) - rank(b.field));
     for (const issue of found) add(issue.field, issue.message);
-    if (isPlainObject(item)) crossFieldIssues(item, RULE_BLOCKS, add);
+    if (isPlainObject(item)) crossFieldIssues(item, blocks, add);
     if (id !== undefined) {
       const first = seen.get(id);
       if (first !== undefined) add('id', `duplicate id '${id}' (also used by rules[${first}]); ids must be unique`);
       else seen.set(id, index);
     }
-    if (issues.length === before && isPlainObject(item)) rules.push(normalizeRule(item, RULE_BLOCKS));
+    if (issues.length === before && isPlainObject(item)) rules.push(normalizeRule(item, blocks));
   });
   return { rules, issues };
 }

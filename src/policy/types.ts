@@ -48,6 +48,8 @@ export interface Endpoint {
 }
 
 export interface L7Facts {
+  /** A protocol folder's own facts, under its rule block's key (registry `ruleBlock.key`). */
+  readonly [block: string]: unknown;
   http?: { method: string; path: string; host?: string; headers?: Record<string, string> };
   grpc?: { service: string; method: string };
   tls?: { sni?: string; alpn?: string[] };

@@ -1,9 +1,9 @@
 // Errors a parser reports (never throws) when a stream does not follow its protocol.
 // One class per condition; `code` is stable and safe to use in metrics and flow records.
-import type { ProtocolName, Side } from './types.js';
+import type { Side } from './types.js';
 
 export interface ProtocolErrorContext {
-  protocol: ProtocolName;
+  protocol: string;
   side: Side;
   /** Absolute offset in that side's stream where the problem was found. */
   offset: number;
@@ -13,7 +13,7 @@ export interface ProtocolErrorContext {
 
 export abstract class ProtocolError extends Error {
   abstract readonly code: string;
-  readonly protocol: ProtocolName;
+  readonly protocol: string;
   readonly side: Side;
   readonly offset: number;
   readonly detail: string;

@@ -1,7 +1,8 @@
 // Public surface of the protocol layer.
 export * from './types.js';
 export * from './errors.js';
-export { createParser, hasParser, PARSED_PROTOCOLS } from './registry.js';
+export { createParser, hasParser, parsedProtocols, pluginOf, PARSED_PROTOCOLS, PROTOCOL_PLUGINS, registerProtocol, ruleProtocols, unregisterProtocol, type ProtocolName } from './registry.js';
+export type { JsonSchema, LearnPlugin, ProtocolPlugin, RuleBlockPlugin } from './plugin.js';
 export { detectClientProtocol, detectServerGreeting, DETECT_MAX_BYTES, GREETING_MAX_BYTES } from './detect.js';
 export type { Detection, DetectConfidence, DetectedClientProtocol, DetectedServerProtocol } from './detect.js';
 export { parseDnsMessage, buildRefused, dnsTypeName, dnsRcodeName } from './dns/dns-message.js';

@@ -6,14 +6,14 @@ import {
   TruncatedStreamError,
   type ProtocolErrorContext,
 } from './errors.js';
-import type { OpaqueEvent, ParseResult, ProtocolEvent, ProtocolName, Side, StreamParser } from './types.js';
+import type { OpaqueEvent, ParseResult, ProtocolEvent, Side, StreamParser } from './types.js';
 
 const NO_EVENTS: readonly ProtocolEvent[] = Object.freeze([]);
 
 type ErrorClass = new (ctx: ProtocolErrorContext) => ProtocolError;
 
 export abstract class StreamParserBase implements StreamParser {
-  abstract readonly protocol: ProtocolName;
+  abstract readonly protocol: string;
   private clientOffset: number;
   private serverOffset: number;
   private clientOpaque = false;

@@ -10,8 +10,6 @@ import type { ProtocolError } from './errors.js';
 
 export type Side = 'client' | 'server';
 
-/** Protocols with a stream parser (names match the `protocol` matcher of rules). */
-export type ProtocolName = 'http' | 'http2' | 'tls' | 'dns' | 'ssh' | 'redis' | 'postgres' | 'mysql';
 
 /** Header fields in wire order; names are lower-cased, values as sent (latin1). */
 export type HeaderList = ReadonlyArray<readonly [name: string, value: string]>;
@@ -421,8 +419,21 @@ export interface MysqlServerPacketEvent extends EventBase {
   readonly continued: boolean;
 }
 
+/**
+ * A message of a protocol whose events are not listed here (one added by its folder alone):
+ * `name` says what it is (`<protocol>.<what>`), `fields` carries what was read, [start, end)
+ * covers its bytes. Built-in protocols use their own event types.
+ */
+export interface MessageEvent extends EventBase {
+  readonly type: 'message';
+  readonly protocol: string;
+  readonly name: string;
+  readonly fields: Readonly<Record<string, string | number | boolean | null>>;
+}
+
 export type ProtocolEvent =
   | OpaqueEvent
+  | MessageEvent
   | Http1RequestEvent | Http1RequestEndEvent | Http1ResponseEvent | Http1ResponseEndEvent | Http1SwitchEvent
   | Http2PrefaceEvent | Http2FrameEvent | Http2HeadersEvent | Http2RstStreamEvent | Http2GoawayEvent | Http2SettingsEvent
   | TlsClientHelloEvent | TlsServerHelloEvent | TlsAlertEvent
@@ -447,7 +458,8 @@ export interface ParseResult {
 }
 
 export interface StreamParser {
-  readonly protocol: ProtocolName;
+  /** The registered protocol (registry.ts ProtocolName) this parser reads. */
+  readonly protocol: string;
   /** Feed the next bytes of one side. Never throws. */
   feed(side: Side, chunk: Buffer): ParseResult;
   /** That side closed (FIN). Reports a message cut short. Never throws. */

@@ -7,36 +7,17 @@
 // serve two things).
 import type { TunnelFinding } from './types.js';
 import { BoundedMap } from './bounded-map.js';
+import { acceptedOn, familyOf } from '../protocols/registry.js';
 
-/** Families: protocols that may legitimately share a port (HTTP/1.1 and h2c, gRPC over HTTP/2). */
-const FAMILY: Readonly<Record<string, string>> = { http: 'http', http2: 'http', grpc: 'http' };
-const family = (protocol: string): string => FAMILY[protocol] ?? protocol;
+const family = familyOf;
 
 /**
- * What detection may report on a port declared for each protocol. Declared protocols we cannot
- * recognise (kafka, mongodb, amqp, mqtt) are expected to look like unknown TCP; TLS-wrapped
- * variants of plaintext protocols (rediss, smtps, mongodb+tls) are tolerated at lower confidence
- * (see tlsWrappedConfidence).
+ * Declared protocols we cannot recognise (kafka, mongodb, amqp, mqtt) are expected to look like
+ * unknown TCP; TLS-wrapped variants of plaintext protocols (rediss, smtps, mongodb+tls) are
+ * tolerated at lower confidence (see tlsWrappedConfidence). What detection may report on a port
+ * declared for a registered protocol, the protocol says (`verify`, protocols/registry.ts).
  */
-const ACCEPTED: Readonly<Record<string, readonly string[]>> = {
-  http: ['http', 'http2'],
-  http2: ['http2', 'http'],
-  grpc: ['http2'],
-  tls: ['tls'],
-  dns: ['dns'],
-  ssh: ['ssh'],
-  redis: ['redis'],
-  postgres: ['postgres'],
-  mysql: ['mysql'],
-  smtp: ['smtp'],
-  ftp: ['ftp'],
-  pop3: ['pop3'],
-  imap: ['imap'],
-  kafka: ['tcp'],
-  mongodb: ['tcp'],
-  amqp: ['tcp'],
-  mqtt: ['tcp'],
-};
+const UNDETECTED: Readonly<Record<string, readonly string[]>> = { kafka: ['tcp'], mongodb: ['tcp'], amqp: ['tcp'], mqtt: ['tcp'] };
 
 /** Connections per learned port before its protocol counts as known. */
 export const LEARN_AFTER = 20;
@@ -59,7 +40,7 @@ export function checkDeclared(declared: string | undefined, detected: string, fi
     };
   }
   if (declared === undefined || declared === 'tcp') return null;
-  const accepted = ACCEPTED[declared];
+  const accepted = acceptedOn(declared) ?? UNDETECTED[declared];
   if (accepted === undefined || accepted.includes(detected)) return null;
   let confidence: number;
   let what: string;

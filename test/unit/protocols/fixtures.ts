@@ -2,7 +2,8 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { ParseResult, ProtocolEvent, ProtocolName, Side, StreamParser } from '../../../src/protocols/types.js';
+import type { ProtocolName } from '../../../src/protocols/registry.js';
+import type { ParseResult, ProtocolEvent, Side, StreamParser } from '../../../src/protocols/types.js';
 
 export interface Segment {
   readonly side: Side;

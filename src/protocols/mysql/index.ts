@@ -1,0 +1,17 @@
+// MySQL/MariaDB: the server speaks first (handshake v10, no client-side stall), the packet
+// parser, and a verdict on the login (user, database) and per statement
+// (enforcement/mysql-enforcer.ts).
+import { MysqlEnforcer } from '../../enforcement/mysql-enforcer.js';
+import type { ProtocolPlugin } from '../plugin.js';
+import { detectMysqlGreeting } from './detect.js';
+import { MysqlParser } from './mysql-parser.js';
+
+export const mysqlProtocol = {
+  name: 'mysql',
+  detectGreeting: detectMysqlGreeting,
+  // The server speaks first: client bytes on a port declared mysql that detection did not
+  // recognise are not read as MySQL (as before the parser existed).
+  declaredAs: [],
+  createParser: () => new MysqlParser(),
+  enforcer: (deps) => new MysqlEnforcer(deps),
+} as const satisfies ProtocolPlugin<'mysql'>;

@@ -1,0 +1,13 @@
+// PostgreSQL (protocol 3): startup / SSLRequest detection, the message parser, and a verdict on
+// the session (user, database) and per statement (enforcement/postgres-enforcer.ts).
+import { PostgresEnforcer } from '../../enforcement/postgres-enforcer.js';
+import type { ProtocolPlugin } from '../plugin.js';
+import { detectPostgres } from './detect.js';
+import { PostgresParser } from './postgres-parser.js';
+
+export const postgresProtocol = {
+  name: 'postgres',
+  detectClient: detectPostgres,
+  createParser: () => new PostgresParser(),
+  enforcer: (deps) => new PostgresEnforcer(deps),
+} as const satisfies ProtocolPlugin<'postgres'>;
