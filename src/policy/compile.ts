@@ -58,7 +58,7 @@ interface CompiledPeer {
 }
 
 interface CompiledL7 {
-  kind: 'http' | 'grpc' | 'tls' | 'dns' | 'redis' | 'postgres' | 'mysql' | 'plugin';
+  kind: 'http' | 'grpc' | 'tls' | 'dns' | 'postgres' | 'mysql' | 'plugin';
   /** A block a protocol's folder adds (registry ruleBlock): its key and compiled matcher. */
   plugin: { key: string; match: (facts: never, action: 'allow' | 'deny' | 'pass') => boolean } | null;
   methods: ReadonlySet<string> | null;
@@ -71,9 +71,9 @@ interface CompiledL7 {
   grpcMethods: GlobMatcher | null;
   alpn: ReadonlySet<string> | null;
   types: ReadonlySet<string> | null;
-  /** redis: command names; postgres/mysql: users. */
+  /** postgres/mysql: users. */
   names: GlobMatcher | null;
-  /** redis: keys; postgres/mysql: databases. */
+  /** postgres/mysql: databases. */
   keys: GlobMatcher | null;
   /** postgres/mysql: statement verbs ('DDL' expanded). */
   statements: ReadonlySet<string> | null;
@@ -168,9 +168,6 @@ function compileRule(rule: NormalizedRule, tier: Tier, mode: Mode, hash: string)
     };
   } else if (rule.tls !== undefined) {
     l7 = { ...empty, kind: 'tls', hosts: rule.tls.sni === undefined ? null : compileGlobs('name', rule.tls.sni), alpn: setOrNull(rule.tls.alpn) };
-  } else if (rule.redis !== undefined) {
-    const r = rule.redis;
-    l7 = { ...empty, kind: 'redis', names: r.commands === undefined ? null : compileGlobs('plain', r.commands), keys: r.keys === undefined ? null : compileGlobs('plain', r.keys) };
   } else if (rule.postgres !== undefined || rule.mysql !== undefined) {
     const kind = rule.postgres !== undefined ? 'postgres' : 'mysql';
     const q = (rule.postgres ?? rule.mysql)!;
@@ -437,22 +434,6 @@ function l7Matches(m: CompiledL7, ev: Evaluation, action: CompiledRule['action']
       if (dns === undefined) return false;
       if (m.hosts !== null && !nameMatches(m.hosts, ev.queryName(dns.name), action)) return false;
       return m.types === null || m.types.has(dns.type.toUpperCase());
-    }
-    case 'redis': {
-      const redis = l7.redis;
-      if (redis === undefined) return false;
-      if (m.names !== null && !globMatches(m.names, redis.command)) return false;
-      if (m.keys !== null) {
-        // Unknown key positions: only a deny rule can be said to apply (fail closed). An allow
-        // rule covers a command when it covers every key it touches (and it touches one); a deny
-        // rule applies when it names any of them.
-        const keys = redis.keys;
-        if (keys === null) return action === 'deny';
-        if (keys.length === 0) return false;
-        if (action === 'deny') return keys.some((k) => globMatches(m.keys!, k));
-        return keys.every((k) => globMatches(m.keys!, k));
-      }
-      return true;
     }
     case 'postgres':
     case 'mysql': {

@@ -13,7 +13,7 @@
 //   ports: 80, "8000-8100", or a list of them (the destination port)
 //   protocol: one of RULE_PROTOCOLS (connections), or udp / icmp (DATAGRAM_PROTOCOLS)
 //   at most one L7 block (RULE_BLOCKS): http {methods, paths, hosts, authorities, headers}, grpc {services,
-//         methods}, tls {sni, alpn}, dns {names, types}, redis {commands, keys}, postgres and
+//         methods}, tls {sni, alpn}, dns {names, types}, postgres and
 //         mysql {users, databases, statements}; without `protocol` the block implies it.
 //
 // Where new rule fields go: peer fields in PEER_PROPERTIES, rule fields in RULE_PROPERTIES (or
@@ -22,6 +22,9 @@
 // schema.ts after the schema.
 
 import type { FormatCheck, JsonSchema } from '../schema/validator.js';
+import { blockSchema, normalizeLists, oneOrList, str } from '../schema/rule-block.js';
+
+export { blockSchema, normalizeLists, oneOrList };
 import { globToRegExpSource, type GlobKind } from './glob.js';
 import { parseCidr } from './ip.js';
 import type { Tier } from './types.js';
@@ -155,15 +158,6 @@ function definition(name: string, schema: JsonSchema): JsonSchema {
   return { $ref: `#/definitions/${name}` };
 }
 
-/** A value or a non-empty list of them; if/then/else so errors come from one branch only. */
-export function oneOrList(item: JsonSchema, emptyMessage?: string): JsonSchema {
-  const list: JsonSchema = { type: 'array', minItems: 1, items: item };
-  if (emptyMessage !== undefined) list['x-messages'] = { minItems: emptyMessage };
-  return { if: { type: 'array' }, then: list, else: item };
-}
-
-const str = (extra: JsonSchema = {}): JsonSchema => ({ type: 'string', ...extra });
-
 /** `labels:` of a peer (and of anything else that selects by Kubernetes labels). */
 export const LABELS_SCHEMA: JsonSchema = {
   type: 'object',
@@ -288,34 +282,6 @@ export interface RuleBlockSpec {
   readonly normalize: (block: Record<string, unknown>) => Record<string, unknown>;
 }
 
-/** A block's schema: a mapping of the given fields (or empty: `http:` alone matches any request). */
-export function blockSchema(name: string, properties: Record<string, JsonSchema>): JsonSchema {
-  return {
-    type: ['object', 'null'],
-    additionalProperties: false,
-    properties,
-    'x-messages': { type: `must be a mapping with ${Object.keys(properties).join(', ')}, not {describe}` },
-    description: `The ${name} block of a rule.`,
-  };
-}
-
-function asList(value: unknown): string[] {
-  return Array.isArray(value) ? (value as string[]) : [value as string];
-}
-
-/** Lists normalised and deduplicated; `fold` per key (e.g. upper-case methods). */
-export function normalizeLists(block: Record<string, unknown>, fold: Record<string, (s: string) => string> = {}): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(block)) {
-    if (value === undefined) continue;
-    if (typeof value === 'string' || Array.isArray(value)) {
-      const f = fold[key];
-      out[key] = [...new Set(asList(value).map((s) => (f === undefined ? s : f(s))))];
-    } else out[key] = value;
-  }
-  return out;
-}
-
 const upper = (s: string): string => s.toUpperCase();
 const lowerName = (s: string): string => s.toLowerCase().replace(/\.$/, '');
 
@@ -385,21 +351,6 @@ export const RULE_BLOCKS: Readonly<Record<string, RuleBlockSpec>> = {
       types: oneOrList(str({ format: 'dns-type' })),
     }),
     normalize: (block) => normalizeLists(block, { names: lowerName, types: upper }),
-  },
-  redis: {
-    protocols: ['redis'],
-    schema: blockSchema('redis', {
-      commands: oneOrList(str({
-        pattern: '^[A-Za-z0-9_|.*-]{1,64}$',
-        'x-messages': { pattern: "'{value}' is not a Redis command name (letters, digits, '_', '-', '|', '.', '*' as glob)" },
-      })),
-      keys: oneOrList(str({
-        minLength: 1,
-        maxLength: 4096,
-        'x-messages': { minLength: "'{value}' is not a key pattern (1–4096 bytes, '*' matches any characters)", maxLength: 'is too long for a key pattern (at most 4096 bytes)' },
-      })),
-    }),
-    normalize: (block) => normalizeLists(block, { commands: upper }),
   },
   postgres: sqlBlock('postgres'),
   mysql: sqlBlock('mysql'),

@@ -28,7 +28,7 @@ import { registryVersion } from '../protocols/registry.js';
 
 export { DATAGRAM_PROTOCOLS, NON_TCP_DEFAULT_ID, PROTOCOLS, RULE_PROTOCOLS, SQL_VERBS, describeValue, unknownKeyMessage };
 
-export type L7Kind = 'http' | 'grpc' | 'tls' | 'dns' | 'redis' | 'postgres' | 'mysql';
+export type L7Kind = 'http' | 'grpc' | 'tls' | 'dns' | 'postgres' | 'mysql';
 /** The L7 block names, in the order a rule's blocks are reported. */
 export const L7_KINDS: readonly string[] = Object.keys(RULE_BLOCKS);
 
@@ -72,7 +72,6 @@ export interface NormalizedRule {
   grpc?: { services?: string[]; methods?: string[] };
   tls?: { sni?: string[]; alpn?: string[] };
   dns?: { names?: string[]; types?: string[] };
-  redis?: { commands?: string[]; keys?: string[] };
   postgres?: NormalizedSql;
   mysql?: NormalizedSql;
   /** DLP sensors: non-empty, a content matcher; empty, DLP off for the flows this rule decides. */

@@ -54,8 +54,6 @@ export interface L7Facts {
   grpc?: { service: string; method: string };
   tls?: { sni?: string; alpn?: string[] };
   dns?: { name: string; type: string };
-  /** keys: the command's keys by its key spec; null when unknown (deny rules with keys match, allow rules do not). */
-  redis?: { command: string; keys: readonly string[] | null };
   /** One statement (verb upper-cased) of a query; absent statement: the session's start (startup / handshake). */
   postgres?: SqlFacts;
   mysql?: SqlFacts;

@@ -1,12 +1,15 @@
-// Redis (RESP2/RESP3): command detection, the command/reply parser and per-command verdicts.
+// Redis (RESP2/RESP3): command detection, the command/reply parser, per-command verdicts and
+// the `redis: {commands, keys}` rule block.
 import { RedisEnforcer } from '../../enforcement/redis-enforcer.js';
 import type { ProtocolPlugin } from '../plugin.js';
 import { detectRedis } from './detect.js';
 import { RedisParser } from './redis-parser.js';
+import { redisRuleBlock } from './rule-block.js';
 
 export const redisProtocol = {
   name: 'redis',
   detectClient: detectRedis,
   createParser: () => new RedisParser(),
   enforcer: (deps) => new RedisEnforcer(deps),
+  ruleBlock: redisRuleBlock as ProtocolPlugin['ruleBlock'],
 } as const satisfies ProtocolPlugin<'redis'>;
