@@ -1,7 +1,9 @@
 // The plug-in shape (issue 17): a protocol that exists only in this test — one folder-like module
 // (./toy/index.ts) and one registration call — is detected, parsed, matched by its own rule
-// block, answered when denied, recorded, described and learned, with nothing else changed.
+// block, answered when denied, recorded, verified on its declared port, described and learned,
+// with nothing else changed.
 // Before registration the same rules do not compile: the rules know only registered protocols.
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConnectionFilter } from '../../../src/enforcement/connection-filter.js';
 import type { FilterSink, RequestOutcome } from '../../../src/enforcement/types.js';
@@ -11,7 +13,8 @@ import { LearnModel } from '../../../src/learn/model.js';
 import { generateRules } from '../../../src/learn/rules.js';
 import { compilePolicy, type CompiledPolicy } from '../../../src/policy/index.js';
 import { detectClientProtocol, detectOnTimeout } from '../../../src/protocols/detect.js';
-import { registerProtocol, ruleBlockSchemas, unregisterProtocol } from '../../../src/protocols/registry.js';
+import { PROTOCOL_PLUGINS, registerProtocol, ruleBlockSchemas, unregisterProtocol } from '../../../src/protocols/registry.js';
+import { checkDeclared } from '../../../src/tunnels/protocol-verification.js';
 import { toyProtocol } from './toy/index.js';
 
 const RULES = [
@@ -49,6 +52,18 @@ function newFilter(sink: RecordingSink, policy: CompiledPolicy): ConnectionFilte
   const ctx = { facts: FACTS, policy: () => policy, declaredProtocol: undefined, tunnels: null, dnsMonitor: null, tunnelMode: () => 'off' as const };
   return new ConnectionFilter(ctx, sink, policy.decideConnection(FACTS));
 }
+
+describe('the core reads the registry', () => {
+  it('names no protocol in the connection filter, detection or the observe table', () => {
+    // (Tunnel detectors know protocols on purpose: SSH anywhere, TLS-wrapped variants.)
+    const core = ['src/enforcement/connection-filter.ts', 'src/protocols/detect.ts', 'src/flows/flow-table.ts'];
+    const names = PROTOCOL_PLUGINS.map((p) => p.name);
+    for (const file of core) {
+      const text = readFileSync(file, 'utf8').replace(/^\s*(\/\/|\*|\/\*\*).*$/gm, ''); // code, not comments
+      for (const name of names) expect({ file, name, found: text.includes(`'${name}'`) }).toEqual({ file, name, found: false });
+    }
+  });
+});
 
 describe('a protocol added by one folder and one registration', () => {
   it('is unknown to the rules before it is registered', () => {
@@ -96,6 +111,11 @@ describe('a protocol added by one folder and one registration', () => {
         ]);
         expect(sink.closed).toBeNull(); // the connection goes on after a denial
       }
+    });
+
+    it('is verified on a port declared for it: anything else spoken there is a mismatch', () => {
+      expect(checkDeclared('toy', 'toy', Buffer.from('TOY GET a\r\n'), 'client')).toBeNull();
+      expect(checkDeclared('toy', 'http', Buffer.from('GET / HTTP/1.1\r\n'), 'client')).toMatchObject({ kind: 'protocol-mismatch', expected: 'toy', detected: 'http' });
     });
 
     it('refuses what its parser cannot read (fail closed under protect)', () => {
