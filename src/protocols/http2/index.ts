@@ -17,5 +17,5 @@ export const http2Protocol = {
   describe: (l7, compact) =>
     l7.service !== undefined
       ? `${String(l7.service)}/${String(l7.method ?? '')} status=${String(l7.status ?? '')}`
-      : `${String(l7.method ?? '')} ${String(l7.authority ?? '')}${String(l7.path ?? '')} ${String(l7.status ?? '')}`.trim(),
+      : `${String(l7.method ?? '')} ${String(l7.host ?? '')}${String(l7.path ?? '')} ${String(l7.status ?? '')}`.trim(),
 } as const satisfies ProtocolPlugin<'http2'>;
