@@ -6,7 +6,7 @@ import { answerFinding, checkAnswer, decideQuery } from './dns-decisions.js';
 import type { Decision } from '../policy/index.js';
 import { buildRefused } from '../protocols/dns/dns-message.js';
 import type { ProtocolEvent, Side } from '../protocols/types.js';
-import type { EnforcerDeps, EnforcerOp, RoutingEnforcer } from './types.js';
+import { NO_OPS, type EnforcerDeps, type EnforcerOp, type RoutingEnforcer } from './types.js';
 import { UnitRouter } from './unit-router.js';
 
 interface PendingQuery {
@@ -30,6 +30,7 @@ export class DnsStreamEnforcer implements RoutingEnforcer {
 
   /** Hands over the operations collected so far. */
   private take(): readonly EnforcerOp[] {
+    if (this.ops.length === 0) return NO_OPS; // most calls: no new array
     const ops = this.ops;
     this.ops = [];
     return ops;

@@ -5,7 +5,7 @@
 import { requestFacts } from './http-facts.js';
 import type { L7Facts } from '../policy/index.js';
 import type { ProtocolEvent, Side } from '../protocols/types.js';
-import type { EnforcerDeps, EnforcerOp, L7Record, StreamingEnforcer } from './types.js';
+import { NO_OPS, type EnforcerDeps, type EnforcerOp, type L7Record, type StreamingEnforcer } from './types.js';
 
 /** The identifying event of a session, as L7 facts for the rules and fields for the record. */
 export type SessionIdentity = { facts: L7Facts; record: L7Record };
@@ -56,7 +56,7 @@ export class HandshakeEnforcer implements StreamingEnforcer {
       if (!this.watching) return [decide, { op: 'done' }];
       return [decide, ...this.watch(side, chunk, start)];
     }
-    return NONE;
+    return NO_OPS;
   }
 
   private watch(side: Side, chunk: Buffer, start: number): readonly EnforcerOp[] {
@@ -76,4 +76,3 @@ export class HandshakeEnforcer implements StreamingEnforcer {
 
 const DONE: readonly EnforcerOp[] = Object.freeze([{ op: 'done' }]);
 
-const NONE: readonly EnforcerOp[] = Object.freeze([]);

@@ -9,7 +9,7 @@ import type { Http1RequestEvent, ProtocolEvent, Side } from '../protocols/types.
 import { HttpRequestFacts, invalidTargetDecision, requestFacts } from './http-facts.js';
 import { http1BadRequest, http1Forbidden } from './deny-responses.js';
 import { normalizeRequestTarget } from './request-target.js';
-import type { EnforcerDeps, EnforcerOp, StreamingEnforcer } from './types.js';
+import { NO_OPS, type EnforcerDeps, type EnforcerOp, type StreamingEnforcer } from './types.js';
 import { Http2Enforcer } from './http2-enforcer.js';
 import type { DlpHit, MessageScanner } from '../content/dlp/index.js';
 import { RequestDlp } from './request-dlp.js';
@@ -79,6 +79,7 @@ export class Http1Enforcer implements StreamingEnforcer {
     // The last `pass` counts: the verdicts' frontier, short of what DLP holds back.
     if (!this.blocked && (hold !== this.dlpHold || this.dlpHold !== Number.POSITIVE_INFINITY)) this.ops.push({ op: 'pass', upTo: Math.min(this.frontier, this.dlpHold) });
     this.blocked = false;
+    if (this.ops.length === 0) return NO_OPS;
     const ops = this.ops;
     this.ops = [];
     return ops;
@@ -400,6 +401,7 @@ export class Http1Enforcer implements StreamingEnforcer {
       this.denial.answered = true;
       this.report(this.denial, reason);
     }
+    if (this.ops.length === 0) return NO_OPS;
     const ops = this.ops;
     this.ops = [];
     return ops;

@@ -26,7 +26,7 @@ import type { DlpHit, MessageScanner } from '../content/dlp/index.js';
 import { RequestDlp } from './request-dlp.js';
 import { reencodeHeaderBlock } from '../protocols/http2/hpack-encoder.js';
 import type { Http2HeadersEvent, ProtocolEvent, Side } from '../protocols/types.js';
-import type { EnforcerDeps, EnforcerOp, RoutingEnforcer } from './types.js';
+import { NO_OPS, type EnforcerDeps, type EnforcerOp, type RoutingEnforcer } from './types.js';
 import { HttpRequestFacts, invalidTargetDecision, requestFacts } from './http-facts.js';
 import { normalizeRequestTarget } from './request-target.js';
 import { UnitRouter } from './unit-router.js';
@@ -102,6 +102,7 @@ export class Http2Enforcer implements RoutingEnforcer {
 
   /** Hands over the operations collected so far. */
   private take(): readonly EnforcerOp[] {
+    if (this.ops.length === 0) return NO_OPS; // most calls: no new array
     const ops = this.ops;
     this.ops = [];
     return ops;

@@ -8,7 +8,7 @@
 import type { Decision, L7Facts } from '../policy/index.js';
 import type { ProtocolEvent, Side } from '../protocols/types.js';
 import { requestFacts } from './http-facts.js';
-import type { EnforcerDeps, EnforcerOp, L7Record, RoutingEnforcer } from './types.js';
+import { NO_OPS, type EnforcerDeps, type EnforcerOp, type L7Record, type RoutingEnforcer } from './types.js';
 import { UnitRouter } from './unit-router.js';
 
 export interface MessageReading {
@@ -72,6 +72,7 @@ class MessageEnforcer implements RoutingEnforcer {
   }
 
   private take(): readonly EnforcerOp[] {
+    if (this.ops.length === 0) return NO_OPS; // most calls: no new array
     const ops = this.ops;
     this.ops = [];
     return ops;

@@ -6,7 +6,7 @@
 // queued with it never run.
 import type { Decision } from '../policy/index.js';
 import type { ProtocolEvent, RedisCommandEvent, Side } from '../protocols/types.js';
-import type { EnforcerDeps, EnforcerOp, RequestOutcome, RoutingEnforcer } from './types.js';
+import { NO_OPS, type EnforcerDeps, type EnforcerOp, type RequestOutcome, type RoutingEnforcer } from './types.js';
 import { requestFacts } from './http-facts.js';
 import { ClientGate, ReplyOrder } from './ordered-replies.js';
 
@@ -43,6 +43,7 @@ export class RedisEnforcer implements RoutingEnforcer {
 
   /** Hands over the operations collected so far. */
   private take(): readonly EnforcerOp[] {
+    if (this.ops.length === 0) return NO_OPS; // most calls: no new array
     const ops = this.ops;
     this.ops = [];
     return ops;

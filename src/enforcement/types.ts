@@ -122,6 +122,9 @@ export type EnforcerOp =
    */
   | { readonly op: 'handover'; readonly to: RoutingEnforcer };
 
+/** The answer of a call that asks nothing (shared: most calls on a busy connection). */
+export const NO_OPS: readonly EnforcerOp[] = Object.freeze([]);
+
 /** What every enforcer is given: the connection's context, nothing of the filter. */
 export interface EnforcerDeps {
   ctx: FilterContext;
