@@ -208,7 +208,7 @@ async function main(): Promise<void> {
   if (initRun.status !== 0) throw new Error(`sidewall-init failed: ${initRun.stderr}`);
   say(`demo: ${initRun.stderr.trim()}`);
 
-  const env = resolveContainerEnv(proxy, { 'metadata.name': podName, 'metadata.namespace': pod.metadata?.namespace ?? 'default', 'status.podIP': topo.podIp, 'status.podIPs': `${topo.podIp},${topo.podIp6}` });
+  const env = resolveContainerEnv(proxy, { 'metadata.name': podName, 'metadata.namespace': pod.metadata?.namespace ?? 'default', 'status.podIP': topo.podIp, 'status.podIPs': `${topo.podIp},${topo.podIp6}`, 'spec.serviceAccountName': 'default' });
   let sidecar: ChildProcess;
   if (runtime.kind === 'image') {
     spawnSync('podman', ['rm', '--force', '--time', '0', PROXY_NAME], { stdio: 'ignore' });

@@ -23,6 +23,21 @@ import {
   proxyCommand,
 } from './mutate.js';
 import { APP_PROBES_ENV } from './probes.js';
+
+/** The proxy's identity variables and the downward-API field each must come from (mutate.ts). */
+const IDENTITY_FIELDS: Readonly<Record<string, string>> = {
+  POD_NAME: 'metadata.name',
+  POD_NAMESPACE: 'metadata.namespace',
+  POD_IP: 'status.podIP',
+  POD_IPS: 'status.podIPs',
+  POD_SERVICE_ACCOUNT: 'spec.serviceAccountName',
+};
+
+function fieldPathOf(variable: { value?: unknown; valueFrom?: unknown }): string | undefined {
+  if (variable.value !== undefined || !isObject(variable.valueFrom) || !isObject(variable.valueFrom.fieldRef)) return undefined;
+  const path = variable.valueFrom.fieldRef.fieldPath;
+  return typeof path === 'string' ? path : undefined;
+}
 import type { InjectorSettings } from './settings.js';
 
 const OWN_VOLUMES: ReadonlySet<string> = new Set(Object.values(VOLUME));
@@ -99,10 +114,15 @@ export function injectionProblems(kind: string, spec: PodSpec | undefined, metad
     if (!same(proxy.command, proxyCommand(settings)) || !same(proxy.args, ['proxy', '--config', SIDECAR_CONFIG_FILE])) problems.push(`${PROXY_CONTAINER}'s command is not the one the injector writes`);
     if (context.runAsUser !== settings.proxyUid || context.runAsGroup !== settings.proxyGid) problems.push(`${PROXY_CONTAINER} does not run as ${settings.proxyUid}:${settings.proxyGid}`);
     if (context.privileged === true || !same(isObject(context.capabilities) ? context.capabilities.add : undefined, ['NET_ADMIN'])) problems.push(`${PROXY_CONTAINER}'s capabilities are not the injector's (add: [NET_ADMIN] only)`);
-    const allowedEnv = new Set(['POD_NAME', 'POD_NAMESPACE', 'POD_IP', 'POD_IPS', APP_PROBES_ENV, 'NODE_OPTIONS']);
-    for (const variable of objects<{ name?: unknown; value?: unknown }>(proxy.env)) {
+    const allowedEnv = new Set(['POD_NAME', 'POD_NAMESPACE', 'POD_IP', 'POD_IPS', 'POD_SERVICE_ACCOUNT', APP_PROBES_ENV, 'NODE_OPTIONS']);
+    for (const variable of objects<{ name?: unknown; value?: unknown; valueFrom?: unknown }>(proxy.env)) {
       if (typeof variable.name !== 'string' || !allowedEnv.has(variable.name)) problems.push(`${PROXY_CONTAINER} has environment variable ${String(variable.name)}, which the injector never sets`);
       else if (variable.name === 'NODE_OPTIONS' && variable.value !== settings.proxyNodeOptions) problems.push(`${PROXY_CONTAINER}'s NODE_OPTIONS is not the injector's`);
+      else if (variable.name in IDENTITY_FIELDS && fieldPathOf(variable) !== IDENTITY_FIELDS[variable.name]) {
+        // A literal POD_NAMESPACE or POD_SERVICE_ACCOUNT would let a pod choose which cluster
+        // rules (appliesTo) its sidecar applies: only the downward API's own value is accepted.
+        problems.push(`${PROXY_CONTAINER}'s ${variable.name} is not the downward API's ${IDENTITY_FIELDS[variable.name]}`);
+      }
     }
     if (proxy.envFrom !== undefined) problems.push(`${PROXY_CONTAINER} has envFrom, which the injector never sets`);
     const expectedMounts: Record<string, string> = {

@@ -224,6 +224,9 @@ export function mutatePod(pod: Pod, settings: InjectorSettings, context: Mutatio
     // Every address of a dual-stack pod (comma-separated): the admin port (probes, metrics) is
     // bound on each; with POD_IP alone the IPv6 address went unserved (found running the patch).
     fieldEnv('POD_IPS', 'status.podIPs'),
+    // Cluster rules' appliesTo.serviceAccount selects pods by it; the downward API volume cannot
+    // carry spec fields, an env fieldRef can.
+    fieldEnv('POD_SERVICE_ACCOUNT', 'spec.serviceAccountName'),
   ];
   if (appProbesJson !== undefined) env.push({ name: APP_PROBES_ENV, value: appProbesJson });
   if (settings.proxyNodeOptions !== '') env.push({ name: 'NODE_OPTIONS', value: settings.proxyNodeOptions });

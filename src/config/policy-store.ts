@@ -194,8 +194,8 @@ function fingerprint(texts: SourceTexts): string {
 /**
  * The protected pod's identity for cluster rules with `appliesTo`: known when the downward API
  * folder is mounted (labels from its `labels` file; namespace from its `namespace` file or
- * POD_NAMESPACE; service account from a `serviceAccount` file or POD_SERVICE_ACCOUNT — the
- * webhook does not set either yet, so appliesTo.serviceAccount selects no injected pod today).
+ * POD_NAMESPACE; service account from a `serviceAccount` file or POD_SERVICE_ACCOUNT, which the
+ * webhook sets from spec.serviceAccountName and the validating webhook holds to that field).
  * Not mounted: unknown (see CompileInput.pod).
  */
 function podIdentity(config: SidecarConfig, texts: SourceTexts): { pod: Workload | null } | { issues: RuleIssue[]; source: string } {

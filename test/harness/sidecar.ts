@@ -121,7 +121,7 @@ export class Sidecar {
     const link = join(this.topo.dir, relative(configMount.mountPath, configPath));
     if (!existsSync(link)) symlinkSync('sidecar.yaml', link);
     const volumeDir = (volume: string): string => (volume === configMount.name ? this.topo.dir : hostDir(volume));
-    const env = { ...resolveContainerEnv(proxy, { 'metadata.name': 'app-0', 'metadata.namespace': 'test', 'status.podIP': this.topo.podIp, 'status.podIPs': `${this.topo.podIp},${this.topo.podIp6}` }), ...options.env };
+    const env = { ...resolveContainerEnv(proxy, { 'metadata.name': 'app-0', 'metadata.namespace': 'test', 'status.podIP': this.topo.podIp, 'status.podIPs': `${this.topo.podIp},${this.topo.podIp6}`, 'spec.serviceAccountName': 'default' }), ...options.env };
     const extra = ['--volume', `${this.topo.dir}:${this.topo.dir}`];
     const resolver = `/etc/netns/${this.topo.podNs}/resolv.conf`;
     if (existsSync(resolver)) extra.push('--volume', `${resolver}:/etc/resolv.conf:ro`);

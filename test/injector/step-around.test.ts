@@ -346,6 +346,21 @@ describe('pods that only look injected', () => {
     expect(result.message).toContain('annotation sidewall.io/status is not "injected"');
   });
 
+  it('a pod that names its own namespace or service account to its sidecar (literal env) is refused', () => {
+    // appliesTo selects cluster rules by the pod's namespace and service account: a literal value
+    // would let the pod pick which rules its sidecar applies.
+    const genuine = admit(createPod(barePod())).pod! as Json;
+    const proxyOf = (pod: Json) => findContainer((pod.spec as Pod['spec'])!.initContainers, 'sidewall-proxy');
+    expect(proxyOf(genuine).env).toContainEqual({ name: 'POD_SERVICE_ACCOUNT', valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath: 'spec.serviceAccountName' } } });
+    const fake = structuredClone(genuine);
+    const proxy = proxyOf(fake);
+    proxy.env = (proxy.env ?? []).map((v) => (v.name === 'POD_NAMESPACE' ? { name: 'POD_NAMESPACE', value: 'kube-system' } : v.name === 'POD_SERVICE_ACCOUNT' ? { name: 'POD_SERVICE_ACCOUNT', valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.name' } } } : v));
+    const result = admit(createPod(fake, 'shop', DEV));
+    expect(result.allowed).toBe(false);
+    expect(result.message).toContain("sidewall-proxy's POD_NAMESPACE is not the downward API's metadata.namespace");
+    expect(result.message).toContain("sidewall-proxy's POD_SERVICE_ACCOUNT is not the downward API's spec.serviceAccountName");
+  });
+
   it('a pod already injected by the webhook (re-applied from `kubectl get -o yaml`) is admitted unchanged', () => {
     const genuine = admit(createPod(statefulLike())).pod! as Json;
     const again = admit(createPod(genuine));
