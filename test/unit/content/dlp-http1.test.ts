@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { DlpEngine, DEFAULT_DLP, type DlpSettings } from '../../../src/content/dlp/index.js';
 import { ConnectionFilter } from '../../../src/enforcement/connection-filter.js';
-import type { DlpAlert, FilterSink, RequestOutcome } from '../../../src/enforcement/types.js';
+import { filterFor, RecordingSink as Sink, split } from '../enforcement/filter-fixture.js';
 import { compilePolicy, type CompiledPolicy } from '../../../src/policy/index.js';
 
 function policyOf(rules: unknown[], mode: 'protect' | 'monitor' = 'protect', cluster: unknown[] = []): CompiledPolicy {
@@ -15,47 +15,9 @@ function policyOf(rules: unknown[], mode: 'protect' | 'monitor' = 'protect', clu
   return r.policy;
 }
 
-class Sink implements FilterSink {
-  server: Buffer[] = [];
-  client: Buffer[] = [];
-  outcomes: RequestOutcome[] = [];
-  dlp: DlpAlert[] = [];
-  closed: string | null = null;
-  toServer(bytes: Buffer): void {
-    this.server.push(Buffer.from(bytes));
-  }
-  toClient(bytes: Buffer): void {
-    this.client.push(Buffer.from(bytes));
-  }
-  close(how: string, reason: string): void {
-    this.closed ??= `${how}:${reason}`;
-  }
-  request(outcome: RequestOutcome): void {
-    this.outcomes.push(outcome);
-  }
-  alert(): void {}
-  dlpAlert(alert: DlpAlert): void {
-    this.dlp.push(structuredClone(alert));
-  }
-}
-
 function filterWith(sink: Sink, policy: CompiledPolicy, settings: Partial<DlpSettings> = {}): ConnectionFilter {
-  const facts = { direction: 'egress' as const, src: { ip: '10.0.0.1', port: 40000 }, dst: { ip: '10.0.0.2', port: 80 } };
   const dlp = new DlpEngine({ ...DEFAULT_DLP, sensors: ['pci-pan', 'us-ssn'], patterns: [], action: 'block', ...settings });
-  const ctx = { facts, policy: () => policy, declaredProtocol: undefined, tunnels: null, dnsMonitor: null, tunnelMode: () => 'off' as const, dlp };
-  return new ConnectionFilter(ctx, sink, policy.decideConnection(facts));
-}
-
-function split(bytes: Buffer, cuts: number[]): Buffer[] {
-  const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
-  const out: Buffer[] = [];
-  let last = 0;
-  for (const p of points) {
-    if (p > last) out.push(bytes.subarray(last, p));
-    last = Math.max(last, p);
-  }
-  if (last < bytes.length) out.push(bytes.subarray(last));
-  return out;
+  return filterFor(sink, policy, 80, dlp);
 }
 
 const CARD = '4111 1111 1111 1111';

@@ -4,34 +4,10 @@
 import { describe, expect, it } from 'vitest';
 import { DlpEngine, DEFAULT_DLP } from '../../../src/content/dlp/index.js';
 import { ConnectionFilter } from '../../../src/enforcement/connection-filter.js';
-import type { DlpAlert, FilterSink, RequestOutcome } from '../../../src/enforcement/types.js';
+import { RecordingSink as Sink } from '../enforcement/filter-fixture.js';
 import { compilePolicy } from '../../../src/policy/index.js';
 import { buildDataFrame, buildFrame, buildHeadersFrames, FrameType } from '../../../src/protocols/http2/frames.js';
 import { encodeLiteralHeaderBlock } from '../../../src/protocols/http2/hpack-encoder.js';
-
-class Sink implements FilterSink {
-  server: Buffer[] = [];
-  client: Buffer[] = [];
-  outcomes: RequestOutcome[] = [];
-  dlp: DlpAlert[] = [];
-  closed: string | null = null;
-  toServer(b: Buffer): void {
-    this.server.push(Buffer.from(b));
-  }
-  toClient(b: Buffer): void {
-    this.client.push(Buffer.from(b));
-  }
-  close(how: string, reason: string): void {
-    this.closed ??= `${how}:${reason}`;
-  }
-  request(o: RequestOutcome): void {
-    this.outcomes.push(o);
-  }
-  alert(): void {}
-  dlpAlert(a: DlpAlert): void {
-    this.dlp.push(a);
-  }
-}
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 const SETTINGS = buildFrame(FrameType.SETTINGS, 0, 0, Buffer.alloc(0));

@@ -3,61 +3,15 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ConnectionFilter } from '../../../src/enforcement/connection-filter.js';
-import type { FilterSink, RequestOutcome } from '../../../src/enforcement/types.js';
-import { compilePolicy, type CompiledPolicy } from '../../../src/policy/index.js';
+import { compilePolicy } from '../../../src/policy/index.js';
+import { filterFor, policyOf, RecordingSink, split } from './filter-fixture.js';
 import { buildFrame, buildHeadersFrames, FrameType } from '../../../src/protocols/http2/frames.js';
 import { encodeLiteralHeaderBlock } from '../../../src/protocols/http2/hpack-encoder.js';
 import type { TunnelFinding } from '../../../src/tunnels/types.js';
 
-function policyOf(rules: unknown[]): CompiledPolicy {
-  const r = compilePolicy({ clusterRules: [], workloadRules: rules, defaultAction: 'deny', mode: 'protect' });
-  if (!('policy' in r)) throw new Error(JSON.stringify(r.issues));
-  return r.policy;
-}
-
 const POLICY = policyOf([{ id: 'public', action: 'allow', protocol: 'http', http: { paths: ['/public/**'] } }]);
 
-class RecordingSink implements FilterSink {
-  server: Buffer[] = [];
-  client: Buffer[] = [];
-  outcomes: RequestOutcome[] = [];
-  alerts: TunnelFinding[] = [];
-  closed: string | null = null;
-  toServer(bytes: Buffer): void {
-    this.server.push(Buffer.from(bytes));
-  }
-  toClient(bytes: Buffer): void {
-    this.client.push(Buffer.from(bytes));
-  }
-  close(how: 'fin' | 'reset', reason: string): void {
-    this.closed ??= `${how}:${reason}`;
-  }
-  request(outcome: RequestOutcome): void {
-    this.outcomes.push(outcome);
-  }
-  alert(finding: TunnelFinding): void {
-    this.alerts.push(finding);
-  }
-}
-
-function newFilter(sink: RecordingSink, policy = POLICY): ConnectionFilter {
-  const facts = { direction: 'egress' as const, src: { ip: '10.0.0.1', port: 40000 }, dst: { ip: '10.0.0.2', port: 80 } };
-  const ctx = { facts, policy: () => policy, declaredProtocol: undefined, tunnels: null, dnsMonitor: null, tunnelMode: () => 'off' as const };
-  return new ConnectionFilter(ctx, sink, policy.decideConnection(facts));
-}
-
-/** Cuts `bytes` at the given points. */
-function split(bytes: Buffer, cuts: number[]): Buffer[] {
-  const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
-  const out: Buffer[] = [];
-  let last = 0;
-  for (const p of points) {
-    if (p > last) out.push(bytes.subarray(last, p));
-    last = Math.max(last, p);
-  }
-  if (last < bytes.length) out.push(bytes.subarray(last));
-  return out;
-}
+const newFilter = (sink: RecordingSink, policy = POLICY) => filterFor(sink, policy, 80);
 
 const req = (path: string) => `GET ${path} HTTP/1.1\r\nhost: peer\r\n\r\n`;
 const res = (body: string) => `HTTP/1.1 200 OK\r\ncontent-length: ${body.length}\r\n\r\n${body}`;

@@ -2,16 +2,8 @@
 // and what reaches the server / what the client reads, for any chunking.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { ConnectionFilter } from '../../../src/enforcement/connection-filter.js';
-import type { FilterSink, RequestOutcome } from '../../../src/enforcement/types.js';
-import { compilePolicy, type CompiledPolicy } from '../../../src/policy/index.js';
+import { filterFor, policyOf, RecordingSink, split } from './filter-fixture.js';
 import { splitStatements, statementVerbs } from '../../../src/protocols/sql/sql-statements.js';
-
-function policyOf(rules: unknown[]): CompiledPolicy {
-  const r = compilePolicy({ clusterRules: [], workloadRules: rules, defaultAction: 'deny', mode: 'protect' });
-  if (!('policy' in r)) throw new Error(JSON.stringify(r.issues));
-  return r.policy;
-}
 
 const POLICY = policyOf([
   { id: 'no-ddl', action: 'deny', postgres: { statements: ['DDL', 'COPY'] } },
@@ -19,43 +11,7 @@ const POLICY = policyOf([
   { id: 'app', action: 'allow', postgres: { users: ['app'], databases: ['shop'], statements: ['SELECT', 'INSERT', 'UPDATE', 'BEGIN', 'COMMIT'] } },
 ]);
 
-class RecordingSink implements FilterSink {
-  server: Buffer[] = [];
-  client: Buffer[] = [];
-  outcomes: RequestOutcome[] = [];
-  closed: string | null = null;
-  toServer(bytes: Buffer): void {
-    this.server.push(Buffer.from(bytes));
-  }
-  toClient(bytes: Buffer): void {
-    this.client.push(Buffer.from(bytes));
-  }
-  close(how: 'fin' | 'reset', reason: string): void {
-    this.closed ??= `${how}:${reason}`;
-  }
-  request(outcome: RequestOutcome): void {
-    this.outcomes.push(outcome);
-  }
-  alert(): void {}
-}
-
-function newFilter(sink: RecordingSink, policy = POLICY): ConnectionFilter {
-  const facts = { direction: 'egress' as const, src: { ip: '10.0.0.1', port: 40000 }, dst: { ip: '10.0.0.2', port: 5432 } };
-  const ctx = { facts, policy: () => policy, declaredProtocol: undefined, tunnels: null, dnsMonitor: null, tunnelMode: () => 'off' as const };
-  return new ConnectionFilter(ctx, sink, policy.decideConnection(facts));
-}
-
-function split(bytes: Buffer, cuts: number[]): Buffer[] {
-  const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
-  const out: Buffer[] = [];
-  let last = 0;
-  for (const p of points) {
-    if (p > last) out.push(bytes.subarray(last, p));
-    last = Math.max(last, p);
-  }
-  if (last < bytes.length) out.push(bytes.subarray(last));
-  return out;
-}
+const newFilter = (sink: RecordingSink, policy = POLICY) => filterFor(sink, policy, 5432);
 
 const msg = (type: string, body: Buffer | string): Buffer => {
   const b = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;

@@ -2,17 +2,9 @@
 // which order, for any way the streams are cut into chunks.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { ConnectionFilter } from '../../../src/enforcement/connection-filter.js';
-import type { FilterSink, RequestOutcome } from '../../../src/enforcement/types.js';
-import { compilePolicy, type CompiledPolicy } from '../../../src/policy/index.js';
+import { filterFor, policyOf, RecordingSink, split } from './filter-fixture.js';
 import { RedisParser } from '../../../src/protocols/redis/redis-parser.js';
 import { loadFixtures, runStream } from '../protocols/fixtures.js';
-
-function policyOf(rules: unknown[], mode: 'protect' | 'monitor' = 'protect'): CompiledPolicy {
-  const r = compilePolicy({ clusterRules: [], workloadRules: rules, defaultAction: 'deny', mode });
-  if (!('policy' in r)) throw new Error(JSON.stringify(r.issues));
-  return r.policy;
-}
 
 export const REDIS_RULES = [
   { id: 'no-admin', action: 'deny', redis: { commands: ['FLUSHALL', 'FLUSHDB', 'CONFIG', 'EVAL', 'EVALSHA', 'KEYS', 'DEBUG', 'MODULE'] } },
@@ -21,43 +13,7 @@ export const REDIS_RULES = [
 ];
 const POLICY = policyOf(REDIS_RULES);
 
-class RecordingSink implements FilterSink {
-  server: Buffer[] = [];
-  client: Buffer[] = [];
-  outcomes: RequestOutcome[] = [];
-  closed: string | null = null;
-  toServer(bytes: Buffer): void {
-    this.server.push(Buffer.from(bytes));
-  }
-  toClient(bytes: Buffer): void {
-    this.client.push(Buffer.from(bytes));
-  }
-  close(how: 'fin' | 'reset', reason: string): void {
-    this.closed ??= `${how}:${reason}`;
-  }
-  request(outcome: RequestOutcome): void {
-    this.outcomes.push(outcome);
-  }
-  alert(): void {}
-}
-
-function newFilter(sink: RecordingSink, policy = POLICY): ConnectionFilter {
-  const facts = { direction: 'egress' as const, src: { ip: '10.0.0.1', port: 40000 }, dst: { ip: '10.0.0.2', port: 6379 } };
-  const ctx = { facts, policy: () => policy, declaredProtocol: undefined, tunnels: null, dnsMonitor: null, tunnelMode: () => 'off' as const };
-  return new ConnectionFilter(ctx, sink, policy.decideConnection(facts));
-}
-
-function split(bytes: Buffer, cuts: number[]): Buffer[] {
-  const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
-  const out: Buffer[] = [];
-  let last = 0;
-  for (const p of points) {
-    if (p > last) out.push(bytes.subarray(last, p));
-    last = Math.max(last, p);
-  }
-  if (last < bytes.length) out.push(bytes.subarray(last));
-  return out;
-}
+const newFilter = (sink: RecordingSink, policy = POLICY) => filterFor(sink, policy, 6379);
 
 const cmd = (...args: string[]): string => `*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`;
 
