@@ -16,8 +16,8 @@ import { hasResponse, MysqlResponses } from '../protocols/mysql/mysql-responses.
 import { splitStatements, statementTemplate, statementVerbs } from '../protocols/sql/sql-statements.js';
 import type { MysqlCommandEvent, ProtocolEvent, Side } from '../protocols/types.js';
 import { requestFacts } from './http-facts.js';
-import { ClientGate, ReplyOrder } from './ordered-replies.js';
-import type { EnforcerDeps, EnforcerOp, RequestOutcome, RoutingEnforcer } from './types.js';
+import { ClientGate, OpCollector, ReplyOrder } from './ordered-replies.js';
+import type { EnforcerDeps, EnforcerOp, RoutingEnforcer } from './types.js';
 
 interface Pending {
   l7: Record<string, unknown>;
@@ -42,7 +42,7 @@ const ER_DBACCESS_DENIED = 1044;
 
 export class MysqlEnforcer implements RoutingEnforcer {
   readonly kind = 'route';
-  private ops: EnforcerOp[] = [];
+  private readonly out = new OpCollector();
   private readonly gate: ClientGate;
   private readonly order: ReplyOrder<Pending | null>;
   private readonly responses = new MysqlResponses();
@@ -54,18 +54,8 @@ export class MysqlEnforcer implements RoutingEnforcer {
   private current: 'forward' | 'drop' = 'forward';
 
   constructor(private readonly deps: EnforcerDeps) {
-    this.gate = new ClientGate((bytes) => this.ops.push({ op: 'send', to: 'server', bytes }));
-    this.order = new ReplyOrder((bytes) => this.ops.push({ op: 'send', to: 'client', bytes }));
-  }
-
-  private take(): readonly EnforcerOp[] {
-    const ops = this.ops;
-    this.ops = [];
-    return ops;
-  }
-
-  private request(outcome: RequestOutcome): void {
-    this.ops.push({ op: 'request', outcome });
+    this.gate = new ClientGate(this.out.toServer);
+    this.order = new ReplyOrder(this.out.toClient);
   }
 
   get idle(): boolean {
@@ -78,10 +68,10 @@ export class MysqlEnforcer implements RoutingEnforcer {
   }
 
   route(side: Side, chunk: Buffer, events: readonly ProtocolEvent[], forwarded = false): readonly EnforcerOp[] {
-    if (this.closed) return this.take();
+    if (this.closed) return this.out.take();
     if (this.passing) {
-      if (!forwarded) this.ops.push({ op: 'send', to: side === 'client' ? 'server' : 'client', bytes: chunk });
-      return this.take();
+      if (!forwarded) this.out.push({ op: 'send', to: side === 'client' ? 'server' : 'client', bytes: chunk });
+      return this.out.take();
     }
     if (side === 'server') {
       const replies: Array<{ end: number; push: boolean }> = [];
@@ -102,10 +92,10 @@ export class MysqlEnforcer implements RoutingEnforcer {
       if (forwarded) this.order.skipForwarded(chunk.length);
       else {
         this.order.route(chunk, replies, (p) => {
-          if (p !== null && p !== undefined) this.request({ protocol: 'mysql', l7: p.l7, decision: p.decision, durationMs: performance.now() - p.startedAt });
+          if (p !== null && p !== undefined) this.out.request({ protocol: 'mysql', l7: p.l7, decision: p.decision, durationMs: performance.now() - p.startedAt });
         });
       }
-      return this.take();
+      return this.out.take();
     }
     this.gate.push(chunk);
     for (const ev of events) {
@@ -115,16 +105,16 @@ export class MysqlEnforcer implements RoutingEnforcer {
       else if (ev.type === 'mysql.command') this.onCommand(ev);
     }
     if (!this.closed && !this.passing) this.gate.pump();
-    return this.take();
+    return this.out.take();
   }
 
   private onLogin(start: number, end: number, seq: number, ssl: boolean, user: string | null, database: string | null, caps: number, extCaps: number): void {
     if (ssl) {
       const decision = this.decide({ encrypted: true });
-      this.ops.push({ op: 'decide', decision, l7: { encrypted: true } });
+      this.out.push({ op: 'decide', decision, l7: { encrypted: true } });
       if (decision.action === 'deny') {
         this.closed = true;
-        this.ops.push({ op: 'close', how: 'reset', reason: 'denied' });
+        this.out.push({ op: 'close', how: 'reset', reason: 'denied' });
         return;
       }
       this.gate.decide(start, 'forward', null, end);
@@ -137,11 +127,11 @@ export class MysqlEnforcer implements RoutingEnforcer {
     if (database !== null) this.session.database = database;
     this.responses.configure(caps, extCaps);
     const decision = this.decide({ ...this.session });
-    this.ops.push({ op: 'decide', decision, l7: { ...this.session } });
+    this.out.push({ op: 'decide', decision, l7: { ...this.session } });
     if (decision.action === 'deny') {
       this.closed = true;
-      this.ops.push({ op: 'send', to: 'client', bytes: mysqlError(seq + 1, ER_ACCESS_DENIED, '28000', `Access denied by sidewall (rule ${decision.ruleId}) for user '${user ?? ''}'`) });
-      this.ops.push({ op: 'close', how: 'fin', reason: 'denied' });
+      this.out.push({ op: 'send', to: 'client', bytes: mysqlError(seq + 1, ER_ACCESS_DENIED, '28000', `Access denied by sidewall (rule ${decision.ruleId}) for user '${user ?? ''}'`) });
+      this.out.push({ op: 'close', how: 'fin', reason: 'denied' });
       return;
     }
     this.current = 'forward';
@@ -200,14 +190,14 @@ export class MysqlEnforcer implements RoutingEnforcer {
       this.current = 'drop';
       this.gate.decide(ev.start, 'drop', null, ev.end);
       this.order.answer(mysqlError(ev.seq + 1, errCode, sqlState, `${what} denied by sidewall (rule ${decision.ruleId})`));
-      this.request({ protocol: 'mysql', l7, decision, durationMs: 0 });
+      this.out.request({ protocol: 'mysql', l7, decision, durationMs: 0 });
       return;
     }
     this.current = 'forward';
     this.gate.decide(ev.start, 'forward', null, ev.end);
     if (nextSession !== null) this.session = nextSession;
     if (!hasResponse(ev.code)) {
-      if (decision !== null) this.request({ protocol: 'mysql', l7, decision, durationMs: 0 });
+      if (decision !== null) this.out.request({ protocol: 'mysql', l7, decision, durationMs: 0 });
       return;
     }
     this.responses.expect(ev.code);
@@ -218,14 +208,14 @@ export class MysqlEnforcer implements RoutingEnforcer {
     this.gate.flushAll();
     this.order.flushAll();
     this.passing = true;
-    return this.take();
+    return this.out.take();
   }
 
   finish(reason: string): readonly EnforcerOp[] {
     for (const p of this.order.drain()) {
       if (p === null) continue;
-      this.request({ protocol: 'mysql', l7: p.l7, decision: p.decision, durationMs: performance.now() - p.startedAt, reason: reason === 'fin' ? 'no-response' : reason });
+      this.out.request({ protocol: 'mysql', l7: p.l7, decision: p.decision, durationMs: performance.now() - p.startedAt, reason: reason === 'fin' ? 'no-response' : reason });
     }
-    return this.take();
+    return this.out.take();
   }
 }

@@ -12,6 +12,7 @@
 //   then goes between two replies. A reply may be replaced (the DISCARD's +OK becomes -EXECABORT):
 //   its bytes are held until it is complete (it is small: we chose the command).
 import { HeldBytes } from './held-bytes.js';
+import { NO_OPS, type EnforcerOp, type RequestOutcome } from './types.js';
 
 interface Region {
   start: number;
@@ -217,5 +218,35 @@ export class ReplyOrder<T> {
     this.flushUnordered();
     this.unordered = true;
     this.boundary = this.offset = Number.NaN; // never at a boundary again: answers would cut replies
+  }
+}
+
+/**
+ * The operations one enforcer call produces, in order, handed over at the call's end (the shared
+ * NO_OPS when there are none, so most calls allocate nothing). The gate and the reply order write
+ * their bytes into it.
+ */
+export class OpCollector {
+  private ops: EnforcerOp[] = [];
+  readonly toServer = (bytes: Buffer): void => {
+    this.ops.push({ op: 'send', to: 'server', bytes });
+  };
+  readonly toClient = (bytes: Buffer): void => {
+    this.ops.push({ op: 'send', to: 'client', bytes });
+  };
+
+  push(op: EnforcerOp): void {
+    this.ops.push(op);
+  }
+
+  request(outcome: RequestOutcome): void {
+    this.ops.push({ op: 'request', outcome });
+  }
+
+  take(): readonly EnforcerOp[] {
+    if (this.ops.length === 0) return NO_OPS;
+    const ops = this.ops;
+    this.ops = [];
+    return ops;
   }
 }

@@ -19,10 +19,10 @@ import type { Decision } from '../policy/index.js';
 import type { SqlFacts } from '../policy/types.js';
 import type { PostgresMessageEvent, ProtocolEvent, Side } from '../protocols/types.js';
 import { splitStatements, statementTemplate, statementVerbs } from '../protocols/sql/sql-statements.js';
-import type { EnforcerDeps, EnforcerOp, RequestOutcome, RoutingEnforcer } from './types.js';
+import type { EnforcerDeps, EnforcerOp, RoutingEnforcer } from './types.js';
 import { HeldBytes } from './held-bytes.js';
 import { requestFacts } from './http-facts.js';
-import { ClientGate } from './ordered-replies.js';
+import { ClientGate, OpCollector } from './ordered-replies.js';
 
 interface Pending {
   l7: Record<string, unknown>;
@@ -55,8 +55,7 @@ function denialText(decision: Decision, what: string): string {
 
 export class PostgresEnforcer implements RoutingEnforcer {
   readonly kind = 'route';
-  /** The operations of the call in progress (the gate and the server router write into it). */
-  private ops: EnforcerOp[] = [];
+  private readonly out = new OpCollector();
   /** The connection ended (a denied session): nothing more is routed. */
   private closed = false;
   private readonly gate: ClientGate;
@@ -74,21 +73,7 @@ export class PostgresEnforcer implements RoutingEnforcer {
   private passing = false;
 
   constructor(private readonly deps: EnforcerDeps) {
-    this.gate = new ClientGate((bytes) => this.ops.push({ op: 'send', to: 'server', bytes }));
-  }
-
-  private take(): readonly EnforcerOp[] {
-    const ops = this.ops;
-    this.ops = [];
-    return ops;
-  }
-
-  private send(bytes: Buffer): void {
-    this.ops.push({ op: 'send', to: 'client', bytes });
-  }
-
-  private request(outcome: RequestOutcome): void {
-    this.ops.push({ op: 'request', outcome });
+    this.gate = new ClientGate(this.out.toServer);
   }
 
   get idle(): boolean {
@@ -96,14 +81,14 @@ export class PostgresEnforcer implements RoutingEnforcer {
   }
 
   route(side: Side, chunk: Buffer, events: readonly ProtocolEvent[], forwarded = false): readonly EnforcerOp[] {
-    if (this.closed) return this.take();
+    if (this.closed) return this.out.take();
     if (this.passing) {
-      if (!forwarded) this.ops.push({ op: 'send', to: side === 'client' ? 'server' : 'client', bytes: chunk });
-      return this.take();
+      if (!forwarded) this.out.push({ op: 'send', to: side === 'client' ? 'server' : 'client', bytes: chunk });
+      return this.out.take();
     }
     if (side === 'server') {
       this.routeServer(chunk, events, forwarded);
-      return this.take();
+      return this.out.take();
     }
     this.gate.push(chunk);
     for (const ev of events) {
@@ -112,7 +97,7 @@ export class PostgresEnforcer implements RoutingEnforcer {
       else if (ev.type === 'postgres.message') this.onMessage(ev);
     }
     if (!this.passing && !this.closed) this.gate.pump();
-    return this.take();
+    return this.out.take();
   }
 
   private decide(sql: SqlFacts): Decision {
@@ -128,11 +113,11 @@ export class PostgresEnforcer implements RoutingEnforcer {
     if (user !== null) this.session.user = user;
     if (database !== null) this.session.database = database;
     const decision = this.decide({ ...this.session });
-    this.ops.push({ op: 'decide', decision, l7: { kind, ...this.session } });
+    this.out.push({ op: 'decide', decision, l7: { kind, ...this.session } });
     if (decision.action === 'deny') {
       this.closed = true;
-      if (kind === 'startup') this.send(pgError('FATAL', '42501', denialText(decision, `user ${JSON.stringify(user ?? '')} on database ${JSON.stringify(database ?? '')}`)));
-      this.ops.push({ op: 'close', how: 'fin', reason: 'denied' });
+      if (kind === 'startup') this.out.toClient(pgError('FATAL', '42501', denialText(decision, `user ${JSON.stringify(user ?? '')} on database ${JSON.stringify(database ?? '')}`)));
+      this.out.push({ op: 'close', how: 'fin', reason: 'denied' });
       return;
     }
     this.gate.decide(start, 'forward', null, end);
@@ -170,11 +155,11 @@ export class PostgresEnforcer implements RoutingEnforcer {
           const error = pgError('ERROR', '42501', denialText(decision, verbs.join(', ') || 'query'));
           if (type === 'P') this.discardError = error;
           else this.answer(error);
-          this.request({ protocol: 'postgres', l7, decision, durationMs: 0 });
+          this.out.request({ protocol: 'postgres', l7, decision, durationMs: 0 });
           return;
         }
         this.gate.decide(ev.start, 'forward', null, ev.end);
-        if (type === 'P') this.request({ protocol: 'postgres', l7, decision, durationMs: 0 });
+        if (type === 'P') this.out.request({ protocol: 'postgres', l7, decision, durationMs: 0 });
         else this.queue.push({ kind: 'ready', before: null, info: { l7, decision, startedAt: performance.now() } });
         return;
       }
@@ -201,11 +186,11 @@ export class PostgresEnforcer implements RoutingEnforcer {
       return;
     }
     const bytes = Buffer.concat([error, readyForQuery(this.status)]);
-    if (this.server.size === 0 && this.serverKnown <= this.server.end) this.send(bytes);
+    if (this.server.size === 0 && this.serverKnown <= this.server.end) this.out.toClient(bytes);
     else this.atBoundary.push(bytes);
   }
 
-  private readonly toClient = (b: Buffer): void => this.send(b);
+  private readonly toClient = (b: Buffer): void => this.out.toClient(b);
 
   private routeServer(chunk: Buffer, events: readonly ProtocolEvent[], forwarded: boolean): void {
     if (!forwarded) this.server.push(chunk);
@@ -231,7 +216,7 @@ export class PostgresEnforcer implements RoutingEnforcer {
           const head = this.queue[0];
           if (head?.kind === 'ready' && head.before !== null) {
             this.release(ev.start);
-            this.send(head.before);
+            this.out.toClient(head.before);
             head.before = null;
           }
         }
@@ -244,13 +229,13 @@ export class PostgresEnforcer implements RoutingEnforcer {
           this.queue.shift();
           if (head.info !== null) {
             const p = head.info;
-            this.request({ protocol: 'postgres', l7: p.l7, decision: p.decision, durationMs: performance.now() - p.startedAt });
+            this.out.request({ protocol: 'postgres', l7: p.l7, decision: p.decision, durationMs: performance.now() - p.startedAt });
           }
         }
         if (this.queue[0]?.kind === 'answer') this.release(ev.end);
         while (this.queue[0]?.kind === 'answer') {
           const a = this.queue.shift() as { error: Buffer };
-          this.send(Buffer.concat([a.error, readyForQuery(this.status)]));
+          this.out.toClient(Buffer.concat([a.error, readyForQuery(this.status)]));
         }
       }
     }
@@ -268,7 +253,7 @@ export class PostgresEnforcer implements RoutingEnforcer {
 
   private flushBoundary(): void {
     if (this.atBoundary.length === 0) return;
-    for (const b of this.atBoundary) this.send(b);
+    for (const b of this.atBoundary) this.out.toClient(b);
     this.atBoundary = [];
   }
 
@@ -276,10 +261,10 @@ export class PostgresEnforcer implements RoutingEnforcer {
   private goOpaque(at: number): void {
     this.release(at);
     const decision = this.decide({ encrypted: true });
-    this.ops.push({ op: 'decide', decision, l7: { kind: 'ssl-request', encrypted: true } });
+    this.out.push({ op: 'decide', decision, l7: { kind: 'ssl-request', encrypted: true } });
     if (decision.action === 'deny') {
       this.closed = true;
-      this.ops.push({ op: 'close', how: 'reset', reason: 'denied' });
+      this.out.push({ op: 'close', how: 'reset', reason: 'denied' });
       return;
     }
     this.passing = true;
@@ -291,16 +276,16 @@ export class PostgresEnforcer implements RoutingEnforcer {
     this.gate.flushAll();
     this.server.release(this.server.end, this.toClient);
     this.passing = true;
-    return this.take();
+    return this.out.take();
   }
 
   finish(reason: string): readonly EnforcerOp[] {
     for (const e of this.queue) {
       if (e.kind !== 'ready' || e.info === null) continue;
       const p = e.info;
-      this.request({ protocol: 'postgres', l7: p.l7, decision: p.decision, durationMs: performance.now() - p.startedAt, reason: reason === 'fin' ? 'no-response' : reason });
+      this.out.request({ protocol: 'postgres', l7: p.l7, decision: p.decision, durationMs: performance.now() - p.startedAt, reason: reason === 'fin' ? 'no-response' : reason });
     }
     this.queue.length = 0;
-    return this.take();
+    return this.out.take();
   }
 }

@@ -6,9 +6,9 @@
 // queued with it never run.
 import type { Decision } from '../policy/index.js';
 import type { ProtocolEvent, RedisCommandEvent, Side } from '../protocols/types.js';
-import { NO_OPS, type EnforcerDeps, type EnforcerOp, type RequestOutcome, type RoutingEnforcer } from './types.js';
+import type { EnforcerDeps, EnforcerOp, RoutingEnforcer } from './types.js';
 import { requestFacts } from './http-facts.js';
-import { ClientGate, ReplyOrder } from './ordered-replies.js';
+import { ClientGate, OpCollector, ReplyOrder } from './ordered-replies.js';
 
 interface Pending {
   l7: Record<string, unknown>;
@@ -28,8 +28,7 @@ export function redisDenial(ruleId: string): Buffer {
 
 export class RedisEnforcer implements RoutingEnforcer {
   readonly kind = 'route';
-  /** The operations of the call in progress (the gate and the reply order write into it). */
-  private ops: EnforcerOp[] = [];
+  private readonly out = new OpCollector();
   private readonly gate: ClientGate;
   private readonly order: ReplyOrder<Pending>;
   private inMulti = false;
@@ -37,20 +36,8 @@ export class RedisEnforcer implements RoutingEnforcer {
   private poisoned = false;
 
   constructor(private readonly deps: EnforcerDeps) {
-    this.gate = new ClientGate((bytes) => this.ops.push({ op: 'send', to: 'server', bytes }));
-    this.order = new ReplyOrder((bytes) => this.ops.push({ op: 'send', to: 'client', bytes }));
-  }
-
-  /** Hands over the operations collected so far. */
-  private take(): readonly EnforcerOp[] {
-    if (this.ops.length === 0) return NO_OPS; // most calls: no new array
-    const ops = this.ops;
-    this.ops = [];
-    return ops;
-  }
-
-  private request(outcome: RequestOutcome): void {
-    this.ops.push({ op: 'request', outcome });
+    this.gate = new ClientGate(this.out.toServer);
+    this.order = new ReplyOrder(this.out.toClient);
   }
 
   get idle(): boolean {
@@ -59,7 +46,7 @@ export class RedisEnforcer implements RoutingEnforcer {
 
   route(side: Side, chunk: Buffer, events: readonly ProtocolEvent[], forwarded = false): readonly EnforcerOp[] {
     this.routeUnits(side, chunk, events, forwarded);
-    return this.take();
+    return this.out.take();
   }
 
   private routeUnits(side: Side, chunk: Buffer, events: readonly ProtocolEvent[], forwarded: boolean): void {
@@ -73,7 +60,7 @@ export class RedisEnforcer implements RoutingEnforcer {
         if (p === null) return;
         p.l7.reply = r.kind;
         if (r.error !== null) p.l7.error = r.error;
-        this.request({ protocol: 'redis', l7: p.l7, decision: p.decision, durationMs: performance.now() - p.startedAt });
+        this.out.request({ protocol: 'redis', l7: p.l7, decision: p.decision, durationMs: performance.now() - p.startedAt });
       });
       return;
     }
@@ -102,7 +89,7 @@ export class RedisEnforcer implements RoutingEnforcer {
         this.gate.decide(ev.start, 'drop', DISCARD);
         l7.aborted = true;
         this.order.expect({ l7, decision, startedAt: performance.now() }, decision.action === 'deny' ? redisDenial(decision.ruleId) : EXECABORT);
-        if (this.order.unordered) this.request({ protocol: 'redis', l7, decision, durationMs: 0 });
+        if (this.order.unordered) this.out.request({ protocol: 'redis', l7, decision, durationMs: 0 });
         return;
       }
     }
@@ -110,7 +97,7 @@ export class RedisEnforcer implements RoutingEnforcer {
       this.gate.decide(ev.start, 'drop');
       if (this.inMulti) this.poisoned = true;
       this.order.answer(redisDenial(decision.ruleId));
-      this.request({ protocol: 'redis', l7, decision, durationMs: 0 });
+      this.out.request({ protocol: 'redis', l7, decision, durationMs: 0 });
       return;
     }
     this.gate.decide(ev.start, 'forward');
@@ -119,7 +106,7 @@ export class RedisEnforcer implements RoutingEnforcer {
       this.order.goUnordered();
     }
     if (this.order.unordered) {
-      this.request({ protocol: 'redis', l7, decision, durationMs: 0 });
+      this.out.request({ protocol: 'redis', l7, decision, durationMs: 0 });
       return;
     }
     this.order.expect({ l7, decision, startedAt: performance.now() });
@@ -128,13 +115,13 @@ export class RedisEnforcer implements RoutingEnforcer {
   flush(): readonly EnforcerOp[] {
     this.gate.flushAll();
     this.order.flushAll();
-    return this.take();
+    return this.out.take();
   }
 
   finish(reason: string): readonly EnforcerOp[] {
     for (const p of this.order.drain()) {
-      this.request({ protocol: 'redis', l7: p.l7, decision: p.decision, durationMs: performance.now() - p.startedAt, reason: reason === 'fin' ? 'no-response' : reason });
+      this.out.request({ protocol: 'redis', l7: p.l7, decision: p.decision, durationMs: performance.now() - p.startedAt, reason: reason === 'fin' ? 'no-response' : reason });
     }
-    return this.take();
+    return this.out.take();
   }
 }
