@@ -10,7 +10,7 @@
 //   COM_INIT_DB are decided as a change of database, COM_CHANGE_USER as a new session.
 //   COM_STMT_EXECUTE runs a statement decided at its prepare.
 import type { Decision } from '../policy/index.js';
-import type { SqlFacts } from '../policy/types.js';
+import type { SqlFacts } from '../protocols/sql/rule-block.js';
 import { COM } from '../protocols/mysql/mysql-parser.js';
 import { hasResponse, MysqlResponses } from '../protocols/mysql/mysql-responses.js';
 import { splitStatements, statementTemplate, statementVerbs } from '../protocols/sql/sql-statements.js';

@@ -16,7 +16,7 @@
 // * COPY: CopyData/CopyDone/CopyFail reach the server only while it is in copy-in mode (it said
 //   CopyInResponse to an allowed COPY ... FROM STDIN).
 import type { Decision } from '../policy/index.js';
-import type { SqlFacts } from '../policy/types.js';
+import type { SqlFacts } from '../protocols/sql/rule-block.js';
 import type { PostgresMessageEvent, ProtocolEvent, Side } from '../protocols/types.js';
 import { splitStatements, statementTemplate, statementVerbs } from '../protocols/sql/sql-statements.js';
 import type { EnforcerDeps, EnforcerOp, RoutingEnforcer } from './types.js';

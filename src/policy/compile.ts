@@ -58,7 +58,7 @@ interface CompiledPeer {
 }
 
 interface CompiledL7 {
-  kind: 'http' | 'grpc' | 'tls' | 'dns' | 'postgres' | 'mysql' | 'plugin';
+  kind: 'http' | 'grpc' | 'tls' | 'dns' | 'plugin';
   /** A block a protocol's folder adds (registry ruleBlock): its key and compiled matcher. */
   plugin: { key: string; match: (facts: never, action: 'allow' | 'deny' | 'pass') => boolean } | null;
   methods: ReadonlySet<string> | null;
@@ -71,15 +71,7 @@ interface CompiledL7 {
   grpcMethods: GlobMatcher | null;
   alpn: ReadonlySet<string> | null;
   types: ReadonlySet<string> | null;
-  /** postgres/mysql: users. */
-  names: GlobMatcher | null;
-  /** postgres/mysql: databases. */
-  keys: GlobMatcher | null;
-  /** postgres/mysql: statement verbs ('DDL' expanded). */
-  statements: ReadonlySet<string> | null;
 }
-
-const DDL_VERBS = ['CREATE', 'ALTER', 'DROP', 'TRUNCATE', 'RENAME', 'COMMENT'];
 
 interface CompiledRule {
   readonly id: string;
@@ -140,7 +132,7 @@ function compileRule(rule: NormalizedRule, tier: Tier, mode: Mode, hash: string)
     };
   });
   let l7: CompiledL7 | null = null;
-  const empty = { methods: null, paths: null, hosts: null, authorities: null, headers: null, services: null, grpcMethods: null, alpn: null, types: null, names: null, keys: null, statements: null, plugin: null };
+  const empty = { methods: null, paths: null, hosts: null, authorities: null, headers: null, services: null, grpcMethods: null, alpn: null, types: null, plugin: null };
   const pluginBlock = rule.blocks === undefined ? undefined : Object.entries(rule.blocks)[0];
   if (pluginBlock !== undefined) {
     const [key, block] = pluginBlock;
@@ -168,16 +160,6 @@ function compileRule(rule: NormalizedRule, tier: Tier, mode: Mode, hash: string)
     };
   } else if (rule.tls !== undefined) {
     l7 = { ...empty, kind: 'tls', hosts: rule.tls.sni === undefined ? null : compileGlobs('name', rule.tls.sni), alpn: setOrNull(rule.tls.alpn) };
-  } else if (rule.postgres !== undefined || rule.mysql !== undefined) {
-    const kind = rule.postgres !== undefined ? 'postgres' : 'mysql';
-    const q = (rule.postgres ?? rule.mysql)!;
-    l7 = {
-      ...empty,
-      kind,
-      names: q.users === undefined ? null : compileGlobs('plain', q.users),
-      keys: q.databases === undefined ? null : compileGlobs('plain', q.databases),
-      statements: q.statements === undefined ? null : new Set(q.statements.flatMap((v) => (v === 'DDL' ? DDL_VERBS : [v]))),
-    };
   } else if (rule.dns !== undefined) {
     l7 = { ...empty, kind: 'dns', hosts: rule.dns.names === undefined ? null : compileGlobs('name', rule.dns.names), types: setOrNull(rule.dns.types) };
   }
@@ -434,21 +416,6 @@ function l7Matches(m: CompiledL7, ev: Evaluation, action: CompiledRule['action']
       if (dns === undefined) return false;
       if (m.hosts !== null && !nameMatches(m.hosts, ev.queryName(dns.name), action)) return false;
       return m.types === null || m.types.has(dns.type.toUpperCase());
-    }
-    case 'postgres':
-    case 'mysql': {
-      const sql = l7[m.kind];
-      if (sql === undefined) return false;
-      if (sql.encrypted === true && (m.names !== null || m.keys !== null || m.statements !== null)) return action === 'deny';
-      if (m.names !== null && (sql.user === undefined || !globMatches(m.names, sql.user))) return false;
-      if (m.keys !== null && (sql.database === undefined || !globMatches(m.keys, sql.database))) return false;
-      if (m.statements !== null) {
-        // At the session's start no statement is known yet: an allow rule may admit the session
-        // (each statement is decided later), a deny rule for statements does not refuse it.
-        if (sql.statement === undefined) return action !== 'deny';
-        return m.statements.has(sql.statement);
-      }
-      return true;
     }
     case 'plugin': {
       const plugin = m.plugin!;

@@ -13,8 +13,8 @@
 //   ports: 80, "8000-8100", or a list of them (the destination port)
 //   protocol: one of RULE_PROTOCOLS (connections), or udp / icmp (DATAGRAM_PROTOCOLS)
 //   at most one L7 block (RULE_BLOCKS): http {methods, paths, hosts, authorities, headers}, grpc {services,
-//         methods}, tls {sni, alpn}, dns {names, types}, postgres and
-//         mysql {users, databases, statements}; without `protocol` the block implies it.
+//         methods}, tls {sni, alpn}, dns {names, types}, and the blocks protocol folders add
+//         (registry `ruleBlock`: redis, postgres, mysql...); without `protocol` the block implies it.
 //
 // Where new rule fields go: peer fields in PEER_PROPERTIES, rule fields in RULE_PROPERTIES (or
 // CLUSTER_ONLY_PROPERTIES), L7 blocks in RULE_BLOCKS keyed by the block's name. What JSON
@@ -28,7 +28,7 @@ export { blockSchema, normalizeLists, oneOrList };
 import { globToRegExpSource, type GlobKind } from './glob.js';
 import { parseCidr } from './ip.js';
 import type { Tier } from './types.js';
-import { ruleBlockKeys, ruleBlockOf, ruleProtocols } from '../protocols/registry.js';
+import { ruleBlockFormats, ruleBlockKeys, ruleBlockOf, ruleProtocols } from '../protocols/registry.js';
 
 /**
  * Protocol names a port may be declared to carry (`ports:` in the config): what protocol
@@ -61,20 +61,6 @@ export const DNS_TYPES: ReadonlySet<string> = new Set([
   'CSYNC', 'ZONEMD', 'SVCB', 'HTTPS', 'SPF', 'NULL', 'TKEY', 'TSIG', 'IXFR', 'AXFR', 'ANY', 'URI', 'CAA',
 ]);
 
-/**
- * Statement verbs a `statements` list may name (the leading keyword of a SQL statement; see
- * protocols/sql/sql-statements.ts). 'DDL' names CREATE, ALTER, DROP, TRUNCATE, RENAME, COMMENT.
- */
-export const SQL_VERBS: ReadonlySet<string> = new Set([
-  'SELECT', 'INSERT', 'UPDATE', 'DELETE', 'MERGE', 'UPSERT', 'REPLACE', 'COPY', 'CREATE', 'ALTER', 'DROP', 'TRUNCATE',
-  'RENAME', 'COMMENT', 'GRANT', 'REVOKE', 'BEGIN', 'START', 'COMMIT', 'ROLLBACK', 'SAVEPOINT', 'RELEASE', 'END', 'ABORT',
-  'SET', 'SHOW', 'RESET', 'EXPLAIN', 'ANALYZE', 'VACUUM', 'CLUSTER', 'REINDEX', 'LOCK', 'UNLOCK', 'DO', 'CALL', 'EXECUTE',
-  'PREPARE', 'DEALLOCATE', 'DECLARE', 'FETCH', 'MOVE', 'CLOSE', 'LISTEN', 'NOTIFY', 'UNLISTEN', 'DISCARD', 'CHECKPOINT',
-  'LOAD', 'REFRESH', 'SECURITY', 'IMPORT', 'VALUES', 'TABLE', 'USE', 'DESCRIBE', 'DESC', 'HANDLER', 'KILL', 'FLUSH',
-  'OPTIMIZE', 'REPAIR', 'CHECK', 'CHECKSUM', 'INSTALL', 'UNINSTALL', 'SHUTDOWN', 'HELP', 'XA', 'BINLOG', 'PURGE',
-  'CHANGE', 'STOP', 'BACKUP', 'SIGNAL', 'RESIGNAL', 'GET', 'DDL',
-]);
-
 // Kubernetes name forms (apimachinery validation): DNS-1123 label and subdomain, label key and value.
 export const DNS_LABEL = '^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$';
 export const DNS_SUBDOMAIN = '^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$';
@@ -104,7 +90,7 @@ export function portRangeCheck(value: string): string | null {
   return null;
 }
 
-/** Formats the rule schema names; each check returns the message a user sees. */
+/** Formats the rule schema names; each check returns the message a user sees. The built-in registry's blocks' formats included. */
 export const RULE_FORMATS: Readonly<Record<string, FormatCheck>> = {
   cidr: (s) => {
     const parsed = parseCidr(s.trim());
@@ -136,13 +122,14 @@ export const RULE_FORMATS: Readonly<Record<string, FormatCheck>> = {
     if (namespace !== null && !new RegExp(DNS_LABEL).test(namespace)) return `'${namespace}' is not a namespace name (lower-case letters, digits and '-', at most 63)`;
     return null;
   },
-  'sql-verb': (s) => (SQL_VERBS.has(s.toUpperCase()) ? null : `'${s}' is not a statement verb (e.g. SELECT, INSERT, UPDATE, DELETE, DDL, COPY, CREATE, DROP)`),
   'label-key': (key) => {
     const slash = key.lastIndexOf('/');
     const name = slash === -1 ? key : key.slice(slash + 1);
     const prefix = slash === -1 ? null : key.slice(0, slash);
     return LABEL_NAME.test(name) && (prefix === null || new RegExp(DNS_SUBDOMAIN).test(prefix)) ? null : `'${key}' is not a Kubernetes label key`;
   },
+  // The formats the registered protocols' rule blocks use (e.g. 'sql-verb').
+  ...ruleBlockFormats(),
 };
 
 /**
@@ -352,29 +339,7 @@ export const RULE_BLOCKS: Readonly<Record<string, RuleBlockSpec>> = {
     }),
     normalize: (block) => normalizeLists(block, { names: lowerName, types: upper }),
   },
-  postgres: sqlBlock('postgres'),
-  mysql: sqlBlock('mysql'),
 };
-
-/** postgres and mysql: the same block (user and database from the startup/handshake, statement verbs). */
-function sqlBlock(name: string): RuleBlockSpec {
-  const pattern = (what: string): JsonSchema => str({
-    minLength: 1,
-    maxLength: 128,
-    // \x escapes: understood by ajv (JS) and by Go's regexp, which Helm validates values with.
-    pattern: '^[^\\x00-\\x1f]*$',
-    'x-messages': Object.fromEntries(['minLength', 'maxLength', 'pattern'].map((k) => [k, `'{value}' is not a ${what} name pattern (1–128 characters, '*' matches any)`])),
-  });
-  return {
-    protocols: [name],
-    schema: blockSchema(name, {
-      users: oneOrList(pattern('user')),
-      databases: oneOrList(pattern('database')),
-      statements: oneOrList(str({ format: 'sql-verb' })),
-    }),
-    normalize: (block) => normalizeLists(block, { statements: upper }),
-  };
-}
 
 /**
  * 'any': both tiers in one schema (pass and the cluster-only fields allowed; schema.ts refuses

@@ -15,20 +15,21 @@
 //   protocol: one of RULE_PROTOCOLS (connections), or udp / icmp (DATAGRAM_PROTOCOLS: the
 //         non-TCP guard's flows; such a rule takes direction, peer and, for udp, ports; never L7)
 //   at most one L7 block: http {methods, paths, hosts, authorities, headers}, grpc {services, methods},
-//         tls {sni, alpn}, dns {names, types}; without `protocol` the block implies it.
+//         tls {sni, alpn}, dns {names, types}, or one a protocol folder adds (registry `ruleBlock`:
+//         redis, postgres, mysql...); without `protocol` the block implies it.
 
 import { parseCidr } from './ip.js';
 import {
-  CLUSTER_ONLY_PROPERTIES, DATAGRAM_PROTOCOLS, NON_TCP_DEFAULT_ID, PROTOCOLS, RULE_BLOCKS, RULE_FORMATS, RULE_PROTOCOLS, SQL_VERBS, ruleBlocks, ruleSchema,
+  CLUSTER_ONLY_PROPERTIES, DATAGRAM_PROTOCOLS, NON_TCP_DEFAULT_ID, PROTOCOLS, RULE_BLOCKS, RULE_FORMATS, RULE_PROTOCOLS, ruleBlocks, ruleSchema,
   type RuleBlockSpec,
 } from './rule-schema.js';
 import { compileSchema, describeValue, unknownKeyMessage, type CompiledSchema } from '../schema/validator.js';
 import type { Direction, RuleAction, RuleIssue, Tier } from './types.js';
-import { registryVersion } from '../protocols/registry.js';
+import { registryVersion, ruleBlockFormats } from '../protocols/registry.js';
 
-export { DATAGRAM_PROTOCOLS, NON_TCP_DEFAULT_ID, PROTOCOLS, RULE_PROTOCOLS, SQL_VERBS, describeValue, unknownKeyMessage };
+export { DATAGRAM_PROTOCOLS, NON_TCP_DEFAULT_ID, PROTOCOLS, RULE_PROTOCOLS, describeValue, unknownKeyMessage };
 
-export type L7Kind = 'http' | 'grpc' | 'tls' | 'dns' | 'postgres' | 'mysql';
+export type L7Kind = 'http' | 'grpc' | 'tls' | 'dns';
 /** The L7 block names, in the order a rule's blocks are reported. */
 export const L7_KINDS: readonly string[] = Object.keys(RULE_BLOCKS);
 
@@ -72,8 +73,6 @@ export interface NormalizedRule {
   grpc?: { services?: string[]; methods?: string[] };
   tls?: { sni?: string[]; alpn?: string[] };
   dns?: { names?: string[]; types?: string[] };
-  postgres?: NormalizedSql;
-  mysql?: NormalizedSql;
   /** DLP sensors: non-empty, a content matcher; empty, DLP off for the flows this rule decides. */
   dlp?: string[];
   /** The protected pods this (cluster) rule is in force in. */
@@ -92,13 +91,6 @@ export interface NormalizedAppliesTo {
 /** Rule protocols a `dlp` matcher fits (DLP reads HTTP, HTTP/2 and gRPC content). */
 const DLP_PROTOCOLS: readonly string[] = ['http', 'http2', 'grpc'];
 
-export interface NormalizedSql {
-  users?: string[];
-  databases?: string[];
-  /** Upper-cased verbs (SQL_VERBS). */
-  statements?: string[];
-}
-
 const DIRECTIONS: readonly Direction[] = ['ingress', 'egress', 'intra'];
 
 export function isPlainObject(value: unknown): value is Record<string, unknown> {
@@ -116,7 +108,7 @@ const RULE_ORDER = (ruleSchema('any').properties ?? {}) as Record<string, unknow
 export function ruleValidator(): CompiledSchema {
   // Recompiled when a protocol is registered at run time (its rule block joins the schema).
   const version = registryVersion();
-  if (compiled === undefined || compiled.version !== version) compiled = { version, validator: compileSchema(ruleSchema('any'), { formats: RULE_FORMATS }) };
+  if (compiled === undefined || compiled.version !== version) compiled = { version, validator: compileSchema(ruleSchema('any'), { formats: { ...RULE_FORMATS, ...ruleBlockFormats() } }) };
   return compiled.validator;
 }
 

@@ -54,21 +54,8 @@ export interface L7Facts {
   grpc?: { service: string; method: string };
   tls?: { sni?: string; alpn?: string[] };
   dns?: { name: string; type: string };
-  /** One statement (verb upper-cased) of a query; absent statement: the session's start (startup / handshake). */
-  postgres?: SqlFacts;
-  mysql?: SqlFacts;
   /** The DLP sensors that hit in the request's content so far (rules' `dlp` matchers read it). */
   dlp?: { sensors: readonly string[] };
-}
-
-export interface SqlFacts {
-  user?: string;
-  database?: string;
-  /** The statement's verb (SELECT, INSERT, ...); absent at session start. */
-  statement?: string;
-  /** The session went encrypted (SSLRequest accepted) before user and database were seen: rules
-   *  naming users, databases or statements match only if they deny (fail closed). */
-  encrypted?: boolean;
 }
 
 export interface FlowFacts {

@@ -24,6 +24,8 @@ export interface RuleBlockPlugin<Block = Record<string, unknown>, Facts = unknow
    * src/schema/validator.ts): the rules' schema assembles it, ajv checks it.
    */
   readonly schema: JsonSchema;
+  /** Named string formats the schema uses (`format: NAME`), each check returning the user's message or null. */
+  readonly formats?: Readonly<Record<string, (value: string) => string | null>>;
   /** Rule protocols the block may be combined with; the first is the protocol it implies. */
   readonly protocols: readonly string[];
   /** The block as `compile` reads it (case folded, deduplicated), once it validated. Default: as given. */

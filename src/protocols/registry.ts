@@ -139,3 +139,8 @@ export function ruleBlockKeys(): string[] {
 export function ruleBlockSchemas(): Record<string, JsonSchema> {
   return Object.fromEntries(plugins.flatMap((p) => (p.ruleBlock === undefined ? [] : [[p.ruleBlock.key, p.ruleBlock.schema]])));
 }
+
+/** The string formats the registered rule blocks' schemas use (merged by name). */
+export function ruleBlockFormats(): Record<string, (value: string) => string | null> {
+  return Object.assign({}, ...plugins.map((p) => p.ruleBlock?.formats ?? {})) as Record<string, (value: string) => string | null>;
+}

@@ -3,6 +3,7 @@
 // (enforcement/mysql-enforcer.ts).
 import { MysqlEnforcer } from '../../enforcement/mysql-enforcer.js';
 import type { ProtocolPlugin } from '../plugin.js';
+import { sqlRuleBlock } from '../sql/rule-block.js';
 import { detectMysqlGreeting } from './detect.js';
 import { MysqlParser } from './mysql-parser.js';
 
@@ -14,4 +15,5 @@ export const mysqlProtocol = {
   declaredAs: [],
   createParser: () => new MysqlParser(),
   enforcer: (deps) => new MysqlEnforcer(deps),
+  ruleBlock: sqlRuleBlock('mysql') as ProtocolPlugin['ruleBlock'],
 } as const satisfies ProtocolPlugin<'mysql'>;

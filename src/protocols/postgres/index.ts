@@ -2,6 +2,7 @@
 // the session (user, database) and per statement (enforcement/postgres-enforcer.ts).
 import { PostgresEnforcer } from '../../enforcement/postgres-enforcer.js';
 import type { ProtocolPlugin } from '../plugin.js';
+import { sqlRuleBlock } from '../sql/rule-block.js';
 import { detectPostgres } from './detect.js';
 import { PostgresParser } from './postgres-parser.js';
 
@@ -10,4 +11,5 @@ export const postgresProtocol = {
   detectClient: detectPostgres,
   createParser: () => new PostgresParser(),
   enforcer: (deps) => new PostgresEnforcer(deps),
+  ruleBlock: sqlRuleBlock('postgres') as ProtocolPlugin['ruleBlock'],
 } as const satisfies ProtocolPlugin<'postgres'>;
