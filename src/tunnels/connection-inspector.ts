@@ -7,7 +7,7 @@ import type { ConnectionFacts } from '../enforcement/types.js';
 import type { HeaderList } from '../protocols/types.js';
 import { recogniseCarrier } from './carriers.js';
 import { TlsShapeWatcher, type ClientHelloFacts } from './tls-shape.js';
-import { CarrierTracker, classifyBody, contradiction, declaredBody, type BodyDeclaration } from './http-carrier.js';
+import { CarrierTracker, classifyBody, contradiction, declaredBody, httptunnelOpen, httptunnelRequest, type BodyDeclaration } from './http-carrier.js';
 import { PayloadWindow } from './payload-window.js';
 import { checkDeclared, type LearnedPorts } from './protocol-verification.js';
 import { findSsh, SSH_LOOKBACK } from './ssh-signature.js';
@@ -44,10 +44,12 @@ interface SideState {
   /** Body classified (HTTP mode): nothing more to decide for it. */
   settled: boolean;
   ws: WebSocketPayloadReader | null;
+  /** An untyped request body: does it open with httptunnel's TUNNEL_OPEN frame? */
+  openCheck: boolean;
 }
 
 function side(what: string): SideState {
-  return { window: new PayloadWindow(PAYLOAD_BUDGET), scanFrom: 0, declared: null, what, settled: true, ws: null };
+  return { window: new PayloadWindow(PAYLOAD_BUDGET), scanFrom: 0, declared: null, what, settled: true, ws: null, openCheck: false };
 }
 
 function header(headers: HeaderList, name: string): string | null {
@@ -117,6 +119,12 @@ export class ConnectionInspector implements TunnelInspector {
     this.startBody(this.client, request.headers, `request body of ${this.lastRequest}`);
     const carrier = this.report(this.shared.carriers.noteRequest(this.pairKey, this.lastRequest));
     if (carrier !== null) return carrier;
+    if (httptunnelRequest(request.method, request.path)) {
+      // At the head: neither this request nor its body reaches hts, and hts's answer to the
+      // other connection of the pair never comes.
+      return this.report(this.shared.carriers.flag(this.pairKey, `${this.lastRequest} is httptunnel's request (htc sends GET and POST /index.html?crap=<number>)`, 4));
+    }
+    this.client.openCheck = request.method === 'POST' && this.client.declared?.kind === 'absent';
     const expected = this.shared.isExpected;
     if (request.method === 'CONNECT') {
       this.pendingSwitch = { kind: 'connect', target: request.path };
@@ -150,6 +158,7 @@ export class ConnectionInspector implements TunnelInspector {
         s.settled = true;
         s.what = `${who} side of the ${label}`;
         s.ws = this.mode === 'websocket' ? new WebSocketPayloadReader() : null;
+        s.openCheck = false;
       }
       return null;
     }
@@ -189,6 +198,13 @@ export class ConnectionInspector implements TunnelInspector {
       if (carrier !== 'more') this.carrierPending = false;
       if (carrier !== 'more' && carrier !== null) return this.report({ ...carrier, ...(this.declared !== undefined ? { expected: this.declared } : {}) });
     }
+    if (s.openCheck) {
+      const open = httptunnelOpen(s.window.bytes, s.window.full);
+      if (open !== 'more') s.openCheck = false;
+      if (open === true) {
+        return this.report(this.shared.carriers.flag(this.pairKey, `${s.what} (no content-type) opens with httptunnel's TUNNEL_OPEN frame: ${s.window.hexHead()}`, 3));
+      }
+    }
     if (this.mode !== 'http' || s.settled || s.declared === null) return null;
     const verdict = classifyBody(s.window, false);
     if (verdict === 'pending') return null;
@@ -208,6 +224,7 @@ export class ConnectionInspector implements TunnelInspector {
     s.what = what;
     s.settled = false;
     s.ws = null;
+    s.openCheck = false;
   }
 
   private report(finding: TunnelFinding | null): TunnelFinding | null {

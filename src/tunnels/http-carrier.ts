@@ -13,6 +13,16 @@
 //   CARRIER_RAPID or more requests in the window ......... +1
 // A score of 3 or more is a carrier; the pair stays flagged for CARRIER_FLAG_MS, during which
 // every request between them (and any opaque body) is a finding too.
+//
+// httptunnel (htc/hts) is also recognised by itself, earlier: the scoring needs an opaque body
+// both ways, and hts's first response chunk would reach htc before it could decide. htc opens
+// its two connections with fixed shapes (httptunnel 3.3, tunnel.c, seen on the wire from
+// Debian's htc): `GET /index.html?crap=<number>` and `POST /index.html?crap=<number>` with
+// `Content-Length: 102400` and no content type, whose body begins with the TUNNEL_OPEN frame
+// (type 0x01, a 16-bit length, the auth data) and goes on in TUNNEL_* frames (0x02 DATA,
+// 0x03 PADDING, 0x04 ERROR, 0x45 PAD1, 0x46 CLOSE, 0x47 DISCONNECT). Either request's target
+// flags the pair at its head (before it reaches hts); a POST body without a content type that
+// opens with a TUNNEL_OPEN frame flags it at its first bytes, whatever the target.
 import type { HeaderList } from '../protocols/types.js';
 import { BoundedMap } from './bounded-map.js';
 import type { PayloadWindow } from './payload-window.js';
@@ -118,6 +128,36 @@ function describe(obs: BodyObservation): string {
   return `${obs.what} (${type}): ${why}, begins ${w.hexHead()}`;
 }
 
+/** htc's request target: `"/index.html?crap=%ld"` (tunnel.c), fixed in the tool. */
+const HTTPTUNNEL_TARGET = /^\/index\.html\?crap=\d{1,20}$/;
+
+/** Is this htc's request (its fixed target on a GET or POST)? */
+export function httptunnelRequest(method: string, path: string): boolean {
+  return (method === 'GET' || method === 'POST') && HTTPTUNNEL_TARGET.test(path);
+}
+
+/** httptunnel frame types that may follow TUNNEL_OPEN (tunnel.c). */
+const HTTPTUNNEL_NEXT = new Set([0x02, 0x03, 0x04, 0x45, 0x46, 0x47]);
+/** htc's auth data is a few bytes; a longer TUNNEL_OPEN is not worth the guess. */
+const HTTPTUNNEL_OPEN_MAX = 255;
+
+/**
+ * Does an untyped request body begin with httptunnel's TUNNEL_OPEN frame? 'more' while the
+ * frame (and the type byte after it, when more bytes came) is not all in.
+ */
+export function httptunnelOpen(body: Buffer, final: boolean): boolean | 'more' {
+  if (body.length === 0) return final ? false : 'more';
+  if (body[0] !== 0x01) return false;
+  if (body.length < 3) return final ? false : 'more';
+  const length = body.readUInt16BE(1);
+  if (length > HTTPTUNNEL_OPEN_MAX) return false;
+  if (body.length < 3 + length) return final ? false : 'more';
+  // The frame alone (htc waits for the app before its first DATA): 0x01 + length + data is
+  // already three binary bytes at the start of an untyped POST body; a following byte must be
+  // another frame type.
+  return body.length === 3 + length || HTTPTUNNEL_NEXT.has(body[3 + length]!);
+}
+
 /** Carrier pattern per client→server pair, across connections; bounded. */
 export class CarrierTracker {
   private readonly pairs: BoundedMap<string, PairState>;
@@ -147,6 +187,18 @@ export class CarrierTracker {
     s.requests++;
     if (this.now() >= s.flaggedUntil) return null;
     return { kind: 'http-carrier', evidence: `${key} was found carrying opaque streams over HTTP (${s.flaggedEvidence}); new request ${request}`, confidence: confidence(s.flaggedScore), expected: 'http', detected: 'opaque stream' };
+  }
+
+  /**
+   * The pair was recognised from one request (a carrier tool's own request shape): flagged at
+   * once, as a score would have flagged it.
+   */
+  flag(key: string, evidence: string, score: number): TunnelFinding {
+    const s = this.state(key);
+    s.flaggedUntil = this.now() + CARRIER_FLAG_MS;
+    s.flaggedScore = score;
+    s.flaggedEvidence = evidence.length > 300 ? `${evidence.slice(0, 297)}...` : evidence;
+    return { kind: 'http-carrier', evidence: `${key}: ${evidence}`, confidence: confidence(score), expected: 'http', detected: 'httptunnel' };
   }
 
   /** An opaque body between the pair; a finding when the pair now looks like a carrier. */

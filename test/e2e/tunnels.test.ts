@@ -2,7 +2,8 @@
 // `tunnels: block` and passing with an alert record under `tunnels: alert`:
 //   ssh to an sshd listening on port 80 (declared http)
 //   ssh through an HTTP CONNECT proxy (tinyproxy in the peer, corkscrew as ProxyCommand)
-//   httptunnel (hts in the peer forwarding to an echo server, htc in the pod)
+//   httptunnel (hts in the peer forwarding to an echo server through a logging relay, htc in
+//   the pod: the relay's log says whether hts ever opened the tunnel to the service)
 //   iodine over DNS (iodined in the peer is the authoritative server of t.tun.test and the
 //   pod's resolver; the sidecar's DNS listener sees every query)
 //   a UDP datagram to port 53 that is not DNS (a logger on another peer address's port 53 is
@@ -28,6 +29,8 @@ let udp53Log = '';
 let openvpnLog = '';
 let sshdLog = '';
 let ssServerLog = '';
+/** What the service behind hts saw: socat -d -d logs each connection hts opens to it. */
+let htsServiceLog = '';
 const SS_ARGS = ['-k', 'sidewall-test', '-m', 'chacha20-ietf-poly1305'];
 
 const config = (tunnels: string) => `mode: protect\ndefaultAction: allow\ntunnels: ${tunnels}\nports:\n  "80": http\n  "8080": http\n  "8081": http\n`;
@@ -72,7 +75,9 @@ beforeAll(async () => {
   topo.start(topo.peerNs, 'tinyproxy', ['-d', '-c', tinyproxyConfig]);
   // hts on 8081 forwards to an echo server; htc in the pod listens on 127.0.0.1:2222.
   await topo.peer(topo.peerNs, 'echo', '127.0.0.1', 7000);
-  topo.start(topo.peerNs, 'hts', ['-w', '-F', '127.0.0.1:7000', '8081']);
+  const htsRelay = topo.start(topo.peerNs, 'socat', ['-d', '-d', 'TCP-LISTEN:7001,bind=127.0.0.1,fork,reuseaddr', 'TCP:127.0.0.1:7000']);
+  htsRelay.stderr?.on('data', (d: Buffer) => (htsServiceLog += d.toString()));
+  topo.start(topo.peerNs, 'hts', ['-w', '-F', '127.0.0.1:7001', '8081']);
   // iodined: authoritative for t.tun.test; the pod resolves through the peer.
   const iodined = topo.start(topo.peerNs, 'iodined', ['-f', '-c', '-P', 'sidewall-test', '-l', peer, `${IODINE_NET}/24`, TUNNEL_DOMAIN]);
   iodined.stderr?.resume();
@@ -180,15 +185,26 @@ for (const mode of ['block', 'alert'] as const) {
       }
     });
 
-    it(`httptunnel (htc → hts) is ${blocked ? 'cut' : 'let through'} with an alert`, async () => {
+    it(`httptunnel (htc → hts) is ${blocked ? 'refused at its first request head' : 'let through'} with an alert`, async () => {
+      const opened = (htsServiceLog.match(/accepting connection/g) ?? []).length;
       const r = await throughHttptunnel();
-      // Detection needs the first opaque bytes both ways, so under block the first round may
-      // pass; the connection is cut then, and the tunnel's reconnects are refused.
-      if (blocked) expect(r.stdout).toMatch(/^failed/);
-      else expect(r.stdout.trim()).toBe('ok 8192');
       const alert = await alertOf(sidecar, ['http-carrier']);
       expect(tunnelOf(alert)).toMatchObject({ kind: 'http-carrier', blocked });
       expect(alert.dst).toMatchObject({ ip: peer, port: 8081 });
+      // The first finding is htc's first request head (its fixed target), not a body.
+      expect(tunnelOf(alert).evidence).toMatch(/(GET|POST) \/index\.html\?crap=\d+ is httptunnel's request/);
+      if (blocked) {
+        expect(r.stdout).toMatch(/^failed/);
+        // hts never opened the tunnel: the service behind it saw no connection. (Before, the
+        // first round went through and the tunnel was cut only once hts answered.)
+        expect((htsServiceLog.match(/accepting connection/g) ?? []).length, htsServiceLog).toBe(opened);
+        // No response of hts reached htc: every request to it was refused at its head.
+        const answered = sidecar.records.filter((x) => x.type === 'request' && x.dst.port === 8081 && (x.l7 as { status?: number } | undefined)?.status === 200);
+        expect(answered).toEqual([]);
+      } else {
+        expect(r.stdout.trim()).toBe('ok 8192');
+        expect((htsServiceLog.match(/accepting connection/g) ?? []).length, htsServiceLog).toBeGreaterThan(opened);
+      }
     }, 30_000);
 
     it(`iodine over DNS is ${blocked ? 'refused' : 'let through'} with an alert`, async () => {

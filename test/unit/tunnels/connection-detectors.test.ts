@@ -134,19 +134,19 @@ describe('HTTP as a carrier', () => {
     let now = 1_000_000;
     const d = createTunnelDetection({ ports: {}, now: () => now });
     const post = httpConnection(d).inspector;
-    const up = exchange(post, { method: 'POST', path: '/index.html?crap=1', requestHeaders: [['content-length', '102400']], requestBody: frame(3, 40) });
+    const up = exchange(post, { method: 'POST', path: '/tunnel?seq=1', requestHeaders: [['content-length', '102400']], requestBody: frame(3, 40) });
     expect(up).toEqual([]); // one direction alone is an upload
     now += 1000;
     const get = httpConnection(d).inspector;
-    const down = exchange(get, { path: '/index.html?crap=2', responseHeaders: [['content-type', 'text/html'], ['content-length', '102400']], responseBody: frame(4, 60) });
+    const down = exchange(get, { path: '/tunnel?seq=2', responseHeaders: [['content-type', 'text/html'], ['content-length', '102400']], responseBody: frame(4, 60) });
     expect(down).toMatchObject([{ kind: 'http-carrier' }]);
     expect(down[0]!.evidence).toContain('declared text/html but carries');
     expect(down[0]!.confidence).toBeGreaterThanOrEqual(0.8);
     // The pair stays flagged: the next opaque body is a finding at once.
-    const again = exchange(httpConnection(d).inspector, { method: 'POST', path: '/index.html?crap=3', requestBody: frame(5, 40) });
+    const again = exchange(httpConnection(d).inspector, { method: 'POST', path: '/tunnel?seq=3', requestBody: frame(5, 40) });
     expect(again).toMatchObject([{ kind: 'http-carrier' }]);
     // Another client is not.
-    expect(exchange(httpConnection(d, facts('10.0.0.3')).inspector, { method: 'POST', path: '/index.html?crap=3', requestBody: frame(5, 40) })).toEqual([]);
+    expect(exchange(httpConnection(d, facts('10.0.0.3')).inspector, { method: 'POST', path: '/tunnel?seq=3', requestBody: frame(5, 40) })).toEqual([]);
   });
 
   it('does not flag properly typed binary both ways (uploads and downloads)', () => {
@@ -157,6 +157,41 @@ describe('HTTP as a carrier', () => {
         responseHeaders: [['content-type', 'application/zip']], responseBody: randomBytes(i + 100, 4096),
       });
       expect(found).toEqual([]);
+    }
+  });
+
+  it("recognises htc's requests by their target at the head, before any byte of them goes on", () => {
+    const d = createTunnelDetection({ ports: {} });
+    const get = httpConnection(d).inspector;
+    const found = get.onHttpRequest({ method: 'GET', path: '/index.html?crap=1796314149', host: '10.0.0.2:8081', headers: [['host', '10.0.0.2:8081'], ['connection', 'close']], upgrade: null });
+    expect(found).toMatchObject({ kind: 'http-carrier', detected: 'httptunnel' });
+    expect(found!.evidence).toContain('GET /index.html?crap=1796314149');
+    expect(found!.confidence).toBeGreaterThanOrEqual(0.9);
+    // The pair is flagged: htc's POST on its other connection is refused at its head too.
+    expect(httpConnection(d).inspector.onHttpRequest({ method: 'POST', path: '/x', host: null, headers: [], upgrade: null })).toMatchObject({ kind: 'http-carrier' });
+    // Look-alikes are not htc's.
+    for (const path of ['/index.html', '/index.html?crap=', '/index.html?crap=12a', '/index.html?crap=1&x=2', '/index.htm?crap=1', '/x/index.html?crap=1']) {
+      expect(exchange(httpConnection(createTunnelDetection({ ports: {} })).inspector, { path }), path).toEqual([]);
+    }
+  });
+
+  it("recognises httptunnel's TUNNEL_OPEN at the start of an untyped POST body, whatever the target", () => {
+    const open = Buffer.from([0x01, 0x00, 0x01, 0x2a]); // as Debian's htc sends it
+    const cases: Array<[string, Buffer, Array<[string, string]>, boolean]> = [
+      ['the open frame alone', open, [['content-length', '102400']], true],
+      ['the open frame and a DATA frame', Buffer.concat([open, Buffer.from([0x02, 0x00, 0x03]), Buffer.from('abc')]), [], true],
+      ['split byte by byte', Buffer.concat([open, Buffer.from([0x46])]), [], true],
+      ['typed as octet-stream', open, [['content-type', 'application/octet-stream']], false],
+      ['followed by text', Buffer.from('\x01\x00\x01*hello', 'latin1'), [], false],
+      ['a long first frame', Buffer.concat([Buffer.from([0x01, 0x04, 0x00]), Buffer.alloc(1024, 0x41)]), [], false],
+    ];
+    for (const [name, body, headers, flagged] of cases) {
+      const d = createTunnelDetection({ ports: {} });
+      const found = exchange(httpConnection(d).inspector, { method: 'POST', path: '/upload', requestHeaders: headers, requestBody: body, piece: name.startsWith('split') ? 1 : 1460 });
+      if (flagged) {
+        expect(found[0], name).toMatchObject({ kind: 'http-carrier', detected: 'httptunnel' });
+        expect(found[0]!.evidence).toContain('TUNNEL_OPEN');
+      } else expect(found.filter((f) => f.detected === 'httptunnel'), name).toEqual([]);
     }
   });
 
