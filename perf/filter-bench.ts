@@ -2,6 +2,9 @@
 // per request: HTTP/1.1 keep-alive and HTTP/2 streams, allowed by an http rule. With
 // `--baseline DIR` (a built checkout, as for ab-bench.ts) both builds run in interleaved rounds,
 // so a change of the enforcement core shows as a ratio. Run compiled: node dist/perf/filter-bench.js
+// `--body BYTES` gives every request and response a body of that size (text up, binary down;
+// HTTP/2: one DATA frame each way); `--tunnels` runs tunnel detection (block mode) on the
+// connection, as a sidecar with `tunnels:` set does.
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { ConnectionFilter as Filter } from '../src/enforcement/connection-filter.js';
@@ -15,9 +18,22 @@ interface Build {
   policy: CompiledPolicy;
   frames: typeof import('../src/protocols/http2/frames.js');
   hpack: typeof import('../src/protocols/http2/hpack-encoder.js');
+  tunnels: typeof import('../src/tunnels/index.js');
 }
 
-const REQUESTS = 20_000;
+const cli = process.argv.slice(2);
+const BODY = cli.includes('--body') ? Number(cli[cli.indexOf('--body') + 1]) : 0;
+const TUNNELS = cli.includes('--tunnels');
+const REQUESTS = BODY > 4096 ? 5_000 : 20_000;
+/** Bodies: log-like text up (capital S included), pseudo-random bytes down. */
+const TEXT = Buffer.from('Session opened for user Sam from 10.1.2.3; SSL handshake ok. '.repeat(Math.ceil(BODY / 61)).slice(0, BODY));
+const BINARY = Buffer.alloc(BODY);
+for (let i = 0, x = 1; i < BODY; i++) {
+  x ^= x << 13;
+  x ^= x >>> 17;
+  x ^= x << 5;
+  BINARY[i] = x & 0xff;
+}
 const ROUNDS = 15;
 const SINK: FilterSink = { toServer() {}, toClient() {}, close() {}, request() {}, alert() {} };
 const FACTS = { direction: 'egress' as const, src: { ip: '10.0.0.1', port: 40000 }, dst: { ip: '10.0.0.2', port: 80 } };
@@ -34,19 +50,21 @@ async function load(name: string, dist: string): Promise<Build> {
     policy: compiled.policy,
     frames: (await import(at('src/protocols/http2/frames.js'))) as Build['frames'],
     hpack: (await import(at('src/protocols/http2/hpack-encoder.js'))) as Build['hpack'],
+    tunnels: (await import(at('src/tunnels/index.js'))) as Build['tunnels'],
   };
 }
 
 function filterOf(b: Build): Filter {
-  const ctx: FilterContext = { facts: FACTS, policy: () => b.policy, declaredProtocol: undefined, tunnels: null, dnsMonitor: null, tunnelMode: () => 'off' };
+  const tunnels = TUNNELS ? b.tunnels.createTunnelDetection({ ports: {} }).forConnection(FACTS, undefined) : null;
+  const ctx: FilterContext = { facts: FACTS, policy: () => b.policy, declaredProtocol: undefined, tunnels, dnsMonitor: null, tunnelMode: () => (TUNNELS ? 'block' : 'off') };
   return new b.ConnectionFilter(ctx, SINK, b.policy.decideConnection(FACTS));
 }
 
 /** µs per HTTP/1.1 request and response on one keep-alive connection. */
 function http1(b: Build): number {
   const f = filterOf(b);
-  const req = Buffer.from('GET /api/items/1 HTTP/1.1\r\nhost: a\r\n\r\n');
-  const res = Buffer.from('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
+  const req = BODY === 0 ? Buffer.from('GET /api/items/1 HTTP/1.1\r\nhost: a\r\n\r\n') : Buffer.concat([Buffer.from(`POST /api/items/1 HTTP/1.1\r\nhost: a\r\ncontent-type: text/plain\r\ncontent-length: ${BODY}\r\n\r\n`), TEXT]);
+  const res = BODY === 0 ? Buffer.from('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok') : Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\ncontent-type: application/octet-stream\r\ncontent-length: ${BODY}\r\n\r\n`), BINARY]);
   const t = performance.now();
   for (let i = 0; i < REQUESTS; i++) {
     f.clientData(req);
@@ -61,13 +79,18 @@ function http2(b: Build): number {
   const { buildFrame, buildHeadersFrames, FrameType } = b.frames;
   f.clientData(Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), buildFrame(FrameType.SETTINGS, 0, 0, Buffer.alloc(0))]));
   f.serverData(buildFrame(FrameType.SETTINGS, 0, 0, Buffer.alloc(0)));
-  const block = b.hpack.encodeLiteralHeaderBlock([[':method', 'GET'], [':path', '/api/items/1'], [':scheme', 'http'], [':authority', 'a']]);
+  const block = b.hpack.encodeLiteralHeaderBlock([[':method', BODY === 0 ? 'GET' : 'POST'], [':path', '/api/items/1'], [':scheme', 'http'], [':authority', 'a']]);
   const resp = b.hpack.encodeLiteralHeaderBlock([[':status', '200']]);
   const t = performance.now();
   for (let i = 0; i < REQUESTS; i++) {
     const id = 1 + 2 * i;
-    f.clientData(buildHeadersFrames(id, block, { endStream: true }));
-    f.serverData(buildHeadersFrames(id, resp, { endStream: true }));
+    if (BODY === 0) {
+      f.clientData(buildHeadersFrames(id, block, { endStream: true }));
+      f.serverData(buildHeadersFrames(id, resp, { endStream: true }));
+    } else {
+      f.clientData(Buffer.concat([buildHeadersFrames(id, block, { endStream: false }), b.frames.buildDataFrame(id, TEXT, true)]));
+      f.serverData(Buffer.concat([buildHeadersFrames(id, resp, { endStream: false }), b.frames.buildDataFrame(id, BINARY, true)]));
+    }
   }
   return ((performance.now() - t) * 1000) / REQUESTS;
 }

@@ -57,8 +57,11 @@ export class Http1Enforcer implements StreamingEnforcer {
   private denial: OpenRequest | null = null;
   /** The response being read is a 1xx: its end does not end the exchange. */
   private interimResponse = false;
-  /** Where the current body of each side starts and how much of it tunnel detection still wants. */
-  private readonly body = { client: { from: 0, left: 0 }, server: { from: 0, left: 0 } };
+  /**
+   * The body of each side being shown to tunnel detection: the next byte to show (-1: none), and
+   * where it ends (-1 until its message-end event says).
+   */
+  private readonly body = { client: { from: -1, end: -1 }, server: { from: -1, end: -1 } };
   /** Bodies being scanned by DLP, in stream order (pipelined requests queue up). */
   private readonly scans: { client: BodyScan[]; server: BodyScan[] } = { client: [], server: [] };
   /** How far held client bytes may go by the verdicts (the last `pass`). */
@@ -109,6 +112,8 @@ export class Http1Enforcer implements StreamingEnforcer {
           if (this.blocked) return;
           break;
         case 'http.request-end':
+          // SSH or a carrier in the body stops it before it is released.
+          if (this.body.client.from >= 0 && this.showBody('client', chunk, start, ev.end)) return;
           // The next request's head waits for its own verdict.
           if (this.denial === null && !this.done) this.pass(ev.end);
           for (const scan of this.scans.client) {
@@ -121,9 +126,9 @@ export class Http1Enforcer implements StreamingEnforcer {
         case 'http.response': {
           const tunnels = this.deps.ctx.tunnels;
           if (tunnels !== null) {
-            const finding = tunnels.onHttpResponse({ status: ev.status, headers: ev.headers });
+            const finding = tunnels.onHttpResponse({ status: ev.status, headers: ev.headers, chunked: ev.body.kind === 'chunked' });
             if (finding !== null && this.tunnel(finding)) return;
-            if (ev.body.kind !== 'none') this.body.server = { from: ev.end, left: tunnels.payloadBudget };
+            if (ev.body.kind !== 'none') this.body.server = { from: ev.end, end: ev.body.kind === 'length' ? ev.end + ev.body.length : -1 };
           }
           if (ev.requestId === null) {
             // A response nobody asked for: the server ran bytes we passed as a body (a GET body
@@ -146,6 +151,7 @@ export class Http1Enforcer implements StreamingEnforcer {
           break;
         }
         case 'http.response-end':
+          if (this.body.server.from >= 0 && this.showBody('server', chunk, start, ev.end)) return;
           if (ev.requestId !== null && !this.interimResponse) this.open.delete(ev.requestId);
           this.interimResponse = false;
           if (this.denial !== null && this.open.size === 0) this.answerDenial();
@@ -175,9 +181,9 @@ export class Http1Enforcer implements StreamingEnforcer {
     if (this.denial !== null) return; // nothing after a denied request reaches the server
     const { ctx } = this.deps;
     if (ctx.tunnels !== null) {
-      const finding = ctx.tunnels.onHttpRequest({ method: ev.method, path: ev.path, host: ev.host, headers: ev.headers, upgrade: ev.upgrade });
+      const finding = ctx.tunnels.onHttpRequest({ method: ev.method, path: ev.path, host: ev.host, headers: ev.headers, upgrade: ev.upgrade, chunked: ev.body.kind === 'chunked' });
       if (finding !== null && this.tunnel(finding)) return;
-      if (ev.body.kind !== 'none') this.body.client = { from: ev.end, left: ctx.tunnels.payloadBudget };
+      if (ev.body.kind !== 'none') this.body.client = { from: ev.end, end: ev.body.kind === 'length' ? ev.end + ev.body.length : -1 };
     }
     const l7: Record<string, unknown> = { method: ev.method, path: ev.path };
     if (ev.host !== null) l7.host = ev.host;
@@ -381,17 +387,26 @@ export class Http1Enforcer implements StreamingEnforcer {
     this.ops.push({ op: 'request', outcome: reason === undefined ? outcome : { ...outcome, reason } });
   }
 
-  /** Shows the first bytes of each body to tunnel detection (SSH in a POST, opaque carriers). */
+  /** Shows the body being read on that side to tunnel detection (SSH in a POST, opaque carriers). */
   private onBytes(side: Side, chunk: Buffer, start: number): void {
-    const window = this.body[side];
-    if (window.left === 0) return;
-    const from = Math.max(window.from, start) - start;
-    if (from >= chunk.length) return;
-    const piece = chunk.subarray(from, Math.min(chunk.length, from + window.left));
-    window.left -= piece.length;
-    window.from = start + from + piece.length;
-    const finding = this.deps.ctx.tunnels?.onPayload(side, piece) ?? null;
-    if (finding !== null) this.tunnel(finding);
+    if (this.body[side].from >= 0) this.showBody(side, chunk, start, -1);
+  }
+
+  /**
+   * Shows the body bytes of `chunk` (stream offset `start`) up to `end` (-1: as far as the body
+   * goes in this chunk; an end ends the body). Every byte of every body, and nothing past it:
+   * SSH can begin anywhere in a body, and the next message's head is no body. True when a
+   * finding ended the connection.
+   */
+  private showBody(side: Side, chunk: Buffer, start: number, end: number): boolean {
+    const body = this.body[side];
+    const stop = end >= 0 ? end : body.end >= 0 ? Math.min(body.end, start + chunk.length) : start + chunk.length;
+    const from = Math.max(body.from, start);
+    if (end >= 0) body.from = -1;
+    else body.from = Math.max(body.from, stop);
+    if (stop <= from) return false;
+    const finding = this.deps.ctx.tunnels?.onPayload(side, chunk.subarray(from - start, stop - start)) ?? null;
+    return finding !== null && this.tunnel(finding);
   }
 
   finish(reason: string): readonly EnforcerOp[] {

@@ -85,6 +85,13 @@ export class Http2Enforcer implements RoutingEnforcer {
   private reencode = false;
   /** DATA frames held for DLP, in stream order per side. */
   private readonly heldData: HeldData[] = [];
+  /**
+   * The DATA frame of each side whose payload tunnel detection is being shown (SSH inside a
+   * stream): the next stream offset to show (-1: none) and where the frame ends.
+   */
+  private readonly shown = { client: { streamId: 0, from: -1, end: -1, endStream: false }, server: { streamId: 0, from: -1, end: -1, endStream: false } };
+  /** A tunnel finding ended the connection. */
+  private cut = false;
 
   /**
    * @param start where HTTP/2 begins in each side's stream: 0 for prior knowledge; after the
@@ -127,11 +134,16 @@ export class Http2Enforcer implements RoutingEnforcer {
 
   private routeUnits(side: Side, chunk: Buffer, events: readonly ProtocolEvent[], forwarded: boolean): void {
     const router = side === 'client' ? this.toServer : this.toClient;
+    const chunkStart = router.available;
     if (!forwarded) router.push(chunk);
+    // Not the bytes that went out before routing began (a server's SETTINGS): no DATA there.
+    const inspect = this.deps.ctx.tunnels !== null && !forwarded && !this.cut;
     for (const ev of events) {
       if (ev.side === 'client') this.onClientEvent(ev);
       else this.onServerEvent(ev);
+      if (inspect && ev.side === side && ev.type === 'http2.frame' && ev.frameType === FrameType.DATA && !this.cut) this.startShowing(side, chunk, chunkStart, ev.streamId, ev.start + 9, ev.end, ev.endStream);
     }
+    if (inspect && !this.cut && this.shown[side].from >= 0) this.showData(side, chunk, chunkStart);
     if (forwarded) router.skip(chunk.length);
     if (this.heldData.length > 0) this.scanHeldData();
     this.toServer.pump();
@@ -173,6 +185,38 @@ export class Http2Enforcer implements RoutingEnforcer {
       this.creditDropped(d.side, d.end - d.start - 9);
       this.cutStream(d.streamId, stream, cut, d.side, d.start);
     }
+  }
+
+  /**
+   * A DATA frame begins on `side`: what is left of the previous one in this chunk is shown
+   * first (frames of a side come in order), then this one's payload from here on.
+   */
+  private startShowing(side: Side, chunk: Buffer, chunkStart: number, streamId: number, from: number, end: number, endStream: boolean): void {
+    if (this.shown[side].from >= 0) this.showData(side, chunk, chunkStart);
+    if (this.cut) return;
+    const stream = this.streams.get(streamId);
+    // A denied stream's DATA is dropped: nothing of it reaches the other side.
+    if (stream !== undefined && !stream.allowed) return;
+    const shown = this.shown[side];
+    shown.streamId = streamId;
+    shown.from = from;
+    shown.end = end;
+    shown.endStream = endStream;
+    this.showData(side, chunk, chunkStart);
+  }
+
+  /** Shows the current DATA frame's payload bytes that are in `chunk` to tunnel detection. */
+  private showData(side: Side, chunk: Buffer, chunkStart: number): void {
+    const shown = this.shown[side];
+    const stop = Math.min(shown.end, chunkStart + chunk.length);
+    const from = Math.max(shown.from, chunkStart);
+    const ends = stop >= shown.end;
+    shown.from = ends ? -1 : Math.max(from, stop);
+    if (stop <= from && !(ends && shown.endStream)) return;
+    const finding = this.deps.ctx.tunnels?.onStreamData(side, shown.streamId, chunk.subarray(from - chunkStart, Math.max(from, stop) - chunkStart), ends && shown.endStream) ?? null;
+    if (finding === null) return;
+    this.ops.push({ op: 'tunnel', finding });
+    if (this.deps.tunnelBlocks(finding)) this.cut = true;
   }
 
   /** The peer spent connection-level flow-control window on DATA its counterpart never sees: give it back. */

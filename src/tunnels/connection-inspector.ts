@@ -10,7 +10,9 @@ import { TlsShapeWatcher, type ClientHelloFacts } from './tls-shape.js';
 import { CarrierTracker, classifyBody, contradiction, declaredBody, httptunnelOpen, httptunnelRequest, type BodyDeclaration } from './http-carrier.js';
 import { PayloadWindow } from './payload-window.js';
 import { checkDeclared, type LearnedPorts } from './protocol-verification.js';
-import { findSsh, SSH_LOOKBACK } from './ssh-signature.js';
+import { findSsh, SSH_LOOKBACK, SshScan, type SshSighting } from './ssh-signature.js';
+import { BoundedMap } from './bounded-map.js';
+import { ChunkedDecoder } from '../content/dlp/decoders.js';
 import type { TunnelFinding, TunnelInspector } from './types.js';
 import { WebSocketPayloadReader } from './websocket-frames.js';
 
@@ -46,11 +48,18 @@ interface SideState {
   ws: WebSocketPayloadReader | null;
   /** An untyped request body: does it open with httptunnel's TUNNEL_OPEN frame? */
   openCheck: boolean;
+  /** HTTP mode: SSH anywhere in the body (the window only holds its first bytes). */
+  ssh: SshScan | null;
+  /** HTTP mode, a chunked body: the decoder (SSH is looked for in the data, not the framing). */
+  chunked: ChunkedDecoder | null;
 }
 
 function side(what: string): SideState {
-  return { window: new PayloadWindow(PAYLOAD_BUDGET), scanFrom: 0, declared: null, what, settled: true, ws: null, openCheck: false };
+  return { window: new PayloadWindow(PAYLOAD_BUDGET), scanFrom: 0, declared: null, what, settled: true, ws: null, openCheck: false, ssh: null, chunked: null };
 }
+
+/** HTTP/2 streams whose DATA is being scanned at once, per connection (a stream's state goes at its END_STREAM). */
+const H2_STREAMS = 256;
 
 function header(headers: HeaderList, name: string): string | null {
   for (const [n, v] of headers) if (n === name) return v;
@@ -113,10 +122,10 @@ export class ConnectionInspector implements TunnelInspector {
     return this.tls !== null;
   }
 
-  onHttpRequest(request: { method: string; path: string; host: string | null; headers: HeaderList; upgrade: string | null }): TunnelFinding | null {
+  onHttpRequest(request: { method: string; path: string; host: string | null; headers: HeaderList; upgrade: string | null; chunked?: boolean }): TunnelFinding | null {
     this.mode = 'http';
     this.lastRequest = `${request.method} ${request.path.length > 64 ? `${request.path.slice(0, 61)}...` : request.path}`;
-    this.startBody(this.client, request.headers, `request body of ${this.lastRequest}`);
+    this.startBody(this.client, request.headers, `request body of ${this.lastRequest}`, request.chunked === true);
     const carrier = this.report(this.shared.carriers.noteRequest(this.pairKey, this.lastRequest));
     if (carrier !== null) return carrier;
     if (httptunnelRequest(request.method, request.path)) {
@@ -143,7 +152,7 @@ export class ConnectionInspector implements TunnelInspector {
     return this.report({ kind: 'http-upgrade', evidence: `${this.lastRequest} asks to switch to ${JSON.stringify(header(request.headers, 'upgrade') ?? request.upgrade)}; expected upgrades: ${[...this.shared.allowedUpgrades].join(', ') || 'none'}`, confidence: 0.85, expected: 'http', detected: first });
   }
 
-  onHttpResponse(response: { status: number; headers: HeaderList }): TunnelFinding | null {
+  onHttpResponse(response: { status: number; headers: HeaderList; chunked?: boolean }): TunnelFinding | null {
     const pending = this.pendingSwitch;
     if (pending !== null && ((pending.kind === 'connect' && response.status >= 200 && response.status < 300) || (pending.kind !== 'connect' && response.status === 101))) {
       this.pendingSwitch = null;
@@ -159,24 +168,26 @@ export class ConnectionInspector implements TunnelInspector {
         s.what = `${who} side of the ${label}`;
         s.ws = this.mode === 'websocket' ? new WebSocketPayloadReader() : null;
         s.openCheck = false;
+        s.chunked = null;
       }
       return null;
     }
     if (response.status >= 100 && response.status < 200) return null;
-    this.startBody(this.server, response.headers, `response body (${response.status}) to ${this.lastRequest}`);
+    this.startBody(this.server, response.headers, `response body (${response.status}) to ${this.lastRequest}`, response.chunked === true);
     return null;
   }
 
   onPayload(who: 'client' | 'server', bytes: Buffer): TunnelFinding | null {
     if (this.mode === 'quiet' || this.mode === 'detecting') return null;
     const s = who === 'client' ? this.client : this.server;
+    if (this.mode === 'http') return this.onBody(s, who, bytes);
     if (s.window.full) return null;
     if (s.ws !== null && !s.ws.malformed) s.ws.feed(bytes, s.window);
     else s.window.append(bytes);
     const ssh = findSsh(s.window.bytes, s.scanFrom);
     s.scanFrom = Math.max(0, s.window.length - SSH_LOOKBACK);
     if (ssh !== null) {
-      const expected = this.mode === 'websocket' ? 'websocket' : this.mode === 'http' ? 'http' : this.declared;
+      const expected = this.mode === 'websocket' ? 'websocket' : this.declared;
       return this.report({
         kind: 'ssh',
         evidence: `${s.what} carries an SSH identification string${ssh.encoding === 'base64' ? ' in base64' : ''} at byte ${ssh.offset}: ${ssh.excerpt}`,
@@ -198,6 +209,30 @@ export class ConnectionInspector implements TunnelInspector {
       if (carrier !== 'more') this.carrierPending = false;
       if (carrier !== 'more' && carrier !== null) return this.report({ ...carrier, ...(this.declared !== undefined ? { expected: this.declared } : {}) });
     }
+    return null;
+  }
+
+  /** HTTP/1 body bytes as they come (all of each body: the enforcer bounds them to the body). */
+  private onBody(s: SideState, who: 'client' | 'server', bytes: Buffer): TunnelFinding | null {
+    const declared = s.declared;
+    if (declared === null) return null;
+    const decoder = s.chunked;
+    if (decoder === null) return this.onBodyPiece(s, who, bytes, declared);
+    if (decoder.error !== null || decoder.done) return null;
+    for (const piece of decoder.push(bytes)) {
+      const finding = this.onBodyPiece(s, who, piece, declared);
+      if (finding !== null) return finding;
+    }
+    return null;
+  }
+
+  private onBodyPiece(s: SideState, who: 'client' | 'server', piece: Buffer, declared: BodyDeclaration): TunnelFinding | null {
+    s.ssh ??= new SshScan(PAYLOAD_BUDGET);
+    const ssh = s.ssh.feed(piece);
+    if (ssh !== null) return this.sshFinding(s.what, ssh, 'http');
+    // Past the first bytes of the body, the SSH scan is all that is left to do.
+    if (s.window.full) return null;
+    s.window.append(piece);
     if (s.openCheck) {
       const open = httptunnelOpen(s.window.bytes, s.window.full);
       if (open !== 'more') s.openCheck = false;
@@ -205,20 +240,53 @@ export class ConnectionInspector implements TunnelInspector {
         return this.report(this.shared.carriers.flag(this.pairKey, `${s.what} (no content-type) opens with httptunnel's TUNNEL_OPEN frame: ${s.window.hexHead()}`, 3));
       }
     }
-    if (this.mode !== 'http' || s.settled || s.declared === null) return null;
+    if (s.settled) return null;
     const verdict = classifyBody(s.window, false);
     if (verdict === 'pending') return null;
     s.settled = true;
     if (verdict === 'text') return null;
-    return this.report(this.shared.carriers.observe(this.pairKey, { side: who, declared: s.declared, contradiction: contradiction(s.declared, s.window), what: s.what, window: s.window }));
+    return this.report(this.shared.carriers.observe(this.pairKey, { side: who, declared, contradiction: contradiction(declared, s.window), what: s.what, window: s.window }));
+  }
+
+  /** HTTP/2 and gRPC: the DATA of a stream, as it arrives; `end` at its END_STREAM. */
+  private h2: BoundedMap<number, SshScan> | null = null;
+
+  /** For a stream whose DATA comes whole in one piece (most requests and responses): no state kept. */
+  private scratch: SshScan | null = null;
+
+  onStreamData(who: 'client' | 'server', streamId: number, bytes: Buffer, end: boolean): TunnelFinding | null {
+    const key = streamId * 2 + (who === 'server' ? 1 : 0);
+    let scan = this.h2?.get(key);
+    if (scan === undefined && end) {
+      scan = this.scratch ??= new SshScan(PAYLOAD_BUDGET);
+      scan.reset();
+    } else if (scan === undefined) {
+      scan = new SshScan(PAYLOAD_BUDGET);
+      (this.h2 ??= new BoundedMap(H2_STREAMS)).set(key, scan);
+    } else if (end) this.h2?.delete(key);
+    const ssh = scan.feed(bytes);
+    if (ssh === null) return null;
+    return this.sshFinding(`${who === 'client' ? 'request' : 'response'} DATA of HTTP/2 stream ${streamId}`, ssh, 'http2');
+  }
+
+  private sshFinding(what: string, ssh: SshSighting, expected: string): TunnelFinding | null {
+    return this.report({
+      kind: 'ssh',
+      evidence: `${what} carries an SSH identification string${ssh.encoding === 'base64' ? ' in base64' : ''} at byte ${ssh.offset}: ${ssh.excerpt}`,
+      confidence: ssh.encoding === 'base64' ? 0.85 : 0.97,
+      detected: 'ssh',
+      expected,
+    });
   }
 
   /**
    * A new body starts on that side. A body shorter than the entropy sample that showed no binary
    * bytes stays unclassified: too little to call it opaque.
    */
-  private startBody(s: SideState, headers: HeaderList, what: string): void {
+  private startBody(s: SideState, headers: HeaderList, what: string, chunked: boolean): void {
     s.window.reset();
+    s.ssh?.reset();
+    s.chunked = chunked ? new ChunkedDecoder() : null;
     s.scanFrom = 0;
     s.declared = declaredBody(headers);
     s.what = what;

@@ -32,16 +32,22 @@ export interface TunnelFinding {
 export interface TunnelInspector {
   /** The connection's protocol was recognised (from the client's first bytes or the server's greeting). */
   onProtocol(detected: string, firstBytes: Buffer, from: 'client' | 'server'): TunnelFinding | null;
-  /** An HTTP/1 request head (also CONNECT and Upgrade requests). */
-  onHttpRequest(request: { method: string; path: string; host: string | null; headers: HeaderList; upgrade: string | null }): TunnelFinding | null;
-  /** An HTTP/1 response head to the request with that method/path. */
-  onHttpResponse(response: { status: number; headers: HeaderList }): TunnelFinding | null;
+  /** An HTTP/1 request head (also CONNECT and Upgrade requests); `chunked` when its body is. */
+  onHttpRequest(request: { method: string; path: string; host: string | null; headers: HeaderList; upgrade: string | null; chunked?: boolean }): TunnelFinding | null;
+  /** An HTTP/1 response head to the request with that method/path; `chunked` when its body is. */
+  onHttpResponse(response: { status: number; headers: HeaderList; chunked?: boolean }): TunnelFinding | null;
   /**
-   * Payload bytes that are not protocol framing: HTTP bodies, and the stream after a CONNECT or
-   * Upgrade. Called for the first `payloadBudget` bytes of each body/stream side only.
+   * Payload bytes that are not protocol framing: HTTP/1 bodies (every byte of each body, as
+   * sent: chunked framing included, nothing past the body's end), and the stream after a
+   * CONNECT or Upgrade (its first `payloadBudget` bytes per side only).
    */
   onPayload(side: 'client' | 'server', bytes: Buffer): TunnelFinding | null;
-  /** How many payload bytes per body (and per side after a switch) onPayload wants to see. */
+  /**
+   * HTTP/2 and gRPC: the payload of each DATA frame (padding included) as it arrives, by stream;
+   * `end` on the piece that ends a frame carrying END_STREAM.
+   */
+  onStreamData(side: 'client' | 'server', streamId: number, bytes: Buffer, end: boolean): TunnelFinding | null;
+  /** How many payload bytes per side after a switch onPayload wants to see. */
   readonly payloadBudget: number;
   /**
    * TLS: the ClientHello and ServerHello (tls-shape.ts); afterwards the encrypted bytes of each
