@@ -1,18 +1,21 @@
 // The learned model of a workload's traffic (issue 9): per direction, peer, destination port and
-// protocol family, the L7 shape seen — HTTP methods, path templates and hosts; gRPC services and
-// methods; TLS SNI; DNS names and types. Bounded: at most `maxServices` entries, and one node
-// budget shared by all path and name tries; what a limit folds or drops is counted.
-// It is fed flow records (schema/flow-record.schema.json) and saved as plain JSON (toState).
+// protocol family, the L7 shape seen, as each protocol's learning (registry `learn`,
+// protocols/plugin.ts) records it: named template tries (paths, names, calls...), value sets and
+// flags. This file is the generic part and names no protocol. Bounded: at most `maxServices`
+// entries, one node budget shared by all tries, 64 values per set; what a limit folds or drops is
+// counted. It is fed flow records (schema/flow-record.schema.json) and saved as plain JSON (toState).
 import { isIP } from 'node:net';
 import { normalizeHost } from '../policy/glob.js';
 import type { Direction } from '../policy/types.js';
 import type { FlowRecordDraft, WorkloadRecord } from '../flows/types.js';
-import { keyTemplate } from '../protocols/redis/redis-commands.js';
+import type { LearnedEntry, LearnedTemplate, LearnPlugin, LearnRecorder, TemplateKind } from '../protocols/plugin.js';
 import { pluginForRecord } from '../protocols/registry.js';
 import { LearnStateError } from './errors.js';
-import { MAX_PATH_DEPTH, pathSegments } from './path-template.js';
-import { isUnwritableLabel, templateNameLabel, templatePathSegment, WILDCARD } from './segment-classifier.js';
+import { isUnwritableLabel, templatePathSegment, WILDCARD } from './segment-classifier.js';
 import { NodeBudget, TemplateTrie, type TemplateStats, type TrieLimits } from './template-trie.js';
+import { registrableDepth } from './templates.js';
+
+export { nameGlob, nameParts, pathGlob, registrableDepth } from './templates.js';
 
 export interface LearnLimits {
   /** Distinct (direction, peer, port, protocol) entries; beyond it observations are dropped and counted. */
@@ -38,7 +41,7 @@ export const DEFAULT_LEARN_LIMITS: Readonly<LearnLimits> = Object.freeze({
  */
 export type LearnedPeer = { namespace: string; labels?: Record<string, string>; serviceAccount?: string } | { cidr: string } | { service: string };
 
-/** http (HTTP/1.x and HTTP/2 requests), grpc, tls, dns, or the protocol of an L4-only entry (tcp, ssh, postgres, ...). */
+/** What a protocol's learning groups records under (registry `learn.family`), or the protocol of an L4-only entry. */
 export type ProtocolFamily = string;
 
 export interface ModelCounters {
@@ -61,12 +64,10 @@ const VOLATILE_LABELS = new Set([
 ]);
 /** The labels that name an application, in order of preference (Kubernetes recommended labels first). */
 const APP_LABELS = ['app.kubernetes.io/name', 'app', 'k8s-app'];
-/** Second-level labels under which a ccTLD sells names (example.co.uk): the registrable name is one label deeper. */
-const SECOND_LEVEL = new Set(['co', 'com', 'net', 'org', 'gov', 'edu', 'ac', 'or', 'ne', 'go']);
-const HTTP_METHOD = /^[A-Z][A-Z0-9_-]{0,23}$/;
-const GRPC_SERVICE = /^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$/;
-const GRPC_METHOD = /^[A-Za-z0-9_]+$/;
-const DNS_TYPE = /^[A-Z0-9]{1,10}$/;
+/** A template's tag, a flag's or a set's name as a saved model may hold them. */
+const TAG = /^[A-Za-z0-9_.:|-]{1,64}$/;
+/** Values per set; more are counted as folded. */
+const MAX_VALUES = 64;
 
 /**
  * The peer a rule should name: the Service called (a cluster-IP destination), else the
@@ -103,51 +104,21 @@ export function peerKey(peer: LearnedPeer): string {
   return `id:${peer.namespace}|${labels}|${peer.serviceAccount ?? ''}`;
 }
 
-/** Depth (in labels, TLD first) of a name's registrable part; labels at or past it may be templated. */
-export function registrableDepth(reversed: readonly string[]): number {
-  if (reversed[0] === 'local' && reversed[1] === 'cluster' && reversed[2] === 'svc') return 4; // <service>.<namespace>.svc.cluster.local
-  if (reversed.length > 2 && reversed[0]!.length === 2 && SECOND_LEVEL.has(reversed[1]!)) return 3;
-  return 2;
-}
-
-/** A DNS name, SNI or host as trie parts (TLD first), variable labels templated; null when unusable. */
-export function nameParts(name: string): string[] | null {
-  const lower = name.toLowerCase().replace(/\.$/, '');
-  if (lower === '') return null;
-  const labels = lower.split('.');
-  if (labels.some((l) => l === '')) return null;
-  const reversed = labels.reverse();
-  const depth = registrableDepth(reversed);
-  return reversed.map((label, i) => (i >= depth ? templateNameLabel(label) : isUnwritableLabel(label) ? WILDCARD : label));
-}
-
-/** Trie parts back to a name glob: ['com', 'example', '*'] → '*.example.com'; deep → '**.example.com'. */
-export function nameGlob(parts: readonly string[], deep: boolean): string {
-  const name = [...parts].reverse().join('.');
-  if (!deep) return name === '' ? '**' : name;
-  return name === '' ? '**' : `**.${name}`;
-}
-
-/** Trie parts back to a path glob: ['api', '*'] → '/api/*'; deep → '/api/**'. */
-export function pathGlob(parts: readonly string[], deep: boolean): string {
-  const path = '/' + parts.join('/');
-  if (!deep) return path;
-  return parts.length === 0 ? '/**' : `${path}/**`;
-}
-
+/** The entry family a record learns under, or null when it teaches nothing (see LearnPlugin.family). */
 function familyOf(record: ObservedRecord): ProtocolFamily | null {
   const protocol = record.protocol;
-  if (record.type === 'request') {
-    if (protocol === 'http' || protocol === 'http2') return 'http';
-    if (protocol === 'grpc' || protocol === 'dns') return protocol;
-    return protocol === '' ? null : protocol;
-  }
-  // Connections of request-level protocols are learned from their requests: a connection that
-  // carried none (closed early) must not turn into a rule allowing every request.
-  if (protocol === 'http' || protocol === 'http2' || protocol === 'grpc' || protocol === 'dns') return null;
-  // So are those of protocols that template their requests (registry `learn`).
-  if (pluginForRecord(protocol)?.learn !== undefined) return null;
-  return protocol === '' ? null : protocol;
+  if (protocol === '') return null;
+  const learn = pluginForRecord(protocol)?.learn;
+  // Without a protocol's learning: an L4 entry (a rule on the protocol alone).
+  if (learn === undefined) return protocol;
+  if (learn.family !== undefined) return learn.family(record);
+  // Connections of protocols that learn their requests are learned from those requests: a
+  // connection that carried none (closed early) must not turn into a rule allowing every request.
+  return record.type === 'request' ? protocol : null;
+}
+
+function learnOf(family: string): LearnPlugin | undefined {
+  return pluginForRecord(family)?.learn;
 }
 
 interface EntryStats {
@@ -157,26 +128,14 @@ interface EntryStats {
 }
 
 /** One (direction, peer, port, protocol family) and what was seen there. */
-export class ServiceEntry {
+export class ServiceEntry implements LearnedEntry {
   readonly protocols = new Set<string>();
   readonly stats: EntryStats = { count: 0, first: Number.POSITIVE_INFINITY, last: 0 };
-  /** http: path templates (tags: methods). */
-  paths: TemplateTrie | undefined;
-  /** http: host names (TLD first); tls: SNI; dns: query names. */
-  names: TemplateTrie | undefined;
-  /** http: a request had no host or one a rule cannot list; tls: a ClientHello without SNI. */
-  unnamed = false;
-  /** grpc: [service, method]. */
-  grpc: TemplateTrie | undefined;
-  /** dns: query types. */
-  readonly dnsTypes = new Set<string>();
-  /**
-   * Databases. redis: key template (`session:*`; '' for commands without keys) → commands;
-   * postgres/mysql: 'users', 'databases', 'statements' → values.
-   */
-  readonly db = new Map<string, Set<string>>();
-  /** A protocol that templates its own requests (registry `learn.parts`): their templates. */
-  templates: TemplateTrie | undefined;
+  /** Template tries by name (the protocol's learning names them). */
+  readonly tries = new Map<string, TemplateTrie>();
+  /** Value sets by name. */
+  readonly sets = new Map<string, Set<string>>();
+  readonly flags = new Set<string>();
 
   constructor(
     readonly key: string,
@@ -186,6 +145,37 @@ export class ServiceEntry {
     readonly family: ProtocolFamily,
   ) {}
 
+  get count(): number {
+    return this.stats.count;
+  }
+
+  get first(): number {
+    return this.stats.first;
+  }
+
+  get last(): number {
+    return this.stats.last;
+  }
+
+  templates(trie: string): LearnedTemplate[] {
+    const found = this.tries.get(trie);
+    if (found === undefined) return [];
+    return found.entries().map((e) => ({ parts: e.parts, deep: e.deep, tags: e.stats.tags, count: e.stats.count, first: e.stats.first, last: e.stats.last }));
+  }
+
+  values(set: string): readonly string[] | undefined {
+    const found = this.sets.get(set);
+    return found === undefined ? undefined : [...found];
+  }
+
+  valueSets(): string[] {
+    return [...this.sets.keys()].sort();
+  }
+
+  flag(name: string): boolean {
+    return this.flags.has(name);
+  }
+
   touch(count: number, first: number, last: number): void {
     this.stats.count += count;
     if (first < this.stats.first) this.stats.first = first;
@@ -194,10 +184,7 @@ export class ServiceEntry {
 
   /** Node count of this entry's tries (given back to the budget when the entry is merged away). */
   release(): void {
-    this.paths?.release();
-    this.names?.release();
-    this.grpc?.release();
-    this.templates?.release();
+    for (const trie of this.tries.values()) trie.release();
   }
 }
 
@@ -210,13 +197,11 @@ export interface ServiceState {
   count: number;
   first: number;
   last: number;
-  paths?: TemplateState[];
-  names?: TemplateState[];
-  unnamed?: boolean;
-  grpc?: TemplateState[];
-  dnsTypes?: string[];
-  db?: Record<string, string[]>;
-  templates?: TemplateState[];
+  /** Template tries by name. */
+  tries?: Record<string, TemplateState[]>;
+  /** Value sets by name. */
+  values?: Record<string, string[]>;
+  flags?: string[];
 }
 
 /** [parts, deep (0|1), count, first, last, tags] */
@@ -224,7 +209,8 @@ export type TemplateState = [string[], 0 | 1, number, number, number, string[]];
 
 export interface ModelState extends ModelCounters {
   kind: 'sidewall-learn-model';
-  version: 1;
+  /** 2: tries, values and flags by name; 1 (read too): the same as fields of their own. */
+  version: 2;
   services: ServiceState[];
 }
 
@@ -235,17 +221,17 @@ export class LearnModel {
   private readonly services = new Map<string, ServiceEntry>();
   /** direction|port|family|/24 → keys of the /32 entries in it. */
   private readonly subnets = new Map<string, Set<string>>();
-  private readonly pathLimits: TrieLimits;
-  private readonly nameLimits: TrieLimits;
-  private readonly grpcLimits: TrieLimits;
+  private readonly trieLimits: Readonly<Record<TemplateKind, TrieLimits>>;
 
   constructor(limits: Partial<LearnLimits> = {}) {
     this.limits = { ...DEFAULT_LEARN_LIMITS, ...limits };
     this.budget = new NodeBudget(this.limits.maxPaths);
     const maxSiblings = this.limits.maxSiblings;
-    this.pathLimits = { maxSiblings, minCollapseDepth: () => 0 };
-    this.nameLimits = { maxSiblings, minCollapseDepth: registrableDepth };
-    this.grpcLimits = { maxSiblings, minCollapseDepth: () => 0 };
+    this.trieLimits = {
+      path: { maxSiblings, minCollapseDepth: () => 0 },
+      name: { maxSiblings, minCollapseDepth: registrableDepth },
+      plain: { maxSiblings, minCollapseDepth: () => 0 },
+    };
   }
 
   get serviceCount(): number {
@@ -287,136 +273,51 @@ export class LearnModel {
       return false;
     }
     this.counters.observed++;
-    const stats: TemplateStats = { count: 1, first: at, last: at, tags: new Set() };
-    const l7 = record.l7 ?? {};
     entry.protocols.add(record.protocol);
     entry.touch(1, at, at);
-    switch (family) {
-      case 'http':
-        this.observeHttp(entry, l7, stats);
-        break;
-      case 'grpc':
-        this.observeGrpc(entry, l7, stats);
-        break;
-      case 'tls':
-        this.observeName(entry, typeof l7.sni === 'string' ? l7.sni : undefined, stats);
-        break;
-      case 'redis':
-      case 'postgres':
-      case 'mysql':
-        if (record.type === 'request') this.observeDb(entry, family, l7);
-        break;
-      case 'dns': {
-        this.observeName(entry, typeof l7.name === 'string' ? l7.name : undefined, stats);
-        const type = typeof l7.type === 'string' ? l7.type.toUpperCase() : '';
-        if (DNS_TYPE.test(type) && (entry.dnsTypes.has(type) || entry.dnsTypes.size < this.limits.maxSiblings)) entry.dnsTypes.add(type);
-        break;
-      }
-      default: {
-        const learn = pluginForRecord(family)?.learn;
-        if (learn === undefined || record.type !== 'request') break;
-        const parts = learn.parts(l7);
-        if (parts === null || parts.length === 0) {
-          this.counters.dropped++;
-          break;
-        }
-        entry.templates ??= new TemplateTrie(this.budget, this.grpcLimits);
-        entry.templates.add([...parts], stats);
-        break;
-      }
-    }
+    // The record's own protocol reads it (http2 records learn into the family http).
+    pluginForRecord(record.protocol)?.learn?.observe({ type: record.type, protocol: record.protocol, l7: record.l7 ?? {} }, family, this.recorder(entry, at));
     return true;
   }
 
-  /** Redis: commands by key template (keys collapsed to their prefix); SQL: users, databases, verbs. */
-  private observeDb(entry: ServiceEntry, family: string, l7: Record<string, unknown>): void {
-    const add = (tag: string, value: string): void => {
-      let set = entry.db.get(tag);
-      if (set === undefined) {
-        if (entry.db.size >= this.limits.maxSiblings + 3) {
-          this.counters.folded++;
-          tag = '*';
-          set = entry.db.get(tag) ?? new Set();
-        } else set = new Set();
-        entry.db.set(tag, set);
-      }
-      if (set.size < 64) set.add(value);
-      else this.counters.folded++;
+  /** What a protocol's learning writes into one entry, for one observation at `at`. */
+  private recorder(entry: ServiceEntry, at: number): LearnRecorder {
+    return {
+      template: (trie, parts, options) => {
+        const tags = new Set<string>();
+        if (options?.tag !== undefined) tags.add(options.tag);
+        this.trieOf(entry, trie).add([...parts], { count: 1, first: at, last: at, tags }, options?.deep === true);
+      },
+      value: (set, value) => this.addValue(entry, set, value),
+      flag: (name) => void entry.flags.add(name),
+      drop: () => void this.counters.dropped++,
     };
-    if (family === 'redis') {
-      const command = typeof l7.command === 'string' && /^[A-Z0-9_|.-]{1,64}$/.test(l7.command) ? l7.command : null;
-      if (command === null) {
-        this.counters.dropped++;
-        return;
-      }
-      const keys = Array.isArray(l7.keys) ? l7.keys.filter((k): k is string => typeof k === 'string') : [];
-      if (keys.length === 0) add('', command);
-      for (const key of keys) add(keyTemplate(key), command);
-      return;
-    }
-    const text = (v: unknown): string | null => (typeof v === 'string' && v.length > 0 && v.length <= 128 && !/[\u0000-\u001f*]/.test(v) ? v : null);
-    const user = text(l7.user);
-    const database = text(l7.database);
-    if (user !== null) add('users', user);
-    if (database !== null) add('databases', database);
-    const verbs = Array.isArray(l7.statements) ? l7.statements : [];
-    for (const v of verbs) if (typeof v === 'string' && /^[A-Z]{2,20}$/.test(v)) add('statements', v);
   }
 
-  private observeHttp(entry: ServiceEntry, l7: Record<string, unknown>, stats: TemplateStats): void {
-    const method = typeof l7.method === 'string' ? l7.method.toUpperCase() : '';
-    const path = typeof l7.path === 'string' ? l7.path : '';
-    if (!HTTP_METHOD.test(method) || path === '') {
-      this.counters.dropped++;
-      return;
+  private trieOf(entry: ServiceEntry, name: string): TemplateTrie {
+    let trie = entry.tries.get(name);
+    if (trie === undefined) {
+      const kind = learnOf(entry.family)?.tries?.[name] ?? 'plain';
+      trie = new TemplateTrie(this.budget, this.trieLimits[kind]);
+      entry.tries.set(name, trie);
     }
-    stats.tags.add(method);
-    const segments = pathSegments(path);
-    const deep = segments.length > MAX_PATH_DEPTH;
-    const parts = (deep ? segments.slice(0, MAX_PATH_DEPTH) : segments).map(templatePathSegment);
-    entry.paths ??= new TemplateTrie(this.budget, this.pathLimits);
-    entry.paths.add(parts, stats, deep);
-    const host = typeof l7.host === 'string' ? l7.host : typeof l7.authority === 'string' ? l7.authority : undefined;
-    this.observeHost(entry, host);
+    return trie;
   }
 
-  private observeHost(entry: ServiceEntry, host: string | undefined): void {
-    if (host === undefined || host === '') {
-      entry.unnamed = true;
-      return;
+  /** Bounded: at most maxSiblings + 3 sets per entry (then they share '*'), 64 values per set. */
+  private addValue(entry: ServiceEntry, name: string, value: string): void {
+    let set = entry.sets.get(name);
+    if (set === undefined) {
+      if (entry.sets.size >= this.limits.maxSiblings + 3) {
+        this.counters.folded++;
+        name = WILDCARD;
+        set = entry.sets.get(name) ?? new Set();
+      } else set = new Set();
+      entry.sets.set(name, set);
     }
-    const normal = normalizeHost(host);
-    const version = isIP(normal);
-    // An IPv6 literal cannot be written as a host glob; an IPv4 literal is kept whole (its
-    // numbers are an address, not ids).
-    if (version === 6 || normal.startsWith('[')) {
-      entry.unnamed = true;
-      return;
-    }
-    const parts = version === 4 ? normal.split('.').reverse() : nameParts(normal);
-    if (parts === null) {
-      entry.unnamed = true;
-      return;
-    }
-    entry.names ??= new TemplateTrie(this.budget, this.nameLimits);
-    entry.names.add(parts, { count: 1, first: entry.stats.last, last: entry.stats.last, tags: new Set() });
-  }
-
-  private observeGrpc(entry: ServiceEntry, l7: Record<string, unknown>, stats: TemplateStats): void {
-    const service = typeof l7.service === 'string' && GRPC_SERVICE.test(l7.service) ? l7.service : WILDCARD;
-    const method = typeof l7.grpcMethod === 'string' && GRPC_METHOD.test(l7.grpcMethod) ? l7.grpcMethod : WILDCARD;
-    entry.grpc ??= new TemplateTrie(this.budget, this.grpcLimits);
-    entry.grpc.add([service, method], stats);
-  }
-
-  private observeName(entry: ServiceEntry, name: string | undefined, stats: TemplateStats): void {
-    const parts = name === undefined ? null : nameParts(name);
-    if (parts === null) {
-      entry.unnamed = true;
-      return;
-    }
-    entry.names ??= new TemplateTrie(this.budget, this.nameLimits);
-    entry.names.add(parts, stats);
+    if (set.has(value)) return;
+    if (set.size < MAX_VALUES) set.add(value);
+    else this.counters.folded++;
   }
 
   /** The entry for these facts: existing, new, or (unknown IPv4 peers) the /24 they were folded into. */
@@ -475,17 +376,9 @@ export class LearnModel {
   private absorb(into: ServiceEntry, from: ServiceEntry): void {
     into.touch(from.stats.count, from.stats.first, from.stats.last);
     for (const p of from.protocols) into.protocols.add(p);
-    for (const t of from.dnsTypes) into.dnsTypes.add(t);
-    for (const [tag, values] of from.db) {
-      const set = into.db.get(tag) ?? new Set<string>();
-      for (const v of values) set.add(v);
-      into.db.set(tag, set);
-    }
-    if (from.unnamed) into.unnamed = true;
-    for (const e of from.paths?.entries() ?? []) (into.paths ??= new TemplateTrie(this.budget, this.pathLimits)).add(e.parts, e.stats, e.deep);
-    for (const e of from.names?.entries() ?? []) (into.names ??= new TemplateTrie(this.budget, this.nameLimits)).add(e.parts, e.stats, e.deep);
-    for (const e of from.grpc?.entries() ?? []) (into.grpc ??= new TemplateTrie(this.budget, this.grpcLimits)).add(e.parts, e.stats, e.deep);
-    for (const e of from.templates?.entries() ?? []) (into.templates ??= new TemplateTrie(this.budget, this.grpcLimits)).add(e.parts, e.stats, e.deep);
+    for (const [name, values] of from.sets) for (const v of values) this.addValue(into, name, v);
+    for (const flag of from.flags) into.flags.add(flag);
+    for (const [name, trie] of from.tries) for (const e of trie.entries()) this.trieOf(into, name).add(e.parts, e.stats, e.deep);
   }
 
   /** Plain JSON, for the state file and the admin's /learn/model. Deterministic order. */
@@ -501,28 +394,25 @@ export class LearnModel {
         first: entry.stats.first,
         last: entry.stats.last,
       };
-      if (entry.paths !== undefined) state.paths = trieState(entry.paths);
-      if (entry.names !== undefined) state.names = trieState(entry.names);
-      if (entry.unnamed) state.unnamed = true;
-      if (entry.grpc !== undefined) state.grpc = trieState(entry.grpc);
-      if (entry.dnsTypes.size > 0) state.dnsTypes = [...entry.dnsTypes].sort();
-      if (entry.db.size > 0) state.db = Object.fromEntries([...entry.db.keys()].sort().map((k) => [k, [...entry.db.get(k)!].sort()]));
-      if (entry.templates !== undefined) state.templates = trieState(entry.templates);
+      if (entry.tries.size > 0) state.tries = Object.fromEntries([...entry.tries.keys()].sort().map((k) => [k, trieState(entry.tries.get(k)!)]));
+      if (entry.sets.size > 0) state.values = Object.fromEntries(entry.valueSets().map((k) => [k, [...entry.sets.get(k)!].sort()]));
+      if (entry.flags.size > 0) state.flags = [...entry.flags].sort();
       return state;
     });
-    return { kind: 'sidewall-learn-model', version: 1, observed: this.counters.observed, folded: this.folded, dropped: this.counters.dropped, services };
+    return { kind: 'sidewall-learn-model', version: 2, observed: this.counters.observed, folded: this.folded, dropped: this.counters.dropped, services };
   }
 
   /** Adds a saved model (validated field by field) to this one, under this model's limits. */
   load(data: unknown, source: string): void {
     const state = asRecord(data, source, '');
     if (state.kind !== 'sidewall-learn-model') throw new LearnStateError(source, 'kind', `must be 'sidewall-learn-model' (this is not a saved sidewall model)`);
-    if (state.version !== 1) throw new LearnStateError(source, 'version', `${JSON.stringify(state.version)} is not a version this sidewall reads (1)`);
+    if (state.version !== 1 && state.version !== 2) throw new LearnStateError(source, 'version', `${JSON.stringify(state.version)} is not a version this sidewall reads (1, 2)`);
     this.counters.observed += count(state.observed, source, 'observed');
     this.counters.folded += count(state.folded, source, 'folded');
     this.counters.dropped += count(state.dropped, source, 'dropped');
     if (!Array.isArray(state.services)) throw new LearnStateError(source, 'services', 'must be a list');
-    state.services.forEach((raw: unknown, i) => this.loadService(raw, source, `services[${i}]`));
+    const v1 = state.version === 1;
+    state.services.forEach((raw: unknown, i) => this.loadService(v1 ? fromVersion1(raw) : raw, source, `services[${i}]`));
   }
 
   private loadService(raw: unknown, source: string, field: string): void {
@@ -542,26 +432,26 @@ export class LearnModel {
     }
     entry.touch(count(s.count, source, `${field}.count`), count(s.first, source, `${field}.first`), count(s.last, source, `${field}.last`));
     for (const p of stringList(s.protocols, source, `${field}.protocols`)) entry.protocols.add(p);
-    if (s.unnamed === true) entry.unnamed = true;
-    for (const t of s.dnsTypes === undefined ? [] : stringList(s.dnsTypes, source, `${field}.dnsTypes`)) {
-      if (DNS_TYPE.test(t)) entry.dnsTypes.add(t);
-    }
-    if (s.db !== undefined) {
-      const db = asRecord(s.db, source, `${field}.db`);
-      for (const [tag, values] of Object.entries(db)) {
-        const set = entry.db.get(tag) ?? new Set<string>();
-        for (const v of stringList(values, source, `${field}.db.${tag}`)) set.add(v);
-        entry.db.set(tag, set);
+    for (const flag of s.flags === undefined ? [] : stringList(s.flags, source, `${field}.flags`)) if (TAG.test(flag)) entry.flags.add(flag);
+    if (s.values !== undefined) {
+      const values = asRecord(s.values, source, `${field}.values`);
+      for (const [name, list] of Object.entries(values)) {
+        for (const v of stringList(list, source, `${field}.values.${name}`)) this.addValue(entry, name, v);
       }
     }
-    this.loadTrie(s.paths, source, `${field}.paths`, () => (entry.paths ??= new TemplateTrie(this.budget, this.pathLimits)), (p) => templatePathSegment(p));
-    this.loadTrie(s.names, source, `${field}.names`, () => (entry.names ??= new TemplateTrie(this.budget, this.nameLimits)), (p) => (p === WILDCARD || !isUnwritableLabel(p) ? p : WILDCARD));
-    this.loadTrie(s.grpc, source, `${field}.grpc`, () => (entry.grpc ??= new TemplateTrie(this.budget, this.grpcLimits)), (p) => (/^[A-Za-z0-9_.]+$/.test(p) ? p : WILDCARD));
-    this.loadTrie(s.templates, source, `${field}.templates`, () => (entry.templates ??= new TemplateTrie(this.budget, this.grpcLimits)), (p) => p);
+    if (s.tries !== undefined) {
+      const tries = asRecord(s.tries, source, `${field}.tries`);
+      for (const [name, list] of Object.entries(tries)) {
+        // Parts go back through what observing would have made of them (a hand-edited state
+        // must not put a glob into a rule that the protocol's templating would not).
+        const kind = learnOf(family)?.tries?.[name] ?? 'plain';
+        const clean = kind === 'path' ? templatePathSegment : kind === 'name' ? (p: string) => (p === WILDCARD || !isUnwritableLabel(p) ? p : WILDCARD) : (p: string) => p;
+        this.loadTrie(list, source, `${field}.tries.${name}`, () => this.trieOf(entry, name), clean);
+      }
+    }
   }
 
   private loadTrie(raw: unknown, source: string, field: string, trie: () => TemplateTrie, clean: (part: string) => string): void {
-    if (raw === undefined) return;
     if (!Array.isArray(raw)) throw new LearnStateError(source, field, 'must be a list of [parts, deep, count, first, last, tags]');
     raw.forEach((item: unknown, i) => {
       const where = `${field}[${i}]`;
@@ -571,11 +461,36 @@ export class LearnModel {
         count: count(n, source, `${where}[2]`),
         first: count(first, source, `${where}[3]`),
         last: count(last, source, `${where}[4]`),
-        tags: new Set(stringList(tags, source, `${where}[5]`).filter((t) => HTTP_METHOD.test(t))),
+        tags: new Set(stringList(tags, source, `${where}[5]`).filter((t) => TAG.test(t))),
       };
       trie().add(stringList(parts, source, `${where}[0]`).map(clean), stats, deep === 1);
     });
   }
+}
+
+/**
+ * A version-1 entry in version 2's shape: its tries, flags and value sets were fields of their own
+ * (a list of templates: a trie; true: a flag; a list of strings: a value set; `db`: a mapping of
+ * value sets), named as the protocols' learning still names them.
+ */
+function fromVersion1(raw: unknown): unknown {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) return raw;
+  const fixed = new Set(['direction', 'peer', 'port', 'family', 'protocols', 'count', 'first', 'last']);
+  const out: Record<string, unknown> = {};
+  const tries: Record<string, unknown> = {};
+  const values: Record<string, unknown> = {};
+  const flags: string[] = [];
+  for (const [key, value] of Object.entries(raw as Record<string, unknown>)) {
+    if (fixed.has(key)) out[key] = value;
+    else if (key === 'db' && value !== null && typeof value === 'object' && !Array.isArray(value)) Object.assign(values, value);
+    else if (value === true) flags.push(key);
+    else if (Array.isArray(value) && value.every((v) => typeof v === 'string')) values[key] = value;
+    else if (Array.isArray(value)) tries[key] = value;
+  }
+  if (Object.keys(tries).length > 0) out.tries = tries;
+  if (Object.keys(values).length > 0) out.values = values;
+  if (flags.length > 0) out.flags = flags;
+  return out;
 }
 
 function trieState(trie: TemplateTrie): TemplateState[] {

@@ -1,11 +1,11 @@
 // Rules from a learned model: the workload tier (src/policy/README.md), allow rules only, one per
 // entry and L7 shape, ordered most specific first, with deterministic ids and a provenance
-// description (first and last seen, count). The same model always gives the same rules.
+// description (first and last seen, count). The same model always gives the same rules. What an
+// entry's L7 rules are is its protocol's to say (registry `learn.rules`, protocols/plugin.ts);
+// this file adds the rest (id, direction, peer, port, order) and names no protocol.
 import { createHash } from 'node:crypto';
-import { LearnModel, nameGlob, pathGlob, type LearnedPeer, type ObservedRecord, type ServiceEntry } from './model.js';
+import { LearnModel, type LearnedPeer, type ObservedRecord, type ServiceEntry } from './model.js';
 import { pluginForRecord } from '../protocols/registry.js';
-import { WILDCARD } from './segment-classifier.js';
-import type { TemplateEntry } from './template-trie.js';
 
 /** A generated rule, in the key order it is printed. */
 export type LearnedRule = {
@@ -16,19 +16,16 @@ export type LearnedRule = {
   peer: LearnedPeer;
   ports: number[];
   protocol: string;
-  http?: { methods: string[]; paths: string[]; hosts?: string[] };
-  grpc?: { services: string[]; methods: string[] };
-  tls?: { sni: string[] };
-  dns?: { names: string[]; types?: string[] };
-  redis?: { commands: string[]; keys?: string[] };
-  postgres?: { users?: string[]; databases?: string[]; statements?: string[] };
-  mysql?: { users?: string[]; databases?: string[]; statements?: string[] };
-  // A block a protocol's folder adds (registry `ruleBlock`, learned by its `learn`) is one more
-  // key, named by the protocol: see draftsFor.
+} & {
+  /** The L7 block the protocol's learning proposed (`http`, `tls`, `redis`...), under its key. */
+  readonly [block: string]: unknown;
 };
 
+/** A rule before its id and description: the fixed matchers and the protocol's block. */
+type DraftRule = Pick<LearnedRule, 'action' | 'direction' | 'peer' | 'ports' | 'protocol'> & { readonly [block: string]: unknown };
+
 interface Draft {
-  rule: Omit<LearnedRule, 'id' | 'description'>;
+  rule: DraftRule;
   idBase: string;
   specificity: number;
   count: number;
@@ -60,166 +57,35 @@ function peerSpecificity(peer: LearnedPeer): number {
   return peer.cidr.includes(':') ? Math.round((bits / 128) * 32) + 8 : bits + 8;
 }
 
-/** Fewer wildcards and more literal characters make a glob more specific. */
-function globSpecificity(globs: readonly string[]): number {
-  let score = 0;
-  for (const glob of globs) {
-    const wild = (glob.match(/\*/g) ?? []).length;
-    score += glob.length - wild * 8;
-  }
-  return globs.length === 0 ? 0 : score / globs.length;
-}
-
-function sumStats(list: readonly TemplateEntry[]): { count: number; first: number; last: number } {
-  let count = 0;
-  let first = Number.POSITIVE_INFINITY;
-  let last = 0;
-  for (const e of list) {
-    count += e.stats.count;
-    if (e.stats.first < first) first = e.stats.first;
-    if (e.stats.last > last) last = e.stats.last;
-  }
-  return { count, first, last };
-}
-
-/** HTTP/1 seen → 'http' (it also matches HTTP/2); only HTTP/2 seen → 'http2'. */
-function httpProtocol(entry: ServiceEntry): string {
-  return entry.protocols.has('http') ? 'http' : 'http2';
-}
-
 function draftsFor(entry: ServiceEntry, l7Endpoints: ReadonlySet<string>): Draft[] {
   const base = { action: 'allow' as const, direction: entry.direction, peer: entry.peer, ports: [entry.port] };
   const idBase = `learn-${entry.direction}-${peerName(entry.peer)}-${entry.family}-${entry.port}`;
   const peerScore = peerSpecificity(entry.peer);
-  const drafts: Draft[] = [];
-  switch (entry.family) {
-    case 'http': {
-      const hosts = entry.unnamed || entry.names === undefined ? undefined : entry.names.entries().map((e) => nameGlob(e.parts, e.deep));
-      // One rule per set of methods: paths seen with exactly GET together, GET+POST together, ...
-      const groups = new Map<string, TemplateEntry[]>();
-      for (const e of entry.paths?.entries() ?? []) {
-        const methods = [...e.stats.tags].sort().join(',');
-        const list = groups.get(methods) ?? [];
-        list.push(e);
-        groups.set(methods, list);
-      }
-      for (const [methods, list] of groups) {
-        const paths = list.map((e) => pathGlob(e.parts, e.deep));
-        const http: NonNullable<LearnedRule['http']> = { methods: methods.split(','), paths };
-        if (hosts !== undefined && hosts.length > 0) http.hosts = hosts;
-        drafts.push({
-          rule: { ...base, protocol: httpProtocol(entry), http },
-          idBase: `${idBase}-${methods.toLowerCase().replace(/,/g, '-')}`,
-          specificity: 100 + peerScore + globSpecificity(paths) / 100,
-          unit: 'requests',
-          ...sumStats(list),
-        });
-      }
-      break;
-    }
-    case 'grpc': {
-      const services = new Map<string, TemplateEntry[]>();
-      for (const e of entry.grpc?.entries() ?? []) {
-        const service = e.parts[0] ?? WILDCARD;
-        const list = services.get(service) ?? [];
-        list.push(e);
-        services.set(service, list);
-      }
-      for (const [service, list] of services) {
-        const methods = list.map((e) => (e.deep ? WILDCARD : (e.parts[1] ?? WILDCARD)));
-        const unique = [...new Set(methods)].sort();
-        const servicePattern = service === WILDCARD ? '**' : service;
-        drafts.push({
-          // protocol http2, not grpc: the proxy decides a connection's protocol (HTTP/2) before
-          // its first call, and only a rule matching http2 then lets the calls be decided one by one.
-          rule: { ...base, protocol: 'http2', grpc: { services: [servicePattern], methods: unique.includes(WILDCARD) ? [WILDCARD] : unique } },
-          idBase: `${idBase}-${service === WILDCARD ? 'any' : service}`,
-          specificity: 100 + peerScore + (service === WILDCARD ? 0 : 1),
-          unit: 'calls',
-          ...sumStats(list),
-        });
-      }
-      break;
-    }
-    case 'tls':
-    case 'dns': {
-      const list = entry.names?.entries() ?? [];
-      if (list.length > 0) {
-        const names = list.map((e) => nameGlob(e.parts, e.deep));
-        const rule: Draft['rule'] =
-          entry.family === 'tls'
-            ? { ...base, protocol: 'tls', tls: { sni: names } }
-            : { ...base, protocol: 'dns', dns: { names, ...(entry.dnsTypes.size > 0 ? { types: [...entry.dnsTypes].sort() } : {}) } };
-        drafts.push({ rule, idBase, specificity: 100 + peerScore + globSpecificity(names) / 100, unit: entry.family === 'tls' ? 'connections' : 'queries', ...sumStats(list) });
-      }
-      // TLS without SNI (or DNS queries without a usable name) can only be allowed by protocol.
-      if (entry.unnamed) {
-        const rest = entry.stats.count - sumStats(list).count;
-        drafts.push({
-          rule: { ...base, protocol: entry.family },
-          idBase: `${idBase}-${entry.family === 'tls' ? 'no-sni' : 'any-name'}`,
-          specificity: 50 + peerScore,
-          unit: entry.family === 'tls' ? 'connections' : 'queries',
-          count: Math.max(rest, 0),
-          first: entry.stats.first,
-          last: entry.stats.last,
-        });
-      }
-      break;
-    }
-    default: {
-      // Databases: from their commands and queries; sessions without any (an encrypted one) are
-      // learned as the protocol, below.
-      if (entry.db.size > 0 && (entry.family === 'redis' || entry.family === 'postgres' || entry.family === 'mysql')) {
-        const stats = { count: entry.stats.count, first: entry.stats.first, last: entry.stats.last };
-        if (entry.family === 'redis') {
-          for (const [template, commands] of [...entry.db].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
-            const redis: NonNullable<LearnedRule['redis']> = { commands: [...commands].sort() };
-            if (template !== '') redis.keys = [template === '*' ? '*' : template];
-            const name = template === '' ? 'no-keys' : template.replace(/\*$/, '').replace(/:$/, '') || 'any';
-            drafts.push({ rule: { ...base, protocol: 'redis', redis }, idBase: `${idBase}-${name}`, specificity: 100 + peerScore + (template === '' ? 0 : template.length), unit: 'commands', ...stats });
-          }
-        } else {
-          const block: NonNullable<LearnedRule['postgres']> = {};
-          const users = entry.db.get('users');
-          const databases = entry.db.get('databases');
-          const statements = entry.db.get('statements');
-          if (users !== undefined && !users.has('*')) block.users = [...users].sort();
-          if (databases !== undefined) block.databases = [...databases].sort();
-          if (statements !== undefined) block.statements = [...statements].sort();
-          drafts.push({ rule: { ...base, protocol: entry.family, [entry.family]: block }, idBase, specificity: 100 + peerScore, unit: 'queries', ...stats });
-        }
-        break;
-      }
-      // A protocol that templates its requests (registry `learn`): one rule with its block.
-      const plugin = pluginForRecord(entry.family);
-      const templates = entry.templates?.entries() ?? [];
-      if (plugin?.learn !== undefined && plugin.ruleBlock !== undefined && templates.length > 0) {
-        const block = plugin.learn.block(templates.map((e) => (e.deep ? [...e.parts, WILDCARD] : e.parts)));
-        drafts.push({
-          rule: { ...base, protocol: entry.family, [plugin.ruleBlock.key]: block } as Draft['rule'],
-          idBase,
-          specificity: 100 + peerScore,
-          unit: 'requests',
-          ...sumStats(templates),
-        });
-        break;
-      }
-      // An L4 rule. A plain 'tcp' rule would also allow, on the same peer and port, any request the
-      // L7 rules do not (a tcp rule matches every protocol), so it is left out where L7 was learned.
-      if (entry.family === 'tcp' && l7Endpoints.has(endpointKey(entry))) break;
-      drafts.push({
-        rule: { ...base, protocol: entry.family },
-        idBase,
-        specificity: (entry.family === 'tcp' ? 10 : 50) + peerScore,
-        unit: 'connections',
-        count: entry.stats.count,
-        first: entry.stats.first,
-        last: entry.stats.last,
-      });
-    }
+  const learn = pluginForRecord(entry.family)?.learn;
+  if (learn !== undefined) {
+    // Its rules, or none: what the protocol's learning cannot name is not allowed.
+    return learn.rules(entry).map((d): Draft => ({
+      rule: { ...base, protocol: d.protocol, ...(d.block === undefined ? {} : { [d.block.key]: d.block.value }) } as Draft['rule'],
+      idBase: d.id === undefined || d.id === '' ? idBase : `${idBase}-${d.id}`,
+      specificity: d.specificity + peerScore,
+      unit: d.unit,
+      count: d.count,
+      first: d.first,
+      last: d.last,
+    }));
   }
-  return drafts;
+  // An L4 rule. A plain 'tcp' rule would also allow, on the same peer and port, any request the
+  // L7 rules do not (a tcp rule matches every protocol), so it is left out where L7 was learned.
+  if (entry.family === 'tcp' && l7Endpoints.has(endpointKey(entry))) return [];
+  return [{
+    rule: { ...base, protocol: entry.family },
+    idBase,
+    specificity: (entry.family === 'tcp' ? 10 : 50) + peerScore,
+    unit: 'connections',
+    count: entry.stats.count,
+    first: entry.stats.first,
+    last: entry.stats.last,
+  }];
 }
 
 function endpointKey(entry: ServiceEntry): string {
@@ -254,7 +120,7 @@ export function generateRules(model: LearnModel): LearnedRule[] {
     for (let n = 2; used.has(id); n++) id = `${base}-${n}`;
     used.add(id);
     const { action, ...matchers } = draft.rule;
-    return { id, action, description: describe(draft), ...matchers };
+    return { id, action, description: describe(draft), ...matchers } as LearnedRule;
   });
 }
 

@@ -37,12 +37,86 @@ export interface RuleBlockPlugin<Block = Record<string, unknown>, Facts = unknow
   compile(block: Block): (facts: Facts, action: 'allow' | 'deny' | 'pass') => boolean;
 }
 
-/** How the learner turns request records into a rule block (learn/model.ts, learn/rules.ts). */
+/** How a learned template trie folds (learn/template-trie.ts): path segments, name labels (TLD first: the registrable part never folds), or plain parts. */
+export type TemplateKind = 'path' | 'name' | 'plain';
+
+/** What a protocol's learning records of one observation into its entry (bounded by the model). */
+export interface LearnRecorder {
+  /** A template into the named trie (`tag`, e.g. an HTTP method, is kept per template; `deep`: the parts were cut, a '**' glob). */
+  template(trie: string, parts: readonly string[], options?: { readonly tag?: string; readonly deep?: boolean }): void;
+  /** A value into the named set (at most 64 per set; sets beyond the model's bound share the set '*'). */
+  value(set: string, value: string): void;
+  /** A named flag (e.g. 'unnamed': a request without a usable name). */
+  flag(name: string): void;
+  /** Nothing usable in this observation (counted as dropped). */
+  drop(): void;
+}
+
+/** One learned template with its statistics (times in epoch ms). */
+export interface LearnedTemplate {
+  readonly parts: readonly string[];
+  readonly deep: boolean;
+  readonly tags: ReadonlySet<string>;
+  readonly count: number;
+  readonly first: number;
+  readonly last: number;
+}
+
+/** What the model learned for one (direction, peer, port, family), as a protocol's learning reads it. */
+export interface LearnedEntry {
+  readonly family: string;
+  /** The record protocols seen (e.g. http and http2 in the family http). */
+  readonly protocols: ReadonlySet<string>;
+  readonly count: number;
+  readonly first: number;
+  readonly last: number;
+  templates(trie: string): readonly LearnedTemplate[];
+  /** The named set's values in the order first seen; undefined when none was recorded. */
+  values(set: string): readonly string[] | undefined;
+  /** The names of the value sets recorded, sorted. */
+  valueSets(): readonly string[];
+  flag(name: string): boolean;
+}
+
+/** One rule a protocol's learning proposes (the learner adds id, direction, peer and port). */
+export interface LearnedDraft {
+  readonly protocol: string;
+  /** The rule's L7 block (absent: a rule on the protocol alone). */
+  readonly block?: { readonly key: string; readonly value: Readonly<Record<string, unknown>> };
+  /** Appended to the rule's id to tell this entry's rules apart. */
+  readonly id?: string;
+  /** Rules are ordered most specific first: 100 and up for L7 blocks, 50 for the protocol alone (the peer's precision is added). */
+  readonly specificity: number;
+  /** What `count` counts (requests, calls, connections...), for the rule's description. */
+  readonly unit: string;
+  readonly count: number;
+  readonly first: number;
+  readonly last: number;
+}
+
+/** The record fields a protocol's learning reads. */
+export interface LearnObservation {
+  readonly type: string;
+  readonly protocol: string;
+  readonly l7: Readonly<Record<string, unknown>>;
+}
+
+/**
+ * How the learner (src/learn) templates a protocol's records and turns what it learned into
+ * rules. The model keeps, per entry, bounded named template tries, value sets and flags; the
+ * protocol says what goes in (`observe`) and what rules come out (`rules`).
+ */
 export interface LearnPlugin {
-  /** The learnable shape of one request record: template parts (e.g. ['GET', 'session']), or null. */
-  parts(l7: Readonly<Record<string, unknown>>): readonly string[] | null;
-  /** Learned templates (the parts, '*' where values varied) back into a rule block. */
-  block(templates: ReadonlyArray<readonly string[]>): Record<string, unknown>;
+  /**
+   * The family a record learns under (entries are per family; its rules come from the family's
+   * plugin, `pluginForRecord(family).learn`); null: the record teaches nothing (a connection
+   * whose requests are learned). Default: requests under their protocol, connections not.
+   */
+  family?(record: { readonly type: string; readonly protocol: string }): string | null;
+  /** The kinds of its tries (default 'plain'). */
+  readonly tries?: Readonly<Record<string, TemplateKind>>;
+  observe(record: LearnObservation, family: string, into: LearnRecorder): void;
+  rules(entry: LearnedEntry): readonly LearnedDraft[];
 }
 
 export interface ProtocolPlugin<N extends string = string> {
@@ -74,7 +148,7 @@ export interface ProtocolPlugin<N extends string = string> {
   readonly enforcer?: (deps: EnforcerDeps) => ProtocolEnforcer;
   /** The rule block this protocol adds, if any. */
   readonly ruleBlock?: RuleBlockPlugin<never, never>;
-  /** How the learner templates its requests (with `ruleBlock`). */
+  /** How the learner templates its records into rules (src/learn reads nothing else of a protocol). */
   readonly learn?: LearnPlugin;
   /** One phrase for a record's l7 fields (`sidewall observe`'s detail column; `compact`: the destination column already names the host). */
   readonly describe?: (l7: Readonly<Record<string, unknown>>, compact: boolean) => string;

@@ -3,6 +3,7 @@ import { DnsStreamEnforcer } from '../../enforcement/dns-enforcer.js';
 import type { ProtocolPlugin } from '../plugin.js';
 import { detectDns } from './detect.js';
 import { DnsStreamParser } from './dns-stream-parser.js';
+import { dnsLearning } from './learn.js';
 
 export const dnsProtocol = {
   name: 'dns',
@@ -11,5 +12,6 @@ export const dnsProtocol = {
   detectCut: null,
   createParser: () => new DnsStreamParser(),
   enforcer: (deps) => new DnsStreamEnforcer(deps),
+  learn: dnsLearning,
   describe: (l7) => `${String(l7.name ?? '')} ${String(l7.type ?? '')} ${String(l7.rcode ?? '')}`.trim(),
 } as const satisfies ProtocolPlugin<'dns'>;

@@ -4,6 +4,7 @@ import { UNKNOWN, match } from '../detect-util.js';
 import type { ProtocolPlugin } from '../plugin.js';
 import { detectHttp1, httpRequestLinePrefix } from './detect.js';
 import { Http1Parser } from './http1-parser.js';
+import { httpLearning } from './learn.js';
 
 export const http1Protocol = {
   name: 'http',
@@ -15,6 +16,7 @@ export const http1Protocol = {
   verify: { http: ['http', 'http2'] },
   createParser: () => new Http1Parser(),
   enforcer: (deps) => new Http1Enforcer(deps),
+  learn: httpLearning,
   // Compact: the path without the host (the destination column already names it).
   describe: (l7, compact) => `${field(l7, 'method')} ${compact ? '' : field(l7, 'host')}${field(l7, 'path')} ${field(l7, 'status')}`.trim(),
 } as const satisfies ProtocolPlugin<'http'>;

@@ -4,6 +4,7 @@ import { Http2Enforcer } from '../../enforcement/http2-enforcer.js';
 import type { ProtocolPlugin } from '../plugin.js';
 import { detectHttp2 } from './detect.js';
 import { Http2Parser } from './http2-parser.js';
+import { http2Learning } from './learn.js';
 
 export const http2Protocol = {
   name: 'http2',
@@ -14,6 +15,7 @@ export const http2Protocol = {
   ruleProtocols: ['grpc'],
   createParser: () => new Http2Parser(),
   enforcer: (deps) => new Http2Enforcer(deps),
+  learn: http2Learning,
   describe: (l7, compact) =>
     l7.service !== undefined
       ? `${String(l7.service)}/${String(l7.method ?? '')} status=${String(l7.status ?? '')}`

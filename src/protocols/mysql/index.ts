@@ -3,6 +3,7 @@
 // (enforcement/mysql-enforcer.ts).
 import { MysqlEnforcer } from '../../enforcement/mysql-enforcer.js';
 import type { ProtocolPlugin } from '../plugin.js';
+import { sqlLearning } from '../sql/learn.js';
 import { sqlRuleBlock } from '../sql/rule-block.js';
 import { detectMysqlGreeting } from './detect.js';
 import { MysqlParser } from './mysql-parser.js';
@@ -16,4 +17,5 @@ export const mysqlProtocol = {
   createParser: () => new MysqlParser(),
   enforcer: (deps) => new MysqlEnforcer(deps),
   ruleBlock: sqlRuleBlock('mysql') as ProtocolPlugin['ruleBlock'],
+  learn: sqlLearning('mysql'),
 } as const satisfies ProtocolPlugin<'mysql'>;

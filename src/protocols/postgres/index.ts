@@ -2,6 +2,7 @@
 // the session (user, database) and per statement (enforcement/postgres-enforcer.ts).
 import { PostgresEnforcer } from '../../enforcement/postgres-enforcer.js';
 import type { ProtocolPlugin } from '../plugin.js';
+import { sqlLearning } from '../sql/learn.js';
 import { sqlRuleBlock } from '../sql/rule-block.js';
 import { detectPostgres } from './detect.js';
 import { PostgresParser } from './postgres-parser.js';
@@ -12,4 +13,5 @@ export const postgresProtocol = {
   createParser: () => new PostgresParser(),
   enforcer: (deps) => new PostgresEnforcer(deps),
   ruleBlock: sqlRuleBlock('postgres') as ProtocolPlugin['ruleBlock'],
+  learn: sqlLearning('postgres'),
 } as const satisfies ProtocolPlugin<'postgres'>;

@@ -3,6 +3,7 @@
 import { RedisEnforcer } from '../../enforcement/redis-enforcer.js';
 import type { ProtocolPlugin } from '../plugin.js';
 import { detectRedis } from './detect.js';
+import { redisLearning } from './learn.js';
 import { RedisParser } from './redis-parser.js';
 import { redisRuleBlock } from './rule-block.js';
 
@@ -12,4 +13,5 @@ export const redisProtocol = {
   createParser: () => new RedisParser(),
   enforcer: (deps) => new RedisEnforcer(deps),
   ruleBlock: redisRuleBlock as ProtocolPlugin['ruleBlock'],
+  learn: redisLearning,
 } as const satisfies ProtocolPlugin<'redis'>;

@@ -3,6 +3,7 @@ import { sessionEnforcer } from '../../enforcement/handshake-enforcer.js';
 import type { L7Facts } from '../../policy/index.js';
 import type { ProtocolPlugin } from '../plugin.js';
 import { detectTls } from './detect.js';
+import { tlsLearning } from './learn.js';
 import { TlsParser } from './tls-parser.js';
 
 const TLS_VERSIONS: Record<number, string> = { 0x0301: 'TLS1.0', 0x0302: 'TLS1.1', 0x0303: 'TLS1.2', 0x0304: 'TLS1.3' };
@@ -20,5 +21,6 @@ export const tlsProtocol = {
     if (ev.sni !== null) tls.sni = ev.sni;
     return { facts: { tls }, record };
   }),
+  learn: tlsLearning,
   describe: (l7) => `sni=${String(l7.sni ?? '')}`,
 } as const satisfies ProtocolPlugin<'tls'>;

@@ -80,7 +80,7 @@ describe('Learner', () => {
     emit({ ...dns({ ip: '10.96.0.10' }, 'other.evil.example'), verdict: 'denied', ruleId: 'default' });
     await tick();
     const alerts = seen.filter((r) => r.type === 'alert');
-    expect(alerts.map((a) => (a.suggestion!.rule as LearnedRule).dns?.names)).toEqual([['exfil.evil.example'], ['other.evil.example']]);
+    expect(alerts.map((a) => ((a.suggestion!.rule as LearnedRule).dns as { names: string[] } | undefined)?.names)).toEqual([['exfil.evil.example'], ['other.evil.example']]);
     expect(learner.report().status.alertsSuppressed).toBe(4);
     await pipeline.close();
   });
@@ -99,7 +99,7 @@ describe('Learner', () => {
     second.emit(http('egress', backend, 80, 'POST', '/v1/orders'));
     await tick();
     const rules = generateRules(second.learner.model);
-    expect(rules.map((r) => r.http?.paths.join() ?? r.protocol).sort()).toEqual(['/v1/items/*', '/v1/orders', 'redis']);
+    expect(rules.map((r) => (r.http as { methods: string[]; paths: string[] } | undefined)?.paths.join() ?? r.protocol).sort()).toEqual(['/v1/items/*', '/v1/orders', 'redis']);
     await second.pipeline.close();
   });
 
@@ -139,7 +139,7 @@ describe('Learner', () => {
       model.observe(http('ingress', { ip: '10.5.0.1' }, 8080, 'GET', `/a${word}/b${word}`));
     }
     expect(model.nodeCount).toBeLessThanOrEqual(50);
-    const paths = generateRules(model).flatMap((r) => r.http?.paths ?? []);
+    const paths = generateRules(model).flatMap((r) => (r.http as { methods: string[]; paths: string[] } | undefined)?.paths ?? []);
     expect(paths).toContain('/**');
     expect(model.folded).toBe(500 - paths.filter((p) => !p.endsWith('/**')).length);
   });

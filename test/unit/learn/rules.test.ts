@@ -43,9 +43,9 @@ describe('generateRules', () => {
     const policy = protect(rules);
     for (const r of records) expect(verdictOf(policy, r).verdict, JSON.stringify(r.l7)).toBe('allowed');
     const byId = new Map(rules.map((r) => [r.id, r]));
-    const inbound = [...byId.values()].find((r) => r.direction === 'ingress' && r.http?.methods.join() === 'POST');
+    const inbound = [...byId.values()].find((r) => r.direction === 'ingress' && (r.http as { methods: string[]; paths: string[] } | undefined)?.methods.join() === 'POST');
     expect(inbound).toMatchObject({ peer: { namespace: 'web', labels: { app: 'frontend' } }, ports: [8080], protocol: 'http', http: { paths: ['/api/carts/*/items'] } });
-    const products = rules.find((r) => r.http?.paths.includes('/v1/products/*'));
+    const products = rules.find((r) => (r.http as { methods: string[]; paths: string[] } | undefined)?.paths.includes('/v1/products/*'));
     expect(products?.peer).toEqual({ namespace: 'shop', labels: { app: 'backend' } }); // the pod-template-hash is not part of the peer
     expect(rules.find((r) => r.grpc !== undefined)?.grpc).toEqual({ services: ['shop.v1.Inventory'], methods: ['Release', 'Reserve'] });
     expect(rules.find((r) => r.tls !== undefined)).toMatchObject({ peer: { cidr: '203.0.113.10/32' }, ports: [443], tls: { sni: ['api.stripe.com'] } });
@@ -94,7 +94,7 @@ describe('generateRules', () => {
     records.push(...Array.from({ length: 40 }, (_, i) => dns(resolver, `host${String.fromCharCode(97 + (i % 26))}${String.fromCharCode(97 + Math.floor(i / 26))}.example.org`)));
     records.push(dns(resolver, 'api.example.net'));
     const rules = generateRules(learn(records, { maxSiblings: 16 }));
-    const names = rules.flatMap((r) => r.dns?.names ?? []);
+    const names = rules.flatMap((r) => (r.dns as { names: string[] } | undefined)?.names ?? []);
     expect(names).toEqual(expect.arrayContaining(['*.cdn.example.com', '*.example.org', 'api.example.net']));
     expect(names.some((n) => n.endsWith('*.com') && !n.includes('example'))).toBe(false);
     const policy = protect(rules);

@@ -9,6 +9,7 @@ import { match, MORE, prefixState, UNKNOWN } from '../../../../src/protocols/det
 import { HeadTooLargeError, MalformedStreamError } from '../../../../src/protocols/errors.js';
 import type { Detection, ProtocolPlugin } from '../../../../src/protocols/plugin.js';
 import { StreamParserBase } from '../../../../src/protocols/stream-parser-base.js';
+import { templateLearning } from '../../../../src/learn/templates.js';
 import type { Side } from '../../../../src/protocols/types.js';
 
 const SIGNATURE = Buffer.from('TOY ', 'latin1');
@@ -91,9 +92,10 @@ export const toyProtocol: ProtocolPlugin<'toy'> = {
       return (facts: { verb: string }) => verbs.has('*') || verbs.has(facts.verb);
     },
   } as ProtocolPlugin['ruleBlock'],
-  learn: {
-    parts: (l7) => (typeof l7.verb === 'string' ? [l7.verb] : null),
-    block: (templates) => ({ verbs: [...new Set(templates.map((t) => t[0] ?? '*'))].sort() }),
-  },
+  learn: templateLearning(
+    'toy',
+    (l7) => (typeof l7.verb === 'string' ? [l7.verb] : null),
+    (templates) => ({ verbs: [...new Set(templates.map((t) => t[0] ?? '*'))].sort() }),
+  ),
   describe: (l7) => `${String(l7.verb)} ${String(l7.arg)}`,
 };
