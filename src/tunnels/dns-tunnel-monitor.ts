@@ -12,6 +12,10 @@
 //     with long names (average data part >= 20) ...................................... 0.8
 //   large answers: BIG_ANSWERS distinct names answered with >= 512 bytes, >= 8 KiB .... 0.7
 //   query rate: RATE_QUERIES queries with RATE_UNIQUE distinct names ................... 0.6
+//   a label with '=' in it: one name is enough ...................................... 0.85
+//     No host name, SRV or ACME name has one; base64 padding does, and dns2tcp's control
+//     labels (`<base64>.=auth.<zone>`, `<base64>.=connect.<zone>`, dns2tcp 0.5 on the wire)
+//     open every session with them: refused at its first query, before the session exists.
 // A parent that was found stays flagged for FLAG_MS, but only in the zone that carries the
 // tunnel: the deepest domain the signalling names share (`t1.example.test` when the encoded
 // labels sit left of it), never wider than needed, so `www.example.test` keeps resolving while
@@ -36,6 +40,7 @@ export const TYPE_MIX_NAMES = 15;
 export const BIG_ANSWERS = 10;
 export const RATE_QUERIES = 600;
 export const RATE_UNIQUE = 300;
+export const PADDED_NAMES = 1;
 /** Distinct names remembered per bucket; past it every name counts as new (bounded memory). */
 const UNIQUE_CAP = 1024;
 
@@ -103,6 +108,11 @@ export function looksEncoded(label: string): boolean {
   return entropy >= 3.6 && signs >= 2;
 }
 
+/** A label with '=' in it: base64 padding, or dns2tcp's `=auth` / `=connect`. */
+function padded(label: string): boolean {
+  return label.includes('=');
+}
+
 export const DEFAULT_CLUSTER_DOMAIN = 'cluster.local';
 
 /**
@@ -134,7 +144,7 @@ export function unsearch(name: string, clusterDomain = DEFAULT_CLUSTER_DOMAIN, n
 function candidateZone(labels: readonly string[], dataCount: number): readonly string[] {
   let cut = 1;
   for (let i = dataCount - 1; i >= 0; i--) {
-    if (looksEncoded(labels[i]!)) {
+    if (looksEncoded(labels[i]!) || padded(labels[i]!)) {
       cut = i + 1;
       break;
     }
@@ -163,6 +173,8 @@ interface Bucket {
   dataChars: number;
   dataTypes: number;
   nullTypes: number;
+  /** Distinct names with a label that has '=' in it. */
+  padded: number;
   bigAnswers: number;
   answerBytes: number;
   example: string;
@@ -180,7 +192,7 @@ interface ParentState {
 }
 
 function bucket(start: number): Bucket {
-  return { start, queries: 0, names: new Set(), distinct: 0, encoded: 0, dataChars: 0, dataTypes: 0, nullTypes: 0, bigAnswers: 0, answerBytes: 0, example: '', zone: null };
+  return { start, queries: 0, names: new Set(), distinct: 0, encoded: 0, padded: 0, dataChars: 0, dataTypes: 0, nullTypes: 0, bigAnswers: 0, answerBytes: 0, example: '', zone: null };
 }
 
 function isExperimentalType(type: string): boolean {
@@ -251,6 +263,11 @@ export class SlidingDnsMonitor implements DnsTunnelMonitor {
         signal = true;
         if (b.example === '') b.example = name;
       }
+      if (data.some(padded)) {
+        b.padded++;
+        signal = true;
+        b.example = name;
+      }
     }
     if (signal || dataType) b.zone = commonSuffix(b.zone, candidateZone(name.split('.'), data.length));
     if (now < s.flaggedUntil && s.flag !== null) {
@@ -308,6 +325,8 @@ export class SlidingDnsMonitor implements DnsTunnelMonitor {
       },
       byRate,
     });
+    const withPadding = sum((b) => b.padded);
+    if (withPadding >= PADDED_NAMES) return found(`${withPadding} name${withPadding === 1 ? '' : 's'} with '=' in a label (base64 padding; dns2tcp's =auth/=connect)`, 0.85);
     const nulls = sum((b) => b.nullTypes);
     if (nulls >= NULL_QUERIES) return found(`${nulls} queries of type NULL or private use`, 0.9);
     const encoded = sum((b) => b.encoded);

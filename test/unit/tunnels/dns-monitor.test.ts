@@ -146,3 +146,23 @@ describe('SlidingDnsMonitor', () => {
     expect(found.every((f) => f === null)).toBe(true);
   });
 });
+
+describe("dns2tcp's control labels", () => {
+  it('flag the zone at the first query of a session, and only that zone', () => {
+    const m = new SlidingDnsMonitor();
+    // As dns2tcp 0.5.2 sends them (tcpdump of dns2tcpc against dns2tcpd).
+    const first = m.onQuery('AAAAAHJwAA.=auth.d.tun.test', 'TXT', 1000);
+    expect(first).toMatchObject({ kind: 'dns-tunnel', confidence: 0.85 });
+    expect(first!.evidence).toContain('zone d.tun.test');
+    expect(first!.evidence).toContain("'=' in a label");
+    // The session's data queries are refused; a sibling under the parent resolves.
+    expect(m.onQuery('iS4AAAACCGhlbGxvLWRuczJ0Y3AK.d.tun.test', 'TXT', 1100)).toMatchObject({ kind: 'dns-tunnel' });
+    expect(m.onQuery('www.tun.test', 'A', 1200)).toBeNull();
+  });
+
+  it('no host name, SRV, ACME or DNS-SD name in the benign shapes has one', () => {
+    const m = new SlidingDnsMonitor();
+    const names = ['_acme-challenge.www.example.com', '_ldap._tcp.dc._msdcs.corp.example.com', 'b._dns-sd._udp.example.org', 'xn--bcher-kva.example', 'host-1-2-3-4.compute.example.net'];
+    for (const [i, name] of names.entries()) expect(m.onQuery(name, i % 2 === 0 ? 'TXT' : 'SRV', 1000 + i)).toBeNull();
+  });
+});
