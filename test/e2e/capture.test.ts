@@ -11,7 +11,7 @@ import { chownSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:
 import { join } from 'node:path';
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { APP_UID, CLI, NODE, PROXY_UID, TOOLS, Topology, waitForLine } from '../harness/netns.js';
+import { APP_UID, CLI, NODE, PROXY_UID, TOOLS, Topology, until, waitForLine } from '../harness/netns.js';
 import { Sidecar } from '../harness/sidecar.js';
 
 const topo = new Topology({ name: 'cp', subnet: 140 });
@@ -46,15 +46,6 @@ let relay: ChildProcess;
 let captureDir = '';
 /** Where the CLI (as the proxy's user) writes what it fetches. */
 let outDir = '';
-
-/** Polls until `check` holds (events arrive on other processes' output). */
-async function until(check: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 function sha(buf: Buffer): string {
   return createHash('sha256').update(buf).digest('hex');

@@ -2,7 +2,7 @@
 // bad config refused at start.
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { APP_UID, CLI, NODE, PROXY_UID, TOOLS, Topology, waitForLine } from '../harness/netns.js';
+import { APP_UID, CLI, NODE, PROXY_UID, TOOLS, Topology, until, waitForLine } from '../harness/netns.js';
 import { Sidecar } from '../harness/sidecar.js';
 import { assertValidFlowRecords } from '../unit/flows/flow-schema.js';
 
@@ -34,12 +34,14 @@ describe('sidecar lifecycle', () => {
   it('resets connections beyond the connection limit and records why', async () => {
     const held = [hold(), hold(), hold()];
     await Promise.all(held.map((h) => h.connected));
-    await new Promise((r) => setTimeout(r, 200));
+    // The kernel completes a connect before the proxy accepts it: the limit counts accepted ones.
+    const active = () => sidecar.metric('sidewall_active_connections');
+    await until(async () => (await active()) === 3, 'three connections held by the proxy');
     const r = await topo.client(topo.podNs, ['expect-error', topo.peerIp, String(ECHO)]);
     expect(r.stdout.split(' ')[0]).toBe('ECONNRESET');
     await sidecar.waitForRecord((x) => x.reason === 'limit');
     for (const h of held) h.child.kill('SIGKILL');
-    await new Promise((r2) => setTimeout(r2, 300));
+    await until(async () => (await active()) === 0, 'the held connections closed');
     const ok = await topo.client(topo.podNs, ['halfclose', topo.peerIp, String(ECHO), 'room-again']);
     expect(ok.stdout).toBe('room-again');
   });
@@ -54,11 +56,17 @@ describe('sidecar lifecycle', () => {
 
   it('drains on SIGTERM: not ready any more, open connections finish, then it exits 0', async () => {
     const slow = topo.client(topo.podNs, ['slow', topo.peerIp, String(ECHO), '10']);
-    await new Promise((r) => setTimeout(r, 400));
+    // SIGTERM only once the proxy holds the slow connection (a node client can take seconds to
+    // start on a loaded machine; a proxy with nothing open exits at once, and its listeners with it).
+    await until(async () => (await sidecar.metric('sidewall_active_connections')) >= 1, 'the slow connection is open');
     const exit = sidecar.stop('SIGTERM');
-    await new Promise((r) => setTimeout(r, 200));
-    const ready = topo.exec(topo.podNs, 'curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', 'http://127.0.0.1:15000/ready']);
-    expect(['503', '000']).toContain(ready.stdout);
+    // Not ready any more while it drains (asked until the signal has arrived, never with a
+    // blocking exec: the harness must keep reading the proxy's output meanwhile).
+    await until(async () => {
+      const ready = await topo.execAsync(topo.podNs, 'curl', ['-s', '--max-time', '2', '-o', '/dev/null', '-w', '%{http_code}', 'http://127.0.0.1:15000/ready']);
+      expect(ready.stdout).not.toBe('000'); // the admin port still answers while connections drain
+      return ready.stdout === '503';
+    }, 'the admin port says 503 while draining');
     const answer = await slow;
     expect(answer.stdout).toBe(Array.from({ length: 10 }, (_, i) => `tick ${i}\n`).join(''));
     expect(await exit).toBe(0);

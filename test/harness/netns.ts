@@ -234,6 +234,18 @@ export class Topology {
   }
 }
 
+/**
+ * Polls `check` until it holds (for events that show only in another process's state or output):
+ * 20 ms apart, failing with `what` after `timeoutMs`.
+ */
+export async function until(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 export function waitForLine(child: ChildProcess, match: (line: string) => boolean, timeoutMs: number, what: string): Promise<string> {
   return new Promise((resolveLine, reject) => {
     if (!child.stdout) return reject(new Error(`${what}: no stdout`));
