@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import type { ResourceRequirements } from './kube-types.js';
 import { compileSchema, type CompiledSchema } from '../src/schema/validator.js';
+import * as generatedSettings from '../src/schema/generated/injector-settings.js';
 import { SETTINGS_FORMATS, settingsSchema } from './settings-schema.js';
 
 export type IptablesBackend = 'auto' | 'nft' | 'legacy';
@@ -173,7 +174,7 @@ let validator: CompiledSchema | undefined;
 
 /** Every problem in a settings document, as 'FIELD: problem'. */
 export function injectorSettingsProblems(document: unknown): string[] {
-  validator ??= compileSchema(settingsSchema(), { formats: SETTINGS_FORMATS });
+  validator ??= compileSchema(settingsSchema(), { formats: SETTINGS_FORMATS, generated: generatedSettings });
   return validator.issues(document).map((issue) => (issue.field === '' ? issue.message : `${issue.field}: ${issue.message}`));
 }
 

@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { compileSchema, type CompiledSchema } from '../schema/validator.js';
+import * as generatedConfig from '../schema/generated/config.js';
 import { CONFIG_FORMATS, CONFIG_PROPERTIES, configSchema } from './config-schema.js';
 import type { ServiceEntry } from '../identity/service-directory.js';
 import { servicesProblems, toServiceEntries } from './services.js';
@@ -176,7 +177,7 @@ let validator: CompiledSchema | undefined;
 /** Every problem in `data` as {field, detail}; rules are left to the policy store. */
 function configProblems(data: unknown): Array<{ field: string; detail: string }> {
   if (data === undefined) return [];
-  validator ??= compileSchema(configSchema(), { formats: CONFIG_FORMATS });
+  validator ??= compileSchema(configSchema(), { formats: CONFIG_FORMATS, generated: generatedConfig });
   const problems = validator.issues(data)
     // The policy store reports rule problems with the rule's index and id (both tiers at once).
     .filter((issue) => !(issue.path[0] === 'rules' && issue.path.length > 1))

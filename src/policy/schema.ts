@@ -23,7 +23,8 @@ import {
   CLUSTER_ONLY_PROPERTIES, DATAGRAM_PROTOCOLS, NON_TCP_DEFAULT_ID, PROTOCOLS, RULE_BLOCKS, RULE_FORMATS, RULE_PROTOCOLS, ruleBlocks, ruleSchema,
   type RuleBlockSpec,
 } from './rule-schema.js';
-import { compileSchema, describeValue, unknownKeyMessage, type CompiledSchema } from '../schema/validator.js';
+import { compileSchema, describeValue, unknownKeyMessage, type CompiledSchema, type FormatCheck } from '../schema/validator.js';
+import * as generatedRules from '../schema/generated/rules.js';
 import type { Direction, RuleAction, RuleIssue, Tier } from './types.js';
 import { registryVersion, ruleBlockFormats } from '../protocols/registry.js';
 
@@ -102,13 +103,18 @@ let compiled: { version: number; validator: CompiledSchema } | undefined;
 const RULE_ORDER = (ruleSchema('any').properties ?? {}) as Record<string, unknown>;
 
 /**
- * The compiled rule schema (compiled on first use, then shared until the protocol registry changes). One for both tiers: what only
+ * The compiled rule schema (on first use: the build's generated code while the schema is the built-in one, else compiled; then shared until the protocol registry changes). One for both tiers: what only
  * cluster rules may have is refused for the workload tier in workloadTierIssues.
  */
+/** The formats the rule schema names: the policy's own and those of the registered rule blocks. */
+export function ruleFormats(): Record<string, FormatCheck> {
+  return { ...RULE_FORMATS, ...ruleBlockFormats() };
+}
+
 export function ruleValidator(): CompiledSchema {
   // Recompiled when a protocol is registered at run time (its rule block joins the schema).
   const version = registryVersion();
-  if (compiled === undefined || compiled.version !== version) compiled = { version, validator: compileSchema(ruleSchema('any'), { formats: { ...RULE_FORMATS, ...ruleBlockFormats() } }) };
+  if (compiled === undefined || compiled.version !== version) compiled = { version, validator: compileSchema(ruleSchema('any'), { formats: ruleFormats(), generated: generatedRules }) };
   return compiled.validator;
 }
 

@@ -7,8 +7,17 @@
 // under "x-messages" ({keyword: text}); `{value}`, `{show}` and `{describe}` in the text stand for
 // the offending value raw, quoted, and described ("a mapping"). Checks JSON Schema cannot say
 // (a CIDR's host bits, a glob's syntax) are named formats whose check returns the message.
+//
+// Start time: compiling a schema with ajv costs 0.1–0.4 s (the rule schema most), at every start
+// of the proxy and of `sidewall policy check`. So `npm run build` writes each schema's validator
+// as code (ajv's standalone generation, src/schema/standalone.ts, into src/schema/generated/), and
+// compileSchema uses that code when it was generated from the very same schema (a hash of it);
+// otherwise (a protocol registered at run time, a generated file not rebuilt yet) it compiles with
+// ajv as before. Both paths run the same checks and translate errors the same way.
 
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { createHash } from 'node:crypto';
+import { createRequire } from 'node:module';
+import type { Ajv, ErrorObject, Options as AjvOptions } from 'ajv';
 
 /** A JSON Schema object (draft-07) as plain data. */
 export type JsonSchema = { [keyword: string]: unknown };
@@ -27,7 +36,23 @@ export interface SchemaIssue {
 export interface CompiledSchema {
   /** Every problem in `data`, in document order; [] when it validates. */
   issues(data: unknown): SchemaIssue[];
-  readonly validate: ValidateFunction;
+  readonly validate: SchemaValidateFunction;
+  /** 'generated': the build's standalone code; 'compiled': ajv at run time. */
+  readonly origin: 'generated' | 'compiled';
+}
+
+/** What a validator is, compiled or generated: true or false, and the errors of the last call. */
+export type SchemaValidateFunction = ((data: unknown) => boolean) & { errors?: ErrorObject[] | null };
+
+/** A format as ajv takes it (the generated code calls `.validate`). */
+export type AjvFormat = { type: 'string'; validate: (value: string) => boolean };
+
+/** A validator generated at build time (src/schema/generated/*.ts). */
+export interface GeneratedValidator {
+  /** schemaHash() of the schema it was generated from. */
+  readonly hash: string;
+  /** The validate function, given the formats by name. */
+  create(formats: Readonly<Record<string, AjvFormat>>): SchemaValidateFunction;
 }
 
 /** The keyword schemas carry their error wording under. */
@@ -204,26 +229,50 @@ function translate(error: ErrorObject, formats: Readonly<Record<string, FormatCh
 
 export interface CompileOptions {
   formats?: Readonly<Record<string, FormatCheck>>;
-  /** Other schemas referenced by $id. */
-  schemas?: JsonSchema[];
+  /** The build's code for this schema; used when its hash is this schema's. */
+  generated?: GeneratedValidator;
 }
 
-/** Compiles a schema once; the returned object is reused for every document. */
-export function compileSchema(schema: JsonSchema, options: CompileOptions = {}): CompiledSchema {
-  const formats = options.formats ?? {};
+/** Identifies a schema's content (key order included, as the generated code depends on it). */
+export function schemaHash(schema: JsonSchema): string {
+  return createHash('sha256').update(JSON.stringify(schema)).digest('hex').slice(0, 32);
+}
+
+/** The format checks as ajv formats: valid when the check has no message. */
+export function ajvFormats(formats: Readonly<Record<string, FormatCheck>>): Record<string, AjvFormat> {
+  const out: Record<string, AjvFormat> = {};
+  for (const [name, check] of Object.entries(formats)) out[name] = { type: 'string', validate: (s: string) => check(s) === null };
+  return out;
+}
+
+/**
+ * An ajv instance with the options every sidewall schema is compiled with (at run time and by
+ * the build's generator, which adds `code`).
+ */
+export function newAjv(formats: Readonly<Record<string, FormatCheck>>, code?: AjvOptions['code']): Ajv {
+  // Loaded here, not at the top: a process whose schemas all have generated code never loads
+  // ajv's compiler (about 50 ms of module loading).
+  const { Ajv: AjvClass } = createRequire(import.meta.url)('ajv') as typeof import('ajv');
   // strict: unknown keywords in our own schemas are typos (x-messages is the one we add); not
   // strictTypes/strictRequired, which want a type and properties beside every keyword, also
   // inside if/not conditions.
   // inlineRefs off: a referenced part is compiled once as its own function, not copied into
   // every place that refers to it. validateSchema off: checking the schema against the draft-07 meta-schema doubles the compile
   // time at every start; test/unit/schema checks each of our schemas against it once instead.
-  const ajv = new Ajv({ allErrors: true, verbose: true, strict: true, strictTypes: false, strictRequired: false, allowUnionTypes: true, validateSchema: false, inlineRefs: false });
+  const ajv = new AjvClass({ allErrors: true, verbose: true, strict: true, strictTypes: false, strictRequired: false, allowUnionTypes: true, validateSchema: false, inlineRefs: false, ...(code === undefined ? {} : { code }) });
   ajv.addKeyword({ keyword: MESSAGES_KEYWORD, schemaType: 'object' });
-  for (const [name, check] of Object.entries(formats)) ajv.addFormat(name, { type: 'string', validate: (s: string) => check(s) === null });
-  for (const extra of options.schemas ?? []) ajv.addSchema(extra);
-  const validate = ajv.compile(schema);
+  for (const [name, format] of Object.entries(ajvFormats(formats))) ajv.addFormat(name, format);
+  return ajv;
+}
+
+/** Compiles a schema once (or takes its generated code); the returned object is reused for every document. */
+export function compileSchema(schema: JsonSchema, options: CompileOptions = {}): CompiledSchema {
+  const formats = options.formats ?? {};
+  const generated = options.generated !== undefined && options.generated.hash === schemaHash(schema) ? options.generated : undefined;
+  const validate: SchemaValidateFunction = generated !== undefined ? generated.create(ajvFormats(formats)) : newAjv(formats).compile(schema);
   return {
     validate,
+    origin: generated !== undefined ? 'generated' : 'compiled',
     issues(data: unknown): SchemaIssue[] {
       if (validate(data)) return [];
       const out: SchemaIssue[] = [];
