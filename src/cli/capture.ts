@@ -5,6 +5,7 @@
 import { createWriteStream, readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { parseArgs } from 'node:util';
+import type { CaptureInfo } from '../capture/store.js';
 import { UsageError } from './flags.js';
 
 const HELP = `usage: sidewall capture [flags]
@@ -109,21 +110,6 @@ function parseAdmin(text: string): { host: string; port: number } {
   const m = /^\[?([^\]]+?)\]?:(\d{1,5})$/.exec(text);
   if (m === null) throw new UsageError(`--admin: '${text}' is not HOST:PORT`);
   return { host: m[1]!, port: Number(m[2]) };
-}
-
-interface CaptureInfo {
-  id: string;
-  trigger: string;
-  flowCount: number;
-  startedAt: string;
-  endedAt?: string;
-  active: boolean;
-  bytes: number;
-  packets: number;
-  truncated: boolean;
-  ruleId?: string;
-  peer?: string;
-  flow?: string;
 }
 
 function table(list: CaptureInfo[]): string {
