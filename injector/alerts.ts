@@ -22,37 +22,33 @@ export interface AnnotationChange {
   after?: string;
 }
 
-export interface AnnotationChangeAlert {
+/** What every webhook alert says of the admission request it refused. */
+interface AdmissionAlert {
   operation: string;
   requestUid: string;
   dryRun: boolean;
   user: string;
   groups: string[];
   namespace: string;
-  /** The object changed: a Pod, or the workload whose pod template changed. */
+  /** The object refused: a Pod, or the workload whose pod template it was. */
   object: { kind: string; name: string };
-  changes: AnnotationChange[];
   message: string;
 }
 
+export interface AnnotationChangeAlert extends AdmissionAlert {
+  changes: AnnotationChange[];
+}
+
 /** A pod or pod template refused because it could step around the sidecar (README "Security"). */
-export interface StepAroundAlert {
+export interface StepAroundAlert extends AdmissionAlert {
   kind: 'step-around';
-  operation: string;
-  requestUid: string;
-  dryRun: boolean;
-  user: string;
-  groups: string[];
-  namespace: string;
-  object: { kind: string; name: string };
   /** Each way around, as in the denial message: "container app: spec.containers[0]…: why; fix: …". */
   findings: string[];
-  message: string;
 }
 
 export type WebhookAlert = AnnotationChangeAlert | StepAroundAlert;
 
-export interface AlertRecord extends Omit<AnnotationChangeAlert, 'object' | 'changes'> {
+export interface AlertRecord extends Omit<AdmissionAlert, 'object'> {
   time: string;
   seq: number;
   type: 'alert';
