@@ -77,12 +77,18 @@ describe('stdout exporter', () => {
 
   it('emits periodic connection records for tracked connections and counts metrics once', async () => {
     const path = tempFile('interim.jsonl');
-    const pipeline = createFlowPipeline({ pod: testPod, stdout: { path }, ringSize: 0, interimIntervalMs: 30 });
+    // Waits for the second interim record (not a fixed sleep: on a loaded machine 100 ms could
+    // hold a single 30 ms tick).
+    let interimSeen = 0;
+    let secondInterim: () => void = () => {};
+    const twoInterim = new Promise<void>((resolve) => (secondInterim = resolve));
+    const counter = { name: 'interim-counter', offer(entry: FlowEntry): void { if (entry.record.interim === true && ++interimSeen === 2) secondInterim(); }, close: async () => undefined };
+    const pipeline = createFlowPipeline({ pod: testPod, stdout: { path }, ringSize: 0, interimIntervalMs: 30, sinks: [counter] });
     let sent = 0;
     const draft = () => ({ ...draftFor(3), flowId: 'long-1', verdict: 'allowed' as const, bytes: { sent, received: 0 } });
     const tracked = pipeline.trackConnection('long-1', draft);
     sent = 100;
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await twoInterim;
     tracked.stop();
     sent = 250;
     pipeline.emit({ ...draft(), reason: 'fin' });
