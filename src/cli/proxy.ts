@@ -20,7 +20,7 @@ import { DnsUdpProxy, resolverFromResolvConf } from '../net/dns-udp-proxy.js';
 import { ProxyServer } from '../net/proxy-server.js';
 import { markLibraryDials } from '../net/socket-mark.js';
 import { setReadBufferBytes } from '../net/connection.js';
-import { deriveMemoryLimits, readCgroupMemoryLimit } from '../net/memory-limits.js';
+import { deriveMemoryLimits, FD_RESERVE, readCgroupMemoryLimit, readFdLimit } from '../net/memory-limits.js';
 import { alertRecord, connectionRecord, dlpAlertRecord, requestRecord } from '../sidecar/records.js';
 import { DEFAULT_DLP, DlpEngine } from '../content/dlp/index.js';
 import { NonTcpGuard } from '../sidecar/non-tcp-guard.js';
@@ -133,6 +133,7 @@ export async function run(args: string[]): Promise<number> {
     { ...(tunables.memoryLimitBytes > 0 ? { memoryLimitBytes: tunables.memoryLimitBytes } : {}), maxConnections: tunables.maxConnections },
     readCgroupMemoryLimit(),
     process.memoryUsage.rss(),
+    readFdLimit(),
   );
   setReadBufferBytes(limits.readBufferBytes);
   for (const [name, value] of [
@@ -141,8 +142,20 @@ export async function run(args: string[]): Promise<number> {
     ['read_buffer_bytes', limits.readBufferBytes],
     ['held_bytes_total', limits.heldBytesTotal],
     ['write_queue_total', limits.writeQueueTotal],
+    ['state_total', limits.stateTotal],
+    ['open_files_soft', limits.fdLimit !== null && Number.isFinite(limits.fdLimit.soft) ? limits.fdLimit.soft : 0],
   ] as const) metrics.limits.set({ limit: name }, value);
-  log.info({ limits, headTimeoutMs: tunables.headTimeoutMs, minHeadBytesPerSecond: tunables.minHeadBytesPerSecond }, 'limits derived from the memory limit');
+  // Which limit bounds the connection count, and why, in the operator's terms.
+  const fd = limits.fdLimit;
+  const why =
+    limits.maxConnectionsBy === 'file descriptors' && fd !== null
+      ? `open-files soft limit ${fd.soft} (hard ${fd.hard}): 2 descriptors per proxied connection after ${FD_RESERVE} reserved${fd.soft < fd.hard ? '; raise the soft limit (ulimit -n) for more' : ''}`
+      : limits.maxConnectionsBy === 'memory'
+        ? `memory limit ${limits.limitBytes} bytes (${limits.source}) less start-up RSS and headroom, half of it for connections`
+        : limits.maxConnectionsBy === 'proxy.maxConnections'
+          ? 'proxy.maxConnections (20000 unless configured) is below what memory and open files allow'
+          : 'no memory or open-files limit found: the default';
+  log.info({ limits, maxConnectionsWhy: why, headTimeoutMs: tunables.headTimeoutMs, minHeadBytesPerSecond: tunables.minHeadBytesPerSecond }, `limits derived from the memory and open-files limits: maxConnections ${limits.maxConnections} (${why})`);
   // Packet captures: the relay's tap (src/capture), kept only while some trigger could want it.
   const captures = new CaptureStore(config.capture, { get: (flowId) => proxy.connection(flowId), all: () => proxy.openConnections() }, log);
   captures.setRuleCaptures(store.current().hasCaptureRules === true);

@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CONNECTION_OVERHEAD_BYTES, deriveMemoryLimits, readCgroupMemoryLimit } from '../../../src/net/memory-limits.js';
+import { CONNECTION_OVERHEAD_BYTES, connectionsForFds, deriveMemoryLimits, readCgroupMemoryLimit, readFdLimit } from '../../../src/net/memory-limits.js';
 
 function fakeCgroupfs(files: Record<string, string>): string {
   const root = mkdtempSync(join(tmpdir(), 'sidewall-cgroup-'));
@@ -42,7 +42,7 @@ describe('deriveMemoryLimits', () => {
     const baseline = 64 * MiB;
     const l = deriveMemoryLimits({ maxConnections: 20_000 }, { bytes: 256 * MiB, path: 'x' }, baseline);
     expect(l.readBufferBytes).toBe(16 * 1024);
-    const worst = l.maxConnections * (CONNECTION_OVERHEAD_BYTES + 2 * l.readBufferBytes) + l.heldBytesTotal + l.writeQueueTotal;
+    const worst = l.maxConnections * (CONNECTION_OVERHEAD_BYTES + 2 * l.readBufferBytes) + l.heldBytesTotal + l.writeQueueTotal + l.stateTotal;
     expect(baseline + worst).toBeLessThan(256 * MiB);
     expect(l.maxConnections).toBeGreaterThan(1000);
     expect(l.pressureBytes).toBeLessThan(256 * MiB);
@@ -52,5 +52,43 @@ describe('deriveMemoryLimits', () => {
     expect(deriveMemoryLimits({ memoryLimitBytes: 2048 * MiB }, { bytes: 256 * MiB, path: 'x' }, 60 * MiB)).toMatchObject({ limitBytes: 2048 * MiB, source: 'proxy.memoryLimitBytes', readBufferBytes: 64 * 1024 });
     expect(deriveMemoryLimits({ maxConnections: 100 }, { bytes: 256 * MiB, path: 'x' }, 60 * MiB).maxConnections).toBe(100);
     expect(deriveMemoryLimits({ maxConnections: 20_000 }, null, 60 * MiB)).toMatchObject({ limitBytes: null, maxConnections: 20_000, readBufferBytes: 64 * 1024, pressureBytes: null });
+  });
+});
+
+describe('maxConnections from the open-files limit', () => {
+  const LIMITS = `Limit                     Soft Limit           Hard Limit           Units
+Max cpu time              unlimited            unlimited            seconds
+Max open files            20000                20000                files
+Max locked memory         8388608              8388608              bytes
+`;
+
+  it('reads RLIMIT_NOFILE from /proc/self/limits', () => {
+    expect(readFdLimit(LIMITS)).toEqual({ soft: 20_000, hard: 20_000 });
+    expect(readFdLimit(LIMITS.replace('20000                20000', '1024                 524288'))).toEqual({ soft: 1024, hard: 524_288 });
+    expect(readFdLimit('Max cpu time unlimited unlimited seconds\n')).toBeNull();
+    expect(readFdLimit(LIMITS.replace('20000                20000', 'unlimited            unlimited'))).toBeNull();
+    // This process's own (Linux): whatever it is, a positive pair.
+    const own = readFdLimit();
+    expect(own === null || (own.soft > 0 && own.hard >= own.soft)).toBe(true);
+  });
+
+  it('nofile 20,000: two descriptors a connection after the reserve, ~9,900 connections', () => {
+    expect(connectionsForFds({ soft: 20_000, hard: 20_000 })).toBe(9_900);
+    // The soft limit is the one accept() and connect() hit.
+    expect(connectionsForFds({ soft: 1024, hard: 524_288 })).toBe(412);
+  });
+
+  it('the smallest of memory, open files and the config wins, and the limits say which', () => {
+    const fd = { soft: 20_000, hard: 20_000 };
+    // 4 GiB of memory would allow far more than the descriptors do.
+    expect(deriveMemoryLimits({ maxConnections: 20_000 }, { bytes: 4096 * MiB, path: 'x' }, 60 * MiB, fd)).toMatchObject({ maxConnections: 9_900, maxConnectionsBy: 'file descriptors', fdLimit: fd });
+    // No memory limit at all: the descriptors still bound it below the default 20,000.
+    expect(deriveMemoryLimits({ maxConnections: 20_000 }, null, 60 * MiB, fd)).toMatchObject({ maxConnections: 9_900, maxConnectionsBy: 'file descriptors' });
+    // 256 MiB allows fewer than 9,900: memory decides.
+    expect(deriveMemoryLimits({ maxConnections: 20_000 }, { bytes: 256 * MiB, path: 'x' }, 60 * MiB, fd).maxConnectionsBy).toBe('memory');
+    // A configured value below both.
+    expect(deriveMemoryLimits({ maxConnections: 500 }, { bytes: 4096 * MiB, path: 'x' }, 60 * MiB, fd)).toMatchObject({ maxConnections: 500, maxConnectionsBy: 'proxy.maxConnections' });
+    // Unknown descriptor limit: as before.
+    expect(deriveMemoryLimits({ maxConnections: 20_000 }, null, 60 * MiB, null)).toMatchObject({ maxConnections: 20_000, maxConnectionsBy: 'proxy.maxConnections' });
   });
 });
