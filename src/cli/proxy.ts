@@ -169,6 +169,8 @@ export async function run(args: string[]): Promise<number> {
       idleTimeoutMs: tunables.idleTimeoutMs,
       detectTimeoutMs: tunables.detectTimeoutMs,
       maxConnections: limits.maxConnections,
+      statePerConnection: limits.statePerConnection,
+      stateTotal: limits.stateTotal,
       ipv6: true,
       socketMark: tunables.socketMark,
       adminPort: tunables.adminPort,

@@ -93,6 +93,24 @@ export class ConnectionFilter {
     return this.greeting.size;
   }
 
+  /**
+   * Bytes a routing enforcer holds (HTTP/2: a header block awaiting its verdict, DATA held for
+   * DLP, a partial frame), both sides: accounted in the held-bytes budget (shed oldest first, head
+   * timeout) but not paused on the per-connection cap, as one frame may be what the endpoints
+   * allowed (SETTINGS_MAX_FRAME_SIZE) and it must arrive whole.
+   */
+  get routedHeldBytes(): number {
+    const e = this.enforcer;
+    if (this.phase !== 'inspect' || e === null || e.kind !== 'route' || e.heldOf === undefined) return 0;
+    return e.heldOf('client') + e.heldOf('server');
+  }
+
+  /** Memory the parser and enforcer keep for this connection (estimate), for the state budget. */
+  get stateBytes(): number {
+    if (this.phase !== 'inspect') return 0;
+    return (this.parser?.stateBytes ?? 0) + (this.enforcer !== null && this.enforcer.kind === 'route' ? (this.enforcer.stateBytes ?? 0) : 0);
+  }
+
   /** Bytes are waiting for detection to decide: the relay arms the bounded detect timer. */
   get detecting(): boolean {
     return this.phase === 'detect' && (this.held.size > 0 || this.greeting.size > 0);
@@ -122,6 +140,8 @@ export class ConnectionFilter {
   /** After a read returned: copy small held views out of the read buffer so it can be reused. */
   compact(side: 'client' | 'server'): void {
     (side === 'client' ? this.held : this.greeting).compact();
+    const e = this.enforcer;
+    if (this.phase === 'inspect' && e !== null && e.kind === 'route') e.compact?.(side);
   }
 
   /**
@@ -131,7 +151,8 @@ export class ConnectionFilter {
    */
   holdsBytesOf(side: 'client' | 'server'): boolean {
     if ((side === 'client' ? this.held : this.greeting).holdsViews) return true;
-    return this.phase === 'inspect' && this.enforcer !== null && this.enforcer.kind === 'route';
+    const e = this.enforcer;
+    return this.phase === 'inspect' && e !== null && e.kind === 'route' && (e.holdsViewsOf === undefined || e.holdsViewsOf(side));
   }
 
   /** Nothing left to look at: the relay may stop calling the filter. */

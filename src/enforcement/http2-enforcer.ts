@@ -21,7 +21,7 @@
 // (rule `ambiguous-request`): receivers disagree on which copy counts — grpc-js takes the first
 // content-type, so `application/grpc` then `text/plain` is a gRPC call that the gRPC rules must see.
 import type { Decision, FlowFacts } from '../policy/index.js';
-import { buildForbiddenResponse, buildGrpcTrailersOnly, buildHeadersFrames, buildRstStreamFrame, buildWindowUpdateFrame, FrameFlag, FrameType, Http2ErrorCode } from '../protocols/http2/frames.js';
+import { buildForbiddenResponse, buildGoawayFrame, buildGrpcTrailersOnly, buildHeadersFrames, buildRstStreamFrame, buildWindowUpdateFrame, FrameFlag, FrameType, Http2ErrorCode } from '../protocols/http2/frames.js';
 import type { DlpHit, MessageScanner } from '../content/dlp/index.js';
 import { RequestDlp } from './request-dlp.js';
 import { reencodeHeaderBlock } from '../protocols/http2/hpack-encoder.js';
@@ -60,6 +60,39 @@ interface HeldData {
 const EMPTY = Buffer.alloc(0);
 
 /**
+ * Flood protection (RFC 9113 §10.5: "an endpoint MAY treat activity that is suspicious as a
+ * connection error of type ENHANCE_YOUR_CALM"): frames that cost us and the receiver work but
+ * carry no request — PING and SETTINGS that must be answered (CVE-2019-9512, -9515), PRIORITY
+ * (-9513), RST_STREAM (rapid reset, CVE-2023-44487), empty DATA/HEADERS/CONTINUATION
+ * (-9518) — and streams we deny (each is a decision, a 403 and a record) draw on a budget per
+ * side: FLOOD_BURST at once, refilled at FLOOD_PER_SECOND. Past it the connection is closed
+ * with GOAWAY(ENHANCE_YOUR_CALM) and recorded as `overload`. Ordinary clients stay far below:
+ * gRPC keepalive PINGs every 10 s or more, a SETTINGS or two, cancellations in the tens per
+ * second; HAProxy (glitches), Envoy (flood limits) and nghttp2 (outbound ACK queue) bound the same.
+ */
+export const FLOOD_BURST = 1000;
+export const FLOOD_PER_SECOND = 500;
+/** Memory one stream's state costs (the object, its l7 fields and decision; estimate), for the state budget. */
+const STREAM_STATE_BYTES = 320;
+const HELD_DATA_BYTES = 64;
+const UNIT_BYTES = 48;
+
+/** Tokens spent per suspicious frame; the clock is read only when they run out. */
+class FloodMeter {
+  private tokens = FLOOD_BURST;
+  private refilledAt = performance.now();
+
+  /** Spends one token; false when the budget is spent (a flood). */
+  spend(): boolean {
+    if (--this.tokens >= 0) return true;
+    const now = performance.now();
+    this.tokens = Math.min(FLOOD_BURST, this.tokens + Math.floor(((now - this.refilledAt) * FLOOD_PER_SECOND) / 1000));
+    this.refilledAt = now;
+    return this.tokens >= 0;
+  }
+}
+
+/**
  * What is kept of a denied stream once its outcome is reported: that its late frames are
  * dropped, nothing else (its l7 fields, decision and timestamps would otherwise live as long as
  * the connection).
@@ -92,6 +125,12 @@ export class Http2Enforcer implements RoutingEnforcer {
   private readonly shown = { client: { streamId: 0, from: -1, end: -1, endStream: false }, server: { streamId: 0, from: -1, end: -1, endStream: false } };
   /** A tunnel finding ended the connection. */
   private cut = false;
+  private readonly clientFlood = new FloodMeter();
+  private readonly serverFlood = new FloodMeter();
+  /** Highest client stream id seen (the GOAWAY's last stream). */
+  private lastStreamId = 0;
+  /** The connection was closed for a flood: nothing more is routed. */
+  private flooded = false;
 
   /**
    * @param start where HTTP/2 begins in each side's stream: 0 for prior knowledge; after the
@@ -133,6 +172,7 @@ export class Http2Enforcer implements RoutingEnforcer {
   }
 
   private routeUnits(side: Side, chunk: Buffer, events: readonly ProtocolEvent[], forwarded: boolean): void {
+    if (this.flooded) return; // the connection is closing: nothing more goes either way
     const router = side === 'client' ? this.toServer : this.toClient;
     const chunkStart = router.available;
     if (!forwarded) router.push(chunk);
@@ -142,6 +182,7 @@ export class Http2Enforcer implements RoutingEnforcer {
       if (ev.side === 'client') this.onClientEvent(ev);
       else this.onServerEvent(ev);
       if (inspect && ev.side === side && ev.type === 'http2.frame' && ev.frameType === FrameType.DATA && !this.cut) this.startShowing(side, chunk, chunkStart, ev.streamId, ev.start + 9, ev.end, ev.endStream);
+      if (this.flooded) return;
     }
     if (inspect && !this.cut && this.shown[side].from >= 0) this.showData(side, chunk, chunkStart);
     if (forwarded) router.skip(chunk.length);
@@ -265,6 +306,8 @@ export class Http2Enforcer implements RoutingEnforcer {
         this.toServer.add(ev.start, ev.end, 'forward');
         break;
       case 'http2.frame': {
+        this.suspicious('client', ev);
+        if (ev.streamId > this.lastStreamId && (ev.frameType === FrameType.HEADERS)) this.lastStreamId = ev.streamId;
         const stream = ev.streamId === 0 ? undefined : this.streams.get(ev.streamId);
         if (stream !== undefined && ev.endStream && stream.allowed) {
           stream.clientEnded = true;
@@ -295,7 +338,10 @@ export class Http2Enforcer implements RoutingEnforcer {
         // Trailers (or a block on a stream we do not hold): what the frame routing decided.
         const stream = this.streams.get(ev.streamId);
         const blockStart = this.blockStart >= 0 ? this.blockStart : ev.start;
-        if (stream !== undefined && !stream.allowed) {
+        if (stream === undefined || !stream.allowed) {
+          // No request of ours on that stream (a client PUSH_PROMISE, a block on a stream long
+          // forgotten): held by the frame routing, dropped here rather than held forever.
+          if (stream === undefined) this.toServer.decide(blockStart, ev.end, 'drop');
           if (ev.mutatesTable) this.reencode = true;
         } else if (this.reencode) {
           this.toServer.decide(blockStart, ev.end, 'drop');
@@ -348,6 +394,8 @@ export class Http2Enforcer implements RoutingEnforcer {
     this.toServer.decide(blockStart, ev.end, 'drop');
     // The server's table now lacks what this block added: it must never be read again.
     if (ev.mutatesTable) this.reencode = true;
+    // A denied stream costs a decision, a 403 and a record: the flood budget (rapid denied streams).
+    if (!this.clientFlood.spend()) this.flood('client', 'denied-streams');
     this.toClient.inject(
       state.grpc
         ? buildGrpcTrailersOnly(ev.streamId, 7, `denied by sidewall rule ${decision.ruleId}`)
@@ -386,6 +434,7 @@ export class Http2Enforcer implements RoutingEnforcer {
   private onServerEvent(ev: ProtocolEvent): void {
     switch (ev.type) {
       case 'http2.frame': {
+        this.suspicious('server', ev);
         const stream = ev.streamId === 0 ? undefined : this.streams.get(ev.streamId);
         if (ev.frameType === FrameType.DATA && stream !== undefined && stream.allowed && stream.scan?.server != null && !stream.scan.server.idle) {
           this.toClient.add(ev.start, ev.end, 'hold');
@@ -459,6 +508,57 @@ export class Http2Enforcer implements RoutingEnforcer {
   private forgetIfClosed(streamId: number, s: StreamState): void {
     // Not while DLP still holds some of its DATA: that must be scanned with the stream's state.
     if (s.reported && s.clientEnded && s.serverEnded && (s.dlp === undefined || !this.heldData.some((d) => d.streamId === streamId))) this.streams.delete(streamId);
+  }
+
+  /** Bytes of `side` the routers hold: a header block awaiting its verdict, DATA held for DLP, a partial frame. */
+  heldOf(side: Side): number {
+    return (side === 'client' ? this.toServer : this.toClient).heldSize;
+  }
+
+  /** Whether held bytes of `side` are views of its read buffer (the relay must not reuse it). */
+  holdsViewsOf(side: Side): boolean {
+    return (side === 'client' ? this.toServer : this.toClient).holdsViews;
+  }
+
+  /** After a read of `side`: small held views are copied out so the relay can reuse its buffer. */
+  compact(side: Side): void {
+    (side === 'client' ? this.toServer : this.toClient).compact();
+  }
+
+  /** Memory the enforcer keeps for the connection (estimate): streams, DLP-held frames, pending units. */
+  get stateBytes(): number {
+    return this.streams.size * STREAM_STATE_BYTES + this.heldData.length * HELD_DATA_BYTES + (this.toServer.pendingUnits + this.toClient.pendingUnits) * UNIT_BYTES;
+  }
+
+  /**
+   * A side spent its flood budget: GOAWAY(ENHANCE_YOUR_CALM) to a flooding client, and the
+   * connection is reset (the server never sees the rest). Recorded as `overload`.
+   */
+  private flood(side: Side, what: string): void {
+    if (this.flooded) return;
+    this.flooded = true;
+    // The record's reason, in the form of `parser-error:CODE`: overload:http2-flood:client-ping.
+    const detail = `overload:http2-flood:${side}-${what}`;
+    // Both sides are reset, not ended: a flooding client that got our FIN could go on sending and
+    // have us read and discard at wire speed. The GOAWAY goes just before (best effort: a reset
+    // discards what the client has not yet taken).
+    if (side === 'client') {
+      this.toClient.inject(buildGoawayFrame(this.lastStreamId, Http2ErrorCode.ENHANCE_YOUR_CALM, 'flood'));
+      this.toClient.pump();
+    }
+    this.ops.push({ op: 'close', how: 'reset', reason: detail });
+  }
+
+  /** Counts a frame that costs work and carries no request (see FLOOD_BURST). */
+  private suspicious(side: Side, ev: { frameType: number; flags: number; length: number; endStream: boolean }): void {
+    const t = ev.frameType;
+    let what: string | null = null;
+    if (t === FrameType.PING || t === FrameType.SETTINGS) {
+      if ((ev.flags & FrameFlag.ACK) === 0) what = t === FrameType.PING ? 'ping' : 'settings';
+    } else if (t === FrameType.PRIORITY) what = 'priority';
+    else if (t === FrameType.RST_STREAM) what = 'rst-stream';
+    else if (ev.length === 0 && !ev.endStream && (t === FrameType.DATA || t === FrameType.HEADERS || t === FrameType.CONTINUATION)) what = 'empty-frames';
+    if (what !== null && !(side === 'client' ? this.clientFlood : this.serverFlood).spend()) this.flood(side, what);
   }
 
   flush(): readonly EnforcerOp[] {

@@ -171,6 +171,15 @@ export interface RoutingEnforcer {
   /** Parsing stops (a parse error that monitor/learn lets pass): every held byte goes as it is. */
   flush(): readonly EnforcerOp[];
   finish(reason: string): readonly EnforcerOp[];
+  /**
+   * Budgets (optional; without them every read gets a fresh buffer and nothing is accounted):
+   * bytes of a side the enforcer holds, whether some are views of that side's read buffer,
+   * copying the small ones out after a read, and the memory its state keeps (estimate).
+   */
+  heldOf?(side: Side): number;
+  holdsViewsOf?(side: Side): boolean;
+  compact?(side: Side): void;
+  readonly stateBytes?: number;
 }
 
 export type ProtocolEnforcer = StreamingEnforcer | RoutingEnforcer;

@@ -49,6 +49,26 @@ export class UnitRouter {
     this.injections.push({ bytes, at });
   }
 
+  /** Bytes pushed and not yet routed (awaiting their unit, a verdict, or the rest of their unit). */
+  get heldSize(): number {
+    return this.held.size;
+  }
+
+  /** Some held bytes are views of a read buffer (compact() copies the small ones out). */
+  get holdsViews(): boolean {
+    return this.held.holdsViews;
+  }
+
+  /** After a read: copies small held views out of the read buffer so the relay can reuse it. */
+  compact(): void {
+    this.held.compact();
+  }
+
+  /** Units known and not yet routed (memory for the state budget). */
+  get pendingUnits(): number {
+    return this.units.length + this.injections.length;
+  }
+
   /** Absolute offset one past the last byte pushed so far. */
   get available(): number {
     return this.held.end;

@@ -86,7 +86,16 @@ export interface RelayBudget {
   readonly headTimeoutMs: number;
   /** ...and, after the first second, must arrive at least this fast on average (slowloris). */
   readonly minHeadBytesPerSecond: number;
+  /** Parser state (HTTP/2 HPACK tables, streams, header blocks) of all connections: the running total. */
+  state: number;
+  /** One connection's parser state past which it is closed (`overload`). */
+  readonly statePerConnection: number;
+  /** All connections' parser state past which those keeping the most are closed (ProxyServer). */
+  readonly stateTotal: number;
 }
+
+/** Parser state every connection may keep without it counting in the state budget (see afterFilter). */
+export const STATE_INCLUDED = 16 * 1024;
 
 /** A closed peer gets this long to take our FIN and close its side too, then its socket goes. */
 export const LINGER_MS = 5000;
@@ -158,8 +167,10 @@ export class ProxiedConnection implements FilterSink {
   private upstreamReadBuffer: Buffer | undefined;
   /** This connection's share of budget.held, and since when (performance.now()) it has held any. */
   private heldAccounted = 0;
+  /** This connection's share of budget.state. */
+  private stateAccounted = 0;
   heldSince = 0;
-  /** Client bytes read when holding began (for the minimum rate). */
+  /** Bytes read on both sockets when holding began, less those held (for the minimum rate). */
   private readAtHoldStart = 0;
   /** A side paused because the held-bytes budget (not backpressure) said so. */
   private pausedForBudget = false;
@@ -318,6 +329,15 @@ export class ProxiedConnection implements FilterSink {
     return this.client.writableLength + (this.upstream?.writableLength ?? 0);
   }
 
+  /** Parser state this connection keeps (its share of the state budget). */
+  get stateBytes(): number {
+    return this.stateAccounted;
+  }
+
+  private get bytesReadBoth(): number {
+    return this.client.bytesRead + (this.upstream?.bytesRead ?? 0);
+  }
+
   /** Bytes this connection holds for a verdict (its share of the held-bytes budget). */
   get heldBytes(): number {
     return this.heldAccounted;
@@ -340,7 +360,9 @@ export class ProxiedConnection implements FilterSink {
     if (this.heldSince > 0) {
       const heldFor = now - this.heldSince;
       const budget = this.budget;
-      const arrived = this.client.bytesRead - this.readAtHoldStart;
+      // Both directions count: bytes a routing enforcer holds may be the server's (a DATA frame
+      // held whole for DLP), and a frame arriving at the link's pace is not a slowloris.
+      const arrived = this.bytesReadBoth - this.readAtHoldStart;
       if (heldFor >= budget.headTimeoutMs) {
         this.abort('head-timeout', `bytes held ${Math.round(heldFor)} ms awaiting a verdict`);
         return 'head-timeout';
@@ -488,15 +510,27 @@ export class ProxiedConnection implements FilterSink {
     }
     const clientHeld = filter.heldBytes;
     const serverHeld = filter.heldServerBytes;
-    const held = clientHeld + serverHeld;
+    const held = clientHeld + serverHeld + filter.routedHeldBytes;
     const budget = this.budget;
     if (held !== this.heldAccounted) {
       budget.held += held - this.heldAccounted;
       if (this.heldAccounted === 0) {
         this.heldSince = performance.now();
-        this.readAtHoldStart = this.client.bytesRead - clientHeld;
+        this.readAtHoldStart = this.bytesReadBoth - held;
       } else if (held === 0) this.heldSince = 0;
       this.heldAccounted = held;
+    }
+    // The first STATE_INCLUDED bytes are what any HTTP/2 connection keeps (default-sized HPACK
+    // tables, a few dozen streams): part of what a connection costs, not a peer's doing.
+    const kept = filter.stateBytes;
+    if (kept > budget.statePerConnection) {
+      this.abort('overload', `parser state of ${kept} bytes past the ${budget.statePerConnection} one connection may keep`);
+      return;
+    }
+    const state = kept > STATE_INCLUDED ? kept - STATE_INCLUDED : 0;
+    if (state !== this.stateAccounted) {
+      budget.state += state - this.stateAccounted;
+      this.stateAccounted = state;
     }
     if (filter.clientRefused) this.client.pause();
     else if (clientHeld > budget.heldPerConnection || (clientHeld > 0 && budget.held > budget.heldTotal)) {
@@ -523,7 +557,8 @@ export class ProxiedConnection implements FilterSink {
   }
 
   close(how: 'fin' | 'reset' | 'reset-server', reason: string): void {
-    this.reason ??= reason === 'denied' ? 'denied' : 'closed';
+    // An enforcer that ends a connection to stay within its limits (an HTTP/2 flood) says `overload:…`.
+    this.reason ??= reason === 'denied' ? 'denied' : reason.startsWith('overload') ? 'overload' : 'closed';
     if (this.errorText === undefined && reason !== 'denied') this.errorText = reason;
     if (how === 'reset') {
       this.resetClient();
@@ -644,6 +679,8 @@ export class ProxiedConnection implements FilterSink {
     this.finished = true;
     this.budget.held -= this.heldAccounted;
     this.heldAccounted = 0;
+    this.budget.state -= this.stateAccounted;
+    this.stateAccounted = 0;
     clearTimeout(this.connectTimer);
     clearTimeout(this.detectTimer);
     this.recycleReadBuffers();

@@ -35,6 +35,9 @@ export interface ProxyServerOptions {
   heldBytesPerConnection: number;
   heldBytesTotal: number;
   writeQueueTotal: number;
+  /** Parser state per connection and in all (memory-limits.ts); defaults: 1 MiB and heldBytesTotal / 3. */
+  statePerConnection?: number;
+  stateTotal?: number;
   headTimeoutMs: number;
   minHeadBytesPerSecond: number;
   /** Resident memory past which new connections are refused and offenders shed; null: no limit known. */
@@ -89,6 +92,9 @@ export class ProxyServer {
       heldTotal: options.heldBytesTotal,
       headTimeoutMs: options.headTimeoutMs,
       minHeadBytesPerSecond: options.minHeadBytesPerSecond,
+      state: 0,
+      statePerConnection: options.statePerConnection ?? 1024 * 1024,
+      stateTotal: options.stateTotal ?? Math.floor(options.heldBytesTotal / 3),
     };
     this.trackingObserver = {
       onClose: (summary, filter) => {
@@ -201,6 +207,18 @@ export class ProxyServer {
         conn.abort('overload', this.underPressure ? 'memory pressure: held bytes' : 'held-bytes budget');
         this.budget.held += conn.heldBytes;
         this.options.onShed?.('held-bytes');
+      }
+    }
+    // Parser state (HTTP/2 HPACK tables, streams): the connections keeping the most go first.
+    const stateTarget = this.underPressure ? this.budget.stateTotal / 2 : this.budget.stateTotal;
+    if (this.budget.state > stateTarget) {
+      let state = this.budget.state;
+      const keepers = [...this.active.values()].filter((c) => c.stateBytes > 0).sort((a, b) => b.stateBytes - a.stateBytes);
+      for (const conn of keepers) {
+        if (state <= stateTarget) break;
+        state -= conn.stateBytes;
+        conn.abort('overload', this.underPressure ? 'memory pressure: parser state' : 'parser-state budget');
+        this.options.onShed?.('parser-state');
       }
     }
     const queueTarget = this.underPressure ? this.options.writeQueueTotal / 2 : this.options.writeQueueTotal;

@@ -13,6 +13,11 @@ export class FixedGather {
     return this.have > 0;
   }
 
+  /** Memory kept for the piece being collected (its whole size is allocated at once). */
+  get pendingBytes(): number {
+    return this.buf === null ? 0 : this.buf.length;
+  }
+
   /**
    * Obtain `need` bytes starting at `chunk[pos]`. Returns them, or null when the chunk ran out
    * (the bytes were kept; call again with the next chunk and the same `need`).

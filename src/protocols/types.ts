@@ -468,4 +468,6 @@ export interface StreamParser {
   offset(side: Side): number;
   /** The error that stopped the parser, if any. */
   readonly error: ProtocolError | null;
+  /** Memory the parser keeps beyond its fixed objects (estimate; HTTP/2: HPACK tables, streams), for the state budget. */
+  readonly stateBytes?: number;
 }

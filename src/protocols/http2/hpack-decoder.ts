@@ -9,6 +9,15 @@ import { STATIC_TABLE } from './hpack-static-table.js';
 /** RFC 7541 §4.1: each entry costs its name and value octets plus 32. */
 const ENTRY_OVERHEAD = 32;
 export const HPACK_DEFAULT_TABLE_SIZE = 4096;
+/**
+ * Largest dynamic table we keep, whatever the endpoints advertise (SETTINGS_HEADER_TABLE_SIZE
+ * is a 32-bit value: two peers agreeing on 4 GiB would make us keep what they keep). 64 KiB is
+ * 16 times the default every common stack uses (nghttp2, Go, grpc, Envoy, Node); an encoder
+ * that grows its table past it is refused (fail closed: the connection cannot be followed).
+ */
+export const HPACK_MAX_TABLE_SIZE = 64 * 1024;
+/** Memory an entry costs beyond its RFC 7541 size (the Entry object, two string headers). */
+const ENTRY_MEMORY_OVERHEAD = 64;
 
 /** Why a block failed; the parser maps it to an error class with an absolute offset. */
 export class HpackDecodeFailure {
@@ -48,7 +57,12 @@ export class HpackDecoder {
   allowTableSize(value: number): void {
     // Settings take effect when acknowledged; accepting the largest advertised value keeps us
     // from rejecting what the real endpoint may still accept.
-    this.limit = Math.max(this.limit, value);
+    this.limit = Math.max(this.limit, Math.min(value, HPACK_MAX_TABLE_SIZE));
+  }
+
+  /** Memory the dynamic table keeps (estimate: RFC sizes plus per-entry objects), for the state budget. */
+  get memoryBytes(): number {
+    return this.size + this.entries.length * ENTRY_MEMORY_OVERHEAD;
   }
 
   get tableSize(): number {

@@ -22,6 +22,21 @@ export const HTTP2_MAX_HEADER_BLOCK_BYTES = 256 * 1024;
 const MAX_ALLOWED_FRAME_SIZE = 16777215;
 /** Streams tracked for request/response roles; the oldest are forgotten past this. */
 const MAX_TRACKED_STREAMS = 10000;
+/**
+ * Frames one header block may span (HEADERS + CONTINUATIONs). 256 KiB in 16 KiB frames is 16;
+ * no encoder splits finer than that by much. Past it the block is refused: each frame would
+ * otherwise cost objects (CONTINUATION floods, CVE-2024-27316 and kin) while adding no bytes.
+ */
+export const HTTP2_MAX_BLOCK_FRAMES = 128;
+/**
+ * Largest payload gathered whole for a frame that is decoded (SETTINGS, RST_STREAM, GOAWAY): the
+ * gather buffer is allocated from the frame header's length, so a 9-byte header must not make us
+ * allocate what SETTINGS_MAX_FRAME_SIZE allows (16 MiB). Header-block frames are bounded by
+ * HTTP2_MAX_HEADER_BLOCK_BYTES instead.
+ */
+const MAX_CONTROL_PAYLOAD = 16 * 1024;
+/** Memory a tracked stream costs (the StreamState object and its Map entry), for the state budget. */
+const STREAM_MEMORY_BYTES = 96;
 
 const AUTHORITY_BIT = 4;
 const HOST_BIT = 64;
@@ -50,6 +65,7 @@ interface HeaderBlockInProgress {
   readonly pieces: Buffer[];
   readonly fragments: Array<{ start: number; end: number }>;
   bytes: number;
+  frames: number;
 }
 
 interface StreamState {
@@ -184,6 +200,13 @@ export class Http2Parser extends StreamParserBase {
       this.fail(ProtocolViolationError, side, start, `first frame is ${FRAME_TYPE_NAMES[type] ?? `type ${type}`}, not SETTINGS`);
     }
     st.sawFrame = true;
+    if ((type === FrameType.HEADERS || type === FrameType.CONTINUATION || type === FrameType.PUSH_PROMISE) && length > HTTP2_MAX_HEADER_BLOCK_BYTES + 256 + 5) {
+      // Refused before its payload is gathered (the gather buffer is allocated from this length).
+      this.fail(HeadTooLargeError, side, start, `header block frame of ${length} bytes exceeds ${HTTP2_MAX_HEADER_BLOCK_BYTES} bytes`);
+    }
+    if ((type === FrameType.SETTINGS || type === FrameType.GOAWAY || type === FrameType.RST_STREAM) && length > MAX_CONTROL_PAYLOAD) {
+      this.fail(FrameTooLargeError, side, start, `${FRAME_TYPE_NAMES[type]} frame of ${length} bytes exceeds ${MAX_CONTROL_PAYLOAD}`);
+    }
     if (st.block !== null && (type !== FrameType.CONTINUATION || streamId !== st.block.streamId)) {
       this.fail(ProtocolViolationError, side, start, `expected CONTINUATION of stream ${st.block.streamId}`);
     }
@@ -259,6 +282,7 @@ export class Http2Parser extends StreamParserBase {
           pieces: [],
           fragments: [],
           bytes: 0,
+          frames: 0,
         };
         this.addFragment(side, st, payload.subarray(at, payload.length - padding), payloadStart + at, end);
         return;
@@ -326,9 +350,15 @@ export class Http2Parser extends StreamParserBase {
     if (block.bytes > HTTP2_MAX_HEADER_BLOCK_BYTES) {
       this.fail(HeadTooLargeError, side, block.start, `header block exceeds ${HTTP2_MAX_HEADER_BLOCK_BYTES} bytes`);
     }
-    block.pieces.push(fragment);
+    if (++block.frames > HTTP2_MAX_BLOCK_FRAMES) {
+      this.fail(HeadTooLargeError, side, block.start, `header block spans more than ${HTTP2_MAX_BLOCK_FRAMES} frames`);
+    }
+    const last = (st.frameFlags & FrameFlag.END_HEADERS) !== 0;
+    // A block that goes on past this read keeps a copy, not a view: the relay reuses its read
+    // buffer for the next read (the copies are bounded by HTTP2_MAX_HEADER_BLOCK_BYTES).
+    if (fragment.length > 0) block.pieces.push(last ? fragment : Buffer.from(fragment));
     block.fragments.push({ start: fragStart, end: fragStart + fragment.length });
-    if ((st.frameFlags & FrameFlag.END_HEADERS) === 0) return;
+    if (!last) return;
     st.block = null;
     this.completeHeaderBlock(side, st, block, frameEnd);
   }
@@ -454,6 +484,22 @@ export class Http2Parser extends StreamParserBase {
     }
     const last = block.fragments[block.fragments.length - 1];
     return last ? last.end : block.start;
+  }
+
+  /**
+   * Memory this parser keeps for the connection beyond its fixed objects (estimate): both HPACK
+   * tables, tracked streams, header blocks being assembled, a frame being gathered. Bounded by
+   * HPACK_MAX_TABLE_SIZE, MAX_TRACKED_STREAMS and HTTP2_MAX_HEADER_BLOCK_BYTES; the relay puts it
+   * in the state budget (memory-limits.ts).
+   */
+  get stateBytes(): number {
+    const c = this.client;
+    const s = this.server;
+    return (
+      c.decoder.memoryBytes + s.decoder.memoryBytes + this.streams.size * STREAM_MEMORY_BYTES +
+      (c.block === null ? 0 : c.block.bytes + c.block.frames * 48) + (s.block === null ? 0 : s.block.bytes + s.block.frames * 48) +
+      c.gather.pendingBytes + s.gather.pendingBytes
+    );
   }
 
   protected finish(side: Side, offset: number): void {

@@ -122,8 +122,12 @@ const modes = {
       open((sock) => {
         send(sock, Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), frame(4, 0, 0, Buffer.alloc(0))]));
         let stream = 1;
+        // Writes that the kernel takes at once never return false: every 64 bursts (~34 KB) the
+        // loop yields, so the tool sees a close (a proxy that reads and discards would otherwise
+        // keep it spinning here forever).
         const pump = () => {
-          while (!stopping && stream < 2_000_000) {
+          for (let n = 0; !stopping && stream < 2_000_000; ++n) {
+            if (n === 64) return void setImmediate(pump);
             const burst = [];
             for (let k = 0; k < 20; ++k) burst.push(frame(6, 0, 0, Buffer.alloc(8)), frame(4, 0, 0, Buffer.alloc(0)));
             burst.push(frame(1, 5, stream, block));

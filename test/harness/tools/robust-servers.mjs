@@ -6,7 +6,8 @@
 //   :25   a server that speaks first (SMTP-like greeting), and logs what it receives
 // Lines on stdout: "listening"; "seen http1 METHOD URL"; "open http1 PORT" / "closed http1 PORT MS"
 // per connection (what the proxy's upstream connections did, seen from the server);
-// "greeted PORT"; "got smtp PORT N" (bytes received).
+// "greeted PORT"; "got smtp PORT N" (bytes received); "h2 session PORT pings N streams N" when an
+// HTTP/2 session ends (PING frames and requests it received: what a flood got through).
 import { createServer as createHttpServer } from 'node:http';
 import { createServer as createH2Server } from 'node:http2';
 import { createServer as createTcpServer } from 'node:net';
@@ -29,9 +30,18 @@ http1.on('connection', (socket) => {
 });
 
 const h2 = createH2Server({ settings: { maxConcurrentStreams: 1000 } }, (req, res) => {
+  out(`seen h2 ${req.method} ${req.url}`);
   res.end('ok h2\n');
 });
 h2.on('sessionError', () => {});
+h2.on('session', (session) => {
+  const port = session.socket?.remotePort;
+  let pings = 0;
+  let streams = 0;
+  session.on('ping', () => ++pings);
+  session.on('stream', () => ++streams);
+  session.on('close', () => out(`h2 session ${port} pings ${pings} streams ${streams}`));
+});
 
 const smtp = createTcpServer((socket) => {
   out(`greeted ${socket.remotePort}`);
