@@ -10,7 +10,7 @@ import { AdminServer } from '../admin/server.js';
 import { ConfigError, loadConfig, PolicyStore, readPodInfo, tunnelModeFor, type PodInfo, type SidecarConfig } from '../config/index.js';
 import { formatIssue } from '../policy/index.js';
 import { ConnectionGate } from '../enforcement/gate.js';
-import { requestFacts } from '../enforcement/http-facts.js';
+import { requestFacts } from '../enforcement/request-facts.js';
 import type { ConnectionFacts } from '../enforcement/types.js';
 import { createFlowPipeline, handleObserveStream, type FlowPipeline } from '../flows/index.js';
 import { WorkloadDirectory } from '../identity/workload-directory.js';

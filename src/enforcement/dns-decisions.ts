@@ -7,7 +7,7 @@
 import type { CompiledPolicy, Decision } from '../policy/index.js';
 import type { DnsMessage } from '../protocols/types.js';
 import type { DnsTunnelMonitor, TunnelFinding } from '../tunnels/types.js';
-import { requestFacts } from './http-facts.js';
+import { requestFacts } from './request-facts.js';
 import { tunnelDenial } from './tunnel-verdict.js';
 import type { ConnectionFacts, TunnelMode } from './types.js';
 

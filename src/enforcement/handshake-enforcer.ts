@@ -2,7 +2,7 @@
 // (SNI, ALPN; never decrypted), SSH on its banner, PostgreSQL on its startup message — after
 // which the connection passes through unparsed. Each protocol says what identifies it
 // (`identify`, in its folder); this enforcer knows none of them.
-import { requestFacts } from './http-facts.js';
+import { requestFacts } from './request-facts.js';
 import type { L7Facts } from '../policy/index.js';
 import type { ProtocolEvent, Side } from '../protocols/types.js';
 import { NO_OPS, type EnforcerDeps, type EnforcerOp, type L7Record, type StreamingEnforcer } from './types.js';

@@ -6,7 +6,8 @@
 import type { Decision } from '../policy/index.js';
 import type { TunnelFinding } from '../tunnels/types.js';
 import type { Http1RequestEvent, ProtocolEvent, Side } from '../protocols/types.js';
-import { HttpRequestFacts, invalidTargetDecision, requestFacts } from './http-facts.js';
+import { HttpRequestFacts, invalidTargetDecision } from './http-facts.js';
+import { requestFacts } from './request-facts.js';
 import { http1BadRequest, http1Forbidden } from './deny-responses.js';
 import { normalizeRequestTarget } from './request-target.js';
 import { NO_OPS, type EnforcerDeps, type EnforcerOp, type StreamingEnforcer } from './types.js';

@@ -27,7 +27,8 @@ import { RequestDlp } from './request-dlp.js';
 import { reencodeHeaderBlock } from '../protocols/http2/hpack-encoder.js';
 import type { Http2HeadersEvent, ProtocolEvent, Side } from '../protocols/types.js';
 import { NO_OPS, type EnforcerDeps, type EnforcerOp, type RoutingEnforcer } from './types.js';
-import { HttpRequestFacts, invalidTargetDecision, requestFacts } from './http-facts.js';
+import { HttpRequestFacts, invalidTargetDecision } from './http-facts.js';
+import { requestFacts } from './request-facts.js';
 import { normalizeRequestTarget } from './request-target.js';
 import { UnitRouter } from './unit-router.js';
 

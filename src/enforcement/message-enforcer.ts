@@ -7,7 +7,7 @@
 // enforcer (see redis-enforcer.ts, ordered-replies.ts).
 import type { Decision, L7Facts } from '../policy/index.js';
 import type { ProtocolEvent, Side } from '../protocols/types.js';
-import { requestFacts } from './http-facts.js';
+import { requestFacts } from './request-facts.js';
 import { NO_OPS, type EnforcerDeps, type EnforcerOp, type L7Record, type RoutingEnforcer } from './types.js';
 import { UnitRouter } from './unit-router.js';
 

@@ -15,7 +15,7 @@ import { COM } from '../protocols/mysql/mysql-parser.js';
 import { hasResponse, MysqlResponses } from '../protocols/mysql/mysql-responses.js';
 import { splitStatements, statementTemplate, statementVerbs } from '../protocols/sql/sql-statements.js';
 import type { MysqlCommandEvent, ProtocolEvent, Side } from '../protocols/types.js';
-import { requestFacts } from './http-facts.js';
+import { requestFacts } from './request-facts.js';
 import { ClientGate, OpCollector, ReplyOrder } from './ordered-replies.js';
 import type { EnforcerDeps, EnforcerOp, RoutingEnforcer } from './types.js';
 

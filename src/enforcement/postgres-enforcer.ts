@@ -21,7 +21,7 @@ import type { PostgresMessageEvent, ProtocolEvent, Side } from '../protocols/typ
 import { splitStatements, statementTemplate, statementVerbs } from '../protocols/sql/sql-statements.js';
 import type { EnforcerDeps, EnforcerOp, RoutingEnforcer } from './types.js';
 import { HeldBytes } from './held-bytes.js';
-import { requestFacts } from './http-facts.js';
+import { requestFacts } from './request-facts.js';
 import { ClientGate, OpCollector } from './ordered-replies.js';
 
 interface Pending {

@@ -7,7 +7,7 @@
 import type { Decision } from '../policy/index.js';
 import type { ProtocolEvent, RedisCommandEvent, Side } from '../protocols/types.js';
 import type { EnforcerDeps, EnforcerOp, RoutingEnforcer } from './types.js';
-import { requestFacts } from './http-facts.js';
+import { requestFacts } from './request-facts.js';
 import { ClientGate, OpCollector, ReplyOrder } from './ordered-replies.js';
 
 interface Pending {
