@@ -1,6 +1,6 @@
 // Redis (RESP2/RESP3): command detection, the command/reply parser, per-command verdicts and
 // the `redis: {commands, keys}` rule block.
-import { RedisEnforcer } from '../../enforcement/redis-enforcer.js';
+import { RedisEnforcer } from './redis-enforcer.js';
 import type { ProtocolPlugin } from '../plugin.js';
 import { detectRedis } from './detect.js';
 import { redisLearning } from './learn.js';

@@ -4,11 +4,11 @@
 // connection goes on. Inside MULTI a denied command poisons the transaction as a refused command
 // does in redis-server: its EXEC is replaced by DISCARD and answered -EXECABORT, so the commands
 // queued with it never run.
-import type { Decision } from '../policy/index.js';
-import type { ProtocolEvent, RedisCommandEvent, Side } from '../protocols/types.js';
-import type { EnforcerDeps, EnforcerOp, RoutingEnforcer } from './types.js';
-import { requestFacts } from './request-facts.js';
-import { ClientGate, OpCollector, ReplyOrder } from './ordered-replies.js';
+import type { Decision } from '../../policy/index.js';
+import type { ProtocolEvent, RedisCommandEvent, Side } from '../types.js';
+import type { EnforcerDeps, EnforcerOp, RoutingEnforcer } from '../../enforcement/types.js';
+import { requestFacts } from '../../enforcement/request-facts.js';
+import { ClientGate, OpCollector, ReplyOrder } from '../../enforcement/ordered-replies.js';
 
 interface Pending {
   l7: Record<string, unknown>;
