@@ -1,6 +1,6 @@
 // PostgreSQL (protocol 3): startup / SSLRequest detection, the message parser, and a verdict on
 // the session (user, database) and per statement (enforcement/postgres-enforcer.ts).
-import { PostgresEnforcer } from '../../enforcement/postgres-enforcer.js';
+import { PostgresEnforcer } from './postgres-enforcer.js';
 import type { ProtocolPlugin } from '../plugin.js';
 import { sqlLearning } from '../sql/learn.js';
 import { sqlRuleBlock } from '../sql/rule-block.js';

@@ -15,14 +15,14 @@
 //   decided at their Parse.
 // * COPY: CopyData/CopyDone/CopyFail reach the server only while it is in copy-in mode (it said
 //   CopyInResponse to an allowed COPY ... FROM STDIN).
-import type { Decision } from '../policy/index.js';
-import type { SqlFacts } from '../protocols/sql/rule-block.js';
-import type { PostgresMessageEvent, ProtocolEvent, Side } from '../protocols/types.js';
-import { splitStatements, statementTemplate, statementVerbs } from '../protocols/sql/sql-statements.js';
-import type { EnforcerDeps, EnforcerOp, RoutingEnforcer } from './types.js';
-import { HeldBytes } from './held-bytes.js';
-import { requestFacts } from './request-facts.js';
-import { ClientGate, OpCollector } from './ordered-replies.js';
+import type { Decision } from '../../policy/index.js';
+import type { SqlFacts } from '../sql/rule-block.js';
+import type { PostgresMessageEvent, ProtocolEvent, Side } from '../types.js';
+import { splitStatements, statementTemplate, statementVerbs } from '../sql/sql-statements.js';
+import type { EnforcerDeps, EnforcerOp, RoutingEnforcer } from '../../enforcement/types.js';
+import { HeldBytes } from '../../enforcement/held-bytes.js';
+import { requestFacts } from '../../enforcement/request-facts.js';
+import { ClientGate, OpCollector } from '../../enforcement/ordered-replies.js';
 
 interface Pending {
   l7: Record<string, unknown>;
