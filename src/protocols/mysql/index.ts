@@ -1,7 +1,7 @@
 // MySQL/MariaDB: the server speaks first (handshake v10, no client-side stall), the packet
 // parser, and a verdict on the login (user, database) and per statement
 // (enforcement/mysql-enforcer.ts).
-import { MysqlEnforcer } from '../../enforcement/mysql-enforcer.js';
+import { MysqlEnforcer } from './mysql-enforcer.js';
 import type { ProtocolPlugin } from '../plugin.js';
 import { sqlLearning } from '../sql/learn.js';
 import { sqlRuleBlock } from '../sql/rule-block.js';

@@ -9,15 +9,15 @@
 //   still owed (mysql-responses.ts tracks where each ends); the session goes on. `USE db` and
 //   COM_INIT_DB are decided as a change of database, COM_CHANGE_USER as a new session.
 //   COM_STMT_EXECUTE runs a statement decided at its prepare.
-import type { Decision } from '../policy/index.js';
-import type { SqlFacts } from '../protocols/sql/rule-block.js';
-import { COM } from '../protocols/mysql/mysql-parser.js';
-import { hasResponse, MysqlResponses } from '../protocols/mysql/mysql-responses.js';
-import { splitStatements, statementTemplate, statementVerbs } from '../protocols/sql/sql-statements.js';
-import type { MysqlCommandEvent, ProtocolEvent, Side } from '../protocols/types.js';
-import { requestFacts } from './request-facts.js';
-import { ClientGate, OpCollector, ReplyOrder } from './ordered-replies.js';
-import type { EnforcerDeps, EnforcerOp, RoutingEnforcer } from './types.js';
+import type { Decision } from '../../policy/index.js';
+import type { SqlFacts } from '../sql/rule-block.js';
+import { COM } from './mysql-parser.js';
+import { hasResponse, MysqlResponses } from './mysql-responses.js';
+import { splitStatements, statementTemplate, statementVerbs } from '../sql/sql-statements.js';
+import type { MysqlCommandEvent, ProtocolEvent, Side } from '../types.js';
+import { requestFacts } from '../../enforcement/request-facts.js';
+import { ClientGate, OpCollector, ReplyOrder } from '../../enforcement/ordered-replies.js';
+import type { EnforcerDeps, EnforcerOp, RoutingEnforcer } from '../../enforcement/types.js';
 
 interface Pending {
   l7: Record<string, unknown>;
