@@ -21,7 +21,7 @@ import { isIP } from 'node:net';
 import type { Decision } from '../policy/index.js';
 import { buildRefused, parseDnsMessage } from '../protocols/dns/dns-message.js';
 import type { DnsMessage } from '../protocols/types.js';
-import { answerFinding, checkAnswer, decideQuery } from '../enforcement/dns-decisions.js';
+import { answerFinding, checkAnswer, decideQuery } from '../protocols/dns/dns-decisions.js';
 import { tunnelDenial } from '../enforcement/tunnel-verdict.js';
 import type { ConnectionFacts, TunnelMode } from '../enforcement/types.js';
 import type { CompiledPolicy, Direction } from '../policy/index.js';

@@ -1,5 +1,5 @@
 // DNS over TCP (RFC 7766): query detection, the length-prefixed message parser, a verdict per query.
-import { DnsStreamEnforcer } from '../../enforcement/dns-enforcer.js';
+import { DnsStreamEnforcer } from './dns-enforcer.js';
 import type { ProtocolPlugin } from '../plugin.js';
 import { detectDns } from './detect.js';
 import { DnsStreamParser } from './dns-stream-parser.js';

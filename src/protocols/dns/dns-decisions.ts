@@ -4,12 +4,12 @@
 // an answer is checked too — every CNAME/DNAME target in it (RFC 1034 §3.6.2, RFC 6672) is
 // decided like the question (same type), since the resolver follows the alias and the client
 // gets the addresses of the target: `allowed.example CNAME denied.example` must not resolve.
-import type { CompiledPolicy, Decision } from '../policy/index.js';
-import type { DnsMessage } from '../protocols/types.js';
-import type { DnsTunnelMonitor, TunnelFinding } from '../tunnels/types.js';
-import { requestFacts } from './request-facts.js';
-import { tunnelDenial } from './tunnel-verdict.js';
-import type { ConnectionFacts, TunnelMode } from './types.js';
+import type { CompiledPolicy, Decision } from '../../policy/index.js';
+import type { DnsMessage } from '../types.js';
+import type { DnsTunnelMonitor, TunnelFinding } from '../../tunnels/types.js';
+import { requestFacts } from '../../enforcement/request-facts.js';
+import { tunnelDenial } from '../../enforcement/tunnel-verdict.js';
+import type { ConnectionFacts, TunnelMode } from '../../enforcement/types.js';
 
 export interface DnsDecisionContext {
   policy: () => CompiledPolicy;

@@ -3,11 +3,11 @@
 // and answered REFUSED (RFC 1035 RCODE 5) between the server's own messages. An answer whose
 // CNAME/DNAME target the rules deny is replaced by REFUSED.
 import { answerFinding, checkAnswer, decideQuery } from './dns-decisions.js';
-import type { Decision } from '../policy/index.js';
-import { buildRefused } from '../protocols/dns/dns-message.js';
-import type { ProtocolEvent, Side } from '../protocols/types.js';
-import { NO_OPS, type EnforcerDeps, type EnforcerOp, type RoutingEnforcer } from './types.js';
-import { UnitRouter } from './unit-router.js';
+import type { Decision } from '../../policy/index.js';
+import { buildRefused } from './dns-message.js';
+import type { ProtocolEvent, Side } from '../types.js';
+import { NO_OPS, type EnforcerDeps, type EnforcerOp, type RoutingEnforcer } from '../../enforcement/types.js';
+import { UnitRouter } from '../../enforcement/unit-router.js';
 
 interface PendingQuery {
   l7: Record<string, unknown>;
