@@ -11,7 +11,7 @@ import type { ServiceEntry } from '../identity/service-directory.js';
 import { servicesProblems, toServiceEntries } from './services.js';
 import { parseRuleText } from '../policy/source.js';
 import type { Direction, Mode } from '../policy/types.js';
-import { DEFAULT_TARGET_OPTIONS, type TargetOptions } from '../enforcement/request-target.js';
+import { DEFAULT_TARGET_OPTIONS, type TargetOptions } from '../protocols/http1/request-target.js';
 import { DEFAULT_CAPTURE, type CaptureSettings } from '../capture/store.js';
 import { BUILTIN_SENSOR_NAMES, DEFAULT_DLP, type DlpSettings, type DlpWhere } from '../content/dlp/index.js';
 

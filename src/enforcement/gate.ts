@@ -5,7 +5,7 @@ import type { WorkloadDirectory } from '../identity/workload-directory.js';
 import type { TunnelDetection } from '../tunnels/types.js';
 import { ConnectionFilter } from './connection-filter.js';
 import type { DlpEngine } from '../content/dlp/index.js';
-import type { TargetOptions } from './request-target.js';
+import type { TargetOptions } from '../protocols/http1/request-target.js';
 import type { ConnectionFacts, FilterSink, ParseErrorAction, TunnelMode } from './types.js';
 
 export interface GateOptions {

@@ -3,7 +3,7 @@
 import type { CompiledPolicy, Decision, Direction, Endpoint } from '../policy/index.js';
 import type { DnsTunnelMonitor, TunnelFinding, TunnelInspector } from '../tunnels/types.js';
 import type { ProtocolEvent, Side } from '../protocols/types.js';
-import type { TargetOptions } from './request-target.js';
+import type { TargetOptions } from '../protocols/http1/request-target.js';
 import type { DlpEngine, DlpHit } from '../content/dlp/index.js';
 
 /** A DLP hit on a request or response (becomes an `alert` record with a `dlp` object). */

@@ -1,5 +1,5 @@
 // HTTP/1.x (RFC 9112): detection, parser and per-request enforcement, as one registry entry.
-import { Http1Enforcer } from '../../enforcement/http1-enforcer.js';
+import { Http1Enforcer } from './http1-enforcer.js';
 import { UNKNOWN, match } from '../detect-util.js';
 import type { ProtocolPlugin } from '../plugin.js';
 import { detectHttp1, httpRequestLinePrefix } from './detect.js';

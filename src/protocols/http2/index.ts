@@ -1,6 +1,6 @@
 // HTTP/2 (RFC 9113) and gRPC over it: prior-knowledge detection, the frame parser and
 // per-stream enforcement. gRPC is a rule protocol of its own, carried by HTTP/2.
-import { Http2Enforcer } from '../../enforcement/http2-enforcer.js';
+import { Http2Enforcer } from './http2-enforcer.js';
 import type { ProtocolPlugin } from '../plugin.js';
 import { detectHttp2 } from './detect.js';
 import { Http2Parser } from './http2-parser.js';

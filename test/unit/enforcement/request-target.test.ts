@@ -2,7 +2,7 @@
 // "Request targets" table, in both escaped-slash modes.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { normalizeRequestTarget, parseAuthority, type TargetOptions } from '../../../src/enforcement/request-target.js';
+import { normalizeRequestTarget, parseAuthority, type TargetOptions } from '../../../src/protocols/http1/request-target.js';
 
 const REJECT: TargetOptions = { escapedSlashes: 'reject' };
 const DECODE: TargetOptions = { escapedSlashes: 'decode' };

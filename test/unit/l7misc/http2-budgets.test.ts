@@ -5,7 +5,7 @@
 // read buffer is not kept once its frames are routed.
 import { describe, expect, it } from 'vitest';
 import { ConnectionFilter } from '../../../src/enforcement/connection-filter.js';
-import { FLOOD_BURST, FLOOD_PER_SECOND } from '../../../src/enforcement/http2-enforcer.js';
+import { FLOOD_BURST, FLOOD_PER_SECOND } from '../../../src/protocols/http2/http2-enforcer.js';
 import type { FilterContext, FilterSink, RequestOutcome } from '../../../src/enforcement/types.js';
 import { compilePolicy, type CompiledPolicy } from '../../../src/policy/index.js';
 import { buildFrame, buildHeadersFrames, FrameFlag, FrameType } from '../../../src/protocols/http2/frames.js';

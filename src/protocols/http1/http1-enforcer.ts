@@ -3,16 +3,16 @@
 // through unchanged; a denied one never reaches the server: once the responses to the requests
 // before it are complete, the client gets 403 and the connection closes (pipelined requests
 // after a denied one are not answered, as with any `connection: close`).
-import type { Decision } from '../policy/index.js';
-import type { TunnelFinding } from '../tunnels/types.js';
-import type { Http1RequestEvent, ProtocolEvent, Side } from '../protocols/types.js';
+import type { Decision } from '../../policy/index.js';
+import type { TunnelFinding } from '../../tunnels/types.js';
+import type { Http1RequestEvent, ProtocolEvent, Side } from '../types.js';
 import { HttpRequestFacts, invalidTargetDecision } from './http-facts.js';
-import { requestFacts } from './request-facts.js';
+import { requestFacts } from '../../enforcement/request-facts.js';
 import { http1BadRequest, http1Forbidden } from './deny-responses.js';
 import { normalizeRequestTarget } from './request-target.js';
-import { NO_OPS, type EnforcerDeps, type EnforcerOp, type StreamingEnforcer } from './types.js';
-import { Http2Enforcer } from './http2-enforcer.js';
-import type { DlpHit, MessageScanner } from '../content/dlp/index.js';
+import { NO_OPS, type EnforcerDeps, type EnforcerOp, type StreamingEnforcer } from '../../enforcement/types.js';
+import { Http2Enforcer } from '../http2/http2-enforcer.js';
+import type { DlpHit, MessageScanner } from '../../content/dlp/index.js';
 import { RequestDlp } from './request-dlp.js';
 
 interface OpenRequest {

@@ -1,7 +1,7 @@
 // The L7 facts of an HTTP request for the rules (HTTP/1 and HTTP/2). Headers become a record only when a rule asks
 // for them (a `headers:` matcher): most requests are decided on method, path and host alone.
-import type { CompiledPolicy, Decision } from '../policy/index.js';
-import type { HeaderList } from '../protocols/types.js';
+import type { CompiledPolicy, Decision } from '../../policy/index.js';
+import type { HeaderList } from '../types.js';
 
 export class HttpRequestFacts {
   private record: Record<string, string> | undefined;

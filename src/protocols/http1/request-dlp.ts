@@ -9,9 +9,9 @@
 // - A body that cannot be decoded (unknown coding, broken framing, a decompression bomb) could
 //   hide anything: where a hit would block, it blocks (fail closed, rule `dlp:undecodable`);
 //   otherwise the request record says it was not scanned.
-import type { DlpEngine, DlpHit, DlpScope } from '../content/dlp/index.js';
-import type { CompiledPolicy, Decision, FlowFacts } from '../policy/index.js';
-import type { DlpAlert } from './types.js';
+import type { DlpEngine, DlpHit, DlpScope } from '../../content/dlp/index.js';
+import type { CompiledPolicy, Decision, FlowFacts } from '../../policy/index.js';
+import type { DlpAlert } from '../../enforcement/types.js';
 
 /** Alerts written per request at most; further hits are counted in the request record. */
 const MAX_ALERTS_PER_REQUEST = 8;

@@ -20,17 +20,17 @@
 // `content-type`, `host`) or `host` differing from `:authority` is refused as ambiguous
 // (rule `ambiguous-request`): receivers disagree on which copy counts — grpc-js takes the first
 // content-type, so `application/grpc` then `text/plain` is a gRPC call that the gRPC rules must see.
-import type { Decision, FlowFacts } from '../policy/index.js';
-import { buildForbiddenResponse, buildGoawayFrame, buildGrpcTrailersOnly, buildHeadersFrames, buildRstStreamFrame, buildWindowUpdateFrame, FrameFlag, FrameType, Http2ErrorCode } from '../protocols/http2/frames.js';
-import type { DlpHit, MessageScanner } from '../content/dlp/index.js';
-import { RequestDlp } from './request-dlp.js';
-import { reencodeHeaderBlock } from '../protocols/http2/hpack-encoder.js';
-import type { Http2HeadersEvent, ProtocolEvent, Side } from '../protocols/types.js';
-import { NO_OPS, type EnforcerDeps, type EnforcerOp, type RoutingEnforcer } from './types.js';
-import { HttpRequestFacts, invalidTargetDecision } from './http-facts.js';
-import { requestFacts } from './request-facts.js';
-import { normalizeRequestTarget } from './request-target.js';
-import { UnitRouter } from './unit-router.js';
+import type { Decision, FlowFacts } from '../../policy/index.js';
+import { buildForbiddenResponse, buildGoawayFrame, buildGrpcTrailersOnly, buildHeadersFrames, buildRstStreamFrame, buildWindowUpdateFrame, FrameFlag, FrameType, Http2ErrorCode } from './frames.js';
+import type { DlpHit, MessageScanner } from '../../content/dlp/index.js';
+import { RequestDlp } from '../http1/request-dlp.js';
+import { reencodeHeaderBlock } from './hpack-encoder.js';
+import type { Http2HeadersEvent, ProtocolEvent, Side } from '../types.js';
+import { NO_OPS, type EnforcerDeps, type EnforcerOp, type RoutingEnforcer } from '../../enforcement/types.js';
+import { HttpRequestFacts, invalidTargetDecision } from '../http1/http-facts.js';
+import { requestFacts } from '../../enforcement/request-facts.js';
+import { normalizeRequestTarget } from '../http1/request-target.js';
+import { UnitRouter } from '../../enforcement/unit-router.js';
 
 interface StreamState {
   decision: Decision;

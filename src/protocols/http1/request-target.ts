@@ -5,7 +5,7 @@
 // resolve, or the request is refused: whatever servers could read two ways (an escaped slash,
 // a backslash, `%00`, broken or overlong UTF-8, an absolute-form host differing from Host) is
 // not guessed at. The decisions and their reasons are tabled in the README ("Request targets").
-import { removeDotSegments } from '../policy/glob.js';
+import { removeDotSegments } from '../../policy/glob.js';
 
 /** What to do with `%2F`, `%5C` and `\` in a path (Envoy: path_with_escaped_slashes_action). */
 export type EscapedSlashes = 'reject' | 'decode';
