@@ -4,7 +4,7 @@
 // record. An allowed message goes to the server unchanged; a denied one never does, and the
 // client gets the protocol's `deny` answer (if any) at once. Server bytes pass as they come.
 // Protocols whose denials must fall in order among the server's replies (Redis) write their own
-// enforcer (see redis-enforcer.ts, ordered-replies.ts).
+// enforcer (see protocols/redis/redis-enforcer.ts, ordered-replies.ts).
 import type { Decision, L7Facts } from '../policy/index.js';
 import type { ProtocolEvent, Side } from '../protocols/types.js';
 import { requestFacts } from './request-facts.js';

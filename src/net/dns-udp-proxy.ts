@@ -12,7 +12,7 @@
 // port 53, with that ID and the same question (name compared case-insensitively, type, class).
 // Anything else arriving on that socket is dropped and the query keeps waiting. In-flight
 // queries are bounded (MAX_IN_FLIGHT sockets): past that the oldest is expired.
-// Decisions (tunnel check, rules, CNAME targets of answers) are dns-decisions.ts, shared with
+// Decisions (tunnel check, rules, CNAME targets of answers) are protocols/dns/dns-decisions.ts, shared with
 // DNS over TCP.
 import { randomInt } from 'node:crypto';
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';

@@ -1,6 +1,6 @@
 // MySQL/MariaDB: the server speaks first (handshake v10, no client-side stall), the packet
 // parser, and a verdict on the login (user, database) and per statement
-// (enforcement/mysql-enforcer.ts).
+// (mysql-enforcer.ts).
 import { MysqlEnforcer } from './mysql-enforcer.js';
 import type { ProtocolPlugin } from '../plugin.js';
 import { sqlLearning } from '../sql/learn.js';

@@ -1,5 +1,5 @@
 // PostgreSQL (protocol 3): startup / SSLRequest detection, the message parser, and a verdict on
-// the session (user, database) and per statement (enforcement/postgres-enforcer.ts).
+// the session (user, database) and per statement (postgres-enforcer.ts).
 import { PostgresEnforcer } from './postgres-enforcer.js';
 import type { ProtocolPlugin } from '../plugin.js';
 import { sqlLearning } from '../sql/learn.js';

@@ -1,5 +1,5 @@
 // DNS over TCP: an answer whose CNAME target the rules deny is replaced by REFUSED (the same
-// decisions as the UDP listener, enforcement/dns-decisions.ts).
+// decisions as the UDP listener, protocols/dns/dns-decisions.ts).
 import { describe, expect, it } from 'vitest';
 import { ConnectionFilter } from '../../../src/enforcement/connection-filter.js';
 import type { FilterContext, FilterSink, RequestOutcome } from '../../../src/enforcement/types.js';
