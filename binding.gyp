@@ -11,6 +11,11 @@
       "cflags": ["-O2", "-Wall"]
     },
     {
+      "target_name": "splice_relay",
+      "sources": ["native/splice-relay.c"],
+      "cflags": ["-O2", "-Wall"]
+    },
+    {
       "target_name": "nfqueue",
       "sources": ["native/nfqueue.c"],
       "cflags": ["-O2", "-Wall"],

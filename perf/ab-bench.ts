@@ -6,7 +6,11 @@
 // order, so the ratios that matter (after/before, against HAProxy and the relay) come from runs
 // interleaved on the same noisy machine. Prints a Markdown table of medians; raw samples to /tmp.
 //
-//   node dist/perf/ab-bench.js --baseline DIR [--rounds N] [--duration S] [--workloads keepalive,connclose,serial,mib,h2c,grpc] [--cpu-prof DIR] [--node-flags-after FLAGS]
+//   node dist/perf/ab-bench.js --baseline DIR [--rounds N] [--duration S] [--workloads keepalive,connclose,serial,mib,h2c,grpc,tls-mib,tls-keepalive] [--cpu-prof DIR] [--node-flags-after FLAGS]
+//
+// tls-mib / tls-keepalive: HTTPS to nginx (1 MiB responses / 100-byte ones), allowed by a `protocol:
+// tls` rule: opaque to the sidecar after the ClientHello (the kernel relay's case); compared with
+// HAProxy tcp mode and the Node relay (HAProxy http mode does not relay TLS).
 //
 // --node-flags-after FLAGS gives this checkout's sidecar extra node flags (space-separated, e.g.
 // "--max-semi-space-size=1"): with the baseline a copy of the same build, it measures a V8 setting.
@@ -20,15 +24,17 @@ import type { ChildProcess } from 'node:child_process';
 import { chownSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { APP_UID, CLI, DIRECT_UID, NODE, PROXY_UID, REPO, Topology, waitForLine } from '../test/harness/netns.js';
-import { HAPROXY_PORTS, haproxyConfig, nginxConfig, PEER_PORTS, sidecarConfig } from './bench-setup.js';
+import { HAPROXY_PORTS, haproxyConfig, nginxConfig, PEER_PORTS, sidecarConfig, tlsCertificateArgs } from './bench-setup.js';
 import type { LoadResult } from './bench-tools.js';
 import { parseH2load, parseWrk, type ParsedLoad } from './load-output.js';
 import { CLK_TCK, median, procCpu, rssMiB, threadCpu } from './proc-stats.js';
 
 const TOOLS_JS = join(REPO, 'dist', 'perf', 'bench-tools.js');
 const RELAY_PORT = 18200;
+/** The Node relay's listener toward the peer's TLS port. */
+const TLS_RELAY_PORT = 18201;
 
-type Workload = 'keepalive' | 'connclose' | 'serial' | 'mib' | 'h2c' | 'grpc';
+type Workload = 'keepalive' | 'connclose' | 'serial' | 'mib' | 'h2c' | 'grpc' | 'tls-mib' | 'tls-keepalive';
 /** wrk shapes as in bench.ts; h2c (h2load) and grpc (bench-tools grpc-client) run as there too. */
 const WORKLOAD_ARGS: Record<Workload, { args: string[]; path: string }> = {
   keepalive: { args: ['-c50'], path: '/small' },
@@ -37,7 +43,13 @@ const WORKLOAD_ARGS: Record<Workload, { args: string[]; path: string }> = {
   mib: { args: ['-c4'], path: '/1m' },
   h2c: { args: ['-t1', '-c10', '-m10'], path: '/small' },
   grpc: { args: ['20'], path: '' },
+  'tls-mib': { args: ['-c4'], path: '/1m' },
+  'tls-keepalive': { args: ['-c50'], path: '/small' },
 };
+
+function isTls(workload: Workload): boolean {
+  return workload === 'tls-mib' || workload === 'tls-keepalive';
+}
 
 type VariantName = 'before' | 'after' | 'haproxy-http' | 'haproxy-tcp' | 'node-relay';
 
@@ -122,6 +134,7 @@ class AbBench {
   private readonly subnet = '10.77.61.0/24';
   private haproxy: ChildProcess | undefined;
   private relay: ChildProcess | undefined;
+  private tlsRelay: ChildProcess | undefined;
   private sidecar: { proc: ChildProcess; which: 'before' | 'after'; lines: number } | undefined;
   readonly samples: AbSample[] = [];
 
@@ -139,7 +152,12 @@ class AbBench {
     }
     mkdirSync(join(t.dir, 'www'), { mode: 0o755 });
     writeFileSync(join(t.dir, 'www', '1m'), Buffer.alloc(1 << 20, 0x5a), { mode: 0o644 });
-    t.start(t.peerNs, 'nginx', ['-c', t.writeFile('nginx.conf', nginxConfig(t.dir, t.peerIp))]).stdout?.resume();
+    const tls = this.options.workloads.some(isTls);
+    if (tls) {
+      const cert = t.exec(t.peerNs, 'openssl', tlsCertificateArgs(t.dir));
+      if (cert.status !== 0) throw new Error(`openssl req: ${cert.stderr}`);
+    }
+    t.start(t.peerNs, 'nginx', ['-c', t.writeFile('nginx.conf', nginxConfig(t.dir, t.peerIp, tls))]).stdout?.resume();
     await this.waitForHttp(`http://${t.peerIp}/small`, DIRECT_UID);
     if (this.options.workloads.includes('grpc')) {
       const grpc = t.start(t.peerNs, NODE, [TOOLS_JS, 'grpc-server', t.peerIp, String(PEER_PORTS.grpc)]);
@@ -154,6 +172,10 @@ class AbBench {
     await this.waitForHttp(`http://127.0.0.1:${HAPROXY_PORTS.http.http}/small`, DIRECT_UID);
     this.relay = t.start(t.podNs, NODE, [TOOLS_JS, 'relay', String(RELAY_PORT), t.peerIp, String(PEER_PORTS.http)], { uid: DIRECT_UID });
     await waitForLine(this.relay, (l) => l === 'listening', 15_000, 'node relay');
+    if (tls) {
+      this.tlsRelay = t.start(t.podNs, NODE, [TOOLS_JS, 'relay', String(TLS_RELAY_PORT), t.peerIp, String(PEER_PORTS.tls)], { uid: DIRECT_UID });
+      await waitForLine(this.tlsRelay, (l) => l === 'listening', 15_000, 'node relay (tls)');
+    }
   }
 
   private async waitForHttp(url: string, uid: number): Promise<void> {
@@ -214,7 +236,10 @@ class AbBench {
     const t = this.topo;
     // The relay forwards to the peer's HTTP/1 port only.
     if (variant === 'node-relay' && (workload === 'h2c' || workload === 'grpc')) return;
-    const upstreamPort = workload === 'h2c' ? PEER_PORTS.h2c : workload === 'grpc' ? PEER_PORTS.grpc : PEER_PORTS.http;
+    // TLS is relayed, not terminated: HAProxy's tcp mode is its reference.
+    if (variant === 'haproxy-http' && isTls(workload)) return;
+    const tls = isTls(workload);
+    const upstreamPort = workload === 'h2c' ? PEER_PORTS.h2c : workload === 'grpc' ? PEER_PORTS.grpc : tls ? PEER_PORTS.tls : PEER_PORTS.http;
     const haproxyKey = workload === 'h2c' ? 'h2c' : workload === 'grpc' ? 'grpc' : 'http';
     let pid: number;
     let target: string;
@@ -224,11 +249,11 @@ class AbBench {
       target = `${t.peerIp}:${upstreamPort}`;
       uid = APP_UID;
     } else if (variant === 'node-relay') {
-      pid = this.relay?.pid as number;
-      target = `127.0.0.1:${RELAY_PORT}`;
+      pid = (tls ? this.tlsRelay?.pid : this.relay?.pid) as number;
+      target = `127.0.0.1:${tls ? TLS_RELAY_PORT : RELAY_PORT}`;
     } else {
       pid = this.haproxy?.pid as number;
-      target = `127.0.0.1:${HAPROXY_PORTS[variant === 'haproxy-http' ? 'http' : 'tcp'][haproxyKey]}`;
+      target = `127.0.0.1:${tls ? HAPROXY_PORTS.tcp.tls : HAPROXY_PORTS[variant === 'haproxy-http' ? 'http' : 'tcp'][haproxyKey]}`;
     }
     const shape = WORKLOAD_ARGS[workload];
     const linesBefore = this.sidecar?.lines ?? 0;
@@ -240,7 +265,7 @@ class AbBench {
         ? await t.execAsync(t.podNs, 'h2load', [...shape.args, '-D', `${Math.round(d * 1000)}ms`, '--warm-up-time=300ms', `http://${target}${shape.path}`], { uid })
         : workload === 'grpc'
           ? await t.execAsync(t.podNs, NODE, [TOOLS_JS, 'grpc-client', target, String(d), ...shape.args], { uid })
-          : await t.execAsync(t.podNs, 'wrk', ['-t1', `-d${d}s`, '--timeout', '5s', '--latency', ...shape.args, `http://${target}${shape.path}`], { uid });
+          : await t.execAsync(t.podNs, 'wrk', ['-t1', `-d${d}s`, '--timeout', '5s', '--latency', ...shape.args, `${tls ? 'https' : 'http'}://${target}${shape.path}`], { uid });
     const ticks = cpuTicks(pid) - ticksBefore;
     const otherTicks = otherThreadTicks(pid) - threadsBefore;
     if (r.status !== 0) throw new Error(`${workload} load failed (${r.status}): ${r.stdout.slice(-300)} ${r.stderr}`);

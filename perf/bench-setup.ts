@@ -4,17 +4,28 @@
 import { stringify } from 'yaml';
 
 /** Ports the peer namespace serves. */
-export const PEER_PORTS = { http: 80, h2c: 8080, grpc: 50051, dns: 53 } as const;
+export const PEER_PORTS = { http: 80, h2c: 8080, grpc: 50051, dns: 53, tls: 443 } as const;
 /** HAProxy frontends in the pod namespace (127.0.0.1), per mode. */
 export const HAPROXY_PORTS = {
-  tcp: { http: 18000, h2c: 18001, grpc: 18002 },
+  tcp: { http: 18000, h2c: 18001, grpc: 18002, tls: 18003 },
   http: { http: 18100, h2c: 18101, grpc: 18102 },
 } as const;
 
 /** The body of /small: exactly 100 bytes, as in issue 7. */
 export const SMALL_BODY = 'x'.repeat(99) + '\n';
 
-export function nginxConfig(dir: string, peerIp: string): string {
+/**
+ * nginx's HTTPS server (the TLS workloads: an allowed TLS connection is opaque to the sidecar after
+ * its ClientHello) reads this key and certificate when they exist in `dir` (tlsCertificate()).
+ */
+export const TLS_FILES = { key: 'tls.key', cert: 'tls.crt' } as const;
+
+/** openssl arguments writing a self-signed P-256 certificate for the TLS workloads into `dir`. */
+export function tlsCertificateArgs(dir: string): string[] {
+  return ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '2', '-subj', '/CN=bench.test', '-keyout', `${dir}/${TLS_FILES.key}`, '-out', `${dir}/${TLS_FILES.cert}`];
+}
+
+export function nginxConfig(dir: string, peerIp: string, tls = false): string {
   const locations = `
     default_type text/plain;
     location = /small { return 200 "${SMALL_BODY.slice(0, 99)}\\n"; }
@@ -34,13 +45,22 @@ http {
   }
   server {
     listen ${peerIp}:${PEER_PORTS.h2c} http2 backlog=4096;${locations}
+  }${
+    tls
+      ? `
+  server {
+    listen ${peerIp}:${PEER_PORTS.tls} ssl backlog=4096;
+    ssl_certificate ${dir}/${TLS_FILES.cert};
+    ssl_certificate_key ${dir}/${TLS_FILES.key};${locations}
+  }`
+      : ''
   }
 }
 `;
 }
 
 export function haproxyConfig(peerIp: string): string {
-  const frontend = (mode: 'tcp' | 'http', name: 'http' | 'h2c' | 'grpc', port: number, upstream: number): string => {
+  const frontend = (mode: 'tcp' | 'http', name: 'http' | 'h2c' | 'grpc' | 'tls', port: number, upstream: number): string => {
     const h2 = mode === 'http' && name !== 'http' ? ' proto h2' : '';
     return `
 frontend ${mode}_${name}
@@ -67,6 +87,8 @@ defaults
     text += frontend(mode, 'h2c', ports.h2c, PEER_PORTS.h2c);
     text += frontend(mode, 'grpc', ports.grpc, PEER_PORTS.grpc);
   }
+  // TLS is relayed, never terminated: tcp mode only (the sidecar never decrypts either).
+  text += frontend('tcp', 'tls', HAPROXY_PORTS.tcp.tls, PEER_PORTS.tls);
   return text;
 }
 
@@ -89,6 +111,7 @@ function realisticRules(subnet: string): { head: Rule[]; tail: Rule[] } {
       { id: 'allow-bench-http', action: 'allow', direction: 'egress', peer: { cidr: [subnet] }, ports: [PEER_PORTS.http], http: { methods: ['GET'], paths: ['/small', '/1m'] } },
       { id: 'allow-bench-h2c', action: 'allow', direction: 'egress', peer: { cidr: [subnet] }, ports: [PEER_PORTS.h2c], protocol: 'http2', http: { methods: ['GET'], paths: ['/small'] } },
       { id: 'allow-bench-grpc', action: 'allow', direction: 'egress', peer: { cidr: [subnet] }, ports: [PEER_PORTS.grpc], grpc: { services: ['bench.*'], methods: ['Echo'] } },
+      { id: 'allow-bench-tls', action: 'allow', direction: 'egress', peer: { cidr: [subnet] }, ports: [PEER_PORTS.tls], protocol: 'tls' },
     ],
   };
 }

@@ -2,6 +2,7 @@
 // port). One registry for the whole process; every module increments the named metrics below
 // rather than creating its own, so names and labels stay consistent.
 import { Counter, Gauge, Registry, collectDefaultMetrics, type LabelValues } from 'prom-client';
+import { spliceStats } from '../net/relay-splice.js';
 
 export const registry = new Registry();
 
@@ -68,6 +69,22 @@ export class Tally<L extends string> {
 function counter<L extends string>(name: string, help: string, labelNames: readonly L[]): Counter<L> {
   return new Counter<L>({ name, help, labelNames, registers: [registry] });
 }
+
+/**
+ * The kernel relay (src/net/relay-splice.ts): connections moved to splice(2) once nothing needed
+ * their bytes, refused by the addon (they stayed in the JS relay), handed back for want of a pipe
+ * (fallback), or taken back by a capture joining them (stopped). Read from plain tallies at scrape.
+ */
+new Counter({
+  name: 'sidewall_kernel_relay_total',
+  help: 'Connections moved to the kernel relay (splice) and what became of them: outcome=started, refused (stayed in the JS relay), fallback (no pipe: back to the JS relay), stopped (taken back, e.g. by a capture)',
+  labelNames: ['outcome'] as const,
+  registers: [registry],
+  collect(this: Counter<'outcome'>) {
+    this.reset();
+    for (const [outcome, n] of Object.entries(spliceStats)) this.inc({ outcome }, n);
+  },
+});
 
 export const metrics = {
   /** Closed connections. Updated by the flow pipeline from final `connection` records. */

@@ -10,6 +10,12 @@
 // new memory and no garbage. A buffer is reused only when nothing still refers to its last read:
 // the write to the other socket completed at once, and the L7 filter keeps no view of it;
 // otherwise the next read gets a new buffer.
+//
+// Once nothing needs to see a connection's bytes any more (the filter passes it through and no
+// capture taps it), the relay moves to the kernel: splice(2) between the two sockets in the addon
+// (relay-splice.ts), which reports FIN in both directions, or the first error, back here; the
+// byte counts of records, the idle sweep and the write-queue budget include what it moved. A
+// capture that joins takes the connection back to this relay, bytes in flight included.
 import { connect, Socket } from 'node:net';
 import type { CaptureTap } from '../capture/tap.js';
 import type { ConnectionFilter } from '../enforcement/connection-filter.js';
@@ -19,6 +25,7 @@ import type { Decision } from '../policy/index.js';
 import type { TunnelFinding } from '../tunnels/types.js';
 import { useReadBuffers } from './accepted-socket-onread.js';
 import { ReadBufferPool } from './read-buffer-pool.js';
+import { SpliceRelay, type SpliceEnd, type TakenBack } from './relay-splice.js';
 import { connectMarked } from './socket-mark.js';
 import type { Destination } from './original-dst.js';
 
@@ -137,6 +144,14 @@ export function setReadBufferBytes(bytes: number): void {
   if (bytes !== readBuffers.bufferBytes) readBuffers = new ReadBufferPool(bytes, 128);
 }
 
+/** Whether verdicted connections move to the kernel relay (SIDEWALL_SPLICE=0 keeps them here: A/B and debugging). */
+let spliceEnabled = process.env.SIDEWALL_SPLICE !== '0';
+
+/** Turns the kernel relay on or off for connections that become eligible from now on (tests). */
+export function setSpliceEnabled(on: boolean): void {
+  spliceEnabled = on;
+}
+
 /** Handed from a read callback to the buffer generator Node calls right after it, for the same socket. */
 let nextReadBuffer: Buffer | undefined;
 
@@ -176,6 +191,11 @@ export class ProxiedConnection implements FilterSink {
   private pausedForBudget = false;
   /** When we sent our FIN to the client after the server went (LINGER_MS). */
   private lingerSince = 0;
+  private upstreamEnded = false;
+  /** The kernel relay, once the connection moved there (kept after it ended: its byte counts). */
+  private splice: SpliceRelay | null = null;
+  /** Eligible for the kernel relay once both write queues are empty. */
+  private spliceWanted = false;
 
   constructor(
     readonly flowId: string,
@@ -234,8 +254,8 @@ export class ProxiedConnection implements FilterSink {
       dst: this.dst,
       startedAt: this.startedAt,
       durationMs: performance.now() - this.startedAt,
-      bytesSent: this.client.bytesRead,
-      bytesReceived: this.upstream?.bytesRead ?? 0,
+      bytesSent: this.client.bytesRead + (this.splice?.fromClient ?? 0),
+      bytesReceived: (this.upstream?.bytesRead ?? 0) + (this.splice?.fromServer ?? 0),
       reason: 'closed',
     };
     if (this.admission !== undefined) {
@@ -254,6 +274,7 @@ export class ProxiedConnection implements FilterSink {
       closedSockets: this.closedSockets,
       reason: this.reason ?? null,
       filtering: this.filter !== null,
+      spliced: this.splice?.active === true,
     };
   }
 
@@ -269,28 +290,40 @@ export class ProxiedConnection implements FilterSink {
    * The packet-capture tap (src/capture), while some capture could want this connection: it sees
    * what the client sent and what it was sent, as the app saw it. Undefined costs one check per read.
    */
-  tap: CaptureTap | undefined;
+  get tap(): CaptureTap | undefined {
+    return this.tapValue;
+  }
+  set tap(tap: CaptureTap | undefined) {
+    this.tapValue = tap;
+    // A capture joining a connection in the kernel relay takes it back: the tap needs its bytes.
+    if (tap !== undefined && this.splice?.active === true) this.resumeFromSplice(this.splice.stop());
+  }
+  private tapValue: CaptureTap | undefined;
   private reportedDecision: Decision | null = null;
 
   /** Bytes read from the client so far (a capture joining an open connection starts its numbers here). */
   get bytesFromClient(): number {
-    return this.client.bytesRead;
+    return this.client.bytesRead + (this.splice?.fromClient ?? 0);
   }
 
-  /** Bytes written to the client so far. */
+  /**
+   * Bytes written to the client so far: in the kernel relay, those in flight toward it count as
+   * written (a capture joining now sees the stream from after them, and they are written first).
+   */
   get bytesToClient(): number {
-    return this.client.bytesWritten;
+    const splice = this.splice;
+    return this.client.bytesWritten + (splice === null ? 0 : splice.toClient + splice.pendingToClient);
   }
 
   /** Our FIN to the client (the capture shows it as the server's). */
   private endClient(): void {
-    this.tap?.fin('server');
+    this.tapValue?.fin('server');
     this.client.end();
   }
 
   /** Our reset of the client. */
   private resetClient(): void {
-    if (this.tap !== undefined && !this.client.destroyed) this.tap.rst('server');
+    if (this.tapValue !== undefined && !this.client.destroyed) this.tapValue.rst('server');
     reset(this.client);
   }
 
@@ -303,6 +336,7 @@ export class ProxiedConnection implements FilterSink {
 
   /** Ends the connection now (drain deadline, shutdown, overload). */
   abort(reason: CloseReason, detail?: string): void {
+    this.stopSplice();
     this.reason ??= reason;
     if (detail !== undefined) this.errorText ??= detail;
     this.resetClient();
@@ -326,7 +360,7 @@ export class ProxiedConnection implements FilterSink {
 
   /** Bytes queued for writing on both sockets (the write-queue budget). */
   get queuedBytes(): number {
-    return this.client.writableLength + (this.upstream?.writableLength ?? 0);
+    return this.client.writableLength + (this.upstream?.writableLength ?? 0) + (this.splice?.pending ?? 0);
   }
 
   /** Parser state this connection keeps (its share of the state budget). */
@@ -352,6 +386,7 @@ export class ProxiedConnection implements FilterSink {
   checkHeld(now: number): CloseReason | undefined {
     if (this.finished) return undefined;
     if (this.lingerSince > 0 && now - this.lingerSince >= LINGER_MS) {
+      this.stopSplice();
       this.reason ??= 'closed';
       this.client.destroy();
       this.upstream?.destroy();
@@ -402,19 +437,20 @@ export class ProxiedConnection implements FilterSink {
   }
 
   private onClientData(chunk: Buffer): void {
-    const tap = this.tap;
+    const tap = this.tapValue;
     if (tap === undefined) return this.relayClientData(chunk);
     tap.fromClient(chunk);
     this.relayClientData(chunk);
     // The read buffer is reused after this: the tap lets go of the chunk (an alert raised while
     // the L7 layer read it has had it captured by now).
-    this.tap?.settle();
+    this.tapValue?.settle();
   }
 
   private relayClientData(chunk: Buffer): void {
     const filter = this.filter;
     if (filter === null) {
-      if (!(this.upstream as Socket).write(chunk)) this.client.pause();
+      const upstream = this.upstream as Socket;
+      if (!(this.spliceWanted ? upstream.write(chunk, this.afterSpliceWrite()) : upstream.write(chunk))) this.client.pause();
       return;
     }
     try {
@@ -458,9 +494,9 @@ export class ProxiedConnection implements FilterSink {
   private onUpstreamData(chunk: Buffer): void {
     const filter = this.filter;
     if (filter === null) {
-      const tap = this.tap;
+      const tap = this.tapValue;
       if (tap !== undefined) tap.toClient(chunk);
-      if (!this.client.write(chunk)) (this.upstream as Socket).pause();
+      if (!(this.spliceWanted ? this.client.write(chunk, this.afterSpliceWrite()) : this.client.write(chunk))) (this.upstream as Socket).pause();
       return;
     }
     try {
@@ -502,8 +538,9 @@ export class ProxiedConnection implements FilterSink {
    * adding held bytes while all connections together hold more than the budget.
    */
   private afterFilter(filter: ConnectionFilter): void {
-    if (filter.passThrough) this.filter = null;
-    if (this.tap !== undefined && filter.decision !== this.reportedDecision) {
+    const passing = filter.passThrough;
+    if (passing) this.filter = null;
+    if (this.tapValue !== undefined && filter.decision !== this.reportedDecision) {
       // A rule with `capture: true`, or an on-demand capture by rule, may want this connection now.
       this.reportedDecision = filter.decision;
       if (filter.decision !== null) this.observer.onDecision?.(this, filter.decision);
@@ -543,6 +580,115 @@ export class ProxiedConnection implements FilterSink {
       else if (upstream.isPaused() && this.client.writableLength === 0) upstream.resume();
     }
     if (this.clientEnded && clientHeld === 0 && upstream !== undefined && !upstream.writableEnded) upstream.end();
+    if (passing) this.trySplice();
+  }
+
+  /**
+   * Moves the relay to the kernel when nothing needs the bytes: no filter, no capture tap, and
+   * nothing queued or buffered on either socket (libuv then watches neither descriptor, and no
+   * byte is left behind in Node). With bytes queued, or a FIN we passed on still being sent, it
+   * waits for the drain / finish. A direction already finished (a download after the client's
+   * FIN) is one the kernel relay leaves alone. The addon may still refuse (it then says why, and
+   * this relay carries on).
+   */
+  private trySplice(): void {
+    const upstream = this.upstream;
+    if (!spliceEnabled || !SpliceRelay.available || this.splice !== null || this.filter !== null || this.tapValue !== undefined || !this.connected || this.finished || upstream === undefined) return;
+    const client = this.client;
+    if (client.destroyed || upstream.destroyed) return;
+    // A direction is either open both ends, or finished: its FIN read here and sent on (finish).
+    const upDone = this.clientEnded && upstream.writableFinished;
+    const downDone = this.upstreamEnded && client.writableFinished;
+    if (upDone && downDone) return;
+    const upOpen = !this.clientEnded && !upstream.writableEnded;
+    const downOpen = !this.upstreamEnded && !client.writableEnded;
+    if ((!upDone && !upOpen) || (!downDone && !downOpen) || client.writableLength > 0 || upstream.writableLength > 0 || client.readableLength > 0 || upstream.readableLength > 0) {
+      // Retried at the next drain, or once a FIN we passed on has gone out.
+      if (!this.spliceWanted) {
+        if (this.clientEnded && !upstream.writableFinished) upstream.once('finish', ProxiedConnection.retrySplice);
+        if (this.upstreamEnded && !client.writableFinished) client.once('finish', ProxiedConnection.retrySplice);
+      }
+      this.spliceWanted = true;
+      return;
+    }
+    this.spliceWanted = false;
+    client.pause();
+    upstream.pause();
+    const relay = SpliceRelay.start(client, upstream, (end) => this.onSpliceEnd(end), { clientToServer: upDone, serverToClient: downDone });
+    if (relay === null) {
+      // libuv still watching a descriptor (EEXIST): tried again after the next write.
+      this.spliceWanted = true;
+      client.resume();
+      upstream.resume();
+      return;
+    }
+    this.splice = relay;
+  }
+
+  /**
+   * While the kernel relay waits for empty write queues, each write says when it completed: both
+   * queues may then be empty (a write that completes at once emits no 'drain'). The attempt is
+   * made from setImmediate, once libuv is done with the sockets for this turn (it stops watching
+   * a descriptor for writability only after the write callbacks ran).
+   */
+  private afterSpliceWrite(): () => void {
+    this.spliceWriteDone ??= () => {
+      if (this.spliceScheduled || !this.spliceWanted || this.client.writableLength > 0 || (this.upstream as Socket).writableLength > 0) return;
+      this.spliceScheduled = true;
+      setImmediate(ProxiedConnection.spliceImmediate, this);
+    };
+    return this.spliceWriteDone;
+  }
+  private spliceWriteDone: (() => void) | undefined;
+  private spliceScheduled = false;
+
+  /** The kernel relay ended: as the JS relay does on the same events. */
+  private onSpliceEnd(end: SpliceEnd): void {
+    if (this.finished) return;
+    const upstream = this.upstream as Socket;
+    if (end.kind === 'done') {
+      // FIN both ways, each passed on after the bytes before it: both sockets are done.
+      this.clientEnded = true;
+      this.upstreamEnded = true;
+      this.client.destroy();
+      upstream.destroy();
+      return;
+    }
+    if (end.kind === 'fallback') {
+      this.resumeFromSplice(end.taken);
+      return;
+    }
+    this.errorText ??= end.code;
+    const wasReset = end.code === 'ECONNRESET' || end.code === 'EPIPE';
+    if (end.side === 'client') {
+      if (wasReset) this.reason ??= 'client-reset';
+      if (wasReset) reset(upstream);
+      else upstream.destroy();
+      this.client.destroy();
+    } else {
+      if (wasReset) {
+        this.reason ??= 'server-reset';
+        this.resetClient();
+      } else this.client.destroy();
+      upstream.destroy();
+    }
+  }
+
+  /** The JS relay takes the connection back from the kernel: bytes in flight first, then reading. */
+  private resumeFromSplice(taken: TakenBack): void {
+    const upstream = this.upstream as Socket;
+    let readClient = true;
+    let readUpstream = true;
+    if (taken.toServer !== null) readClient = upstream.write(taken.toServer);
+    if (taken.toClient !== null) readUpstream = this.client.write(taken.toClient);
+    // A FIN the kernel relay read is read again here (a socket at EOF keeps reading 0), and passed on.
+    if (readClient) this.client.resume();
+    if (readUpstream) upstream.resume();
+  }
+
+  /** Before the sockets are closed here: the kernel relay lets go of them (bytes in flight are dropped). */
+  private stopSplice(): void {
+    if (this.splice?.active === true) this.splice.stop();
   }
 
   // FilterSink: what the L7 firewall writes, closes and reports.
@@ -551,7 +697,7 @@ export class ProxiedConnection implements FilterSink {
   }
 
   toClient(bytes: Buffer): void {
-    const tap = this.tap;
+    const tap = this.tapValue;
     if (tap !== undefined) tap.toClient(bytes);
     if (!this.client.write(bytes)) this.upstream?.pause();
   }
@@ -590,15 +736,17 @@ export class ProxiedConnection implements FilterSink {
 
   private onClientDrain(): void {
     this.upstream?.resume();
+    if (this.spliceWanted) this.trySplice();
   }
 
   private onUpstreamDrain(): void {
     this.client.resume();
+    if (this.spliceWanted) this.trySplice();
   }
 
   private onClientEnd(): void {
     this.clientEnded = true;
-    this.tap?.fin('client');
+    this.tapValue?.fin('client');
     const filter = this.filter;
     let drained = true;
     try {
@@ -612,6 +760,7 @@ export class ProxiedConnection implements FilterSink {
   }
 
   private onUpstreamEnd(): void {
+    this.upstreamEnded = true;
     this.endClient();
   }
 
@@ -622,7 +771,8 @@ export class ProxiedConnection implements FilterSink {
    */
   checkIdle(now: number): void {
     if (!this.connected || this.finished) return;
-    const moved = this.client.bytesRead + (this.upstream as Socket).bytesRead;
+    const splice = this.splice;
+    const moved = this.client.bytesRead + (this.upstream as Socket).bytesRead + (splice === null ? 0 : splice.fromClient + splice.fromServer);
     if (moved !== this.bytesAtLastCheck) {
       this.bytesAtLastCheck = moved;
       this.idleSince = now;
@@ -632,6 +782,7 @@ export class ProxiedConnection implements FilterSink {
   }
 
   private onIdle(): void {
+    this.stopSplice();
     this.reason ??= 'idle-timeout';
     this.client.destroy();
     this.upstream?.destroy();
@@ -640,7 +791,7 @@ export class ProxiedConnection implements FilterSink {
   private onClientError(err: NodeJS.ErrnoException): void {
     this.errorText ??= err.code ?? err.message;
     if (isReset(err)) {
-      this.tap?.rst('client');
+      this.tapValue?.rst('client');
       this.reason ??= 'client-reset';
       if (this.upstream !== undefined) reset(this.upstream);
     } else {
@@ -687,11 +838,11 @@ export class ProxiedConnection implements FilterSink {
     const summary = this.snapshot();
     summary.reason = this.reason ?? 'closed';
     if (this.errorText !== undefined) summary.error = this.errorText;
-    if (this.tap !== undefined && this.tap.captureIds.length > 0) summary.captures = this.tap.captureIds;
+    if (this.tapValue !== undefined && this.tapValue.captureIds.length > 0) summary.captures = this.tapValue.captureIds;
     this.tracking?.stop();
     this.filterRef?.finish(summary.reason === 'closed' ? 'fin' : summary.reason);
     this.observer.onClose(summary, this.filterRef);
-    this.tap?.close();
+    this.tapValue?.close();
   }
 
   private closeOtherIfDone(): void {
@@ -757,6 +908,14 @@ export class ProxiedConnection implements FilterSink {
   }
   private static upstreamConnected(this: Socket): void {
     (this as ConnectionSocket)[CONNECTION].onConnected();
+  }
+  private static spliceImmediate(conn: ProxiedConnection): void {
+    conn.spliceScheduled = false;
+    if (conn.spliceWanted) conn.trySplice();
+  }
+  private static retrySplice(this: Socket): void {
+    const conn = (this as ConnectionSocket)[CONNECTION];
+    if (conn.spliceWanted) conn.trySplice();
   }
   private static connectTimeoutFired(conn: ProxiedConnection): void {
     conn.onConnectTimeout();
