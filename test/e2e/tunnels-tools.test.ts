@@ -9,6 +9,9 @@
 //   dns2tcp (dns2tcpd authoritative for d.tun.test in the peer, bridging to a service; dns2tcpc
 //     in the pod carries a tagged stream in TXT queries): the service's log says whether the
 //     tag ever reached it
+//   SSH past the first 512 bytes of a body: curl POSTs (HTTP/1.1) and nghttp uploads (HTTP/2
+//     with prior knowledge) a body whose banner line sits at byte 3000; the Node servers' log
+//     says whether the banner ever reached them
 // ptunnel-ng (ICMP echo) is not here: the non-TCP guard decides ICMP by rules only, no tunnel
 // detector reads ICMP payloads yet.
 import { chmodSync, chownSync, mkdirSync, writeFileSync } from 'node:fs';
@@ -22,6 +25,7 @@ const peer = topo.peerIp;
 const DNS2TCP_DOMAIN = 'd.tun.test';
 let sshdLog = '';
 let serviceLog = '';
+let bodyLog = '';
 let clientKey = '';
 
 const config = (tunnels: string) => `mode: protect\ndefaultAction: allow\ntunnels: ${tunnels}\nports:\n  "443": tls\n  "8080": http\n  "8082": http\n`;
@@ -76,8 +80,14 @@ beforeAll(async () => {
   mkdirSync(join(dir, 'dns2tcp-root'), { recursive: true });
   const d2t = topo.writeFile('dns2tcpd.conf', [`listen = ${peer}`, 'port = 53', 'user = nobody', `chroot = ${join(dir, 'dns2tcp-root')}`, `domain = ${DNS2TCP_DOMAIN}`, 'resources = svc:127.0.0.1:7000', ''].join('\n'));
   topo.start(topo.peerNs, 'dns2tcpd', ['-F', '-f', d2t]).stderr?.resume();
+  const bodies = topo.start(topo.peerNs, NODE, [join(TOOLS, 'body-log-server.mjs'), peer, '8090', '8091']);
+  bodies.stdout?.on('data', (d: Buffer) => (bodyLog += d.toString()));
+  // 3000 bytes of log text, then the banner line as ssh sends it, then more.
+  const text = 'Dec  3 16:44:38 web-1 app[311]: request served in 12 ms, status 200\n'.repeat(50).slice(0, 3000);
+  writeFileSync(join(dir, 'body.txt'), `${text}SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n${text.slice(0, 500)}`);
+  chmodSync(join(dir, 'body.txt'), 0o644);
   topo.setPodResolver(peer);
-  await listening([22, 443, 7000, 8080, 8082]);
+  await listening([22, 443, 7000, 8080, 8082, 8090, 8091]);
   new Sidecar(topo).init(['--redirect-dns']);
 }, 90_000);
 
@@ -134,6 +144,34 @@ for (const mode of ['block', 'alert'] as const) {
       expect(tunnelOf(alert).evidence).toContain('websocket');
       expectSession(before, r, 'through-websockify');
     }, 40_000);
+
+    for (const [proto, port] of [['http1', 8090], ['h2', 8091]] as const) {
+      it(`SSH at byte 3000 of an ${proto === 'h2' ? 'HTTP/2 stream' : 'HTTP/1.1 body'} is ${blocked ? 'cut before it reaches the server' : 'let through'} with an alert`, async () => {
+        const path = `/upload-${mode}`;
+        const body = join(topo.dir, 'body.txt');
+        const r = proto === 'h2'
+          ? await topo.execAsync(topo.podNs, 'nghttp', ['-d', body, '-H', 'content-type: text/plain', `http://${peer}:${port}${path}`], { uid: APP_UID })
+          : await topo.execAsync(topo.podNs, 'curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', '--data-binary', `@${body}`, '-H', 'content-type: text/plain', `http://${peer}:${port}${path}`], { uid: APP_UID });
+        const alert = await alertOf(sidecar, ['ssh'], port);
+        expect(tunnelOf(alert)).toMatchObject({ kind: 'ssh', blocked });
+        expect(tunnelOf(alert).evidence).toContain('at byte 3000');
+        if (blocked) {
+          // A clean request after it, seen by the same server process, orders its log: whatever
+          // the blocked upload had delivered would be logged before this line.
+          const after = `/after-${mode}-${proto}`;
+          await topo.execAsync(topo.podNs, 'curl', ['-s', '-o', '/dev/null', '--data-binary', 'clean', `http://${peer}:8090${after}`], { uid: APP_UID });
+          for (let i = 0; i < 100 && !bodyLog.includes(`seen end http1 ${after}`); i++) await new Promise((res) => setTimeout(res, 50));
+          expect(bodyLog).toContain(`seen end http1 ${after}`);
+          expect(bodyLog).not.toContain(`seen banner ${proto} ${path}`);
+          // HTTP/1: the request never completed. (node:http2 ends a reset stream's body with
+          // what it had: the frames before the read that carried the banner.)
+          if (proto === 'http1') expect(bodyLog).not.toContain(`seen end ${proto} ${path}`);
+        } else {
+          expect(r.status, r.stdout + r.stderr).toBe(0);
+          expect(bodyLog).toContain(`seen banner ${proto} ${path}`);
+        }
+      }, 40_000);
+    }
 
     it(`dns2tcp is ${blocked ? 'refused before its data reaches the service' : 'let through'} with an alert`, async () => {
       const tag = `dns2tcp-${mode}-${Date.now()}`;
