@@ -34,10 +34,19 @@ export class TextScanner {
   private readonly reported = new Set<string>();
   private readonly overlap: number;
 
-  constructor(private readonly sensors: readonly Sensor[], private readonly where: DlpWhere) {
+  private readonly lookbehind: number;
+
+  /** @param field the header name, when the text is one header's value */
+  constructor(private readonly sensors: readonly Sensor[], private readonly where: DlpWhere, private readonly field?: string) {
     let longest = 0;
-    for (const s of sensors) longest = Math.max(longest, s.maxLength);
-    // The match itself, a character of context before it (lookbehind) and two after (lookahead).
+    let lookbehind = 0;
+    for (const s of sensors) {
+      longest = Math.max(longest, s.maxLength + (s.lookbehind ?? 0));
+      lookbehind = Math.max(lookbehind, s.lookbehind ?? 0);
+    }
+    this.lookbehind = lookbehind;
+    // The match and the context its sensor reads before it, a character of context before that
+    // (lookbehind) and two after (lookahead).
     this.overlap = longest + 3;
   }
 
@@ -56,10 +65,11 @@ export class TextScanner {
       // deferred one, which starts within that reach). 1460-byte reads would otherwise rescan
       // the JWT sensor's 1 KiB reach for every sensor.
       const reach = Math.max(from, this.tail.length - sensor.maxLength - 3);
-      for (const m of sensor.find(text, reach)) {
+      for (const m of sensor.find(text, reach, this.field)) {
         const end = m.index + m.length;
         if (!final && end > text.length - 2) {
-          keepFrom = Math.min(keepFrom, Math.max(0, m.index - 1)); // decided once more text is in
+          // Decided once more text is in, with the same context before it.
+          keepFrom = Math.min(keepFrom, Math.max(0, m.index - 1 - this.lookbehind));
           this.pending = true;
           continue;
         }
@@ -184,7 +194,7 @@ export class MessageScanner {
 
 /** Scans one whole value (a header value, a query string). */
 export function scanValue(sensors: readonly Sensor[], where: DlpWhere, text: string, hits: DlpHit[], field?: string): void {
-  const scanner = new TextScanner(sensors, where);
+  const scanner = new TextScanner(sensors, where, field);
   const before = hits.length;
   scanner.push(text, true, hits);
   if (field !== undefined) for (let i = before; i < hits.length; i++) hits[i]!.field = field;

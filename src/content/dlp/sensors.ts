@@ -39,13 +39,21 @@ export interface Sensor {
   readonly name: string;
   /** Longest text one match can span: the scanner keeps this much of the previous window. */
   readonly maxLength: number;
-  /** Cheap test: the sensor cannot match a window without one of these characters/strings. */
-  find(text: string, from: number): Generator<SensorMatch>;
+  /**
+   * Characters before a match the sensor reads as its context (pci-pan: the field name the value
+   * belongs to). The scanner keeps them too, so the decision is the same however the text is split.
+   */
+  readonly lookbehind?: number;
+  /**
+   * Matches in `text` starting at or after `from`. `field`: the header name when `text` is one
+   * header's value (a field name the value's own text does not carry).
+   */
+  find(text: string, from: number, field?: string): Generator<SensorMatch>;
 }
 
 // ---- helpers -----------------------------------------------------------------------------------
 
-function luhn(digits: string): boolean {
+export function luhn(digits: string): boolean {
   let sum = 0;
   let double = false;
   for (let i = digits.length - 1; i >= 0; i--) {
@@ -127,7 +135,67 @@ const PAN_RUN_RE = /[0-9](?:[0-9]|[ -](?=[0-9])){12,}/g;
 const isDigit = (c: number): boolean => c >= 48 && c <= 57;
 const isAlnum = (c: number): boolean => isDigit(c) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122);
 
-function* findPan(text: string, from: number): Generator<SensorMatch> {
+// Context (the false positives of a checksum alone: 1 in 33 uniformly random 16-digit numbers is
+// in an IIN range and passes Luhn). What card-scanning products do (Microsoft Purview's and
+// Symantec's credit-card detectors, Google's hotword rules) is weigh the number's surroundings;
+// this sensor uses one signal that cannot hide a card printed as a card: a bare, unseparated
+// number that is the value of a field whose name says what else it is — an id, a timestamp, an
+// order or invoice number, a count, a hash, a phone — is that, not a card (`"orderId": 4539…`,
+// `?trace_id=4539…`, `<invoiceNo>4539…`, a header `x-request-id: 4539…`). Not excluded: a number
+// printed in card groups (`4539 1488 …`: ids are not printed so), and any field whose name also
+// names a card (`cardId`, `pan`, `cc_number`, `credit…`, a scheme). The name is read from a fixed
+// window before the number (PAN_CONTEXT characters, which the scanner keeps), so the verdict does
+// not depend on where the body was split. An app that labels card numbers as ids gets them
+// through (as base64 would: DLP stops leaks, not an app that hides them; README "What still gets
+// through").
+const PAN_CONTEXT = 64;
+/** `name": `, `name=`, `'name' : "` directly before the value (JSON, query strings, forms, logs, YAML). */
+const KEY_BEFORE_RE = /(?:^|[^A-Za-z0-9_.-])([A-Za-z_][A-Za-z0-9_.-]{0,47})["']?[ \t]{0,4}[:=][ \t]{0,4}["']?$/;
+/** `<name attr="…">` directly before the value (XML). */
+const XML_BEFORE_RE = /<([A-Za-z_][A-Za-z0-9_.:-]{0,47})(?:[ \t][^<>]{0,40})?>[ \t]{0,4}$/;
+/** A header value's own start: optional quote or blank before the number. */
+const VALUE_START_RE = /^[ \t"']{0,4}$/;
+/** Name words that say a number is something other than a card. */
+const NOT_CARD_WORDS = new Set([
+  'id', 'ids', 'uid', 'uuid', 'guid', 'oid', 'pid', 'ts', 'timestamp', 'time', 'date', 'created', 'updated', 'modified',
+  'epoch', 'ns', 'ms', 'us', 'nanos', 'micros', 'millis', 'seq', 'sequence', 'nonce', 'order', 'invoice', 'receipt',
+  'tracking', 'shipment', 'trace', 'span', 'request', 'correlation', 'serial', 'version', 'rev', 'revision', 'build',
+  'count', 'total', 'amount', 'price', 'qty', 'quantity', 'size', 'bytes', 'length', 'offset', 'index', 'idx', 'cursor',
+  'phone', 'tel', 'mobile', 'msisdn', 'fax', 'imei', 'imsi', 'iccid', 'isbn', 'issn', 'ean', 'gtin', 'upc', 'sku',
+  'hash', 'checksum', 'crc', 'seed', 'snowflake', 'lat', 'lng', 'lon', 'port',
+]);
+/** Name words that say it may be a card: these override the above (`cardId`, `cc_serial`). */
+const CARD_WORDS = new Set(['card', 'cards', 'pan', 'cc', 'ccn', 'ccnum', 'cardnumber', 'cardno', 'credit', 'debit', 'visa', 'mastercard', 'amex', 'discover', 'jcb', 'diners', 'unionpay', 'maestro']);
+
+/** Written inside one word (`creditcardno`, `ccnumber`), these still say card. */
+const CARD_INFIXES = /card|credit|debit|ccnum|visa|mastercard|amex|unionpay|maestro/;
+
+/**
+ * Whether a field name says its value is something other than a card (an id, a time, a count…)
+ * and nothing says card. Words split at `_ - . :`, blanks and camelCase; a one-word name ending
+ * in `id`/`ids` (`userid`, `x-b3-traceid`) is an id.
+ */
+export function notCardField(name: string): boolean {
+  const lower = name.toLowerCase();
+  if (CARD_INFIXES.test(lower)) return false;
+  const words = name.replace(/([a-z0-9])([A-Z])/g, '$1 $2').toLowerCase().split(/[^a-z0-9]+/);
+  let notCard = false;
+  for (const w of words) {
+    if (CARD_WORDS.has(w)) return false;
+    if (NOT_CARD_WORDS.has(w) || (w.length > 3 && (w.endsWith('id') || w.endsWith('ids')))) notCard = true;
+  }
+  return notCard;
+}
+
+/** The field a bare number at `at` is the value of names it as something else (see PAN_CONTEXT). */
+function notCardContext(text: string, at: number, field: string | undefined): boolean {
+  const before = text.slice(Math.max(0, at - PAN_CONTEXT), at);
+  const key = KEY_BEFORE_RE.exec(before)?.[1] ?? XML_BEFORE_RE.exec(before)?.[1];
+  if (key !== undefined) return notCardField(key);
+  return field !== undefined && VALUE_START_RE.test(before) && notCardField(field);
+}
+
+function* findPan(text: string, from: number, field?: string): Generator<SensorMatch> {
   const n = text.length;
   const groups: number[] = [];
   const starts: number[] = [];
@@ -178,6 +246,8 @@ function* findPan(text: string, from: number): Generator<SensorMatch> {
         const compact = text.slice(starts[a]!, starts[b]! + groups[b]!).replace(/[ -]/g, '');
         if (cardScheme(compact) !== null && luhn(compact)) hit = b;
       }
+      // A bare number (one group, the run's first) named as something else by its field.
+      if (hit === a && a === 0 && notCardContext(text, starts[0]!, field)) hit = -1;
       if (hit < 0) {
         a++;
         continue;
@@ -296,7 +366,7 @@ function* findIban(text: string, from: number): Generator<SensorMatch> {
 }
 
 export const BUILTIN_SENSORS: ReadonlyMap<string, Sensor> = new Map<string, Sensor>([
-  ['pci-pan', { name: 'pci-pan', maxLength: 19 + 18, find: findPan }],
+  ['pci-pan', { name: 'pci-pan', maxLength: 19 + 18, lookbehind: PAN_CONTEXT, find: findPan }],
   ['us-ssn', { name: 'us-ssn', maxLength: 11, find: findSsn }],
   ['aws-access-key', { name: 'aws-access-key', maxLength: 120, find: findAws }],
   ['private-key', { name: 'private-key', maxLength: 64, find: findPem }],

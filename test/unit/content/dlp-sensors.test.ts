@@ -5,7 +5,7 @@ import { deflateSync, gzipSync } from 'node:zlib';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { DlpEngine, DEFAULT_DLP, type DlpHit, type DlpWhere } from '../../../src/content/dlp/index.js';
-import { cardScheme } from '../../../src/content/dlp/sensors.js';
+import { cardScheme, luhn, notCardField } from '../../../src/content/dlp/sensors.js';
 
 const ALL = ['pci-pan', 'us-ssn', 'aws-access-key', 'private-key', 'jwt', 'iban'];
 const engine = new DlpEngine({ ...DEFAULT_DLP, sensors: ALL, patterns: [{ name: 'acme-customer-id', pattern: 'ACME-[0-9]{8}' }] });
@@ -228,5 +228,75 @@ describe('dlp sensors', () => {
     expect(scanBody(Buffer.from('abc'), [], { encoding: 'br' }).map((h) => h.sensor)).toEqual(['undecodable']);
     expect(scanBody(Buffer.from('zz\r\nabc'), [], { chunked: true }).map((h) => h.sensor)).toEqual(['undecodable']);
     expect(scanBody(Buffer.from('not gzip at all'), [], { encoding: 'gzip' }).map((h) => h.sensor)).toEqual(['undecodable']);
+  });
+});
+
+// ---- context: a bare number named as something else by its field is not a card ---------------
+
+/** IIN prefixes and lengths of every scheme (the numbers below pass the checksum-only rule). */
+const IINS: ReadonlyArray<[string, number]> = [['4', 16], ['4', 13], ['4', 19], ['51', 16], ['55', 16], ['2221', 16], ['2720', 16], ['34', 15], ['37', 15], ['6011', 16], ['644', 17], ['65', 19],
+  ['622126', 16], ['3528', 16], ['3589', 18], ['300', 14], ['36', 14], ['38', 16], ['62', 17], ['5018', 13], ['6759', 19]];
+/** A random number of a scheme's IIN and length with a valid Luhn digit: a card by the checksum alone. */
+const cardShaped = fc.tuple(fc.constantFrom(...IINS), fc.array(fc.integer({ min: 0, max: 9 }), { minLength: 18, maxLength: 18 })).map(([[prefix, length], rest]) => {
+  const body = (prefix + rest.join('')).slice(0, length - 1);
+  for (let d = 0; d <= 9; d++) if (luhn(`${body}${d}`)) return `${body}${d}`;
+  throw new Error('unreachable');
+});
+const ID_FIELDS = ['id', 'orderId', 'order_id', 'userId', 'accountId', 'invoiceNumber', 'trackingNumber', 'traceId', 'span_id', 'requestId', 'createdAt', 'timestamp', 'ts', 'seq', 'nonce', 'amount', 'sku', 'phone', 'hash', 'sessionid', 'X-Request-ID'];
+/** Ways a field name is put before its value. */
+const NAMED: ReadonlyArray<(k: string, v: string) => string> = [
+  (k, v) => `{"ok":true,"${k}":${v},"n":2}`, (k, v) => `{"ok":true,"${k}" : "${v}"}`, (k, v) => `a=1&${k}=${v}&b=2`,
+  (k, v) => `<r><${k} type="long">${v}</${k}></r>`, (k, v) => `level=info ${k}=${v} msg="x"`, (k, v) => `${k}: ${v}\n`, (k, v) => `{'${k}': '${v}'}`,
+];
+
+describe('dlp pci-pan context', () => {
+  it('field names: ids, times, counts are not cards; any card word wins', () => {
+    for (const k of [...ID_FIELDS, 'x-b3-traceid', 'parent_span_id', 'created_at', 'IDs']) expect(notCardField(k), k).toBe(true);
+    for (const k of ['card', 'cardId', 'card_id', 'cardNumber', 'pan', 'PAN', 'cc', 'ccNum', 'cc_serial', 'creditCardNo', 'paymentcardid', 'visa_id', 'value', 'number', 'data', 'ref', 'accountNumber']) expect(notCardField(k), k).toBe(false);
+  });
+
+  it('a card-shaped number as the value of an id-like field is no hit, split anywhere; under a neutral name it is (the numbers are card-shaped)', () => {
+    let numbers = 0;
+    fc.assert(
+      fc.property(cardShaped, fc.constantFrom(...ID_FIELDS), fc.constantFrom(...NAMED), cleanDoc, fc.array(fc.nat(), { maxLength: 8 }), (n, k, shape, doc, cuts) => {
+        numbers++;
+        expect(cardScheme(n) !== null && luhn(n), n).toBe(true);
+        const body = Buffer.from(`${doc}\n${shape(k, n)}\n${doc}`, 'latin1');
+        expect(scanBody(body, cuts), `${k} ${n}`).toEqual([]);
+        expect(scanBody(Buffer.from(`${doc}\n${shape('value', n)}\n${doc}`, 'latin1'), cuts).map((h) => h.sensor), n).toEqual(['pci-pan']);
+      }),
+      { numRuns: 2000 },
+    );
+    expect(numbers).toBeGreaterThanOrEqual(2000);
+    // A header named as an id, and the same value in a header that is not.
+    const hits: DlpHit[] = [];
+    engine.scanHead(scope, '/o?trace_id=4111111111111111', [['x-request-id', '4111111111111111'], ['x-b3-traceid', ' "5555555555554444"']], hits);
+    expect(hits).toEqual([]);
+    engine.scanHead(scope, '/o?card=4111111111111111', [['x-value', '4111111111111111']], hits);
+    expect(hits.map((h) => [h.sensor, h.where])).toEqual([['pci-pan', 'query'], ['pci-pan', 'header']]);
+  });
+
+  it('every test card still hits: as the value of a card field, a neutral field, and printed in groups under an id-like name, split at every byte', () => {
+    const grouped = CARDS.filter(([, v]) => /[ -]/.test(v)).map(([, v]) => v);
+    const cases: string[] = [];
+    for (const [, card] of CARDS) {
+      const bare = card.replace(/[ -]/g, '');
+      for (const k of ['cardNumber', 'pan', 'cc_num', 'card_id', 'value', 'payment_card']) for (const shape of NAMED) cases.push(shape(k, bare));
+      cases.push(`${bare}`, `[1,${bare},2]`, `id: x ${bare}`);
+    }
+    for (const card of grouped) for (const k of ID_FIELDS) cases.push(NAMED[0]!(k, `"${card}"`), NAMED[2]!(k, card));
+    for (const text of cases) {
+      const body = Buffer.from(text, 'latin1');
+      for (const cut of [...Array(body.length + 1).keys()]) {
+        expect(scanBody(body, [cut]).map((h) => h.sensor), `${text} cut at ${cut}`).toEqual(['pci-pan']);
+      }
+    }
+    // In a kept tail: a long body read in TCP-sized pieces, the field name far back in an earlier read.
+    const long = Buffer.from(`${'x'.repeat(5000)} {"orderId": 4111111111111111, "cardNumber": 5555555555554444}`);
+    for (const size of [1, 7, 64, 1460]) {
+      const cuts: number[] = [];
+      for (let at = size; at < long.length; at += size) cuts.push(at);
+      expect(scanBody(long, cuts).map((h) => h.sample), `pieces of ${size}`).toEqual([expect.stringMatching(/^5555\*+4444$/)]);
+    }
   });
 });
