@@ -6,7 +6,7 @@ import { DlpEngine, DEFAULT_DLP } from '../../../src/content/dlp/index.js';
 import { ConnectionFilter } from '../../../src/enforcement/connection-filter.js';
 import { RecordingSink as Sink } from '../enforcement/filter-fixture.js';
 import { compilePolicy } from '../../../src/policy/index.js';
-import { buildDataFrame, buildFrame, buildHeadersFrames, FrameType } from '../../../src/protocols/http2/frames.js';
+import { buildDataFrame, buildFrame, buildHeadersFrames, FrameFlag, FrameType } from '../../../src/protocols/http2/frames.js';
 import { encodeLiteralHeaderBlock } from '../../../src/protocols/http2/hpack-encoder.js';
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
@@ -71,5 +71,112 @@ describe('HTTP/2 DLP', () => {
     expect(toClient).toContain('grpc-status');
     expect(sink.dlp[0]).toMatchObject({ protocol: 'grpc', blocked: true, hit: { sensor: 'pci-pan', where: 'request-body' } });
     expect(sink.outcomes.find((o) => o.protocol === 'grpc')?.l7.grpcStatus).toBe(7);
+  });
+});
+
+describe('HTTP/2 DLP: a value split at a frame boundary', () => {
+  const CARD = '4111111111111111';
+  function h2filter(sink: Sink) {
+    const policy = compilePolicy({ clusterRules: [], workloadRules: [], defaultAction: 'allow', mode: 'protect' });
+    if (!('policy' in policy)) throw new Error('rules');
+    const p = policy.policy;
+    const facts = { direction: 'egress' as const, src: { ip: '10.0.0.1', port: 40000 }, dst: { ip: '10.0.0.2', port: 8080 } };
+    const dlp = new DlpEngine({ ...DEFAULT_DLP, sensors: ['pci-pan', 'us-ssn'], patterns: [], action: 'block' });
+    const filter = new ConnectionFilter({ facts, policy: () => p, declaredProtocol: undefined, tunnels: null, dnsMonitor: null, tunnelMode: () => 'off' as const, dlp }, sink, p.decideConnection(facts));
+    filter.serverData(SETTINGS);
+    return filter;
+  }
+
+  it('request body: two DATA frames split at every offset (and each frame in its own read) — hit, 403, the server never gets END_STREAM', () => {
+    const body = Buffer.from(`{"note":"${'x'.repeat(40)}","card":"${CARD}","ssn":"x","z":1}`);
+    const cardEnd = body.indexOf(CARD) + CARD.length;
+    for (let k = 0; k <= body.length; k++) {
+      for (const together of [true, false]) {
+        const sink = new Sink();
+        const filter = h2filter(sink);
+        const first = buildDataFrame(1, body.subarray(0, k));
+        const second = buildDataFrame(1, body.subarray(k), true);
+        if (together) filter.clientData(Buffer.concat([PREFACE, SETTINGS, post(1, '/pay'), first, second]));
+        else {
+          filter.clientData(Buffer.concat([PREFACE, SETTINGS, post(1, '/pay'), first]));
+          filter.clientData(second);
+        }
+        const at = `split at ${k}${together ? ' (one read)' : ''}`;
+        expect(sink.dlp.map((a) => [a.hit.sensor, a.blocked]), at).toEqual([['pci-pan', true]]);
+        const toServer = Buffer.concat(sink.server);
+        const serverFrames = frames(toServer, PREFACE.length);
+        expect(serverFrames, at).not.toContain('0:1:end');
+        expect(serverFrames, at).toContain('3:1');
+        // The card reaches the server whole only when the first frame ends at its last digit or one
+        // byte after (the next two bytes decide a match; README: a DATA frame is not held for them).
+        expect(toServer.includes(CARD), at).toBe(k === cardEnd || k === cardEnd + 1);
+        // 403 HEADERS, its body, RST_STREAM NO_ERROR (WINDOW_UPDATEs for dropped DATA left out).
+        expect(frames(Buffer.concat(sink.client)).filter((f) => !f.startsWith('8:')).slice(-3), at).toEqual(['1:1', '0:1:end', '3:1']);
+      }
+    }
+  });
+
+  it('request body: the value spread over one DATA frame per byte, padded frames among them', () => {
+    const body = Buffer.from(`{"card":"${CARD}"}`);
+    const parts: Buffer[] = [];
+    for (let i = 0; i < body.length; i++) {
+      const last = i === body.length - 1;
+      if (i % 3 === 0) {
+        // PADDED (RFC 9113 §6.1): pad length, the byte, 4 bytes of padding.
+        parts.push(buildFrame(FrameType.DATA, FrameFlag.PADDED | (last ? FrameFlag.END_STREAM : 0), 1, Buffer.concat([Buffer.from([4]), body.subarray(i, i + 1), Buffer.alloc(4)])));
+      } else parts.push(buildDataFrame(1, body.subarray(i, i + 1), last));
+    }
+    const sink = new Sink();
+    const filter = h2filter(sink);
+    filter.clientData(Buffer.concat([PREFACE, SETTINGS, post(1, '/pay')]));
+    for (const p of parts) filter.clientData(p);
+    expect(sink.dlp.map((a) => a.hit.sensor)).toEqual(['pci-pan']);
+    expect(frames(Buffer.concat(sink.server), PREFACE.length)).not.toContain('0:1:end');
+  });
+
+  it('header block: a sensitive header value split between HEADERS and CONTINUATION at every offset — refused before anything reaches the server', () => {
+    const block = encodeLiteralHeaderBlock([[':method', 'POST'], [':scheme', 'http'], [':path', '/pay'], [':authority', 'shop'], ['x-card', CARD], ['x-ssn', '536-22-1234']]);
+    for (let k = 0; k <= block.length; k++) {
+      for (const second of [1, 2]) {
+        // HEADERS + CONTINUATION (+ a second CONTINUATION), END_HEADERS on the last.
+        const cuts = second === 1 ? [k] : [Math.floor(k / 2), k];
+        const pieces: Buffer[] = [];
+        let at = 0;
+        for (const c of [...cuts, block.length]) {
+          pieces.push(block.subarray(at, c));
+          at = c;
+        }
+        const headerFrames = pieces.map((piece, i) => buildFrame(i === 0 ? FrameType.HEADERS : FrameType.CONTINUATION, i === pieces.length - 1 ? FrameFlag.END_HEADERS : 0, 1, piece));
+        const sink = new Sink();
+        const filter = h2filter(sink);
+        filter.clientData(Buffer.concat([PREFACE, SETTINGS, ...headerFrames]));
+        filter.clientData(buildDataFrame(1, Buffer.from('{}'), true));
+        const label = `cut at ${cuts.join(',')}`;
+        expect(sink.dlp.map((a) => [a.hit.sensor, a.hit.where, a.hit.field]), label).toEqual([['pci-pan', 'header', 'x-card'], ['us-ssn', 'header', 'x-ssn']]);
+        // Nothing of stream 1 reached the server: no HEADERS, no CONTINUATION, no DATA.
+        expect(frames(Buffer.concat(sink.server), PREFACE.length).filter((f) => f.split(':')[1] === '1' && f !== '3:1'), label).toEqual([]);
+        expect(Buffer.concat(sink.server).includes(CARD), label).toBe(false);
+        expect(frames(Buffer.concat(sink.client))[1], label).toBe('1:1');
+      }
+    }
+  });
+
+  it('response body: two DATA frames split at every offset — hit, the client never gets the response END_STREAM', () => {
+    const body = Buffer.from(`{"note":"${'y'.repeat(20)}","ssn":"536-22-1234","n":1}`);
+    const ssnEnd = body.indexOf('536-22-1234') + 11;
+    for (let k = 0; k <= body.length; k++) {
+      const sink = new Sink();
+      const filter = h2filter(sink);
+      filter.clientData(Buffer.concat([PREFACE, SETTINGS, buildHeadersFrames(1, encodeLiteralHeaderBlock([[':method', 'GET'], [':scheme', 'http'], [':path', '/me'], [':authority', 'shop']]), { endStream: true })]));
+      const head = buildHeadersFrames(1, encodeLiteralHeaderBlock([[':status', '200'], ['content-type', 'application/json']]), { endStream: false });
+      filter.serverData(Buffer.concat([head, buildDataFrame(1, body.subarray(0, k))]));
+      filter.serverData(buildDataFrame(1, body.subarray(k), true));
+      const at = `split at ${k}`;
+      expect(sink.dlp.map((a) => [a.hit.sensor, a.hit.where]), at).toEqual([['us-ssn', 'response-body']]);
+      const toClient = Buffer.concat(sink.client);
+      expect(frames(toClient), at).not.toContain('0:1:end');
+      expect(frames(toClient), at).toContain('3:1');
+      expect(toClient.includes('536-22-1234'), at).toBe(k === ssnEnd || k === ssnEnd + 1);
+    }
   });
 });
