@@ -86,12 +86,12 @@ export function cardScheme(digits: string): string | null {
   return null;
 }
 
-/** Group sizes printed on cards: all groups of 4 (last may be shorter), or 4-6-5 / 4-6-4. */
-function cardGrouping(groups: readonly number[]): boolean {
-  if (groups.length === 1) return true;
-  if (groups.length === 3 && groups[0] === 4 && groups[1] === 6 && (groups[2] === 5 || groups[2] === 4)) return true;
-  for (let i = 0; i < groups.length - 1; i++) if (groups[i] !== 4) return false;
-  const last = groups[groups.length - 1]!;
+/** Group sizes printed on cards (groups[a..b]): all groups of 4 (last may be shorter), or 4-6-5 / 4-6-4. */
+function cardGrouping(groups: readonly number[], a: number, b: number): boolean {
+  if (a === b) return true;
+  if (b - a === 2 && groups[a] === 4 && groups[a + 1] === 6 && (groups[b] === 5 || groups[b] === 4)) return true;
+  for (let i = a; i < b; i++) if (groups[i] !== 4) return false;
+  const last = groups[b]!;
   return last >= 1 && last <= 4;
 }
 
@@ -130,7 +130,17 @@ function* regexMatches(re: RegExp, text: string, from: number): Generator<RegExp
 // `4111 1111 1111 1111 123` (a card and its CVV) and `ref 12 4111 1111 1111 1111` still show
 // the card. A group glued to a letter, a digit, a decimal point or a sign (`0.4111…`,
 // `ID4111…`, `-62568116945237590`) is not part of a card.
-const PAN_RUN_RE = /[0-9](?:[0-9]|[ -](?=[0-9])){12,}/g;
+//
+// Cost (the sensor dominates DLP on digit-heavy bodies, perf/dlp-bench.ts): a run is only begun
+// at four digits in a row — every card window begins with a group of at least four (a bare
+// number, or 4-…/4-6-…), so the run the expression finds from there still holds it, and a
+// shorter group before it (`ref 12 4111 …`) only ever counted as context. Without it, a failed
+// attempt in `2026-12-03…` or a 12-digit amount was retried from every digit of it (6x the time on
+// digit-heavy JSON). A window is only built and checked when its first digit can begin an IIN
+// (2–6): 19-digit epoch nanoseconds and snowflakes, which start with 1, cost one comparison.
+const PAN_RUN_RE = /[0-9]{4}(?:[0-9]|[ -](?=[0-9])){9,}/g;
+/** No IIN of the schemes above begins with 0, 1, 7, 8 or 9. */
+const mayStartCard = (c: number): boolean => c >= 50 && c <= 54;
 
 const isDigit = (c: number): boolean => c >= 48 && c <= 57;
 const isAlnum = (c: number): boolean => isDigit(c) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122);
@@ -230,6 +240,10 @@ function* findPan(text: string, from: number, field?: string): Generator<SensorM
     const firstFree = isAlnum(before) || before === 46 || beforeSign ? 1 : 0;
     const lastFree = isAlnum(after) || (after === 46 && j + 1 < n && isDigit(text.charCodeAt(j + 1))) ? groups.length - 2 : groups.length - 1;
     for (let a = firstFree; a <= lastFree; ) {
+      if (!mayStartCard(text.charCodeAt(starts[a]!))) {
+        a++;
+        continue;
+      }
       // Windows of whole groups from `a` with 13–19 digits and one kind of separator, the
       // longest first; the first that is a card is the hit.
       const ends: number[] = [];
@@ -238,7 +252,7 @@ function* findPan(text: string, from: number, field?: string): Generator<SensorM
         if (b > a && seps[b - 1] !== seps[a]) break;
         digits += groups[b]!;
         if (digits > 19) break;
-        if (digits >= 13 && cardGrouping(groups.slice(a, b + 1))) ends.push(b);
+        if (digits >= 13 && cardGrouping(groups, a, b)) ends.push(b);
       }
       let hit = -1;
       for (let k = ends.length - 1; k >= 0 && hit < 0; k--) {
