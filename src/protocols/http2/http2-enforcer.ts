@@ -128,6 +128,13 @@ export class Http2Enforcer implements RoutingEnforcer {
   private cut = false;
   private readonly clientFlood = new FloodMeter();
   private readonly serverFlood = new FloodMeter();
+  /**
+   * DATA or HEADERS went toward that side since its last PING: its next PING is free. gRPC's BDP
+   * estimator pings once per round trip while it receives data (grpc-go: until the window reaches
+   * 16 MiB), which in a cluster can be thousands a second; a PING that follows data is that, a
+   * PING after PING with nothing in between is a flood (grpc-go's own "ping strikes" rule).
+   */
+  private readonly dataToward = { client: false, server: false };
   /** Highest client stream id seen (the GOAWAY's last stream). */
   private lastStreamId = 0;
   /** The connection was closed for a flood: nothing more is routed. */
@@ -554,8 +561,14 @@ export class Http2Enforcer implements RoutingEnforcer {
   private suspicious(side: Side, ev: { frameType: number; flags: number; length: number; endStream: boolean }): void {
     const t = ev.frameType;
     let what: string | null = null;
+    if (t === FrameType.DATA || t === FrameType.HEADERS) this.dataToward[side === 'client' ? 'server' : 'client'] = true;
     if (t === FrameType.PING || t === FrameType.SETTINGS) {
-      if ((ev.flags & FrameFlag.ACK) === 0) what = t === FrameType.PING ? 'ping' : 'settings';
+      if ((ev.flags & FrameFlag.ACK) !== 0) return;
+      if (t === FrameType.PING && this.dataToward[side]) {
+        this.dataToward[side] = false;
+        return;
+      }
+      what = t === FrameType.PING ? 'ping' : 'settings';
     } else if (t === FrameType.PRIORITY) what = 'priority';
     else if (t === FrameType.RST_STREAM) what = 'rst-stream';
     else if (ev.length === 0 && !ev.endStream && (t === FrameType.DATA || t === FrameType.HEADERS || t === FrameType.CONTINUATION)) what = 'empty-frames';

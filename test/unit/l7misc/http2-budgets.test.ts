@@ -107,6 +107,22 @@ describe('HTTP/2 flood budget', () => {
     expect(serverSaw(ok.sink, FrameType.HEADERS)).toBe(3000);
   });
 
+  it("gRPC's BDP pings (a PING after each burst of response DATA, thousands of them) are not a flood", () => {
+    const { f, sink } = open();
+    f.clientData(buildHeadersFrames(1, request('/ok/download'), { endStream: true }));
+    f.serverData(buildHeadersFrames(1, Buffer.from([0x88]), { endStream: false })); // :status 200
+    const data = buildFrame(FrameType.DATA, 0, 1, Buffer.alloc(64, 0x61));
+    for (let i = 0; i < 3000; ++i) {
+      f.serverData(data);
+      f.clientData(PING);
+    }
+    expect(sink.closed).toBeNull();
+    expect(serverSaw(sink, FrameType.PING)).toBe(3000);
+    // ...but PINGs with nothing in between are counted again.
+    for (let i = 0; i < 30 && sink.closed === null; ++i) f.clientData(Buffer.concat(Array.from({ length: 100 }, () => PING)));
+    expect(sink.closed?.reason).toBe('overload:http2-flood:client-ping');
+  });
+
   it('an ordinary client (a PING and a SETTINGS per request, 500 requests) is not closed', () => {
     const { f, sink } = open();
     for (let i = 0; i < 400; ++i) f.clientData(Buffer.concat([PING, buildHeadersFrames(1 + 2 * i, request(`/ok/${i}`), { endStream: true })]));
