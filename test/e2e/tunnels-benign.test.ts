@@ -16,15 +16,6 @@ const peer = topo.peerIp;
 const BIG = 32 << 20;
 const sidecar = new Sidecar(topo);
 
-async function listening(ports: number[]): Promise<void> {
-  for (let i = 0; i < 100; i++) {
-    const out = topo.exec(topo.peerNs, 'ss', ['-ltn']).stdout;
-    if (ports.every((p) => out.includes(`:${p} `))) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`peer ports ${ports.join(',')} never listened: ${topo.exec(topo.peerNs, 'ss', ['-ltn']).stdout}`);
-}
-
 beforeAll(async () => {
   topo.create();
   const dir = topo.dir;
@@ -48,7 +39,7 @@ http {
 `;
   topo.start(topo.peerNs, 'nginx', ['-c', topo.writeFile('nginx.conf', conf)]);
   topo.start(topo.peerNs, NODE, [join(TOOLS, 'tls-ws.mjs'), 'server', peer, '8443', cert, key]);
-  await listening([443, 8443]);
+  await topo.listening(topo.peerNs, [443, 8443]);
   new Sidecar(topo).init([]);
   await sidecar.start('mode: protect\ndefaultAction: allow\ntunnels: block\nports:\n  "443": tls\n  "8443": tls\n');
 }, 90_000);

@@ -38,15 +38,6 @@ function ssh(args: string[], timeoutS = 15) {
   return topo.execAsync(topo.podNs, 'timeout', [String(timeoutS), 'ssh', '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'ConnectTimeout=8', '-o', 'LogLevel=ERROR', '-i', clientKey, ...args], { uid: APP_UID });
 }
 
-async function listening(ports: number[]): Promise<void> {
-  for (let i = 0; i < 100; i++) {
-    const out = topo.exec(topo.peerNs, 'ss', ['-ltn']).stdout;
-    if (ports.every((p) => out.includes(`:${p} `))) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`peer ports ${ports.join(',')} never listened: ${topo.exec(topo.peerNs, 'ss', ['-ltn']).stdout}`);
-}
-
 beforeAll(async () => {
   topo.create();
   const dir = topo.dir;
@@ -87,7 +78,7 @@ beforeAll(async () => {
   writeFileSync(join(dir, 'body.txt'), `${text}SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n${text.slice(0, 500)}`);
   chmodSync(join(dir, 'body.txt'), 0o644);
   topo.setPodResolver(peer);
-  await listening([22, 443, 7000, 8080, 8082, 8090, 8091]);
+  await topo.listening(topo.peerNs, [22, 443, 7000, 8080, 8082, 8090, 8091]);
   new Sidecar(topo).init(['--redirect-dns']);
 }, 90_000);
 

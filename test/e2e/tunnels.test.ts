@@ -94,12 +94,8 @@ beforeAll(async () => {
   const ssServer = topo.start(topo.peerNs, 'ss-server', ['-s', '0.0.0.0', '-p', '8388', ...SS_ARGS, '-v']);
   ssServer.stdout?.on('data', (d: Buffer) => (ssServerLog += d.toString()));
   ssServer.stderr?.on('data', (d: Buffer) => (ssServerLog += d.toString()));
-  // Wait for sshd and tinyproxy to listen.
-  for (let i = 0; i < 50; i++) {
-    const r = topo.exec(topo.peerNs, 'ss', ['-ltn']);
-    if (r.stdout.includes(':80 ') && r.stdout.includes(':8080 ') && r.stdout.includes(':8081 ') && r.stdout.includes(':1194 ') && r.stdout.includes(':8388 ') && r.stdout.includes(':8443 ')) break;
-    await new Promise((r2) => setTimeout(r2, 100));
-  }
+  // sshd, tinyproxy, hts, the OpenVPN logger, ss-server and stunnel listen.
+  await topo.listening(topo.peerNs, [80, 8080, 8081, 1194, 8388, 8443]);
   expect(sshd.exitCode).toBeNull();
   new Sidecar(topo).init(['--redirect-dns']);
   topo.exemptDirectUid();
@@ -113,7 +109,7 @@ afterAll(async () => {
 async function throughHttptunnel(): Promise<{ status: number | null; stdout: string }> {
   const htc = topo.start(topo.podNs, 'htc', ['-w', '-F', '2222', `${peer}:8081`], { uid: APP_UID });
   try {
-    await new Promise((r) => setTimeout(r, 500));
+    await topo.listening(topo.podNs, [2222]);
     // The hop from the app to htc on localhost is not the tunnel: it runs as the exempted uid so
     // the sidecar only sees htc's HTTP.
     return await topo.execAsync(topo.podNs, NODE, [join(TOOLS, 'echo-roundtrip.mjs'), '127.0.0.1', '2222', '2048', '10000', '4'], { uid: DIRECT_UID });
@@ -265,7 +261,7 @@ for (const mode of ['block', 'alert'] as const) {
       const sessions = (ssServerLog.match(/connect to/g) ?? []).length;
       const tunnel = topo.start(topo.podNs, 'ss-tunnel', ['-s', peer, '-p', '8388', '-l', '2224', '-L', '127.0.0.1:7000', ...SS_ARGS], { uid: APP_UID });
       try {
-        await new Promise((r) => setTimeout(r, 500));
+        await topo.listening(topo.podNs, [2224]);
         // The app → ss-tunnel hop on localhost is not the tunnel (the exempted uid, as for htc).
         const r = await topo.execAsync(topo.podNs, NODE, [join(TOOLS, 'echo-roundtrip.mjs'), '127.0.0.1', '2224', '2048', '10000', '4'], { uid: DIRECT_UID });
         const alert = await alertOf(sidecar, ['encrypted-stream']);

@@ -192,6 +192,15 @@ export class Topology {
     return this.execAsync(ns, NODE, [join(TOOLS, 'client.mjs'), ...args], { uid });
   }
 
+  /** Resolves once every one of `ports` has a TCP listener in namespace `ns` (a daemon just started is ready). */
+  async listening(ns: string, ports: number[], timeoutMs = 10_000): Promise<void> {
+    const out = () => this.exec(ns, 'ss', ['-ltn']).stdout;
+    await until(() => {
+      const text = out();
+      return ports.every((p) => text.includes(`:${p} `));
+    }, `ports ${ports.join(',')} listening in ${ns}: ${out()}`, timeoutMs);
+  }
+
   writeFile(name: string, content: string): string {
     const path = join(this.dir, name);
     writeFileSync(path, content, { mode: 0o644 });
