@@ -86,28 +86,34 @@ describe('sidewall controller', () => {
         });
         socket.on('error', reject);
       });
+    /**
+     * The serial served once `want` accepts it: one handshake at a time (a poll that opened a
+     * 2048-bit RSA handshake every 5 ms starved the controller's own start on a loaded machine),
+     * 30 s at most for the controller to start and, later, to pick up the renewal.
+     */
+    const served = async (want: (serial: string) => boolean, what: string): Promise<string> => {
+      const deadline = Date.now() + 30_000;
+      for (;;) {
+        const serial = await servedSerial().catch(() => '');
+        if (want(serial)) return serial;
+        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last serial '${serial}'`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    };
     const directory = new WorkloadDirectory();
     const client = new IdentityClient({ address: `127.0.0.1:${port}`, directory, client: 't/tls', log: silentLog, retryMinMs: 50, retryMaxMs: 200, caFile: join(tlsDir, 'ca.crt') });
     try {
-      let serial = '';
-      await waitUntil(() => {
-        void servedSerial().then((s2) => (serial = s2), () => undefined);
-        return serial !== '';
-      }, `a TLS handshake (stderr: ${stderr})`, 10_000);
-      expect(serial).toBe('1001');
+      expect(await served((s2) => s2 !== '', `a TLS handshake (stderr: ${stderr})`)).toBe('1001');
       client.start();
       await waitUntil(() => directory.lookup('10.4.0.1')?.pod === 'web-1', `the identity over the TLS stream (client: ${JSON.stringify(client.status())}; stderr: ${stderr})`);
       issue('0x1002');
-      await waitUntil(() => {
-        void servedSerial().then((s2) => (serial = s2), () => undefined);
-        return serial === '1002';
-      }, 'the renewed certificate', 10_000);
+      await served((s2) => s2 === '1002', 'the renewed certificate');
     } finally {
       client.close();
       child.kill('SIGTERM');
     }
     expect(await new Promise<number | null>((resolve) => child.once('exit', resolve))).toBe(0);
-  });
+  }, 90_000);
 
   it('refuses bad flags with a one-line reason', () => {
     const r = spawnSync(process.execPath, [CLI, 'controller', '--auth', 'maybe'], { encoding: 'utf8' });
