@@ -12,6 +12,7 @@
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { gzipSync } from 'node:zlib';
+import { cleanBody } from './dlp-corpus.js';
 import type { DlpEngine as Engine } from '../src/content/dlp/index.js';
 import type { ConnectionFilter as Filter } from '../src/enforcement/connection-filter.js';
 import type { FilterContext, FilterSink } from '../src/enforcement/types.js';
@@ -56,20 +57,6 @@ async function load(name: string, root: string): Promise<Build> {
 
 const facts = { direction: 'egress' as const, src: { ip: '10.0.0.1', port: 40000 }, dst: { ip: '10.0.0.2', port: 80 } };
 
-/** A realistic JSON body: orders with ids, timestamps, phone numbers, amounts, a base64 blob. */
-function body(size: number): Buffer {
-  const parts: string[] = [];
-  let n = 0;
-  let len = 0;
-  while (len < size) {
-    const doc = `{"orderId":"ORD-2026-${String(n).padStart(6, '0')}","ts":"2026-12-03T13:14:${String(n % 60).padStart(2, '0')}.123456Z","epochNs":${1764767655123456789n + BigInt(n)},"phone":"+1 (415) 555-${String(1000 + (n % 9000))}","amount":${(n * 13.37).toFixed(2)},"blob":"${Buffer.alloc(96, n % 251).toString('base64')}"},`;
-    parts.push(doc);
-    len += doc.length;
-    n++;
-  }
-  return Buffer.from(parts.join('').slice(0, size));
-}
-
 const sink: FilterSink = { toServer() {}, toClient() {}, close() {}, request() {}, alert() {}, dlpAlert(a) { throw new Error(`the clean body hit a sensor: ${a.hit.sensor} ${a.hit.sample}`); } };
 
 function request(payload: Buffer, gzip: boolean): Buffer {
@@ -102,7 +89,7 @@ function run(b: Build, bytes: Buffer, chunk: number, dlp: Engine, bodyBytes: num
   return (uploads * bodyBytes) / MIB / ((cpu.user + cpu.system) / 1e6);
 }
 
-const plain = body(MIB);
+const plain = cleanBody(MIB);
 const gz = gzipSync(plain);
 const CASES = [
   { label: 'DLP off', engine: 'off', gzip: false },

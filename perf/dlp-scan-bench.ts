@@ -7,6 +7,7 @@
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { gzipSync } from 'node:zlib';
+import { cleanBody } from './dlp-corpus.js';
 
 type Dlp = typeof import('../src/content/dlp/index.js');
 const argAt = (name: string): string | undefined => {
@@ -21,19 +22,7 @@ const load = async (root: string): Promise<Dlp> => (await import(pathToFileURL(r
 const builds: Array<[string, Dlp]> = [['this', await load(resolve(import.meta.dirname, '..'))]];
 if (BASELINE !== undefined) builds.unshift(['baseline', await load(resolve(BASELINE, 'dist'))]);
 
-function body(size: number): Buffer {
-  const parts: string[] = [];
-  let n = 0;
-  let len = 0;
-  while (len < size) {
-    const doc = `{"orderId":"ORD-2026-${String(n).padStart(6, '0')}","ts":"2026-12-03T13:14:${String(n % 60).padStart(2, '0')}.123456Z","epochNs":${1764767655123456789n + BigInt(n)},"phone":"+1 (415) 555-${String(1000 + (n % 9000))}","amount":${(n * 13.37).toFixed(2)},"blob":"${Buffer.alloc(96, n % 251).toString('base64')}"},`;
-    parts.push(doc);
-    len += doc.length;
-    n++;
-  }
-  return Buffer.from(parts.join('').slice(0, size));
-}
-const plain = body(1024 * 1024);
+const plain = cleanBody(1024 * 1024);
 const gz = gzipSync(plain);
 const ALL = ['pci-pan', 'us-ssn', 'aws-access-key', 'private-key', 'jwt', 'iban'];
 const CASES: Array<{ chunk: number; label: string; sensors: string[]; data: Buffer; gzip: boolean }> = [];

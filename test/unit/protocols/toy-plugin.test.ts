@@ -5,8 +5,6 @@
 // Before registration the same rules do not compile: the rules know only registered protocols.
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ConnectionFilter } from '../../../src/enforcement/connection-filter.js';
-import type { FilterSink, RequestOutcome } from '../../../src/enforcement/types.js';
 import { flowDetail } from '../../../src/flows/flow-table.js';
 import type { FlowRecord } from '../../../src/flows/types.js';
 import { LearnModel } from '../../../src/learn/model.js';
@@ -15,7 +13,11 @@ import { compilePolicy, type CompiledPolicy } from '../../../src/policy/index.js
 import { detectClientProtocol, detectOnTimeout } from '../../../src/protocols/detect.js';
 import { PROTOCOL_PLUGINS, registerProtocol, ruleBlockSchemas, unregisterProtocol } from '../../../src/protocols/registry.js';
 import { checkDeclared } from '../../../src/tunnels/protocol-verification.js';
+import { RecordingSink, filterFor } from '../enforcement/filter-fixture.js';
 import { toyProtocol } from './toy/index.js';
+
+/** The toy protocol's port in these tests (the fixture's filter dials 10.0.0.2 there). */
+const TOY_PORT = 7070;
 
 const RULES = [
   { id: 'toy-get', action: 'allow', toy: { verbs: ['GET', 'LIST'] } },
@@ -24,33 +26,6 @@ const RULES = [
 
 function compile(rules: unknown[]): ReturnType<typeof compilePolicy> {
   return compilePolicy({ clusterRules: [], workloadRules: rules, defaultAction: 'deny', mode: 'protect' });
-}
-
-class RecordingSink implements FilterSink {
-  server: Buffer[] = [];
-  client: Buffer[] = [];
-  outcomes: RequestOutcome[] = [];
-  closed: string | null = null;
-  toServer(bytes: Buffer): void {
-    this.server.push(Buffer.from(bytes));
-  }
-  toClient(bytes: Buffer): void {
-    this.client.push(Buffer.from(bytes));
-  }
-  close(how: 'fin' | 'reset', reason: string): void {
-    this.closed ??= `${how}:${reason}`;
-  }
-  request(outcome: RequestOutcome): void {
-    this.outcomes.push(outcome);
-  }
-  alert(): void {}
-}
-
-const FACTS = { direction: 'egress' as const, src: { ip: '10.0.0.1', port: 40000 }, dst: { ip: '10.0.0.2', port: 7070 } };
-
-function newFilter(sink: RecordingSink, policy: CompiledPolicy): ConnectionFilter {
-  const ctx = { facts: FACTS, policy: () => policy, declaredProtocol: undefined, tunnels: null, dnsMonitor: null, tunnelMode: () => 'off' as const };
-  return new ConnectionFilter(ctx, sink, policy.decideConnection(FACTS));
 }
 
 describe('the core reads the registry', () => {
@@ -95,7 +70,7 @@ describe('a protocol added by one folder and one registration', () => {
       const stream = Buffer.from('TOY GET a\r\nTOY DEL b\r\nTOY LIST c\r\nTOY PUT d\r\n', 'latin1');
       for (let cut = 0; cut <= stream.length; cut++) {
         const sink = new RecordingSink();
-        const filter = newFilter(sink, r.policy);
+        const filter = filterFor(sink, r.policy, TOY_PORT);
         for (const piece of [stream.subarray(0, cut), stream.subarray(cut)]) if (piece.length > 0) filter.clientData(piece);
         filter.serverData(Buffer.from('+OK\r\n+OK\r\n'));
         expect(filter.protocol).toBe('toy');
@@ -122,7 +97,7 @@ describe('a protocol added by one folder and one registration', () => {
       const r = compile(RULES);
       if (!('policy' in r)) throw new Error('compile');
       const sink = new RecordingSink();
-      const filter = newFilter(sink, r.policy);
+      const filter = filterFor(sink, r.policy, TOY_PORT);
       filter.clientData(Buffer.from('TOY GET a\r\nTOY get; rm -rf\r\n'));
       expect(sink.closed).toMatch(/^reset:parser-error:ERR_MALFORMED/);
       expect(Buffer.concat(sink.server).toString('latin1')).toBe('TOY GET a\r\n');
@@ -143,7 +118,7 @@ describe('a protocol added by one folder and one registration', () => {
       // The learned rule is a valid rule, and allows what was seen.
       const learned = compile(rules);
       if (!('policy' in learned)) throw new Error(JSON.stringify(learned.issues));
-      const facts = { ...FACTS, protocol: 'toy', l7: { toy: { verb: 'LIST' } } };
+      const facts = { direction: 'egress' as const, src: { ip: '10.0.0.1', port: 40000 }, dst: { ip: '10.0.0.2', port: TOY_PORT }, protocol: 'toy', l7: { toy: { verb: 'LIST' } } };
       expect(learned.policy.decide(facts)).toMatchObject({ action: 'allow', ruleId: rules[0]!.id });
       expect(learned.policy.decide({ ...facts, l7: { toy: { verb: 'DEL' } } })).toMatchObject({ action: 'deny' });
     });
