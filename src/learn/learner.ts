@@ -15,6 +15,7 @@ import type pino from 'pino';
 import type { FlowEntry, FlowSink } from '../flows/entry.js';
 import type { FlowRecord, FlowRecordDraft } from '../flows/types.js';
 import type { Mode } from '../policy/types.js';
+import { pluginForRecord } from '../protocols/registry.js';
 import { rulesYaml } from './format.js';
 import { LearnModel, type LearnLimits, type ModelState } from './model.js';
 import { suggestRule, type LearnedRule } from './rules.js';
@@ -252,13 +253,10 @@ export function newBehaviourAlert(record: FlowRecord, rule: LearnedRule): FlowRe
 }
 
 function summarize(record: FlowRecord): string {
-  const l7 = record.l7 ?? {};
   const peer = record.direction === 'ingress' ? record.src : record.dst;
   const who = peer.workload?.namespace !== undefined ? `${peer.workload.pod ?? 'a pod'} in ${peer.workload.namespace}` : peer.ip;
   const where = `${record.direction} ${record.direction === 'ingress' ? 'from' : 'to'} ${who} port ${record.dst.port}`;
-  if (typeof l7.grpcMethod === 'string') return `gRPC ${String(l7.service)}/${l7.grpcMethod} ${where}`;
-  if (typeof l7.method === 'string' && typeof l7.path === 'string') return `${record.protocol} ${l7.method} ${l7.path} ${where}`;
-  if (record.protocol === 'dns' && typeof l7.name === 'string') return `DNS ${String(l7.type ?? '')} ${l7.name} ${where}`.replace('  ', ' ');
-  if (record.protocol === 'tls') return `TLS ${typeof l7.sni === 'string' ? `to SNI ${l7.sni}` : 'without SNI'} ${where}`;
-  return `${record.protocol} connection ${where}`;
+  // What was done is the protocol's to say (its plug-in's learn.phrase); the learner names none.
+  const what = pluginForRecord(record.protocol)?.learn?.phrase?.({ type: record.type, protocol: record.protocol, l7: record.l7 ?? {} }) ?? null;
+  return `${what ?? `${record.protocol} connection`} ${where}`;
 }

@@ -117,6 +117,11 @@ export interface LearnPlugin {
   readonly tries?: Readonly<Record<string, TemplateKind>>;
   observe(record: LearnObservation, family: string, into: LearnRecorder): void;
   rules(entry: LearnedEntry): readonly LearnedDraft[];
+  /**
+   * What a denied record did, for the new-behaviour alert (`new behaviour: PHRASE egress to ...`,
+   * learn/learner.ts), e.g. `gRPC shop.Cart/Add`; null (or absent): `<protocol> connection`.
+   */
+  phrase?(record: LearnObservation): string | null;
 }
 
 export interface ProtocolPlugin<N extends string = string> {

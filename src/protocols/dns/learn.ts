@@ -28,4 +28,5 @@ export const dnsLearning: LearnPlugin = {
     }
     return drafts;
   },
+  phrase: ({ l7 }) => (typeof l7.name === 'string' ? `DNS ${String(l7.type ?? '')} ${l7.name}`.replace('  ', ' ') : null),
 };

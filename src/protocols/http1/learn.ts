@@ -66,4 +66,11 @@ export const httpLearning: LearnPlugin = {
   tries: { paths: 'path', names: 'name' },
   observe: (record, _family, into) => observeHttpRequest(record, into),
   rules: httpRules,
+  phrase: httpPhrase,
 };
+
+/** `http GET /path` (HTTP/2 requests too: the record's protocol names which). */
+export function httpPhrase(record: LearnObservation): string | null {
+  const { method, path } = record.l7;
+  return typeof method === 'string' && typeof path === 'string' ? `${record.protocol} ${method} ${path}` : null;
+}

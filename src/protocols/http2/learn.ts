@@ -1,7 +1,7 @@
 // HTTP/2 learning: its requests learn as HTTP (the family `http`, http1/learn.ts), its gRPC calls
 // as [service, method] (the family `grpc`), one `grpc` rule per service.
 import { sumStats, WILDCARD } from '../../learn/templates.js';
-import { observeHttpRequest } from '../http1/learn.js';
+import { httpPhrase, observeHttpRequest } from '../http1/learn.js';
 import type { LearnedDraft, LearnedTemplate, LearnPlugin } from '../plugin.js';
 
 const GRPC_SERVICE = /^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$/;
@@ -46,4 +46,5 @@ export const http2Learning: LearnPlugin = {
     }
     return drafts;
   },
+  phrase: (record) => (typeof record.l7.grpcMethod === 'string' ? `gRPC ${String(record.l7.service)}/${record.l7.grpcMethod}` : httpPhrase(record)),
 };

@@ -33,4 +33,5 @@ export const redisLearning: LearnPlugin = {
       return { protocol: 'redis', block: { key: 'redis', value: redis }, id, specificity: 100 + (template === '' ? 0 : template.length), unit: 'commands', ...stats };
     });
   },
+  phrase: ({ l7 }) => (typeof l7.command === 'string' ? `redis ${l7.command}${Array.isArray(l7.keys) && typeof l7.keys[0] === 'string' ? ` ${l7.keys[0]}` : ''}` : null),
 };

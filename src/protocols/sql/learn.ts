@@ -40,5 +40,10 @@ export function sqlLearning(protocol: string): LearnPlugin {
       if (s.length > 0) block.statements = s;
       return [{ protocol, block: { key: protocol, value: block }, specificity: 100, unit: 'queries', ...stats }];
     },
+    // `postgres SELECT, INSERT`; a session (no statement yet) is a connection.
+    phrase: ({ l7 }) => {
+      const verbs = Array.isArray(l7.statements) ? l7.statements.filter((v): v is string => typeof v === 'string') : [];
+      return verbs.length > 0 ? `${protocol} ${verbs.join(', ')}` : null;
+    },
   };
 }

@@ -26,4 +26,5 @@ export const tlsLearning: LearnPlugin = {
     }
     return drafts;
   },
+  phrase: ({ l7 }) => `TLS ${typeof l7.sni === 'string' ? `to SNI ${l7.sni}` : 'without SNI'}`,
 };

@@ -6,10 +6,10 @@ import { join } from 'node:path';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { createFlowPipeline, type FlowRecord, type FlowRecordDraft } from '../../../src/flows/index.js';
-import { generateRules, Learner, LearnModel, type LearnedRule } from '../../../src/learn/index.js';
+import { generateRules, Learner, LearnModel, newBehaviourAlert, type LearnedRule } from '../../../src/learn/index.js';
 import type { Mode } from '../../../src/policy/index.js';
 import { assertValidFlowRecords } from '../flows/flow-schema.js';
-import { BACKEND, dns, grpc, http, POD, protect, resetClock, tcp, verdictOf } from './helpers.js';
+import { BACKEND, dns, grpc, http, POD, protect, resetClock, tcp, tls, verdictOf } from './helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'sidewall-learn-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -144,3 +144,22 @@ describe('Learner', () => {
     expect(model.folded).toBe(500 - paths.filter((p) => !p.endsWith('/**')).length);
   });
 });
+
+describe('the new-behaviour phrase comes from the protocol plug-in (learn.phrase)', () => {
+  const rule = { id: 'r', action: 'allow' } as unknown as LearnedRule;
+  const db = { ip: '10.2.0.9' };
+  const phrase = (record: FlowRecord): string => newBehaviourAlert(record, rule).reason!.replace(/^new behaviour: /, '').replace(/ was denied by the default action.*$/, '');
+  it.each([
+    ['http', http('egress', backend, 80, 'GET', '/a'), 'http GET /a egress to backend-7d9f-abcde in shop port 80'],
+    ['grpc', grpc(backend, 50051, 'shop.v1.Cart', 'Add'), 'gRPC shop.v1.Cart/Add egress to backend-7d9f-abcde in shop port 50051'],
+    ['dns', dns({ ip: '10.96.0.10' }, 'x.example', 'TXT'), 'DNS TXT x.example egress to 10.96.0.10 port 53'],
+    ['tls', tls(db, 443, 'api.example'), 'TLS to SNI api.example egress to 10.2.0.9 port 443'],
+    ['tls without SNI', tls(db, 443), 'TLS without SNI egress to 10.2.0.9 port 443'],
+    ['redis', { ...tcp('egress', db, 6379, 'redis'), type: 'request', l7: { command: 'FLUSHALL' } } as FlowRecord, 'redis FLUSHALL egress to 10.2.0.9 port 6379'],
+    ['redis with a key', { ...tcp('egress', db, 6379, 'redis'), type: 'request', l7: { command: 'GET', keys: ['session:1'] } } as FlowRecord, 'redis GET session:1 egress to 10.2.0.9 port 6379'],
+    ['mysql', { ...tcp('egress', db, 3306, 'mysql'), type: 'request', l7: { statements: ['SELECT', 'DROP'], statement: 'SELECT' } } as FlowRecord, 'mysql SELECT, DROP egress to 10.2.0.9 port 3306'],
+    ['postgres session', { ...tcp('egress', db, 5432, 'postgres'), l7: { user: 'app' } } as FlowRecord, 'postgres connection egress to 10.2.0.9 port 5432'],
+    ['tcp', tcp('ingress', db, 22), 'tcp connection ingress from 10.2.0.9 port 22'],
+  ])('%s', (_name, record, expected) => expect(phrase(record)).toBe(expected));
+});
+
