@@ -26,6 +26,7 @@ import { tunnelDenial } from '../enforcement/tunnel-verdict.js';
 import type { ConnectionFacts, TunnelMode } from '../enforcement/types.js';
 import type { CompiledPolicy, Direction } from '../policy/index.js';
 import type { DnsTunnelMonitor, TunnelFinding } from '../tunnels/types.js';
+import { splitName } from '../tunnels/dns-tunnel-monitor.js';
 import { bindMarkedUdp } from './socket-mark.js';
 
 export interface DnsQueryOutcome {
@@ -84,12 +85,6 @@ interface Pending {
 const ALERT_INTERVAL_MS = 10_000;
 /** Forwarded queries awaiting an answer (one socket each). */
 export const MAX_IN_FLIGHT = 1024;
-
-/** The last two labels of a name: enough to group a tunnel's queries under its domain. */
-function parentDomain(name: string): string {
-  const labels = name.split('.');
-  return labels.slice(-2).join('.');
-}
 
 /** A header-only answer: the query's ID and opcode, QR set, RCODE 1 (FORMERR), no sections. */
 function formErr(query: Buffer): Buffer {
@@ -210,7 +205,7 @@ export class DnsUdpProxy {
     const decision = verdict.decision;
     if (verdict.finding !== null) {
       // A tunnel is thousands of queries: one alert per parent domain and window, not per query.
-      const key = `${verdict.finding.kind}|${verdict.tunnelBlocked}|${parentDomain(query.qname)}`;
+      const key = `${verdict.finding.kind}|${verdict.tunnelBlocked}|${splitName(query.qname).parent}`;
       if (this.shouldAlert(key)) this.options.onAlert(flowId, facts, verdict.finding, verdict.tunnelBlocked);
     }
     if (decision.action === 'deny') {
