@@ -28,6 +28,13 @@ export class HandshakeEnforcer implements StreamingEnforcer {
    */
   private watching = false;
   private readonly opaqueAt = { client: Number.POSITIVE_INFINITY, server: Number.POSITIVE_INFINITY };
+  /**
+   * The answer to a watched client chunk without a finding (every chunk while the watcher looks):
+   * one op and one array per connection, its `upTo` set per call, not two objects per chunk. Safe
+   * to reuse: the filter applies a call's ops before it feeds the next chunk.
+   */
+  private readonly passOp: { op: 'pass'; upTo: number } = { op: 'pass', upTo: 0 };
+  private readonly passOnly: readonly EnforcerOp[] = [this.passOp];
 
   constructor(
     private readonly deps: EnforcerDeps,
@@ -64,6 +71,11 @@ export class HandshakeEnforcer implements StreamingEnforcer {
     if (!this.watching || tunnels === null) return DONE;
     const from = this.opaqueAt[side] - start;
     const finding = from < chunk.length ? tunnels.onTlsBytes(side, from <= 0 ? chunk : chunk.subarray(from)) : null;
+    if (finding === null && tunnels.tlsWatching) {
+      if (side !== 'client') return NO_OPS;
+      this.passOp.upTo = start + chunk.length;
+      return this.passOnly;
+    }
     const ops: EnforcerOp[] = [];
     if (finding !== null) ops.push({ op: 'tunnel', finding });
     if (!tunnels.tlsWatching) {
