@@ -170,9 +170,16 @@ static napi_value throw_errno(napi_env env, const char *what, int err) {
   return NULL;
 }
 
+// Marks the handles open() returns (N-API 8 type tags): another addon's external, or one of ours
+// of another kind, is refused with a TypeError instead of being read as a Queue.
+static const napi_type_tag QUEUE_TAG = {0x5e3d1c7a9b204f61ULL, 0xa4f2c8e01d7b6953ULL};
+
 static Queue *unwrap(napi_env env, napi_value value) {
   Queue *q = NULL;
-  if (napi_get_value_external(env, value, (void **)&q) != napi_ok || q == NULL) {
+  napi_valuetype t;
+  bool tagged = false;
+  if (napi_typeof(env, value, &t) != napi_ok || t != napi_external || napi_check_object_type_tag(env, value, &QUEUE_TAG, &tagged) != napi_ok ||
+      !tagged || napi_get_value_external(env, value, (void **)&q) != napi_ok || q == NULL) {
     napi_throw_type_error(env, NULL, "expected a queue handle from open()");
     return NULL;
   }
@@ -254,6 +261,7 @@ static napi_value Open(napi_env env, napi_callback_info info) {
   uv_poll_start(q->poll, UV_READABLE, on_readable);
   napi_value handle;
   napi_create_external(env, q, finalize_queue, NULL, &handle);
+  napi_type_tag_object(env, handle, &QUEUE_TAG);
   return handle;
 }
 
@@ -262,13 +270,17 @@ static napi_value Verdict(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  Queue *q = argc >= 4 ? unwrap(env, argv[0]) : NULL;
-  if (q == NULL) return NULL;
   uint32_t id = 0, mark = 0;
   bool accept = false;
-  napi_get_value_uint32(env, argv[1], &id);
-  napi_get_value_bool(env, argv[2], &accept);
-  napi_get_value_uint32(env, argv[3], &mark);
+  // Each argument checked: a failed read would leave id 0 and accept false, a verdict on another
+  // packet than the one meant.
+  if (argc < 4 || napi_get_value_uint32(env, argv[1], &id) != napi_ok || napi_get_value_bool(env, argv[2], &accept) != napi_ok ||
+      napi_get_value_uint32(env, argv[3], &mark) != napi_ok) {
+    napi_throw_type_error(env, NULL, "verdict(handle, id: number, accept: boolean, mark: number)");
+    return NULL;
+  }
+  Queue *q = unwrap(env, argv[0]);
+  if (q == NULL) return NULL;
   napi_value out;
   if (q->qh == NULL) {
     napi_get_boolean(env, false, &out);
@@ -283,7 +295,11 @@ static napi_value Close(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  Queue *q = argc >= 1 ? unwrap(env, argv[0]) : NULL;
+  if (argc < 1) {
+    napi_throw_type_error(env, NULL, "expected a queue handle from open()");
+    return NULL;
+  }
+  Queue *q = unwrap(env, argv[0]);
   if (q == NULL) return NULL;
   queue_close(q);
   return NULL;
@@ -293,7 +309,11 @@ static napi_value Stats(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  Queue *q = argc >= 1 ? unwrap(env, argv[0]) : NULL;
+  if (argc < 1) {
+    napi_throw_type_error(env, NULL, "expected a queue handle from open()");
+    return NULL;
+  }
+  Queue *q = unwrap(env, argv[0]);
   if (q == NULL) return NULL;
   napi_value out, lost, truncated;
   napi_create_object(env, &out);

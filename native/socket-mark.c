@@ -97,8 +97,13 @@ static napi_value MarkedSocket(napi_env env, napi_callback_info info) {
     return NULL;
   }
   if (argc >= 4) {
-    napi_valuetype t;
+    napi_valuetype t = napi_undefined;
     napi_typeof(env, argv[3], &t);
+    // An address that is not a string must not silently leave the socket unbound.
+    if (t != napi_string && t != napi_undefined && t != napi_null) {
+      napi_throw_type_error(env, NULL, "markedSocket: address must be an IP address");
+      return NULL;
+    }
     if (t == napi_string) {
       size_t n = 0;
       if (napi_get_value_string_latin1(env, argv[3], address, sizeof address, &n) != napi_ok || n >= sizeof address - 1) {
@@ -172,7 +177,12 @@ static napi_value CloseFd(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   int32_t fd = -1;
-  if (argc >= 1 && napi_get_value_int32(env, argv[0], &fd) == napi_ok && fd > 2) close(fd);
+  if (argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok) {
+    napi_throw_type_error(env, NULL, "closeFd(fd: number)");
+    return NULL;
+  }
+  // Never the standard descriptors, whatever the caller computed.
+  if (fd > 2) close(fd);
   return NULL;
 }
 

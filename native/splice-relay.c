@@ -317,6 +317,10 @@ static void init_direction(direction_t *d, int src, int dst, int slot_read, int 
   d->slot_written = slot_written;
 }
 
+// Marks the handles start() returns (N-API 8 type tags): another addon's external (an nfqueue
+// handle, say) is refused with a TypeError instead of being read as a relay.
+static const napi_type_tag RELAY_TAG = {0x2b7e9c41d0a35f86ULL, 0x91c4e6a2f8d03b57ULL};
+
 // start(clientFd, upstreamFd, counters: Float64Array(6), onEnd(kind, side, code), done) -> handle,
 // or a string naming why the descriptors cannot be relayed here (the caller keeps its JS relay).
 // done: directions already finished by the JS relay (FIN read and passed on): 1 client → server,
@@ -326,7 +330,14 @@ static napi_value Start(napi_env env, napi_callback_info info) {
   napi_value argv[5];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   int32_t cfd = -1, ufd = -1, done = 0;
-  if (argc >= 5) napi_get_value_int32(env, argv[4], &done);
+  // done is optional, but when given it must be a mask: read unchecked, a non-number would leave
+  // 0 and the relay would wait on a direction JavaScript already finished.
+  napi_valuetype done_type = napi_undefined;
+  if (argc >= 5) napi_typeof(env, argv[4], &done_type);
+  if (done_type != napi_undefined && (napi_get_value_int32(env, argv[4], &done) != napi_ok || done < 0 || done > 3)) {
+    napi_throw_type_error(env, NULL, "start(..., done?: 0..3)");
+    return NULL;
+  }
   napi_typedarray_type type;
   size_t length = 0;
   void *data = NULL;
@@ -389,6 +400,7 @@ static napi_value Start(napi_env env, napi_callback_info info) {
   e = update_polls(r);
   napi_value handle;
   napi_create_external(env, r, external_finalized, NULL, &handle);
+  napi_type_tag_object(env, handle, &RELAY_TAG);
   if (e != 0) {
     // Not started: give the descriptors back at once (the JS relay carries on).
     release(r);
@@ -401,7 +413,11 @@ static napi_value Start(napi_env env, napi_callback_info info) {
 
 static relay_t *relay_of(napi_env env, napi_value v) {
   void *data = NULL;
-  if (napi_get_value_external(env, v, &data) != napi_ok) return NULL;
+  napi_valuetype t;
+  bool tagged = false;
+  if (napi_typeof(env, v, &t) != napi_ok || t != napi_external || napi_check_object_type_tag(env, v, &RELAY_TAG, &tagged) != napi_ok || !tagged ||
+      napi_get_value_external(env, v, &data) != napi_ok)
+    return NULL;
   return (relay_t *)data;
 }
 
