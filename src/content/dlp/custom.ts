@@ -35,8 +35,18 @@ export function compileCustomSensor(spec: CustomPattern): Sensor {
       at = end > start ? end : start + 1;
     }
   }
-  return { name: spec.name, maxLength, find };
+  // What a pattern could still complete is not knowable from RE2 here: the trailing run of
+  // non-blank characters is held (a custom secret is taken not to span a blank).
+  const partial = (text: string, from: number): number => {
+    const stop = Math.max(from, text.length - maxLength + 1);
+    let i = text.length;
+    while (i > stop && !isBlank(text.charCodeAt(i - 1))) i--;
+    return i < text.length ? i : -1;
+  };
+  return { name: spec.name, maxLength, find, partial };
 }
+
+const isBlank = (c: number): boolean => c === 32 || c === 9 || c === 10 || c === 13;
 
 /** The error RE2 gives for a pattern, or null when it compiles. */
 export function customPatternError(pattern: string): string | null {

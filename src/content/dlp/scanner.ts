@@ -28,9 +28,20 @@ export interface DlpHit {
 export class TextScanner {
   /** A match touches the end of the text so far: the next byte decides it. */
   pending = false;
+  /**
+   * Absolute offset from which the text so far may end inside a value (a match the next byte
+   * decides, or the first digits of a card the next bytes may complete): the receiver should not
+   * get it yet. The end of the text when nothing is unfinished.
+   */
+  holdFrom = 0;
   private tail = '';
   /** Absolute offset of the first character of `tail`. */
   private tailStart = 0;
+
+  /** Offset of the first character still kept: nothing before it is held or decided again. */
+  get keptFrom(): number {
+    return this.tailStart;
+  }
   private readonly reported = new Set<string>();
   private readonly overlap: number;
 
@@ -50,12 +61,36 @@ export class TextScanner {
     this.overlap = longest + 3;
   }
 
+  /**
+   * The sender paused with a value possibly unfinished at the end (the hold timer): matches the
+   * next byte could still have extended are decided now, as if the text ended here — failing
+   * closed, since a sender could otherwise pause to get a complete value past. What is only the
+   * beginning of a value stays undecided (it is released: its end, when it comes, still hits).
+   */
+  settle(hits: DlpHit[]): void {
+    if (!this.pending) return;
+    this.pending = false;
+    const text = this.tail;
+    const base = this.tailStart;
+    const from = base > 0 && text.length > 0 ? 1 : 0;
+    for (const sensor of this.sensors) {
+      for (const m of sensor.find(text, from, this.field)) {
+        const key = `${sensor.name}@${base + m.index}`;
+        if (this.reported.has(key)) continue;
+        this.reported.add(key);
+        hits.push({ sensor: sensor.name, where: this.where, offset: base + m.index, sample: m.sample });
+      }
+    }
+    this.holdFrom = base + text.length;
+  }
+
   /** Scans `chunk` (latin1 text) following what was pushed before. */
   push(chunk: string, final: boolean, hits: DlpHit[]): void {
     const text = this.tail.length === 0 ? chunk : this.tail + chunk;
     const base = this.tailStart;
     let keepFrom = Math.max(0, text.length - this.overlap);
     this.pending = false;
+    let pendingAt = text.length;
     // A kept tail's first character is context only (the tail may begin inside a longer run of
     // digits): no match may start there, or `…64767655123456789` would be read as a card.
     const from = base > 0 && this.tail.length > 0 ? 1 : 0;
@@ -71,6 +106,7 @@ export class TextScanner {
           // Decided once more text is in, with the same context before it.
           keepFrom = Math.min(keepFrom, Math.max(0, m.index - 1 - this.lookbehind));
           this.pending = true;
+          if (m.index < pendingAt) pendingAt = m.index;
           continue;
         }
         const key = `${sensor.name}@${base + m.index}`;
@@ -79,6 +115,16 @@ export class TextScanner {
         hits.push({ sensor: sensor.name, where: this.where, offset: base + m.index, sample: m.sample });
       }
     }
+    let hold = text.length;
+    if (!final) {
+      for (const sensor of this.sensors) {
+        if (sensor.partial === undefined) continue;
+        const at = sensor.partial(text, Math.max(from, text.length - sensor.maxLength));
+        if (at >= 0 && at < hold) hold = at;
+      }
+    }
+    if (pendingAt < hold) hold = pendingAt;
+    this.holdFrom = base + hold;
     this.tail = final ? '' : text.slice(keepFrom);
     this.tailStart = base + keepFrom;
     // Only matches that can still be seen again need remembering.
@@ -109,6 +155,21 @@ export class MessageScanner {
   private readonly text: TextScanner;
   /** Decoded bytes scanned so far. */
   scanned = 0;
+  /** Raw message bytes pushed so far. */
+  private rawPushed = 0;
+  /**
+   * Recent decoded pieces and the raw offset each came from (the hold is mapped back to raw
+   * bytes): [decoded start, raw start, length, coded]. A coded piece (gzip, deflate) maps as a
+   * whole to the start of the raw bytes whose push produced it: which compressed bit made which
+   * byte is not tracked.
+   */
+  private readonly pieces: number[] = [];
+  /**
+   * Raw offset (in the bytes pushed) from which the body may end inside a value: the receiver
+   * should not get those bytes until the next push or the end decides (TextScanner.holdFrom).
+   * All pushed bytes (rawPushed) when nothing is unfinished.
+   */
+  holdRaw = 0;
   truncated = false;
   /** Why the body could not be decoded, if it could not. */
   refused: string | null = null;
@@ -150,7 +211,37 @@ export class MessageScanner {
     this.finished = true;
   }
 
+  /** The sender paused (the hold timer): what the next byte could still have changed is decided now (TextScanner.settle). */
+  settle(hits: DlpHit[]): void {
+    if (!this.idle) this.text.settle(hits);
+    this.holdRaw = this.rawPushed;
+  }
+
   private run(raw: Buffer, final: boolean, hits: DlpHit[]): void {
+    const rawBase = this.rawPushed;
+    this.rawPushed += raw.length;
+    this.runScan(raw, rawBase, final, hits);
+    // Pieces the hold can no longer reach (it stays within the scanner's kept tail) are forgotten.
+    const pieces = this.pieces;
+    let drop = 0;
+    while (drop < pieces.length && pieces[drop]! + pieces[drop + 2]! <= this.text.keptFrom) drop += 4;
+    if (drop > 0) pieces.splice(0, drop);
+    this.holdRaw = this.idle || final ? this.rawPushed : this.rawOf(this.text.holdFrom);
+  }
+
+  /** The raw offset of decoded offset `at` (see `pieces`); all pushed bytes when it is past what was decoded. */
+  private rawOf(at: number): number {
+    if (at >= this.scanned) return this.rawPushed;
+    const pieces = this.pieces;
+    for (let i = pieces.length - 4; i >= 0; i -= 4) {
+      const dec = pieces[i]!;
+      if (at < dec) continue;
+      return pieces[i + 3] === 1 ? pieces[i + 1]! : pieces[i + 1]! + (at - dec);
+    }
+    return pieces.length > 0 ? pieces[1]! : this.rawPushed;
+  }
+
+  private runScan(raw: Buffer, rawBase: number, final: boolean, hits: DlpHit[]): void {
     if (this.refused !== null && !this.refusalReported) return this.refuse(this.refused, hits);
     if (this.idle) return;
     let parts: Buffer[] = [raw];
@@ -168,6 +259,7 @@ export class MessageScanner {
       parts = next;
     }
     const count = parts.length;
+    const coded = this.codings.length > 0;
     for (let i = 0; i < count; i++) {
       let p = parts[i]!;
       const room = this.options.maxBytes - this.scanned;
@@ -175,6 +267,7 @@ export class MessageScanner {
         p = p.subarray(0, room);
         this.truncated = true;
       }
+      if (p.length > 0) this.pieces.push(this.scanned, coded ? rawBase : rawBase + (p.byteOffset - raw.byteOffset), p.length, coded ? 1 : 0);
       this.scanned += p.length;
       const last = i === count - 1;
       this.text.push(p.toString('latin1'), (final && last) || this.truncated, hits);

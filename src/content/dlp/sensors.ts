@@ -49,6 +49,21 @@ export interface Sensor {
    * header's value (a field name the value's own text does not carry).
    */
   find(text: string, from: number, field?: string): Generator<SensorMatch>;
+  /**
+   * Where, at or after `from`, a value of this sensor that the end of `text` may have cut short
+   * begins (-1: nowhere): the bytes from there are held from the receiver until the next bytes
+   * decide them, so a peer never gets the first digits of a card the next read completes. Only
+   * the secret part counts (a PEM label or a key name is not the secret; what follows it is).
+   */
+  partial?(text: string, from: number): number;
+}
+
+/** Start of the run of characters `ok` accepts that ends `text`, at most `max` long and not before `from`. */
+function trailingRun(text: string, from: number, max: number, ok: (c: number) => boolean): number {
+  const stop = Math.max(from, text.length - max);
+  let i = text.length;
+  while (i > stop && ok(text.charCodeAt(i - 1))) i--;
+  return i;
 }
 
 // ---- helpers -----------------------------------------------------------------------------------
@@ -274,6 +289,17 @@ function* findPan(text: string, from: number, field?: string): Generator<SensorM
   }
 }
 
+const isPanChar = (c: number): boolean => isDigit(c) || c === 32 || c === 45;
+
+/** Digits (and the separators between them) that end the text: the next read may make them a card or an SSN. */
+function digitTail(max: number): (text: string, from: number) => number {
+  return (text, from) => {
+    let i = trailingRun(text, from, max, isPanChar);
+    while (i < text.length && !isDigit(text.charCodeAt(i))) i++;
+    return i < text.length ? i : -1;
+  };
+}
+
 // ---- us-ssn ----------------------------------------------------------------------------------
 
 const SSN_RE = /(?<![0-9A-Za-z-])([0-9]{3})([- ])([0-9]{2})\2([0-9]{4})(?![0-9A-Za-z]|-[0-9])/g;
@@ -291,7 +317,8 @@ function* findSsn(text: string, from: number): Generator<SensorMatch> {
 
 // ---- aws-access-key --------------------------------------------------------------------------
 
-const AWS_ID_RE = /(?<![A-Za-z0-9])(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AIPA|ANPA|ANVA|AROA|APKA|ASCA)[A-Z0-9]{16}(?![A-Za-z0-9])/g;
+const AWS_PREFIXES = ['AKIA', 'ASIA', 'ABIA', 'ACCA', 'AGPA', 'AIDA', 'AIPA', 'ANPA', 'ANVA', 'AROA', 'APKA', 'ASCA'];
+const AWS_ID_RE = new RegExp(`(?<![A-Za-z0-9])(?:${AWS_PREFIXES.join('|')})[A-Z0-9]{16}(?![A-Za-z0-9])`, 'g');
 const AWS_SECRET_RE = /(?:aws_?secret_?access_?key|secretaccesskey|aws_?secret)["']?\s{0,4}[:=]\s{0,4}["']?([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+])/gi;
 
 function* findAws(text: string, from: number): Generator<SensorMatch> {
@@ -305,6 +332,28 @@ function* findAws(text: string, from: number): Generator<SensorMatch> {
     if (!/[a-z]/.test(secret) || !/[A-Z]/.test(secret) || !/[0-9]/.test(secret)) continue;
     yield { index: at, length: secret.length, sample: `secret-access-key:${'*'.repeat(40)}` };
   }
+}
+
+const isUpperAlnum = (c: number): boolean => isDigit(c) || (c >= 65 && c <= 90);
+/** A secret key's name and separator, then the first (at most 39) characters of its value, ending the text. */
+const AWS_SECRET_TAIL_RE = /(?:aws_?secret_?access_?key|secretaccesskey|aws_?secret)["']?\s{0,4}[:=]\s{0,4}["']?([A-Za-z0-9/+]{0,39})$/i;
+
+function awsPartial(text: string, from: number): number {
+  let at = -1;
+  // An access key id begun: a prefix of one of the id prefixes, not glued to a letter or digit.
+  const s = trailingRun(text, from, 19, isUpperAlnum);
+  if (s < text.length && !(s > 0 && isAlnum(text.charCodeAt(s - 1)))) {
+    const head = text.slice(s, s + 4);
+    if (AWS_PREFIXES.some((p) => p.startsWith(head))) at = s;
+  }
+  // A secret key's value begun after its name.
+  const w = Math.max(from, text.length - 120);
+  const m = AWS_SECRET_TAIL_RE.exec(w === 0 ? text : text.slice(w));
+  if (m !== null && m[1]!.length > 0) {
+    const v = w + m.index + m[0].length - m[1]!.length;
+    if (at < 0 || v < at) at = v;
+  }
+  return at;
 }
 
 // ---- private-key -----------------------------------------------------------------------------
@@ -340,6 +389,17 @@ function* findJwt(text: string, from: number): Generator<SensorMatch> {
     // The rest of this token (payload, signature) contains no second token.
     JWT_RE.lastIndex = m.index + m[0].length;
   }
+}
+
+const isB64url = (c: number): boolean => isAlnum(c) || c === 45 || c === 95;
+
+/** A token begun (`eyJ` not glued to base64url, then base64url and dots), ending the text. */
+function jwtPartial(text: string, from: number): number {
+  const s = trailingRun(text, from, JWT_HEADER_MAX + 32, (c) => isB64url(c) || c === 46);
+  for (let i = text.indexOf('eyJ', s); i >= 0; i = text.indexOf('eyJ', i + 1)) {
+    if (i === 0 || !isB64url(text.charCodeAt(i - 1))) return i;
+  }
+  return -1;
 }
 
 // ---- iban ------------------------------------------------------------------------------------
@@ -379,13 +439,26 @@ function* findIban(text: string, from: number): Generator<SensorMatch> {
   }
 }
 
+/** A country code and a check digit begun (not glued to a letter or digit), then the BBAN's characters, ending the text. */
+function ibanPartial(text: string, from: number): number {
+  const s = trailingRun(text, from, 42, (c) => isUpperAlnum(c) || c === 32);
+  for (let i = s; i + 2 < text.length; i++) {
+    if (i > 0 && isAlnum(text.charCodeAt(i - 1))) continue;
+    const a = text.charCodeAt(i);
+    const b = text.charCodeAt(i + 1);
+    if (a >= 65 && a <= 90 && b >= 65 && b <= 90 && isDigit(text.charCodeAt(i + 2))) return i;
+  }
+  return -1;
+}
+
 export const BUILTIN_SENSORS: ReadonlyMap<string, Sensor> = new Map<string, Sensor>([
-  ['pci-pan', { name: 'pci-pan', maxLength: 19 + 18, lookbehind: PAN_CONTEXT, find: findPan }],
-  ['us-ssn', { name: 'us-ssn', maxLength: 11, find: findSsn }],
-  ['aws-access-key', { name: 'aws-access-key', maxLength: 120, find: findAws }],
+  ['pci-pan', { name: 'pci-pan', maxLength: 19 + 18, lookbehind: PAN_CONTEXT, find: findPan, partial: digitTail(19 + 18) }],
+  ['us-ssn', { name: 'us-ssn', maxLength: 11, find: findSsn, partial: digitTail(11) }],
+  ['aws-access-key', { name: 'aws-access-key', maxLength: 120, find: findAws, partial: awsPartial }],
+  // The label is not the secret, and a hit on it cuts the read that completes it, before the key.
   ['private-key', { name: 'private-key', maxLength: 64, find: findPem }],
-  ['jwt', { name: 'jwt', maxLength: JWT_HEADER_MAX + 32, find: findJwt }],
-  ['iban', { name: 'iban', maxLength: 42, find: findIban }],
+  ['jwt', { name: 'jwt', maxLength: JWT_HEADER_MAX + 32, find: findJwt, partial: jwtPartial }],
+  ['iban', { name: 'iban', maxLength: 42, find: findIban, partial: ibanPartial }],
 ]);
 
 export const BUILTIN_SENSOR_NAMES: readonly string[] = [...BUILTIN_SENSORS.keys()];
