@@ -43,6 +43,7 @@ const DLP_SCHEMA: JsonSchema = {
       else: { type: 'string', pattern: '^[0-9]+\\s*(B|KiB|MiB|GiB|KB|MB|GB)?$', 'x-messages': { type: 'must be a byte size such as 1048576 or "1MiB", not {show}', pattern: 'must be a byte size such as 1048576 or "1MiB", not {show}' } },
     },
     maxRatio: { type: 'number', minimum: 2, 'x-messages': { minimum: 'must be a number ≥ 2 (decoded/encoded size of a compressed body), not {show}' } },
+    holdMs: { type: 'integer', minimum: 1, maximum: 60000, 'x-messages': { type: 'must be a whole number of milliseconds from 1 to 60000, not {show}', minimum: 'must be a whole number of milliseconds from 1 to 60000, not {show}', maximum: 'must be a whole number of milliseconds from 1 to 60000, not {show}' } },
   },
 };
 

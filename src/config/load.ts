@@ -303,6 +303,7 @@ export function parseConfig(data: unknown, file: string): SidecarConfig {
       scan: d.dlp.scan ?? [...DEFAULT_DLP.scan],
       maxBytes: d.dlp.maxBytes === undefined ? DEFAULT_DLP.maxBytes : (byteSize(d.dlp.maxBytes) ?? DEFAULT_DLP.maxBytes),
       maxRatio: d.dlp.maxRatio ?? DEFAULT_DLP.maxRatio,
+      holdMs: d.dlp.holdMs ?? DEFAULT_DLP.holdMs,
     };
   }
   return config;
@@ -348,6 +349,7 @@ interface ConfigDocument {
     scan?: DlpWhere[];
     maxBytes?: number | string;
     maxRatio?: number;
+    holdMs?: number;
   } | null;
 }
 

@@ -13,6 +13,7 @@ import type { StreamParser } from '../protocols/types.js';
 import type { Decision, FlowFacts } from '../policy/index.js';
 import type { TunnelFinding } from '../tunnels/types.js';
 import { HeldBytes } from './held-bytes.js';
+import { DEFAULT_DLP } from '../content/dlp/index.js';
 import { tunnelDenial } from './tunnel-verdict.js';
 import type { EnforcerDeps, EnforcerOp, FilterContext, FilterSink, L7Record, ProtocolEnforcer } from './types.js';
 
@@ -30,10 +31,15 @@ export const MAX_HELD_BYTES = 256 * 1024;
  */
 const FIRST_PARSE_SLICE_BYTES = 256;
 
+/** DLP's hold timer when the config does not set `dlp.holdMs`. */
+const DEFAULT_HOLD_MS = DEFAULT_DLP.holdMs;
+
 export class ConnectionFilter {
   private phase: Phase = 'detect';
   private readonly held = new HeldBytes();
   private readonly greeting = new HeldBytes();
+  /** Server bytes DLP holds from the client (a response read that may end inside a value). */
+  private serverTail = new HeldBytes();
   private parser: StreamParser | null = null;
   private enforcer: ProtocolEnforcer | null = null;
   /** Streaming enforcers: absolute client offset before which held bytes may go to the server. */
@@ -90,7 +96,34 @@ export class ConnectionFilter {
 
   /** Server bytes held (a greeting awaiting the connection's verdict): the relay pauses the server past its cap. */
   get heldServerBytes(): number {
-    return this.greeting.size;
+    return this.greeting.size + this.serverTail.size;
+  }
+
+  /**
+   * DLP holds bytes that may be the beginning of a value (either side): the relay arms the hold
+   * timer (`tailHoldMs`), and calls releaseTail() when it fires.
+   */
+  get tailHeld(): boolean {
+    const e = this.enforcer;
+    return this.phase === 'inspect' && (this.serverTail.size > 0 || (e !== null && e.dlpHolding === true));
+  }
+
+  /** How long DLP may hold bytes for the peer's next read (config `dlp.holdMs`). */
+  get tailHoldMs(): number {
+    return this.ctx.dlp?.settings.holdMs ?? DEFAULT_HOLD_MS;
+  }
+
+  /**
+   * The hold timer fired, or the server ended its stream: what the next bytes could still have
+   * changed is decided now (a hit cuts), the rest goes on.
+   */
+  releaseTail(): void {
+    const e = this.enforcer;
+    if (this.phase !== 'inspect' || e === null) return;
+    if (e.releaseHold !== undefined) this.apply(e.releaseHold());
+    if (this.phase !== 'inspect') return;
+    if (this.serverTail.size > 0) this.serverTail.release(this.serverTail.end, this.sinkToClient);
+    this.releaseClient();
   }
 
   /**
@@ -122,7 +155,7 @@ export class ConnectionFilter {
    * streams are never at rest: nothing tells their messages apart.
    */
   get atRest(): boolean {
-    if (this.held.size > 0 || this.greeting.size > 0) return false;
+    if (this.held.size > 0 || this.greeting.size > 0 || this.serverTail.size > 0) return false;
     if (this.phase === 'detect') return true; // the client has said nothing yet
     return this.phase === 'inspect' && this.enforcer !== null && this.enforcer.idle === true;
   }
@@ -140,6 +173,7 @@ export class ConnectionFilter {
   /** After a read returned: copy small held views out of the read buffer so it can be reused. */
   compact(side: 'client' | 'server'): void {
     (side === 'client' ? this.held : this.greeting).compact();
+    if (side === 'server') this.serverTail.compact();
     const e = this.enforcer;
     if (this.phase === 'inspect' && e !== null && e.kind === 'route') e.compact?.(side);
   }
@@ -151,6 +185,7 @@ export class ConnectionFilter {
    */
   holdsBytesOf(side: 'client' | 'server'): boolean {
     if ((side === 'client' ? this.held : this.greeting).holdsViews) return true;
+    if (side === 'server' && this.serverTail.holdsViews) return true;
     const e = this.enforcer;
     return this.phase === 'inspect' && e !== null && e.kind === 'route' && (e.holdsViewsOf === undefined || e.holdsViewsOf(side));
   }
@@ -205,7 +240,11 @@ export class ConnectionFilter {
         }
         // Not a byte past where the server's stream stopped making sense (a response nobody
         // asked for, a malformed head): the connection resets there.
-        this.sink.toClient(result.error === null ? chunk : chunk.subarray(0, result.consumed));
+        const out = result.error === null ? chunk : chunk.subarray(0, result.consumed);
+        // Nor the end of a response read that may be the beginning of a value (DLP's hold).
+        const hold = this.enforcer.serverHold;
+        if (this.serverTail.size === 0 && (hold === undefined || hold >= start + out.length)) this.sink.toClient(out);
+        else this.holdServer(out, start, hold ?? Number.POSITIVE_INFINITY);
         this.apply(this.enforcer.onData('server', chunk, start, result.events));
       }
       if (result.error !== null) this.onParserError(result.error.code, result.error.message);
@@ -234,6 +273,13 @@ export class ConnectionFilter {
         if (detection.kind === 'match') this.begin(detection.protocol, 'server');
       }
     }
+  }
+
+  /** Server bytes at absolute offset `start`: those before `hold` go to the client (with any held before them), the rest wait. */
+  private holdServer(bytes: Buffer, start: number, hold: number): void {
+    if (this.serverTail.size === 0) this.serverTail = new HeldBytes(start);
+    this.serverTail.push(bytes);
+    this.serverTail.release(hold, this.sinkToClient);
   }
 
   /** Payload after the protocol stopped being parsed (CONNECT, Upgrade, unparsed protocols). */
@@ -495,6 +541,8 @@ export class ConnectionFilter {
 
   private toPass(): void {
     this.phase = 'pass';
+    // Server bytes DLP held go first: nothing inspects the rest.
+    if (this.serverTail.size > 0) this.serverTail.release(this.serverTail.end, this.sinkToClient);
     this.parser = null;
     // A held greeting goes out now that the connection is allowed.
     if (!this.greetingForwarded) this.greeting.forEach(this.sinkToClient);
@@ -517,6 +565,7 @@ export class ConnectionFilter {
     this.closeReasonValue = reason;
     this.held.drop(this.held.end);
     this.greeting.drop(this.greeting.end); // a held greeting never reaches the client
+    this.serverTail.drop(this.serverTail.end);
     this.sink.close('reset', reason);
   }
 
@@ -543,6 +592,7 @@ export class ConnectionFilter {
     const reason = `parser-error:${code}`;
     this.closeReasonValue = reason;
     this.held.drop(this.held.end);
+    this.serverTail.drop(this.serverTail.end);
     this.sink.close('reset', reason);
   }
 
@@ -551,5 +601,6 @@ export class ConnectionFilter {
     this.phase = 'blocked';
     this.closeReasonValue = reason;
     this.held.drop(this.held.end);
+    this.serverTail.drop(this.serverTail.end);
   }
 }

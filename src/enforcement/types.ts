@@ -157,6 +157,18 @@ export interface StreamingEnforcer {
    * of `chunk` may go.
    */
   screenServer?(chunk: Buffer, start: number, events: readonly ProtocolEvent[]): readonly EnforcerOp[];
+  /**
+   * DLP: server bytes from this absolute offset on must wait (a response body may end inside a
+   * value); the filter holds them until it moves past them. Absent or +Infinity: nothing held.
+   */
+  readonly serverHold?: number;
+  /** DLP holds some client bytes back (the filter arms its hold timer). */
+  readonly dlpHolding?: boolean;
+  /**
+   * The hold timer fired (the peer paused with a value possibly unfinished): decide what waits,
+   * as if the message ended there, and release the rest (ops: a cut, or `pass`).
+   */
+  releaseHold?(): readonly EnforcerOp[];
 }
 
 /**
@@ -180,6 +192,10 @@ export interface RoutingEnforcer {
   holdsViewsOf?(side: Side): boolean;
   compact?(side: Side): void;
   readonly stateBytes?: number;
+  /** DLP holds a frame whose end may be inside a value (the filter arms its hold timer). */
+  readonly dlpHolding?: boolean;
+  /** The hold timer fired: decide the held frames as if their streams paused there (see StreamingEnforcer.releaseHold). */
+  releaseHold?(): readonly EnforcerOp[];
 }
 
 export type ProtocolEnforcer = StreamingEnforcer | RoutingEnforcer;

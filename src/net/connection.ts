@@ -168,6 +168,8 @@ export class ProxiedConnection implements FilterSink {
   admission: Admission | undefined;
   private clientEnded = false;
   private detectTimer: NodeJS.Timeout | undefined;
+  /** DLP holds bytes that may begin a value: at most `dlp.holdMs`, then they are decided (ConnectionFilter.releaseTail). */
+  private tailTimer: NodeJS.Timeout | undefined;
   private connectTimer: NodeJS.Timeout | undefined;
   private reason: CloseReason | undefined;
   private errorText: string | undefined;
@@ -540,6 +542,7 @@ export class ProxiedConnection implements FilterSink {
   private afterFilter(filter: ConnectionFilter): void {
     const passing = filter.passThrough;
     if (passing) this.filter = null;
+    else if (this.tailTimer === undefined && filter.tailHeld) this.tailTimer = setTimeout(ProxiedConnection.tailTimeoutFired, filter.tailHoldMs, this);
     if (this.tapValue !== undefined && filter.decision !== this.reportedDecision) {
       // A rule with `capture: true`, or an on-demand capture by rule, may want this connection now.
       this.reportedDecision = filter.decision;
@@ -761,7 +764,26 @@ export class ProxiedConnection implements FilterSink {
 
   private onUpstreamEnd(): void {
     this.upstreamEnded = true;
+    // A response body read until the server closes ends here: what DLP held is decided now.
+    const filter = this.filter;
+    if (filter !== null && filter.tailHeld) {
+      this.onTailTimeout();
+      if (filter.closeReason !== null || this.client.destroyed) return;
+    }
     this.endClient();
+  }
+
+  private onTailTimeout(): void {
+    clearTimeout(this.tailTimer);
+    this.tailTimer = undefined;
+    const filter = this.filter;
+    if (filter === null || this.finished) return;
+    try {
+      filter.releaseTail();
+    } catch (err) {
+      return this.onFilterFailure(err);
+    }
+    this.afterFilter(filter);
   }
 
   /**
@@ -834,6 +856,7 @@ export class ProxiedConnection implements FilterSink {
     this.stateAccounted = 0;
     clearTimeout(this.connectTimer);
     clearTimeout(this.detectTimer);
+    clearTimeout(this.tailTimer);
     this.recycleReadBuffers();
     const summary = this.snapshot();
     summary.reason = this.reason ?? 'closed';
@@ -922,5 +945,8 @@ export class ProxiedConnection implements FilterSink {
   }
   private static detectTimeoutFired(conn: ProxiedConnection): void {
     conn.onDetectTimeout();
+  }
+  private static tailTimeoutFired(conn: ProxiedConnection): void {
+    conn.onTailTimeout();
   }
 }

@@ -28,6 +28,12 @@ export interface DlpSettings {
   maxBytes: number;
   /** Decoded/encoded ratio past which a compressed body is refused as a bomb. */
   maxRatio: number;
+  /**
+   * How long bytes that may be the beginning of a value (a read ending in the first digits of a
+   * card) wait for the sender's next bytes; then what could still change is decided as if the
+   * message ended there, and the rest goes (a sender that pauses is never stalled for longer).
+   */
+  holdMs: number;
 }
 
 export const DEFAULT_DLP: Readonly<Omit<DlpSettings, 'sensors' | 'patterns'>> = Object.freeze({
@@ -36,6 +42,7 @@ export const DEFAULT_DLP: Readonly<Omit<DlpSettings, 'sensors' | 'patterns'>> = 
   scan: [...DLP_WHERE],
   maxBytes: 1024 * 1024,
   maxRatio: 100,
+  holdMs: 200,
 });
 
 /**

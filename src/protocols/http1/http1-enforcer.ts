@@ -32,9 +32,19 @@ interface BodyScan {
   req: OpenRequest;
   dlp: RequestDlp;
   scanner: MessageScanner;
+  /** Absolute offset of the body's first byte (the scanner's holdRaw counts from it). */
+  bodyStart: number;
   /** Absolute offset of the next body byte to scan. */
   pos: number;
   end: number;
+}
+
+/** Where a side's scans say its bytes must wait from (absolute; +Infinity: nothing held). */
+function holdOf(scans: readonly BodyScan[]): number {
+  const scan = scans[0];
+  if (scan === undefined || scan.scanner.idle) return Number.POSITIVE_INFINITY;
+  const at = scan.bodyStart + scan.scanner.holdRaw;
+  return at < scan.pos ? at : Number.POSITIVE_INFINITY;
 }
 
 export class Http1Enforcer implements StreamingEnforcer {
@@ -68,10 +78,55 @@ export class Http1Enforcer implements StreamingEnforcer {
   /** How far held client bytes may go by the verdicts (the last `pass`). */
   private frontier = 0;
   /**
-   * DLP holds back a read whose end a possible match touches (a card number that the next byte
-   * could still make a 17-digit number): it goes once the next read has decided it.
+   * DLP holds back the end of a read that may be the beginning of a value (the first digits of a
+   * card, or a card the next byte could still make a 17-digit number): it goes once the next
+   * read has decided it, at the body's end, or when the hold timer settles it (releaseHold).
    */
   private dlpHold = Number.POSITIVE_INFINITY;
+
+  /**
+   * Server bytes from this absolute offset on must not reach the client yet: the response body
+   * read so far may end inside a value (the filter holds them, counted as held server bytes).
+   */
+  get serverHold(): number {
+    return this.scans.server.length === 0 ? Number.POSITIVE_INFINITY : holdOf(this.scans.server);
+  }
+
+  /** Client bytes are held for DLP (the filter's hold timer is armed). */
+  get dlpHolding(): boolean {
+    return this.dlpHold !== Number.POSITIVE_INFINITY;
+  }
+
+  /**
+   * The hold timer: the peer paused with a possible value unfinished. Matches the next byte
+   * could still have changed are decided now (a hit cuts, as at the body's end); what is only the
+   * beginning of a value is released (its end, when it comes, still hits).
+   */
+  releaseHold(): readonly EnforcerOp[] {
+    const server = this.scans.server[0];
+    if (server !== undefined) {
+      const hits: DlpHit[] = [];
+      server.scanner.settle(hits);
+      const cut = hits.length > 0 ? server.dlp.onHits(hits) : null;
+      if (cut !== null) return this.cutResponse(server.req, cut);
+    }
+    const client = this.scans.client[0];
+    if (client !== undefined && this.dlpHold !== Number.POSITIVE_INFINITY) {
+      const hits: DlpHit[] = [];
+      client.scanner.settle(hits);
+      const cut = hits.length > 0 ? client.dlp.onHits(hits) : null;
+      if (cut !== null) this.cutRequest(client.req, cut, this.dlpHold);
+    }
+    if (!this.blocked && this.dlpHold !== Number.POSITIVE_INFINITY) {
+      this.dlpHold = Number.POSITIVE_INFINITY;
+      this.ops.push({ op: 'pass', upTo: this.frontier });
+    }
+    this.blocked = false;
+    if (this.ops.length === 0) return NO_OPS;
+    const ops = this.ops;
+    this.ops = [];
+    return ops;
+  }
 
   constructor(private readonly deps: EnforcerDeps) {}
 
@@ -242,7 +297,7 @@ export class Http1Enforcer implements StreamingEnforcer {
     if (dlp.cut !== null) req.decision = dlp.cut; // would-deny (monitor): the record says so
     if (ev.body.kind === 'none') return null;
     const scanner = engine.body(scope, 'request-body', ev.headers, ev.body.kind === 'chunked');
-    if (scanner !== null) this.scans.client.push({ req, dlp, scanner, pos: ev.end, end: ev.body.kind === 'length' ? ev.end + ev.body.length : -1 });
+    if (scanner !== null) this.scans.client.push({ req, dlp, scanner, bodyStart: ev.end, pos: ev.end, end: ev.body.kind === 'length' ? ev.end + ev.body.length : -1 });
     return null;
   }
 
@@ -253,8 +308,8 @@ export class Http1Enforcer implements StreamingEnforcer {
     this.dlpHold = Number.POSITIVE_INFINITY;
     const found = this.scanBodies('client', chunk, start);
     if (found !== null) return this.cutRequest(found.scan.req, found.cut, Math.min(held, start));
-    // A possible match touches the end of this read: hold it (and what was held) until decided.
-    if (this.scans.client.some((scan) => scan.scanner.pending)) this.dlpHold = Math.min(held, start);
+    // The read may end inside a value: hold from where it may begin until it is decided.
+    this.dlpHold = holdOf(this.scans.client);
   }
 
   /**
@@ -334,7 +389,7 @@ export class Http1Enforcer implements StreamingEnforcer {
         const cut = hits.length > 0 ? req.dlp.onHits(hits) : null;
         if (cut !== null) return this.cutResponse(req, cut);
         const scanner = req.dlp.engine.body(req.dlp.scope, 'response-body', ev.headers, ev.body.kind === 'chunked');
-        if (scanner !== null) this.scans.server.push({ req, dlp: req.dlp, scanner, pos: ev.end, end: ev.body.kind === 'length' ? ev.end + ev.body.length : -1 });
+        if (scanner !== null) this.scans.server.push({ req, dlp: req.dlp, scanner, bodyStart: ev.end, pos: ev.end, end: ev.body.kind === 'length' ? ev.end + ev.body.length : -1 });
       } else if (ev.type === 'http.response-end') {
         for (const scan of this.scans.server) {
           if (scan.end < 0) {

@@ -135,3 +135,93 @@ describe('HTTP/1 DLP', () => {
     expect(Buffer.concat(sink.client).toString()).toContain('x-sidewall-rule: dlp:undecodable');
   });
 });
+
+describe('HTTP/1 DLP: the response tail hold', () => {
+  const body = `{"name":"Ann","pad":"${'y'.repeat(500)}","card":"${CARD}","tail":"${'z'.repeat(200)}"}`;
+  const response = Buffer.from(`HTTP/1.1 200 OK\r\ncontent-length: ${body.length}\r\n\r\n${body}`);
+  const cardAt = response.indexOf(CARD);
+  const chunkedResponse = Buffer.from(`HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n${body.length.toString(16)}\r\n${body}\r\n0\r\n\r\n`);
+
+  function opened(settings: Partial<DlpSettings> = {}): { sink: Sink; filter: ConnectionFilter } {
+    const sink = new Sink();
+    const filter = filterWith(sink, policyOf([]), settings);
+    filter.clientData(Buffer.from('GET /profile HTTP/1.1\r\nhost: shop\r\n\r\n'));
+    return { sink, filter };
+  }
+
+  it('a card split across two server reads at every byte: the client never gets its first digit, the exchange is cut', () => {
+    for (const bytes of [response, chunkedResponse]) {
+      const at = bytes.indexOf(CARD);
+      for (let cut = at + 1; cut < at + CARD.length; cut++) {
+        const { sink, filter } = opened();
+        filter.serverData(bytes.subarray(0, cut));
+        const seen = Buffer.concat(sink.client);
+        expect(seen.length, String(cut)).toBe(at);
+        expect(filter.heldServerBytes).toBe(cut - at);
+        expect(filter.tailHeld).toBe(true);
+        filter.serverData(bytes.subarray(cut));
+        expect(Buffer.concat(sink.client).length, String(cut)).toBe(at);
+        expect(sink.closed).toBe('reset:dlp');
+        expect(sink.dlp.map((a) => [a.hit.sensor, a.hit.where, a.blocked])).toEqual([['pci-pan', 'response-body', true]]);
+      }
+    }
+  });
+
+  it('any number of reads (fast-check): the client gets nothing from the card on', () => {
+    fc.assert(
+      fc.property(fc.array(fc.nat(), { maxLength: 30 }), (cuts) => {
+        const { sink, filter } = opened();
+        for (const piece of split(response, cuts)) filter.serverData(piece);
+        expect(Buffer.concat(sink.client).length).toBeLessThanOrEqual(cardAt);
+        expect(sink.closed).toBe('reset:dlp');
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('digits that turn out to be no card are released by the next read, whole and in order', () => {
+    const clean = Buffer.from(`HTTP/1.1 200 OK\r\ncontent-length: 40\r\n\r\n{"n": 4111 1111 1111 2222, "x": "abcde"}`);
+    const at = clean.indexOf('4111');
+    const { sink, filter } = opened();
+    filter.serverData(clean.subarray(0, at + 9));
+    expect(Buffer.concat(sink.client).length).toBe(at);
+    filter.serverData(clean.subarray(at + 9, at + 25));
+    expect(Buffer.concat(sink.client).length).toBe(at + 25); // bad Luhn: decided, released
+    filter.serverData(clean.subarray(at + 25));
+    expect(Buffer.concat(sink.client)).toEqual(clean);
+    expect(filter.heldServerBytes).toBe(0);
+    expect(sink.closed).toBe(null);
+  });
+
+  it('the hold timer (the server paused): the first digits go on; a complete card at the pause is cut', () => {
+    let { sink, filter } = opened();
+    filter.serverData(response.subarray(0, cardAt + 9));
+    expect(filter.tailHeld).toBe(true);
+    filter.releaseTail();
+    expect(Buffer.concat(sink.client)).toEqual(response.subarray(0, cardAt + 9));
+    expect(filter.tailHeld).toBe(false);
+    filter.serverData(response.subarray(cardAt + 9)); // the rest completes it: cut, the card never whole
+    expect(sink.closed).toBe('reset:dlp');
+    expect(Buffer.concat(sink.client).toString('latin1')).not.toContain(CARD);
+
+    ({ sink, filter } = opened());
+    filter.serverData(response.subarray(0, cardAt + CARD.length));
+    filter.releaseTail();
+    expect(sink.closed).toBe('reset:dlp');
+    expect(Buffer.concat(sink.client).length).toBe(cardAt);
+  });
+
+  it('request bodies: the first digits of a card never reach the server while the client goes on', () => {
+    const bytes = post(`{"note":"${'x'.repeat(300)}","card":"${CARD}","tail":"${'y'.repeat(300)}"}`);
+    const at = bytes.indexOf(CARD);
+    for (let cut = at + 1; cut < at + CARD.length; cut++) {
+      const sink = new Sink();
+      const filter = filterWith(sink, policyOf([]));
+      filter.clientData(bytes.subarray(0, cut));
+      expect(Buffer.concat(sink.server).length, String(cut)).toBe(at);
+      filter.clientData(bytes.subarray(cut));
+      expect(Buffer.concat(sink.server).length).toBe(at);
+      expect(sink.closed).toBe('reset-server:denied');
+    }
+  });
+});
