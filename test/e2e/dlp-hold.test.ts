@@ -132,6 +132,29 @@ describe('HTTP/1.1 responses: the tail hold', () => {
   }, HOLD_MS + 40_000);
 });
 
+describe('HTTP/2: a card that ends where a DATA frame ends', () => {
+  // nghttp sends a file upload in DATA frames of SETTINGS_MAX_FRAME_SIZE (16,384: Node's default),
+  // so the card ends exactly at the first frame's end, or one byte before it.
+  for (const before of [0, 1]) {
+    it(`ending ${before === 0 ? 'at the frame end' : 'one byte before it'}: the server never receives the complete card (its own log), the client gets 403`, async () => {
+      const path = `/h2/frame-end-${before}`;
+      const head = '{"card":"';
+      const body = Buffer.from(`${head}${'x'.repeat(16_384 - head.length - CARD.length - before - 2)}: ${CARD}${'"'.repeat(before)}${'", "tail": "'}${'y'.repeat(5000)}"}`);
+      expect(body.indexOf(CARD) + CARD.length + before).toBe(16_384);
+      const file = topo.writeFile(`h2-body-${before}`, body.toString('latin1'));
+      const n = await topo.execAsync(topo.podNs, 'nghttp', ['-v', '-t', '10', '-d', file, `http://${peer}:8080${path}`], { uid: APP_UID });
+      // The first DATA frame nghttp sent was 16,384 bytes: the card ended at (or one byte before) its end.
+      expect(n.stdout).toMatch(/send DATA frame <length=16384, flags=0x00, stream_id=\d+>/);
+      expect(/:status: (\d+)/.exec(n.stdout)?.[1]).toBe('403');
+      await server.wait((l) => l.startsWith(`seen aborted h2 ${path} `) || l.startsWith(`seen complete h2 ${path} `), 'the end of the request at the server');
+      expect(server.all.filter((l) => l.startsWith(`seen complete h2 ${path} `))).toEqual([]);
+      expect(server.all).not.toContain(`seen card ${path}`);
+      const alert = await sidecar.waitForRecord((r) => dlpAlert(r) && (r.l7 as { path?: string }).path === path);
+      expect(alert).toMatchObject({ verdict: 'denied', dlp: { sensor: 'pci-pan', where: 'request-body', blocked: true } });
+    }, 30_000);
+  }
+});
+
 describe('records', () => {
   it('every record validates against the flow-record schema; every accepted connection has one final record', async () => {
     assertValidFlowRecords(sidecar.records);

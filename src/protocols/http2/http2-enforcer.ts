@@ -56,6 +56,11 @@ interface HeldData {
   start: number;
   end: number;
   flags: number;
+  /**
+   * Scanned, and a value may end exactly at its end (a card the next byte could still make a
+   * 17-digit number): held until the stream's next DATA, its end, or the hold timer decides.
+   */
+  awaiting?: boolean;
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -207,7 +212,7 @@ export class Http2Enforcer implements RoutingEnforcer {
     for (let i = 0; i < this.heldData.length; ) {
       const d = this.heldData[i]!;
       const router = d.side === 'client' ? this.toServer : this.toClient;
-      if (router.available < d.end) {
+      if (d.awaiting === true || router.available < d.end) {
         i++;
         continue;
       }
@@ -227,7 +232,81 @@ export class Http2Enforcer implements RoutingEnforcer {
       if (cut === null) {
         if (stream.dlp.cut !== null) stream.decision = stream.dlp.cut;
         if (scanner.truncated) stream.dlp.truncated(d.side === 'client' ? 'request-body' : 'response-body', scanner.scanned);
+        // This frame decided the one before it (if that one waited).
+        this.releaseAwaiting(d.side, d.streamId);
+        if (scanner.pending) {
+          // A value ends at this frame's end, or one byte before: the peer must not get it
+          // before the next byte says whether it is one (README: the frame-end window).
+          d.awaiting = true;
+          this.heldData.splice(i++, 0, d);
+          continue;
+        }
         router.decide(d.start, d.end, 'forward');
+        continue;
+      }
+      router.decide(d.start, d.end, 'drop');
+      this.creditDropped(d.side, d.end - d.start - 9);
+      let at = d.start;
+      for (const h of this.heldData) if (h.streamId === d.streamId && h.side === d.side && h.start < at) at = h.start;
+      this.cutStream(d.streamId, stream, cut, d.side, at);
+    }
+    // A frame that awaits more of a body that has already ended (its trailers came in the same
+    // read, before it was scanned): decided now.
+    if (this.heldData.length > 0) this.settleAwaiting((d) => this.bodyEnded(d));
+  }
+
+  /** The side's body of that frame's stream ended, and no DATA of it is still to be scanned. */
+  private bodyEnded(d: HeldData): boolean {
+    const s = this.streams.get(d.streamId);
+    if (s === undefined || !(d.side === 'client' ? s.clientEnded : s.serverEnded)) return false;
+    return !this.heldData.some((h) => h !== d && h.awaiting !== true && h.streamId === d.streamId && h.side === d.side);
+  }
+
+  /** The held frame of that stream and side that awaited its next DATA goes on. */
+  private releaseAwaiting(side: 'client' | 'server', streamId: number): void {
+    for (let i = 0; i < this.heldData.length; i++) {
+      const h = this.heldData[i]!;
+      if (h.awaiting !== true || h.side !== side || h.streamId !== streamId) continue;
+      this.heldData.splice(i, 1);
+      (side === 'client' ? this.toServer : this.toClient).decide(h.start, h.end, 'forward');
+      return;
+    }
+  }
+
+  /** DLP holds a frame that awaits its stream's next bytes (the filter arms the hold timer). */
+  get dlpHolding(): boolean {
+    for (const d of this.heldData) if (d.awaiting === true) return true;
+    return false;
+  }
+
+  /**
+   * The hold timer fired, the stream ended without more DATA (trailers), or its sender reset it:
+   * each frame that awaited its stream's next bytes is decided as if the body ended there (a
+   * value at its end is a hit: fail closed), and goes on or is cut.
+   */
+  releaseHold(): readonly EnforcerOp[] {
+    this.settleAwaiting(() => true);
+    this.toServer.pump();
+    this.toClient.pump();
+    return this.take();
+  }
+
+  private settleAwaiting(which: (d: HeldData) => boolean): void {
+    for (let i = 0; i < this.heldData.length; ) {
+      const d = this.heldData[i]!;
+      if (d.awaiting !== true || !which(d)) {
+        i++;
+        continue;
+      }
+      this.heldData.splice(i, 1);
+      const stream = this.streams.get(d.streamId);
+      const scanner = stream?.scan?.[d.side] ?? null;
+      const router = d.side === 'client' ? this.toServer : this.toClient;
+      const hits: DlpHit[] = [];
+      scanner?.settle(hits);
+      const cut = hits.length > 0 && stream?.dlp !== undefined ? stream.dlp.onHits(hits) : null;
+      if (cut === null || stream === undefined) {
+        router.decide(d.start, d.end, stream === undefined || stream.allowed ? 'forward' : 'drop');
         continue;
       }
       router.decide(d.start, d.end, 'drop');
@@ -317,6 +396,8 @@ export class Http2Enforcer implements RoutingEnforcer {
         this.suspicious('client', ev);
         if (ev.streamId > this.lastStreamId && (ev.frameType === FrameType.HEADERS)) this.lastStreamId = ev.streamId;
         const stream = ev.streamId === 0 ? undefined : this.streams.get(ev.streamId);
+        // The body ended without more DATA (trailers): what awaited the next bytes is decided.
+        if (ev.endStream && ev.frameType !== FrameType.DATA && this.heldData.length > 0) this.settleAwaiting((d) => d.side === 'client' && d.streamId === ev.streamId);
         if (stream !== undefined && ev.endStream && stream.allowed) {
           stream.clientEnded = true;
           this.forgetIfClosed(ev.streamId, stream);
@@ -358,6 +439,7 @@ export class Http2Enforcer implements RoutingEnforcer {
         break;
       }
       case 'http2.rst-stream':
+        if (this.heldData.length > 0) this.settleAwaiting((d) => d.side === 'client' && d.streamId === ev.streamId);
         this.report(ev.streamId, 'client-reset');
         break;
       default:
@@ -444,6 +526,7 @@ export class Http2Enforcer implements RoutingEnforcer {
       case 'http2.frame': {
         this.suspicious('server', ev);
         const stream = ev.streamId === 0 ? undefined : this.streams.get(ev.streamId);
+        if (ev.endStream && ev.frameType !== FrameType.DATA && this.heldData.length > 0) this.settleAwaiting((d) => d.side === 'server' && d.streamId === ev.streamId);
         if (ev.frameType === FrameType.DATA && stream !== undefined && stream.allowed && stream.scan?.server != null && !stream.scan.server.idle) {
           this.toClient.add(ev.start, ev.end, 'hold');
           this.heldData.push({ side: 'server', streamId: ev.streamId, start: ev.start, end: ev.end, flags: ev.flags });
@@ -488,6 +571,7 @@ export class Http2Enforcer implements RoutingEnforcer {
         break;
       }
       case 'http2.rst-stream':
+        if (this.heldData.length > 0) this.settleAwaiting((d) => d.side === 'server' && d.streamId === ev.streamId);
         this.report(ev.streamId, 'server-reset');
         break;
       default:

@@ -107,9 +107,10 @@ describe('HTTP/2 DLP: a value split at a frame boundary', () => {
         const serverFrames = frames(toServer, PREFACE.length);
         expect(serverFrames, at).not.toContain('0:1:end');
         expect(serverFrames, at).toContain('3:1');
-        // The card reaches the server whole only when the first frame ends at its last digit or one
-        // byte after (the next two bytes decide a match; README: a DATA frame is not held for them).
-        expect(toServer.includes(CARD), at).toBe(k === cardEnd || k === cardEnd + 1);
+        // Not even when the first frame ends at its last digit or one byte after: that frame waits
+        // for the next one, which decides the match.
+        expect(toServer.includes(CARD), at).toBe(false);
+        if (k === cardEnd || k === cardEnd + 1) expect(toServer.includes(CARD.slice(0, 4)), at).toBe(false);
         // 403 HEADERS, its body, RST_STREAM NO_ERROR (WINDOW_UPDATEs for dropped DATA left out).
         expect(frames(Buffer.concat(sink.client)).filter((f) => !f.startsWith('8:')).slice(-3), at).toEqual(['1:1', '0:1:end', '3:1']);
       }
@@ -176,7 +177,80 @@ describe('HTTP/2 DLP: a value split at a frame boundary', () => {
       const toClient = Buffer.concat(sink.client);
       expect(frames(toClient), at).not.toContain('0:1:end');
       expect(frames(toClient), at).toContain('3:1');
-      expect(toClient.includes('536-22-1234'), at).toBe(k === ssnEnd || k === ssnEnd + 1);
+      expect(toClient.includes('536-22-1234'), at).toBe(false);
+      if (k === ssnEnd || k === ssnEnd + 1) expect(toClient.includes('536-22'), at).toBe(false);
     }
+  });
+});
+
+describe('HTTP/2 DLP: the frame-end hold', () => {
+  const CARD = '4111111111111111';
+  function h2filter(sink: Sink) {
+    const policy = compilePolicy({ clusterRules: [], workloadRules: [], defaultAction: 'allow', mode: 'protect' });
+    if (!('policy' in policy)) throw new Error('rules');
+    const p = policy.policy;
+    const facts = { direction: 'egress' as const, src: { ip: '10.0.0.1', port: 40000 }, dst: { ip: '10.0.0.2', port: 8080 } };
+    const dlp = new DlpEngine({ ...DEFAULT_DLP, sensors: ['pci-pan'], patterns: [], action: 'block' });
+    const filter = new ConnectionFilter({ facts, policy: () => p, declaredProtocol: undefined, tunnels: null, dnsMonitor: null, tunnelMode: () => 'off' as const, dlp }, sink, p.decideConnection(facts));
+    filter.serverData(SETTINGS);
+    filter.clientData(Buffer.concat([PREFACE, SETTINGS, post(1, '/pay'), post(3, '/other')]));
+    return filter;
+  }
+
+  it('a frame ending in a card waits for the next DATA: a 17th digit releases both, in order, with the frames of other streams behind them', () => {
+    const sink = new Sink();
+    const filter = h2filter(sink);
+    const first = buildDataFrame(1, Buffer.from(`n=${CARD}`));
+    filter.clientData(first);
+    expect(filter.tailHeld).toBe(true);
+    expect(Buffer.concat(sink.server).includes(CARD)).toBe(false);
+    filter.clientData(buildDataFrame(3, Buffer.from('{"ok":1}'), true)); // waits behind it: frames leave in order
+    expect(frames(Buffer.concat(sink.server), PREFACE.length)).not.toContain('0:3:end');
+    filter.clientData(buildDataFrame(1, Buffer.from('7&x=1'), true));
+    const toServer = Buffer.concat(sink.server);
+    expect(toServer.includes(`${CARD}`)).toBe(true);
+    expect(frames(toServer, PREFACE.length).slice(-3)).toEqual(['0:1', '0:3:end', '0:1:end']);
+    expect(filter.tailHeld).toBe(false);
+    expect(sink.dlp).toEqual([]);
+  });
+
+  it('the hold timer: a card at the end of a frame with nothing after it is decided as a hit (fail closed), the server never gets it', () => {
+    const sink = new Sink();
+    const filter = h2filter(sink);
+    filter.clientData(buildDataFrame(1, Buffer.from(`n=${CARD}`)));
+    filter.clientData(buildDataFrame(3, Buffer.from('{"ok":1}'), true));
+    filter.releaseTail();
+    const toServer = Buffer.concat(sink.server);
+    expect(toServer.includes(CARD)).toBe(false);
+    expect(frames(toServer, PREFACE.length)).toContain('0:3:end'); // the other stream went on
+    expect(frames(toServer, PREFACE.length)).toContain('3:1'); // stream 1 reset
+    expect(sink.dlp.map((a) => [a.hit.sensor, a.blocked])).toEqual([['pci-pan', true]]);
+    expect(filter.tailHeld).toBe(false);
+  });
+
+  it('trailers end the body: a card at the end of the last DATA is a hit, in the same read or the next', () => {
+    const trailers = buildHeadersFrames(1, encodeLiteralHeaderBlock([['x-checksum', 'abc']]), { endStream: true });
+    for (const together of [true, false]) {
+      const sink = new Sink();
+      const filter = h2filter(sink);
+      const data = buildDataFrame(1, Buffer.from(`n=${CARD}`));
+      if (together) filter.clientData(Buffer.concat([data, trailers]));
+      else {
+        filter.clientData(data);
+        filter.clientData(trailers);
+      }
+      expect(Buffer.concat(sink.server).includes(CARD), String(together)).toBe(false);
+      expect(sink.dlp.map((a) => a.hit.sensor), String(together)).toEqual(['pci-pan']);
+      expect(filter.tailHeld).toBe(false);
+    }
+  });
+
+  it('a client reset of the stream decides what waited (no card reaches the server)', () => {
+    const sink = new Sink();
+    const filter = h2filter(sink);
+    filter.clientData(buildDataFrame(1, Buffer.from(`n=${CARD}`)));
+    filter.clientData(buildFrame(FrameType.RST_STREAM, 0, 1, Buffer.from([0, 0, 0, 8])));
+    expect(Buffer.concat(sink.server).includes(CARD)).toBe(false);
+    expect(filter.tailHeld).toBe(false);
   });
 });
