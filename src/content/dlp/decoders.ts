@@ -182,3 +182,82 @@ export class ContentDecoder {
     return out;
   }
 }
+
+/**
+ * gRPC's Length-Prefixed-Message framing (gRPC over HTTP/2, PROTOCOL-HTTP2.md: Compressed-Flag
+ * (1 byte), Message-Length (4 bytes, big-endian), Message): yields each message's bytes — views
+ * of the input when uncompressed; inflated, bounded, when the Compressed-Flag is 1 and the
+ * call's `grpc-encoding` is gzip or deflate (each message is compressed on its own). A
+ * compressed message in any other encoding (snappy, zstd, identity) cannot be read: error.
+ */
+export class GrpcMessageDecoder {
+  private head = Buffer.alloc(5);
+  private headLength = 0;
+  private left = 0;
+  private inflater: ContentDecoder | null = null;
+  private readonly coding: 'gzip' | 'deflate' | null;
+  error: string | null = null;
+  /** A message inflated past the budget: the rest is not decoded. */
+  capped = false;
+  /** A message inflated past the ratio. */
+  bomb = false;
+
+  constructor(encoding: string | undefined, private readonly limits: ContentDecoderLimits) {
+    const e = encoding?.trim().toLowerCase();
+    this.coding = e === 'gzip' ? 'gzip' : e === 'deflate' ? 'deflate' : null;
+    this.encoding = e ?? 'identity';
+  }
+
+  private readonly encoding: string;
+
+  push(raw: Buffer): Buffer[] {
+    const out: Buffer[] = [];
+    let i = 0;
+    while (i < raw.length && this.error === null && !this.capped && !this.bomb) {
+      if (this.headLength < 5) {
+        const n = Math.min(5 - this.headLength, raw.length - i);
+        raw.copy(this.head, this.headLength, i, i + n);
+        this.headLength += n;
+        i += n;
+        if (this.headLength < 5) break;
+        const flag = this.head[0]!;
+        this.left = this.head.readUInt32BE(1);
+        if (flag > 1) {
+          this.error = `bad gRPC compressed flag ${flag}`;
+          break;
+        }
+        if (flag === 1) {
+          if (this.coding === null) {
+            this.error = `gRPC message compressed with grpc-encoding ${this.encoding}`;
+            break;
+          }
+          this.inflater = new ContentDecoder(this.coding, this.limits);
+        } else this.inflater = null;
+        if (this.left === 0) this.endMessage(out);
+        continue;
+      }
+      const n = Math.min(this.left, raw.length - i);
+      const part = raw.subarray(i, i + n);
+      i += n;
+      this.left -= n;
+      if (this.inflater === null) out.push(part);
+      else this.inflate(part, false, out);
+      if (this.left === 0) this.endMessage(out);
+    }
+    return out;
+  }
+
+  private endMessage(out: Buffer[]): void {
+    if (this.inflater !== null) this.inflate(Buffer.alloc(0), true, out);
+    this.inflater = null;
+    this.headLength = 0;
+  }
+
+  private inflate(part: Buffer, final: boolean, out: Buffer[]): void {
+    const inflater = this.inflater as ContentDecoder;
+    for (const b of inflater.push(part, final)) out.push(b);
+    if (inflater.error !== null) this.error = `gRPC message: ${inflater.error}`;
+    if (inflater.bomb) this.bomb = true;
+    if (inflater.capped) this.capped = true;
+  }
+}

@@ -4,7 +4,7 @@
 import type { Direction } from '../../policy/types.js';
 import type { HeaderList } from '../../protocols/types.js';
 import { compileCustomSensor, type CustomPattern } from './custom.js';
-import { contentEncodings, MessageScanner, scanValue, type DlpHit, type DlpWhere } from './scanner.js';
+import { contentEncodings, MessageScanner, scanValue, type DlpHit, type DlpWhere, type MessageScanOptions } from './scanner.js';
 import { BUILTIN_SENSOR_NAMES, BUILTIN_SENSORS, type Sensor } from './sensors.js';
 
 export type { DlpHit, DlpWhere } from './scanner.js';
@@ -114,7 +114,11 @@ export class DlpEngine {
   /** A body scanner, or null when bodies in that position are not scanned. */
   body(scope: DlpScope, where: 'request-body' | 'response-body', headers: HeaderList, chunked: boolean): MessageScanner | null {
     if (!scope.scan.has(where)) return null;
-    return new MessageScanner(scope.sensors, where, { chunked, contentEncoding: contentEncodings(headers), maxBytes: this.settings.maxBytes, maxRatio: this.settings.maxRatio });
+    const options: MessageScanOptions = { chunked, contentEncoding: contentEncodings(headers), maxBytes: this.settings.maxBytes, maxRatio: this.settings.maxRatio };
+    // gRPC (application/grpc, +proto, +json; not grpc-web, whose trailers frame has flag 0x80).
+    const type = headers.find(([n]) => n === 'content-type')?.[1]?.toLowerCase();
+    if (type !== undefined && /^application\/grpc(?:$|[+;])/.test(type)) options.grpc = { encoding: headers.find(([n]) => n === 'grpc-encoding')?.[1] };
+    return new MessageScanner(scope.sensors, where, options);
   }
 }
 

@@ -8,7 +8,7 @@
 // card followed by a 17th digit is not a card) and is decided on the next push or at the end.
 // Text is latin1: one character per byte, so offsets are byte offsets of the decoded body.
 import type { HeaderList } from '../../protocols/types.js';
-import { ChunkedDecoder, ContentDecoder } from './decoders.js';
+import { ChunkedDecoder, ContentDecoder, GrpcMessageDecoder } from './decoders.js';
 import type { Sensor } from './sensors.js';
 
 export type DlpWhere = 'request-body' | 'response-body' | 'header' | 'query';
@@ -141,6 +141,8 @@ export interface MessageScanOptions {
   chunked: boolean;
   /** Content-Encoding field values (RFC 9110 §8.4), in the order applied. */
   contentEncoding: readonly string[];
+  /** A gRPC call (content-type application/grpc…): its messages are unframed, and inflated per `grpc-encoding`. */
+  grpc?: { encoding: string | undefined };
   /** Decoded bytes scanned at most (the rest is not scanned: `truncated`). */
   maxBytes: number;
   maxRatio: number;
@@ -151,6 +153,7 @@ const MAX_CODINGS = 2;
 /** A body, pushed as raw message bytes (after the head), decoded and scanned as it streams. */
 export class MessageScanner {
   private readonly chunked: ChunkedDecoder | null;
+  private readonly grpc: GrpcMessageDecoder | null;
   private readonly codings: ContentDecoder[] = [];
   private readonly text: TextScanner;
   /** Decoded bytes scanned so far. */
@@ -177,6 +180,7 @@ export class MessageScanner {
 
   constructor(sensors: readonly Sensor[], private readonly where: DlpWhere, private readonly options: MessageScanOptions) {
     this.chunked = options.chunked ? new ChunkedDecoder() : null;
+    this.grpc = options.grpc === undefined ? null : new GrpcMessageDecoder(options.grpc.encoding, { maxOutput: options.maxBytes, maxRatio: options.maxRatio });
     this.text = new TextScanner(sensors, where);
     const codings = options.contentEncoding
       .flatMap((v) => v.split(','))
@@ -249,6 +253,14 @@ export class MessageScanner {
       parts = this.chunked.push(raw);
       if (this.chunked.error !== null) return this.refuse(`chunked framing: ${this.chunked.error}`, hits);
     }
+    if (this.grpc !== null) {
+      const messages: Buffer[] = [];
+      for (const p of parts) for (const m of this.grpc.push(p)) messages.push(m);
+      if (this.grpc.error !== null) return this.refuse(this.grpc.error, hits);
+      if (this.grpc.bomb) return this.refuse('decompression bomb', hits);
+      if (this.grpc.capped) this.truncated = true;
+      parts = messages;
+    }
     for (const decoder of this.codings) {
       const next: Buffer[] = [];
       for (const p of parts) next.push(...decoder.push(p, false));
@@ -260,6 +272,7 @@ export class MessageScanner {
     }
     const count = parts.length;
     const coded = this.codings.length > 0;
+    const rawEnd = raw.byteOffset + raw.length;
     for (let i = 0; i < count; i++) {
       let p = parts[i]!;
       const room = this.options.maxBytes - this.scanned;
@@ -267,7 +280,10 @@ export class MessageScanner {
         p = p.subarray(0, room);
         this.truncated = true;
       }
-      if (p.length > 0) this.pieces.push(this.scanned, coded ? rawBase : rawBase + (p.byteOffset - raw.byteOffset), p.length, coded ? 1 : 0);
+      // A view of this read (plain, chunked, an uncompressed gRPC message) maps byte for byte;
+      // inflated bytes map to the start of the read.
+      const view = !coded && p.buffer === raw.buffer && p.byteOffset >= raw.byteOffset && p.byteOffset + p.length <= rawEnd;
+      if (p.length > 0) this.pieces.push(this.scanned, view ? rawBase + (p.byteOffset - raw.byteOffset) : rawBase, p.length, view ? 0 : 1);
       this.scanned += p.length;
       const last = i === count - 1;
       this.text.push(p.toString('latin1'), (final && last) || this.truncated, hits);
