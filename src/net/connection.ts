@@ -394,7 +394,9 @@ export class ProxiedConnection implements FilterSink {
       this.upstream?.destroy();
       return undefined;
     }
-    if (this.heldSince > 0) {
+    // Not while DLP holds the beginning of a value for the sender's next bytes: a server pausing
+    // mid-response is no slow client, and the hold timer (dlp.holdMs) bounds that wait itself.
+    if (this.heldSince > 0 && this.filter?.tailHeld !== true) {
       const heldFor = now - this.heldSince;
       const budget = this.budget;
       // Both directions count: bytes a routing enforcer holds may be the server's (a DATA frame

@@ -4,6 +4,9 @@
 // client in the pod records every byte it receives. The proof is the client's own capture: it
 // never gets the card's first digits, and the server's log says it did write both parts.
 import type { ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { gzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { APP_UID, NODE, TOOLS, Topology, waitForLine } from '../harness/netns.js';
@@ -153,6 +156,44 @@ describe('HTTP/2: a card that ends where a DATA frame ends', () => {
       expect(alert).toMatchObject({ verdict: 'denied', dlp: { sensor: 'pci-pan', where: 'request-body', blocked: true } });
     }, 30_000);
   }
+});
+
+describe('gRPC: messages compressed with grpc-encoding gzip', () => {
+  /** One gRPC call body: Length-Prefixed-Messages, gzip-compressed (flag 1) unless `plain`. */
+  const grpcBody = (texts: string[], plain = false) => Buffer.concat(texts.map((t) => {
+    const payload = plain ? Buffer.from(t) : gzipSync(t);
+    const head = Buffer.alloc(5);
+    head[0] = plain ? 0 : 1;
+    head.writeUInt32BE(payload.length, 1);
+    return Buffer.concat([head, payload]);
+  }));
+  const call = (path: string, body: Buffer) => {
+    const file = topo.writeFile(`grpc-${path.replaceAll('/', '_')}`, '');
+    writeFileSync(file, body); // binary: not through a string
+    return topo.execAsync(topo.podNs, 'nghttp', ['-v', '-t', '10', '-H', 'content-type: application/grpc', '-H', 'grpc-encoding: gzip', '-H', 'te: trailers', '-d', file, `http://${peer}:8080${path}`], { uid: APP_UID });
+  };
+
+  it('a card inside a compressed message (invisible in the bytes on the wire): the call ends with grpc-status 7, the server never receives the message', async () => {
+    const path = '/pay.v1.Payments/Charge';
+    const body = grpcBody([JSON.stringify({ note: 'x'.repeat(500) }), JSON.stringify({ card: CARD, note: 'y'.repeat(500) })]);
+    expect(body.toString('latin1')).not.toContain('4111');
+    const n = await call(path, body);
+    expect(n.stdout).toMatch(/grpc-status: 7/);
+    await server.wait((l) => l.startsWith(`seen aborted h2 ${path} `) || l.startsWith(`seen complete h2 ${path} `), 'the end of the call at the server');
+    expect(server.all.filter((l) => l.startsWith(`seen complete h2 ${path} `))).toEqual([]);
+    expect(server.all).not.toContain(`seen card ${path}`);
+    const alert = await sidecar.waitForRecord((r) => dlpAlert(r) && (r.l7 as { path?: string }).path === path);
+    expect(alert).toMatchObject({ protocol: 'grpc', verdict: 'denied', dlp: { sensor: 'pci-pan', where: 'request-body', blocked: true } });
+  }, 30_000);
+
+  it('clean compressed messages reach the server byte for byte', async () => {
+    const path = '/orders.v1.Orders/List';
+    const body = grpcBody([JSON.stringify({ orderId: 'ORD-2026-000123', ts: '2026-12-03T19:00:00Z' }), JSON.stringify({ phone: '+1 (415) 555-2671' })]);
+    const n = await call(path, body);
+    expect(n.stdout).toMatch(/:status: 200/);
+    const line = await server.wait((l) => l.startsWith(`seen complete h2 ${path} `) || l.startsWith(`seen aborted h2 ${path} `), 'the call at the server');
+    expect(line).toBe(`seen complete h2 ${path} ${body.length} ${createHash('sha256').update(body).digest('hex')}`);
+  }, 30_000);
 });
 
 describe('records', () => {

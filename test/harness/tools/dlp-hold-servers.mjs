@@ -9,10 +9,28 @@
 //   proxy, whatever the machine's load.
 // - Any other request: "seen begin <proto> <method> <path>", then when its body ended normally
 //   "seen complete <proto> <path> <bytes> <sha256>" (the body as received, also searched:
-//   "seen card <path>" when it holds the complete test card), else "seen aborted <proto> <path> <bytes>".
+//   "seen card <path>" when it holds the complete test card, gRPC messages inflated), else
+//   "seen aborted <proto> <path> <bytes>".
 import { createHash } from 'node:crypto';
 import { createServer } from 'node:http';
 import { createServer as createH2Server } from 'node:http2';
+import { gunzipSync } from 'node:zlib';
+
+/** The messages of a gRPC body (Length-Prefixed-Message), gzip ones inflated, as one string. */
+function grpcText(body) {
+  let out = '';
+  for (let at = 0; at + 5 <= body.length; ) {
+    const len = body.readUInt32BE(at + 1);
+    const msg = body.subarray(at + 5, at + 5 + len);
+    try {
+      out += (body[at] === 1 ? gunzipSync(msg) : msg).toString('latin1');
+    } catch {
+      out += msg.toString('latin1');
+    }
+    at += 5 + len;
+  }
+  return out;
+}
 
 const host = process.argv[2];
 const CARD = '4111 1111 1111 1111';
@@ -58,7 +76,8 @@ function handle(proto, method, path, req, res) {
     if (ended) return;
     ended = true;
     const body = Buffer.concat(parts);
-    if (body.toString('latin1').replace(/[ -]/g, '').includes(CARD.replaceAll(' ', ''))) console.log(`seen card ${path}`);
+    const text = String(req.headers['content-type']).startsWith('application/grpc') ? grpcText(body) : body.toString('latin1');
+    if (text.replace(/[ -]/g, '').includes(CARD.replaceAll(' ', ''))) console.log(`seen card ${path}`);
     const declared = req.headers['content-length'];
     const resetCode = req.stream?.rstCode;
     if (!gotEnd || req.aborted || (resetCode !== undefined && resetCode !== 0) || (declared !== undefined && Number(declared) !== size)) {
