@@ -346,8 +346,10 @@ function awsPartial(text: string, from: number): number {
     const head = text.slice(s, s + 4);
     if (AWS_PREFIXES.some((p) => p.startsWith(head))) at = s;
   }
-  // A secret key's value begun after its name.
+  // A secret key's value begun after its name (written secret, Secret or SECRET: a name in
+  // other mixed case still hits once complete, only its beginning is not held).
   const w = Math.max(from, text.length - 120);
+  if (text.indexOf('ecret', w) < 0 && text.indexOf('ECRET', w) < 0) return at;
   const m = AWS_SECRET_TAIL_RE.exec(w === 0 ? text : text.slice(w));
   if (m !== null && m[1]!.length > 0) {
     const v = w + m.index + m[0].length - m[1]!.length;
@@ -395,7 +397,10 @@ const isB64url = (c: number): boolean => isAlnum(c) || c === 45 || c === 95;
 
 /** A token begun (`eyJ` not glued to base64url, then base64url and dots), ending the text. */
 function jwtPartial(text: string, from: number): number {
-  const s = trailingRun(text, from, JWT_HEADER_MAX + 32, (c) => isB64url(c) || c === 46);
+  // Most windows hold no `eyJ` at all: one native search decides that.
+  const first = text.indexOf('eyJ', Math.max(from, text.length - JWT_HEADER_MAX - 32));
+  if (first < 0) return -1;
+  const s = Math.max(first, trailingRun(text, first, JWT_HEADER_MAX + 32, (c) => isB64url(c) || c === 46));
   for (let i = text.indexOf('eyJ', s); i >= 0; i = text.indexOf('eyJ', i + 1)) {
     if (i === 0 || !isB64url(text.charCodeAt(i - 1))) return i;
   }
