@@ -42,7 +42,7 @@ interface BodyScan {
 /** Where a side's scans say its bytes must wait from (absolute; +Infinity: nothing held). */
 function holdOf(scans: readonly BodyScan[]): number {
   const scan = scans[0];
-  if (scan === undefined || scan.scanner.idle) return Number.POSITIVE_INFINITY;
+  if (scan === undefined || scan.scanner.idle || !scan.dlp.mayCut) return Number.POSITIVE_INFINITY;
   const at = scan.bodyStart + scan.scanner.holdRaw;
   return at < scan.pos ? at : Number.POSITIVE_INFINITY;
 }

@@ -34,6 +34,14 @@ export class RequestDlp {
     private readonly emit: (alert: DlpAlert) => void,
   ) {}
 
+  /**
+   * A hit could cut this exchange (protect mode, and `action: block` or a rule naming sensors):
+   * only then are bytes that may begin a value held back (the hold is pointless latency otherwise).
+   */
+  get mayCut(): boolean {
+    return this.policy.mode === 'protect' && (this.engine.action === 'block' || this.policy.dlpSensors.length > 0);
+  }
+
   /** Handles the hits of one scan step; returns a decision that denies (under protect) when the exchange must be cut now. */
   onHits(hits: readonly DlpHit[]): Decision | null {
     let cutNow: Decision | null = null;

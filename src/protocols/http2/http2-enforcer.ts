@@ -234,7 +234,7 @@ export class Http2Enforcer implements RoutingEnforcer {
         if (scanner.truncated) stream.dlp.truncated(d.side === 'client' ? 'request-body' : 'response-body', scanner.scanned);
         // This frame decided the one before it (if that one waited).
         this.releaseAwaiting(d.side, d.streamId);
-        if (scanner.pending) {
+        if (scanner.pending && stream.dlp.mayCut) {
           // A value ends at this frame's end, or one byte before: the peer must not get it
           // before the next byte says whether it is one (README: the frame-end window).
           d.awaiting = true;

@@ -211,6 +211,20 @@ describe('HTTP/1 DLP: the response tail hold', () => {
     expect(Buffer.concat(sink.client).length).toBe(cardAt);
   });
 
+  it('nothing is held where no hit can cut (action alert, monitor mode): every byte goes at once', () => {
+    for (const [settings, mode] of [[{ action: 'alert' as const }, 'protect'], [{}, 'monitor']] as const) {
+      const sink = new Sink();
+      const filter = filterWith(sink, policyOf([], mode), settings);
+      filter.clientData(Buffer.from('GET /profile HTTP/1.1\r\nhost: shop\r\n\r\n'));
+      filter.serverData(response.subarray(0, cardAt + 9));
+      expect(Buffer.concat(sink.client)).toEqual(response.subarray(0, cardAt + 9));
+      expect(filter.tailHeld).toBe(false);
+      filter.serverData(response.subarray(cardAt + 9));
+      expect(Buffer.concat(sink.client)).toEqual(response);
+      expect(sink.dlp.map((a) => [a.hit.sensor, a.blocked])).toEqual([['pci-pan', false]]);
+    }
+  });
+
   it('request bodies: the first digits of a card never reach the server while the client goes on', () => {
     const bytes = post(`{"note":"${'x'.repeat(300)}","card":"${CARD}","tail":"${'y'.repeat(300)}"}`);
     const at = bytes.indexOf(CARD);
