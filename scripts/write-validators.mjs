@@ -4,7 +4,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { GENERATED_VALIDATORS, generatedModule } from '../dist/src/schema/standalone.js';
+import { GENERATED_DOCUMENTS, GENERATED_VALIDATORS, generatedModule } from '../dist/src/schema/standalone.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const quiet = process.argv.includes('--quiet');
@@ -22,4 +22,18 @@ for (const target of GENERATED_VALIDATORS) {
   mkdirSync(dirname(compiled), { recursive: true });
   writeFileSync(compiled, text);
   if (!quiet) process.stdout.write(`wrote ${target.file}\n`);
+}
+// The published JSON Schemas (schema/*.schema.json, GENERATED_DOCUMENTS), from the code that
+// assembles them (the flow record's l7 fields come from the protocol registry).
+for (const doc of GENERATED_DOCUMENTS) {
+  const text = doc.text();
+  const file = join(root, doc.file);
+  let old = '';
+  try {
+    old = readFileSync(file, 'utf8');
+  } catch {}
+  if (old === text) continue;
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(file, text);
+  if (!quiet) process.stdout.write(`wrote ${doc.file}\n`);
 }

@@ -1,5 +1,6 @@
 // Flow record types: the shape fixed by /work/shared/PRODUCT.md ("Flow records") and by
-// schema/flow-record.schema.json. Change the three together.
+// src/schema/flow-record.ts (written to schema/flow-record.schema.json by the build; each
+// protocol's l7 fields come from its folder's recordFields). Change them together.
 
 export type FlowType = 'connection' | 'request' | 'alert';
 export type FlowDirection = 'ingress' | 'egress' | 'intra';

@@ -155,6 +155,13 @@ export interface ProtocolPlugin<N extends string = string> {
   readonly ruleBlock?: RuleBlockPlugin<never, never>;
   /** How the learner templates its records into rules (src/learn reads nothing else of a protocol). */
   readonly learn?: LearnPlugin;
+  /**
+   * The `l7` fields of its flow records (those whose protocol is its name or one of its
+   * ruleProtocols), one JSON Schema per field, each with a description: the flow-record schema
+   * (src/schema/flow-record.ts, written to schema/flow-record.schema.json by the build) admits
+   * exactly these (and the fields every connection may carry: detection, parseError).
+   */
+  readonly recordFields?: Readonly<Record<string, JsonSchema>>;
   /** One phrase for a record's l7 fields (`sidewall observe`'s detail column; `compact`: the destination column already names the host). */
   readonly describe?: (l7: Readonly<Record<string, unknown>>, compact: boolean) => string;
 }

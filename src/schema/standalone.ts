@@ -11,6 +11,12 @@ import { ruleSchema } from '../policy/rule-schema.js';
 import { ruleFormats } from '../policy/schema.js';
 import { SETTINGS_FORMATS, settingsSchema } from '../../injector/settings-schema.js';
 import { newAjv, schemaHash, type FormatCheck, type JsonSchema } from './validator.js';
+import { flowRecordSchema } from './flow-record.js';
+
+/** Schemas the build writes as JSON documents (published; assembled from code and the protocol registry). */
+export const GENERATED_DOCUMENTS: ReadonlyArray<{ file: string; text(): string }> = [
+  { file: 'schema/flow-record.schema.json', text: () => `${JSON.stringify(flowRecordSchema(), null, 2)}\n` },
+];
 
 export interface GeneratedTarget {
   /** The module's path from the repository root. */

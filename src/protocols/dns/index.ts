@@ -13,5 +13,14 @@ export const dnsProtocol = {
   createParser: () => new DnsStreamParser(),
   enforcer: (deps) => new DnsStreamEnforcer(deps),
   learn: dnsLearning,
+  // A query's record, over TCP (dns-enforcer.ts) and UDP (net/dns-udp-proxy.ts).
+  recordFields: {
+    name: { type: 'string', description: 'The question name.' },
+    type: { type: 'string', description: 'The question type (A, AAAA, TXT, TYPE65, ...).' },
+    rcode: { type: 'string', description: 'The answer\'s rcode (REFUSED for a query or answer the sidecar denied).' },
+    answers: { type: 'integer', minimum: 0, description: 'Records in the answer section.' },
+    deniedAlias: { type: 'string', description: 'The CNAME/DNAME target a rule denied (the answer was replaced by REFUSED).' },
+    notDns: { type: 'boolean', description: 'A datagram to the DNS port that is not a DNS query.' },
+  },
   describe: (l7) => `${String(l7.name ?? '')} ${String(l7.type ?? '')} ${String(l7.rcode ?? '')}`.trim(),
 } as const satisfies ProtocolPlugin<'dns'>;

@@ -5,6 +5,7 @@ import type { ProtocolPlugin } from '../plugin.js';
 import { detectHttp1, httpRequestLinePrefix } from './detect.js';
 import { Http1Parser } from './http1-parser.js';
 import { httpLearning } from './learn.js';
+import { HTTP1_RECORD_FIELDS } from './record-fields.js';
 
 export const http1Protocol = {
   name: 'http',
@@ -17,6 +18,7 @@ export const http1Protocol = {
   createParser: () => new Http1Parser(),
   enforcer: (deps) => new Http1Enforcer(deps),
   learn: httpLearning,
+  recordFields: HTTP1_RECORD_FIELDS,
   // Compact: the path without the host (the destination column already names it).
   describe: (l7, compact) => `${field(l7, 'method')} ${compact ? '' : field(l7, 'host')}${field(l7, 'path')} ${field(l7, 'status')}`.trim(),
 } as const satisfies ProtocolPlugin<'http'>;

@@ -4,6 +4,7 @@
 import { MysqlEnforcer } from './mysql-enforcer.js';
 import type { ProtocolPlugin } from '../plugin.js';
 import { sqlLearning } from '../sql/learn.js';
+import { MYSQL_RECORD_FIELDS } from '../sql/record-fields.js';
 import { sqlRuleBlock } from '../sql/rule-block.js';
 import { detectMysqlGreeting } from './detect.js';
 import { MysqlParser } from './mysql-parser.js';
@@ -18,4 +19,5 @@ export const mysqlProtocol = {
   enforcer: (deps) => new MysqlEnforcer(deps),
   ruleBlock: sqlRuleBlock('mysql') as ProtocolPlugin['ruleBlock'],
   learn: sqlLearning('mysql'),
+  recordFields: MYSQL_RECORD_FIELDS,
 } as const satisfies ProtocolPlugin<'mysql'>;

@@ -3,6 +3,7 @@
 import { PostgresEnforcer } from './postgres-enforcer.js';
 import type { ProtocolPlugin } from '../plugin.js';
 import { sqlLearning } from '../sql/learn.js';
+import { POSTGRES_RECORD_FIELDS } from '../sql/record-fields.js';
 import { sqlRuleBlock } from '../sql/rule-block.js';
 import { detectPostgres } from './detect.js';
 import { PostgresParser } from './postgres-parser.js';
@@ -14,4 +15,5 @@ export const postgresProtocol = {
   enforcer: (deps) => new PostgresEnforcer(deps),
   ruleBlock: sqlRuleBlock('postgres') as ProtocolPlugin['ruleBlock'],
   learn: sqlLearning('postgres'),
+  recordFields: POSTGRES_RECORD_FIELDS,
 } as const satisfies ProtocolPlugin<'postgres'>;

@@ -5,6 +5,7 @@ import type { ProtocolPlugin } from '../plugin.js';
 import { detectRedis } from './detect.js';
 import { redisLearning } from './learn.js';
 import { RedisParser } from './redis-parser.js';
+import { REDIS_RECORD_FIELDS } from './record-fields.js';
 import { redisRuleBlock } from './rule-block.js';
 
 export const redisProtocol = {
@@ -14,4 +15,5 @@ export const redisProtocol = {
   enforcer: (deps) => new RedisEnforcer(deps),
   ruleBlock: redisRuleBlock as ProtocolPlugin['ruleBlock'],
   learn: redisLearning,
+  recordFields: REDIS_RECORD_FIELDS,
 } as const satisfies ProtocolPlugin<'redis'>;

@@ -13,4 +13,5 @@ export const sshProtocol = {
   enforcer: sessionEnforcer((ev) =>
     ev.type === 'ssh.banner' && ev.side === 'client' ? { facts: {}, record: { banner: `SSH-${ev.protoVersion}-${ev.softwareVersion}` } } : null,
   ),
+  recordFields: { banner: { type: 'string', description: "The client's identification string (SSH-2.0-...)." } },
 } as const satisfies ProtocolPlugin<'ssh'>;

@@ -22,5 +22,11 @@ export const tlsProtocol = {
     return { facts: { tls }, record };
   }),
   learn: tlsLearning,
+  // The connection record's (the session is decided once, on its ClientHello).
+  recordFields: {
+    sni: { type: 'string', description: 'The ClientHello\'s server name.' },
+    alpn: { type: 'array', items: { type: 'string' }, description: 'The ALPN protocols offered.' },
+    version: { type: 'string', description: 'The highest version offered (TLS1.0 … TLS1.3, or 0x…).' },
+  },
   describe: (l7) => `sni=${String(l7.sni ?? '')}`,
 } as const satisfies ProtocolPlugin<'tls'>;

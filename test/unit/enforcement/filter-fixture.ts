@@ -5,6 +5,7 @@ import type { DlpEngine } from '../../../src/content/dlp/index.js';
 import type { DlpAlert, FilterSink, RequestOutcome } from '../../../src/enforcement/types.js';
 import { compilePolicy, type CompiledPolicy } from '../../../src/policy/index.js';
 import type { TunnelFinding } from '../../../src/tunnels/types.js';
+import { l7Errors } from '../flows/flow-schema.js';
 
 export function policyOf(rules: unknown[], mode: 'protect' | 'monitor' = 'protect'): CompiledPolicy {
   const r = compilePolicy({ clusterRules: [], workloadRules: rules, defaultAction: 'deny', mode });
@@ -29,12 +30,17 @@ export class RecordingSink implements FilterSink {
     this.closed ??= `${how}:${reason}`;
   }
   request(outcome: RequestOutcome): void {
+    // Its record's l7 fields are what the flow-record schema says this protocol's are.
+    const errors = l7Errors(outcome.protocol, outcome.l7);
+    if (errors.length > 0) throw new Error(`${outcome.protocol} request record: ${errors.join('; ')} in ${JSON.stringify(outcome.l7)}`);
     this.outcomes.push(outcome);
   }
   alert(finding: TunnelFinding): void {
     this.alerts.push(finding);
   }
   dlpAlert(alert: DlpAlert): void {
+    const errors = l7Errors(alert.protocol, alert.l7);
+    if (errors.length > 0) throw new Error(`${alert.protocol} DLP alert: ${errors.join('; ')} in ${JSON.stringify(alert.l7)}`);
     this.dlp.push(structuredClone(alert));
   }
 }

@@ -12,7 +12,9 @@ import { generateRules } from '../../../src/learn/rules.js';
 import { compilePolicy, type CompiledPolicy } from '../../../src/policy/index.js';
 import { detectClientProtocol, detectOnTimeout } from '../../../src/protocols/detect.js';
 import { PROTOCOL_PLUGINS, registerProtocol, ruleBlockSchemas, unregisterProtocol } from '../../../src/protocols/registry.js';
+import { flowRecordSchema } from '../../../src/schema/flow-record.js';
 import { checkDeclared } from '../../../src/tunnels/protocol-verification.js';
+import { flowRecordErrorsAgainst } from '../flows/flow-schema.js';
 import { RecordingSink, filterFor } from '../enforcement/filter-fixture.js';
 import { toyProtocol } from './toy/index.js';
 
@@ -101,6 +103,29 @@ describe('a protocol added by one folder and one registration', () => {
       filter.clientData(Buffer.from('TOY GET a\r\nTOY get; rm -rf\r\n'));
       expect(sink.closed).toMatch(/^reset:parser-error:ERR_MALFORMED/);
       expect(Buffer.concat(sink.server).toString('latin1')).toBe('TOY GET a\r\n');
+    });
+
+    it('has its record fields in the flow-record schema (its recordFields; no other file changed)', () => {
+      const record = (l7: Record<string, unknown>): Record<string, unknown> => ({
+        time: '2026-12-03T19:00:00.000000000Z', seq: 1, type: 'request', flowId: 'f1', direction: 'egress',
+        src: { ip: '10.0.0.1', port: 40000 }, dst: { ip: '10.0.0.2', port: TOY_PORT }, protocol: 'toy', l7,
+        verdict: 'allowed', ruleId: 'toy-get', policy: 'abcdefabcdef', pod: { namespace: 'shop', name: 'cart-0' },
+      });
+      const schema = flowRecordSchema();
+      expect(schema.$defs).toHaveProperty('l7-toy');
+      // What the filter recorded for the toy commands (the test above) validates...
+      const r = compile(RULES);
+      if (!('policy' in r)) throw new Error('compile');
+      const sink = new RecordingSink();
+      filterFor(sink, r.policy, TOY_PORT).clientData(Buffer.from('TOY GET a\r\nTOY DEL b\r\n'));
+      expect(sink.outcomes).toHaveLength(2);
+      for (const o of sink.outcomes) expect(flowRecordErrorsAgainst(schema, record(o.l7))).toEqual([]);
+      // ...and fields it does not declare, or of another type, do not.
+      expect(flowRecordErrorsAgainst(schema, record({ verb: 'GET', method: 'GET' })).join()).toMatch(/additional properties \(method\)/);
+      expect(flowRecordErrorsAgainst(schema, record({ verb: 7 })).join()).toMatch(/\/l7\/verb must be string/);
+      expect(flowRecordErrorsAgainst(schema, record({ verb: 'get' })).join()).toMatch(/\/l7\/verb must match pattern/);
+      // Every connection may carry the connection fields (a parser error, an undetected stream).
+      expect(flowRecordErrorsAgainst(schema, record({ verb: 'GET', parseError: 'ERR_MALFORMED' }))).toEqual([]);
     });
 
     it('is described in the observe table and learned into its own rule block', () => {

@@ -8,7 +8,7 @@ import { parseConfig } from '../../../src/config/load.js';
 import { ruleSchema } from '../../../src/policy/rule-schema.js';
 import { ruleFormats, ruleValidator } from '../../../src/policy/schema.js';
 import * as generatedRules from '../../../src/schema/generated/rules.js';
-import { GENERATED_VALIDATORS, generatedModule } from '../../../src/schema/standalone.js';
+import { GENERATED_DOCUMENTS, GENERATED_VALIDATORS, generatedModule } from '../../../src/schema/standalone.js';
 import { compileSchema } from '../../../src/schema/validator.js';
 import { injectorSettingsProblems } from '../../../injector/settings.js';
 
@@ -18,6 +18,10 @@ describe('generated validators', () => {
   test.each(GENERATED_VALIDATORS.map((t) => [t.file, t] as const))('%s is what the schema generates (else: npm run build)', (file, target) => {
     const text = readFileSync(root + file, 'utf8');
     expect(text === generatedModule(target), `${file} is stale: run \`npm run build\` and commit it`).toBe(true);
+  });
+
+  test.each(GENERATED_DOCUMENTS.map((d) => [d.file, d] as const))('%s is what the code and the protocol registry assemble (else: npm run build)', (file, doc) => {
+    expect(readFileSync(root + file, 'utf8') === doc.text(), `${file} is stale: run \`npm run build\` and commit it`).toBe(true);
   });
 
   test('the rule validator in use is the generated one', () => {

@@ -98,4 +98,9 @@ export const toyProtocol: ProtocolPlugin<'toy'> = {
     (templates) => ({ verbs: [...new Set(templates.map((t) => t[0] ?? '*'))].sort() }),
   ),
   describe: (l7) => `${String(l7.verb)} ${String(l7.arg)}`,
+  // Its records' l7 fields: the flow-record schema admits these for protocol toy.
+  recordFields: {
+    verb: { type: 'string', pattern: '^[A-Z]+$', description: 'The command verb.' },
+    arg: { type: 'string', description: 'Its argument.' },
+  },
 };
