@@ -15,9 +15,11 @@
 //   it. `cidr` matches the cluster IP the app dialled; a deny rule's cidr also matches when any
 //   ready endpoint's pod IP is inside it.
 // - protocol: 'tcp' matches every flow (it says "decide at connect time"). Otherwise a rule's
-//   protocol matches the flow's protocol or one layered on it: 'http' matches http, http2 and
-//   grpc; 'http2' matches http2 and grpc; 'grpc' matches grpc, and http2 flows whose L7 facts
-//   carry a grpc call. An L7 block only matches when the flow carries that block's L7 facts.
+//   protocol matches the flow's protocol or one layered on it, as the protocol registry says
+//   (ruleProtocolMatcher: a family matches its members, a protocol those it carries, a carried
+//   protocol its carrier's flows whose facts show it). An L7 block is compiled by the protocol
+//   folder that registers it (`ruleBlock.compile`) and only matches when the flow carries that
+//   block's L7 facts (`l7[key]`); this file names no protocol.
 // - A flow without a protocol (not yet detected) matches only rules without protocol/L7.
 // - Non-TCP flows (decideDatagram): a rule with `protocol: udp` or `icmp` applies only to them,
 //   never to connections. A non-TCP flow is matched by the rules naming its protocol and by the
@@ -34,8 +36,7 @@
 
 import { createHash } from 'node:crypto';
 import { IPV4, IPV6, parseCidr, parseIp, type Cidr, type IpFamily } from './ip.js';
-import { compileGlobs, globMatches, normalizeHost, normalizeName, normalizePath, type GlobMatcher } from './glob.js';
-import { ruleBlockOf } from '../protocols/registry.js';
+import { ruleBlockOf, ruleProtocolMatcher } from '../protocols/registry.js';
 import { DATAGRAM_PROTOCOLS, NON_TCP_DEFAULT_ID, validateRuleList, type NormalizedRule } from './schema.js';
 import type { CompiledPolicy, DatagramFacts, Decision, Direction, Endpoint, FlowFacts, L7Facts, Mode, RuleIssue, ServiceEndpoint, Tier, Workload } from './types.js';
 
@@ -57,20 +58,10 @@ interface CompiledPeer {
   services: ReadonlySet<string> | null;
 }
 
+/** A rule's L7 block (registry ruleBlock): its key (= the L7 facts' key) and compiled matcher. */
 interface CompiledL7 {
-  kind: 'http' | 'grpc' | 'tls' | 'dns' | 'plugin';
-  /** A block a protocol's folder adds (registry ruleBlock): its key and compiled matcher. */
-  plugin: { key: string; match: (facts: never, action: 'allow' | 'deny' | 'pass') => boolean } | null;
-  methods: ReadonlySet<string> | null;
-  paths: GlobMatcher | null;
-  hosts: GlobMatcher | null;
-  /** http: CONNECT targets, a host glob and a port (null: any). */
-  authorities: Array<{ host: GlobMatcher; port: number | null }> | null;
-  headers: Array<[string, GlobMatcher]> | null;
-  services: GlobMatcher | null;
-  grpcMethods: GlobMatcher | null;
-  alpn: ReadonlySet<string> | null;
-  types: ReadonlySet<string> | null;
+  key: string;
+  match: (facts: never, action: 'allow' | 'deny' | 'pass') => boolean;
 }
 
 interface CompiledRule {
@@ -83,6 +74,8 @@ interface CompiledRule {
   /** Every peer is CIDRs only: the peer address alone decides whether the peer matcher passes. */
   readonly cidrOnly: boolean;
   readonly protocol: string | null;
+  /** Whether the flow's protocol (and, for a carried protocol, its facts) satisfy `protocol` (registry ruleProtocolMatcher). */
+  readonly protocolMatch: ((flow: string, l7: Readonly<Record<string, unknown>> | undefined) => boolean) | null;
   /** protocol is udp or icmp: the rule is for the non-TCP guard only. */
   readonly datagram: boolean;
   readonly l7: CompiledL7 | null;
@@ -132,43 +125,20 @@ function compileRule(rule: NormalizedRule, tier: Tier, mode: Mode, hash: string)
     };
   });
   let l7: CompiledL7 | null = null;
-  const empty = { methods: null, paths: null, hosts: null, authorities: null, headers: null, services: null, grpcMethods: null, alpn: null, types: null, plugin: null };
-  const pluginBlock = rule.blocks === undefined ? undefined : Object.entries(rule.blocks)[0];
-  if (pluginBlock !== undefined) {
-    const [key, block] = pluginBlock;
+  const block = rule.blocks === undefined ? undefined : Object.entries(rule.blocks)[0];
+  if (block !== undefined) {
+    const [key, value] = block;
     const spec = ruleBlockOf(key);
     if (spec === undefined) throw new TypeError(`rule block ${key} is not registered`); // validated before: a bug
-    l7 = { ...empty, kind: 'plugin', plugin: { key, match: spec.compile(block as never) } };
-  } else if (rule.http !== undefined) {
-    const h = rule.http;
-    l7 = {
-      ...empty,
-      kind: 'http',
-      methods: setOrNull(h.methods),
-      paths: h.paths === undefined ? null : compileGlobs('path', h.paths),
-      hosts: h.hosts === undefined ? null : compileGlobs('name', h.hosts),
-      authorities: h.authorities === undefined ? null : h.authorities.map(compileAuthority),
-      headers: h.headers === undefined ? null : Object.entries(h.headers).map(([name, value]) => [name, compileGlobs('plain', [value])]),
-    };
-  } else if (rule.grpc !== undefined) {
-    const g = rule.grpc;
-    l7 = {
-      ...empty,
-      kind: 'grpc',
-      services: g.services === undefined ? null : compileGlobs('service', g.services),
-      grpcMethods: g.methods === undefined ? null : compileGlobs('plain', g.methods),
-    };
-  } else if (rule.tls !== undefined) {
-    l7 = { ...empty, kind: 'tls', hosts: rule.tls.sni === undefined ? null : compileGlobs('name', rule.tls.sni), alpn: setOrNull(rule.tls.alpn) };
-  } else if (rule.dns !== undefined) {
-    l7 = { ...empty, kind: 'dns', hosts: rule.dns.names === undefined ? null : compileGlobs('name', rule.dns.names), types: setOrNull(rule.dns.types) };
+    l7 = { key, match: spec.compile(value as never) };
   }
   const decision = rule.action === 'pass' ? null : makeDecision(rule.action, rule.id, hash, rule.log, tier, mode, rule.capture === true, rule.dlp);
   const dlp = rule.dlp === undefined || rule.dlp.length === 0 ? null : new Set(rule.dlp);
   const cidrOnly = peers !== null && peers.every((p) => p.hasCidr && p.namespaces === null && p.labels === null && p.serviceAccounts === null && p.services === null);
   const protocol = rule.protocol ?? null;
   const datagram = protocol !== null && DATAGRAM_PROTOCOLS.includes(protocol);
-  return { id: rule.id, action: rule.action, directionMask, ports, peers, cidrOnly, protocol, datagram, l7, dlp, decision };
+  const protocolMatch = protocol === null || protocol === 'tcp' || datagram ? null : ruleProtocolMatcher(protocol);
+  return { id: rule.id, action: rule.action, directionMask, ports, peers, cidrOnly, protocol, protocolMatch, datagram, l7, dlp, decision };
 }
 
 function makeDecision(action: 'allow' | 'deny', ruleId: string, hash: string, log: boolean, tier: Tier | 'default', mode: Mode, capture = false, dlp?: readonly string[]): Decision {
@@ -197,19 +167,12 @@ class Evaluation {
   family: IpFamily | -1 = -1;
   protocol: string | undefined;
   l7: L7Facts | undefined;
-  private path: string | undefined;
-  private host: string | undefined;
-  private sni: string | null | undefined;
-  private dnsName: string | null | undefined;
-  private headers: Map<string, string> | undefined;
 
   reset(facts: Omit<FlowFacts, 'protocol' | 'l7'> & Partial<Pick<FlowFacts, 'protocol' | 'l7'>>): void {
     this.peer = facts.direction === 'ingress' ? facts.src : facts.dst;
     this.family = -1;
     this.protocol = facts.protocol;
     this.l7 = facts.l7;
-    this.path = this.host = this.sni = this.dnsName = undefined;
-    this.headers = undefined;
   }
 
   forgetFamily(): void {
@@ -219,36 +182,6 @@ class Evaluation {
   peerFamily(): IpFamily {
     if (this.family === -1) this.family = parseIp(this.peer.ip, peerWords, true);
     return this.family;
-  }
-
-  httpPath(raw: string): string {
-    return (this.path ??= normalizePath(raw));
-  }
-
-  httpHost(raw: string): string {
-    return (this.host ??= normalizeHost(raw));
-  }
-
-  /** The SNI for matching, or null when it is not a host name (see normalizeName). */
-  tlsSni(raw: string): string | null {
-    if (this.sni === undefined) this.sni = normalizeName(raw);
-    return this.sni;
-  }
-
-  /** The query name for matching, or null when it is not a host name (see normalizeName). */
-  queryName(raw: string): string | null {
-    if (this.dnsName === undefined) this.dnsName = normalizeName(raw);
-    return this.dnsName;
-  }
-
-  header(name: string): string | undefined {
-    const given = this.l7?.http?.headers;
-    if (given === undefined) return undefined;
-    if (this.headers === undefined) {
-      this.headers = new Map();
-      for (const key of Object.keys(given)) this.headers.set(key.toLowerCase(), given[key]!);
-    }
-    return this.headers.get(name);
   }
 }
 
@@ -324,105 +257,17 @@ function anyPeerMatches(peers: readonly CompiledPeer[], ev: Evaluation, action: 
   return false;
 }
 
-/** Whether the flow's protocol (and grpc facts) satisfy a rule protocol; see the header. */
-function protocolMatches(ruleProtocol: string, ev: Evaluation): boolean {
-  if (ruleProtocol === 'tcp') return true;
+/** Whether the flow's protocol satisfies a rule protocol (not tcp); see the header. */
+function protocolMatches(rule: CompiledRule, ev: Evaluation): boolean {
   const flow = ev.protocol;
   if (flow === undefined) return false;
-  if (flow === ruleProtocol) return true;
-  switch (ruleProtocol) {
-    case 'http':
-      return flow === 'http2' || flow === 'grpc' || flow === 'http1' || flow === 'h2c';
-    case 'http2':
-      return flow === 'grpc' || flow === 'h2c';
-    case 'grpc':
-      return (flow === 'http2' || flow === 'h2c') && ev.l7?.grpc !== undefined;
-    default:
-      return false;
-  }
+  return rule.protocolMatch === null ? flow === rule.protocol : rule.protocolMatch(flow, ev.l7);
 }
 
-/**
- * A name matcher against a name that may not be a host name (null): such a name matches deny
- * rules only — fail closed, whatever the patterns say (see glob.ts, normalizeName).
- */
-/**
- * 'host-glob:port' or '[v6]:*' (the schema checked the form). A host of '*' alone is any host
- * (`CONNECT *:443`, as forward-proxy rules are written); other host globs match label by label.
- */
-function compileAuthority(pattern: string): { host: GlobMatcher; port: number | null } {
-  const colon = pattern.lastIndexOf(':');
-  const host = pattern.slice(0, colon).replace(/^\[(.*)\]$/, '$1');
-  const port = pattern.slice(colon + 1);
-  return { host: compileGlobs('name', [host === '*' ? '**' : host]), port: port === '*' ? null : Number(port) };
-}
-
-/**
- * A CONNECT target against `authorities`: only CONNECT requests have one (a rule naming
- * authorities never matches another method). The target is split at its last colon; a target
- * that is not host:port matches no allow rule and every deny rule that could apply.
- */
-function authorityMatches(list: ReadonlyArray<{ host: GlobMatcher; port: number | null }>, method: string, target: string, action: CompiledRule['action']): boolean {
-  if (method.toUpperCase() !== 'CONNECT') return false;
-  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:[\]\s]+)):([0-9]{1,5})$/.exec(target);
-  if (m === null) return action === 'deny';
-  const host = (m[1] ?? m[2] ?? '').toLowerCase().replace(/\.$/, '');
-  const port = Number(m[3]);
-  return list.some((a) => (a.port === null || a.port === port) && globMatches(a.host, host));
-}
-
-function nameMatches(m: GlobMatcher, name: string | null, action: CompiledRule['action']): boolean {
-  return name === null ? action === 'deny' : globMatches(m, name);
-}
-
+/** The rule's L7 block against the facts under its key: none there, no match. */
 function l7Matches(m: CompiledL7, ev: Evaluation, action: CompiledRule['action']): boolean {
-  const l7 = ev.l7;
-  if (l7 === undefined) return false;
-  switch (m.kind) {
-    case 'http': {
-      const http = l7.http;
-      if (http === undefined) return false;
-      if (m.methods !== null && !m.methods.has(http.method.toUpperCase())) return false;
-      if (m.paths !== null && !globMatches(m.paths, ev.httpPath(http.path))) return false;
-      if (m.hosts !== null && (http.host === undefined || !globMatches(m.hosts, ev.httpHost(http.host)))) return false;
-      if (m.authorities !== null && !authorityMatches(m.authorities, http.method, http.path, action)) return false;
-      if (m.headers !== null) {
-        for (let i = 0; i < m.headers.length; i++) {
-          const [name, pattern] = m.headers[i]!;
-          const value = ev.header(name);
-          if (value === undefined || !globMatches(pattern, value)) return false;
-        }
-      }
-      return true;
-    }
-    case 'grpc': {
-      const grpc = l7.grpc;
-      if (grpc === undefined) return false;
-      if (m.services !== null && !globMatches(m.services, grpc.service)) return false;
-      return m.grpcMethods === null || globMatches(m.grpcMethods, grpc.method);
-    }
-    case 'tls': {
-      const tls = l7.tls;
-      if (tls === undefined) return false;
-      if (m.hosts !== null && (tls.sni === undefined || !nameMatches(m.hosts, ev.tlsSni(tls.sni), action))) return false;
-      if (m.alpn !== null) {
-        const offered = tls.alpn;
-        if (offered === undefined || !offered.some((p) => m.alpn!.has(p))) return false;
-      }
-      return true;
-    }
-    case 'dns': {
-      const dns = l7.dns;
-      if (dns === undefined) return false;
-      if (m.hosts !== null && !nameMatches(m.hosts, ev.queryName(dns.name), action)) return false;
-      return m.types === null || m.types.has(dns.type.toUpperCase());
-    }
-    case 'plugin': {
-      const plugin = m.plugin!;
-      const facts = (l7 as Record<string, unknown>)[plugin.key];
-      return facts !== undefined && plugin.match(facts as never, action);
-    }
-  }
+  const facts = ev.l7?.[m.key];
+  return facts !== undefined && m.match(facts as never, action);
 }
 
 /** A rule's `dlp` sensors against the sensors that hit in the request so far. */
@@ -593,7 +438,7 @@ function scanTier(tier: TierIndex, direction: Direction, port: number, ev: Evalu
     }
     if (rule.protocol !== null && rule.protocol !== 'tcp') {
       if (stage === STAGE_CONNECTION) return NEEDS_L7;
-      if (!protocolMatches(rule.protocol, ev)) continue;
+      if (!protocolMatches(rule, ev)) continue;
     }
     if (rule.l7 !== null) {
       if (stage === STAGE_PROTOCOL) return NEEDS_L7;
@@ -635,9 +480,18 @@ function canonicalJson(value: unknown): string {
   return JSON.stringify(value);
 }
 
+/**
+ * A rule as it is hashed: its L7 block under its own key, as the rule is written (`http: {...}`),
+ * so the hash of a rule does not depend on where the engine keeps its block.
+ */
+function hashedRule(rule: NormalizedRule): Record<string, unknown> {
+  const { blocks, ...rest } = rule;
+  return blocks === undefined ? rest : { ...rest, ...blocks };
+}
+
 /** 12 hex chars of sha256 over the normalised rules of both tiers, defaultAction and mode. */
 export function policyHash(clusterRules: readonly NormalizedRule[], workloadRules: readonly NormalizedRule[], defaultAction: string, mode: Mode): string {
-  const canonical = canonicalJson({ v: 1, cluster: clusterRules, workload: workloadRules, defaultAction, mode });
+  const canonical = canonicalJson({ v: 1, cluster: clusterRules.map(hashedRule), workload: workloadRules.map(hashedRule), defaultAction, mode });
   return createHash('sha256').update(canonical).digest('hex').slice(0, 12);
 }
 

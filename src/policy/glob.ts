@@ -208,3 +208,11 @@ export function normalizeName(name: string): string | null {
   for (let i = 0; i < labels.length; i++) if (!HOST_LABEL.test(labels[i]!)) return null;
   return n;
 }
+
+/**
+ * A name matcher against a name that may not be a host name (null, see normalizeName): such a
+ * name matches deny rules only — fail closed, whatever the patterns say.
+ */
+export function nameMatches(matcher: GlobMatcher, name: string | null, action: 'allow' | 'deny' | 'pass'): boolean {
+  return name === null ? action === 'deny' : globMatches(matcher, name);
+}

@@ -12,12 +12,11 @@
 //         a bare 'name' when the peer gives `namespace` (then it names that namespace's Service)
 //   ports: 80, "8000-8100", or a list of them (the destination port)
 //   protocol: one of RULE_PROTOCOLS (connections), or udp / icmp (DATAGRAM_PROTOCOLS)
-//   at most one L7 block (RULE_BLOCKS): http {methods, paths, hosts, authorities, headers}, grpc {services,
-//         methods}, tls {sni, alpn}, dns {names, types}, and the blocks protocol folders add
-//         (registry `ruleBlock`: redis, postgres, mysql...); without `protocol` the block implies it.
+//   at most one L7 block: the blocks protocol folders add (registry `ruleBlock`; http, grpc, tls,
+//         dns, redis, postgres, mysql...); without `protocol` the block implies it.
 //
 // Where new rule fields go: peer fields in PEER_PROPERTIES, rule fields in RULE_PROPERTIES (or
-// CLUSTER_ONLY_PROPERTIES), L7 blocks in RULE_BLOCKS keyed by the block's name. What JSON
+// CLUSTER_ONLY_PROPERTIES), L7 blocks in their protocol's folder (`ruleBlock`, src/protocols/README.md). What JSON
 // Schema cannot say well (duplicate ids, a block that does not fit `protocol`) is checked in
 // schema.ts after the schema.
 
@@ -54,13 +53,6 @@ export const DATAGRAM_PROTOCOLS: readonly string[] = ['udp', 'icmp'];
 /** ruleId of the decision for non-TCP traffic no rule matched: always deny (PRODUCT.md "Rules"). */
 export const NON_TCP_DEFAULT_ID = 'default:non-tcp';
 
-export const DNS_TYPES: ReadonlySet<string> = new Set([
-  'A', 'NS', 'CNAME', 'SOA', 'PTR', 'HINFO', 'MX', 'TXT', 'RP', 'AFSDB', 'SIG', 'KEY', 'AAAA', 'LOC',
-  'SRV', 'NAPTR', 'KX', 'CERT', 'DNAME', 'OPT', 'APL', 'DS', 'SSHFP', 'IPSECKEY', 'RRSIG', 'NSEC',
-  'DNSKEY', 'DHCID', 'NSEC3', 'NSEC3PARAM', 'TLSA', 'SMIMEA', 'HIP', 'CDS', 'CDNSKEY', 'OPENPGPKEY',
-  'CSYNC', 'ZONEMD', 'SVCB', 'HTTPS', 'SPF', 'NULL', 'TKEY', 'TSIG', 'IXFR', 'AXFR', 'ANY', 'URI', 'CAA',
-]);
-
 // Kubernetes name forms (apimachinery validation): DNS-1123 label and subdomain, label key and value.
 export const DNS_LABEL = '^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$';
 export const DNS_SUBDOMAIN = '^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$';
@@ -68,8 +60,6 @@ const LABEL_NAME = /^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
 /** A Service name: an RFC 1035 label (Kubernetes validates Service names so). */
 export const SERVICE_NAME = '^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$';
 export const LABEL_VALUE = '^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$';
-/** RFC 9110 token: HTTP methods and header names. */
-export const TOKEN = "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$";
 const ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}$';
 
 function globCheck(kind: GlobKind): FormatCheck {
@@ -90,7 +80,7 @@ export function portRangeCheck(value: string): string | null {
   return null;
 }
 
-/** Formats the rule schema names; each check returns the message a user sees. The built-in registry's blocks' formats included. */
+/** Formats the rule schema names; each check returns the message a user sees. The built-in registry's blocks' formats included (e.g. dns-type). */
 export const RULE_FORMATS: Readonly<Record<string, FormatCheck>> = {
   cidr: (s) => {
     const parsed = parseCidr(s.trim());
@@ -108,10 +98,6 @@ export const RULE_FORMATS: Readonly<Record<string, FormatCheck>> = {
       return `'${s}' is not detected by the sidecar, so this rule would never match; use protocol: tcp with the port instead (detected: ${detected.join(', ')})`;
     }
     return `'${s}' is not a known protocol (${[...detected, ...DATAGRAM_PROTOCOLS].join(', ')})`;
-  },
-  'dns-type': (s) => {
-    const t = s.toUpperCase();
-    return DNS_TYPES.has(t) || /^TYPE\d{1,5}$/.test(t) ? null : `'${s}' is not a DNS record type (e.g. A, AAAA, TXT, or TYPE65)`;
   },
   // peer.service as a string: 'namespace/name' or a bare 'name' (the peer's namespace then).
   'service-ref': (ref) => {
@@ -269,78 +255,6 @@ export interface RuleBlockSpec {
   readonly normalize: (block: Record<string, unknown>) => Record<string, unknown>;
 }
 
-const upper = (s: string): string => s.toUpperCase();
-const lowerName = (s: string): string => s.toLowerCase().replace(/\.$/, '');
-
-function sortKeys<T>(record: Record<string, T>): Record<string, T> {
-  const sorted: Record<string, T> = {};
-  for (const key of Object.keys(record).sort()) sorted[key] = record[key]!;
-  return sorted;
-}
-
-/**
- * The built-in L7 blocks, keyed by the rule field (= the L7Facts key). A protocol folder adds its
- * own with `ruleBlock` (protocols/plugin.ts); `ruleBlocks()` has both.
- */
-export const RULE_BLOCKS: Readonly<Record<string, RuleBlockSpec>> = {
-  http: {
-    // HTTP semantics (method, path, host) exist in HTTP/1.x, HTTP/2 and gRPC alike.
-    protocols: ['http', 'http2', 'grpc'],
-    schema: blockSchema('http', {
-      methods: oneOrList(str({ pattern: TOKEN, 'x-messages': { pattern: "'{value}' is not an HTTP method" } })),
-      paths: oneOrList(str({ format: 'path-glob' })),
-      hosts: oneOrList(str({ format: 'name-glob' })),
-      // The target of a CONNECT (RFC 9110 §9.3.6 authority-form): a name glob or IP, and a port or '*'.
-      authorities: oneOrList(str({ pattern: '^([^:\\s\\[\\]]+|\\[[0-9A-Fa-f:.]+\\]):([0-9]{1,5}|\\*)$', 'x-messages': { pattern: "'{value}' is not host:port (a name glob or IP address, then a port or '*'), e.g. '*.example.com:443'" } })),
-      headers: {
-        type: 'object',
-        minProperties: 1,
-        'x-messages': {
-          type: 'must be a non-empty mapping of header name to value pattern, not {describe}',
-          minProperties: 'must be a non-empty mapping of header name to value pattern, not {describe}',
-        },
-        propertyNames: { type: 'string', pattern: TOKEN, 'x-messages': { pattern: "'{value}' is not an HTTP header name" } },
-        additionalProperties: str({ 'x-messages': { type: "must be a string value pattern ('*' for any value), not {describe}" } }),
-      },
-    }),
-    normalize: (block) => {
-      const { headers, ...lists } = block;
-      const out = normalizeLists(lists, { methods: upper, hosts: lowerName, authorities: (a) => a.toLowerCase() });
-      if (headers !== undefined) {
-        const lower: Record<string, string> = {};
-        for (const [name, pattern] of Object.entries(headers as Record<string, string>)) lower[name.toLowerCase()] = pattern;
-        out.headers = sortKeys(lower);
-      }
-      return out;
-    },
-  },
-  grpc: {
-    // gRPC runs on HTTP/2; a grpc block on protocol http or http2 matches when it turns out to be gRPC.
-    protocols: ['grpc', 'http2', 'http'],
-    schema: blockSchema('grpc', {
-      services: oneOrList(str({ format: 'service-glob' })),
-      methods: oneOrList(str({ pattern: '^[A-Za-z0-9_*]+$', 'x-messages': { pattern: "'{value}' is not a gRPC method name pattern (letters, digits, '_', '*')" } })),
-    }),
-    normalize: (block) => normalizeLists(block),
-  },
-  tls: {
-    protocols: ['tls'],
-    schema: blockSchema('tls', {
-      sni: oneOrList(str({ format: 'name-glob' })),
-      alpn: oneOrList(str({ minLength: 1, maxLength: 255, 'x-messages': { minLength: "'{value}' is not an ALPN protocol id", maxLength: "'{value}' is not an ALPN protocol id" } })),
-    }),
-    normalize: (block) => normalizeLists(block, { sni: lowerName }),
-  },
-  dns: {
-    protocols: ['dns'],
-    schema: blockSchema('dns', {
-      names: oneOrList(str({ format: 'name-glob' })),
-      types: oneOrList(str({ format: 'dns-type' })),
-    }),
-    normalize: (block) => normalizeLists(block, { names: lowerName, types: upper }),
-  },
-};
-
 /**
  * 'any': both tiers in one schema (pass and the cluster-only fields allowed; schema.ts refuses
  * them in workload rules), so a process compiles one rule validator, not two. The chart keeps
@@ -362,11 +276,11 @@ function actionSchema(tier: SchemaTier): JsonSchema {
 }
 
 /**
- * Every L7 block a rule may have: the built-in ones, then those the registered protocols add
- * (registry order; a built-in key wins).
+ * Every L7 block a rule may have: those the registered protocols add (`ruleBlock` of
+ * src/protocols/<name>/index.ts), in the registry's block order (ruleBlockKeys).
  */
 export function ruleBlocks(): Readonly<Record<string, RuleBlockSpec>> {
-  const blocks: Record<string, RuleBlockSpec> = { ...RULE_BLOCKS };
+  const blocks: Record<string, RuleBlockSpec> = {};
   for (const key of ruleBlockKeys()) {
     const plugin = ruleBlockOf(key)!;
     blocks[key] ??= { schema: plugin.schema, protocols: plugin.protocols, normalize: plugin.normalize ?? ((block) => block) };

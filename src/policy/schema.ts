@@ -14,30 +14,20 @@
 //   ports: 80, "8000-8100", or a list of them (the destination port)
 //   protocol: one of RULE_PROTOCOLS (connections), or udp / icmp (DATAGRAM_PROTOCOLS: the
 //         non-TCP guard's flows; such a rule takes direction, peer and, for udp, ports; never L7)
-//   at most one L7 block: http {methods, paths, hosts, authorities, headers}, grpc {services, methods},
-//         tls {sni, alpn}, dns {names, types}, or one a protocol folder adds (registry `ruleBlock`:
+//   at most one L7 block, one a protocol folder adds (registry `ruleBlock`: http, grpc, tls, dns,
 //         redis, postgres, mysql...); without `protocol` the block implies it.
 
 import { parseCidr } from './ip.js';
 import {
-  CLUSTER_ONLY_PROPERTIES, DATAGRAM_PROTOCOLS, NON_TCP_DEFAULT_ID, PROTOCOLS, RULE_BLOCKS, RULE_FORMATS, RULE_PROTOCOLS, ruleBlocks, ruleSchema,
+  CLUSTER_ONLY_PROPERTIES, DATAGRAM_PROTOCOLS, NON_TCP_DEFAULT_ID, PROTOCOLS, RULE_FORMATS, RULE_PROTOCOLS, ruleBlocks, ruleSchema,
   type RuleBlockSpec,
 } from './rule-schema.js';
 import { compileSchema, describeValue, unknownKeyMessage, type CompiledSchema, type FormatCheck } from '../schema/validator.js';
 import * as generatedRules from '../schema/generated/rules.js';
 import type { Direction, RuleAction, RuleIssue, Tier } from './types.js';
-import { registryVersion, ruleBlockFormats } from '../protocols/registry.js';
+import { contentProtocols, registryVersion, ruleBlockFormats } from '../protocols/registry.js';
 
 export { DATAGRAM_PROTOCOLS, NON_TCP_DEFAULT_ID, PROTOCOLS, RULE_PROTOCOLS, describeValue, unknownKeyMessage };
-
-export type L7Kind = 'http' | 'grpc' | 'tls' | 'dns';
-/** The L7 block names, in the order a rule's blocks are reported. */
-export const L7_KINDS: readonly string[] = Object.keys(RULE_BLOCKS);
-
-/** Which rule protocols an L7 block may be combined with (RULE_BLOCKS[kind].protocols). */
-export const L7_COMPATIBLE: Readonly<Record<string, readonly string[]>> = Object.fromEntries(
-  Object.entries(RULE_BLOCKS).map(([kind, spec]) => [kind, spec.protocols]),
-);
 
 export interface NormalizedPeer {
   cidr?: string[];
@@ -46,15 +36,6 @@ export interface NormalizedPeer {
   serviceAccount?: string[];
   /** Kubernetes Services as 'namespace/name'. */
   service?: string[];
-}
-
-export interface NormalizedHttp {
-  methods?: string[];
-  paths?: string[];
-  hosts?: string[];
-  /** CONNECT targets, host-glob:port. */
-  authorities?: string[];
-  headers?: Record<string, string>;
 }
 
 export interface NormalizedRule {
@@ -70,15 +51,15 @@ export interface NormalizedRule {
   ports?: Array<[number, number]>;
   /** The explicit protocol, or the one implied by the L7 block. */
   protocol?: string;
-  http?: NormalizedHttp;
-  grpc?: { services?: string[]; methods?: string[] };
-  tls?: { sni?: string[]; alpn?: string[] };
-  dns?: { names?: string[]; types?: string[] };
   /** DLP sensors: non-empty, a content matcher; empty, DLP off for the flows this rule decides. */
   dlp?: string[];
   /** The protected pods this (cluster) rule is in force in. */
   appliesTo?: NormalizedAppliesTo;
-  /** Blocks a protocol folder adds (registry `ruleBlock`), by key, as its `normalize` left them. */
+  /**
+   * The rule's L7 block (at most one), by key, as its protocol's `normalize` left it (registry
+   * `ruleBlock`: http, grpc, tls, dns, redis, postgres, mysql...). The policy hash reads it under
+   * its key, as the rule is written (policyHash).
+   */
   blocks?: Record<string, Record<string, unknown>>;
 }
 
@@ -89,8 +70,8 @@ export interface NormalizedAppliesTo {
   serviceAccount?: string[];
 }
 
-/** Rule protocols a `dlp` matcher fits (DLP reads HTTP, HTTP/2 and gRPC content). */
-const DLP_PROTOCOLS: readonly string[] = ['http', 'http2', 'grpc'];
+/** Rule protocols a `dlp` matcher fits (DLP reads HTTP, HTTP/2 and gRPC content: the protocols that scan content), the first implied. */
+const DLP_PROTOCOLS: readonly string[] = contentProtocols();
 
 const DIRECTIONS: readonly Direction[] = ['ingress', 'egress', 'intra'];
 
@@ -198,13 +179,12 @@ function normalizeRule(value: Record<string, unknown>, blocks: Readonly<Record<s
     const block = value[kind];
     if (block === undefined) continue;
     const normalized = block === null ? {} : spec.normalize(block as Record<string, unknown>);
-    if (kind in RULE_BLOCKS) (rule as unknown as Record<string, unknown>)[kind] = normalized;
-    else rule.blocks = { ...rule.blocks, [kind]: normalized };
+    rule.blocks = { ...rule.blocks, [kind]: normalized };
     protocol ??= spec.protocols[0] ?? kind;
   }
   if (Array.isArray(value.dlp)) {
     rule.dlp = [...new Set(value.dlp as string[])].sort();
-    if (rule.dlp.length > 0) protocol ??= 'http';
+    if (rule.dlp.length > 0) protocol ??= DLP_PROTOCOLS[0];
   }
   if (isPlainObject(value.appliesTo)) {
     const sel = value.appliesTo;
@@ -235,7 +215,8 @@ function crossFieldIssues(value: Record<string, unknown>, blocks: Readonly<Recor
   const protocol = typeof value.protocol === 'string' && RULE_FORMATS['rule-protocol']!(value.protocol) === null ? value.protocol.toLowerCase() : undefined;
   if (protocol === 'icmp' && value.ports !== undefined) add('ports', 'ICMP has no ports; leave ports out and match ICMP by peer and direction');
   if (Array.isArray(value.dlp) && value.dlp.length > 0 && protocol !== undefined && !DLP_PROTOCOLS.includes(protocol)) {
-    add('dlp', `DLP scans HTTP, HTTP/2 and gRPC content; a dlp matcher cannot match protocol '${protocol}' (use protocol http, http2 or grpc, or leave protocol out)`);
+    const fits = `${DLP_PROTOCOLS.slice(0, -1).join(', ')} or ${DLP_PROTOCOLS[DLP_PROTOCOLS.length - 1]}`;
+    add('dlp', `DLP scans HTTP, HTTP/2 and gRPC content; a dlp matcher cannot match protocol '${protocol}' (use protocol ${fits}, or leave protocol out)`);
   }
   const present = Object.keys(blocks).filter((k) => value[k] !== undefined);
   if (present.length > 1) {

@@ -48,12 +48,11 @@ export interface Endpoint {
 }
 
 export interface L7Facts {
-  /** A protocol folder's own facts, under its rule block's key (registry `ruleBlock.key`). */
+  /**
+   * A protocol's facts, under its rule block's key (registry `ruleBlock.key`; the block's matcher
+   * reads them: e.g. src/protocols/http1/rule-block.ts HttpFacts under `http`).
+   */
   readonly [block: string]: unknown;
-  http?: { method: string; path: string; host?: string; headers?: Record<string, string> };
-  grpc?: { service: string; method: string };
-  tls?: { sni?: string; alpn?: string[] };
-  dns?: { name: string; type: string };
   /** The DLP sensors that hit in the request's content so far (rules' `dlp` matchers read it). */
   dlp?: { sensors: readonly string[] };
 }

@@ -35,6 +35,11 @@ export interface RuleBlockPlugin<Block = Record<string, unknown>, Facts = unknow
    * missing (fail closed), an allow rule may not.
    */
   compile(block: Block): (facts: Facts, action: 'allow' | 'deny' | 'pass') => boolean;
+  /**
+   * Likely mistakes in a valid block (`sidewall policy check` prints them as WARNING and exits
+   * 0), `field` inside the block (e.g. 'paths').
+   */
+  warnings?(block: Block): ReadonlyArray<{ readonly field: string; readonly message: string }>;
 }
 
 /** How a learned template trie folds (learn/template-trie.ts): path segments, name labels (TLD first: the registrable part never folds), or plain parts. */
@@ -151,6 +156,8 @@ export interface ProtocolPlugin<N extends string = string> {
   readonly createParser?: () => StreamParser;
   /** Turns the parser's events into operations; required with a parser. */
   readonly enforcer?: (deps: EnforcerDeps) => ProtocolEnforcer;
+  /** Its enforcer scans request and response content with DLP: rules' `dlp` matchers fit its rule protocols. */
+  readonly scansContent?: boolean;
   /** The rule block this protocol adds, if any. */
   readonly ruleBlock?: RuleBlockPlugin<never, never>;
   /** How the learner templates its records into rules (src/learn reads nothing else of a protocol). */

@@ -130,9 +130,48 @@ export function ruleBlockOf(key: string): RuleBlockPlugin<Record<string, unknown
   return undefined;
 }
 
-/** Rule block keys the registered protocols add, in registry order. */
+/**
+ * The order of these blocks among a rule's fields (the rule schema's, the order `policy check`
+ * reports a rule's issues and blocks in): as it has always been; the other protocols' blocks
+ * follow in registry order.
+ */
+const RULE_BLOCK_ORDER = ['http', 'grpc', 'tls', 'dns'];
+
+/** Rule block keys the registered protocols add (RULE_BLOCK_ORDER first, then registry order). */
 export function ruleBlockKeys(): string[] {
-  return plugins.flatMap((p) => (p.ruleBlock === undefined ? [] : [p.ruleBlock.key]));
+  const keys = plugins.flatMap((p) => (p.ruleBlock === undefined ? [] : [p.ruleBlock.key]));
+  const rank = (key: string): number => (RULE_BLOCK_ORDER.includes(key) ? RULE_BLOCK_ORDER.indexOf(key) : RULE_BLOCK_ORDER.length);
+  return keys.map((key, i) => [key, i] as const).sort((a, b) => rank(a[0]) - rank(b[0]) || a[1] - b[1]).map(([key]) => key);
+}
+
+/**
+ * How a rule's protocol matches a flow's (PRODUCT.md "Rules"): the flow's own protocol, the
+ * protocols of the family it names (`http`: HTTP/1, HTTP/2 and gRPC), those a protocol carries
+ * (`http2`: gRPC), and a carried protocol on its carrier once the request's facts show it (`grpc`
+ * on an HTTP/2 stream that is a gRPC call: `l7.grpc`). Computed from the registry when a rule is
+ * compiled.
+ */
+export function ruleProtocolMatcher(rule: string): (flow: string, l7: Readonly<Record<string, unknown>> | undefined) => boolean {
+  const flows = new Set<string>([rule]);
+  const carriers = new Set<string>();
+  for (const p of plugins) {
+    const own = [p.name, ...(p.ruleProtocols ?? [])];
+    if ((p.family ?? p.name) === rule || p.name === rule) for (const f of own) flows.add(f);
+    if (p.ruleProtocols?.includes(rule) === true) carriers.add(p.name);
+  }
+  if (carriers.size === 0) return (flow) => flows.has(flow);
+  return (flow, l7) => flows.has(flow) || (carriers.has(flow) && l7?.[rule] !== undefined);
+}
+
+/**
+ * Rule protocols whose content DLP reads (the protocols that scan it, `scansContent`, and those
+ * they carry), the family they share first: a rule's `dlp` matcher fits these, and implies the first.
+ */
+export function contentProtocols(): string[] {
+  const scanning = plugins.filter((p) => p.scansContent === true);
+  const all = new Set<string>(scanning.map((p) => p.family ?? p.name));
+  for (const p of scanning) for (const f of [p.name, ...(p.ruleProtocols ?? [])]) all.add(f);
+  return [...all];
 }
 
 /** Each registered rule block's JSON Schema fragment, keyed by block key (the rules' schema assembles them). */

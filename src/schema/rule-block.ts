@@ -3,6 +3,9 @@
 // rules and no protocols, so a protocol folder can use it without an import cycle.
 import type { JsonSchema } from './validator.js';
 
+/** RFC 9110 token: HTTP methods and header names. */
+export const TOKEN = "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$";
+
 /** A value or a non-empty list of them; if/then/else so errors come from one branch only. */
 export function oneOrList(item: JsonSchema, emptyMessage?: string): JsonSchema {
   const list: JsonSchema = { type: 'array', minItems: 1, items: item };

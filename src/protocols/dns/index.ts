@@ -1,6 +1,7 @@
 // DNS over TCP (RFC 7766): query detection, the length-prefixed message parser, a verdict per query.
 import { DnsStreamEnforcer } from './dns-enforcer.js';
 import type { ProtocolPlugin } from '../plugin.js';
+import { dnsRuleBlock } from './rule-block.js';
 import { detectDns } from './detect.js';
 import { DnsStreamParser } from './dns-stream-parser.js';
 import { dnsLearning } from './learn.js';
@@ -10,6 +11,7 @@ export const dnsProtocol = {
   detectClient: detectDns,
   // Its 2-byte length prefix says too little: a cut flow is never taken for DNS.
   detectCut: null,
+  ruleBlock: dnsRuleBlock as ProtocolPlugin['ruleBlock'],
   createParser: () => new DnsStreamParser(),
   enforcer: (deps) => new DnsStreamEnforcer(deps),
   learn: dnsLearning,

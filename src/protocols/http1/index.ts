@@ -2,6 +2,7 @@
 import { Http1Enforcer } from './http1-enforcer.js';
 import { UNKNOWN, match } from '../detect-util.js';
 import type { ProtocolPlugin } from '../plugin.js';
+import { httpRuleBlock } from './rule-block.js';
 import { detectHttp1, httpRequestLinePrefix } from './detect.js';
 import { Http1Parser } from './http1-parser.js';
 import { httpLearning } from './learn.js';
@@ -15,6 +16,8 @@ export const http1Protocol = {
   // tokens and empty lines are not taken for HTTP: a text protocol's `ping` would wait forever.
   detectCut: (bytes) => (detectHttp1(bytes).kind === 'match' || httpRequestLinePrefix(bytes) ? match('http', 'low') : UNKNOWN),
   verify: { http: ['http', 'http2'] },
+  ruleBlock: httpRuleBlock as ProtocolPlugin['ruleBlock'],
+  scansContent: true,
   createParser: () => new Http1Parser(),
   enforcer: (deps) => new Http1Enforcer(deps),
   learn: httpLearning,

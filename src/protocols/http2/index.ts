@@ -2,6 +2,7 @@
 // per-stream enforcement. gRPC is a rule protocol of its own, carried by HTTP/2.
 import { Http2Enforcer } from './http2-enforcer.js';
 import type { ProtocolPlugin } from '../plugin.js';
+import { grpcRuleBlock } from './rule-block.js';
 import { detectHttp2 } from './detect.js';
 import { Http2Parser } from './http2-parser.js';
 import { http2Learning } from './learn.js';
@@ -27,6 +28,8 @@ export const http2Protocol = {
   verify: { http2: ['http2', 'http'], grpc: ['http2'] },
   family: 'http',
   ruleProtocols: ['grpc'],
+  ruleBlock: grpcRuleBlock as ProtocolPlugin['ruleBlock'],
+  scansContent: true,
   createParser: () => new Http2Parser(),
   enforcer: (deps) => new Http2Enforcer(deps),
   learn: http2Learning,

@@ -1,7 +1,7 @@
 // TLS (RFC 8446): decided once on the ClientHello (SNI, ALPN; never decrypted), then opaque.
 import { sessionEnforcer } from '../../enforcement/handshake-enforcer.js';
-import type { L7Facts } from '../../policy/index.js';
 import type { ProtocolPlugin } from '../plugin.js';
+import { tlsRuleBlock } from './rule-block.js';
 import { detectTls } from './detect.js';
 import { tlsLearning } from './learn.js';
 import { TlsParser } from './tls-parser.js';
@@ -11,13 +11,14 @@ const TLS_VERSIONS: Record<number, string> = { 0x0301: 'TLS1.0', 0x0302: 'TLS1.1
 export const tlsProtocol = {
   name: 'tls',
   detectClient: detectTls,
+  ruleBlock: tlsRuleBlock as ProtocolPlugin['ruleBlock'],
   createParser: () => new TlsParser(),
   enforcer: sessionEnforcer((ev) => {
     if (ev.type !== 'tls.client-hello') return null;
     const version = Math.max(ev.legacyVersion, ...ev.supportedVersions.filter((v) => v in TLS_VERSIONS));
     const record: Record<string, unknown> = { alpn: [...ev.alpn], version: TLS_VERSIONS[version] ?? `0x${version.toString(16)}` };
     if (ev.sni !== null) record.sni = ev.sni;
-    const tls: NonNullable<L7Facts['tls']> = { alpn: [...ev.alpn] };
+    const tls: { sni?: string; alpn: string[] } = { alpn: [...ev.alpn] };
     if (ev.sni !== null) tls.sni = ev.sni;
     return { facts: { tls }, record };
   }),

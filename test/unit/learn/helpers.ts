@@ -56,7 +56,7 @@ export const tcp = (direction: FlowRecord['direction'], peer: Peer, port: number
 export function factsOf(record: FlowRecord): FlowFacts {
   const l7 = record.l7 ?? {};
   const facts: FlowFacts = { direction: record.direction, src: record.src, dst: record.dst, protocol: record.protocol };
-  const f: L7Facts = {};
+  const f: Record<string, unknown> = {};
   if (record.type === 'request' && (record.protocol === 'http' || record.protocol === 'http2' || record.protocol === 'grpc')) {
     f.http = { method: String(l7.method), path: String(l7.path), ...(typeof l7.host === 'string' ? { host: l7.host } : {}) };
     if (record.protocol === 'grpc') f.grpc = { service: String(l7.service), method: String(l7.grpcMethod) };
@@ -65,7 +65,7 @@ export function factsOf(record: FlowRecord): FlowFacts {
   } else if (record.protocol === 'tls') {
     f.tls = { alpn: ['h2'], ...(typeof l7.sni === 'string' ? { sni: l7.sni } : {}) };
   }
-  facts.l7 = f;
+  facts.l7 = f as L7Facts;
   return facts;
 }
 

@@ -3,7 +3,7 @@
 // block, answered when denied, recorded, verified on its declared port, described and learned,
 // with nothing else changed.
 // Before registration the same rules do not compile: the rules know only registered protocols.
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { flowDetail } from '../../../src/flows/flow-table.js';
 import type { FlowRecord } from '../../../src/flows/types.js';
@@ -31,12 +31,16 @@ function compile(rules: unknown[]): ReturnType<typeof compilePolicy> {
 }
 
 describe('the core reads the registry', () => {
-  it('names no protocol in the connection filter, detection or the observe table', () => {
+  it('names no protocol in the connection filter, detection, the observe table, the rules engine or the learner', () => {
     // (Tunnel detectors know protocols on purpose: SSH anywhere, TLS-wrapped variants.)
-    const core = ['src/enforcement/connection-filter.ts', 'src/protocols/detect.ts', 'src/flows/flow-table.ts'];
-    const names = PROTOCOL_PLUGINS.map((p) => p.name);
+    const folder = (dir: string): string[] => readdirSync(dir).filter((f) => f.endsWith('.ts')).map((f) => `${dir}/${f}`);
+    const core = ['src/enforcement/connection-filter.ts', 'src/protocols/detect.ts', 'src/flows/flow-table.ts', ...folder('src/policy'), ...folder('src/learn')];
+    expect(core.length).toBeGreaterThan(15);
+    const names = [...PROTOCOL_PLUGINS.flatMap((p) => [p.name, ...(p.ruleProtocols ?? [])])];
     for (const file of core) {
-      const text = readFileSync(file, 'utf8').replace(/^\s*(\/\/|\*|\/\*\*).*$/gm, ''); // code, not comments
+      const text = readFileSync(file, 'utf8')
+        .replace(/^\s*(\/\/|\*|\/\*\*).*$/gm, '') // code, not comments
+        .replace(/RULE_DOCUMENT_KEYS = \[[^\]]*\]/, ''); // a sidecar config's keys (its `http:` settings), not protocols
       for (const name of names) expect({ file, name, found: text.includes(`'${name}'`) }).toEqual({ file, name, found: false });
     }
   });
