@@ -6,7 +6,15 @@
 // order, so the ratios that matter (after/before, against HAProxy and the relay) come from runs
 // interleaved on the same noisy machine. Prints a Markdown table of medians; raw samples to /tmp.
 //
-//   node dist/perf/ab-bench.js --baseline DIR [--rounds N] [--duration S] [--workloads keepalive,connclose,serial,mib,h2c,grpc,tls-mib,tls-keepalive] [--cpu-prof DIR] [--node-flags-after FLAGS]
+//   node dist/perf/ab-bench.js --baseline DIR[,DIR...] [--rounds N] [--duration S] [--workloads keepalive,connclose,serial,mib,h2c,grpc,tls-mib,tls-keepalive] [--cpu-prof DIR] [--node-flags-after FLAGS] [--topo NAME:SUBNET]
+//
+// Several baselines (comma-separated) run in the same interleaved rounds: one run bisects a range
+// of commits (each dir a built checkout of one commit; variants are named after the dirs). Each
+// build's own `sidewall init` writes the pod's iptables before its sidecar starts (the identity
+// those rules trust changed from uid to socket mark in b97872c: a sidecar older than that, under
+// today's rules, has its own dials redirected back to itself). A build whose /ready does not
+// answer (older admin access rules) counts as ready once it logged 'ready' and a request through
+// it gets 200.
 //
 // tls-mib / tls-keepalive: HTTPS to nginx (1 MiB responses / 100-byte ones), allowed by a `protocol:
 // tls` rule: opaque to the sidecar after the ClientHello (the kernel relay's case); compared with
@@ -22,7 +30,7 @@
 // protect, stdout export on); its stdout is counted in lines (records), not parsed.
 import type { ChildProcess } from 'node:child_process';
 import { chownSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { APP_UID, CLI, DIRECT_UID, NODE, PROXY_UID, REPO, Topology, waitForLine } from '../test/harness/netns.js';
 import { HAPROXY_PORTS, haproxyConfig, nginxConfig, PEER_PORTS, sidecarConfig, tlsCertificateArgs } from './bench-setup.js';
 import type { LoadResult } from './bench-tools.js';
@@ -51,10 +59,22 @@ function isTls(workload: Workload): boolean {
   return workload === 'tls-mib' || workload === 'tls-keepalive';
 }
 
-type VariantName = 'before' | 'after' | 'haproxy-http' | 'haproxy-tcp' | 'node-relay';
+type Reference = 'haproxy-http' | 'haproxy-tcp' | 'node-relay';
+/** 'after' (this checkout), a baseline's name (its dir's basename; 'before' when there is one), or a reference. */
+type VariantName = string;
+const REFERENCES: Reference[] = ['haproxy-http', 'haproxy-tcp', 'node-relay'];
+
+interface Build {
+  name: string;
+  /** Checkout root (bin/sidewall.js, dist/). */
+  dir: string;
+}
 
 interface AbOptions {
-  baseline: string;
+  baselines: Build[];
+  /** Topology name and subnet (third octet): namespaces are machine-wide. */
+  topoName: string;
+  topoSubnet: number;
   rounds: number;
   durationS: number;
   workloads: Workload[];
@@ -86,15 +106,23 @@ class AbUsageError extends Error {
   readonly code = 'AB_BENCH_USAGE';
 }
 
-const USAGE = 'usage: node dist/perf/ab-bench.js --baseline DIR [--rounds N] [--duration S] [--workloads keepalive,connclose,serial,mib,h2c,grpc] [--cpu-prof DIR] [--node-flags-after FLAGS]\n';
+const USAGE = 'usage: node dist/perf/ab-bench.js --baseline DIR[,DIR...] [--rounds N] [--duration S] [--workloads keepalive,connclose,serial,mib,h2c,grpc] [--cpu-prof DIR] [--node-flags-after FLAGS] [--topo NAME:SUBNET]\n';
 
 function parseOptions(argv: string[]): AbOptions {
-  const options: AbOptions = { baseline: '', rounds: 3, durationS: 2, workloads: ['keepalive', 'connclose'], cpuProfDir: undefined, nodeFlagsAfter: [] };
+  const options: AbOptions = { baselines: [], topoName: 'ab', topoSubnet: 61, rounds: 3, durationS: 2, workloads: ['keepalive', 'connclose'], cpuProfDir: undefined, nodeFlagsAfter: [] };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const value = argv[++i];
     if (value === undefined) throw new AbUsageError(`${arg}: missing value\n${USAGE}`);
-    if (arg === '--baseline') options.baseline = value;
+    if (arg === '--baseline') {
+      const dirs = value.split(',').filter((d) => d !== '');
+      options.baselines = dirs.map((dir) => ({ name: dirs.length === 1 ? 'before' : basename(dir.replace(/\/+$/, '')), dir }));
+    } else if (arg === '--topo') {
+      const m = /^([a-z0-9]{1,6}):(\d{1,3})$/.exec(value);
+      if (!m) throw new AbUsageError(`--topo: expected NAME:SUBNET (e.g. pq:178), got '${value}'`);
+      options.topoName = m[1] as string;
+      options.topoSubnet = Number(m[2]);
+    }
     else if (arg === '--rounds') options.rounds = Math.max(1, Math.round(Number(value)));
     else if (arg === '--duration') options.durationS = Number(value);
     else if (arg === '--cpu-prof') options.cpuProfDir = value;
@@ -106,9 +134,11 @@ function parseOptions(argv: string[]): AbOptions {
       });
     } else throw new AbUsageError(`unknown argument '${arg}'\n${USAGE}`);
   }
-  if (options.baseline === '' || !existsSync(join(options.baseline, 'bin', 'sidewall.js'))) {
-    throw new AbUsageError(`--baseline must name a built checkout (bin/sidewall.js and dist/ present), got '${options.baseline}'\n${USAGE}`);
+  if (options.baselines.length === 0) throw new AbUsageError(`--baseline is required\n${USAGE}`);
+  for (const b of options.baselines) {
+    if (!existsSync(join(b.dir, 'bin', 'sidewall.js'))) throw new AbUsageError(`--baseline must name built checkouts (bin/sidewall.js and dist/ present), got '${b.dir}'\n${USAGE}`);
   }
+  if (new Set(options.baselines.map((b) => b.name)).size !== options.baselines.length) throw new AbUsageError('--baseline: two dirs with the same basename');
   if (!Number.isFinite(options.rounds) || !(options.durationS > 0)) throw new AbUsageError(`--rounds and --duration must be positive numbers\n${USAGE}`);
   return options;
 }
@@ -130,15 +160,42 @@ function sleep(ms: number): Promise<void> {
 }
 
 class AbBench {
-  private readonly topo = new Topology({ name: 'ab', subnet: 61 });
-  private readonly subnet = '10.77.61.0/24';
+  private readonly topo: Topology;
+  private readonly subnet: string;
+  /** The build whose `sidewall init` wrote the pod's iptables. */
+  private initBy: string | undefined;
   private haproxy: ChildProcess | undefined;
   private relay: ChildProcess | undefined;
   private tlsRelay: ChildProcess | undefined;
-  private sidecar: { proc: ChildProcess; which: 'before' | 'after'; lines: number } | undefined;
+  private sidecar: { proc: ChildProcess; which: string; lines: number } | undefined;
   readonly samples: AbSample[] = [];
+  private readonly builds: Build[];
 
-  constructor(private readonly options: AbOptions) {}
+  constructor(private readonly options: AbOptions) {
+    this.topo = new Topology({ name: options.topoName, subnet: options.topoSubnet });
+    this.subnet = `10.77.${options.topoSubnet}.0/24`;
+    this.builds = [...options.baselines, { name: 'after', dir: REPO }];
+  }
+
+  private isBuild(variant: VariantName): boolean {
+    return this.builds.some((b) => b.name === variant);
+  }
+
+  /** The pod's iptables as `which`'s own `sidewall init` writes them (plus the direct uid's exemption). */
+  private initFor(build: Build): void {
+    if (this.initBy === build.name) return;
+    const t = this.topo;
+    for (const tool of ['iptables', 'ip6tables']) {
+      for (const table of ['nat', 'mangle', 'filter']) {
+        t.exec(t.podNs, tool, ['-t', table, '-F']);
+        t.exec(t.podNs, tool, ['-t', table, '-X']);
+      }
+    }
+    const init = t.exec(t.podNs, NODE, [join(build.dir, 'bin', 'sidewall.js'), 'init', '--redirect-dns']);
+    if (init.status !== 0) throw new Error(`sidewall init (${build.name}): ${init.stderr}`);
+    t.exemptDirectUid(); // HAProxy and the relay (baselines) do not go through the sidecar
+    this.initBy = build.name;
+  }
 
   private log(message: string): void {
     process.stderr.write(`[ab ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
@@ -163,9 +220,7 @@ class AbBench {
       const grpc = t.start(t.peerNs, NODE, [TOOLS_JS, 'grpc-server', t.peerIp, String(PEER_PORTS.grpc)]);
       await waitForLine(grpc, (l) => l === 'listening', 15_000, 'grpc server');
     }
-    const init = t.exec(t.podNs, NODE, [CLI, 'init', '--redirect-dns']);
-    if (init.status !== 0) throw new Error(`sidewall init: ${init.stderr}`);
-    t.exemptDirectUid(); // HAProxy and the relay (baselines) do not go through the sidecar
+    this.initFor(this.builds[this.builds.length - 1] as Build);
     this.haproxy = t.start(t.podNs, 'haproxy', ['-f', t.writeFile('haproxy.cfg', haproxyConfig(t.peerIp)), '-db'], { uid: DIRECT_UID });
     this.haproxy.stdout?.resume();
     this.haproxy.stderr?.resume();
@@ -188,11 +243,13 @@ class AbBench {
     throw new Error(`${url} did not answer 200 within 15 s`);
   }
 
-  private async useSidecar(which: 'before' | 'after'): Promise<number> {
+  private async useSidecar(which: string): Promise<number> {
     if (this.sidecar?.which === which) return this.sidecar.proc.pid as number;
     await this.stopSidecar();
     const t = this.topo;
-    const cli = which === 'before' ? join(this.options.baseline, 'bin', 'sidewall.js') : CLI;
+    const build = this.builds.find((b) => b.name === which) as Build;
+    this.initFor(build);
+    const cli = which === 'after' ? CLI : join(build.dir, 'bin', 'sidewall.js');
     const config = t.writeFile(`sidecar-${which}.yaml`, sidecarConfig({ name: which, ruleCount: 10, exportStdout: true }, this.subnet));
     const profDir = which === 'after' ? this.options.cpuProfDir : undefined;
     if (profDir !== undefined) {
@@ -203,20 +260,35 @@ class AbBench {
     if (which === 'after') nodeArgs.push(...this.options.nodeFlagsAfter);
     const proc = t.start(t.podNs, NODE, [...nodeArgs, cli, 'proxy', '--config', config], { uid: PROXY_UID, env: { POD_NAME: 'app-0', POD_NAMESPACE: 'bench' } });
     const state = { proc, which, lines: 0 };
+    proc.once('exit', (code, signal) => {
+      if (this.sidecar === state) this.log(`sidecar ${which} exited on its own (${code ?? signal}); stderr: ${stderr.slice(-600)}`);
+    });
     // Records are counted, not parsed: the count proves the traffic went through with export on.
     proc.stdout?.on('data', (d: Buffer) => {
       for (let i = d.indexOf(10); i !== -1; i = d.indexOf(10, i + 1)) state.lines++;
     });
     let stderr = '';
-    proc.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));
-    this.sidecar = state;
-    await this.waitForHttp('http://127.0.0.1:15000/ready', 0).catch((err: Error) => {
-      throw new Error(`${err.message}; sidecar (${which}) stderr: ${stderr}`);
+    let loggedReady = false;
+    proc.stderr?.on('data', (d: Buffer) => {
+      stderr = (stderr + d.toString()).slice(-2000);
+      if (!loggedReady && /proxy ready/.test(stderr)) loggedReady = true;
     });
+    this.sidecar = state;
+    // /ready, or (a build whose admin port today's topology does not reach) its 'ready' log line.
+    // 60 s: a start on a machine at load 20 (other engineers' builds) took longer than 15 s.
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const r = await t.execAsync(t.podNs, 'curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '1', 'http://127.0.0.1:15000/ready']);
+      if (r.stdout === '200' || loggedReady) break;
+      if (proc.exitCode !== null || Date.now() > deadline) throw new Error(`sidecar (${which}) not ready within 60 s (exit ${proc.exitCode}); stderr: ${stderr}`);
+      await sleep(100);
+    }
     const check = await t.execAsync(t.podNs, 'curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '3', `http://${t.peerIp}/small`], { uid: APP_UID });
     if (check.stdout !== '200') throw new Error(`request through the ${which} sidecar got '${check.stdout}'; stderr: ${stderr}`);
-    // JIT warm-up, not measured: the first seconds of a fresh process run unoptimised code.
-    await t.execAsync(t.podNs, 'wrk', ['-t1', '-d1s', '-c10', `http://${t.peerIp}/small`], { uid: APP_UID });
+    // JIT warm-up, not measured: the first seconds of a fresh process run unoptimised code (2 s:
+    // at load 20, 1 s left V8's compiler threads busy into the measured run).
+    await t.execAsync(t.podNs, 'wrk', ['-t1', '-d2s', '-c10', `http://${t.peerIp}/small`], { uid: APP_UID });
+    await t.execAsync(t.podNs, 'wrk', ['-t1', '-d1s', '-c10', '-H', 'Connection: close', `http://${t.peerIp}/small`], { uid: APP_UID });
     await sleep(200);
     return proc.pid as number;
   }
@@ -225,6 +297,8 @@ class AbBench {
     const current = this.sidecar;
     if (current === undefined) return;
     this.sidecar = undefined;
+    // A sidecar that already exited (crashed, or stopped by a signal) emits no second 'exit'.
+    if (current.proc.exitCode !== null || current.proc.signalCode !== null) return;
     const exited = new Promise((resolve) => current.proc.once('exit', resolve));
     current.proc.kill('SIGTERM');
     const timer = setTimeout(() => current.proc.kill('SIGKILL'), 5000);
@@ -244,7 +318,7 @@ class AbBench {
     let pid: number;
     let target: string;
     let uid = DIRECT_UID;
-    if (variant === 'before' || variant === 'after') {
+    if (this.isBuild(variant)) {
       pid = await this.useSidecar(variant);
       target = `${t.peerIp}:${upstreamPort}`;
       uid = APP_UID;
@@ -287,41 +361,50 @@ class AbBench {
       otherThreadsUsPerRequest: (otherTicks * (1e6 / CLK_TCK)) / load.requests,
       mibPerSecond: load.bytesPerSecond / 1024 ** 2,
       rssMiB: rssMiB(pid),
-      records: variant === 'before' || variant === 'after' ? (this.sidecar?.lines ?? 0) - linesBefore : 0,
+      records: this.isBuild(variant) ? (this.sidecar?.lines ?? 0) - linesBefore : 0,
       requests: load.requests,
       errors: load.errors,
     };
     this.samples.push(sample);
     const n = (v: number | null, digits = 0): string => (typeof v === 'number' && Number.isFinite(v) ? v.toFixed(digits) : '-');
-    this.log(`r${round} ${workload.padEnd(9)} ${variant.padEnd(12)} ${n(sample.rps).padStart(7)} req/s  cpu ${n(sample.cpuUsPerRequest, 1)} µs/req (other threads ${n(sample.otherThreadsUsPerRequest, 1)})  p50 ${n(sample.p50Us)} p99 ${n(sample.p99Us)} µs  records/req ${(sample.records / Math.max(1, sample.requests)).toFixed(2)}${sample.errors ? `  errors ${sample.errors}` : ''}`);
+    this.log(`r${round} ${workload.padEnd(9)} ${variant.padEnd(14)} ${n(sample.rps).padStart(7)} req/s  cpu ${n(sample.cpuUsPerRequest, 1)} µs/req (other threads ${n(sample.otherThreadsUsPerRequest, 1)})  p50 ${n(sample.p50Us)} p99 ${n(sample.p99Us)} µs  records/req ${(sample.records / Math.max(1, sample.requests)).toFixed(2)}${sample.errors ? `  errors ${sample.errors}` : ''}`);
   }
 
   async run(): Promise<void> {
-    const references: VariantName[] = ['haproxy-http', 'haproxy-tcp', 'node-relay'];
+    const names = this.builds.map((b) => b.name);
     for (let round = 1; round <= this.options.rounds; round++) {
-      // Alternate which build goes first; the references run between them.
-      const builds: VariantName[] = round % 2 === 1 ? ['before', 'after'] : ['after', 'before'];
-      const order: VariantName[] = [builds[0] as VariantName, ...references, builds[1] as VariantName];
+      // Rotate which build goes first (two builds: alternate); the references run after the first.
+      const k = (round - 1) % names.length;
+      const builds = [...names.slice(k), ...names.slice(0, k)];
+      if (names.length === 2 && round % 2 === 0) builds.reverse();
+      const order: VariantName[] = [builds[0] as string, ...REFERENCES, ...builds.slice(1)];
       for (const variant of order) for (const workload of this.options.workloads) await this.measure(round, variant, workload);
     }
     await this.stopSidecar();
   }
 
   report(): string {
-    const variants: VariantName[] = ['before', 'after', 'haproxy-http', 'haproxy-tcp', 'node-relay'];
+    const variants: VariantName[] = [...this.builds.map((b) => b.name), ...REFERENCES];
     const f = (n: number, d = 0): string => (typeof n === 'number' && Number.isFinite(n) ? n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d }) : '–');
-    let out = `A/B: ${this.options.rounds} round(s) of ${this.options.durationS} s, baseline ${this.options.baseline}\n`;
+    let out = `A/B: ${this.options.rounds} round(s) of ${this.options.durationS} s, baseline(s) ${this.options.baselines.map((b) => `${b.name}=${b.dir}`).join(', ')}\n`;
     for (const workload of this.options.workloads) {
       const med = (v: VariantName, key: keyof AbSample): number => median(this.samples.filter((s) => s.variant === v && s.workload === workload).map((s) => s[key] as number));
       out += `\n### ${workload}\n\n| variant | req/s | CPU µs/req | other threads µs/req | p50 µs | p99 µs | MiB/s | RSS after, MiB | records/req |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n`;
       for (const v of variants) {
         const records = this.samples.filter((s) => s.variant === v && s.workload === workload);
         const perReq = records.reduce((a, s) => a + s.records, 0) / Math.max(1, records.reduce((a, s) => a + s.requests, 0));
-        out += `| ${v} | ${f(med(v, 'rps'))} | ${f(med(v, 'cpuUsPerRequest'), 1)} | ${f(med(v, 'otherThreadsUsPerRequest'), 1)} | ${f(med(v, 'p50Us'))} | ${f(med(v, 'p99Us'))} | ${f(med(v, 'mibPerSecond'))} | ${f(med(v, 'rssMiB'))} | ${v === 'before' || v === 'after' ? f(perReq, 2) : '–'} |\n`;
+        out += `| ${v} | ${f(med(v, 'rps'))} | ${f(med(v, 'cpuUsPerRequest'), 1)} | ${f(med(v, 'otherThreadsUsPerRequest'), 1)} | ${f(med(v, 'p50Us'))} | ${f(med(v, 'p99Us'))} | ${f(med(v, 'mibPerSecond'))} | ${f(med(v, 'rssMiB'))} | ${this.isBuild(v) ? f(perReq, 2) : '–'} |\n`;
       }
       const ratio = (a: VariantName, b: VariantName, key: keyof AbSample): string => f(med(a, key) / med(b, key), 2);
-      out += `\nafter/before: req/s ${ratio('after', 'before', 'rps')}×, CPU ${ratio('after', 'before', 'cpuUsPerRequest')}×; `;
-      out += `req/s vs haproxy-http before ${ratio('before', 'haproxy-http', 'rps')}× → after ${ratio('after', 'haproxy-http', 'rps')}×, vs haproxy-tcp ${ratio('before', 'haproxy-tcp', 'rps')}× → ${ratio('after', 'haproxy-tcp', 'rps')}×, vs node-relay ${ratio('before', 'node-relay', 'rps')}× → ${ratio('after', 'node-relay', 'rps')}×\n`;
+      if (this.builds.length === 2) {
+        out += `\nafter/before: req/s ${ratio('after', 'before', 'rps')}×, CPU ${ratio('after', 'before', 'cpuUsPerRequest')}×; `;
+        out += `req/s vs haproxy-http before ${ratio('before', 'haproxy-http', 'rps')}× → after ${ratio('after', 'haproxy-http', 'rps')}×, vs haproxy-tcp ${ratio('before', 'haproxy-tcp', 'rps')}× → ${ratio('after', 'haproxy-tcp', 'rps')}×, vs node-relay ${ratio('before', 'node-relay', 'rps')}× → ${ratio('after', 'node-relay', 'rps')}×\n`;
+      } else {
+        // Several builds (a bisection): each one's CPU per request against the first and the relay.
+        const first = this.builds[0]?.name as string;
+        out += `\n| build | CPU vs ${first} | CPU vs node-relay | CPU vs haproxy-tcp |\n| --- | ---: | ---: | ---: |\n`;
+        for (const b of this.builds) out += `| ${b.name} | ${ratio(b.name, first, 'cpuUsPerRequest')}× | ${ratio(b.name, 'node-relay', 'cpuUsPerRequest')}× | ${ratio(b.name, 'haproxy-tcp', 'cpuUsPerRequest')}× |\n`;
+      }
     }
     return out;
   }

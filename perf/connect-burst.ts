@@ -7,6 +7,7 @@
 // The proxy times its accept handler (original destination, admission, dial), its idle sweep over
 // all connections, and its event-loop delay while idle.
 // Run as root after `npm run build`: node dist/perf/connect-burst.js [--idle 0,2000,5000,9000] [--burst 1000]
+// (`node --cpu-prof --cpu-prof-dir DIR dist/perf/connect-burst.js ...` profiles the proxy's process too.)
 // (20,000 descriptors allow ~9,900 proxied connections: each holds two in the proxy.)
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createServer as createHttpServer } from 'node:http';
@@ -19,7 +20,8 @@ import { ProxiedConnection } from '../src/net/connection.js';
 import { ProxyServer } from '../src/net/proxy-server.js';
 import { compilePolicy } from '../src/policy/index.js';
 
-const NS = 'swcburst';
+/** The namespace (machine-wide names: perf's topology name is pq). */
+const NS = 'swpq-burst';
 const MARK = 0x539;
 const PROXY_PORT = 19101;
 const ECHO_PORT = 9999;
@@ -201,7 +203,8 @@ function outside(): void {
     const ipt = spawnSync('ip', ['netns', 'exec', NS, 'iptables', '-t', 'nat', '-A', 'OUTPUT', '-p', 'tcp', '--dport', String(ECHO_PORT), '-m', 'mark', '!', '--mark', String(MARK), '-j', 'REDIRECT', '--to-ports', String(PROXY_PORT)], { encoding: 'utf8' });
     if (ipt.status !== 0) throw new Error(`iptables: ${ipt.stderr}`);
     spawnSync('ip', ['netns', 'exec', NS, 'sysctl', '-qw', 'net.ipv4.ip_local_port_range=10000 65000', 'net.core.somaxconn=8192']);
-    const r = spawnSync('ip', ['netns', 'exec', NS, process.execPath, script, 'inside', ...process.argv.slice(2)], { stdio: 'inherit' });
+    // Node flags go to the proxy's process too (e.g. --cpu-prof --cpu-prof-dir DIR: its profile).
+    const r = spawnSync('ip', ['netns', 'exec', NS, process.execPath, ...process.execArgv, script, 'inside', ...process.argv.slice(2)], { stdio: 'inherit' });
     process.exitCode = r.status ?? 1;
   } finally {
     spawnSync('ip', ['netns', 'del', NS]);

@@ -152,7 +152,10 @@ class MessageReader implements LlhttpHandler {
     const out: Array<readonly [string, string]> = [];
     for (let i = 0; i + 1 < this.fields.length; i += 2) {
       // llhttp strips leading whitespace of a value, not trailing (RFC 9112 §5: OWS around it).
-      out.push([this.fields[i]!.toLowerCase(), this.fields[i + 1]!.replace(/[ \t]+$/, '')]);
+      // The regular expression runs only when the value ends in SP/HTAB (rare): a char check first.
+      const value = this.fields[i + 1]!;
+      const last = value.charCodeAt(value.length - 1);
+      out.push([this.fields[i]!.toLowerCase(), last === 0x20 || last === 0x09 ? value.replace(/[ \t]+$/, '') : value]);
     }
     return out;
   }

@@ -104,6 +104,10 @@ function cString(w: LlhttpExports, ptr: number): string {
   return Buffer.from(mem.subarray(ptr, end)).toString('latin1');
 }
 
+/** Method names by llhttp_method_t, and version strings by major*10+minor: per request they cost no string. */
+const METHOD_NAMES: Array<string | undefined> = [];
+const VERSIONS: Array<string | undefined> = [];
+
 /** llhttp_t lives in WASM memory: free it when the parser object is collected. */
 const registry = new FinalizationRegistry<number>((ptr) => wasm?.llhttp_free(ptr));
 
@@ -167,12 +171,16 @@ export class Llhttp {
     this.w.llhttp_resume_after_upgrade(this.ptr);
   }
 
+  /** The method's name: read from llhttp once per method number, then one array load per request. */
   get method(): string {
-    return cString(this.w, this.w.llhttp_method_name(this.w.llhttp_get_method(this.ptr)));
+    const n = this.w.llhttp_get_method(this.ptr);
+    return (METHOD_NAMES[n] ??= cString(this.w, this.w.llhttp_method_name(n)));
   }
 
+  /** "major.minor": llhttp accepts one digit each (RFC 9112 §2.3), so 100 strings at most, each made once. */
   get version(): string {
-    return `${this.w.llhttp_get_http_major(this.ptr)}.${this.w.llhttp_get_http_minor(this.ptr)}`;
+    const key = this.w.llhttp_get_http_major(this.ptr) * 10 + this.w.llhttp_get_http_minor(this.ptr);
+    return (VERSIONS[key] ??= `${Math.floor(key / 10)}.${key % 10}`);
   }
 
   /** `HPE_…: reason` of the last error. */

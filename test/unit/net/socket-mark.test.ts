@@ -71,6 +71,30 @@ describe('socket marks', () => {
     expect(markOf(accepted[0]!)).toBe(0x539);
   });
 
+  // Once a listener was marked, dials wrap their descriptor in a TCP handle of their own instead
+  // of `new Socket({ fd })` (no uv_guess_handle per dial): the same behaviour is asked of that path.
+  for (const host of ['127.0.0.1', '::1']) {
+    it(`after markServer, connectMarked to ${host} still carries the mark, relays both ways, half-closes, and refusals are errors`, async () => {
+      const { server, port } = await echoServer(host);
+      markServer(server, 0x539);
+      const chunks: Buffer[] = [];
+      let got = '';
+      const socket = connectMarked({ host, port, mark: 0x540, noDelay: true, allowHalfOpen: true, onread: { buffer: Buffer.alloc(64), callback: (n: number, b: Uint8Array) => ((got += Buffer.from(b.subarray(0, n)).toString()), true) } });
+      closers.push(() => socket.destroy());
+      expect(markOf(socket)).toBe(0x540);
+      await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+      expect(socket.remotePort).toBe(port);
+      socket.on('data', (d: Buffer) => chunks.push(d));
+      socket.end('x'.repeat(200)); // longer than the 64-byte read buffer: several reads
+      await new Promise<void>((resolve) => socket.once('end', () => resolve()));
+      expect(got).toBe('x'.repeat(200));
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      const refused = connectMarked({ host, port, mark: 0x540 });
+      const err = await new Promise<NodeJS.ErrnoException>((resolve) => refused.once('error', resolve));
+      expect(err.code).toBe('ECONNREFUSED');
+    });
+  }
+
   it('markLibraryDials marks what CommonJS libraries (grpc-js) dial through net.connect, and undoes', async () => {
     const { port } = await echoServer('127.0.0.1');
     const net = createRequire(import.meta.url)('node:net') as typeof import('node:net');
