@@ -22,11 +22,16 @@ export interface Destination {
   port: number;
 }
 
-/** The pre-NAT destination, or the errno (e.g. ENOENT when the socket was not redirected). */
-export function originalDestination(socket: Socket): Destination | number {
+/**
+ * The pre-NAT destination, or the errno (e.g. ENOENT when the socket was not redirected).
+ * `ipv6`: the family of the listener that accepted it, when the caller knows it (an IPv6-only
+ * listener: IPv6; an IPv4 one: IPv4), which spares a getsockname(2) per connection; otherwise
+ * it is read from the socket's local address.
+ */
+export function originalDestination(socket: Socket, ipv6?: boolean): Destination | number {
   const fd = (socket as unknown as HandleWithFd)._handle?.fd;
   if (fd === undefined || fd < 0) return -1;
-  const ipv6 = socket.localFamily === 'IPv6' && !(socket.localAddress ?? '').startsWith('::ffff:');
+  ipv6 ??= socket.localFamily === 'IPv6' && !(socket.localAddress ?? '').startsWith('::ffff:');
   const answer = addon.originalDst(fd, ipv6);
   if (typeof answer === 'number') return answer;
   const bar = answer.indexOf('|');

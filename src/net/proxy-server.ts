@@ -144,7 +144,9 @@ export class ProxyServer {
       if (this.options.ipv6) binds.push([kind, port, '::']);
     }
     for (const [kind, port, host] of binds) {
-      const server = createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, (socket) => this.accept(kind, socket));
+      // Our IPv6 listeners are IPv6-only (ipv6Only below): the listener says the family.
+      const ipv6 = host === '::';
+      const server = createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, (socket) => this.accept(kind, socket, ipv6));
       const name = `${host.includes(':') ? `[${host}]` : host}:${port}`;
       try {
         await new Promise<void>((resolve, reject) => {
@@ -238,10 +240,10 @@ export class ProxyServer {
     return `${this.flowPrefix}-${(++this.flowCounter).toString(36)}`;
   }
 
-  private accept(kind: ListenerKind, socket: Socket): void {
+  private accept(kind: ListenerKind, socket: Socket, ipv6?: boolean): void {
     const startedAt = performance.now();
     const src: Destination = { ip: unmapped(socket.remoteAddress ?? ''), port: socket.remotePort ?? 0 };
-    const original = originalDestination(socket);
+    const original = originalDestination(socket, ipv6);
     const dst: Destination = typeof original === 'number' ? { ip: unmapped(socket.localAddress ?? ''), port: socket.localPort ?? 0 } : { ip: unmapped(original.ip), port: original.port };
     const direction: Direction = kind === 'inbound' ? 'ingress' : this.local.isLocal(dst.ip) ? 'intra' : 'egress';
     const conn = new ProxiedConnection(this.nextFlowId(), direction, socket, src, dst, startedAt, this.timeouts, this.trackingObserver, this.budget);
