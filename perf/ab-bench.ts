@@ -26,10 +26,14 @@
 // --cpu-prof DIR runs this checkout's sidecar under `node --cpu-prof` (the .cpuprofile appears in
 // DIR when it stops; summarise with cpu-profile-summary.ts).
 //
+// --gc-log FILE runs this checkout's sidecar with --trace-gc; its GC lines (prefixed with the
+// bench's clock, s) are appended to FILE (what reaches the old generation, and how often).
+//
 // Root only (namespaces, iptables). The sidecar runs exactly as in `npm run bench` (10 rules,
 // protect, stdout export on); its stdout is counted in lines (records), not parsed.
 import type { ChildProcess } from 'node:child_process';
-import { chownSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chownSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
 import { basename, join } from 'node:path';
 import { APP_UID, CLI, DIRECT_UID, NODE, PROXY_UID, REPO, Topology, waitForLine } from '../test/harness/netns.js';
 import { HAPROXY_PORTS, haproxyConfig, nginxConfig, PEER_PORTS, sidecarConfig, tlsCertificateArgs } from './bench-setup.js';
@@ -82,6 +86,8 @@ interface AbOptions {
   cpuProfDir: string | undefined;
   /** Extra node flags for this checkout's sidecar. */
   nodeFlagsAfter: string[];
+  /** Run this checkout's sidecar with --trace-gc and append its GC lines (stdout lines that are not records) here. */
+  gcLog: string | undefined;
 }
 
 interface AbSample {
@@ -106,10 +112,10 @@ class AbUsageError extends Error {
   readonly code = 'AB_BENCH_USAGE';
 }
 
-const USAGE = 'usage: node dist/perf/ab-bench.js --baseline DIR[,DIR...] [--rounds N] [--duration S] [--workloads keepalive,connclose,serial,mib,h2c,grpc] [--cpu-prof DIR] [--node-flags-after FLAGS] [--topo NAME:SUBNET]\n';
+const USAGE = 'usage: node dist/perf/ab-bench.js --baseline DIR[,DIR...] [--rounds N] [--duration S] [--workloads keepalive,connclose,serial,mib,h2c,grpc] [--cpu-prof DIR] [--gc-log FILE] [--node-flags-after FLAGS] [--topo NAME:SUBNET]\n';
 
 function parseOptions(argv: string[]): AbOptions {
-  const options: AbOptions = { baselines: [], topoName: 'ab', topoSubnet: 61, rounds: 3, durationS: 2, workloads: ['keepalive', 'connclose'], cpuProfDir: undefined, nodeFlagsAfter: [] };
+  const options: AbOptions = { baselines: [], topoName: 'ab', topoSubnet: 61, rounds: 3, durationS: 2, workloads: ['keepalive', 'connclose'], cpuProfDir: undefined, nodeFlagsAfter: [], gcLog: undefined };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const value = argv[++i];
@@ -126,6 +132,7 @@ function parseOptions(argv: string[]): AbOptions {
     else if (arg === '--rounds') options.rounds = Math.max(1, Math.round(Number(value)));
     else if (arg === '--duration') options.durationS = Number(value);
     else if (arg === '--cpu-prof') options.cpuProfDir = value;
+    else if (arg === '--gc-log') options.gcLog = value;
     else if (arg === '--node-flags-after') options.nodeFlagsAfter = value.split(' ').filter((f) => f !== '');
     else if (arg === '--workloads') {
       options.workloads = value.split(',').map((w) => {
@@ -258,6 +265,8 @@ class AbBench {
     }
     const nodeArgs = profDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', profDir];
     if (which === 'after') nodeArgs.push(...this.options.nodeFlagsAfter);
+    const gcLog = which === 'after' ? this.options.gcLog : undefined;
+    if (gcLog !== undefined) nodeArgs.push('--trace-gc');
     const proc = t.start(t.podNs, NODE, [...nodeArgs, cli, 'proxy', '--config', config], { uid: PROXY_UID, env: { POD_NAME: 'app-0', POD_NAMESPACE: 'bench' } });
     const state = { proc, which, lines: 0 };
     proc.once('exit', (code, signal) => {
@@ -267,6 +276,15 @@ class AbBench {
     proc.stdout?.on('data', (d: Buffer) => {
       for (let i = d.indexOf(10); i !== -1; i = d.indexOf(10, i + 1)) state.lines++;
     });
+    if (gcLog !== undefined) {
+      // --trace-gc writes to stdout among the records: its lines (not JSON) go to the file, and are
+      // taken off the record count.
+      createInterface({ input: proc.stdout! }).on('line', (line) => {
+        if (line.startsWith('{')) return;
+        state.lines--;
+        appendFileSync(gcLog, `${(performance.now() / 1000).toFixed(3)} ${line}\n`);
+      });
+    }
     let stderr = '';
     let loggedReady = false;
     proc.stderr?.on('data', (d: Buffer) => {

@@ -36,7 +36,10 @@ function runCollectHooks(): void {
  */
 export class Tally<L extends string> {
   readonly metric: Counter<L> | Gauge<L>;
-  private readonly pending = new Map<string, { labels: LabelValues<L>; n: number }>();
+  /** Every entry, for flush; found by label values through `tree` (no key string built per inc). */
+  private readonly entries: Array<{ labels: LabelValues<L>; n: number }> = [];
+  /** One Map level per label name, keyed by the label's value; the last level holds the entry. */
+  private readonly tree = new Map<unknown, unknown>();
 
   constructor(kind: 'counter' | 'gauge', name: string, help: string, private readonly labelNames: readonly L[]) {
     const flush = (): void => this.flush();
@@ -45,11 +48,26 @@ export class Tally<L extends string> {
   }
 
   inc(labels: LabelValues<L>, by = 1): void {
-    let key = '';
-    for (const name of this.labelNames) key += `${labels[name] ?? ''}\u0001`;
-    const entry = this.pending.get(key);
-    if (entry === undefined) this.pending.set(key, { labels: { ...labels }, n: by });
-    else entry.n += by;
+    // Per label a Map lookup by its value (a string or number the caller already has): the
+    // string key this used to build (values joined) cost an allocation per record.
+    let level = this.tree;
+    const names = this.labelNames;
+    const lastIndex = names.length - 1;
+    for (let i = 0; i < lastIndex; i++) {
+      const value = labels[names[i] as L];
+      let next = level.get(value) as Map<unknown, unknown> | undefined;
+      if (next === undefined) level.set(value, (next = new Map()));
+      level = next;
+    }
+    const lastValue = lastIndex >= 0 ? labels[names[lastIndex] as L] : undefined;
+    const entry = level.get(lastValue) as { labels: LabelValues<L>; n: number } | undefined;
+    if (entry !== undefined) {
+      entry.n += by;
+      return;
+    }
+    const created = { labels: { ...labels }, n: by };
+    level.set(lastValue, created);
+    this.entries.push(created);
   }
 
   dec(labels: LabelValues<L>, by = 1): void {
@@ -57,7 +75,7 @@ export class Tally<L extends string> {
   }
 
   private flush(): void {
-    for (const entry of this.pending.values()) {
+    for (const entry of this.entries) {
       if (entry.n !== 0) {
         (this.metric as Gauge<L>).inc(entry.labels, entry.n);
         entry.n = 0;
