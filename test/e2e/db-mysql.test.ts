@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { APP_UID, Topology } from '../harness/netns.js';
 import { Sidecar } from '../harness/sidecar.js';
+import { assertValidFlowRecords } from '../unit/flows/flow-schema.js';
 
 const topo = new Topology({ name: 'dbm', subnet: 134 });
 const sidecar = new Sidecar(topo);
@@ -110,5 +111,12 @@ describe('MySQL statements (mariadbd 10.11, mariadb client)', () => {
     expect(use.stdout.trim()).toBe('done-use');
     await logged("SELECT 'done-use'");
     expect(log()).not.toMatch(/Init DB\s+mysql/);
+  });
+});
+
+describe('flow records', () => {
+  it('every record so far validates against the flow-record schema (its protocol\'s l7 fields)', () => {
+    expect(sidecar.records.length).toBeGreaterThan(0);
+    assertValidFlowRecords(sidecar.records);
   });
 });

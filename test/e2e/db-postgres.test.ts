@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { APP_UID, NODE, Topology, waitForLine } from '../harness/netns.js';
 import { Sidecar } from '../harness/sidecar.js';
+import { assertValidFlowRecords } from '../unit/flows/flow-schema.js';
 
 const topo = new Topology({ name: 'dbp', subnet: 133 });
 const sidecar = new Sidecar(topo);
@@ -162,5 +163,12 @@ describe('PostgreSQL statements (postgres 15, psql)', () => {
     const denied = await sidecar.waitForRecord((x) => x.type === 'connection' && x.protocol === 'postgres' && x.dst.port === 5432 && x.verdict === 'denied' && (x.l7 as { encrypted?: boolean } | undefined)?.encrypted === true);
     expect(denied.ruleId).toBe('no-ddl');
     expect(serverLog).not.toContain('never-tls');
+  });
+});
+
+describe('flow records', () => {
+  it('every record so far validates against the flow-record schema (its protocol\'s l7 fields)', () => {
+    expect(sidecar.records.length).toBeGreaterThan(0);
+    assertValidFlowRecords(sidecar.records);
   });
 });

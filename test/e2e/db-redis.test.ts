@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { APP_UID, NODE, Topology, waitForLine } from '../harness/netns.js';
 import { Sidecar } from '../harness/sidecar.js';
+import { assertValidFlowRecords } from '../unit/flows/flow-schema.js';
 
 const topo = new Topology({ name: 'dbr', subnet: 132 });
 const sidecar = new Sidecar(topo);
@@ -134,5 +135,12 @@ describe('Redis commands and keys (redis-server, redis-cli)', () => {
     expect(out).toBe('$5\r\nfirst\r\n-ERR denied by sidewall (rule no-admin)\r\n-ERR denied by sidewall (rule default)\r\n$11\r\ndone-inline\r\n');
     await seenByServer('"done-inline"');
     expect(monitored.some((l) => l.includes('"FLUSHALL"'))).toBe(false);
+  });
+});
+
+describe('flow records', () => {
+  it('every record so far validates against the flow-record schema (its protocol\'s l7 fields)', () => {
+    expect(sidecar.records.length).toBeGreaterThan(0);
+    assertValidFlowRecords(sidecar.records);
   });
 });
