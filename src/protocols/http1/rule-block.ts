@@ -91,24 +91,34 @@ function sortKeys<T>(record: Record<string, T>): Record<string, T> {
 }
 
 /**
- * The facts of the request being decided, normalised once for all the rules it meets (one
- * decision reads the same facts object rule after rule; a new object starts over).
+ * The facts of the request being decided, each normalised at most once for all the rules it
+ * meets, and only when a rule asks (one decision reads the same facts object rule after rule; a
+ * new object, or a changed path or host, starts over).
  */
 let seen: HttpFacts | null = null;
 let seenRawPath = '';
 let seenRawHost: string | undefined;
-let seenPath = '';
-let seenHost: string | undefined;
+let seenPath: string | null = null;
+let seenHost: string | undefined | null = null;
 let seenHeaders: Map<string, string> | null = null;
 
-function prepared(facts: HttpFacts): void {
+function prepare(facts: HttpFacts): void {
   if (facts === seen && facts.path === seenRawPath && facts.host === seenRawHost) return;
   seen = facts;
   seenRawPath = facts.path;
   seenRawHost = facts.host;
-  seenPath = normalizePath(facts.path);
-  seenHost = facts.host === undefined ? undefined : normalizeHost(facts.host);
+  seenPath = null;
+  seenHost = null;
   seenHeaders = null;
+}
+
+function pathOf(facts: HttpFacts): string {
+  return (seenPath ??= normalizePath(facts.path));
+}
+
+function hostOf(facts: HttpFacts): string | undefined {
+  if (seenHost === null) seenHost = facts.host === undefined ? undefined : normalizeHost(facts.host);
+  return seenHost;
 }
 
 function header(facts: HttpFacts, name: string): string | undefined {
@@ -157,10 +167,13 @@ export const httpRuleBlock: RuleBlockPlugin<HttpBlock, HttpFacts> = {
     const authorities = h.authorities === undefined ? null : h.authorities.map(compileAuthority);
     const headers = h.headers === undefined ? null : Object.entries(h.headers).map(([name, value]): [string, GlobMatcher] => [name, compileGlobs('plain', [value])]);
     return (http, action) => {
-      prepared(http);
+      prepare(http);
       if (methods !== null && !methods.has(http.method.toUpperCase())) return false;
-      if (paths !== null && !globMatches(paths, seenPath)) return false;
-      if (hosts !== null && (seenHost === undefined || !globMatches(hosts, seenHost))) return false;
+      if (paths !== null && !globMatches(paths, pathOf(http))) return false;
+      if (hosts !== null) {
+        const host = hostOf(http);
+        if (host === undefined || !globMatches(hosts, host)) return false;
+      }
       if (authorities !== null && !authorityMatches(authorities, http.method, http.path, action)) return false;
       if (headers !== null) {
         for (let i = 0; i < headers.length; i++) {
