@@ -14,7 +14,7 @@ case $set_name in
   tests|all) packages=(iptables nftables iproute2 util-linux procps curl socat netcat-openbsd openssl make g++ python3 libcap2-bin
     nghttp2-client dnsutils nginx-light haproxy wrk
     openssh-server openssh-client tinyproxy corkscrew httptunnel iodine openvpn shadowsocks-libev stunnel4
-    dns2tcp sslh websockify proxytunnel
+    dns2tcp sslh websockify proxytunnel ptunnel-ng
     libnetfilter-queue1 libnetfilter-queue-dev iputils-ping
     redis-server redis-tools postgresql postgresql-client mariadb-server mariadb-client tshark) ;;
   image) packages=() ;;
@@ -28,7 +28,7 @@ declare -A probe=([iptables]=iptables-restore [nftables]=nft [iproute2]=ip [util
   [curl]=curl [socat]=socat [netcat-openbsd]=nc [openssl]=openssl [make]=make [g++]=g++ [python3]=python3 [libcap2-bin]=setcap
   [nghttp2-client]=h2load [dnsutils]=dig [nginx-light]=nginx [haproxy]=haproxy [wrk]=wrk
   [openssh-server]=sshd [openssh-client]=ssh [tinyproxy]=tinyproxy [corkscrew]=corkscrew [httptunnel]=hts [iodine]=iodined [openvpn]=openvpn [shadowsocks-libev]=ss-server [stunnel4]=stunnel4
-  [dns2tcp]=dns2tcpd [sslh]=sslh [websockify]=websockify [proxytunnel]=proxytunnel
+  [dns2tcp]=dns2tcpd [sslh]=sslh [websockify]=websockify [proxytunnel]=proxytunnel [ptunnel-ng]=ptunnel-ng
   [mmdebstrap]=mmdebstrap [buildah]=buildah [podman]=podman [runc]=runc [binutils]=strip
   [libnetfilter-queue1]=/usr/lib/x86_64-linux-gnu/libnetfilter_queue.so.1 [libnetfilter-queue-dev]=/usr/include/libnetfilter_queue/libnetfilter_queue.h
   [iputils-ping]=ping

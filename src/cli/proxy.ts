@@ -283,6 +283,8 @@ export async function run(args: string[]): Promise<number> {
     nextFlowId: () => proxy.nextFlowId(),
     emit: (draft) => flows.emit(draft),
     log,
+    icmpTunnels: tunnels?.icmp ?? null,
+    tunnelMode: (kind) => tunnelMode(kind, 'icmp', 0),
   });
   store.on('reload', () => nonTcp.onPolicyChange());
 

@@ -16,10 +16,19 @@
 // in a container keeps it by default) can set any SO_MARK on its socket: a forged bit on a packet
 // that leaves mangle without a verdict (DNS on its way to the listener, a reply) would otherwise be
 // copied into its conntrack entry. Only the conntrack mark (CAP_NET_ADMIN to set) proves a verdict.
+//
+// ICMP echo is the exception to "one verdict per flow": every echo request and reply of an
+// accepted flow is queued again, with ECHO_MARK set so the sidecar knows conntrack accepted the
+// flow (it inspects the payloads for ICMP tunnels, src/tunnels/icmp-tunnel.ts, and records the
+// flow once). Echo is the protocol ping tunnels ride; at ping rates the cost is small, and a
+// flood beyond the queue's length is dropped by the kernel (fail closed). The bit is cleared on
+// entry like the seal bit, so an app cannot make a new flow pass as an accepted one.
 import { hexMark, type IpFamily, type RedirectOptions, type TableState } from './rules.js';
 
 /** The packet/conntrack mark bit of an accepted non-TCP flow. Clear of the proxy's socket mark 0x539 and kube-proxy's 0x4000/0x8000. */
 export const SEAL_MARK = 0x100000;
+/** Set by our rules on an echo message of an accepted flow before it is queued again (see above). */
+export const ECHO_MARK = 0x200000;
 /** Default NFQUEUE number (the pod's network namespace has its own queues). */
 export const DEFAULT_SEAL_QUEUE = 1337;
 
@@ -59,17 +68,29 @@ export const SEAL_JUMPS: Readonly<Record<'mangle' | 'filter', ReadonlyArray<{ ch
 const ND_TYPES = [133, 134, 135, 136, 137];
 const MLD_TYPES = [130, 131, 132, 143];
 
-/** The body of the shared first part of both mangle chains. */
-function common(chain: string): string[] {
+const ECHO = `0x${ECHO_MARK.toString(16)}`;
+
+/** Mark bits we did not set are forged (SO_MARK with CAP_NET_RAW): cleared; TCP is the nat redirection's (and the proxy's) business. */
+function entry(chain: string): string[] {
   return [
-    // A mark bit we did not set is forged (SO_MARK with CAP_NET_RAW): clear it.
     `-A ${chain} -m mark --mark ${MARK}/${MARK} -j MARK --set-xmark 0x0/${MARK}`,
-    // TCP is the nat redirection's (and the proxy's) business.
+    `-A ${chain} -m mark --mark ${ECHO}/${ECHO} -j MARK --set-xmark 0x0/${ECHO}`,
     `-A ${chain} -p tcp -j RETURN`,
-    // A flow the sidecar accepted (its conntrack mark), replies, and ICMP errors about such flows.
-    `-A ${chain} -m connmark --mark ${MARK}/${MARK} -j RETURN`,
-    `-A ${chain} -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN`,
   ];
+}
+
+/** Every echo request and reply of a flow the sidecar accepted goes to the queue again, marked. */
+function echoes(chain: string, family: IpFamily, queue: string): string[] {
+  const types = family === 4 ? ['-p icmp -m icmp --icmp-type 8', '-p icmp -m icmp --icmp-type 0'] : ['-p ipv6-icmp -m icmp6 --icmpv6-type 128', '-p ipv6-icmp -m icmp6 --icmpv6-type 129'];
+  return [
+    ...types.map((t) => `-A ${chain} ${t} -m connmark --mark ${MARK}/${MARK} -j MARK --set-xmark ${ECHO}/${ECHO}`),
+    `-A ${chain} -m mark --mark ${ECHO}/${ECHO} ${queue}`,
+  ];
+}
+
+/** A flow the sidecar accepted (its conntrack mark), replies, and ICMP errors about such flows. */
+function accepted(chain: string): string[] {
+  return [`-A ${chain} -m connmark --mark ${MARK}/${MARK} -j RETURN`, `-A ${chain} -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN`];
 }
 
 function icmpv6Exemptions(chain: string, family: IpFamily): string[] {
@@ -87,7 +108,7 @@ export function sealScript(options: RedirectOptions, seal: SealOptions, family: 
   const inp = SEAL_CHAINS.input;
   const queue = `-j NFQUEUE --queue-num ${seal.queue}`;
   const mangle = ['*mangle', `:${out} - [0:0]`, `:${inp} - [0:0]`];
-  mangle.push(...common(out));
+  mangle.push(...entry(out), ...echoes(out, family, queue), ...accepted(out));
   // The proxy's own datagrams (DNS to the real resolver) are what the sidecar decided already.
   // Its identity is the nat table's: the socket mark (CAP_NET_ADMIN to set) and its uid together;
   // a process that merely runs as uid/gid 1337 is queued like any app.
@@ -101,9 +122,8 @@ export function sealScript(options: RedirectOptions, seal: SealOptions, family: 
   mangle.push(...icmpv6Exemptions(out, family));
   mangle.push(`-A ${out} ${queue}`);
 
-  mangle.push(...common(inp));
   // What arrives over loopback left through OUTPUT above and was decided there (intra-pod).
-  mangle.push(`-A ${inp} -i lo -j RETURN`);
+  mangle.push(...entry(inp), `-A ${inp} -i lo -j RETURN`, ...echoes(inp, family, queue), ...accepted(inp));
   mangle.push(...icmpv6Exemptions(inp, family));
   mangle.push(`-A ${inp} ${queue}`);
   for (const jump of SEAL_JUMPS.mangle) if (!current.mangle.rules.includes(jump.rule)) mangle.push(jump.rule);

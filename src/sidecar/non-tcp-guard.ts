@@ -12,12 +12,22 @@
 // protocol, addresses, ports or ICMP type) per interval, at most `maxDeniedRecords` per interval;
 // the rest are counted (sidewall_non_tcp_records_suppressed_total) so a peer cannot make us write
 // a record per packet.
+//
+// ICMP echo: every echo request and reply of an accepted flow comes back to the queue marked
+// ECHO_MARK (seal-rules.ts) and goes to the ICMP tunnel monitor (tunnels/icmp-tunnel.ts); the
+// flow keeps its one record. A finding is an `alert` record (once per pair of hosts while it
+// stays flagged); under `tunnels: block` in protect mode the pair's echo messages are dropped.
+import type { TunnelMode } from '../config/index.js';
+import { tunnelDenial } from '../enforcement/tunnel-verdict.js';
 import type { FlowRecordDraft } from '../flows/index.js';
 import { metrics } from '../metrics/index.js';
 import { HOOK_LOCAL_IN, HOOK_LOCAL_OUT, PacketQueue, flushConntrackMarked, type QueuedPacket } from '../net/packet-queue.js';
 import type { CompiledPolicy, DatagramFacts, Decision, Direction, Endpoint, Workload } from '../policy/index.js';
 import { decodeIpPacket } from '../protocols/ip/ip-packet.js';
-import { SEAL_MARK } from '../iptables/seal-rules.js';
+import { ECHO_MARK, SEAL_MARK } from '../iptables/seal-rules.js';
+import type { EchoMessage, IcmpTunnelMonitor } from '../tunnels/icmp-tunnel.js';
+import { echoOf } from './icmp-echo.js';
+import { alertRecord } from './records.js';
 
 export interface NonTcpGuardOptions {
   queue: number;
@@ -34,6 +44,12 @@ export interface NonTcpGuardOptions {
   intervalMs?: number;
   /** Denial records per window at most. */
   maxDeniedRecords?: number;
+  /** ICMP echo tunnel detection, or null/absent when `tunnels: off`. */
+  icmpTunnels?: IcmpTunnelMonitor | null;
+  /** What to do with an `icmp-tunnel` finding (`tunnels:` in the config); default alert. */
+  tunnelMode?: (kind: string) => TunnelMode;
+  /** Clock for the tunnel monitor's windows (tests pass their own). */
+  now?: () => number;
 }
 
 export interface NonTcpGuardStatus {
@@ -109,7 +125,8 @@ export class NonTcpGuard {
       this.options.log.error({ err }, 'non-TCP guard failed on a packet; dropped');
       metrics.nonTcpErrors.inc({ kind: 'internal' });
     }
-    const sent = accept ? queue.accept(p.id, p.mark | SEAL_MARK) : queue.drop(p.id);
+    // ECHO_MARK only told us the flow was accepted; it goes no further.
+    const sent = accept ? queue.accept(p.id, (p.mark & ~ECHO_MARK) | SEAL_MARK) : queue.drop(p.id);
     if (!sent) metrics.nonTcpErrors.inc({ kind: 'verdict' });
   }
 
@@ -133,13 +150,36 @@ export class NonTcpGuard {
     // A UDP Service's cluster IP is that Service's endpoints, as for connections (gate.ts).
     const dst = flowDirection !== 'ingress' && this.options.describe !== undefined ? this.options.describe(packet.dst, packet.dstPort, true) : this.endpoint(packet.dst, packet.dstPort);
     const facts: DatagramFacts = { direction: flowDirection, src, dst, protocol: packet.name };
-    const decision = policy.decideDatagram(facts);
+    const echo = echoOf(packet, p.data);
+    if (echo !== null && (p.mark & ECHO_MARK) !== 0) {
+      // An echo message of a flow conntrack accepted (our rule set the bit; a forged one is
+      // cleared before): recorded when its first packet was, so only the tunnel check is left.
+      const tunnel = this.inspectEcho(echo, facts, policy);
+      metrics.nonTcpPackets.inc({ protocol: packet.name, direction: flowDirection, verdict: tunnel === null ? 'allowed' : 'denied' });
+      return tunnel === null;
+    }
+    let decision = policy.decideDatagram(facts);
+    if (decision.action === 'allow' && echo !== null) decision = this.inspectEcho(echo, facts, policy) ?? decision;
     metrics.nonTcpPackets.inc({ protocol: packet.name, direction: flowDirection, verdict: decision.verdict });
     const l7 = packet.icmpType >= 0 ? { icmp: { type: packet.icmpType, code: packet.icmpCode } } : undefined;
     if (decision.action === 'allow' || this.firstDenialThisInterval(flowDirection, packet.name, src, dst, packet.icmpType)) {
       this.options.emit(this.record(facts, decision, packet.length, l7, p.uid));
     }
     return decision.action === 'allow';
+  }
+
+  /** The ICMP tunnel monitor's word on an allowed echo message: a denial under block, else null (alerts emitted here). */
+  private inspectEcho(echo: EchoMessage, facts: DatagramFacts, policy: CompiledPolicy): Decision | null {
+    const monitor = this.options.icmpTunnels;
+    if (monitor === undefined || monitor === null) return null;
+    const mode = this.options.tunnelMode?.('icmp-tunnel') ?? 'alert';
+    if (mode === 'off') return null;
+    const verdict = monitor.onEcho(echo, (this.options.now ?? Date.now)());
+    const denial = verdict.flagged ? tunnelDenial(mode, 'icmp-tunnel', policy) : null;
+    if (verdict.finding !== null) {
+      this.options.emit(alertRecord(this.options.nextFlowId(), facts, facts.protocol, verdict.finding, denial !== null, policy.hash));
+    }
+    return denial;
   }
 
   private endpoint(ip: string, port: number): Endpoint {

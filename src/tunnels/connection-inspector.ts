@@ -314,4 +314,5 @@ const KIND_BITS: Readonly<Record<TunnelFinding['kind'], number>> = {
   'http-desync': 64,
   vpn: 128,
   'encrypted-stream': 256,
+  'icmp-tunnel': 512, // never on a connection (the non-TCP guard's), listed for the type
 };

@@ -1,10 +1,11 @@
 // Tunnel detection for one sidecar: per-connection inspectors (protocol verification, SSH
 // anywhere, CONNECT, Upgrade, HTTP carriers) that share the sidecar-wide state (learned ports,
-// carrier tallies per client→server pair), and the pod-wide DNS tunnelling monitor.
+// carrier tallies per client→server pair), and the pod-wide DNS tunnelling and ICMP echo tunnel monitors.
 import type { ConnectionFacts } from '../enforcement/types.js';
 import { ConnectionInspector, type InspectorShared } from './connection-inspector.js';
 import { SlidingDnsMonitor } from './dns-tunnel-monitor.js';
 import { CarrierTracker } from './http-carrier.js';
+import { IcmpTunnelMonitor } from './icmp-tunnel.js';
 import { LearnedPorts } from './protocol-verification.js';
 import type { TunnelDetection } from './types.js';
 
@@ -35,5 +36,6 @@ export function createTunnelDetection(options: TunnelDetectionOptions): TunnelDe
   return {
     forConnection: (facts: ConnectionFacts, declared: string | undefined) => new ConnectionInspector(facts, declared, shared),
     dns: new SlidingDnsMonitor({ namespace: options.namespace, clusterDomain: options.clusterDomain }),
+    icmp: new IcmpTunnelMonitor(),
   };
 }

@@ -3,3 +3,4 @@ export type { DnsTunnelMonitor, TunnelDetection, TunnelFinding, TunnelInspector,
 export { createTunnelDetection, type TunnelDetectionOptions } from './detection.js';
 export { PAYLOAD_BUDGET } from './connection-inspector.js';
 export { looksEncoded, SlidingDnsMonitor, splitName } from './dns-tunnel-monitor.js';
+export { IcmpTunnelMonitor, type EchoMessage, type EchoVerdict } from './icmp-tunnel.js';

@@ -3,6 +3,7 @@
 // the config's `tunnels:` mode for the finding's kind, whether to cut or only alert.
 import type { ConnectionFacts } from '../enforcement/types.js';
 import type { HeaderList } from '../protocols/types.js';
+import type { IcmpTunnelMonitor } from './icmp-tunnel.js';
 import type { ClientHelloFacts } from './tls-shape.js';
 
 export type TunnelKind =
@@ -12,6 +13,7 @@ export type TunnelKind =
   | 'http-upgrade' // an Upgrade to something the rules do not expect
   | 'http-carrier' // HTTP used as a carrier for opaque streams (httptunnel and the like)
   | 'dns-tunnel' // data smuggled in DNS names or answers (iodine, dnscat2 and the like)
+  | 'icmp-tunnel' // data carried in ICMP echo payloads (ptunnel-ng, icmptunnel, hans and the like)
   | 'http-desync' // an HTTP/1 response with no request outstanding: the server ran bytes we passed as a body
   | 'vpn' // a VPN's own framing on a TCP stream (OpenVPN)
   | 'encrypted-stream'; // a stream random from its first byte: a fully encrypted proxy (shadowsocks, VMess, obfs4)
@@ -68,4 +70,6 @@ export interface DnsTunnelMonitor {
 export interface TunnelDetection {
   forConnection(facts: ConnectionFacts, declaredProtocol: string | undefined): TunnelInspector;
   readonly dns: DnsTunnelMonitor;
+  /** Per pod: ICMP echo tunnels, fed by the non-TCP guard. */
+  readonly icmp: IcmpTunnelMonitor;
 }

@@ -5,23 +5,33 @@
 //   h2load: 300 requests on one HTTP/2-over-TLS keep-alive connection to nginx, paced
 //   a WebSocket over TLS (wss) kept alive with pings and small chat messages both ways, idle
 //   between them — keystroke-sized records in both directions, the hard case for SSH-in-TLS
-import { writeFileSync } from 'node:fs';
+//   gRPC over TLS (grpc-js client and server): one bidirectional streaming call held open for
+//   150 chat- and keystroke-sized messages each way, paced
+//   HTTP/2 server push over TLS (node:http2 pushStream): 40 pages on one connection, each with
+//   five pushed resources
+//   PostgreSQL over TLS (psql sslmode=require against postgres 15 with ssl=on): one session of
+//   300 small queries, paced
+import { spawnSync } from 'node:child_process';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { APP_UID, NODE, TOOLS, Topology } from '../harness/netns.js';
+import { APP_UID, NODE, TOOLS, Topology, waitForLine } from '../harness/netns.js';
 import { Sidecar } from '../harness/sidecar.js';
 
 const topo = new Topology({ name: 'ty', subnet: 169 });
 const peer = topo.peerIp;
 const BIG = 32 << 20;
 const sidecar = new Sidecar(topo);
+const PG_BIN = '/usr/lib/postgresql/15/bin';
+const BENIGN = join(TOOLS, 'benign-tls.mjs');
+let pgLog = '';
 
 beforeAll(async () => {
   topo.create();
   const dir = topo.dir;
   const cert = join(dir, 'cert.pem');
   const key = join(dir, 'key.pem');
-  topo.exec(topo.peerNs, 'openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=www.example.test']);
+  topo.exec(topo.peerNs, 'openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=www.example.test', '-addext', 'subjectAltName=DNS:www.example.test']);
   topo.exec(topo.peerNs, 'mkdir', ['-p', join(dir, 'www')]);
   topo.exec(topo.peerNs, 'sh', ['-c', `head -c ${BIG} /dev/urandom > ${join(dir, 'www', 'big.bin')}`]);
   writeFileSync(join(dir, 'www', 'item.json'), JSON.stringify({ id: 1, name: 'widget', tags: ['a', 'b'], price: 12.5 }));
@@ -39,9 +49,32 @@ http {
 `;
   topo.start(topo.peerNs, 'nginx', ['-c', topo.writeFile('nginx.conf', conf)]);
   topo.start(topo.peerNs, NODE, [join(TOOLS, 'tls-ws.mjs'), 'server', peer, '8443', cert, key]);
-  await topo.listening(topo.peerNs, [443, 8443]);
+  for (const [what, port] of [['grpc-server', '50443'], ['push-server', '8444']] as const) {
+    await waitForLine(topo.start(topo.peerNs, NODE, [BENIGN, what, peer, port, cert, key]), (l) => l === 'listening', 20_000, what);
+  }
+  // PostgreSQL 15 with ssl=on (its own key: the server refuses a key others can read).
+  const uid = Number(spawnSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).stdout.trim());
+  const pg = join(dir, 'pg');
+  mkdirSync(pg);
+  spawnSync('chown', [String(uid), pg]);
+  const init = topo.exec(topo.peerNs, `${PG_BIN}/initdb`, ['-D', join(pg, 'db'), '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--locale=C'], { uid });
+  if (init.status !== 0) throw new Error(`initdb: ${init.stderr}`);
+  const pgCert = join(pg, 'server.crt');
+  const pgKey = join(pg, 'server.key');
+  topo.exec(topo.peerNs, 'openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=db', '-keyout', pgKey, '-out', pgCert]);
+  spawnSync('chown', [String(uid), pgCert, pgKey]);
+  chmodSync(pgKey, 0o600);
+  writeFileSync(join(pg, 'db', 'pg_hba.conf'), 'local all all trust\nhostssl all all 0.0.0.0/0 trust\n');
+  const server = topo.start(topo.peerNs, `${PG_BIN}/postgres`, ['-D', join(pg, 'db'), '-c', `listen_addresses=${peer}`, '-c', 'port=5432', '-c', `unix_socket_directories=${pg}`,
+    '-c', 'log_connections=on', '-c', 'logging_collector=off', '-c', 'ssl=on', '-c', `ssl_cert_file=${pgCert}`, '-c', `ssl_key_file=${pgKey}`, '-c', 'fsync=off', '-c', 'shared_buffers=16MB'], { uid });
+  server.stderr?.setEncoding('utf8').on('data', (d: string) => (pgLog += d));
+  await topo.listening(topo.peerNs, [443, 8443, 5432]);
+  const setup = topo.exec(topo.peerNs, 'psql', ['-X', '-q', '-h', pg, '-U', 'postgres', '-c', 'CREATE ROLE app LOGIN', '-c', 'CREATE DATABASE shop OWNER app']);
+  if (setup.status !== 0) throw new Error(`setup: ${setup.stderr}`);
+  const queries = Array.from({ length: 300 }, (_, i) => (i % 10 === 9 ? 'SELECT pg_sleep(0.05);' : `SELECT ${i} AS n, md5('row ${i}') AS h, now();`)).join('\n');
+  writeFileSync(join(dir, 'queries.sql'), `${queries}\n`);
   new Sidecar(topo).init([]);
-  await sidecar.start('mode: protect\ndefaultAction: allow\ntunnels: block\nports:\n  "443": tls\n  "8443": tls\n');
+  await sidecar.start('mode: protect\ndefaultAction: allow\ntunnels: block\nports:\n  "443": tls\n  "8443": tls\n  "8444": tls\n  "50443": tls\n  "5432": postgres\n');
 }, 90_000);
 
 afterAll(async () => {
@@ -73,6 +106,32 @@ describe('benign long-lived TLS under tunnels: block', () => {
     expect(r.stdout.trim(), r.stdout + r.stderr).toBe('ok 40');
     const record = await sidecar.waitForRecord((x) => x.type === 'connection' && x.dst.port === 8443, 10_000);
     expect(record.verdict).not.toBe('denied');
+    expect(alerts()).toEqual([]);
+  }, 60_000);
+
+  it('gRPC over TLS: one bidirectional streaming call of 150 small messages each way, no alert', async () => {
+    const r = await topo.execAsync(topo.podNs, NODE, [BENIGN, 'grpc-client', peer, '50443', join(topo.dir, 'cert.pem'), '150', '20'], { uid: APP_UID });
+    expect(r.stdout.trim(), r.stdout + r.stderr).toBe('ok 150');
+    const record = await sidecar.waitForRecord((x) => x.type === 'connection' && x.dst.port === 50443, 10_000);
+    expect(record.verdict).not.toBe('denied');
+    expect(alerts()).toEqual([]);
+  }, 60_000);
+
+  it('HTTP/2 server push over TLS: 40 pages with five pushed resources each on one connection, no alert', async () => {
+    const r = await topo.execAsync(topo.podNs, NODE, [BENIGN, 'push-client', peer, '8444', join(topo.dir, 'cert.pem'), '40'], { uid: APP_UID });
+    expect(r.stdout.trim(), r.stdout + r.stderr).toBe('ok 40 200');
+    const record = await sidecar.waitForRecord((x) => x.type === 'connection' && x.dst.port === 8444, 10_000);
+    expect(record.verdict).not.toBe('denied');
+    expect(alerts()).toEqual([]);
+  }, 60_000);
+
+  it('PostgreSQL over TLS: psql sslmode=require, 300 queries in one session, no alert', async () => {
+    const r = await topo.execAsync(topo.podNs, 'psql', ['-X', '-q', '-At', '-v', 'ON_ERROR_STOP=1', '-f', join(topo.dir, 'queries.sql'), `host=${peer} user=app dbname=shop sslmode=require`], { uid: APP_UID });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout.split('\n').filter((l) => /^\d+\|[0-9a-f]{32}\|/.test(l))).toHaveLength(270);
+    // The server's own log: the session was encrypted (hostssl is the only way in).
+    expect(pgLog).toMatch(/connection authorized: user=app database=shop SSL enabled/);
+    await sidecar.waitForRecord((x) => x.type === 'connection' && x.dst.port === 5432, 10_000);
     expect(alerts()).toEqual([]);
   }, 60_000);
 });

@@ -12,8 +12,7 @@
 //   SSH past the first 512 bytes of a body: curl POSTs (HTTP/1.1) and nghttp uploads (HTTP/2
 //     with prior knowledge) a body whose banner line sits at byte 3000; the Node servers' log
 //     says whether the banner ever reached them
-// ptunnel-ng (ICMP echo) is not here: the non-TCP guard decides ICMP by rules only, no tunnel
-// detector reads ICMP payloads yet.
+// ptunnel-ng (ICMP echo, UDP 53) has its own suite, tunnels-icmp.test.ts.
 import { chmodSync, chownSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

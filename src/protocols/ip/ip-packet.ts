@@ -42,6 +42,8 @@ export interface IpPacket {
   icmpCode: number;
   /** The packet's length as its IP header states it (the copy may be shorter). */
   length: number;
+  /** Where the transport header begins in the bytes decoded (after IPv4 options / IPv6 extension headers). */
+  transportOffset: number;
 }
 
 export interface IpPacketError {
@@ -102,7 +104,7 @@ export function ipv6Text(b: Uint8Array, at: number): string {
 }
 
 function transport(b: Uint8Array, at: number, family: 4 | 6, src: string, dst: string, protocol: number, length: number): IpDecodeResult {
-  const packet: IpPacket = { ok: true, family, src, dst, protocol, name: protocolName(family, protocol), srcPort: 0, dstPort: 0, icmpType: -1, icmpCode: -1, length };
+  const packet: IpPacket = { ok: true, family, src, dst, protocol, name: protocolName(family, protocol), srcPort: 0, dstPort: 0, icmpType: -1, icmpCode: -1, length, transportOffset: at };
   if (protocol === IPPROTO_UDP || protocol === IPPROTO_TCP) {
     // RFC 768: source port, destination port, length, checksum (8 octets); TCP starts the same way.
     if (at + 4 > b.length) return fail('ERR_TRUNCATED', `${packet.name} ports beyond the ${b.length} bytes copied`);
