@@ -20,6 +20,7 @@ sidewall.identity.v1.IdentityStream on --port; TLS with --tls-cert/--tls-key, el
 Sidecars authenticate with a projected service-account token for --audience, checked with a
 TokenReview (--auth none turns that off). In a pod it uses the pod's service account; elsewhere
 --kubeconfig or $KUBECONFIG. GET /healthz (alive) and /readyz (pods listed) on --health-port.
+Port 0 for either: one the kernel picks, logged in the 'sidewall controller started' line.
 `;
 
 function fail(message: string, code = 1): number {
@@ -57,8 +58,9 @@ export async function run(args: string[]): Promise<number> {
   let port: number;
   let healthPort: number;
   try {
-    port = parsePort('--port', String(values.port));
-    healthPort = parsePort('--health-port', String(values['health-port']));
+    // 0: a port the kernel picks, reported in the 'started' log line (tests; never a collision).
+    port = parsePort('--port', String(values.port), 0);
+    healthPort = parsePort('--health-port', String(values['health-port']), 0);
     if (values.auth !== 'tokenreview' && values.auth !== 'none') throw new UsageError(`--auth: '${String(values.auth)}' is not tokenreview or none`);
     if ((values['tls-cert'] === undefined) !== (values['tls-key'] === undefined)) throw new UsageError('--tls-cert and --tls-key go together');
   } catch (err) {
@@ -111,6 +113,8 @@ export async function run(args: string[]): Promise<number> {
   await new Promise<void>((resolve, reject) => health.once('error', reject).listen(healthPort, host, () => resolve())).catch((err: Error) => {
     log.error({ err: err.message }, 'cannot listen for health probes');
   });
+  const healthAddress = health.address();
+  if (healthAddress !== null && typeof healthAddress === 'object') healthPort = healthAddress.port;
   log.info({ port: bound, healthPort, auth: values.auth, tls: values['tls-cert'] !== undefined }, 'sidewall controller started');
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {

@@ -8,9 +8,10 @@ export class UsageError extends Error {
   }
 }
 
-export function parsePort(flag: string, text: string): number {
+/** `min` 0: a port the kernel picks (a listener that reports what it bound). */
+export function parsePort(flag: string, text: string, min: 0 | 1 = 1): number {
   const n = Number(text);
-  if (!/^\d+$/.test(text) || n < 1 || n > 65535) throw new UsageError(`${flag}: '${text}' is not a port (1-65535)`);
+  if (!/^\d+$/.test(text) || n < min || n > 65535) throw new UsageError(`${flag}: '${text}' is not a port (${min}-65535)`);
   return n;
 }
 
