@@ -3,8 +3,8 @@
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
-import { APP_UID, NODE, TOOLS, Topology } from '../harness/netns.js';
-import { Sidecar } from '../harness/sidecar.js';
+import { APP_UID, NODE, PROXY_UID, TOOLS, Topology, until } from '../harness/netns.js';
+import { Sidecar, type FlowRecordLine } from '../harness/sidecar.js';
 import { assertValidFlowRecords } from '../unit/flows/flow-schema.js';
 
 const topo = new Topology({ name: 'ic', subnet: 11 });
@@ -161,7 +161,11 @@ describe('ingress', () => {
   it('lets an excluded inbound port reach the app directly', async () => {
     const r = await topo.client(topo.peerNs, ['read', topo.podIp, String(EXCLUDED_INBOUND)]);
     expect(r.stdout.trim()).toBe(`${EXCLUDED_INBOUND} ${topo.peerIp}`); // the app sees the real peer
-    await new Promise((r2) => setTimeout(r2, 300));
+    // A proxied inbound connection right after is recorded, so the absence of a record before it
+    // means bypass (records are written in order; a proxied one would have ended first).
+    const lastSeq = sidecar.records.at(-1)?.seq ?? -1;
+    await topo.client(topo.peerNs, ['read', topo.podIp, String(APP_PORT)]);
+    const marker = await sidecar.waitForRecord((x) => x.direction === 'ingress' && x.dst.port === APP_PORT && x.reason !== 'open' && x.seq > lastSeq);
     expect(sidecar.records.filter((x) => x.dst.port === EXCLUDED_INBOUND)).toEqual([]);
   });
 });
@@ -192,7 +196,12 @@ describe('robustness', () => {
     // Connected, silent, never closing: it must not hold up anyone else.
     const silent = topo.start(topo.podNs, 'socat', ['-u', 'SYSTEM:sleep 60', `TCP:${topo.peerIp}:${ECHO}`], { uid: APP_UID });
     const vanishing = topo.start(topo.podNs, NODE, [join(TOOLS, 'client.mjs'), 'send', topo.peerIp, String(HASH), String(1 << 30)], { uid: APP_UID });
-    await new Promise((r) => setTimeout(r, 700));
+    // Killed once the proxy has relayed some of its bytes (its open connection shows them): then it
+    // vanishes mid-transfer however fast or slow the machine is.
+    await until(async () => {
+      const open = await topo.execAsync(topo.podNs, 'curl', ['-s', 'http://127.0.0.1:15000/connections'], { uid: PROXY_UID });
+      return (JSON.parse(open.stdout || '[]') as FlowRecordLine[]).some((x) => x.dst.port === HASH && (x.bytes?.sent ?? 0) > 0);
+    }, 'the proxy relaying the vanishing client', 30_000);
     vanishing.kill('SIGKILL');
     // The kernel closes the dead client's socket; the proxy passes that on and records the
     // partial transfer instead of waiting for bytes that will never come.

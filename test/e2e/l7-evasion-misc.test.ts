@@ -3,8 +3,9 @@
 // query it serves; a forbidden one counts as blocked only if no server log line shows it (and,
 // for DNS answers, if the client never gets the forbidden or forged address).
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { APP_UID, NODE, TOOLS, Topology, waitForLine } from '../harness/netns.js';
+import { APP_UID, NODE, TOOLS, Topology, until, waitForLine } from '../harness/netns.js';
 import { Sidecar } from '../harness/sidecar.js';
 
 const topo = new Topology({ name: 'lm', subnet: 113 });
@@ -47,7 +48,16 @@ const str = (s: string) => Buffer.concat([Buffer.from([s.length]), Buffer.from(s
 const incr = (nameIndex: number, value: string) => Buffer.concat([Buffer.from([0x40 | nameIndex]), str(value)]);
 const incrNew = (name: string, value: string) => Buffer.concat([Buffer.from([0x40]), str(name), str(value)]);
 
-const settle = (ms = 300) => new Promise((r) => setTimeout(r, ms));
+/**
+ * Waits for an allowed request's line in the servers' log. Sent after the denied ones (later on
+ * the same connection, or on a connection opened after theirs ended), it orders the log: the
+ * servers are one process that logs in order, so a denied request that had reached them would
+ * already be in it.
+ */
+const logged = (line: string) =>
+  until(() => seen.includes(line), `'${line}' in the servers' log`).catch((err: Error) => {
+    throw new Error(`${err.message}; the log ends: ${seen.slice(-5).join(' | ')}`);
+  });
 const dig = (args: string[]) => topo.execAsync(topo.podNs, 'dig', ['+tries=1', '+time=3', `@${peer}`, ...args], { uid: APP_UID });
 const h2raw = (port: number, specs: string[]) => topo.execAsync(topo.podNs, NODE, [join(TOOLS, 'h2-raw.mjs'), peer, String(port), ...specs], { uid: APP_UID });
 
@@ -63,9 +73,8 @@ beforeAll(async () => {
   const key = join(topo.dir, 'key.pem');
   topo.exec(topo.peerNs, 'openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=allowed.example.com', '-keyout', key, '-out', cert]);
   const servers = topo.start(topo.peerNs, NODE, [join(TOOLS, 'lm-servers.mjs'), peer, SPOOF_IP, cert, key]);
-  servers.stdout?.setEncoding('utf8').on('data', (d: string) => {
-    for (const line of d.split('\n')) if (line.startsWith('seen ')) seen.push(line);
-  });
+  // Whole lines: a chunk may end mid-line.
+  if (servers.stdout) createInterface({ input: servers.stdout }).on('line', (line) => line.startsWith('seen ') && seen.push(line));
   await waitForLine(servers, (l) => l === 'listening', 15_000, 'lm servers');
   sidecar.init(['--redirect-dns']);
   await sidecar.start(CONFIG);
@@ -81,15 +90,14 @@ afterAll(async () => {
 
 describe('detection evasions (deny-list policy, default allow)', () => {
   it('none of them gets a denied path served; an allowed request still is', async () => {
-    await raw(['GET /public/control HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n']);
     await raw(['G', 'ET /admin/split HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'], 1500); // past detectTimeoutMs
     await raw(['\r\nGET /admin/crlf HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n']);
     await raw(['GET  /admin/two-spaces HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n']);
     await raw(['GET\t/admin/tab HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n']);
     await raw(['FOO /admin/unknown-method HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n']);
     await raw(['GET /admin/http09\r\n']);
-    await settle();
-    expect(seen).toContain('seen http1 GET /public/control');
+    await raw(['GET /public/control HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n']);
+    await logged('seen http1 GET /public/control');
     expect(seen.filter((l) => l.includes('/admin'))).toEqual([]);
     // The split request was read as HTTP and denied by the path rule (not passed as TCP).
     const split = await sidecar.waitForRecord((x) => x.ruleId === 'no-admin' && x.protocol === 'http');
@@ -106,8 +114,7 @@ describe('HTTP/2', () => {
     const r = await h2raw(8080, [`1:${denied}`, `3:${allowed}`]);
     expect(r.stdout).toContain('status 1 403');
     expect(r.stdout).toContain('status 3 200');
-    await settle();
-    expect(seen).toContain('seen h2 GET /public/h2 secret');
+    await logged('seen h2 GET /public/h2 secret');
     expect(seen.filter((l) => l.includes('/admin/h2'))).toEqual([]);
   });
 
@@ -115,8 +122,7 @@ describe('HTTP/2', () => {
     const message = (name: string) => hex([0, 0, 0, 0, name.length + 2, 0x0a, name.length], name);
     const call = (method: string, types: string[]) => hex([0x83, 0x86], incr(1, peer), incr(4, `/test.Greeter/${method}`), ...types.map((t) => incr(31, t)), incrNew('te', 'trailers'));
     const r = await h2raw(50051, [`1:${call('SayGoodbye', ['application/grpc', 'text/plain'])}:${message('dup')}`, `3:${call('SayHello', ['application/grpc'])}:${message('plain')}`]);
-    await settle();
-    expect(seen).toContain('seen grpc SayHello plain');
+    await logged('seen grpc SayHello plain');
     expect(seen.filter((l) => l.includes('SayGoodbye'))).toEqual([]);
     expect(r.stdout).toContain('status 1 403');
     const rec = await sidecar.waitForRecord((x) => x.type === 'request' && x.ruleId === 'ambiguous-request');
@@ -159,8 +165,7 @@ describe('TLS SNI', () => {
     expect(bad.stdout).not.toContain('tls ok');
     const ok = topo.exec(topo.podNs, 'openssl', ['s_client', '-connect', `${peer}:443`, '-servername', 'allowed.example.com', '-quiet'], { uid: APP_UID, input: '' });
     expect(ok.stdout).toContain('tls ok allowed.example.com');
-    await settle();
-    expect(seen).toContain('seen tls allowed.example.com');
+    await logged('seen tls allowed.example.com');
     expect(seen.filter((l) => l.includes('evil'))).toEqual([]);
   });
 });

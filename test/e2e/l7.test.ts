@@ -3,7 +3,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { APP_UID, CLI, NODE, PROXY_UID, TOOLS, Topology, waitForLine } from '../harness/netns.js';
+import { APP_UID, CLI, NODE, PROXY_UID, TOOLS, Topology, until, waitForLine } from '../harness/netns.js';
 import { Sidecar } from '../harness/sidecar.js';
 import { assertValidFlowRecords } from '../unit/flows/flow-schema.js';
 
@@ -74,6 +74,7 @@ describe('HTTP/1.1', () => {
     const denied = await sidecar.waitForRecord((x) => x.type === 'request' && l7(x).path === '/private/x');
     expect(denied).toMatchObject({ verdict: 'denied', ruleId: 'default' });
     expect(l7(denied).status).toBe(403);
+    await logBarrier();
     expect(seen).toContain('seen http1 GET /public/a');
     expect(seen).not.toContain('seen http1 GET /private/x');
   });
@@ -87,7 +88,7 @@ describe('HTTP/1.1', () => {
   it('handles pipelined requests: answers in order, stops at the denied one (nc)', async () => {
     const pipeline = ['/public/p1', '/private/p2', '/public/p3'].map((p) => `GET ${p} HTTP/1.1\r\nhost: ${peer}\r\n\r\n`).join('');
     const r = topo.exec(topo.podNs, 'nc', ['-q', '3', '-w', '3', peer, '80'], { uid: APP_UID, input: pipeline });
-    await settle();
+    await logBarrier();
     const statuses = [...r.stdout.matchAll(/^HTTP\/1\.1 (\d{3})/gm)].map((m) => m[1]);
     expect(statuses).toEqual(['200', '403']);
     expect(r.stdout).toContain('GET /public/p1 0');
@@ -151,7 +152,6 @@ describe('TLS', () => {
     const ok = topo.exec(topo.podNs, 'openssl', ['s_client', '-connect', `${peer}:443`, '-servername', 'allowed.example.com', '-quiet'], { uid: APP_UID, input: '' });
     expect(ok.stdout).toContain('tls ok allowed.example.com');
     const bad = topo.exec(topo.podNs, 'openssl', ['s_client', '-connect', `${peer}:443`, '-servername', 'blocked.example.org', '-quiet'], { uid: APP_UID, input: '' });
-    await settle();
     expect(bad.stdout).not.toContain('tls ok');
     const viaCurl = await curl(['-k', '--http0.9', '--resolve', `allowed.example.com:443:${peer}`, 'https://allowed.example.com/']);
     expect(viaCurl.stdout).toContain('tls ok allowed.example.com');
@@ -243,10 +243,10 @@ describe('hostile input', () => {
       const bytes = Buffer.from(Array.from({ length: 64 + i * 37 }, (_, j) => (j * 7919 + i * 104729) & 0xff));
       topo.exec(topo.podNs, 'nc', ['-q', '1', '-w', '1', peer, '80'], { uid: APP_UID, input: bytes.toString('latin1') });
     }
-    await settle();
-    const closed = sidecar.records.slice(before).filter((r) => r.type === 'connection');
-    expect(closed.length).toBeGreaterThanOrEqual(hostile.length + 8);
-    expect(closed.some((r) => String(r.reason).startsWith('parser-error:'))).toBe(true);
+    // Each nc ended its connection; its final record follows.
+    const closed = () => sidecar.records.slice(before).filter((r) => r.type === 'connection' && r.reason !== 'open');
+    await until(() => closed().length >= hostile.length + 8, `a final record per hostile stream (${closed().length} of ${hostile.length + 8})`);
+    expect(closed().some((r) => String(r.reason).startsWith('parser-error:'))).toBe(true);
     expect(sidecar.process?.exitCode).toBeNull();
     const ok = await curl(['-o', '/dev/null', '-w', '%{http_code}', `http://${peer}/public/still-serving`]);
     expect(ok.stdout).toBe('200');
@@ -285,7 +285,7 @@ describe('monitor mode', () => {
     expect(r.stdout).toBe('200');
     const rec = await sidecar.waitForRecord((x) => x.type === 'request' && l7(x).path === '/private/monitored');
     expect(rec).toMatchObject({ verdict: 'would-deny', ruleId: 'default' });
-    expect(seen).toContain('seen http1 GET /private/monitored');
+    await until(() => seen.includes('seen http1 GET /private/monitored'), 'the would-deny request in the server log');
   });
 
   it('emitted only schema-valid records', () => {
@@ -303,9 +303,16 @@ describe('monitor mode', () => {
   });
 });
 
-/** Lets the servers' stdout ('seen ...' lines) arrive after a blocking exec. */
-function settle(): Promise<void> {
-  return new Promise((r) => setTimeout(r, 200));
+let barriers = 0;
+/**
+ * Orders the servers' log after what came before, instead of a fixed wait: one allowed request
+ * more, on a new connection; the servers are one process that logs in order, so once its line is
+ * in, the line of any request that reached them before it is too.
+ */
+async function logBarrier(): Promise<void> {
+  const path = `/public/barrier-${++barriers}`;
+  expect((await curl(['-o', '/dev/null', '-w', '%{http_code}', `http://${peer}${path}`])).stdout).toBe('200');
+  await until(() => seen.includes(`seen http1 GET ${path}`), `${path} in the servers' log`);
 }
 
 async function waitFor(cond: () => boolean, timeoutMs = 10_000): Promise<void> {

@@ -6,8 +6,9 @@
 // wrote a flow record of the attempt. Positive controls in the same runs show the same clients and
 // servers do get through where a rule allows.
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { APP_UID, CLI, NODE, PROXY_UID, TOOLS, Topology, waitForLine, type ExecResult } from '../harness/netns.js';
+import { APP_UID, CLI, NODE, PROXY_UID, TOOLS, Topology, until, waitForLine, type ExecResult } from '../harness/netns.js';
 import { Sidecar, type FlowRecordLine } from '../harness/sidecar.js';
 import type { ChildProcess } from 'node:child_process';
 
@@ -35,24 +36,80 @@ rules:
 /** A server whose log (its stdout) is the proof of what reached it. */
 class LoggedServer {
   readonly seen: string[] = [];
-  constructor(readonly child: ChildProcess) {
-    child.stdout?.setEncoding('utf8').on('data', (d: string) => {
-      for (const line of d.split('\n')) if (line.startsWith('seen ')) this.seen.push(line);
+  /** The log lines of this server's barrier connections (see barrier()), expected in `seen`. */
+  readonly barriers: string[] = [];
+  /** `mirror`: another server whose log gets this one's lines too (the '::' one of a pair). */
+  constructor(readonly child: ChildProcess, readonly ns: string, readonly host: string, mirror?: LoggedServer) {
+    // Whole lines (a chunk may end mid-line).
+    if (child.stdout) createInterface({ input: child.stdout }).on('line', (line) => {
+      if (!line.startsWith('seen ')) return;
+      this.seen.push(line);
+      mirror?.seen.push(line);
     });
   }
-  static async start(ns: string, proto: 'tcp' | 'udp', host: string, ports: number[], uid?: number): Promise<LoggedServer> {
+  static async start(ns: string, proto: 'tcp' | 'udp', host: string, ports: number[], uid?: number, mirror?: LoggedServer): Promise<LoggedServer> {
     const child = topo.start(ns, NODE, [join(TOOLS, 'log-server.mjs'), proto, host, ports.join(',')], uid === undefined ? {} : { uid });
-    const server = new LoggedServer(child);
+    const server = new LoggedServer(child, ns, host, mirror);
     await waitForLine(child, (l) => l === 'listening', 10_000, `log server ${ports.join(',')}`);
     return server;
   }
   seenOn(port: number): string[] {
     return this.seen.filter((l) => l.split(' ')[2] === String(port));
   }
+  barriersOn(port: number): string[] {
+    return this.barriers.filter((l) => l.split(' ')[2] === String(port));
+  }
+  /**
+   * Orders this server's log after an attempt, instead of waiting a while before asserting that
+   * something is absent from it: one connection (or datagram) straight to the same listening
+   * socket from the server's own namespace, as the proxy (uid 1337 with its mark: no redirect).
+   * A listening socket's accept queue (a UDP socket's receive queue) is FIFO and the server logs
+   * in accept order, so once the barrier's line is in, the line of any connection that reached
+   * the socket before it (the attempt finished before: its final record was written) is too.
+   */
+  async barrier(port: number, proto: 'tcp' | 'udp' = 'tcp'): Promise<void> {
+    const v6 = this.host.includes(':');
+    const r = await topo.execAsync(this.ns, PYTHON, [topo.writeFile('barrier.py', BARRIER), proto, v6 ? '::1' : '127.0.0.1', String(port)], { uid: PROXY_UID });
+    expect(r.stdout, `barrier to ${this.host} ${proto}/${port}: ${r.stderr}`).toMatch(/^(b'hello\\n'|b'barrier')$/m);
+    const line = `seen ${proto} ${port} ${v6 ? '::1' : '127.0.0.1'}`;
+    this.barriers.push(line);
+    const want = this.barriers.filter((l) => l === line).length;
+    await until(() => this.seen.filter((l) => l === line).length >= want, `the barrier in the log of ${this.host} ${proto}/${port}; log: ${this.seen.slice(-5).join(' | ')}`);
+  }
 }
 
-let peerServer: LoggedServer;
-let podServer: LoggedServer;
+/**
+ * What reached `port` of a server pair (the '::' one, whose log has both, and the 0.0.0.0 one)
+ * apart from barriers: a barrier on both sockets first, then their log lines on the port minus
+ * one barrier line per barrier sent.
+ */
+async function reachedAfterBarriers(pair: [LoggedServer, LoggedServer], port: number): Promise<string[]> {
+  for (const server of pair) await server.barrier(port);
+  const rest = pair[0].seenOn(port);
+  for (const line of pair.flatMap((server) => server.barriersOn(port))) {
+    const i = rest.indexOf(line);
+    if (i >= 0) rest.splice(i, 1);
+  }
+  return rest;
+}
+
+/** A barrier connection (LoggedServer.barrier): run as the proxy (uid 1337, CAP_NET_ADMIN for the mark). */
+const BARRIER = `
+import socket, sys
+proto, host, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+s = socket.socket(socket.AF_INET6 if ':' in host else socket.AF_INET, socket.SOCK_STREAM if proto == 'tcp' else socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, 0x539)
+s.settimeout(5)
+if proto == 'tcp':
+    s.connect((host, port)); print(s.recv(100))
+else:
+    s.sendto(b'barrier', (host, port)); print(s.recvfrom(100)[0])
+`;
+
+let peerServer: LoggedServer; // '::', and the 0.0.0.0 one's lines too
+let peerServer4: LoggedServer;
+let podServer: LoggedServer; // '::', and the 0.0.0.0 one's lines too
+let podServer4: LoggedServer;
 let linkLocalPod = '';
 let linkLocalPeer = '';
 let podDev = '';
@@ -92,8 +149,6 @@ function recordTo(ip: string, port: number): Promise<FlowRecordLine> {
   return sidecar.waitForRecord((r) => r.type === 'connection' && r.dst.ip === ip && r.dst.port === port && r.reason !== 'open');
 }
 
-/** Lets in-flight server log lines arrive before asserting they are absent. */
-const settle = () => new Promise((r) => setTimeout(r, 300));
 
 function curl(ns: string, url: string, options: { uid?: number; token?: string } = {}): Promise<ExecResult> {
   const args = ['-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '3', ...(options.token ? ['-H', `Authorization: Bearer ${options.token}`] : []), url];
@@ -114,13 +169,9 @@ beforeAll(async () => {
   topo.setPodResolver(topo.peerIp);
   await sidecar.start(CONFIG);
   peerServer = await LoggedServer.start(topo.peerNs, 'tcp', '::', [ALLOWED, DENIED]);
-  await LoggedServer.start(topo.peerNs, 'tcp', '0.0.0.0', [ALLOWED, DENIED]).then((s) => {
-    s.child.stdout?.on('data', (d: Buffer) => peerServer.seen.push(...d.toString().split('\n').filter((l) => l.startsWith('seen '))));
-  });
+  peerServer4 = await LoggedServer.start(topo.peerNs, 'tcp', '0.0.0.0', [ALLOWED, DENIED], undefined, peerServer);
   podServer = await LoggedServer.start(topo.podNs, 'tcp', '::', [INTRA_ALLOWED, INTRA_DENIED], 1001);
-  await LoggedServer.start(topo.podNs, 'tcp', '0.0.0.0', [INTRA_ALLOWED, INTRA_DENIED], 1001).then((s) => {
-    s.child.stdout?.on('data', (d: Buffer) => podServer.seen.push(...d.toString().split('\n').filter((l) => l.startsWith('seen '))));
-  });
+  podServer4 = await LoggedServer.start(topo.podNs, 'tcp', '0.0.0.0', [INTRA_ALLOWED, INTRA_DENIED], 1001, podServer);
   // Link-local addresses come with the link; wait until they are no longer tentative.
   for (let i = 0; i < 50 && (linkLocalPod === '' || linkLocalPeer === ''); i++) {
     try {
@@ -159,8 +210,7 @@ describe('the proxy identity is the mark, not uid or gid', () => {
       expect(r.stdout).toMatch(mode === 'setgid' ? /^(connected 0 1337|failed)/ : /^(connected 1337 1337|failed)/);
       const record = await recordTo(topo.peerIp, DENIED);
       expect(record).toMatchObject({ direction: 'egress', verdict: 'denied', ruleId: 'default' });
-      await settle();
-      expect(peerServer.seenOn(DENIED)).toEqual([]);
+      expect(await reachedAfterBarriers([peerServer, peerServer4], DENIED)).toEqual([]);
     });
   }
 
@@ -169,15 +219,13 @@ describe('the proxy identity is the mark, not uid or gid', () => {
       await attack('plain', ip, DENIED, PROXY_UID);
       expect(await recordTo(ip, DENIED)).toMatchObject({ verdict: 'denied', ruleId: 'default' });
     }
-    await settle();
-    expect(peerServer.seenOn(DENIED)).toEqual([]);
+    expect(await reachedAfterBarriers([peerServer, peerServer4], DENIED)).toEqual([]);
   });
 
   it('a root app without NET_ADMIN/NET_RAW cannot take the mark', async () => {
     const r = await attack('mark', topo.peerIp, DENIED);
     expect(r.stdout).toMatch(/^mark-refused 1\n/);
-    await settle();
-    expect(peerServer.seenOn(DENIED)).toEqual([]);
+    expect(await reachedAfterBarriers([peerServer, peerServer4], DENIED)).toEqual([]);
   });
 });
 
@@ -191,8 +239,7 @@ describe('traffic to the pod itself (item 6)', () => {
       await attack('plain', ip, INTRA_DENIED, APP_UID);
       expect(await recordTo(ip, INTRA_DENIED)).toMatchObject({ direction: 'intra', verdict: 'denied', ruleId: 'default' });
     }
-    await settle();
-    expect(podServer.seenOn(INTRA_DENIED)).toEqual([]);
+    expect(await reachedAfterBarriers([podServer, podServer4], INTRA_DENIED)).toEqual([]);
   });
 
   it("IPv6 link-local to the pod's own address is policed as intra; to a peer's it never arrives", async () => {
@@ -202,9 +249,8 @@ describe('traffic to the pod itself (item 6)', () => {
     // interface cannot reach: the kernel drops it (fail closed, but no record: README "Interception").
     const r = await attack('plain', linkLocalPeer, DENIED, APP_UID, podDev);
     expect(r.stdout).toMatch(/^failed/);
-    await settle();
-    expect(peerServer.seenOn(DENIED)).toEqual([]);
-    expect(podServer.seenOn(INTRA_DENIED)).toEqual([]);
+    expect(await reachedAfterBarriers([peerServer, peerServer4], DENIED)).toEqual([]);
+    expect(await reachedAfterBarriers([podServer, podServer4], INTRA_DENIED)).toEqual([]);
   }, 20_000);
 });
 
@@ -273,9 +319,9 @@ describe('listener takeover (item 4)', () => {
       topo.execAsync(topo.peerNs, 'curl', ['-s', '--max-time', '3', `http://[${topo.podIp6}]:${INTRA_ALLOWED}/`]),
       topo.execAsync(topo.podNs, 'dig', ['+tries=1', '+time=2', `@${topo.peerIp}`, 'example.com'], { uid: APP_UID }),
     ]);
-    await settle();
-    expect([...squatter.seen, ...squatter6.seen, ...squatterDns.seen]).toEqual([]);
-    // And nothing passed around the dead proxy either.
+    // And nothing passed around the dead proxy either (the pod's server logged nothing from the
+    // peer before a barrier on each of its sockets).
+    for (const server of [podServer, podServer4]) await server.barrier(INTRA_ALLOWED);
     expect(podServer.seen.filter((l) => l.includes(topo.peerIp))).toEqual([]);
 
     // The sidecar comes back while the app holds its ports: not ready, and it says why.
@@ -288,8 +334,14 @@ describe('listener takeover (item 4)', () => {
     }
     expect(ready.stdout).toMatch(/^\{"ready":false,"reason":"cannot own the listeners: cannot own listener 0\.0\.0\.0:15001: the port is already taken by another process[^"]*",[^\n]*\}\n 503$/);
     expect(sidecar.stderr).toContain('cannot own listener 0.0.0.0:15001');
-    // The app lets go: the sidecar takes its listeners at its next try and becomes ready.
-    for (const s of [squatter, squatter6, squatterDns]) s.child.kill('SIGKILL');
+    // The app lets go: the sidecar takes its listeners at its next try and becomes ready. The
+    // squatters' logs are complete once their stdout closed: they received nothing, all along
+    // (no barrier can reach them: the listener chain drops what would reach an unmarked socket).
+    await Promise.all([squatter, squatter6, squatterDns].map((s) => new Promise((closed) => {
+      s.child.once('close', closed);
+      s.child.kill('SIGKILL');
+    })));
+    expect([...squatter.seen, ...squatter6.seen, ...squatterDns.seen]).toEqual([]);
     for (let i = 0; i < 60; i++) {
       if ((await curl(topo.podNs, 'http://127.0.0.1:15000/ready')).stdout === '200') break;
       await new Promise((r) => setTimeout(r, 100));

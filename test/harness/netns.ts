@@ -131,9 +131,10 @@ export class Topology {
     const key = join(this.dir, 'l7-key.pem');
     must('ip', ['netns', 'exec', this.peerNs, 'openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=allowed.example.com', '-keyout', key, '-out', cert]);
     const servers = this.start(this.peerNs, NODE, [join(TOOLS, 'l7-servers.mjs'), '0.0.0.0', cert, key]);
-    if (onSeen !== undefined) {
-      servers.stdout?.setEncoding('utf8').on('data', (d: string) => {
-        for (const line of d.split('\n')) if (line.startsWith('seen ')) onSeen(line);
+    // Whole lines: a chunk may end mid-line.
+    if (onSeen !== undefined && servers.stdout) {
+      createInterface({ input: servers.stdout }).on('line', (line) => {
+        if (line.startsWith('seen ')) onSeen(line);
       });
     }
     await waitForLine(servers, (l) => l === 'listening', 15_000, 'l7 servers');
