@@ -8,6 +8,7 @@
 import type { Container, ObjectMeta, PodSpec, Volume } from './kube-types.js';
 import { ANNOTATION, STATUS_INJECTED, readPodKnobs, type AnnotationIssue } from './annotations.js';
 import {
+  CAPTURE_DIR,
   CLUSTER_RULES_DIR,
   CONTROLLER_CA_DIR,
   IDENTITY_TOKEN_DIR,
@@ -132,6 +133,7 @@ export function injectionProblems(kind: string, spec: PodSpec | undefined, metad
       [VOLUME.tmp]: '/tmp',
       [VOLUME.learn]: LEARN_STATE_DIR,
     };
+    if (settings.capture !== undefined) expectedMounts[VOLUME.captures] = CAPTURE_DIR;
     if (settings.identity !== undefined) {
       expectedMounts[VOLUME.identityToken] = IDENTITY_TOKEN_DIR;
       if (settings.identity.caConfigMap !== undefined) expectedMounts[VOLUME.controllerCa] = CONTROLLER_CA_DIR;

@@ -26,6 +26,28 @@ export const CONTROLLER_CA_FILE = `${CONTROLLER_CA_DIR}/ca.crt`;
  * never a folder other sidecars on the node share. Kept in step with DEFAULT_LEARN by a unit test.
  */
 export const LEARN_STATE_DIR = '/var/lib/sidewall/learn';
+/**
+ * Packet captures (README "Packet capture"): the pod's own emptyDir when the injector settings
+ * carry `capture` (the chart writes it, and capture.dir = this folder, when sidecar.config has a
+ * `capture` block). Without it captures go to the sidecar's 16 MiB memory-backed /tmp.
+ */
+export const CAPTURE_DIR = '/var/lib/sidewall/captures';
+
+const MIB = 1024 * 1024;
+/** The most capture files the store keeps (src/capture/store.ts MAX_STORED). */
+const CAPTURE_MAX_FILES = 10_000;
+
+/**
+ * The capture volume's sizeLimit for a capture.maxBytes budget. The store keeps the bytes of its
+ * files within maxBytes, but the kubelet measures an emptyDir as `du` does (whole 4 KiB blocks
+ * per file, directory blocks) and evicts the whole pod past sizeLimit, so the limit carries
+ * headroom: a quarter more, plus one block per file the store may keep (10,000 × 4 KiB ≈ 39 MiB),
+ * rounded up to whole MiB. A limit, not a reservation: the node's disk is used only as written.
+ */
+export function captureVolumeSizeLimit(maxBytes: number): string {
+  const bytes = maxBytes + Math.ceil(maxBytes / 4) + CAPTURE_MAX_FILES * 4096;
+  return `${Math.ceil(bytes / MIB)}Mi`;
+}
 
 export const VOLUME = {
   config: 'sidewall-config',
@@ -33,6 +55,7 @@ export const VOLUME = {
   podInfo: 'sidewall-pod-info',
   tmp: 'sidewall-tmp',
   learn: 'sidewall-learn',
+  captures: 'sidewall-captures',
   identityToken: 'sidewall-identity-token',
   controllerCa: 'sidewall-controller-ca',
 } as const;
@@ -264,6 +287,14 @@ export function mutatePod(pod: Pod, settings: InjectorSettings, context: Mutatio
     },
   };
 
+  const captureVolumes: Volume[] = [];
+  if (settings.capture !== undefined) {
+    // On the node's disk, not in memory: a capture budget of tens of MiB must not count against
+    // the proxy's memory limit; the sizeLimit bounds it with headroom (captureVolumeSizeLimit).
+    captureVolumes.push({ name: VOLUME.captures, emptyDir: { sizeLimit: captureVolumeSizeLimit(settings.capture.maxBytes) } });
+    proxyContainer.volumeMounts!.push({ name: VOLUME.captures, mountPath: CAPTURE_DIR });
+  }
+
   const identityVolumes: Volume[] = [];
   if (settings.identity !== undefined) {
     // Mounted into sidewall-proxy only: the app containers never see a credential for the
@@ -323,6 +354,7 @@ export function mutatePod(pod: Pod, settings: InjectorSettings, context: Mutatio
     // On the node's disk, not in memory: the model (up to learn.maxPaths templates) outlives a
     // container restart and does not count against the proxy's memory limit.
     { name: VOLUME.learn, emptyDir: { sizeLimit: '64Mi' } },
+    ...captureVolumes,
     ...identityVolumes,
   ];
   if (spec.volumes === undefined) patch.push({ op: 'add', path: '/spec/volumes', value: volumes });

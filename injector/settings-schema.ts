@@ -3,6 +3,7 @@
 
 import type { FormatCheck, JsonSchema } from '../src/schema/validator.js';
 import { isCidr } from './annotations.js';
+import { CONFIG_PROPERTIES } from '../src/config/config-schema.js';
 
 /** The V8 heap flags proxyNodeOptions may carry (NODE_OPTIONS could otherwise load any code). */
 export const NODE_HEAP_FLAG = /^--(max-semi-space-size|min-semi-space-size|max-old-space-size)=\d{1,6}$/;
@@ -102,6 +103,16 @@ export const SETTINGS_PROPERTIES: Record<string, JsonSchema> = {
     type: 'array',
     items: { type: 'string', minLength: 1 },
     'x-messages': { type: "must be a list of non-empty strings (the command prepended to sidewall-proxy's), or [] for none" },
+  },
+  capture: {
+    // The sidecar config's capture.maxBytes (the chart copies it): the capture volume's size.
+    if: { type: 'object' },
+    then: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { maxBytes: (CONFIG_PROPERTIES.capture!.properties as Record<string, JsonSchema>).maxBytes! },
+    },
+    else: { enum: [null, false], 'x-messages': { enum: 'must be a mapping with maxBytes (the capture volume is sized from it), or null: no capture volume, not {describe}' } },
   },
   identity: {
     // null or false: explicitly off (the chart with controller.enabled=false writes nothing).

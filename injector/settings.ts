@@ -7,6 +7,8 @@ import type { ResourceRequirements } from './kube-types.js';
 import { compileSchema, type CompiledSchema } from '../src/schema/validator.js';
 import * as generatedSettings from '../src/schema/generated/injector-settings.js';
 import { SETTINGS_FORMATS, settingsSchema } from './settings-schema.js';
+import { byteSize } from '../src/config/load.js';
+import { DEFAULT_CAPTURE } from '../src/capture/store.js';
 
 export type IptablesBackend = 'auto' | 'nft' | 'legacy';
 export type PullPolicy = 'Always' | 'IfNotPresent' | 'Never';
@@ -103,6 +105,16 @@ export interface InjectorSettings {
   proxyLauncher: string[];
   /** Absent: no controller credentials are mounted (clusters without `sidewall controller`). */
   identity?: IdentityCredentialSettings;
+  /**
+   * Present: sidewall-proxy gets its own capture volume (mutate.ts CAPTURE_DIR) sized from the
+   * sidecar config's capture.maxBytes (bytes). Absent: captures use the sidecar's /tmp.
+   */
+  capture?: CaptureVolumeSettings;
+}
+
+export interface CaptureVolumeSettings {
+  /** The sidecar config's capture.maxBytes, in bytes. */
+  maxBytes: number;
 }
 
 export function defaultInjectorSettings(): InjectorSettings {
@@ -185,7 +197,10 @@ export function resolveInjectorSettings(document: unknown, source: string): Inje
   const problems = injectorSettingsProblems(document);
   if (problems.length > 0) throw new InjectorSettingsError(source, problems);
   // The document has the schema's shape from here on: apply it over the defaults.
-  const { annotationGuard, stepAround, identity, proxyNodeOptions, ...plain } = document as Partial<InjectorSettings> & { identity?: Partial<IdentityCredentialSettings> | null | false };
+  const { annotationGuard, stepAround, identity, proxyNodeOptions, capture, ...plain } = document as Omit<Partial<InjectorSettings>, 'capture'> & {
+    identity?: Partial<IdentityCredentialSettings> | null | false;
+    capture?: { maxBytes?: number | string } | null | false;
+  };
   Object.assign(settings, plain);
   if (annotationGuard !== undefined) Object.assign(settings.annotationGuard, annotationGuard);
   if (stepAround !== undefined) Object.assign(settings.stepAround, stepAround);
@@ -194,6 +209,10 @@ export function resolveInjectorSettings(document: unknown, source: string): Inje
   else if (identity !== undefined) {
     settings.identity = { audience: identity.audience ?? 'sidewall-controller', expirationSeconds: identity.expirationSeconds ?? 3600 };
     if (typeof identity.caConfigMap === 'string') settings.identity.caConfigMap = identity.caConfigMap;
+  }
+  if (capture !== undefined && capture !== null && capture !== false) {
+    // The schema admits only sizes byteSize() reads; the sidecar's default when none is given.
+    settings.capture = { maxBytes: capture.maxBytes === undefined ? DEFAULT_CAPTURE.maxBytes : (byteSize(capture.maxBytes) ?? DEFAULT_CAPTURE.maxBytes) };
   }
   for (const part of ['proxyResources', 'initResources'] as const) {
     // A copy (never the caller's document); quantities may be numbers in YAML, the pod spec wants strings.

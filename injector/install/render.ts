@@ -6,7 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
-import { CONTROLLER_CA_FILE, IDENTITY_TOKEN_FILE } from '../mutate.js';
+import { CAPTURE_DIR, CONTROLLER_CA_FILE, IDENTITY_TOKEN_FILE } from '../mutate.js';
 import { resolveInjectorSettings } from '../settings.js';
 import type { WebhookTls } from './tls.js';
 
@@ -177,6 +177,8 @@ export function injectorSettingsDocument(values: ChartValues, name: string, appV
     annotationGuard: values.annotationGuard,
     stepAround: values.stepAround,
   };
+  const capture = (values.sidecar.config as Json).capture as Json | null | undefined;
+  if (isPlainObject(capture)) document.capture = { maxBytes: capture.maxBytes ?? '8MiB' };
   if (values.controller.enabled) {
     document.identity = { audience: values.controller.audience, expirationSeconds: values.controller.tokenExpirationSeconds, caConfigMap: controllerCaName(name) };
   }
@@ -196,6 +198,8 @@ export function controllerAddress(service: string, namespace: string, port: numb
 /** The sidecar config every injected pod mounts, as the chart's "sidewall.sidecarConfig" helper writes it. */
 export function sidecarConfigDocument(values: ChartValues, service: string, namespace: string): Json {
   const config: Json = { ...values.sidecar.config, clusterRules: '/etc/sidewall/cluster/rules.yaml', podInfo: '/etc/sidewall/pod' };
+  // A capture block: its files go to the volume the injector mounts for it.
+  if (isPlainObject(config.capture)) config.capture = { ...config.capture, dir: CAPTURE_DIR };
   if (values.controller.enabled) {
     config.identity = { controller: controllerAddress(service, namespace, values.controller.port), tokenFile: IDENTITY_TOKEN_FILE, caFile: CONTROLLER_CA_FILE };
   }

@@ -3,7 +3,7 @@
 // the server received and sent (tools/capture-relay.mjs, the server side's own log). Each capture
 // is read back with tshark: "Follow TCP stream" must give exactly the bytes the server logged (and
 // the client saw), under the connection's original addresses and ports as the app used them, and
-// tshark's expert info must find no broken stream. Triggers: on demand (`sidewall capture --peer`),
+// tshark's expert info must find no broken stream. Triggers: on demand (`sidewall capture --peer`, `--rule`),
 // per rule (`capture: true`), on alert (`capture.onAlert`, named by the alert record). Then the
 // capture volume's budget (oldest dropped, counted) and who may list and fetch captures.
 import { createHash } from 'node:crypto';
@@ -196,6 +196,34 @@ describe('captures read back with tshark', () => {
     expect(expertProblems(pcap)).toBe('');
   });
 
+  it('on demand (--rule): the connections that rule decides, from their first byte, and not those another rule decides', async () => {
+    const pcap = join(outDir, 'by-rule.pcapng');
+    const cli = captureCli(['--rule', 'web', '--duration', '3s', '-w', pcap]);
+    for (let i = 0; i < 100; i++) {
+      const list = await captureCli(['--list', '-o', 'json']);
+      if (list.stdout.includes('"ruleId":"web"') && list.stdout.includes('"active":true')) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const before = serverLog.length;
+    // One connection the rule `web` decides (H1), one that `h2-captured` decides (H2).
+    const curl = await topo.execAsync(topo.podNs, 'curl', ['-s', '-o', '/dev/null', '-w', '%{local_ip} %{local_port}', '--data-binary', 'by rule', `http://${topo.peerIp}:${H1}/by-rule`], { uid: APP_UID });
+    expect(curl.status).toBe(0);
+    const [localIp, localPort] = curl.stdout.split(' ');
+    const logged = await nextServerLog(H1, before);
+    const other = await topo.execAsync(topo.podNs, 'curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', '--http2-prior-knowledge', `http://${topo.peerIp}:${H2}/not-this-rule`], { uid: APP_UID });
+    expect(other.stdout).toBe('200');
+    await nextServerLog(H2, before);
+    const done = await cli;
+    expect(done.status, done.stderr).toBe(0);
+    // Only the connection `web` decided, with its handshake, under the app's own address and port.
+    expect(synEndpoints(pcap)).toEqual([[0, localIp, Number(localPort), topo.peerIp, H1]]);
+    const stream = followStream(pcap, 0);
+    expect(stream.client.toString()).toContain('POST /by-rule HTTP/1.1');
+    expect({ len: stream.client.length, sha: sha(stream.client) }).toEqual(logged.c2s);
+    expect({ len: stream.server.length, sha: sha(stream.server) }).toEqual(logged.s2c);
+    expect(expertProblems(pcap)).toBe('');
+  });
+
   it('per rule (capture: true): an HTTP/2 exchange by nghttp, as it was on the wire', async () => {
     const before = serverLog.length;
     const body = topo.writeFile('h2-upload.bin', 'h2 body '.repeat(2000));
@@ -203,7 +231,10 @@ describe('captures read back with tshark', () => {
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toContain(`POST /h2-upload 16000 ${sha(readFileSync(body))}`);
     const logged = await nextServerLog(H2, before);
-    const record = await sidecar.waitForRecord((x) => x.type === 'connection' && x.dst.port === H2 && x.reason !== 'open');
+    // nghttp's own connection, by its request's unique path (the --rule test's HTTP/2 connection
+    // to the same port has a record too): then that flow's connection record.
+    const request = await sidecar.waitForRecord((x) => x.type === 'request' && x.dst.port === H2 && (x.l7 as { path?: string } | undefined)?.path === '/h2-upload');
+    const record = await sidecar.waitForRecord((x) => x.type === 'connection' && x.flowId === request.flowId && x.reason !== 'open');
     expect(record.capture).toEqual(expect.stringMatching(/^[a-z0-9]+-[0-9a-z]+$/));
     const pcap = await fetchCapture(record.capture as string, 'rule.pcapng');
     const [syn] = synEndpoints(pcap);

@@ -26,6 +26,8 @@ import { chartDirectory, defaultChartValues, injectorSettingsDocument, mergeValu
 import { generateWebhookTls } from '../../injector/install/tls.js';
 import { CHART_FORMATS } from '../../injector/install/values-schema.js';
 import { CONTROLLER_CA_FILE, IDENTITY_TOKEN_FILE, defaultInjectorSettings, mutatePod, resolveInjectorSettings, type Pod } from '../../injector/index.js';
+import { CAPTURE_DIR, captureVolumeSizeLimit } from '../../injector/mutate.js';
+import { injectionProblems } from '../../injector/injection-check.js';
 import { run as runManifests } from '../../src/cli/manifests.js';
 import { parseConfig } from '../../src/config/index.js';
 import { checkRuleSource } from '../../src/policy/index.js';
@@ -375,6 +377,37 @@ describe('sidewall manifests: the identity controller (issue 8)', () => {
       const name = (volume as Json).configMap?.name as string | undefined;
       if (name !== undefined && name !== 'kube-root-ca.crt') expect(() => find(objects, 'ConfigMap', name, 'ops')).not.toThrow();
     }
+  });
+
+  it('sidecar.config.capture: injected pods get a capture volume sized from maxBytes, mounted where the sidecar writes captures', () => {
+    const withCapture = setValue(values, 'sidecar.config.capture={"onAlert":true,"maxBytes":"64MiB"}');
+    expect(validateValues(withCapture), JSON.stringify(validateValues.errors)).toBe(true);
+    const rendered = render(withCapture);
+    for (const object of rendered) new models[object.kind]!(object).validate();
+    const config = parseConfig(parseYaml(find(rendered, 'ConfigMap', 'sidewall-sidecar-config', 'shop').data['config.yaml'] as string), 'config.yaml');
+    expect(config.capture).toMatchObject({ onAlert: true, maxBytes: 64 * 1024 * 1024, dir: CAPTURE_DIR });
+    const settings = resolveInjectorSettings(parseYaml(find(rendered, 'ConfigMap', 'sidewall-injector', 'sidewall-system').data['injector.yaml'] as string), 'injector.yaml');
+    expect(settings.capture).toEqual({ maxBytes: 64 * 1024 * 1024 });
+    // A real AdmissionReview, the patch applied and the pod checked against the core/v1 schema.
+    const { pod } = admitPod(podCreateReview(replicaSetPod(), { namespace: 'shop' }), settings);
+    const proxy = findContainer(pod.spec!.initContainers, 'sidewall-proxy');
+    expect(proxy.volumeMounts).toContainEqual({ name: 'sidewall-captures', mountPath: config.capture.dir });
+    const volume = pod.spec!.volumes!.find((v) => v.name === 'sidewall-captures') as Json;
+    // On the node's disk (no medium: Memory), 64 MiB + a quarter + one 4 KiB block per file the store may keep.
+    expect(volume.emptyDir).toEqual({ sizeLimit: '120Mi' });
+    expect(captureVolumeSizeLimit(64 * 1024 * 1024)).toBe('120Mi');
+    // The chart's helper writes the folder the injector mounts (render.ts mirrors it).
+    expect(templates.find((t) => t.file === '_helpers.tpl')!.text).toContain(`"dir" "${CAPTURE_DIR}"`);
+    // The validating webhook takes the pod as one the injector made.
+    expect(injectionProblems('Pod', pod.spec, pod.metadata!, settings, 'spec')).toEqual([]);
+    // capture unset (the default): no capture volume, captures stay in /tmp.
+    const defaults = resolveInjectorSettings(parseYaml(find(objects, 'ConfigMap', 'sidewall-injector', 'sidewall-system').data['injector.yaml'] as string), 'injector.yaml');
+    expect(defaults.capture).toBeUndefined();
+    const plain = admitPod(podCreateReview(replicaSetPod(), { namespace: 'shop' }), defaults).pod;
+    expect(plain.spec!.volumes!.map((v) => v.name)).not.toContain('sidewall-captures');
+    // A bad size is refused by values.schema.json and by the injector settings' schema, naming the field.
+    expect(validateValues(setValue(values, 'sidecar.config.capture={"maxBytes":"lots"}'))).toBe(false);
+    expect(() => resolveInjectorSettings({ capture: { maxBytes: 'lots' } }, 'injector.yaml')).toThrow(/capture\.maxBytes: must be a size/);
   });
 
   it('the chart templates write the same paths and settings keys as render.ts', () => {

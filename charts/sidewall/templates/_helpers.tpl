@@ -57,6 +57,12 @@ annotationGuard:
   labels: {{ .Values.annotationGuard.labels | toJson }}
   trustedCreators: {{ .Values.annotationGuard.trustedCreators | toJson }}
 stepAround: {{ .Values.stepAround | toJson }}
+{{- /* A capture block in the sidecar config: the proxy gets a capture volume sized from maxBytes (injector/mutate.ts captureVolumeSizeLimit). */}}
+{{- $capture := .Values.sidecar.config.capture }}
+{{- if kindIs "map" $capture }}
+capture:
+  maxBytes: {{ get $capture "maxBytes" | default "8MiB" | toJson }}
+{{- end }}
 {{- if .Values.controller.enabled }}
 identity:
   audience: {{ .Values.controller.audience | quote }}
@@ -80,6 +86,10 @@ identity:
 {{- $config := deepCopy .Values.sidecar.config -}}
 {{- $_ := set $config "clusterRules" "/etc/sidewall/cluster/rules.yaml" -}}
 {{- $_ := set $config "podInfo" "/etc/sidewall/pod" -}}
+{{- if kindIs "map" .Values.sidecar.config.capture -}}
+{{- /* The capture volume the injector mounts (injector/mutate.ts CAPTURE_DIR). */}}
+{{- $_ := set $config "capture" (merge (dict "dir" "/var/lib/sidewall/captures") (deepCopy .Values.sidecar.config.capture)) -}}
+{{- end -}}
 {{- if .Values.controller.enabled -}}
 {{- /* The files the injector mounts into sidewall-proxy (injector/mutate.ts IDENTITY_TOKEN_FILE, CONTROLLER_CA_FILE). */}}
 {{- $_ := set $config "identity" (dict "controller" (include "sidewall.controllerAddress" .) "tokenFile" "/var/run/secrets/sidewall/token" "caFile" "/etc/sidewall/ca/ca.crt") -}}

@@ -7,16 +7,17 @@ import { createRequire } from 'node:module';
 // ajv's runtime helpers (ajv/dist/runtime/*), as the code refers to them.
 const require = createRequire(import.meta.url);
 
-export const hash = '48ce218d6e47b837fe8eb964730a39e4';
+export const hash = '7485cf03674f41211bf6f8195f03b5ae';
 
 export function create(formats) {
-const schema0 = {"type":["object","null"],"description":"The injector settings (injector.yaml); every key optional.","additionalProperties":false,"properties":{"image":{"type":"string","minLength":1,"x-messages":{"minLength":"must be an image reference, not empty"}},"imagePullPolicy":{"type":"string","enum":["Always","IfNotPresent","Never"]},"nativeSidecar":{"type":"boolean"},"proxyUid":{"type":"integer","minimum":1,"x-messages":{"minimum":"must be a non-zero uid, not {show}"}},"proxyGid":{"type":"integer","minimum":1,"x-messages":{"minimum":"must be a non-zero gid, not {show}"}},"inboundPort":{"type":"integer","minimum":1,"maximum":65535,"x-messages":{"type":"must be a port (1–65535), not {show}","minimum":"must be a port (1–65535), not {show}","maximum":"must be a port (1–65535), not {show}"}},"outboundPort":{"type":"integer","minimum":1,"maximum":65535,"x-messages":{"type":"must be a port (1–65535), not {show}","minimum":"must be a port (1–65535), not {show}","maximum":"must be a port (1–65535), not {show}"}},"adminPort":{"type":"integer","minimum":1,"maximum":65535,"x-messages":{"type":"must be a port (1–65535), not {show}","minimum":"must be a port (1–65535), not {show}","maximum":"must be a port (1–65535), not {show}"}},"redirectDns":{"type":"boolean"},"iptablesBackend":{"type":"string","enum":["auto","nft","legacy"]},"excludeInboundPorts":{"type":"array","items":{"type":"integer","minimum":1,"maximum":65535,"x-messages":{"type":"must be a port (1–65535), not {show}","minimum":"must be a port (1–65535), not {show}","maximum":"must be a port (1–65535), not {show}"}}},"excludeOutboundPorts":{"type":"array","items":{"type":"integer","minimum":1,"maximum":65535,"x-messages":{"type":"must be a port (1–65535), not {show}","minimum":"must be a port (1–65535), not {show}","maximum":"must be a port (1–65535), not {show}"}}},"excludeOutboundCidrs":{"type":"array","items":{"type":"string","format":"exclude-cidr"}},"proxyResources":{"type":"object","additionalProperties":false,"x-messages":{"type":"must be a mapping with requests and limits, not {describe}"},"properties":{"requests":{"type":["object","null"],"additionalProperties":{"type":["string","number"],"pattern":"^[0-9]+(\\.[0-9]+)?([eE][-+]?[0-9]+|m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$","x-messages":{"pattern":"{show} is not a Kubernetes quantity (e.g. 50m, 64Mi, 1)","type":"must be a quantity such as 64Mi, not {describe}"}}},"limits":{"type":["object","null"],"additionalProperties":{"type":["string","number"],"pattern":"^[0-9]+(\\.[0-9]+)?([eE][-+]?[0-9]+|m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$","x-messages":{"pattern":"{show} is not a Kubernetes quantity (e.g. 50m, 64Mi, 1)","type":"must be a quantity such as 64Mi, not {describe}"}}}}},"initResources":{"type":"object","additionalProperties":false,"x-messages":{"type":"must be a mapping with requests and limits, not {describe}"},"properties":{"requests":{"type":["object","null"],"additionalProperties":{"type":["string","number"],"pattern":"^[0-9]+(\\.[0-9]+)?([eE][-+]?[0-9]+|m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$","x-messages":{"pattern":"{show} is not a Kubernetes quantity (e.g. 50m, 64Mi, 1)","type":"must be a quantity such as 64Mi, not {describe}"}}},"limits":{"type":["object","null"],"additionalProperties":{"type":["string","number"],"pattern":"^[0-9]+(\\.[0-9]+)?([eE][-+]?[0-9]+|m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$","x-messages":{"pattern":"{show} is not a Kubernetes quantity (e.g. 50m, 64Mi, 1)","type":"must be a quantity such as 64Mi, not {describe}"}}}}},"proxyNodeOptions":{"type":"string","format":"node-heap-flags","x-messages":{"type":"expected a string of node flags, e.g. \"--max-semi-space-size=1\", not {describe}"}},"sidecarConfigMap":{"type":"string","minLength":1,"x-messages":{"type":"must be a ConfigMap name, not {describe}","minLength":"must be a ConfigMap name, not empty"}},"clusterRulesConfigMap":{"type":"string","minLength":1,"x-messages":{"type":"must be a ConfigMap name, not {describe}","minLength":"must be a ConfigMap name, not empty"}},"rewriteProbes":{"type":"boolean"},"annotationGuard":{"type":"object","additionalProperties":false,"properties":{"enabled":{"type":"boolean"},"annotations":{"type":"array","items":{"type":"string"}},"allowedUsers":{"type":"array","items":{"type":"string"}},"allowedGroups":{"type":"array","items":{"type":"string"}},"labels":{"type":"array","items":{"type":"string"}},"trustedCreators":{"type":"array","items":{"type":"string"}}}},"stepAround":{"type":"object","additionalProperties":false,"properties":{"enabled":{"type":"boolean"},"rootContainers":{"type":"string","enum":["drop","refuse"],"x-messages":{"enum":"must be drop (add capabilities.drop [SETUID, SETGID]) or refuse (deny the pod), not {show}"}},"dropNetRaw":{"type":"boolean"},"exemptNamespaces":{"type":"array","items":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","x-messages":{"pattern":"'{value}' is not a namespace name (lower-case letters, digits and '-', at most 63)"}}}}},"proxyLauncher":{"type":"array","items":{"type":"string","minLength":1},"x-messages":{"type":"must be a list of non-empty strings (the command prepended to sidewall-proxy's), or [] for none"}},"identity":{"if":{"type":"object"},"then":{"type":"object","additionalProperties":false,"properties":{"audience":{"type":"string","minLength":1,"x-messages":{"minLength":"must be a non-empty string, the audience the controller checks","type":"must be a non-empty string, the audience the controller checks"}},"expirationSeconds":{"type":"integer","minimum":600,"maximum":4294967295,"x-messages":{"type":"must be whole seconds, at least 600 (the Kubernetes minimum), not {show}","minimum":"must be whole seconds, at least 600 (the Kubernetes minimum), not {show}","maximum":"must be whole seconds, at least 600 (the Kubernetes minimum) and at most 4294967295, not {show}"}},"caConfigMap":{"type":["string","null"],"minLength":1,"x-messages":{"type":"must be a ConfigMap name, not {describe}","minLength":"must be a ConfigMap name, not empty"}}}},"else":{"enum":[null,false],"x-messages":{"enum":"must be a mapping with audience, expirationSeconds and caConfigMap (or null: off), not {describe}"}}}},"x-messages":{"type":"expected a YAML map at the top level, not {describe}"}};
+const schema0 = {"type":["object","null"],"description":"The injector settings (injector.yaml); every key optional.","additionalProperties":false,"properties":{"image":{"type":"string","minLength":1,"x-messages":{"minLength":"must be an image reference, not empty"}},"imagePullPolicy":{"type":"string","enum":["Always","IfNotPresent","Never"]},"nativeSidecar":{"type":"boolean"},"proxyUid":{"type":"integer","minimum":1,"x-messages":{"minimum":"must be a non-zero uid, not {show}"}},"proxyGid":{"type":"integer","minimum":1,"x-messages":{"minimum":"must be a non-zero gid, not {show}"}},"inboundPort":{"type":"integer","minimum":1,"maximum":65535,"x-messages":{"type":"must be a port (1–65535), not {show}","minimum":"must be a port (1–65535), not {show}","maximum":"must be a port (1–65535), not {show}"}},"outboundPort":{"type":"integer","minimum":1,"maximum":65535,"x-messages":{"type":"must be a port (1–65535), not {show}","minimum":"must be a port (1–65535), not {show}","maximum":"must be a port (1–65535), not {show}"}},"adminPort":{"type":"integer","minimum":1,"maximum":65535,"x-messages":{"type":"must be a port (1–65535), not {show}","minimum":"must be a port (1–65535), not {show}","maximum":"must be a port (1–65535), not {show}"}},"redirectDns":{"type":"boolean"},"iptablesBackend":{"type":"string","enum":["auto","nft","legacy"]},"excludeInboundPorts":{"type":"array","items":{"type":"integer","minimum":1,"maximum":65535,"x-messages":{"type":"must be a port (1–65535), not {show}","minimum":"must be a port (1–65535), not {show}","maximum":"must be a port (1–65535), not {show}"}}},"excludeOutboundPorts":{"type":"array","items":{"type":"integer","minimum":1,"maximum":65535,"x-messages":{"type":"must be a port (1–65535), not {show}","minimum":"must be a port (1–65535), not {show}","maximum":"must be a port (1–65535), not {show}"}}},"excludeOutboundCidrs":{"type":"array","items":{"type":"string","format":"exclude-cidr"}},"proxyResources":{"type":"object","additionalProperties":false,"x-messages":{"type":"must be a mapping with requests and limits, not {describe}"},"properties":{"requests":{"type":["object","null"],"additionalProperties":{"type":["string","number"],"pattern":"^[0-9]+(\\.[0-9]+)?([eE][-+]?[0-9]+|m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$","x-messages":{"pattern":"{show} is not a Kubernetes quantity (e.g. 50m, 64Mi, 1)","type":"must be a quantity such as 64Mi, not {describe}"}}},"limits":{"type":["object","null"],"additionalProperties":{"type":["string","number"],"pattern":"^[0-9]+(\\.[0-9]+)?([eE][-+]?[0-9]+|m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$","x-messages":{"pattern":"{show} is not a Kubernetes quantity (e.g. 50m, 64Mi, 1)","type":"must be a quantity such as 64Mi, not {describe}"}}}}},"initResources":{"type":"object","additionalProperties":false,"x-messages":{"type":"must be a mapping with requests and limits, not {describe}"},"properties":{"requests":{"type":["object","null"],"additionalProperties":{"type":["string","number"],"pattern":"^[0-9]+(\\.[0-9]+)?([eE][-+]?[0-9]+|m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$","x-messages":{"pattern":"{show} is not a Kubernetes quantity (e.g. 50m, 64Mi, 1)","type":"must be a quantity such as 64Mi, not {describe}"}}},"limits":{"type":["object","null"],"additionalProperties":{"type":["string","number"],"pattern":"^[0-9]+(\\.[0-9]+)?([eE][-+]?[0-9]+|m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$","x-messages":{"pattern":"{show} is not a Kubernetes quantity (e.g. 50m, 64Mi, 1)","type":"must be a quantity such as 64Mi, not {describe}"}}}}},"proxyNodeOptions":{"type":"string","format":"node-heap-flags","x-messages":{"type":"expected a string of node flags, e.g. \"--max-semi-space-size=1\", not {describe}"}},"sidecarConfigMap":{"type":"string","minLength":1,"x-messages":{"type":"must be a ConfigMap name, not {describe}","minLength":"must be a ConfigMap name, not empty"}},"clusterRulesConfigMap":{"type":"string","minLength":1,"x-messages":{"type":"must be a ConfigMap name, not {describe}","minLength":"must be a ConfigMap name, not empty"}},"rewriteProbes":{"type":"boolean"},"annotationGuard":{"type":"object","additionalProperties":false,"properties":{"enabled":{"type":"boolean"},"annotations":{"type":"array","items":{"type":"string"}},"allowedUsers":{"type":"array","items":{"type":"string"}},"allowedGroups":{"type":"array","items":{"type":"string"}},"labels":{"type":"array","items":{"type":"string"}},"trustedCreators":{"type":"array","items":{"type":"string"}}}},"stepAround":{"type":"object","additionalProperties":false,"properties":{"enabled":{"type":"boolean"},"rootContainers":{"type":"string","enum":["drop","refuse"],"x-messages":{"enum":"must be drop (add capabilities.drop [SETUID, SETGID]) or refuse (deny the pod), not {show}"}},"dropNetRaw":{"type":"boolean"},"exemptNamespaces":{"type":"array","items":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","x-messages":{"pattern":"'{value}' is not a namespace name (lower-case letters, digits and '-', at most 63)"}}}}},"proxyLauncher":{"type":"array","items":{"type":"string","minLength":1},"x-messages":{"type":"must be a list of non-empty strings (the command prepended to sidewall-proxy's), or [] for none"}},"capture":{"if":{"type":"object"},"then":{"type":"object","additionalProperties":false,"properties":{"maxBytes":{"type":["integer","string"],"minimum":4096,"maximum":9007199254740991,"pattern":"^\\s*\\d+\\s*([kKmMgG][iI]?[bB]?|[bB])?\\s*$","x-messages":{"type":"must be a size of at least 4096 bytes, as a number or with a unit (e.g. 8MiB, 512KiB), not {show}","minimum":"must be a size of at least 4096 bytes, as a number or with a unit (e.g. 8MiB, 512KiB), not {show}","maximum":"must be a size of at least 4096 bytes, as a number or with a unit (e.g. 8MiB, 512KiB), not {show}","pattern":"must be a size of at least 4096 bytes, as a number or with a unit (e.g. 8MiB, 512KiB), not {show}"}}}},"else":{"enum":[null,false],"x-messages":{"enum":"must be a mapping with maxBytes (the capture volume is sized from it), or null: no capture volume, not {describe}"}}},"identity":{"if":{"type":"object"},"then":{"type":"object","additionalProperties":false,"properties":{"audience":{"type":"string","minLength":1,"x-messages":{"minLength":"must be a non-empty string, the audience the controller checks","type":"must be a non-empty string, the audience the controller checks"}},"expirationSeconds":{"type":"integer","minimum":600,"maximum":4294967295,"x-messages":{"type":"must be whole seconds, at least 600 (the Kubernetes minimum), not {show}","minimum":"must be whole seconds, at least 600 (the Kubernetes minimum), not {show}","maximum":"must be whole seconds, at least 600 (the Kubernetes minimum) and at most 4294967295, not {show}"}},"caConfigMap":{"type":["string","null"],"minLength":1,"x-messages":{"type":"must be a ConfigMap name, not {describe}","minLength":"must be a ConfigMap name, not empty"}}}},"else":{"enum":[null,false],"x-messages":{"enum":"must be a mapping with audience, expirationSeconds and caConfigMap (or null: off), not {describe}"}}}},"x-messages":{"type":"expected a YAML map at the top level, not {describe}"}};
 const func0 = Object.prototype.hasOwnProperty;
 const func1 = require("ajv/dist/runtime/ucs2length").default;
 const formats0 = formats["exclude-cidr"];
 const formats2 = formats["node-heap-flags"];
 const pattern0 = new RegExp("^[0-9]+(\\.[0-9]+)?([eE][-+]?[0-9]+|m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$", "u");
 const pattern4 = new RegExp("^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", "u");
+const pattern5 = new RegExp("^\\s*\\d+\\s*([kKmMgG][iI]?[bB]?|[bB])?\\s*$", "u");
 
 function validate0(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
@@ -1084,8 +1085,8 @@ vErrors.push(err81);
 errors++;
 }
 }
-if(data.identity !== undefined){
-let data50 = data.identity;
+if(data.capture !== undefined){
+let data50 = data.capture;
 const _errs132 = errors;
 let valid29 = true;
 const _errs133 = errors;
@@ -1114,8 +1115,8 @@ if(_valid0){
 const _errs135 = errors;
 if(data50 && typeof data50 == "object" && !Array.isArray(data50)){
 for(const key9 in data50){
-if(!(((key9 === "audience") || (key9 === "expirationSeconds")) || (key9 === "caConfigMap"))){
-const err83 = {instancePath:instancePath+"/identity",schemaPath:"#/properties/identity/then/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key9},message:"must NOT have additional properties",schema:false,parentSchema:schema0.properties.identity.then,data:data50};
+if(!(key9 === "maxBytes")){
+const err83 = {instancePath:instancePath+"/capture",schemaPath:"#/properties/capture/then/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key9},message:"must NOT have additional properties",schema:false,parentSchema:schema0.properties.capture.then,data:data50};
 if(vErrors === null){
 vErrors = [err83];
 }
@@ -1125,11 +1126,10 @@ vErrors.push(err83);
 errors++;
 }
 }
-if(data50.audience !== undefined){
-let data51 = data50.audience;
-if(typeof data51 === "string"){
-if(func1(data51) < 1){
-const err84 = {instancePath:instancePath+"/identity/audience",schemaPath:"#/properties/identity/then/properties/audience/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema0.properties.identity.then.properties.audience,data:data51};
+if(data50.maxBytes !== undefined){
+let data51 = data50.maxBytes;
+if((!(((typeof data51 == "number") && (!(data51 % 1) && !isNaN(data51))) && (isFinite(data51)))) && (typeof data51 !== "string")){
+const err84 = {instancePath:instancePath+"/capture/maxBytes",schemaPath:"#/properties/capture/then/properties/maxBytes/type",keyword:"type",params:{type: schema0.properties.capture.then.properties.maxBytes.type},message:"must be integer,string",schema:schema0.properties.capture.then.properties.maxBytes.type,parentSchema:schema0.properties.capture.then.properties.maxBytes,data:data51};
 if(vErrors === null){
 vErrors = [err84];
 }
@@ -1138,9 +1138,9 @@ vErrors.push(err84);
 }
 errors++;
 }
-}
-else {
-const err85 = {instancePath:instancePath+"/identity/audience",schemaPath:"#/properties/identity/then/properties/audience/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema0.properties.identity.then.properties.audience.type,parentSchema:schema0.properties.identity.then.properties.audience,data:data51};
+if((typeof data51 == "number") && (isFinite(data51))){
+if(data51 > 9007199254740991 || isNaN(data51)){
+const err85 = {instancePath:instancePath+"/capture/maxBytes",schemaPath:"#/properties/capture/then/properties/maxBytes/maximum",keyword:"maximum",params:{comparison: "<=", limit: 9007199254740991},message:"must be <= 9007199254740991",schema:9007199254740991,parentSchema:schema0.properties.capture.then.properties.maxBytes,data:data51};
 if(vErrors === null){
 vErrors = [err85];
 }
@@ -1149,11 +1149,8 @@ vErrors.push(err85);
 }
 errors++;
 }
-}
-if(data50.expirationSeconds !== undefined){
-let data52 = data50.expirationSeconds;
-if(!(((typeof data52 == "number") && (!(data52 % 1) && !isNaN(data52))) && (isFinite(data52)))){
-const err86 = {instancePath:instancePath+"/identity/expirationSeconds",schemaPath:"#/properties/identity/then/properties/expirationSeconds/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema0.properties.identity.then.properties.expirationSeconds.type,parentSchema:schema0.properties.identity.then.properties.expirationSeconds,data:data52};
+if(data51 < 4096 || isNaN(data51)){
+const err86 = {instancePath:instancePath+"/capture/maxBytes",schemaPath:"#/properties/capture/then/properties/maxBytes/minimum",keyword:"minimum",params:{comparison: ">=", limit: 4096},message:"must be >= 4096",schema:4096,parentSchema:schema0.properties.capture.then.properties.maxBytes,data:data51};
 if(vErrors === null){
 vErrors = [err86];
 }
@@ -1162,9 +1159,10 @@ vErrors.push(err86);
 }
 errors++;
 }
-if((typeof data52 == "number") && (isFinite(data52))){
-if(data52 > 4294967295 || isNaN(data52)){
-const err87 = {instancePath:instancePath+"/identity/expirationSeconds",schemaPath:"#/properties/identity/then/properties/expirationSeconds/maximum",keyword:"maximum",params:{comparison: "<=", limit: 4294967295},message:"must be <= 4294967295",schema:4294967295,parentSchema:schema0.properties.identity.then.properties.expirationSeconds,data:data52};
+}
+if(typeof data51 === "string"){
+if(!pattern5.test(data51)){
+const err87 = {instancePath:instancePath+"/capture/maxBytes",schemaPath:"#/properties/capture/then/properties/maxBytes/pattern",keyword:"pattern",params:{pattern: "^\\s*\\d+\\s*([kKmMgG][iI]?[bB]?|[bB])?\\s*$"},message:"must match pattern \""+"^\\s*\\d+\\s*([kKmMgG][iI]?[bB]?|[bB])?\\s*$"+"\"",schema:"^\\s*\\d+\\s*([kKmMgG][iI]?[bB]?|[bB])?\\s*$",parentSchema:schema0.properties.capture.then.properties.maxBytes,data:data51};
 if(vErrors === null){
 vErrors = [err87];
 }
@@ -1173,8 +1171,11 @@ vErrors.push(err87);
 }
 errors++;
 }
-if(data52 < 600 || isNaN(data52)){
-const err88 = {instancePath:instancePath+"/identity/expirationSeconds",schemaPath:"#/properties/identity/then/properties/expirationSeconds/minimum",keyword:"minimum",params:{comparison: ">=", limit: 600},message:"must be >= 600",schema:600,parentSchema:schema0.properties.identity.then.properties.expirationSeconds,data:data52};
+}
+}
+}
+else {
+const err88 = {instancePath:instancePath+"/capture",schemaPath:"#/properties/capture/then/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema0.properties.capture.then.type,parentSchema:schema0.properties.capture.then,data:data50};
 if(vErrors === null){
 vErrors = [err88];
 }
@@ -1183,12 +1184,14 @@ vErrors.push(err88);
 }
 errors++;
 }
+var _valid0 = _errs135 === errors;
+valid29 = _valid0;
+ifClause0 = "then";
 }
-}
-if(data50.caConfigMap !== undefined){
-let data53 = data50.caConfigMap;
-if((typeof data53 !== "string") && (data53 !== null)){
-const err89 = {instancePath:instancePath+"/identity/caConfigMap",schemaPath:"#/properties/identity/then/properties/caConfigMap/type",keyword:"type",params:{type: schema0.properties.identity.then.properties.caConfigMap.type},message:"must be string,null",schema:schema0.properties.identity.then.properties.caConfigMap.type,parentSchema:schema0.properties.identity.then.properties.caConfigMap,data:data53};
+else {
+const _errs141 = errors;
+if(!((data50 === null) || (data50 === false))){
+const err89 = {instancePath:instancePath+"/capture",schemaPath:"#/properties/capture/else/enum",keyword:"enum",params:{allowedValues: schema0.properties.capture.else.enum},message:"must be equal to one of the allowed values",schema:schema0.properties.capture.else.enum,parentSchema:schema0.properties.capture.else,data:data50};
 if(vErrors === null){
 vErrors = [err89];
 }
@@ -1197,9 +1200,12 @@ vErrors.push(err89);
 }
 errors++;
 }
-if(typeof data53 === "string"){
-if(func1(data53) < 1){
-const err90 = {instancePath:instancePath+"/identity/caConfigMap",schemaPath:"#/properties/identity/then/properties/caConfigMap/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema0.properties.identity.then.properties.caConfigMap,data:data53};
+var _valid0 = _errs141 === errors;
+valid29 = _valid0;
+ifClause0 = "else";
+}
+if(!valid29){
+const err90 = {instancePath:instancePath+"/capture",schemaPath:"#/properties/capture/if",keyword:"if",params:{failingKeyword: ifClause0},message:"must match \""+ifClause0+"\" schema",schema:schema0.properties.capture.if,parentSchema:schema0.properties.capture,data:data50};
 if(vErrors === null){
 vErrors = [err90];
 }
@@ -1209,10 +1215,13 @@ vErrors.push(err90);
 errors++;
 }
 }
-}
-}
-else {
-const err91 = {instancePath:instancePath+"/identity",schemaPath:"#/properties/identity/then/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema0.properties.identity.then.type,parentSchema:schema0.properties.identity.then,data:data50};
+if(data.identity !== undefined){
+let data52 = data.identity;
+const _errs144 = errors;
+let valid31 = true;
+const _errs145 = errors;
+if(!(data52 && typeof data52 == "object" && !Array.isArray(data52))){
+const err91 = {};
 if(vErrors === null){
 vErrors = [err91];
 }
@@ -1221,14 +1230,23 @@ vErrors.push(err91);
 }
 errors++;
 }
-var _valid0 = _errs135 === errors;
-valid29 = _valid0;
-ifClause0 = "then";
+var _valid1 = _errs145 === errors;
+errors = _errs144;
+if(vErrors !== null){
+if(_errs144){
+vErrors.length = _errs144;
 }
 else {
+vErrors = null;
+}
+}
+let ifClause1;
+if(_valid1){
 const _errs147 = errors;
-if(!((data50 === null) || (data50 === false))){
-const err92 = {instancePath:instancePath+"/identity",schemaPath:"#/properties/identity/else/enum",keyword:"enum",params:{allowedValues: schema0.properties.identity.else.enum},message:"must be equal to one of the allowed values",schema:schema0.properties.identity.else.enum,parentSchema:schema0.properties.identity.else,data:data50};
+if(data52 && typeof data52 == "object" && !Array.isArray(data52)){
+for(const key10 in data52){
+if(!(((key10 === "audience") || (key10 === "expirationSeconds")) || (key10 === "caConfigMap"))){
+const err92 = {instancePath:instancePath+"/identity",schemaPath:"#/properties/identity/then/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key10},message:"must NOT have additional properties",schema:false,parentSchema:schema0.properties.identity.then,data:data52};
 if(vErrors === null){
 vErrors = [err92];
 }
@@ -1237,17 +1255,130 @@ vErrors.push(err92);
 }
 errors++;
 }
-var _valid0 = _errs147 === errors;
-valid29 = _valid0;
-ifClause0 = "else";
 }
-if(!valid29){
-const err93 = {instancePath:instancePath+"/identity",schemaPath:"#/properties/identity/if",keyword:"if",params:{failingKeyword: ifClause0},message:"must match \""+ifClause0+"\" schema",schema:schema0.properties.identity.if,parentSchema:schema0.properties.identity,data:data50};
+if(data52.audience !== undefined){
+let data53 = data52.audience;
+if(typeof data53 === "string"){
+if(func1(data53) < 1){
+const err93 = {instancePath:instancePath+"/identity/audience",schemaPath:"#/properties/identity/then/properties/audience/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema0.properties.identity.then.properties.audience,data:data53};
 if(vErrors === null){
 vErrors = [err93];
 }
 else {
 vErrors.push(err93);
+}
+errors++;
+}
+}
+else {
+const err94 = {instancePath:instancePath+"/identity/audience",schemaPath:"#/properties/identity/then/properties/audience/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema0.properties.identity.then.properties.audience.type,parentSchema:schema0.properties.identity.then.properties.audience,data:data53};
+if(vErrors === null){
+vErrors = [err94];
+}
+else {
+vErrors.push(err94);
+}
+errors++;
+}
+}
+if(data52.expirationSeconds !== undefined){
+let data54 = data52.expirationSeconds;
+if(!(((typeof data54 == "number") && (!(data54 % 1) && !isNaN(data54))) && (isFinite(data54)))){
+const err95 = {instancePath:instancePath+"/identity/expirationSeconds",schemaPath:"#/properties/identity/then/properties/expirationSeconds/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema0.properties.identity.then.properties.expirationSeconds.type,parentSchema:schema0.properties.identity.then.properties.expirationSeconds,data:data54};
+if(vErrors === null){
+vErrors = [err95];
+}
+else {
+vErrors.push(err95);
+}
+errors++;
+}
+if((typeof data54 == "number") && (isFinite(data54))){
+if(data54 > 4294967295 || isNaN(data54)){
+const err96 = {instancePath:instancePath+"/identity/expirationSeconds",schemaPath:"#/properties/identity/then/properties/expirationSeconds/maximum",keyword:"maximum",params:{comparison: "<=", limit: 4294967295},message:"must be <= 4294967295",schema:4294967295,parentSchema:schema0.properties.identity.then.properties.expirationSeconds,data:data54};
+if(vErrors === null){
+vErrors = [err96];
+}
+else {
+vErrors.push(err96);
+}
+errors++;
+}
+if(data54 < 600 || isNaN(data54)){
+const err97 = {instancePath:instancePath+"/identity/expirationSeconds",schemaPath:"#/properties/identity/then/properties/expirationSeconds/minimum",keyword:"minimum",params:{comparison: ">=", limit: 600},message:"must be >= 600",schema:600,parentSchema:schema0.properties.identity.then.properties.expirationSeconds,data:data54};
+if(vErrors === null){
+vErrors = [err97];
+}
+else {
+vErrors.push(err97);
+}
+errors++;
+}
+}
+}
+if(data52.caConfigMap !== undefined){
+let data55 = data52.caConfigMap;
+if((typeof data55 !== "string") && (data55 !== null)){
+const err98 = {instancePath:instancePath+"/identity/caConfigMap",schemaPath:"#/properties/identity/then/properties/caConfigMap/type",keyword:"type",params:{type: schema0.properties.identity.then.properties.caConfigMap.type},message:"must be string,null",schema:schema0.properties.identity.then.properties.caConfigMap.type,parentSchema:schema0.properties.identity.then.properties.caConfigMap,data:data55};
+if(vErrors === null){
+vErrors = [err98];
+}
+else {
+vErrors.push(err98);
+}
+errors++;
+}
+if(typeof data55 === "string"){
+if(func1(data55) < 1){
+const err99 = {instancePath:instancePath+"/identity/caConfigMap",schemaPath:"#/properties/identity/then/properties/caConfigMap/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema0.properties.identity.then.properties.caConfigMap,data:data55};
+if(vErrors === null){
+vErrors = [err99];
+}
+else {
+vErrors.push(err99);
+}
+errors++;
+}
+}
+}
+}
+else {
+const err100 = {instancePath:instancePath+"/identity",schemaPath:"#/properties/identity/then/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema0.properties.identity.then.type,parentSchema:schema0.properties.identity.then,data:data52};
+if(vErrors === null){
+vErrors = [err100];
+}
+else {
+vErrors.push(err100);
+}
+errors++;
+}
+var _valid1 = _errs147 === errors;
+valid31 = _valid1;
+ifClause1 = "then";
+}
+else {
+const _errs159 = errors;
+if(!((data52 === null) || (data52 === false))){
+const err101 = {instancePath:instancePath+"/identity",schemaPath:"#/properties/identity/else/enum",keyword:"enum",params:{allowedValues: schema0.properties.identity.else.enum},message:"must be equal to one of the allowed values",schema:schema0.properties.identity.else.enum,parentSchema:schema0.properties.identity.else,data:data52};
+if(vErrors === null){
+vErrors = [err101];
+}
+else {
+vErrors.push(err101);
+}
+errors++;
+}
+var _valid1 = _errs159 === errors;
+valid31 = _valid1;
+ifClause1 = "else";
+}
+if(!valid31){
+const err102 = {instancePath:instancePath+"/identity",schemaPath:"#/properties/identity/if",keyword:"if",params:{failingKeyword: ifClause1},message:"must match \""+ifClause1+"\" schema",schema:schema0.properties.identity.if,parentSchema:schema0.properties.identity,data:data52};
+if(vErrors === null){
+vErrors = [err102];
+}
+else {
+vErrors.push(err102);
 }
 errors++;
 }
