@@ -18,8 +18,9 @@ import { join } from 'node:path';
 import { metrics } from '../metrics/index.js';
 import { INVALID, parseCidr, parseIp, cidrContains, type Cidr } from '../policy/ip.js';
 import type { Decision } from '../policy/types.js';
-import { fileHeader } from './pcapng.js';
+import { enhancedPacket, fileHeader } from './pcapng.js';
 import { CaptureTap, type CaptureSink, type Endpoint, type PreBufferBudget } from './tap.js';
+import { udpFrame } from './udp-frames.js';
 
 export interface CaptureSettings {
   /** Capture the connection that raised an alert, from its first byte. */
@@ -63,6 +64,29 @@ export interface OpenConnections {
   get(flowId: string): TappableConnection | undefined;
   all(): Iterable<TappableConnection>;
 }
+
+/** One datagram of a flow without a connection (DNS over UDP), as the app's end sent or received it. */
+export interface CapturedDatagram {
+  /** Microseconds since the Unix epoch (tap.ts nowMicros()). */
+  micros: number;
+  fromClient: boolean;
+  bytes: Buffer;
+}
+
+/** A finished datagram flow (a DNS query and its answer): what the capture triggers see of it. */
+export interface DatagramFlow {
+  flowId: string;
+  /** The app's address and port. */
+  client: Endpoint;
+  /** The address and port it sent to (the resolver, port 53). */
+  server: Endpoint;
+  /** The rule that decided it (`capture: true`, on-demand `--rule`). */
+  decision?: Decision;
+  datagrams: CapturedDatagram[];
+}
+
+/** How long a datagram flow's alert capture waits for its datagrams (the DNS proxy's query timeout is 5 s). */
+const DATAGRAM_ALERT_WAIT_MS = 30_000;
 
 export interface CaptureRequest {
   flow?: string;
@@ -267,6 +291,58 @@ export class CaptureStore {
     if (own !== undefined) return own.id;
     if (!this.settings.onAlert) return undefined;
     return this.ownCaptureOf(conn, 'alert')?.id;
+  }
+
+  /**
+   * An alert on a datagram flow (a DNS tunnel finding, raised before the answer is in): with
+   * onAlert, its capture now (the alert names it), written when datagramFlow() brings the
+   * datagrams; ended after DATAGRAM_ALERT_WAIT_MS if they never come.
+   */
+  alertedDatagrams(flowId: string): string | undefined {
+    const own = this.ownCapture.get(flowId);
+    if (own !== undefined) return own.id;
+    if (!this.settings.onAlert) return undefined;
+    const file = this.create('alert', false, {});
+    if (file === undefined) return undefined;
+    this.ownCapture.set(flowId, file);
+    file.flows.add(flowId);
+    file.timer = setTimeout(() => this.finish(file), DATAGRAM_ALERT_WAIT_MS);
+    file.timer.unref();
+    return file.id;
+  }
+
+  /**
+   * A datagram flow is over (a DNS query answered, refused or timed out): its datagrams go to its
+   * own capture (an alert's, or a `capture: true` rule's: one file per flow, as for connections)
+   * and to the on-demand captures of its rule or peer. Returns the own capture's id (for the record).
+   */
+  datagramFlow(flow: DatagramFlow): string | undefined {
+    let own = this.ownCapture.get(flow.flowId);
+    if (own === undefined && flow.decision?.capture === true) {
+      own = this.create('rule', false, { ruleId: flow.decision.ruleId });
+      if (own !== undefined) this.ownCapture.set(flow.flowId, own);
+    }
+    const targets: CaptureFile[] = [];
+    if (own !== undefined && own.active) targets.push(own);
+    for (const session of this.sessions) {
+      const peer = session.match.peer;
+      const byRule = session.match.ruleId !== undefined && session.match.ruleId === flow.decision?.ruleId;
+      const byPeer = peer !== undefined && (this.inCidr(peer.cidr, flow.client.ip) || this.inCidr(peer.cidr, flow.server.ip));
+      if ((byRule || byPeer) && !targets.includes(session)) targets.push(session);
+    }
+    if (targets.length > 0) {
+      const ends = { client: flow.client, server: flow.server };
+      const blocks = flow.datagrams.map((d, i) => enhancedPacket(d.micros, udpFrame(ends, d.fromClient, d.bytes, i), i === 0 ? `sidewall flow ${flow.flowId}` : undefined));
+      for (const file of targets) {
+        file.flows.add(flow.flowId);
+        for (const block of blocks) file.write(block);
+      }
+    }
+    if (own !== undefined) {
+      this.ownCapture.delete(flow.flowId);
+      this.finish(own);
+    }
+    return own?.id;
   }
 
   /** The capture an alert or a `capture: true` rule started for this flow, while it is open. */

@@ -9,7 +9,12 @@
 // cost nothing otherwise. Until a capture takes the connection, the tap keeps its first frames —
 // the handshake and up to `preBufferBytes` of frames — so a capture started by an alert or a
 // rule decision begins at the connection's first byte. Past that it only counts bytes, to keep
-// sequence numbers right (a later capture then shows a gap, which tshark reports as such).
+// sequence numbers right: a capture that starts later has an explicit gap. Holding every byte
+// until an alert that may never come is not bounded (a DLP hit can be deep in a 1 GiB upload), so
+// the gap is reported instead, three ways: the sequence numbers jump by the bytes left out
+// (tshark: "previous segment(s) not captured", and "Follow TCP stream" shows the missing bytes
+// as such), the first frame after the gap carries a comment with the byte counts (pkt_comment),
+// and the records that name the capture carry `captureGap` (gapOf()).
 import { enhancedPacket } from './pcapng.js';
 import { TcpFrames, type Side } from './tcp-frames.js';
 
@@ -39,6 +44,12 @@ export interface PreBufferBudget {
 export /** Header bytes of the frames around a segment (data + acknowledgement), for the pre-buffer's estimate. */
 const FRAME_OVERHEAD = 2 * (14 + 40 + 20);
 
+/** Bytes of a connection a capture does not hold: after the pre-buffer filled, before the capture began. */
+export interface CaptureGap {
+  fromClient: number;
+  toClient: number;
+}
+
 export function nowMicros(): number {
   return Math.round((performance.timeOrigin + performance.now()) * 1000);
 }
@@ -65,6 +76,12 @@ export class CaptureTap {
   private unseen: Buffer | undefined;
   /** Captures that have not had a frame of this connection yet (their first one carries the comment). */
   private readonly fresh = new Set<CaptureSink>();
+  /** Bytes each side sent so far, and how many of them the kept frames hold (a prefix). */
+  private readonly seen = { client: 0, server: 0 };
+  private readonly keptEnd = { client: 0, server: 0 };
+  /** Each capture's gap (when it has one), by capture id; its next frame carries a note of it. */
+  private readonly gaps = new Map<string, CaptureGap>();
+  private readonly gapNotes = new Map<CaptureSink, string>();
 
   constructor(
     readonly flowId: string,
@@ -84,6 +101,8 @@ export class CaptureTap {
       this.frames.handshake();
       this.frames.skip('client', already.fromClient);
       this.frames.skip('server', already.toClient);
+      this.seen.client = this.keptEnd.client = already.fromClient;
+      this.seen.server = this.keptEnd.server = already.toClient;
     } else this.emit(nowMicros(), this.frames.handshake());
   }
 
@@ -97,6 +116,16 @@ export class CaptureTap {
     return !this.midStream && !this.keptFull;
   }
 
+  /** The bytes a capture of this connection does not hold (undefined: none missing). */
+  gapOf(captureId: string): CaptureGap | undefined {
+    return this.gaps.get(captureId);
+  }
+
+  /** Every capture's gap, by capture id (empty when none has one). */
+  get captureGaps(): ReadonlyMap<string, CaptureGap> {
+    return this.gaps;
+  }
+
   /** Adds a capture: it gets the kept beginning first, then every frame from now on. */
   attach(sink: CaptureSink): void {
     if (this.sinks.includes(sink)) return;
@@ -105,11 +134,18 @@ export class CaptureTap {
     // The first frame a capture gets from this connection names the flow (Wireshark shows it).
     kept.forEach((k, i) => sink.write(enhancedPacket(k.micros, k.frame, i === 0 ? this.comment : undefined)));
     if (kept.length === 0) this.fresh.add(sink);
+    // What was sent after the kept frames and before now is not in this capture: say so.
+    const gap = { fromClient: this.seen.client - this.keptEnd.client, toClient: this.seen.server - this.keptEnd.server };
+    if (!this.midStream && (gap.fromClient > 0 || gap.toClient > 0)) {
+      this.gaps.set(sink.id, gap);
+      this.gapNotes.set(sink, `sidewall: ${gap.fromClient} bytes from the client and ${gap.toClient} bytes to it not captured here (sent after the ${this.preBufferBytes}-byte pre-buffer filled, before this capture began)`);
+    }
     const unseen = this.unseen;
     if (unseen !== undefined) {
       // The bytes being read right now (those that raised the alert, say) are in the capture.
       this.unseen = undefined;
       this.emit(nowMicros(), this.frames.data('client', unseen));
+      this.seen.client += unseen.length;
     }
     if (this.ended) sink.flowEnded(this.flowId);
   }
@@ -118,6 +154,7 @@ export class CaptureTap {
     const at = this.sinks.indexOf(sink);
     if (at >= 0) this.sinks.splice(at, 1);
     this.fresh.delete(sink);
+    this.gapNotes.delete(sink);
   }
 
   fromClient(bytes: Buffer): void {
@@ -145,6 +182,7 @@ export class CaptureTap {
     if (unseen === undefined) return;
     this.unseen = undefined;
     this.frames.skip('client', unseen.length);
+    this.seen.client += unseen.length;
   }
 
   toClient(bytes: Buffer): void {
@@ -181,35 +219,43 @@ export class CaptureTap {
 
   private onData(from: Side, bytes: Buffer): void {
     this.settle();
+    this.seen[from] += bytes.length;
     if (this.sinks.length === 0 && (this.keptFull || this.kept === null)) {
       // Nobody captures this connection and its beginning is already kept: count, do not copy.
       this.frames.skip(from, bytes.length);
       return;
     }
-    this.emit(nowMicros(), this.frames.data(from, bytes));
+    if (this.emit(nowMicros(), this.frames.data(from, bytes))) this.keptEnd[from] = this.seen[from];
   }
 
-  private emit(micros: number, frames: Buffer[]): void {
+  /** Writes frames to the captures (and keeps them while the pre-buffer has room): true when kept. */
+  private emit(micros: number, frames: Buffer[]): boolean {
+    let kept = false;
     if (this.kept !== null && !this.keptFull) {
       let n = 0;
       for (const f of frames) n += f.length;
       if (this.keptBytes + n <= this.preBufferBytes && this.budget.take(n)) {
         for (const frame of frames) this.kept.push({ micros, frame });
         this.keptBytes += n;
+        kept = true;
       } else {
         this.keptFull = true;
         this.budget.full();
       }
     }
     const sinks = this.sinks;
-    if (sinks.length === 0) return;
+    if (sinks.length === 0) return kept;
     for (const frame of frames) {
       let plain: Buffer | undefined;
       for (const sink of sinks) {
-        if (this.fresh.delete(sink)) sink.write(enhancedPacket(micros, frame, this.comment));
+        const fresh = this.fresh.delete(sink);
+        const note = this.gapNotes.get(sink);
+        if (note !== undefined) this.gapNotes.delete(sink);
+        if (fresh || note !== undefined) sink.write(enhancedPacket(micros, frame, fresh && note !== undefined ? `${this.comment}; ${note}` : fresh ? this.comment : note));
         else sink.write((plain ??= enhancedPacket(micros, frame)));
       }
     }
+    return kept;
   }
 
   private releaseKept(): void {

@@ -21,10 +21,11 @@ const ACK = 0x10;
 /** Payload per synthesized segment: a read can be up to 64 KiB, an IPv4 packet no more than 65,535 bytes. */
 export const MAX_SEGMENT_PAYLOAD = 65_000;
 
-const CLIENT_MAC = Buffer.from([0x02, 0x00, 0x00, 0x00, 0x00, 0x01]);
-const SERVER_MAC = Buffer.from([0x02, 0x00, 0x00, 0x00, 0x00, 0x02]);
+export const CLIENT_MAC = Buffer.from([0x02, 0x00, 0x00, 0x00, 0x00, 0x01]);
+export const SERVER_MAC = Buffer.from([0x02, 0x00, 0x00, 0x00, 0x00, 0x02]);
 
-function addressBytes(ip: string, v6: boolean): Buffer {
+/** An address as it goes into a header: 4 bytes, or 16 (an IPv4 address IPv4-mapped) when v6. */
+export function addressBytes(ip: string, v6: boolean): Buffer {
   if (!v6) return Buffer.from(ip.split('.').map(Number));
   let text = ip.split('%')[0] ?? '';
   if (isIPv4(text)) text = `::ffff:${text}`;
@@ -44,7 +45,7 @@ function addressBytes(ip: string, v6: boolean): Buffer {
 }
 
 /** One's complement sum of 16-bit words (RFC 1071), not yet folded or inverted. */
-function sum16(buf: Buffer, start: number, end: number, acc: number): number {
+export function sum16(buf: Buffer, start: number, end: number, acc: number): number {
   let s = acc;
   let i = start;
   for (; i + 1 < end; i += 2) s += (buf[i]! << 8) | buf[i + 1]!;
@@ -52,7 +53,7 @@ function sum16(buf: Buffer, start: number, end: number, acc: number): number {
   return s;
 }
 
-function fold(s: number): number {
+export function fold(s: number): number {
   let x = s;
   while (x > 0xffff) x = (x & 0xffff) + Math.floor(x / 0x10000);
   return ~x & 0xffff;

@@ -203,11 +203,12 @@ export async function run(args: string[]): Promise<number> {
         metrics.dlpHits.inc({ sensor: alert.hit.sensor, where: alert.hit.where, outcome: alert.blocked ? 'blocked' : alert.decision.verdict === 'would-deny' ? 'would-block' : 'alert' });
         // capture.onAlert: the connection that raised it is captured, and the alert names the capture.
         const capture = captures.alerted(conn);
-        if (conn.admission) flows.emit(dlpAlertRecord(conn.flowId, conn.admission.facts, alert, capture));
+        if (conn.admission) flows.emit(dlpAlertRecord(conn.flowId, conn.admission.facts, alert, capture === undefined ? undefined : { id: capture, gap: conn.tap?.gapOf(capture) }));
       },
       onAlert(conn, finding, blocked) {
         const capture = captures.alerted(conn);
-        if (conn.admission) flows.emit(alertRecord(conn.flowId, conn.admission.facts, conn.inspection?.protocol ?? 'tcp', finding, blocked, store.current().hash, capture));
+        const ref = capture === undefined ? undefined : { id: capture, gap: conn.tap?.gapOf(capture) };
+        if (conn.admission) flows.emit(alertRecord(conn.flowId, conn.admission.facts, conn.inspection?.protocol ?? 'tcp', finding, blocked, store.current().hash, ref));
       },
       onDecision(conn, decision) {
         captures.decided(conn, decision);
@@ -264,8 +265,15 @@ export async function run(args: string[]): Promise<number> {
           onError: (err) => log.error({ err }, 'DNS datagram failed'),
           onMalformed: (err) => metrics.parserErrors.inc({ protocol: 'dns', code: (err as { code?: string }).code ?? 'ERR_MALFORMED' }),
           onRejectedAnswer: (reason) => metrics.dnsAnswersRejected.inc({ reason }),
-          onQuery: (q) => flows.emit(requestRecord(q.flowId, q.facts, { protocol: 'dns', l7: q.l7, decision: q.decision, durationMs: q.durationMs, ...(q.reason ? { reason: q.reason } : {}) })),
-          onAlert: (flowId, facts, finding, blocked) => flows.emit(alertRecord(flowId, facts, 'dns', finding, blocked, store.current().hash)),
+          onQuery: (q) => flows.emit({ ...requestRecord(q.flowId, q.facts, { protocol: 'dns', l7: q.l7, decision: q.decision, durationMs: q.durationMs, ...(q.reason ? { reason: q.reason } : {}) }), ...(q.capture !== undefined ? { capture: q.capture } : {}) }),
+          onAlert: (flowId, facts, finding, blocked) => {
+            // capture.onAlert: the query that raised it, with its answer, once that is in.
+            const capture = captures.alertedDatagrams(flowId);
+            flows.emit(alertRecord(flowId, facts, 'dns', finding, blocked, store.current().hash, capture === undefined ? undefined : { id: capture }));
+          },
+          // Packet captures of DNS over UDP: the query and the answer as UDP datagrams (src/capture/udp-frames.ts).
+          keepDatagrams: () => captures.wantsTaps,
+          onDatagrams: (q) => captures.datagramFlow({ flowId: q.flowId, client: q.facts.src, server: q.facts.dst, ...(q.decision !== undefined ? { decision: q.decision } : {}), datagrams: q.datagrams }),
           socketMark: tunables.socketMark,
         });
   if (dns === undefined) log.warn('no nameserver in /etc/resolv.conf and no SIDEWALL_DNS_RESOLVER: the DNS listener (UDP) is off');

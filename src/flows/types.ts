@@ -92,6 +92,11 @@ export interface FlowRecordDraft {
   identityStale?: boolean;
   /** The packet capture (src/capture) holding this connection: an alert's own capture, or the first of the connection's. */
   capture?: string;
+  /**
+   * Bytes of the connection that capture lacks: sent after its pre-buffer (capture.preBufferBytes)
+   * filled and before the capture began (src/capture/tap.ts). Absent: the capture holds them all.
+   */
+  captureGap?: { fromClient: number; toClient: number };
   /** True on the periodic records of a connection that is still open; absent on the final one. */
   interim?: boolean;
   /**

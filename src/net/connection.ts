@@ -17,7 +17,7 @@
 // byte counts of records, the idle sweep and the write-queue budget include what it moved. A
 // capture that joins takes the connection back to this relay, bytes in flight included.
 import { connect, Socket } from 'node:net';
-import type { CaptureTap } from '../capture/tap.js';
+import type { CaptureGap, CaptureTap } from '../capture/tap.js';
 import type { ConnectionFilter } from '../enforcement/connection-filter.js';
 import type { Admission } from '../enforcement/gate.js';
 import type { ConnectionFacts, DlpAlert, FilterSink, RequestOutcome } from '../enforcement/types.js';
@@ -67,6 +67,8 @@ export interface ConnectionSummary {
   l4?: Decision | 'needs-l7';
   /** Ids of the packet captures this connection is in. */
   captures?: string[];
+  /** The bytes of this connection a capture lacks, by capture id (those with a gap only). */
+  captureGaps?: ReadonlyMap<string, CaptureGap>;
 }
 
 export interface ConnectionTimeouts {
@@ -863,7 +865,10 @@ export class ProxiedConnection implements FilterSink {
     const summary = this.snapshot();
     summary.reason = this.reason ?? 'closed';
     if (this.errorText !== undefined) summary.error = this.errorText;
-    if (this.tapValue !== undefined && this.tapValue.captureIds.length > 0) summary.captures = this.tapValue.captureIds;
+    if (this.tapValue !== undefined && this.tapValue.captureIds.length > 0) {
+      summary.captures = this.tapValue.captureIds;
+      if (this.tapValue.captureGaps.size > 0) summary.captureGaps = this.tapValue.captureGaps;
+    }
     this.tracking?.stop();
     this.filterRef?.finish(summary.reason === 'closed' ? 'fin' : summary.reason);
     this.observer.onClose(summary, this.filterRef);

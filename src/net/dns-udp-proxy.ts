@@ -28,6 +28,8 @@ import type { CompiledPolicy, Direction } from '../policy/index.js';
 import type { DnsTunnelMonitor, TunnelFinding } from '../tunnels/types.js';
 import { splitName } from '../tunnels/dns-tunnel-monitor.js';
 import { bindMarkedUdp } from './socket-mark.js';
+import type { CapturedDatagram } from '../capture/store.js';
+import { nowMicros } from '../capture/tap.js';
 
 export interface DnsQueryOutcome {
   flowId: string;
@@ -36,6 +38,16 @@ export interface DnsQueryOutcome {
   decision: Decision;
   durationMs: number;
   reason?: string;
+  /** The packet capture holding this query and its answer (capture: true rule, alert). */
+  capture?: string;
+}
+
+/** A query's datagrams, for the packet captures (src/capture/store.ts datagramFlow). */
+export interface DnsDatagrams {
+  flowId: string;
+  facts: ConnectionFacts;
+  decision?: Decision;
+  datagrams: CapturedDatagram[];
 }
 
 export interface DnsUdpProxyOptions {
@@ -62,6 +74,10 @@ export interface DnsUdpProxyOptions {
   socketMark?: number;
   /** An answer dropped as forged or stray (RFC 5452 checks): why, for a counter. */
   onRejectedAnswer?: (why: 'source' | 'id' | 'question' | 'malformed') => void;
+  /** True while a packet capture could want the datagrams (they are kept only then). */
+  keepDatagrams?: () => boolean;
+  /** A query's datagrams, when kept, once it is over (before its record): the own capture's id. */
+  onDatagrams?: (flow: DnsDatagrams) => string | undefined;
 }
 
 interface Pending {
@@ -80,6 +96,8 @@ interface Pending {
   decision: Decision;
   startedAt: number;
   timer: NodeJS.Timeout;
+  /** The query as the app sent it and the answer as it received it, while a capture could want them. */
+  datagrams: CapturedDatagram[] | undefined;
 }
 
 const ALERT_INTERVAL_MS = 10_000;
@@ -188,13 +206,24 @@ export class DnsUdpProxy {
 
   private onQuery(listener: Socket, msg: Buffer, client: RemoteInfo): void {
     let query: DnsMessage;
+    // Kept (a copy) only while a capture could want it: the app's datagram as it sent it.
+    const datagrams: CapturedDatagram[] | undefined = this.options.keepDatagrams?.() === true ? [{ micros: nowMicros(), fromClient: true, bytes: Buffer.from(msg) }] : undefined;
     try {
       query = parseDnsMessage(msg);
     } catch (err) {
       this.options.onMalformed?.(err);
-      if (this.notDns(msg, client, err)) return; // blocked: no answer at all
+      const alerted = this.notDns(msg, client, err);
       // RFC 1035 §4.1.1: a query we cannot read gets FORMERR (if it has a header to answer).
-      if (msg.length >= 12 && (msg[2]! & 0x80) === 0) listener.send(formErr(msg), client.port, client.address);
+      if (!alerted.blocked && msg.length >= 12 && (msg[2]! & 0x80) === 0) {
+        const reply = formErr(msg);
+        listener.send(reply, client.port, client.address);
+        datagrams?.push({ micros: nowMicros(), fromClient: false, bytes: reply });
+      }
+      if (alerted.flow !== undefined) {
+        const capture = datagrams === undefined ? undefined : this.options.onDatagrams?.({ ...alerted.flow, datagrams });
+        // Denied: a request record too, as for a refused query (it names the tunnel rule).
+        if (alerted.record !== undefined) this.options.onQuery({ ...alerted.record, ...(capture !== undefined ? { capture } : {}) });
+      }
       return;
     }
     if (query.isResponse) return;
@@ -210,18 +239,27 @@ export class DnsUdpProxy {
     }
     if (decision.action === 'deny') {
       try {
-        listener.send(buildRefused(msg), client.port, client.address);
+        const refused = buildRefused(msg);
+        listener.send(refused, client.port, client.address);
+        datagrams?.push({ micros: nowMicros(), fromClient: false, bytes: refused });
       } catch {
         // an unparseable question section: no answer
       }
       l7.rcode = 'REFUSED';
-      this.options.onQuery({ flowId, facts, l7, decision, durationMs: 0 });
+      const capture = this.captured({ flowId, facts, decision, datagrams });
+      this.options.onQuery({ flowId, facts, l7, decision, durationMs: 0, ...(capture !== undefined ? { capture } : {}) });
       return;
     }
-    void this.forward(listener, client, msg, query, { flowId, facts, l7, decision }).catch((err: unknown) => this.options.onError?.(err));
+    void this.forward(listener, client, msg, query, { flowId, facts, l7, decision }, datagrams).catch((err: unknown) => this.options.onError?.(err));
   }
 
-  private async forward(listener: Socket, client: RemoteInfo, msg: Buffer, query: DnsMessage, rec: { flowId: string; facts: ConnectionFacts; l7: Record<string, unknown>; decision: Decision }): Promise<void> {
+  /** Hands a query's datagrams (when kept) to the captures; the id of its own capture. */
+  private captured(flow: { flowId: string; facts: ConnectionFacts; decision: Decision; datagrams: CapturedDatagram[] | undefined }): string | undefined {
+    if (flow.datagrams === undefined) return undefined;
+    return this.options.onDatagrams?.({ flowId: flow.flowId, facts: flow.facts, decision: flow.decision, datagrams: flow.datagrams });
+  }
+
+  private async forward(listener: Socket, client: RemoteInfo, msg: Buffer, query: DnsMessage, rec: { flowId: string; facts: ConnectionFacts; l7: Record<string, unknown>; decision: Decision }, datagrams: CapturedDatagram[] | undefined): Promise<void> {
     if (this.pending.size >= MAX_IN_FLIGHT) {
       const oldest = this.pending.keys().next();
       if (!oldest.done) this.expire(oldest.value);
@@ -239,6 +277,7 @@ export class DnsUdpProxy {
       ...rec,
       startedAt: performance.now(),
       timer: setTimeout(() => this.expire(upstream), this.options.timeoutMs ?? 5000),
+      datagrams,
     };
     this.pending.set(upstream, pending);
     upstream.on('message', (answer, from) => {
@@ -260,11 +299,12 @@ export class DnsUdpProxy {
    * A datagram to port 53 that is not DNS: another protocol riding the port every pod may use
    * (ptunnel-ng's own framing, iodine's raw mode after its DNS login). It is never forwarded;
    * it is an alert (once per client and 10 s, with the bytes as evidence) and, under
-   * `tunnels: block` in protect mode, gets no answer at all. Returns true when blocked.
+   * `tunnels: block` in protect mode, gets no answer at all. Returns whether it is blocked and,
+   * when it raised an alert, the flow (and the record to write for a denied one).
    */
-  private notDns(msg: Buffer, client: RemoteInfo, err: unknown): boolean {
+  private notDns(msg: Buffer, client: RemoteInfo, err: unknown): { blocked: boolean; flow?: { flowId: string; facts: ConnectionFacts; decision?: Decision }; record?: DnsQueryOutcome } {
     const mode = this.options.tunnelMode('protocol-mismatch', 'dns', 53);
-    if (mode === 'off') return false;
+    if (mode === 'off') return { blocked: false };
     const policy = this.options.policy();
     const denial = tunnelDenial(mode, 'protocol-mismatch', policy);
     const key = `not-dns|${client.address}|${denial !== null}`;
@@ -280,10 +320,10 @@ export class DnsUdpProxy {
         detected: 'unknown',
       };
       this.options.onAlert(flowId, facts, finding, denial !== null);
-      // Denied: a request record too, as for a refused query (it names the tunnel rule).
-      if (denial !== null) this.options.onQuery({ flowId, facts, l7: { notDns: true }, decision: denial, durationMs: 0, reason: `not-dns:${code}` });
+      if (denial === null) return { blocked: false, flow: { flowId, facts } };
+      return { blocked: true, flow: { flowId, facts, decision: denial }, record: { flowId, facts, l7: { notDns: true }, decision: denial, durationMs: 0, reason: `not-dns:${code}` } };
     }
-    return denial !== null;
+    return { blocked: denial !== null };
   }
 
   private shouldAlert(key: string): boolean {
@@ -320,18 +360,21 @@ export class DnsUdpProxy {
       p.l7.deniedAlias = alias.alias;
       decision = alias.decision;
     }
+    let sent: Buffer = out;
     if (alias !== null && alias.decision.action === 'deny') {
       // The answer leads to a denied name: the app gets REFUSED, not the addresses.
-      p.socket.send(buildRefused(out), p.client.port, p.client.address);
+      sent = buildRefused(out);
       p.l7.rcode = 'REFUSED';
     } else {
-      p.socket.send(out, p.client.port, p.client.address);
       p.l7.rcode = answer.rcodeName;
     }
+    p.socket.send(sent, p.client.port, p.client.address);
+    p.datagrams?.push({ micros: nowMicros(), fromClient: false, bytes: sent });
     p.l7.answers = answer.answerCount;
     const finding = answerFinding(dnsCtx, p.facts, answer);
     if (finding !== null) this.options.onAlert(p.flowId, p.facts, finding, false);
-    this.options.onQuery({ flowId: p.flowId, facts: p.facts, l7: p.l7, decision, durationMs: performance.now() - p.startedAt });
+    const capture = this.captured({ flowId: p.flowId, facts: p.facts, decision, datagrams: p.datagrams });
+    this.options.onQuery({ flowId: p.flowId, facts: p.facts, l7: p.l7, decision, durationMs: performance.now() - p.startedAt, ...(capture !== undefined ? { capture } : {}) });
   }
 
   /** The query is answered or given up: its socket goes. */
@@ -345,7 +388,8 @@ export class DnsUdpProxy {
     const p = this.pending.get(upstream);
     if (p === undefined) return;
     this.settle(p);
-    this.options.onQuery({ flowId: p.flowId, facts: p.facts, l7: p.l7, decision: p.decision, durationMs: performance.now() - p.startedAt, reason: 'timeout' });
+    const capture = this.captured({ flowId: p.flowId, facts: p.facts, decision: p.decision, datagrams: p.datagrams });
+    this.options.onQuery({ flowId: p.flowId, facts: p.facts, l7: p.l7, decision: p.decision, durationMs: performance.now() - p.startedAt, reason: 'timeout', ...(capture !== undefined ? { capture } : {}) });
   }
 
   close(): void {

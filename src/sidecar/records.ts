@@ -6,6 +6,7 @@ import type { FlowRecordDraft } from '../flows/index.js';
 import type { Decision } from '../policy/index.js';
 import type { ConnectionSummary } from '../net/connection.js';
 import type { TunnelFinding } from '../tunnels/types.js';
+import type { CaptureGap } from '../capture/tap.js';
 
 const CLOSE_REASONS: Record<ConnectionSummary['reason'], string> = {
   closed: 'fin',
@@ -53,8 +54,19 @@ export function connectionRecord(summary: ConnectionSummary, facts: ConnectionFa
     reason,
     ...(filter?.tunnel ? { tunnel: tunnelRecord(filter.tunnel, filter.tunnel.blocked) } : {}),
     ...(facts?.identityStale ? { identityStale: true } : {}),
-    ...(summary.captures !== undefined ? { capture: summary.captures[0]! } : {}),
+    ...(summary.captures !== undefined ? captureFields({ id: summary.captures[0]!, gap: summary.captureGaps?.get(summary.captures[0]!) }) : {}),
   };
+}
+
+/** The capture a record names (its id) and what of the connection it lacks (src/capture/tap.ts). */
+export interface CaptureRef {
+  id: string;
+  gap?: CaptureGap | undefined;
+}
+
+function captureFields(ref: CaptureRef | undefined): Pick<FlowRecordDraft, 'capture' | 'captureGap'> {
+  if (ref === undefined) return {};
+  return ref.gap === undefined ? { capture: ref.id } : { capture: ref.id, captureGap: { fromClient: ref.gap.fromClient, toClient: ref.gap.toClient } };
 }
 
 function tunnelRecord(finding: TunnelFinding, blocked: boolean): NonNullable<FlowRecordDraft['tunnel']> {
@@ -65,7 +77,7 @@ function tunnelRecord(finding: TunnelFinding, blocked: boolean): NonNullable<Flo
 }
 
 /** An `alert` record for a tunnel detection on a connection. */
-export function alertRecord(flowId: string, facts: ConnectionFacts, protocol: string, finding: TunnelFinding, blocked: boolean, policy: string, capture?: string): FlowRecordDraft {
+export function alertRecord(flowId: string, facts: ConnectionFacts, protocol: string, finding: TunnelFinding, blocked: boolean, policy: string, capture?: CaptureRef): FlowRecordDraft {
   return {
     type: 'alert',
     flowId,
@@ -79,12 +91,12 @@ export function alertRecord(flowId: string, facts: ConnectionFacts, protocol: st
     tunnel: tunnelRecord(finding, blocked),
     reason: finding.evidence,
     ...(facts.identityStale ? { identityStale: true } : {}),
-    ...(capture !== undefined ? { capture } : {}),
+    ...captureFields(capture),
   };
 }
 
 /** An `alert` record for a DLP hit (PRODUCT.md "Content: DLP and capture"). */
-export function dlpAlertRecord(flowId: string, facts: ConnectionFacts, alert: DlpAlert, capture?: string): FlowRecordDraft {
+export function dlpAlertRecord(flowId: string, facts: ConnectionFacts, alert: DlpAlert, capture?: CaptureRef): FlowRecordDraft {
   const { hit, decision } = alert;
   const dlp: NonNullable<FlowRecordDraft['dlp']> = { sensor: hit.sensor, where: hit.where, offset: hit.offset, sample: hit.sample, blocked: alert.blocked };
   if (hit.field !== undefined) dlp.field = hit.field;
@@ -101,7 +113,7 @@ export function dlpAlertRecord(flowId: string, facts: ConnectionFacts, alert: Dl
     policy: decision.policy,
     dlp,
     reason: `dlp ${hit.sensor} in ${hit.where}`,
-    ...(capture !== undefined ? { capture } : {}),
+    ...captureFields(capture),
     ...(facts.identityStale ? { identityStale: true } : {}),
   };
 }

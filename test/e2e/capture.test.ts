@@ -32,6 +32,7 @@ rules:
   - { id: web, action: allow, direction: egress, ports: [${H1}] }
   - { id: h2-captured, action: allow, direction: egress, ports: [${H2}], capture: true }
   - { id: ssh-port, action: allow, direction: egress, ports: [${SSH}] }
+  - { id: dns-captured, action: allow, direction: egress, protocol: dns, dns: { names: ["*.example.com"] }, capture: true }
 `;
 
 interface ServerLog {
@@ -42,6 +43,8 @@ interface ServerLog {
 }
 
 const serverLog: ServerLog[] = [];
+/** Lines of tools/l7-servers.mjs ("seen dns-udp <query hex> <answer hex>" for each UDP query). */
+const seen: string[] = [];
 let relay: ChildProcess;
 let captureDir = '';
 /** Where the CLI (as the proxy's user) writes what it fetches. */
@@ -140,8 +143,9 @@ beforeAll(async () => {
   mkdirSync(outDir);
   chownSync(outDir, PROXY_UID, PROXY_UID);
   sidecar.init();
-  const servers = await topo.startL7Servers();
-  void servers;
+  // The pod's resolver is the peer's DNS server (the sidecar forwards the redirected queries there).
+  topo.setPodResolver(topo.peerIp);
+  await topo.startL7Servers((line) => seen.push(line));
   relay = topo.start(topo.peerNs, NODE, [join(TOOLS, 'capture-relay.mjs'), '0.0.0.0', `${H1}:80,${H2}:8080,${SSH}:echo`]);
   relay.stdout?.setEncoding('utf8').on('data', (d: string) => {
     for (const line of d.split('\n')) {
@@ -267,6 +271,36 @@ describe('captures read back with tshark', () => {
     expect(stream.client.toString()).toBe(payload);
     expect({ len: stream.client.length, sha: sha(stream.client) }).toEqual(logged.c2s);
     expect({ len: stream.server.length, sha: sha(stream.server) }).toEqual(logged.s2c);
+    expect(expertProblems(pcap)).toBe('');
+  });
+});
+
+describe('DNS over UDP in captures', () => {
+  it('capture: true on a dns rule: dig\'s query and the answer it got, as UDP datagrams from the app\'s port to the resolver, byte for byte', async () => {
+    const PORT = 53_184;
+    const r = await topo.execAsync(topo.podNs, 'dig', ['+tries=1', '+time=3', '-b', `${topo.podIp}#${PORT}`, 'www.example.com', 'A'], { uid: APP_UID });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/www\.example\.com\.\s+60\s+IN\s+A\s+10\.77\.0\.99/);
+    const digId = Number(/status: NOERROR, id: (\d+)/.exec(r.stdout)![1]);
+    const record = await sidecar.waitForRecord((x) => x.type === 'request' && x.protocol === 'dns' && x.src.port === PORT);
+    expect(record.ruleId).toBe('dns-captured');
+    expect(record.capture).toEqual(expect.any(String));
+    // What the DNS server itself got and answered (its own log), under the sidecar's random ID.
+    await until(() => seen.some((l) => l.startsWith('seen dns-udp ')), 'the DNS server\'s log of the query');
+    const [, queryHex, answerHex] = seen.find((l) => l.startsWith('seen dns-udp '))!.split(' ');
+    const withId = (hex: string): string => digId.toString(16).padStart(4, '0') + hex.slice(4);
+    const pcap = await fetchCapture(record.capture as string, 'dns.pcapng');
+    const frames = tshark(['-r', pcap, '-T', 'fields', '-E', 'separator=,', '-e', 'ip.src', '-e', 'udp.srcport', '-e', 'ip.dst', '-e', 'udp.dstport', '-e', 'dns.id', '-e', 'dns.flags.response', '-e', 'dns.qry.name', '-e', 'dns.a', '-e', 'udp.payload'])
+      .trim()
+      .split('\n')
+      .map((l) => l.split(','));
+    expect(frames.map((f) => f.slice(0, 8))).toEqual([
+      [topo.podIp, String(PORT), topo.peerIp, '53', `0x${digId.toString(16).padStart(4, '0')}`, '0', 'www.example.com', ''],
+      [topo.peerIp, '53', topo.podIp, String(PORT), `0x${digId.toString(16).padStart(4, '0')}`, '1', 'www.example.com', '10.77.0.99'],
+    ]);
+    // The query as dig sent it and the answer as dig got it: the server's bytes with dig's own ID.
+    expect(frames[0]![8]).toBe(withId(queryHex!));
+    expect(frames[1]![8]).toBe(withId(answerHex!));
     expect(expertProblems(pcap)).toBe('');
   });
 });

@@ -87,7 +87,14 @@ function dnsAnswer(query) {
   return Buffer.concat(parts);
 }
 const udp = createSocket('udp4');
-udp.on('message', (msg, rinfo) => { try { udp.send(dnsAnswer(msg), rinfo.port, rinfo.address); } catch {} });
+udp.on('message', (msg, rinfo) => {
+  try {
+    const answer = dnsAnswer(msg);
+    // The bytes as this server got and sent them (the capture e2e compares its pcap with them).
+    seen(`dns-udp ${msg.toString('hex')} ${answer.toString('hex')}`);
+    udp.send(answer, rinfo.port, rinfo.address);
+  } catch {}
+});
 const dnsTcp = createTcpServer((socket) => {
   let buf = Buffer.alloc(0);
   socket.on('error', () => {});

@@ -1,6 +1,7 @@
 // The capture pieces without sockets: frames (checksums, sequence numbers), the tap's pre-buffer
 // and the alert that starts a capture in the middle of a read, the store's budget, and the config.
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -109,6 +110,77 @@ describe('CaptureStore', () => {
     expect(client.toString()).toBe('first reply ' + 'b'.repeat(5000) + ' later');
     expect(store.list()[0]).toMatchObject({ id, trigger: 'alert', active: false, flows: ['f1'], truncated: false });
   });
+
+  it('bytes between the full pre-buffer and the alert are an explicit gap: counted, noted on the frame after it, and tshark reports it', () => {
+    const { store, conns, dir } = setup({ onAlert: true, preBufferBytes: 1024 });
+    const conn = connection(conns, 'f1');
+    store.opened(conn);
+    const tap = conn.tap!;
+    tap.fromClient(Buffer.alloc(300, 'a'));
+    tap.settle();
+    tap.toClient(Buffer.alloc(200, 'b'));
+    // Past the 1 KiB pre-buffer, nothing captures the connection yet: only counted.
+    tap.fromClient(Buffer.alloc(4000, 'c'));
+    tap.settle();
+    tap.toClient(Buffer.alloc(3000, 'd'));
+    tap.fromClient(Buffer.from('ALERT'));
+    const id = store.alerted(conn)!;
+    tap.settle();
+    tap.toClient(Buffer.from('after'));
+    tap.fin('client');
+    tap.close();
+    expect(tap.gapOf(id)).toEqual({ fromClient: 4000, toClient: 3000 });
+    const file = join(dir, 'copy.pcapng');
+    writeFileSync(file, readFileSync(store.path(id)!));
+    const tshark = (args: string[]): string => {
+      const r = spawnSync('tshark', ['-r', file, ...args], { encoding: 'utf8' });
+      expect(r.status, r.stderr).toBe(0);
+      return r.stdout;
+    };
+    // "Follow TCP stream" has every captured byte in place and names the missing ones.
+    const follow = tshark(['-q', '-z', 'follow,tcp,ascii,0']);
+    expect(follow).toContain('[4000 bytes missing in capture file]');
+    expect(follow).toContain('[3000 bytes missing in capture file]');
+    expect(follow).toContain('a'.repeat(300));
+    expect(follow).toContain('ALERT');
+    expect(follow).toContain('after');
+    expect(follow).not.toContain('c'.repeat(10));
+    expect(tshark(['-q', '-z', 'expert,warn'])).toContain('Previous segment(s) not captured');
+    // The first frame after the gap says what is missing, and why.
+    const comments = tshark(['-T', 'fields', '-e', 'frame.comment']).split('\n').filter((l) => l.trim() !== '');
+    expect(comments).toEqual(['sidewall flow f1', 'sidewall: 4000 bytes from the client and 3000 bytes to it not captured here (sent after the 1024-byte pre-buffer filled, before this capture began)']);
+    // A capture whose pre-buffer held everything has no gap.
+    const whole = connection(conns, 'f2');
+    store.opened(whole);
+    whole.tap!.fromClient(Buffer.from('short'));
+    const wholeId = store.alerted(whole)!;
+    whole.tap!.settle();
+    expect(whole.tap!.gapOf(wholeId)).toBeUndefined();
+  }, 60_000); // three tshark runs: seconds each on a loaded 2-core machine
+
+  it('a DNS query and its answer (capture: true rule, on-demand --peer): UDP datagrams with the app\'s port and the resolver\'s address, exactly', () => {
+    const { store } = setup();
+    const question = '03777777076578616d706c6503636f6d0000010001';
+    const query = Buffer.from(`abcd01000001000000000000${question}`, 'hex');
+    const answer = Buffer.from(`abcd81800001000100000000${question}c00c000100010000003c00040a4d0063`, 'hex');
+    const peer = store.start({ peer: '10.1.0.3', durationMs: 60_000 });
+    const flow = { flowId: 'd1', client: { ip: '10.1.0.2', port: 53184 }, server: { ip: '10.1.0.3', port: 53 }, datagrams: [{ micros: 1_000_000, fromClient: true, bytes: query }, { micros: 1_000_700, fromClient: false, bytes: answer }] };
+    const own = store.datagramFlow({ ...flow, decision: { action: 'allow', verdict: 'allowed', ruleId: 'dns-r', policy: 'p', capture: true } as never })!;
+    expect(own).toEqual(expect.any(String));
+    expect(store.info(own)).toMatchObject({ trigger: 'rule', ruleId: 'dns-r', active: false, flows: ['d1'], packets: 2 });
+    store.stop(peer.id);
+    for (const id of [own, peer.id]) {
+      const r = spawnSync('tshark', ['-r', store.path(id)!, '-o', 'udp.check_checksum:TRUE', '-T', 'fields', '-E', 'separator=,', '-e', 'ip.src', '-e', 'udp.srcport', '-e', 'ip.dst', '-e', 'udp.dstport', '-e', 'dns.qry.name', '-e', 'dns.a', '-e', 'udp.checksum.status', '-e', 'udp.payload'], { encoding: 'utf8' });
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stdout.trim().split('\n')).toEqual([
+        `10.1.0.2,53184,10.1.0.3,53,www.example.com,,1,${query.toString('hex')}`,
+        `10.1.0.3,53,10.1.0.2,53184,www.example.com,10.77.0.99,1,${answer.toString('hex')}`,
+      ]);
+    }
+    // A flow no trigger wants is in no capture.
+    expect(store.datagramFlow({ ...flow, flowId: 'd2', server: { ip: '10.9.9.9', port: 53 } })).toBeUndefined();
+    expect(store.list().every((c) => !c.flows.includes('d2'))).toBe(true);
+  }, 60_000); // two tshark runs
 
   it('keeps within maxBytes by deleting the oldest finished captures', () => {
     const { store, conns, dir } = setup({ onAlert: true, maxBytes: 20_000 });
