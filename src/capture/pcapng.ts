@@ -62,9 +62,10 @@ export function fileHeader(application: string): Buffer {
 
 /**
  * One frame as an Enhanced Packet Block on interface 0. `micros` is the time since the Unix epoch
- * in microseconds (if_tsresol 6, the default); `comment` becomes opt_comment (Wireshark shows it).
+ * in microseconds (if_tsresol 6, the default); `comment` becomes opt_comment (Wireshark shows it);
+ * `originalLength`: the packet's length when `frame` holds only its beginning.
  */
-export function enhancedPacket(micros: number, frame: Buffer, comment?: string): Buffer {
+export function enhancedPacket(micros: number, frame: Buffer, comment?: string, originalLength = frame.length): Buffer {
   const opts = comment === undefined ? Buffer.alloc(0) : options([[OPT_COMMENT, comment]]);
   const padded = pad4(frame.length);
   const total = 32 + padded + opts.length;
@@ -76,7 +77,7 @@ export function enhancedPacket(micros: number, frame: Buffer, comment?: string):
   out.writeUInt32LE(high >>> 0, 12);
   out.writeUInt32LE((micros - high * 0x100000000) >>> 0, 16);
   out.writeUInt32LE(frame.length, 20); // captured
-  out.writeUInt32LE(frame.length, 24); // on the wire
+  out.writeUInt32LE(Math.max(originalLength, frame.length), 24); // on the wire (more when the frame was cut)
   frame.copy(out, 28);
   opts.copy(out, 28 + padded);
   out.writeUInt32LE(total, total - 4);

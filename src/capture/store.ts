@@ -19,7 +19,7 @@ import { metrics } from '../metrics/index.js';
 import { INVALID, parseCidr, parseIp, cidrContains, type Cidr } from '../policy/ip.js';
 import type { Decision } from '../policy/types.js';
 import { enhancedPacket, fileHeader } from './pcapng.js';
-import { CaptureTap, type CaptureSink, type Endpoint, type PreBufferBudget } from './tap.js';
+import { CaptureTap, nowMicros, type CaptureSink, type Endpoint, type PreBufferBudget } from './tap.js';
 import { udpFrame } from './udp-frames.js';
 
 export interface CaptureSettings {
@@ -83,6 +83,18 @@ export interface DatagramFlow {
   /** The rule that decided it (`capture: true`, on-demand `--rule`). */
   decision?: Decision;
   datagrams: CapturedDatagram[];
+}
+
+/** The first packet of a non-TCP flow as the NFQUEUE guard got it (src/sidecar/non-tcp-guard.ts). */
+export interface FirstPacket {
+  flowId: string;
+  client: Endpoint;
+  server: Endpoint;
+  decision: Decision;
+  /** From the IP header on: the packet's first bytes only (the guard's copy range). */
+  ip: Buffer;
+  /** The packet's whole length (the IP header's). */
+  length: number;
 }
 
 /** How long a datagram flow's alert capture waits for its datagrams (the DNS proxy's query timeout is 5 s). */
@@ -342,6 +354,39 @@ export class CaptureStore {
       this.ownCapture.delete(flow.flowId);
       this.finish(own);
     }
+    return own?.id;
+  }
+
+  /**
+   * The first packet of a non-TCP flow the guard decided (the kernel passes the rest of an
+   * allowed flow without us, so it is all there is): written as it was, cut to the guard's copy
+   * range (pcapng keeps the original length: tshark says "packet size limited during capture"),
+   * to a `capture: true` rule's own capture and to on-demand captures of its rule or peer.
+   */
+  firstPacket(packet: FirstPacket): string | undefined {
+    const own = packet.decision.capture === true ? this.create('rule', false, { ruleId: packet.decision.ruleId }) : undefined;
+    const targets: CaptureFile[] = own !== undefined ? [own] : [];
+    for (const session of this.sessions) {
+      const peer = session.match.peer;
+      const byRule = session.match.ruleId !== undefined && session.match.ruleId === packet.decision.ruleId;
+      const byPeer = peer !== undefined && (this.inCidr(peer.cidr, packet.client.ip) || this.inCidr(peer.cidr, packet.server.ip));
+      if (byRule || byPeer) targets.push(session);
+    }
+    if (targets.length > 0) {
+      const frame = Buffer.alloc(14 + packet.ip.length);
+      frame.writeUInt16BE(0x0200, 0); // locally administered MACs, as the synthesized frames have
+      frame.writeUInt32BE(0x00000002, 2);
+      frame.writeUInt16BE(0x0200, 6);
+      frame.writeUInt32BE(0x00000001, 8);
+      frame.writeUInt16BE(packet.ip[0]! >> 4 === 6 ? 0x86dd : 0x0800, 12);
+      packet.ip.copy(frame, 14);
+      const block = enhancedPacket(nowMicros(), frame, `sidewall flow ${packet.flowId} (first packet, as the non-TCP guard decided it)`, 14 + packet.length);
+      for (const file of targets) {
+        file.flows.add(packet.flowId);
+        file.write(block);
+      }
+    }
+    if (own !== undefined) this.finish(own);
     return own?.id;
   }
 

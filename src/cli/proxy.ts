@@ -293,6 +293,9 @@ export async function run(args: string[]): Promise<number> {
     log,
     icmpTunnels: tunnels?.icmp ?? null,
     tunnelMode: (kind) => tunnelMode(kind, 'icmp', 0),
+    // Packet captures of non-TCP flows: the first packet, as the guard got it.
+    wantsPackets: () => captures.wantsTaps,
+    capture: (packet) => captures.firstPacket(packet),
   });
   store.on('reload', () => nonTcp.onPolicyChange());
 

@@ -28,6 +28,7 @@ import { ECHO_MARK, SEAL_MARK } from '../iptables/seal-rules.js';
 import type { EchoMessage, IcmpTunnelMonitor } from '../tunnels/icmp-tunnel.js';
 import { echoOf } from './icmp-echo.js';
 import { alertRecord } from './records.js';
+import type { FirstPacket } from '../capture/store.js';
 
 export interface NonTcpGuardOptions {
   queue: number;
@@ -50,6 +51,10 @@ export interface NonTcpGuardOptions {
   tunnelMode?: (kind: string) => TunnelMode;
   /** Clock for the tunnel monitor's windows (tests pass their own). */
   now?: () => number;
+  /** True while a packet capture could want a flow's first packet (src/capture/store.ts firstPacket). */
+  wantsPackets?: () => boolean;
+  /** A recorded flow's first packet (a view, valid during the call): its own capture's id, if any. */
+  capture?: (packet: FirstPacket) => string | undefined;
 }
 
 export interface NonTcpGuardStatus {
@@ -163,7 +168,10 @@ export class NonTcpGuard {
     metrics.nonTcpPackets.inc({ protocol: packet.name, direction: flowDirection, verdict: decision.verdict });
     const l7 = packet.icmpType >= 0 ? { icmp: { type: packet.icmpType, code: packet.icmpCode } } : undefined;
     if (decision.action === 'allow' || this.firstDenialThisInterval(flowDirection, packet.name, src, dst, packet.icmpType)) {
-      this.options.emit(this.record(facts, decision, packet.length, l7, p.uid));
+      const flowId = this.options.nextFlowId();
+      // Only flows that are recorded are captured: a denied flow's retries are neither.
+      const capture = this.options.wantsPackets?.() === true ? this.options.capture?.({ flowId, client: src, server: dst, decision, ip: p.data, length: packet.length }) : undefined;
+      this.options.emit(this.record(flowId, facts, decision, packet.length, l7, p.uid, capture));
     }
     return decision.action === 'allow';
   }
@@ -222,10 +230,10 @@ export class NonTcpGuard {
     }
   }
 
-  private record(facts: DatagramFacts, decision: Decision, length: number, l7: Record<string, unknown> | undefined, uid: number): FlowRecordDraft {
+  private record(flowId: string, facts: DatagramFacts, decision: Decision, length: number, l7: Record<string, unknown> | undefined, uid: number, capture: string | undefined): FlowRecordDraft {
     return {
       type: 'connection',
-      flowId: this.options.nextFlowId(),
+      flowId,
       direction: facts.direction,
       src: facts.src,
       dst: facts.dst,
@@ -239,6 +247,7 @@ export class NonTcpGuard {
       durationMs: 0,
       reason: decision.action === 'allow' ? 'first-packet' : 'denied',
       ...(uid >= 0 ? { uid } : {}),
+      ...(capture !== undefined ? { capture } : {}),
     };
   }
 }

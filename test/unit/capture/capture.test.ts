@@ -182,6 +182,31 @@ describe('CaptureStore', () => {
     expect(store.list().every((c) => !c.flows.includes('d2'))).toBe(true);
   }, 60_000); // two tshark runs
 
+  it('the first packet of a non-TCP flow (capture: true rule, on-demand --rule): written as the guard got it, cut to its copy range with the original length kept', () => {
+    const { store } = setup();
+    const session = store.start({ rule: 'udp-r', durationMs: 60_000 });
+    // IPv4/UDP 10.1.0.2:40000 -> 10.1.0.3:5000 with 600 bytes of payload; the guard copied 512 bytes.
+    const packet = Buffer.alloc(20 + 8 + 600, 0x61);
+    packet.set([0x45, 0, (628 >> 8) & 0xff, 628 & 0xff, 0, 1, 0x40, 0, 64, 17, 0, 0, 10, 1, 0, 2, 10, 1, 0, 3]);
+    let sum = 0;
+    for (let i = 0; i < 20; i += 2) sum += packet.readUInt16BE(i);
+    while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+    packet.writeUInt16BE(~sum & 0xffff, 10);
+    packet.writeUInt16BE(40000, 20);
+    packet.writeUInt16BE(5000, 22);
+    packet.writeUInt16BE(608, 24);
+    packet.writeUInt16BE(0, 26); // no UDP checksum (allowed over IPv4)
+    const decision = { action: 'allow', verdict: 'allowed', ruleId: 'udp-r', policy: 'p', capture: true } as never;
+    const id = store.firstPacket({ flowId: 'u1', client: { ip: '10.1.0.2', port: 40000 }, server: { ip: '10.1.0.3', port: 5000 }, decision, ip: packet.subarray(0, 512), length: 628 })!;
+    expect(store.info(id)).toMatchObject({ trigger: 'rule', ruleId: 'udp-r', flows: ['u1'], packets: 1, active: false });
+    store.stop(session.id);
+    for (const file of [id, session.id]) {
+      const r = spawnSync('tshark', ['-r', store.path(file)!, '-T', 'fields', '-E', 'separator=,', '-e', 'ip.src', '-e', 'udp.srcport', '-e', 'ip.dst', '-e', 'udp.dstport', '-e', 'frame.len', '-e', 'frame.cap_len', '-e', 'frame.comment'], { encoding: 'utf8' });
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stdout.trim()).toBe('10.1.0.2,40000,10.1.0.3,5000,642,526,sidewall flow u1 (first packet, as the non-TCP guard decided it)');
+    }
+  }, 60_000); // two tshark runs
+
   it('keeps within maxBytes by deleting the oldest finished captures', () => {
     const { store, conns, dir } = setup({ onAlert: true, maxBytes: 20_000 });
     const ids: string[] = [];
