@@ -142,7 +142,8 @@ beforeAll(async () => {
   outDir = join(topo.dir, 'out');
   mkdirSync(outDir);
   chownSync(outDir, PROXY_UID, PROXY_UID);
-  sidecar.init();
+  // --redirect-dns: the pod's DNS over UDP goes to the sidecar's listener (the DNS capture test).
+  sidecar.init(['--redirect-dns']);
   // The pod's resolver is the peer's DNS server (the sidecar forwards the redirected queries there).
   topo.setPodResolver(topo.peerIp);
   await topo.startL7Servers((line) => seen.push(line));
