@@ -288,7 +288,7 @@ describe('DNS over UDP in captures', () => {
     expect(record.capture).toEqual(expect.any(String));
     // What the DNS server itself got and answered (its own log), under the sidecar's random ID.
     await until(() => seen.some((l) => l.startsWith('seen dns-udp ')), 'the DNS server\'s log of the query');
-    const [, queryHex, answerHex] = seen.find((l) => l.startsWith('seen dns-udp '))!.split(' ');
+    const [, , queryHex, answerHex] = seen.find((l) => l.startsWith('seen dns-udp '))!.split(' ');
     const withId = (hex: string): string => digId.toString(16).padStart(4, '0') + hex.slice(4);
     const pcap = await fetchCapture(record.capture as string, 'dns.pcapng');
     const frames = tshark(['-r', pcap, '-T', 'fields', '-E', 'separator=,', '-e', 'ip.src', '-e', 'udp.srcport', '-e', 'ip.dst', '-e', 'udp.dstport', '-e', 'dns.id', '-e', 'dns.flags.response', '-e', 'dns.qry.name', '-e', 'dns.a', '-e', 'udp.payload'])
