@@ -161,16 +161,36 @@ export class CaptureTap {
     if (this.ended || bytes.length === 0) return;
     this.settle();
     if (this.sinks.length === 0 && (this.keptFull || this.kept === null || this.keptBytes + bytes.length + FRAME_OVERHEAD > this.preBufferBytes)) {
-      // Not kept: but the L7 layer reads these bytes next and may raise the alert that starts a
-      // capture, which must hold them. They stay referenced (not copied) until settle().
+      // What fits of this read is kept (a first read larger than the pre-buffer still leaves the
+      // connection's beginning in it); the rest is not: but the L7 layer reads these bytes next and
+      // may raise the alert that starts a capture, which must hold them. They stay referenced (not
+      // copied) until settle().
+      const taken = this.keepPrefix('client', bytes);
+      this.unseen = taken === 0 ? bytes : bytes.subarray(taken);
+      return;
+    }
+    this.onData('client', bytes);
+  }
+
+  /**
+   * With no capture yet and the pre-buffer about to fill: keeps the part of a read that fits,
+   * then marks the pre-buffer full. Returns how many bytes of the read it took (their sequence
+   * numbers are spent, kept or not: the caller goes on after them).
+   */
+  private keepPrefix(from: Side, bytes: Buffer): number {
+    let taken = 0;
+    if (!this.keptFull && this.kept !== null) {
+      const room = this.preBufferBytes - this.keptBytes - FRAME_OVERHEAD;
+      if (room > 0 && room < bytes.length) {
+        this.onData(from, bytes.subarray(0, room));
+        taken = room;
+      }
       if (!this.keptFull) {
         this.keptFull = true;
         this.budget.full();
       }
-      this.unseen = bytes;
-      return;
     }
-    this.onData('client', bytes);
+    return taken;
   }
 
   /**
@@ -187,6 +207,13 @@ export class CaptureTap {
 
   toClient(bytes: Buffer): void {
     if (this.ended || bytes.length === 0) return;
+    this.settle();
+    if (this.sinks.length === 0 && !this.keptFull && this.kept !== null && this.keptBytes + bytes.length + FRAME_OVERHEAD > this.preBufferBytes) {
+      // The pre-buffer fills in this read: what fits is kept, the rest only counted.
+      const taken = this.keepPrefix('server', bytes);
+      if (taken < bytes.length) this.onData('server', bytes.subarray(taken));
+      return;
+    }
     this.onData('server', bytes);
   }
 

@@ -99,7 +99,8 @@ function followStream(file: string, stream: number): { client: Buffer; server: B
       inData = nodes.length === 2;
       continue;
     }
-    if (!inData || line.startsWith('=====') || line.trim() === '') continue;
+    // "[N bytes missing in capture file]." marks a gap (the capture tells where bytes were left out).
+    if (!inData || line.startsWith('=====') || line.trim() === '' || /^\t?\[\d+ bytes missing in capture file\]/.test(line)) continue;
     if (line.startsWith('\t')) server.push(line.trim());
     else client.push(line.trim());
   }
@@ -173,7 +174,9 @@ describe('captures read back with tshark', () => {
     chownSync(appDir, APP_UID, APP_UID);
     const answer = join(appDir, 'answer.txt');
     const pcap = join(outDir, 'on-demand.pcapng');
-    const cli = captureCli(['--peer', topo.peerIp, '--duration', '2500ms', '-w', pcap]);
+    // Generous: the upload and its answer must both fall inside it on a loaded 2-core machine
+    // (2.5 s was not always enough at load 12); the CLI returns when it ends.
+    const cli = captureCli(['--peer', topo.peerIp, '--duration', '8s', '-w', pcap]);
     // The capture is running once the sidecar lists it.
     for (let i = 0; i < 100; i++) {
       const list = await captureCli(['--list', '-o', 'json']);
@@ -203,7 +206,7 @@ describe('captures read back with tshark', () => {
 
   it('on demand (--rule): the connections that rule decides, from their first byte, and not those another rule decides', async () => {
     const pcap = join(outDir, 'by-rule.pcapng');
-    const cli = captureCli(['--rule', 'web', '--duration', '3s', '-w', pcap]);
+    const cli = captureCli(['--rule', 'web', '--duration', '8s', '-w', pcap]); // generous, as above
     for (let i = 0; i < 100; i++) {
       const list = await captureCli(['--list', '-o', 'json']);
       if (list.stdout.includes('"ruleId":"web"') && list.stdout.includes('"active":true')) break;

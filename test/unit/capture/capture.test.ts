@@ -158,6 +158,30 @@ describe('CaptureStore', () => {
     expect(whole.tap!.gapOf(wholeId)).toBeUndefined();
   }, 60_000); // three tshark runs: seconds each on a loaded 2-core machine
 
+  it('a first read larger than the pre-buffer leaves its beginning there; the rest up to the alert is the gap', () => {
+    const { store, conns } = setup({ onAlert: true, preBufferBytes: 2048 });
+    const conn = connection(conns, 'f1');
+    store.opened(conn);
+    const tap = conn.tap!;
+    const first = Buffer.concat([Buffer.from('POST /big HTTP/1.1\r\n\r\n'), Buffer.alloc(10_000, 'p')]);
+    tap.fromClient(first);
+    tap.settle();
+    tap.toClient(Buffer.alloc(5000, 'r')); // past the pre-buffer: counted only
+    tap.fromClient(Buffer.from('ALERT'));
+    const id = store.alerted(conn)!;
+    tap.settle();
+    tap.close();
+    const frames = framesOf(readFileSync(store.path(id)!)).map(tcpPayload);
+    const data = frames.filter((f) => f.data.length > 0);
+    expect(data[0]!.data.subarray(0, 19).toString()).toBe('POST /big HTTP/1.1\r');
+    expect(data.at(-1)!.data.toString()).toBe('ALERT');
+    const keptClient = data.slice(0, -1).reduce((n, f) => n + f.data.length, 0);
+    expect(keptClient).toBeGreaterThan(1000);
+    // Every byte is either in the capture or in the gap, and the numbers say where.
+    expect(tap.gapOf(id)).toEqual({ fromClient: first.length - keptClient, toClient: 5000 });
+    expect(data.at(-1)!.seq - data[0]!.seq).toBe(first.length);
+  });
+
   it('a DNS query and its answer (capture: true rule, on-demand --peer): UDP datagrams with the app\'s port and the resolver\'s address, exactly', () => {
     const { store } = setup();
     const question = '03777777076578616d706c6503636f6d0000010001';
