@@ -284,9 +284,9 @@ describe('the gap between the pre-buffer and a late alert', () => {
     const before = serverLog.length;
     // 16 KiB of pre-buffer, then ~190 KB nothing captures yet, then the read with the banner raises the alert.
     const body = topo.writeFile('deep.bin', 'x'.repeat(200_000) + 'SSH-2.0-OpenSSH_9.2p1 deep\r\n' + 'y'.repeat(3000));
-    const curl = await topo.execAsync(topo.podNs, 'curl', ['-s', '-o', '/dev/null', '-w', '%{http_code} %{local_port}', '--data-binary', `@${body}`, `http://${topo.peerIp}:${H1}/deep`], { uid: APP_UID });
+    const curl = await topo.execAsync(topo.podNs, 'curl', ['-s', '-o', '/dev/null', '-w', '%{http_code} %{local_port} %{size_request} %{size_upload}', '--data-binary', `@${body}`, `http://${topo.peerIp}:${H1}/deep`], { uid: APP_UID });
     expect(curl.status).toBe(0);
-    const [code, localPort] = curl.stdout.split(' ');
+    const [code, localPort, sizeRequest, sizeUpload] = curl.stdout.split(' ');
     expect(code).toBe('200');
     const logged = await nextServerLog(H1, before);
     const alert = await sidecar.waitForRecord((x) => x.type === 'alert' && x.src.port === Number(localPort) && (x.tunnel as { kind?: string } | undefined)?.kind === 'ssh');
@@ -302,11 +302,12 @@ describe('the gap between the pre-buffer and a late alert', () => {
     expect(tshark(['-r', pcap, '-q', '-z', 'follow,tcp,ascii,0'])).toContain(`[${gap.fromClient} bytes missing in capture file]`);
     expect(tshark(['-r', pcap, '-T', 'fields', '-e', 'frame.comment'])).toContain(`sidewall: ${gap.fromClient} bytes from the client and 0 bytes to it not captured here`);
     expect(tshark(['-r', pcap, '-q', '-z', 'expert,warn'])).toContain('Previous segment(s) not captured');
-    // What is there is exact: the request's beginning, then from the alert's read to the end; with the gap, the server's byte count.
+    // What is there is exact: the request's beginning, then from the alert's read to the end; with
+    // the gap, every byte curl says it sent (the capture is the app's side of the connection).
     const stream = followStream(pcap, 0);
     expect(stream.client.subarray(0, 17).toString()).toBe('POST /deep HTTP/1');
     expect(stream.client.toString().endsWith('SSH-2.0-OpenSSH_9.2p1 deep\r\n' + 'y'.repeat(3000))).toBe(true);
-    expect(stream.client.length + gap.fromClient).toBe(logged.c2s.len);
+    expect(stream.client.length + gap.fromClient, `the server logged ${logged.c2s.len} bytes`).toBe(Number(sizeRequest) + Number(sizeUpload));
     expect({ len: stream.server.length, sha: sha(stream.server) }).toEqual(logged.s2c);
   });
 });
