@@ -255,6 +255,16 @@ const FLOW_RECORD_BASE = (): Record<string, unknown> => ({
       "type": "string",
       "pattern": "^[A-Za-z0-9_-]{1,64}$"
     },
+    "captureGap": {
+      "description": "With capture: the bytes of this connection that capture does not hold, sent after its pre-buffer (capture.preBufferBytes) filled and before the capture began. The capture shows the gap too: its sequence numbers jump by these counts and the first frame after the gap carries a comment. Absent: the capture holds every byte.",
+      "type": "object",
+      "required": ["fromClient", "toClient"],
+      "additionalProperties": false,
+      "properties": {
+        "fromClient": { "type": "integer", "minimum": 0 },
+        "toClient": { "type": "integer", "minimum": 0 }
+      }
+    },
     "identityStale": {
       "description": "The workload identities in src/dst may be out of date (the identity controller was unreachable).",
       "type": "boolean"
