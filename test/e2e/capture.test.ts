@@ -279,6 +279,39 @@ describe('captures read back with tshark', () => {
   });
 });
 
+describe('the gap between the pre-buffer and a late alert', () => {
+  it('an SSH banner deep in a curl upload: the capture holds the beginning and everything from the alert on, the bytes between are reported, by tshark and by the records', async () => {
+    const before = serverLog.length;
+    // 16 KiB of pre-buffer, then ~190 KB nothing captures yet, then the read with the banner raises the alert.
+    const body = topo.writeFile('deep.bin', 'x'.repeat(200_000) + 'SSH-2.0-OpenSSH_9.2p1 deep\r\n' + 'y'.repeat(3000));
+    const curl = await topo.execAsync(topo.podNs, 'curl', ['-s', '-o', '/dev/null', '-w', '%{http_code} %{local_port} %{size_request} %{size_upload}', '--data-binary', `@${body}`, `http://${topo.peerIp}:${H1}/deep`], { uid: APP_UID });
+    expect(curl.status).toBe(0);
+    const [code, localPort, sizeRequest, sizeUpload] = curl.stdout.split(' ');
+    expect(code).toBe('200');
+    const logged = await nextServerLog(H1, before);
+    const alert = await sidecar.waitForRecord((x) => x.type === 'alert' && x.src.port === Number(localPort) && (x.tunnel as { kind?: string } | undefined)?.kind === 'ssh');
+    const gap = alert.captureGap as { fromClient: number; toClient: number };
+    // Most of the 200 KB went by between the pre-buffer's end and the alert: not in the capture.
+    expect(gap.fromClient).toBeGreaterThan(100_000);
+    expect(gap.toClient).toBe(0);
+    const record = await sidecar.waitForRecord((x) => x.type === 'connection' && x.src.port === Number(localPort) && x.reason !== 'open');
+    expect(record.capture).toBe(alert.capture);
+    expect(record.captureGap).toEqual(gap);
+    const pcap = await fetchCapture(alert.capture as string, 'deep.pcapng');
+    // tshark says where bytes are missing and how many, and the frame after the gap says why.
+    expect(tshark(['-r', pcap, '-q', '-z', 'follow,tcp,ascii,0'])).toContain(`[${gap.fromClient} bytes missing in capture file]`);
+    expect(tshark(['-r', pcap, '-T', 'fields', '-e', 'frame.comment'])).toContain(`sidewall: ${gap.fromClient} bytes from the client and 0 bytes to it not captured here`);
+    expect(tshark(['-r', pcap, '-q', '-z', 'expert,warn'])).toContain('Previous segment(s) not captured');
+    // What is there is exact: the request's beginning, then from the alert's read to the end; with
+    // the gap, every byte curl says it sent (the capture is the app's side of the connection).
+    const stream = followStream(pcap, 0);
+    expect(stream.client.subarray(0, 17).toString()).toBe('POST /deep HTTP/1');
+    expect(stream.client.toString().endsWith('SSH-2.0-OpenSSH_9.2p1 deep\r\n' + 'y'.repeat(3000))).toBe(true);
+    expect(stream.client.length + gap.fromClient, `the server logged ${logged.c2s.len} bytes`).toBe(Number(sizeRequest) + Number(sizeUpload));
+    expect({ len: stream.server.length, sha: sha(stream.server) }).toEqual(logged.s2c);
+  });
+});
+
 describe('DNS over UDP in captures', () => {
   it('capture: true on a dns rule: dig\'s query and the answer it got, as UDP datagrams from the app\'s port to the resolver, byte for byte', async () => {
     const PORT = 53_184;
