@@ -86,12 +86,19 @@ function tshark(args: string[]): string {
   return r.stdout;
 }
 
-/** "Follow TCP stream" of stream N, both directions, as tshark reassembles them. */
-function followStream(file: string, stream: number): { client: Buffer; server: Buffer; nodes: string[] } {
+/**
+ * "Follow TCP stream" of stream N, both directions, as tshark reassembles them. Where bytes are
+ * missing, tshark's raw output inserts the text "[N bytes missing in capture file]" and a NUL as if
+ * it were data (hex, a line of its own): such lines are left out of the bytes and their offset in the
+ * client's bytes is returned in `clientGaps`.
+ */
+function followStream(file: string, stream: number): { client: Buffer; server: Buffer; nodes: string[]; clientGaps: number[] } {
   const out = tshark(['-r', file, '-q', '-z', `follow,tcp,raw,${stream}`]);
-  const client: string[] = [];
-  const server: string[] = [];
+  const client: Buffer[] = [];
+  const server: Buffer[] = [];
   const nodes: string[] = [];
+  const clientGaps: number[] = [];
+  let clientLength = 0;
   let inData = false;
   for (const line of out.split('\n')) {
     if (line.startsWith('Node ')) {
@@ -99,12 +106,20 @@ function followStream(file: string, stream: number): { client: Buffer; server: B
       inData = nodes.length === 2;
       continue;
     }
-    // "[N bytes missing in capture file]." marks a gap (the capture tells where bytes were left out).
-    if (!inData || line.startsWith('=====') || line.trim() === '' || /^\t?\[\d+ bytes missing in capture file\]/.test(line)) continue;
-    if (line.startsWith('\t')) server.push(line.trim());
-    else client.push(line.trim());
+    if (!inData || line.startsWith('=====') || line.trim() === '') continue;
+    const bytes = Buffer.from(line.trim(), 'hex');
+    const fromServer = line.startsWith('\t');
+    if (/^\[\d+ bytes missing in capture file\]\0?$/.test(bytes.toString('latin1'))) {
+      if (!fromServer) clientGaps.push(clientLength);
+      continue;
+    }
+    if (fromServer) server.push(bytes);
+    else {
+      client.push(bytes);
+      clientLength += bytes.length;
+    }
   }
-  return { client: Buffer.from(client.join(''), 'hex'), server: Buffer.from(server.join(''), 'hex'), nodes };
+  return { client: Buffer.concat(client), server: Buffer.concat(server), nodes, clientGaps };
 }
 
 /** The SYN of each stream: [stream, src, srcPort, dst, dstPort]. */
@@ -308,6 +323,16 @@ describe('the gap between the pre-buffer and a late alert', () => {
     expect(stream.client.subarray(0, 17).toString()).toBe('POST /deep HTTP/1');
     expect(stream.client.toString().endsWith('SSH-2.0-OpenSSH_9.2p1 deep\r\n' + 'y'.repeat(3000))).toBe(true);
     expect(stream.client.length + gap.fromClient, `the server logged ${logged.c2s.len} bytes`).toBe(Number(sizeRequest) + Number(sizeUpload));
+    // Byte for byte: what the app sent (its head as captured, then the file; the server's own
+    // length and hash prove it), less exactly the reported gap at the place tshark marks it.
+    expect(stream.clientGaps).toHaveLength(1);
+    const at = stream.clientGaps[0]!;
+    const headEnd = stream.client.indexOf('\r\n\r\n') + 4;
+    expect(headEnd).toBeGreaterThan(4);
+    expect(headEnd).toBeLessThanOrEqual(at);
+    const sent = Buffer.concat([stream.client.subarray(0, headEnd), readFileSync(body)]);
+    expect({ len: sent.length, sha: sha(sent) }).toEqual(logged.c2s);
+    expect(stream.client.equals(Buffer.concat([sent.subarray(0, at), sent.subarray(at + gap.fromClient)]))).toBe(true);
     expect({ len: stream.server.length, sha: sha(stream.server) }).toEqual(logged.s2c);
   });
 });
