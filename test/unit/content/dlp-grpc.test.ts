@@ -10,6 +10,7 @@ import { RecordingSink as Sink } from '../enforcement/filter-fixture.js';
 import { compilePolicy } from '../../../src/policy/index.js';
 import { buildDataFrame, buildFrame, buildHeadersFrames, FrameType } from '../../../src/protocols/http2/frames.js';
 import { encodeLiteralHeaderBlock } from '../../../src/protocols/http2/hpack-encoder.js';
+import { cutAt } from './body-splits.js';
 
 const engine = new DlpEngine({ ...DEFAULT_DLP, sensors: ['pci-pan', 'us-ssn'], patterns: [], action: 'block' });
 const scope = engine.scope('egress', [], false)!;
@@ -23,18 +24,6 @@ function message(body: Buffer, compress?: 'gzip' | 'deflate'): Buffer {
   head[0] = compress === undefined ? 0 : 1;
   head.writeUInt32BE(payload.length, 1);
   return Buffer.concat([head, payload]);
-}
-
-function cutAt(buf: Buffer, cuts: number[]): Buffer[] {
-  const points = [...new Set(cuts.map((c) => c % (buf.length + 1)))].sort((a, b) => a - b);
-  const out: Buffer[] = [];
-  let at = 0;
-  for (const p of points) {
-    out.push(buf.subarray(at, p));
-    at = p;
-  }
-  out.push(buf.subarray(at));
-  return out;
 }
 
 function scan(raw: Buffer, cuts: number[], encoding: string | undefined): DlpHit[] {

@@ -7,6 +7,7 @@ import { constants, gunzipSync, gzipSync } from 'node:zlib';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { DlpEngine, DEFAULT_DLP, type DlpHit } from '../../../src/content/dlp/index.js';
+import { chunkedEncode, cutAt } from './body-splits.js';
 
 const ALL = ['pci-pan', 'us-ssn', 'aws-access-key', 'private-key', 'jwt', 'iban'];
 const engine = new DlpEngine({ ...DEFAULT_DLP, sensors: [...ALL, 'acme-customer-id'], patterns: [{ name: 'acme-customer-id', pattern: 'ACME-[0-9]{8}' }] });
@@ -25,23 +26,6 @@ const VALUES: ReadonlyArray<[string, string, number]> = [
   ['iban', 'GB82 WEST 1234 5698 7654 32', 0], ['iban', 'DE89370400440532013000', 0],
   ['acme-customer-id', 'ACME-12345678', 0],
 ];
-
-function cutAt(buf: Buffer, cuts: number[]): Buffer[] {
-  const points = [...new Set(cuts.map((c) => c % (buf.length + 1)))].sort((a, b) => a - b);
-  const out: Buffer[] = [];
-  let at = 0;
-  for (const p of points) {
-    out.push(buf.subarray(at, p));
-    at = p;
-  }
-  out.push(buf.subarray(at));
-  return out;
-}
-
-function chunkedEncode(body: Buffer, cuts: number[]): Buffer {
-  const parts = cutAt(body, cuts).filter((p) => p.length > 0);
-  return Buffer.concat([...parts.flatMap((p) => [Buffer.from(`${p.length.toString(16)}\r\n`), p, Buffer.from('\r\n')]), Buffer.from('0\r\n\r\n')]);
-}
 
 /** How many body bytes a receiver decodes from a prefix of the chunked raw body. */
 function chunkedDecodedLength(prefix: Buffer): number {

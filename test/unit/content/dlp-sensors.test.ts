@@ -6,6 +6,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { DlpEngine, DEFAULT_DLP, type DlpHit, type DlpWhere } from '../../../src/content/dlp/index.js';
 import { cardScheme, luhn, notCardField } from '../../../src/content/dlp/sensors.js';
+import { chunkedEncode, cutAt } from './body-splits.js';
 
 const ALL = ['pci-pan', 'us-ssn', 'aws-access-key', 'private-key', 'jwt', 'iban'];
 const engine = new DlpEngine({ ...DEFAULT_DLP, sensors: ALL, patterns: [{ name: 'acme-customer-id', pattern: 'ACME-[0-9]{8}' }] });
@@ -76,28 +77,11 @@ const cleanDoc = fc.array(fc.tuple(fc.constantFrom('id', 'orderId', 'ts', 'phone
 
 // ---- helpers -----------------------------------------------------------------------------------
 
-function splitAt(buf: Buffer, cuts: number[]): Buffer[] {
-  const points = [...new Set(cuts.map((c) => c % (buf.length + 1)))].sort((a, b) => a - b);
-  const out: Buffer[] = [];
-  let at = 0;
-  for (const p of points) {
-    out.push(buf.subarray(at, p));
-    at = p;
-  }
-  out.push(buf.subarray(at));
-  return out;
-}
-
-function chunkedEncode(body: Buffer, cuts: number[]): Buffer {
-  const parts = splitAt(body, cuts).filter((p) => p.length > 0);
-  return Buffer.concat([...parts.flatMap((p) => [Buffer.from(`${p.length.toString(16)}\r\n`), p, Buffer.from('\r\n')]), Buffer.from('0\r\n\r\n')]);
-}
-
 function scanBody(raw: Buffer, cuts: number[], opts: { chunked?: boolean; encoding?: string } = {}, where: DlpWhere = 'request-body'): DlpHit[] {
   const headers: Array<[string, string]> = opts.encoding === undefined ? [] : [['content-encoding', opts.encoding]];
   const scanner = engine.body(scope, where as 'request-body', headers, opts.chunked === true)!;
   const hits: DlpHit[] = [];
-  for (const piece of splitAt(raw, cuts)) scanner.push(piece, hits);
+  for (const piece of cutAt(raw, cuts)) scanner.push(piece, hits);
   scanner.end(hits);
   return hits;
 }
