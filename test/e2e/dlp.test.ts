@@ -182,6 +182,23 @@ describe('config dlp (block us-ssn) in every pod', () => {
     expect(alert).toMatchObject({ verdict: 'denied', ruleId: 'dlp:us-ssn', dlp: { sensor: 'us-ssn', sample: '***-**-1234', blocked: true } });
   });
 
+  it('an SSN in a request trailer field (HTTP/1.1 chunked, HTTP/2) never reaches the server; a clean trailer does', async () => {
+    // Node's own clients: curl's command line sends no trailers.
+    const h1 = `const [host,path,name,value]=process.argv.slice(1);const req=require('http').request({host,port:80,path,method:'POST',headers:{'transfer-encoding':'chunked',trailer:name}},(res)=>{console.log(res.statusCode);res.resume();res.on('end',()=>process.exit(0))});req.on('error',(e)=>{console.log('error '+e.code);process.exit(0)});req.write('{"order":17}');req.addTrailers({[name]:value});req.end()`;
+    const h2 = `const [host,path,name,value]=process.argv.slice(1);const c=require('http2').connect('http://'+host+':8080');c.on('error',()=>{});const s=c.request({':method':'POST',':path':path},{waitForTrailers:true});s.on('wantTrailers',()=>s.sendTrailers({[name]:value}));s.on('response',(h)=>console.log(h[':status']));s.on('error',(e)=>console.log('error '+e.code));s.on('close',()=>{c.close()});s.resume();s.end('{"order":17}')`;
+    const send = async (script: string, path: string, name: string, value: string) => (await topo.execAsync(topo.podNs, NODE, ['-e', script, peer, path, name, value], { uid: APP_UID })).stdout.trim().split('\n')[0];
+    for (const [proto, script] of [['h1', h1], ['h2', h2]] as const) {
+      expect(await send(script, `/trailer/clean-${proto}`, 'x-checksum', 'abc123')).toBe('200');
+      await waitSeen((l) => l.startsWith(`seen trailers ${proto} /trailer/clean-${proto} `));
+      expect(seen).toContain(`seen trailers ${proto} /trailer/clean-${proto} {"x-checksum":"abc123"}`);
+      expect(await send(script, `/trailer/ssn-${proto}`, 'x-ssn', '536-22-1234')).toBe('403');
+      await expectCutAtServer(`/trailer/ssn-${proto}`, proto);
+      expect(seen.filter((l) => l.includes('536-22-1234'))).toEqual([]);
+      const alert = await sidecar.waitForRecord((x) => dlpAlert(x) && (x.l7 as { path?: string }).path === `/trailer/ssn-${proto}`);
+      expect(alert).toMatchObject({ verdict: 'denied', dlp: { sensor: 'us-ssn', where: 'header', field: 'x-ssn', blocked: true } });
+    }
+  }, 30_000);
+
   it('the clean corpus passes untouched (HTTP/1.1, h2c, gzip; request and response bodies, byte for byte)', async () => {
     const alertsBefore = sidecar.records.filter(dlpAlert).length;
     const docs = [

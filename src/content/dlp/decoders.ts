@@ -8,21 +8,46 @@
 //   the budget and ratio checks run (a 1032:1 deflate bomb is refused after its first MiB).
 import { Gunzip, Inflate, Unzlib } from 'fflate';
 
+/**
+ * The trailer section is header fields (RFC 9110 §6.5) the decoder hands to the scanner line by
+ * line; llhttp bounds a head, and this bounds what one section may make the decoder keep.
+ */
+export const MAX_TRAILER_SECTION = 16 * 1024;
+
 export class ChunkedDecoder {
   private state: 'size' | 'ext' | 'size-lf' | 'data' | 'data-cr' | 'data-lf' | 'trailer' | 'trailer-lf' | 'done' = 'size';
   private size = 0;
   private sizeDigits = 0;
   private left = 0;
   private lineEmpty = true;
+  /** Raw bytes pushed before this call (offsets of `lineStart`). */
+  private pushed = 0;
+  /** The trailer line being read: its pieces, and its raw offset (-1 outside a trailer line). */
+  private line: Buffer[] = [];
+  private trailerBytes = 0;
+  /** Raw offset (in all bytes pushed) where the unfinished trailer line begins; -1 when none is. */
+  lineStart = -1;
+  /** Trailer field lines completed by the last push (latin1, without CRLF). */
+  readonly trailerLines: string[] = [];
   error: string | null = null;
 
   get done(): boolean {
     return this.state === 'done';
   }
 
+  /** What has come of the unfinished trailer line ('' when none is unfinished). */
+  partialTrailerLine(): string {
+    return this.lineStart < 0 ? '' : Buffer.concat(this.line).toString('latin1');
+  }
+
   /** Feeds raw chunked bytes; returns the data bytes they carry (views into `raw`). */
   push(raw: Buffer): Buffer[] {
     const out: Buffer[] = [];
+    this.trailerLines.length = 0;
+    const base = this.pushed;
+    this.pushed += raw.length;
+    // A trailer line that began in an earlier push: its part in this push starts at 0.
+    let lineFrom = this.lineStart >= 0 ? 0 : -1;
     let i = 0;
     while (i < raw.length && this.error === null && this.state !== 'done') {
       const c = raw[i]!;
@@ -86,9 +111,16 @@ export class ChunkedDecoder {
           }
           break;
         case 'trailer':
-          if (c === 0x0d) this.state = 'trailer-lf';
-          else this.lineEmpty = false;
+          if (c === 0x0d) {
+            this.state = 'trailer-lf';
+            if (lineFrom >= 0) this.line.push(Buffer.from(raw.subarray(lineFrom, i))); // a copy: the LF may come in the next read
+          } else if (this.lineEmpty) {
+            this.lineEmpty = false;
+            this.lineStart = base + i;
+            lineFrom = i;
+          }
           i++;
+          if (++this.trailerBytes > MAX_TRAILER_SECTION) this.error = `trailer section larger than ${MAX_TRAILER_SECTION} bytes`;
           break;
         case 'trailer-lf':
           if (c !== 0x0a) {
@@ -98,6 +130,10 @@ export class ChunkedDecoder {
           i++;
           if (this.lineEmpty) this.state = 'done';
           else {
+            this.trailerLines.push(Buffer.concat(this.line).toString('latin1'));
+            this.line = [];
+            this.lineStart = -1;
+            lineFrom = -1;
             this.state = 'trailer';
             this.lineEmpty = true;
           }
@@ -106,6 +142,8 @@ export class ChunkedDecoder {
           i++;
       }
     }
+    // The line goes on in the next push: keep its part of this one (a copy: `raw` is a read buffer).
+    if (this.state === 'trailer' && lineFrom >= 0 && this.error === null) this.line.push(Buffer.from(raw.subarray(lineFrom)));
     return out;
   }
 }

@@ -103,18 +103,21 @@ export class DlpEngine {
       const q = target.indexOf('?');
       if (q >= 0) scanValue(scope.sensors, 'query', decodeQuery(target.slice(q + 1)), hits);
     }
-    if (scope.scan.has('header')) {
-      const noJwt = scope.names.has('jwt') ? scope.sensors.filter((s) => s.name !== 'jwt') : scope.sensors;
-      for (const [name, value] of headers) {
-        scanValue(CREDENTIAL_HEADERS.has(name) ? noJwt : scope.sensors, 'header', value, hits, name);
-      }
-    }
+    if (scope.scan.has('header')) for (const [name, value] of headers) this.scanField(scope, name, value, hits);
+  }
+
+  /** One header or trailer field's value. */
+  scanField(scope: DlpScope, name: string, value: string, hits: DlpHit[]): void {
+    const sensors = CREDENTIAL_HEADERS.has(name) && scope.names.has('jwt') ? scope.sensors.filter((s) => s.name !== 'jwt') : scope.sensors;
+    scanValue(sensors, 'header', value, hits, name);
   }
 
   /** A body scanner, or null when bodies in that position are not scanned. */
   body(scope: DlpScope, where: 'request-body' | 'response-body', headers: HeaderList, chunked: boolean): MessageScanner | null {
     if (!scope.scan.has(where)) return null;
     const options: MessageScanOptions = { chunked, contentEncoding: contentEncodings(headers), maxBytes: this.settings.maxBytes, maxRatio: this.settings.maxRatio };
+    // A chunked body's trailer fields are scanned as the head's are (one closure per such body).
+    if (chunked && scope.scan.has('header')) options.trailerField = (name, value, hits) => this.scanField(scope, name, value, hits);
     // gRPC (application/grpc, +proto, +json; not grpc-web, whose trailers frame has flag 0x80).
     const type = headers.find(([n]) => n === 'content-type')?.[1]?.toLowerCase();
     if (type !== undefined && /^application\/grpc(?:$|[+;])/.test(type)) options.grpc = { encoding: headers.find(([n]) => n === 'grpc-encoding')?.[1] };

@@ -143,12 +143,27 @@ export interface MessageScanOptions {
   contentEncoding: readonly string[];
   /** A gRPC call (content-type application/grpc…): its messages are unframed, and inflated per `grpc-encoding`. */
   grpc?: { encoding: string | undefined };
+  /**
+   * Chunked: scans one field of the trailer section (RFC 9110 §6.5), as the head's fields are
+   * (null: trailers are not scanned, `scan` has no `header`).
+   */
+  trailerField?: TrailerFieldScan | null;
   /** Decoded bytes scanned at most (the rest is not scanned: `truncated`). */
   maxBytes: number;
   maxRatio: number;
 }
 
+export type TrailerFieldScan = (name: string, value: string, hits: DlpHit[]) => void;
+
 const MAX_CODINGS = 2;
+
+/** A trailer field line `name: value` (RFC 9112 §5: no white space before the colon; OWS around the value). */
+function scanTrailerLine(scan: TrailerFieldScan, line: string, hits: DlpHit[]): void {
+  const colon = line.indexOf(':');
+  // No colon: llhttp refused the message already; the whole line is scanned as a value.
+  const name = colon < 0 ? '' : line.slice(0, colon).toLowerCase();
+  scan(name, (colon < 0 ? line : line.slice(colon + 1)).trim(), hits);
+}
 
 /** A body, pushed as raw message bytes (after the head), decoded and scanned as it streams. */
 export class MessageScanner {
@@ -217,7 +232,13 @@ export class MessageScanner {
 
   /** The sender paused (the hold timer): what the next byte could still have changed is decided now (TextScanner.settle). */
   settle(hits: DlpHit[]): void {
-    if (!this.idle) this.text.settle(hits);
+    if (!this.idle) {
+      this.text.settle(hits);
+      // A trailer line cut by the pause: what came of it is decided as if it ended there (its
+      // end, when it comes, is scanned with the whole line).
+      const partial = this.chunked?.partialTrailerLine() ?? '';
+      if (partial !== '' && this.options.trailerField != null) scanTrailerLine(this.options.trailerField, partial, hits);
+    }
     this.holdRaw = this.rawPushed;
   }
 
@@ -231,6 +252,9 @@ export class MessageScanner {
     while (drop < pieces.length && pieces[drop]! + pieces[drop + 2]! <= this.text.keptFrom) drop += 4;
     if (drop > 0) pieces.splice(0, drop);
     this.holdRaw = this.idle || final ? this.rawPushed : this.rawOf(this.text.holdFrom);
+    // An unfinished trailer line waits for its end, as a value at the end of a read does.
+    const lineStart = this.chunked?.lineStart ?? -1;
+    if (lineStart >= 0 && !this.idle && !final && this.options.trailerField != null) this.holdRaw = Math.min(this.holdRaw, lineStart);
   }
 
   /** The raw offset of decoded offset `at` (see `pieces`); all pushed bytes when it is past what was decoded. */
@@ -252,6 +276,8 @@ export class MessageScanner {
     if (this.chunked !== null) {
       parts = this.chunked.push(raw);
       if (this.chunked.error !== null) return this.refuse(`chunked framing: ${this.chunked.error}`, hits);
+      const scanField = this.options.trailerField;
+      if (scanField != null) for (const line of this.chunked.trailerLines) scanTrailerLine(scanField, line, hits);
     }
     if (this.grpc !== null) {
       const messages: Buffer[] = [];

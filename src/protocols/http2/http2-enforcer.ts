@@ -387,6 +387,17 @@ export class Http2Enforcer implements RoutingEnforcer {
     this.report(streamId, stream.reported ? undefined : 'dlp');
   }
 
+  /** DLP of a trailer block (RFC 9113 §8.1): scanned as header fields; true when a hit cuts the stream (its decision is the cut). */
+  private trailersHit(stream: StreamState, ev: Http2HeadersEvent): boolean {
+    const dlp = stream.dlp!;
+    const hits: DlpHit[] = [];
+    dlp.engine.scanHead(dlp.scope, null, ev.headers, hits);
+    const cut = hits.length > 0 ? dlp.onHits(hits) : null;
+    if (cut === null) return false;
+    stream.decision = cut;
+    return true;
+  }
+
   private onClientEvent(ev: ProtocolEvent): void {
     switch (ev.type) {
       case 'http2.preface':
@@ -400,13 +411,15 @@ export class Http2Enforcer implements RoutingEnforcer {
         if (ev.endStream && ev.frameType !== FrameType.DATA && this.heldData.length > 0) this.settleAwaiting((d) => d.side === 'client' && d.streamId === ev.streamId);
         if (stream !== undefined && ev.endStream && stream.allowed) {
           stream.clientEnded = true;
-          this.forgetIfClosed(ev.streamId, stream);
+          // A trailer block (HEADERS) is forgotten after its headers event: DLP scans it with the stream's state.
+          if (ev.frameType === FrameType.DATA) this.forgetIfClosed(ev.streamId, stream);
         }
         if (ev.frameType === FrameType.HEADERS || ev.frameType === FrameType.CONTINUATION) {
           if (ev.frameType === FrameType.HEADERS) this.blockStart = ev.start;
           // Trailers of a decided stream follow that stream's verdict (held to be re-encoded once
           // re-encoding started); a new request waits for its own.
-          this.toServer.add(ev.start, ev.end, stream === undefined || (stream.allowed && this.reencode) ? 'hold' : stream.allowed ? 'forward' : 'drop');
+          // Trailers of a stream DLP scans are held for their scan too.
+          this.toServer.add(ev.start, ev.end, stream === undefined || (stream.allowed && (this.reencode || stream.dlp !== undefined)) ? 'hold' : stream.allowed ? 'forward' : 'drop');
         } else if (stream !== undefined && !stream.allowed) {
           this.toServer.add(ev.start, ev.end, 'drop');
           // The client spent connection-level flow-control window on DATA the server never sees.
@@ -432,9 +445,16 @@ export class Http2Enforcer implements RoutingEnforcer {
           // forgotten): held by the frame routing, dropped here rather than held forever.
           if (stream === undefined) this.toServer.decide(blockStart, ev.end, 'drop');
           if (ev.mutatesTable) this.reencode = true;
-        } else if (this.reencode) {
-          this.toServer.decide(blockStart, ev.end, 'drop');
-          this.toServer.inject(buildHeadersFrames(ev.streamId, reencodeHeaderBlock(ev.fields), { endStream: ev.endStream }), blockStart);
+        } else {
+          if (stream.dlp !== undefined && this.trailersHit(stream, ev)) {
+            this.toServer.decide(blockStart, ev.end, 'drop');
+            if (ev.mutatesTable) this.reencode = true;
+            this.cutStream(ev.streamId, stream, stream.decision, 'client', blockStart);
+          } else if (this.reencode) {
+            this.toServer.decide(blockStart, ev.end, 'drop');
+            this.toServer.inject(buildHeadersFrames(ev.streamId, reencodeHeaderBlock(ev.fields), { endStream: ev.endStream }), blockStart);
+          } else this.toServer.decide(blockStart, ev.end, 'forward');
+          if (stream.allowed) this.forgetIfClosed(ev.streamId, stream);
         }
         break;
       }
@@ -538,8 +558,9 @@ export class Http2Enforcer implements RoutingEnforcer {
         if (stream !== undefined && !stream.allowed && stream.dlp !== undefined && ev.frameType === FrameType.DATA) this.creditDropped('server', ev.length);
         if (stream !== undefined && ev.endStream && stream.allowed) {
           // Its trailers (gRPC) or last DATA: reported by the headers event that follows, or already.
+          // A trailer block (HEADERS) is forgotten after its headers event: DLP scans it with the stream's state.
           stream.serverEnded = true;
-          this.forgetIfClosed(ev.streamId, stream);
+          if (ev.frameType === FrameType.DATA) this.forgetIfClosed(ev.streamId, stream);
         }
         break;
       }
@@ -566,8 +587,14 @@ export class Http2Enforcer implements RoutingEnforcer {
           if (!stream.grpc || ev.endStream) this.report(ev.streamId);
         } else if (ev.role === 'trailers') {
           if (ev.grpcStatus !== null) stream.l7.grpcStatus = ev.grpcStatus;
+          // As for the response's header block, routed already: the stream is reset right behind it.
+          if (stream.dlp !== undefined && this.trailersHit(stream, ev)) {
+            this.cutStream(ev.streamId, stream, stream.decision, 'server');
+            break;
+          }
           this.report(ev.streamId);
         }
+        if (ev.endStream && stream.allowed) this.forgetIfClosed(ev.streamId, stream);
         break;
       }
       case 'http2.rst-stream':

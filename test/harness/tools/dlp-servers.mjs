@@ -7,6 +7,7 @@
 // reset or the connection closed first) "seen aborted <proto> <path> <bytes>".
 // GET /respond/<name> answers the body of that name (ssn: an SSN after 40 KB of padding; clean:
 // a realistic JSON document with nothing sensitive) and logs "seen sent <path> <sha256>".
+// A complete request with trailer fields also logs "seen trailers <proto> <path> <JSON of them>".
 import { createHash } from 'node:crypto';
 import { createServer } from 'node:http';
 import { createServer as createH2Server } from 'node:http2';
@@ -41,6 +42,7 @@ function handle(proto, method, path, req, res) {
       return;
     }
     console.log(`seen complete ${proto} ${path} ${size} ${sha(Buffer.concat(parts))}`);
+    if (Object.keys(req.trailers).length > 0) console.log(`seen trailers ${proto} ${path} ${JSON.stringify(req.trailers)}`);
     const name = path.startsWith('/respond/') ? path.slice(9) : undefined;
     const body = name !== undefined ? RESPONSES[name] : 'ok\n';
     if (name !== undefined) console.log(`seen sent ${path} ${sha(Buffer.from(body))}`);

@@ -98,6 +98,35 @@ describe('HTTP/1 DLP', () => {
     expect(sink.dlp.map((a) => [a.hit.sensor, a.hit.where, a.blocked])).toEqual([['us-ssn', 'response-body', true]]);
   });
 
+  it('trailer fields (RFC 9112 §7.1.2): a card in a request trailer never reaches the server, split anywhere; an SSN in a response trailer never reaches the client', () => {
+    const request = Buffer.from(`POST /pay HTTP/1.1\r\nhost: shop\r\ntransfer-encoding: chunked\r\ntrailer: x-card\r\n\r\n5\r\nhello\r\n0\r\nx-card: ${CARD}\r\n\r\n`);
+    fc.assert(
+      fc.property(fc.array(fc.nat(), { maxLength: 12 }), (cuts) => {
+        const sink = new Sink();
+        const filter = filterWith(sink, policyOf([]));
+        for (const chunk of split(request, cuts)) filter.clientData(chunk);
+        const atServer = Buffer.concat(sink.server).toString('latin1');
+        expect(atServer).not.toContain(CARD);
+        expect(atServer).not.toContain('x-card: 4'); // the unfinished line is held from its start: not even the first digit
+        expect(Buffer.concat(sink.client).toString()).toMatch(/^HTTP\/1\.1 403 Forbidden\r\n[^]*x-sidewall-rule: dlp:pci-pan\r\n/);
+        expect(sink.dlp.map((a) => [a.hit.sensor, a.hit.where, a.hit.field, a.blocked])).toEqual([['pci-pan', 'header', 'x-card', true]]);
+      }),
+      { numRuns: 200 },
+    );
+    const sink = new Sink();
+    const filter = filterWith(sink, policyOf([]));
+    filter.clientData(Buffer.from('GET /profile HTTP/1.1\r\nhost: shop\r\n\r\n'));
+    const response = Buffer.from('HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n4\r\nokay\r\n0\r\nx-ssn: 536-22-1234\r\n\r\n');
+    const at = response.indexOf('x-ssn');
+    filter.serverData(response.subarray(0, at + 12));
+    filter.serverData(response.subarray(at + 12));
+    const atClient = Buffer.concat(sink.client).toString();
+    expect(atClient).toContain('okay');
+    expect(atClient).not.toContain('536-22');
+    expect(sink.closed).toBe('reset:dlp');
+    expect(sink.dlp.map((a) => [a.hit.sensor, a.hit.where, a.hit.field])).toEqual([['us-ssn', 'header', 'x-ssn']]);
+  });
+
   it('alert mode records and lets the exchange through; monitor mode records would-deny', () => {
     for (const [settings, mode, verdict] of [[{ action: 'alert' as const }, 'protect', 'allowed'], [{}, 'monitor', 'would-deny']] as const) {
       const sink = new Sink();

@@ -313,3 +313,42 @@ describe('HTTP/2 DLP: clean bodies in any framing', () => {
     expect(compared).toBeGreaterThan(300);
   });
 });
+
+describe('HTTP/2 DLP: trailers (RFC 9113 §8.1)', () => {
+  function setup() {
+    const policy = compilePolicy({ clusterRules: [], workloadRules: [], defaultAction: 'allow', mode: 'protect' });
+    if (!('policy' in policy)) throw new Error('rules');
+    const p = policy.policy;
+    const sink = new Sink();
+    const facts = { direction: 'egress' as const, src: { ip: '10.0.0.1', port: 40000 }, dst: { ip: '10.0.0.2', port: 8080 } };
+    const dlp = new DlpEngine({ ...DEFAULT_DLP, sensors: ['pci-pan', 'us-ssn'], patterns: [], action: 'block' });
+    const filter = new ConnectionFilter({ facts, policy: () => p, declaredProtocol: undefined, tunnels: null, dnsMonitor: null, tunnelMode: () => 'off' as const, dlp }, sink, p.decideConnection(facts));
+    filter.serverData(SETTINGS);
+    return { sink, filter };
+  }
+  const trailers = (id: number, fields: Array<[string, string]>) => buildHeadersFrames(id, encodeLiteralHeaderBlock(fields), { endStream: true });
+
+  it('a card in a request trailer block never reaches the server: the block is dropped, the stream reset, the client answered 403; clean trailers pass', () => {
+    const { sink, filter } = setup();
+    filter.clientData(Buffer.concat([PREFACE, SETTINGS, post(1, '/pay'), post(3, '/clean'), buildDataFrame(1, Buffer.from('{"a":1}')), buildDataFrame(3, Buffer.from('{"b":2}'))]));
+    filter.clientData(Buffer.concat([trailers(1, [['x-card', '4111 1111 1111 1111']]), trailers(3, [['x-sum', 'abc']])]));
+    const toServer = Buffer.concat(sink.server);
+    expect(toServer.toString('latin1')).not.toContain('4111');
+    const serverFrames = frames(toServer, PREFACE.length);
+    expect(serverFrames).toContain('1:3:end'); // stream 3's trailers
+    expect(serverFrames).not.toContain('1:1:end');
+    expect(serverFrames).toContain('3:1'); // RST_STREAM 1
+    expect(sink.dlp.map((a) => [a.hit.sensor, a.hit.where, a.hit.field, a.blocked])).toEqual([['pci-pan', 'header', 'x-card', true]]);
+    expect(sink.outcomes.find((o) => o.l7.path === '/pay')?.l7.status).toBe(403);
+  });
+
+  it('an SSN in a response trailer block: the stream is reset on both sides and the hit recorded', () => {
+    const { sink, filter } = setup();
+    filter.clientData(Buffer.concat([PREFACE, SETTINGS, buildHeadersFrames(1, encodeLiteralHeaderBlock([[':method', 'GET'], [':scheme', 'http'], [':path', '/me'], [':authority', 'shop']]), { endStream: true })]));
+    filter.serverData(Buffer.concat([buildHeadersFrames(1, encodeLiteralHeaderBlock([[':status', '200']]), { endStream: false }), buildDataFrame(1, Buffer.from('ok'))]));
+    filter.serverData(trailers(1, [['x-ssn', '536-22-1234']]));
+    expect(frames(Buffer.concat(sink.client))).toContain('3:1');
+    expect(frames(Buffer.concat(sink.server), PREFACE.length)).toContain('3:1');
+    expect(sink.dlp.map((a) => [a.hit.sensor, a.hit.where, a.hit.field, a.blocked])).toEqual([['us-ssn', 'header', 'x-ssn', true]]);
+  });
+});
