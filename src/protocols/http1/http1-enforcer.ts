@@ -5,7 +5,7 @@
 // after a denied one are not answered, as with any `connection: close`).
 import type { Decision } from '../../policy/index.js';
 import type { TunnelFinding } from '../../tunnels/types.js';
-import type { Http1RequestEvent, ProtocolEvent, Side } from '../types.js';
+import type { HeaderList, Http1RequestEvent, Http1SwitchEvent, ProtocolEvent, Side } from '../types.js';
 import { HttpRequestFacts, invalidTargetDecision } from './http-facts.js';
 import { requestFacts } from '../../enforcement/request-facts.js';
 import { http1BadRequest, http1Forbidden } from './deny-responses.js';
@@ -14,6 +14,8 @@ import { NO_OPS, type EnforcerDeps, type EnforcerOp, type StreamingEnforcer } fr
 import { Http2Enforcer } from '../http2/http2-enforcer.js';
 import type { DlpHit, MessageScanner } from '../../content/dlp/index.js';
 import { RequestDlp } from './request-dlp.js';
+import { WebSocketScanner } from '../../content/dlp/websocket-scanner.js';
+import { negotiatedExtensions } from '../websocket/extensions.js';
 
 interface OpenRequest {
   id: number;
@@ -37,6 +39,27 @@ interface BodyScan {
   /** Absolute offset of the next body byte to scan. */
   pos: number;
   end: number;
+}
+
+/**
+ * DLP on a WebSocket (after the server accepted the Upgrade of a request DLP applies to): each
+ * direction's messages are scanned (request-body: the client's, response-body: the server's);
+ * a hit that blocks cuts the connection.
+ */
+interface WsScan {
+  req: OpenRequest;
+  dlp: RequestDlp;
+  client: WebSocketScanner | null;
+  server: WebSocketScanner | null;
+  /** Stream offsets where each side's WebSocket bytes begin. */
+  clientFrom: number;
+  serverFrom: number;
+  /** Payload bytes per side still shown to tunnel detection (as the filter shows a switched stream's). */
+  tunnelBudget: { client: number; server: number };
+  /** The connection's decision already says would-deny (monitor). */
+  wouldDeny: boolean;
+  /** A truncated message was recorded. */
+  truncated: boolean;
 }
 
 /** Where a side's scans say its bytes must wait from (absolute; +Infinity: nothing held). */
@@ -83,12 +106,18 @@ export class Http1Enforcer implements StreamingEnforcer {
    * read has decided it, at the body's end, or when the hold timer settles it (releaseHold).
    */
   private dlpHold = Number.POSITIVE_INFINITY;
+  /** DLP on the WebSocket the connection switched to (null: none, or not scanned). */
+  private ws: WsScan | null = null;
+  /** Stream offset just past the last client byte seen. */
+  private clientSeen = 0;
 
   /**
    * Server bytes from this absolute offset on must not reach the client yet: the response body
    * read so far may end inside a value (the filter holds them, counted as held server bytes).
    */
   get serverHold(): number {
+    const ws = this.ws;
+    if (ws !== null) return ws.server !== null && ws.dlp.mayCut ? ws.server.holdAt : Number.POSITIVE_INFINITY;
     return this.scans.server.length === 0 ? Number.POSITIVE_INFINITY : holdOf(this.scans.server);
   }
 
@@ -103,6 +132,19 @@ export class Http1Enforcer implements StreamingEnforcer {
    * beginning of a value is released (its end, when it comes, still hits).
    */
   releaseHold(): readonly EnforcerOp[] {
+    const ws = this.ws;
+    if (ws !== null && ws.server !== null) {
+      const hits: DlpHit[] = [];
+      ws.server.settle(hits);
+      const cut = hits.length > 0 ? ws.dlp.onHits(hits) : null;
+      if (cut !== null) return this.cutResponse(ws.req, cut);
+    }
+    if (ws !== null && ws.client !== null && this.dlpHold !== Number.POSITIVE_INFINITY) {
+      const hits: DlpHit[] = [];
+      ws.client.settle(hits);
+      const cut = hits.length > 0 ? ws.dlp.onHits(hits) : null;
+      if (cut !== null) this.cutWs(ws, cut, this.dlpHold);
+    }
     const server = this.scans.server[0];
     if (server !== undefined) {
       const hits: DlpHit[] = [];
@@ -132,9 +174,13 @@ export class Http1Enforcer implements StreamingEnforcer {
 
   onData(side: Side, chunk: Buffer, start: number, events: readonly ProtocolEvent[]): readonly EnforcerOp[] {
     const hold = this.dlpHold;
-    if (!this.handedOver) this.onEvents(side, chunk, start, events);
-    if (!this.handedOver && !this.blocked && side === 'client') this.scanClient(chunk, start);
-    if (!this.handedOver && !this.blocked) this.onBytes(side, chunk, start);
+    if (side === 'client' && start + chunk.length > this.clientSeen) this.clientSeen = start + chunk.length;
+    if (this.ws !== null && this.done) this.onWsData(side, chunk, start);
+    else {
+      if (!this.handedOver) this.onEvents(side, chunk, start, events);
+      if (!this.handedOver && !this.blocked && side === 'client') this.scanClient(chunk, start);
+      if (!this.handedOver && !this.blocked) this.onBytes(side, chunk, start);
+    }
     // The last `pass` counts: the verdicts' frontier, short of what DLP holds back.
     if (!this.blocked && (hold !== this.dlpHold || this.dlpHold !== Number.POSITIVE_INFINITY)) this.ops.push({ op: 'pass', upTo: Math.min(this.frontier, this.dlpHold) });
     this.blocked = false;
@@ -225,6 +271,13 @@ export class Http1Enforcer implements StreamingEnforcer {
           // Upgrade (101) or CONNECT (2xx) accepted: from here on the bytes are not HTTP/1.
           // The request that asked for it was decided like any other.
           this.done = true;
+          if (this.ws !== null) {
+            // A WebSocket DLP scans (screenServer began it): the bytes go on as its holds allow.
+            this.frontier = Number.POSITIVE_INFINITY;
+            this.ops.push({ op: 'pass', upTo: this.dlpHold });
+            if (side === 'server' && start + chunk.length > ev.end) this.wsTunnel('server', chunk, start);
+            return;
+          }
           this.ops.push({ op: 'done' });
           break;
         default:
@@ -380,8 +433,15 @@ export class Http1Enforcer implements StreamingEnforcer {
    */
   screenServer(chunk: Buffer, start: number, events: readonly ProtocolEvent[]): readonly EnforcerOp[] {
     if (this.handedOver) return [];
+    if (this.ws !== null) return this.screenWs(this.ws, chunk, start);
+    let responseHeaders: HeaderList = [];
     for (const ev of events) {
-      if (ev.type === 'http.response' && !ev.interim && ev.requestId !== null && ev.body.kind !== 'none') {
+      if (ev.type === 'http.response') responseHeaders = ev.headers;
+      if (ev.type === 'http.switch' && ev.kind === 'upgrade' && ev.protocol === 'websocket') {
+        const ws = this.startWs(ev, responseHeaders);
+        if (ws !== null) return this.screenWs(ws, chunk, start);
+        if (this.blocked) return this.takeOps();
+      } else if (ev.type === 'http.response' && !ev.interim && ev.requestId !== null && ev.body.kind !== 'none') {
         const req = this.open.get(ev.requestId);
         if (req?.dlp === undefined) continue;
         const hits: DlpHit[] = [];
@@ -403,6 +463,131 @@ export class Http1Enforcer implements StreamingEnforcer {
       const found = this.scanBodies('server', chunk, start);
       if (found !== null) return this.cutResponse(found.scan.req, found.cut);
     }
+    const ops = this.ops;
+    this.ops = [];
+    return ops;
+  }
+
+  /**
+   * The server accepted a WebSocket Upgrade: when DLP applies to the request that asked for it,
+   * its messages are scanned from here on, each direction as the scope's request-body /
+   * response-body say. Returns the scan, or null (nothing to scan, or cut at once: `blocked`).
+   * What cannot be read fails closed where a hit would block: an extension other than
+   * permessage-deflate, or client bytes sent before the 101 (RFC 6455 §4.1: a client waits for
+   * it; those bytes are not known to be frames).
+   */
+  private startWs(ev: Http1SwitchEvent, headers: HeaderList): WsScan | null {
+    const req = ev.requestId === null ? undefined : this.open.get(ev.requestId);
+    const dlp = req?.dlp;
+    if (req === undefined || dlp === undefined) return null;
+    const scanClient = dlp.scope.scan.has('request-body');
+    const scanServer = dlp.scope.scan.has('response-body');
+    if (!scanClient && !scanServer) return null;
+    const { maxBytes, maxRatio } = dlp.engine.settings;
+    const negotiated = negotiatedExtensions(headers);
+    const ext = negotiated.ok ? negotiated.extensions : { client: null, server: null };
+    const budget = this.deps.ctx.tunnels?.payloadBudget ?? 0;
+    const ws: WsScan = {
+      req,
+      dlp,
+      client: scanClient ? new WebSocketScanner(dlp.scope.sensors, 'request-body', { client: true, deflate: ext.client, maxBytes, maxRatio }, ev.clientOffset) : null,
+      server: scanServer ? new WebSocketScanner(dlp.scope.sensors, 'response-body', { client: false, deflate: ext.server, maxBytes, maxRatio }, ev.end) : null,
+      clientFrom: ev.clientOffset,
+      serverFrom: ev.end,
+      tunnelBudget: { client: budget, server: budget },
+      wouldDeny: false,
+      truncated: false,
+    };
+    const hits: DlpHit[] = [];
+    if (!negotiated.ok) {
+      (ws.client ?? ws.server)!.refuse(negotiated.error, hits);
+      ws.client?.refuse(negotiated.error, []);
+      ws.server?.refuse(negotiated.error, []);
+    }
+    if (this.clientSeen > ev.clientOffset) ws.client?.refuse(`the client sent ${this.clientSeen - ev.clientOffset} bytes before the server accepted the WebSocket upgrade`, hits);
+    const cut = hits.length > 0 ? dlp.onHits(hits) : null;
+    if (cut !== null) {
+      const ops = this.cutResponse(req, cut); // takes this.ops: evaluated before they are put back
+      this.ops.push(...ops);
+      this.blocked = true;
+      return null;
+    }
+    this.ws = ws;
+    this.afterWsHits(ws, null);
+    return ws;
+  }
+
+  /** Server bytes of the WebSocket, before they go to the client: a hit that blocks cuts both sides. */
+  private screenWs(ws: WsScan, chunk: Buffer, start: number): readonly EnforcerOp[] {
+    const scanner = ws.server;
+    if (scanner !== null) {
+      const hits: DlpHit[] = [];
+      scanner.push(chunk, start, hits);
+      const cut = hits.length > 0 ? ws.dlp.onHits(hits) : null;
+      if (cut !== null) return this.cutResponse(ws.req, cut);
+      this.afterWsHits(ws, scanner);
+    }
+    return this.takeOps();
+  }
+
+  /** WebSocket bytes (after the switch): shown to tunnel detection; the client's scanned before they go. */
+  private onWsData(side: Side, chunk: Buffer, start: number): void {
+    const ws = this.ws!;
+    if (this.wsTunnel(side, chunk, start) || side === 'server') return; // the server's were screened
+    const scanner = ws.client;
+    if (scanner === null) return;
+    const held = this.dlpHold;
+    this.dlpHold = Number.POSITIVE_INFINITY;
+    const hits: DlpHit[] = [];
+    scanner.push(chunk, start, hits);
+    const cut = hits.length > 0 ? ws.dlp.onHits(hits) : null;
+    if (cut !== null) return this.cutWs(ws, cut, Math.min(held, start));
+    this.afterWsHits(ws, scanner);
+    // The read may end inside a value: hold from where it may begin until it is decided.
+    if (ws.dlp.mayCut) this.dlpHold = scanner.holdAt;
+  }
+
+  /** What a scan step left for the records: would-deny (monitor) on the connection, a truncated message. */
+  private afterWsHits(ws: WsScan, scanner: WebSocketScanner | null): void {
+    if (ws.dlp.cut !== null && !ws.wouldDeny) {
+      ws.wouldDeny = true;
+      this.ops.push({ op: 'decide', decision: ws.dlp.cut });
+    }
+    if (scanner !== null && scanner.truncatedAt !== null && !ws.truncated) {
+      ws.truncated = true;
+      ws.dlp.truncated(scanner === ws.client ? 'request-body' : 'response-body', scanner.truncatedAt);
+    }
+  }
+
+  /**
+   * A client WebSocket message hit a sensor that blocks: the bytes from `upTo` on (this read, and
+   * what was held for the value's beginning) never reach the server, and both sides are reset
+   * (the server never gets the message whole).
+   */
+  private cutWs(ws: WsScan, decision: Decision, upTo: number): void {
+    this.ops.push({ op: 'pass', upTo });
+    this.frontier = upTo;
+    ws.req.decision = decision;
+    this.blocked = true;
+    this.ops.push({ op: 'decide', decision }, { op: 'close', how: 'reset', reason: 'dlp' });
+  }
+
+  /** Shows a switched side's first payload bytes to tunnel detection (SSH inside the WebSocket); true when that ended the connection. */
+  private wsTunnel(side: Side, chunk: Buffer, start: number): boolean {
+    const ws = this.ws!;
+    const tunnels = this.deps.ctx.tunnels;
+    const budget = ws.tunnelBudget[side];
+    if (tunnels === null || budget <= 0) return false;
+    const from = Math.max(0, (side === 'client' ? ws.clientFrom : ws.serverFrom) - start);
+    if (from >= chunk.length) return false;
+    const piece = chunk.subarray(from, from + budget);
+    ws.tunnelBudget[side] = budget - piece.length;
+    const finding = tunnels.onPayload(side, piece);
+    return finding !== null && this.tunnel(finding);
+  }
+
+  private takeOps(): readonly EnforcerOp[] {
+    if (this.ops.length === 0) return NO_OPS;
     const ops = this.ops;
     this.ops = [];
     return ops;
