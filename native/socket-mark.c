@@ -186,10 +186,35 @@ static napi_value CloseFd(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// socketError(fd) -> the socket's pending error (getsockopt SO_ERROR; 0 if none). Reading it
+// clears it. The JS relay asks at each EOF: libuv reports bytes followed by an RST that arrive in
+// the same wakeup as bytes + EOF (a short read, then POLLHUP) and never reads the ECONNRESET the
+// kernel keeps for the next read, so a reset would otherwise be passed on as a FIN.
+static napi_value SocketError(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int32_t fd = -1;
+  if (argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) {
+    napi_throw_type_error(env, NULL, "socketError(fd: number)");
+    return NULL;
+  }
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) {
+    throw_errno(env, "getsockopt(SO_ERROR)", errno);
+    return NULL;
+  }
+  napi_value out;
+  napi_create_int32(env, err, &out);
+  return out;
+}
+
 static napi_value Init(napi_env env, napi_value exports) {
   struct { const char *name; napi_callback fn; } fns[] = {
     {"setSocketMark", SetSocketMark},
     {"socketMark", SocketMark},
+    {"socketError", SocketError},
     {"markedSocket", MarkedSocket},
     {"closeFd", CloseFd},
   };

@@ -26,7 +26,7 @@ import type { TunnelFinding } from '../tunnels/types.js';
 import { useReadBuffers } from './accepted-socket-onread.js';
 import { ReadBufferPool } from './read-buffer-pool.js';
 import { SpliceRelay, type SpliceEnd, type TakenBack } from './relay-splice.js';
-import { connectMarked } from './socket-mark.js';
+import { connectMarked, endedByReset } from './socket-mark.js';
 import type { Destination } from './original-dst.js';
 
 export type Direction = 'ingress' | 'egress' | 'intra';
@@ -159,6 +159,16 @@ let nextReadBuffer: Buffer | undefined;
 
 function isReset(err: NodeJS.ErrnoException): boolean {
   return err.code === 'ECONNRESET' || err.code === 'EPIPE';
+}
+
+/** A socket's EOF that was an error (endedByReset), handled as its 'error' event would be. */
+class StreamCutError extends Error {
+  readonly code: string;
+  constructor(code: string) {
+    super(`${code} at end of stream`);
+    this.name = 'StreamCutError';
+    this.code = code;
+  }
 }
 
 export class ProxiedConnection implements FilterSink {
@@ -753,6 +763,14 @@ export class ProxiedConnection implements FilterSink {
 
   private onClientEnd(): void {
     this.clientEnded = true;
+    // An RST right behind the client's last bytes reaches us as EOF (endedByReset): the upload was
+    // cut short, and the server must not be told it is complete.
+    const cut = endedByReset(this.client);
+    if (cut !== undefined) {
+      this.onClientError(new StreamCutError(cut));
+      this.client.destroy();
+      return;
+    }
     this.tapValue?.fin('client');
     const filter = this.filter;
     let drained = true;
@@ -768,6 +786,14 @@ export class ProxiedConnection implements FilterSink {
 
   private onUpstreamEnd(): void {
     this.upstreamEnded = true;
+    // As onClientEnd: a response cut short by the server's reset is no complete answer (and what
+    // DLP holds of it is not released).
+    const cut = endedByReset(this.upstream as Socket);
+    if (cut !== undefined) {
+      this.onUpstreamError(new StreamCutError(cut));
+      (this.upstream as Socket).destroy();
+      return;
+    }
     // A response body read until the server closes ends here: what DLP held is decided now.
     const filter = this.filter;
     if (filter !== null && filter.tailHeld) {

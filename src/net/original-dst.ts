@@ -9,6 +9,8 @@ export { NativeAddonError } from './native-addon.js';
 interface OriginalDstAddon {
   /** "ip|port", or the errno of the failed getsockopt. */
   originalDst(fd: number, ipv6: boolean): string | number;
+  /** "ip|port" of the peer (SO_PEERNAME), or the errno. */
+  peerAddress(fd: number): string | number;
 }
 
 const addon = loadNativeAddon<OriginalDstAddon>('original_dst');
@@ -34,6 +36,22 @@ export function originalDestination(socket: Socket, ipv6?: boolean): Destination
   ipv6 ??= socket.localFamily === 'IPv6' && !(socket.localAddress ?? '').startsWith('::ffff:');
   const answer = addon.originalDst(fd, ipv6);
   if (typeof answer === 'number') return answer;
+  const bar = answer.indexOf('|');
+  return { ip: answer.slice(0, bar), port: Number(answer.slice(bar + 1)) };
+}
+
+/**
+ * The client's address and port. Node's remoteAddress (getpeername(2)) is undefined once the
+ * socket is closed, as when a client reset its connection before we accepted it (an aborted
+ * upload); the socket still holds the address, which SO_PEERNAME returns in any state. Empty
+ * address and port 0 only when there is no descriptor at all.
+ */
+export function peerAddress(socket: Socket): Destination {
+  const ip = socket.remoteAddress;
+  if (ip !== undefined) return { ip, port: socket.remotePort ?? 0 };
+  const fd = (socket as unknown as HandleWithFd)._handle?.fd;
+  const answer = fd === undefined || fd < 0 ? -1 : addon.peerAddress(fd);
+  if (typeof answer === 'number') return { ip: '', port: 0 };
   const bar = answer.indexOf('|');
   return { ip: answer.slice(0, bar), port: Number(answer.slice(bar + 1)) };
 }

@@ -5,7 +5,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import type { Admission, ConnectionGate } from '../enforcement/gate.js';
 import { ProxiedConnection, type CloseReason, type ConnectionObserver, type ConnectionTimeouts, type Direction, type RelayBudget } from './connection.js';
 import { LocalAddresses } from './local-addresses.js';
-import { originalDestination, type Destination } from './original-dst.js';
+import { originalDestination, peerAddress, type Destination } from './original-dst.js';
 import { markServer } from './socket-mark.js';
 
 /** A listener the sidecar could not own: the port is taken (EADDRINUSE) or cannot be marked (EPERM). */
@@ -242,7 +242,9 @@ export class ProxyServer {
 
   private accept(kind: ListenerKind, socket: Socket, ipv6?: boolean): void {
     const startedAt = performance.now();
-    const src: Destination = { ip: unmapped(socket.remoteAddress ?? ''), port: socket.remotePort ?? 0 };
+    // Taken now, kept for the record: a client may reset (or have reset) its connection at any time.
+    const peer = peerAddress(socket);
+    const src: Destination = { ip: unmapped(peer.ip), port: peer.port };
     const original = originalDestination(socket, ipv6);
     const dst: Destination = typeof original === 'number' ? { ip: unmapped(socket.localAddress ?? ''), port: socket.localPort ?? 0 } : { ip: unmapped(original.ip), port: original.port };
     const direction: Direction = kind === 'inbound' ? 'ingress' : this.local.isLocal(dst.ip) ? 'intra' : 'egress';

@@ -7,6 +7,7 @@
 // connects: the mark must be on the socket before its first packet leaves.
 import type { Socket as UdpSocket } from 'node:dgram';
 import { createRequire } from 'node:module';
+import { constants as osConstants } from 'node:os';
 import { isIP, isIPv6, Socket, type NetConnectOpts, type OnReadOpts, type Server, type SocketConstructorOpts } from 'node:net';
 import { loadNativeAddon } from './native-addon.js';
 
@@ -15,6 +16,7 @@ export { DEFAULT_PROXY_MARK } from '../iptables/rules.js';
 interface SocketMarkAddon {
   setSocketMark(fd: number, mark: number): void;
   socketMark(fd: number): number;
+  socketError(fd: number): number;
   markedSocket(ipv6: boolean, udp: boolean, mark: number, address?: string, port?: number): number;
   closeFd(fd: number): void;
 }
@@ -81,6 +83,34 @@ function tcpHandleOn(fd: number): TcpHandle | undefined {
 /** The mark of a socket or server (getsockopt), e.g. to prove a dial carried it. */
 export function markOf(owner: Server | Socket): number {
   return addon.socketMark(fdOf(owner));
+}
+
+/** errno number → name (ECONNRESET...), for records. */
+const ERRNO_NAMES = new Map<number, string>(Object.entries(osConstants.errno).map(([name, value]) => [value, name]));
+
+/**
+ * Why a socket that just reported EOF ('end') really stopped: undefined when the peer's FIN ended
+ * its stream, else the errno name of the error that cut it short (ECONNRESET, ETIMEDOUT...).
+ *
+ * libuv reports bytes followed by an RST that arrive in the same wakeup as bytes + EOF: it takes a
+ * short read plus POLLHUP for EOF and never reads the ECONNRESET the kernel keeps for the next
+ * read (50 of 50 on loopback), so a truncated stream would be passed on as a complete one. That
+ * error is still the socket's pending error (SO_ERROR) when 'end' is emitted; reading it clears it.
+ * EPIPE is the kernel's error for an RST after the peer's FIN (tcp_reset in CLOSE_WAIT): the
+ * stream was complete, the FIN is what ended it. A socket whose error cannot be read (no
+ * descriptor, getsockopt failing) proves no clean end: it counts as cut short (fail closed).
+ */
+export function endedByReset(socket: Socket): string | undefined {
+  const fd = (socket as unknown as WithHandle)._handle?.fd;
+  if (fd === undefined || fd < 0) return 'EBADF';
+  let err: number;
+  try {
+    err = addon.socketError(fd);
+  } catch (e) {
+    return (e as SocketMarkError).code;
+  }
+  if (err === 0 || err === osConstants.errno.EPIPE) return undefined;
+  return ERRNO_NAMES.get(err) ?? `errno ${err}`;
 }
 
 export interface MarkedConnectOptions extends Omit<SocketConstructorOpts, 'fd' | 'handle'> {

@@ -22,6 +22,9 @@ const BAD_CALLS: Record<string, string[]> = {
     'addon.setSocketMark(3, {})',
     'addon.socketMark()',
     'addon.socketMark(null)',
+    'addon.socketError()',
+    "addon.socketError('3')",
+    'addon.socketError(-1)',
     "addon.markedSocket(false, 'udp', 1)",
     'addon.markedSocket(false, false)',
     'addon.markedSocket(false, false, 1, 127001, 0)',
@@ -30,7 +33,7 @@ const BAD_CALLS: Record<string, string[]> = {
     'addon.closeFd()',
     "addon.closeFd('7')",
   ],
-  original_dst: ['addon.originalDst()', "addon.originalDst('3', false)", 'addon.originalDst(3, 1)'],
+  original_dst: ['addon.originalDst()', "addon.originalDst('3', false)", 'addon.originalDst(3, 1)', 'addon.peerAddress()', "addon.peerAddress('3')", 'addon.peerAddress(-1)'],
   nfqueue: [
     'addon.open()',
     'addon.open(1, 10, 128)',
@@ -88,5 +91,15 @@ a.close(h); out.push(typeof a.stats(h).lost); process.stdout.write(JSON.stringif
 
   it('a well-typed call still works (socketMark of a fresh marked socket)', () => {
     expect(outcome('socket_mark', "const fd = addon.markedSocket(false, true, 0x539, undefined); if (addon.socketMark(fd) !== 0x539) throw new Error('mark'); addon.closeFd(fd)")).toBe('returned');
+  });
+
+  it('socketError of a fresh socket is 0; of a closed descriptor, an Error with code EBADF', () => {
+    expect(outcome('socket_mark', "const fd = addon.markedSocket(false, false, 0x539); const e = addon.socketError(fd); addon.closeFd(fd); if (e !== 0) throw new Error('SO_ERROR ' + e)")).toBe('returned');
+    expect(outcome('socket_mark', "const fd = addon.markedSocket(false, false, 0x539); addon.closeFd(fd); try { addon.socketError(fd) } catch (e) { throw new RangeError(e.code) }")).toBe('RangeError: EBADF');
+  });
+
+  it('peerAddress of an unconnected socket is an errno (ENOTCONN), not an address', () => {
+    const marks = JSON.stringify(release + 'socket_mark.node');
+    expect(outcome('original_dst', `const m = require(${marks}); const fd = m.markedSocket(false, false, 0); const r = addon.peerAddress(fd); m.closeFd(fd); if (r !== 107) throw new Error(String(r))`)).toBe('returned');
   });
 });
