@@ -6,7 +6,7 @@
 // order, so the ratios that matter (after/before, against HAProxy and the relay) come from runs
 // interleaved on the same noisy machine. Prints a Markdown table of medians; raw samples to /tmp.
 //
-//   node dist/perf/ab-bench.js --baseline DIR[,DIR...] [--rounds N] [--duration S] [--workloads keepalive,connclose,serial,mib,h2c,grpc,tls-mib,tls-keepalive] [--cpu-prof DIR] [--node-flags-after FLAGS] [--topo NAME:SUBNET]
+//   node dist/perf/ab-bench.js --baseline DIR[,DIR...] [--rounds N] [--duration S] [--workloads keepalive,connclose,serial,mib,h2c,grpc,tls-mib,tls-keepalive,memory] [--cpu-prof DIR] [--node-flags-after FLAGS] [--topo NAME:SUBNET]
 //
 // Several baselines (comma-separated) run in the same interleaved rounds: one run bisects a range
 // of commits (each dir a built checkout of one commit; variants are named after the dirs). Each
@@ -25,6 +25,11 @@
 //
 // --cpu-prof DIR runs this checkout's sidecar under `node --cpu-prof` (the .cpuprofile appears in
 // DIR when it stops; summarise with cpu-profile-summary.ts).
+//
+// memory (a workload): for each build, a fresh sidecar's VmRSS 1 s after it is ready (no warm-up),
+// then after a keep-alive run (-c50) and 1 s idle, then with 1,000 open keep-alive connections
+// (bench-tools hold, 1 s after the last answered) — the three figures of bench.ts's memory table,
+// interleaved between builds so that a V8 setting or a lazy module is measured A/B.
 //
 // --gc-log FILE runs this checkout's sidecar with --trace-gc; its GC lines (prefixed with the
 // bench's clock, s) are appended to FILE (what reaches the old generation, and how often).
@@ -46,7 +51,7 @@ const RELAY_PORT = 18200;
 /** The Node relay's listener toward the peer's TLS port. */
 const TLS_RELAY_PORT = 18201;
 
-type Workload = 'keepalive' | 'connclose' | 'serial' | 'mib' | 'h2c' | 'grpc' | 'tls-mib' | 'tls-keepalive';
+type Workload = 'keepalive' | 'connclose' | 'serial' | 'mib' | 'h2c' | 'grpc' | 'tls-mib' | 'tls-keepalive' | 'memory';
 /** wrk shapes as in bench.ts; h2c (h2load) and grpc (bench-tools grpc-client) run as there too. */
 const WORKLOAD_ARGS: Record<Workload, { args: string[]; path: string }> = {
   keepalive: { args: ['-c50'], path: '/small' },
@@ -57,6 +62,7 @@ const WORKLOAD_ARGS: Record<Workload, { args: string[]; path: string }> = {
   grpc: { args: ['20'], path: '' },
   'tls-mib': { args: ['-c4'], path: '/1m' },
   'tls-keepalive': { args: ['-c50'], path: '/small' },
+  memory: { args: ['-c50'], path: '/small' },
 };
 
 function isTls(workload: Workload): boolean {
@@ -106,13 +112,17 @@ interface AbSample {
   records: number;
   requests: number;
   errors: number;
+  /** memory workload: VmRSS fresh (1 s after ready), after the keep-alive run, with 1,000 connections. */
+  freshMiB?: number;
+  afterLoadMiB?: number;
+  with1000MiB?: number;
 }
 
 class AbUsageError extends Error {
   readonly code = 'AB_BENCH_USAGE';
 }
 
-const USAGE = 'usage: node dist/perf/ab-bench.js --baseline DIR[,DIR...] [--rounds N] [--duration S] [--workloads keepalive,connclose,serial,mib,h2c,grpc] [--cpu-prof DIR] [--gc-log FILE] [--node-flags-after FLAGS] [--topo NAME:SUBNET]\n';
+const USAGE = 'usage: node dist/perf/ab-bench.js --baseline DIR[,DIR...] [--rounds N] [--duration S] [--workloads keepalive,connclose,serial,mib,h2c,grpc,tls-mib,tls-keepalive,memory] [--cpu-prof DIR] [--gc-log FILE] [--node-flags-after FLAGS] [--topo NAME:SUBNET]\n';
 
 function parseOptions(argv: string[]): AbOptions {
   const options: AbOptions = { baselines: [], topoName: 'ab', topoSubnet: 61, rounds: 3, durationS: 2, workloads: ['keepalive', 'connclose'], cpuProfDir: undefined, nodeFlagsAfter: [], gcLog: undefined };
@@ -250,7 +260,7 @@ class AbBench {
     throw new Error(`${url} did not answer 200 within 15 s`);
   }
 
-  private async useSidecar(which: string): Promise<number> {
+  private async useSidecar(which: string, warm = true): Promise<number> {
     if (this.sidecar?.which === which) return this.sidecar.proc.pid as number;
     await this.stopSidecar();
     const t = this.topo;
@@ -303,6 +313,7 @@ class AbBench {
     }
     const check = await t.execAsync(t.podNs, 'curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '3', `http://${t.peerIp}/small`], { uid: APP_UID });
     if (check.stdout !== '200') throw new Error(`request through the ${which} sidecar got '${check.stdout}'; stderr: ${stderr}`);
+    if (!warm) return proc.pid as number;
     // JIT warm-up, not measured: the first seconds of a fresh process run unoptimised code (2 s:
     // at load 20, 1 s left V8's compiler threads busy into the measured run).
     await t.execAsync(t.podNs, 'wrk', ['-t1', '-d2s', '-c10', `http://${t.peerIp}/small`], { uid: APP_UID });
@@ -330,6 +341,10 @@ class AbBench {
     if (variant === 'node-relay' && (workload === 'h2c' || workload === 'grpc')) return;
     // TLS is relayed, not terminated: HAProxy's tcp mode is its reference.
     if (variant === 'haproxy-http' && isTls(workload)) return;
+    if (workload === 'memory') {
+      if (this.isBuild(variant)) await this.measureMemory(round, variant);
+      return;
+    }
     const tls = isTls(workload);
     const upstreamPort = workload === 'h2c' ? PEER_PORTS.h2c : workload === 'grpc' ? PEER_PORTS.grpc : tls ? PEER_PORTS.tls : PEER_PORTS.http;
     const haproxyKey = workload === 'h2c' ? 'h2c' : workload === 'grpc' ? 'grpc' : 'http';
@@ -388,6 +403,59 @@ class AbBench {
     this.log(`r${round} ${workload.padEnd(9)} ${variant.padEnd(14)} ${n(sample.rps).padStart(7)} req/s  cpu ${n(sample.cpuUsPerRequest, 1)} µs/req (other threads ${n(sample.otherThreadsUsPerRequest, 1)})  p50 ${n(sample.p50Us)} p99 ${n(sample.p99Us)} µs  records/req ${(sample.records / Math.max(1, sample.requests)).toFixed(2)}${sample.errors ? `  errors ${sample.errors}` : ''}`);
   }
 
+  /** A fresh sidecar of this build: RSS idle, after a keep-alive run, with 1,000 open connections. */
+  private async measureMemory(round: number, variant: VariantName): Promise<void> {
+    const t = this.topo;
+    await this.stopSidecar();
+    const pid = await this.useSidecar(variant, false);
+    await sleep(1000);
+    const freshMiB = rssMiB(pid);
+    const linesBefore = this.sidecar?.lines ?? 0;
+    const ticksBefore = cpuTicks(pid);
+    const threadsBefore = otherThreadTicks(pid);
+    const r = await t.execAsync(t.podNs, 'wrk', ['-t1', `-d${this.options.durationS}s`, '--timeout', '5s', '--latency', '-c50', `http://${t.peerIp}/small`], { uid: APP_UID });
+    if (r.status !== 0) throw new Error(`memory: keep-alive load failed (${r.status}): ${r.stderr}`);
+    const ticks = cpuTicks(pid) - ticksBefore;
+    const otherTicks = otherThreadTicks(pid) - threadsBefore;
+    const load = parseWrk(r.stdout);
+    await sleep(1000);
+    const afterLoadMiB = rssMiB(pid);
+    const hold = t.start(t.podNs, NODE, [TOOLS_JS, 'hold', t.peerIp, String(PEER_PORTS.http), '/small', '1000'], { uid: APP_UID });
+    let with1000MiB = NaN;
+    try {
+      await waitForLine(hold, (l) => l.startsWith('ready'), 60_000, `hold 1,000 connections (${variant})`);
+      await sleep(1000);
+      with1000MiB = rssMiB(pid);
+    } finally {
+      const exited = new Promise((resolve) => hold.once('exit', resolve));
+      hold.kill('SIGTERM');
+      await exited;
+    }
+    await sleep(1000);
+    const sample: AbSample = {
+      round,
+      variant,
+      workload: 'memory',
+      rps: load.rps,
+      p50Us: load.p50Us,
+      p99Us: load.p99Us,
+      cpuUsPerRequest: (ticks * (1e6 / CLK_TCK)) / load.requests,
+      otherThreadsUsPerRequest: (otherTicks * (1e6 / CLK_TCK)) / load.requests,
+      mibPerSecond: load.bytesPerSecond / 1024 ** 2,
+      rssMiB: rssMiB(pid),
+      records: (this.sidecar?.lines ?? 0) - linesBefore,
+      requests: load.requests,
+      errors: load.errors,
+      freshMiB,
+      afterLoadMiB,
+      with1000MiB,
+    };
+    this.samples.push(sample);
+    this.log(`r${round} memory    ${variant.padEnd(14)} RSS fresh ${freshMiB.toFixed(1)}  after load ${afterLoadMiB.toFixed(1)}  with 1,000 ${with1000MiB.toFixed(1)} MiB  (keep-alive ${load.rps.toFixed(0)} req/s, cpu ${sample.cpuUsPerRequest.toFixed(1)} µs/req, p99 ${load.p99Us.toFixed(0)} µs)`);
+    // The next workload gets a warmed-up sidecar, as always.
+    await this.stopSidecar();
+  }
+
   async run(): Promise<void> {
     const names = this.builds.map((b) => b.name);
     for (let round = 1; round <= this.options.rounds; round++) {
@@ -407,6 +475,11 @@ class AbBench {
     let out = `A/B: ${this.options.rounds} round(s) of ${this.options.durationS} s, baseline(s) ${this.options.baselines.map((b) => `${b.name}=${b.dir}`).join(', ')}\n`;
     for (const workload of this.options.workloads) {
       const med = (v: VariantName, key: keyof AbSample): number => median(this.samples.filter((s) => s.variant === v && s.workload === workload).map((s) => s[key] as number));
+      if (workload === 'memory') {
+        out += `\n### memory (VmRSS, MiB; keep-alive -c50 between fresh and after load)\n\n| build | fresh | after load | with 1,000 connections | keep-alive req/s | CPU µs/req | p99 µs |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n`;
+        for (const b of this.builds) out += `| ${b.name} | ${f(med(b.name, 'freshMiB'), 1)} | ${f(med(b.name, 'afterLoadMiB'), 1)} | ${f(med(b.name, 'with1000MiB'), 1)} | ${f(med(b.name, 'rps'))} | ${f(med(b.name, 'cpuUsPerRequest'), 1)} | ${f(med(b.name, 'p99Us'))} |\n`;
+        continue;
+      }
       out += `\n### ${workload}\n\n| variant | req/s | CPU µs/req | other threads µs/req | p50 µs | p99 µs | MiB/s | RSS after, MiB | records/req |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n`;
       for (const v of variants) {
         const records = this.samples.filter((s) => s.variant === v && s.workload === workload);
