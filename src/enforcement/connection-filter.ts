@@ -371,6 +371,8 @@ export class ConnectionFilter {
   finish(reason: string): void {
     const enforcer = this.enforcer;
     if (enforcer !== null && enforcer.finish !== undefined) this.apply(enforcer.finish(reason));
+    // The connection is closed: nothing more is parsed (llhttp's state goes now, not at a full GC).
+    this.parser?.dispose?.();
   }
 
   private facts(protocol: string): Omit<FlowFacts, 'l7'> {

@@ -470,4 +470,9 @@ export interface StreamParser {
   readonly error: ProtocolError | null;
   /** Memory the parser keeps beyond its fixed objects (estimate; HTTP/2: HPACK tables, streams), for the state budget. */
   readonly stateBytes?: number;
+  /**
+   * The connection is gone: release now what the parser keeps outside the JavaScript heap
+   * (HTTP/1: llhttp's state in WASM memory). Nothing is fed after it.
+   */
+  dispose?(): void;
 }

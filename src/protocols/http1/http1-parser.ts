@@ -188,6 +188,12 @@ export class Http1Parser extends StreamParserBase {
     this.res = new MessageReader('response', (r) => this.responseSkip(r));
   }
 
+  /** Frees both directions' llhttp state (the connection closed). */
+  dispose(): void {
+    this.req.ll.dispose();
+    this.res.ll.dispose();
+  }
+
   protected parse(side: Side, chunk: Buffer, base: number): void {
     if (this.h2 !== null) {
       this.forwardToHttp2(side, chunk);
