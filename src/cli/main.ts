@@ -42,6 +42,8 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`sidewall: unknown command '${name}'\n${usage()}`);
     return 2;
   }
+  // Before the proxy's modules load (their start-up garbage is what first grows the young generation).
+  if (name === 'proxy') (await import('./young-generation.js')).capYoungGeneration();
   const mod = await entry.load();
   return mod.run(rest);
 }
