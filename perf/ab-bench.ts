@@ -6,7 +6,7 @@
 // order, so the ratios that matter (after/before, against HAProxy and the relay) come from runs
 // interleaved on the same noisy machine. Prints a Markdown table of medians; raw samples to /tmp.
 //
-//   node dist/perf/ab-bench.js --baseline DIR[,DIR...] [--rounds N] [--duration S] [--workloads keepalive,connclose,serial,mib,h2c,grpc,tls-mib,tls-keepalive,memory] [--cpu-prof DIR] [--node-flags-after FLAGS] [--topo NAME:SUBNET]
+//   node dist/perf/ab-bench.js --baseline DIR[,DIR...] [--rounds N] [--duration S] [--workloads keepalive,connclose,serial,mib,h2c,grpc,tls-mib,tls-keepalive,memory,upload,dlp-upload,capture,udp-flow] [--cpu-prof DIR] [--node-flags-after FLAGS] [--topo NAME:SUBNET]
 //
 // Several baselines (comma-separated) run in the same interleaved rounds: one run bisects a range
 // of commits (each dir a built checkout of one commit; variants are named after the dirs). Each
@@ -31,6 +31,22 @@
 // (bench-tools hold, 1 s after the last answered) — the three figures of bench.ts's memory table,
 // interleaved between builds so that a V8 setting or a lazy module is measured A/B.
 //
+// upload / dlp-upload: 1 MiB POSTs (wrk -c4 with a Lua script; nginx reads and drops each body),
+// the builds' sidecars without DLP (upload) or with all six built-in sensors scanning request
+// bodies, action block (dlp-upload: each build's sidecar restarted with that config, and shown to
+// block a card number 200 bytes before the end of a 1 MiB body first); beside HAProxy and the relay.
+//
+// capture: keep-alive /small (-c50) with an on-demand capture of the peer's flows running (POST
+// /captures?peer=… before the run, DELETE after: its packet count must cover the requests); builds
+// only (compare with the keepalive workload in the same run).
+//
+// udp-flow: a new UDP flow per exchange (bench-tools udp-flows, 20 in flight: a fresh socket on the
+// next source port, one datagram to a UDP echo in the peer on port 7000, the echo awaited): through
+// each build's NFQUEUE guard (first packet decided by the rules, then conntrack) and 'direct' (uid
+// 1338, exempted from the queue by a bench-only mangle rule). Each build must record every answered
+// flow and drop a flow to port 7001, which no rule allows. Problems of these workloads' setup are
+// printed as findings, not left as numbers.
+//
 // --gc-log FILE runs this checkout's sidecar with --trace-gc; its GC lines (prefixed with the
 // bench's clock, s) are appended to FILE (what reaches the old generation, and how often).
 //
@@ -41,8 +57,8 @@ import { appendFileSync, chownSync, existsSync, mkdirSync, writeFileSync } from 
 import { createInterface } from 'node:readline';
 import { basename, join } from 'node:path';
 import { APP_UID, CLI, DIRECT_UID, NODE, PROXY_UID, REPO, Topology, waitForLine } from '../test/harness/netns.js';
-import { HAPROXY_PORTS, haproxyConfig, nginxConfig, PEER_PORTS, sidecarConfig, tlsCertificateArgs } from './bench-setup.js';
-import type { LoadResult } from './bench-tools.js';
+import { exemptDirectUidNonTcp, HAPROXY_PORTS, haproxyConfig, nginxConfig, PEER_PORTS, sidecarConfig, tlsCertificateArgs, uploadBody, uploadScript, UPLOAD_BYTES, UDP_CONNTRACK_TIMEOUT_S } from './bench-setup.js';
+import type { LoadResult, UdpFlowsResult } from './bench-tools.js';
 import { parseH2load, parseWrk, type ParsedLoad } from './load-output.js';
 import { CLK_TCK, median, procCpu, rssMiB, threadCpu } from './proc-stats.js';
 
@@ -51,7 +67,7 @@ const RELAY_PORT = 18200;
 /** The Node relay's listener toward the peer's TLS port. */
 const TLS_RELAY_PORT = 18201;
 
-type Workload = 'keepalive' | 'connclose' | 'serial' | 'mib' | 'h2c' | 'grpc' | 'tls-mib' | 'tls-keepalive' | 'memory';
+type Workload = 'keepalive' | 'connclose' | 'serial' | 'mib' | 'h2c' | 'grpc' | 'tls-mib' | 'tls-keepalive' | 'memory' | 'upload' | 'dlp-upload' | 'capture' | 'udp-flow';
 /** wrk shapes as in bench.ts; h2c (h2load) and grpc (bench-tools grpc-client) run as there too. */
 const WORKLOAD_ARGS: Record<Workload, { args: string[]; path: string }> = {
   keepalive: { args: ['-c50'], path: '/small' },
@@ -63,16 +79,25 @@ const WORKLOAD_ARGS: Record<Workload, { args: string[]; path: string }> = {
   'tls-mib': { args: ['-c4'], path: '/1m' },
   'tls-keepalive': { args: ['-c50'], path: '/small' },
   memory: { args: ['-c50'], path: '/small' },
+  upload: { args: ['-c4'], path: '/upload' },
+  'dlp-upload': { args: ['-c4'], path: '/upload' },
+  capture: { args: ['-c50'], path: '/small' },
+  'udp-flow': { args: ['20'], path: '' },
 };
+
+function isUpload(workload: Workload): boolean {
+  return workload === 'upload' || workload === 'dlp-upload';
+}
 
 function isTls(workload: Workload): boolean {
   return workload === 'tls-mib' || workload === 'tls-keepalive';
 }
 
-type Reference = 'haproxy-http' | 'haproxy-tcp' | 'node-relay';
+type Reference = 'haproxy-http' | 'haproxy-tcp' | 'node-relay' | 'direct';
 /** 'after' (this checkout), a baseline's name (its dir's basename; 'before' when there is one), or a reference. */
 type VariantName = string;
-const REFERENCES: Reference[] = ['haproxy-http', 'haproxy-tcp', 'node-relay'];
+/** direct (uid 1338, not redirected) runs udp-flow only. */
+const REFERENCES: Reference[] = ['haproxy-http', 'haproxy-tcp', 'node-relay', 'direct'];
 
 interface Build {
   name: string;
@@ -122,7 +147,7 @@ class AbUsageError extends Error {
   readonly code = 'AB_BENCH_USAGE';
 }
 
-const USAGE = 'usage: node dist/perf/ab-bench.js --baseline DIR[,DIR...] [--rounds N] [--duration S] [--workloads keepalive,connclose,serial,mib,h2c,grpc,tls-mib,tls-keepalive,memory] [--cpu-prof DIR] [--gc-log FILE] [--node-flags-after FLAGS] [--topo NAME:SUBNET]\n';
+const USAGE = 'usage: node dist/perf/ab-bench.js --baseline DIR[,DIR...] [--rounds N] [--duration S] [--workloads keepalive,connclose,serial,mib,h2c,grpc,tls-mib,tls-keepalive,memory,upload,dlp-upload,capture,udp-flow] [--cpu-prof DIR] [--gc-log FILE] [--node-flags-after FLAGS] [--topo NAME:SUBNET]\n';
 
 function parseOptions(argv: string[]): AbOptions {
   const options: AbOptions = { baselines: [], topoName: 'ab', topoSubnet: 61, rounds: 3, durationS: 2, workloads: ['keepalive', 'connclose'], cpuProfDir: undefined, nodeFlagsAfter: [], gcLog: undefined };
@@ -184,14 +209,22 @@ class AbBench {
   private haproxy: ChildProcess | undefined;
   private relay: ChildProcess | undefined;
   private tlsRelay: ChildProcess | undefined;
-  private sidecar: { proc: ChildProcess; which: string; lines: number } | undefined;
+  private sidecar: { proc: ChildProcess; which: string; dlp: boolean; lines: number; stderr: () => string } | undefined;
   readonly samples: AbSample[] = [];
+  /** Setup of a workload that did not take effect (no records, a capture that wrote nothing, …). */
+  readonly findings = new Set<string>();
+  /** udp-flow: the source port the next run starts from (bench-tools udp-flows). */
+  private udpPort = 20000;
+  private uploadScriptFile = '';
+  private probeBodyFile = '';
+  private readonly captureDir: string;
   private readonly builds: Build[];
 
   constructor(private readonly options: AbOptions) {
     this.topo = new Topology({ name: options.topoName, subnet: options.topoSubnet });
     this.subnet = `10.77.${options.topoSubnet}.0/24`;
     this.builds = [...options.baselines, { name: 'after', dir: REPO }];
+    this.captureDir = join(this.topo.dir, 'captures');
   }
 
   private isBuild(variant: VariantName): boolean {
@@ -211,6 +244,7 @@ class AbBench {
     const init = t.exec(t.podNs, NODE, [join(build.dir, 'bin', 'sidewall.js'), 'init', '--redirect-dns']);
     if (init.status !== 0) throw new Error(`sidewall init (${build.name}): ${init.stderr}`);
     t.exemptDirectUid(); // HAProxy and the relay (baselines) do not go through the sidecar
+    exemptDirectUidNonTcp(t); // nor the direct UDP flows through the NFQUEUE guard
     this.initBy = build.name;
   }
 
@@ -237,7 +271,23 @@ class AbBench {
       const grpc = t.start(t.peerNs, NODE, [TOOLS_JS, 'grpc-server', t.peerIp, String(PEER_PORTS.grpc)]);
       await waitForLine(grpc, (l) => l === 'listening', 15_000, 'grpc server');
     }
+    if (this.options.workloads.some(isUpload)) {
+      const body = join(t.dir, 'upload.json');
+      writeFileSync(body, uploadBody(), { mode: 0o644 });
+      this.probeBodyFile = join(t.dir, 'upload-probe.json');
+      writeFileSync(this.probeBodyFile, uploadBody(true), { mode: 0o644 });
+      this.uploadScriptFile = t.writeFile('upload.lua', uploadScript(body));
+    }
+    if (this.options.workloads.includes('udp-flow')) {
+      const echo = t.start(t.peerNs, NODE, [TOOLS_JS, 'udp-echo', t.peerIp, `${PEER_PORTS.udp},${PEER_PORTS.udpDenied}`]);
+      await waitForLine(echo, (l) => l === 'listening', 15_000, 'udp echo');
+    }
+    mkdirSync(this.captureDir, { mode: 0o700 });
+    chownSync(this.captureDir, PROXY_UID, PROXY_UID);
     this.initFor(this.builds[this.builds.length - 1] as Build);
+    // conntrack remembers a finished UDP flow 30 s by default; udp-flows walks source ports one by
+    // one, so a short memory keeps every flow a NEW one (see bench-tools udpFlows).
+    t.exec(t.podNs, 'sysctl', ['-q', '-w', `net.netfilter.nf_conntrack_udp_timeout=${UDP_CONNTRACK_TIMEOUT_S}`]);
     this.haproxy = t.start(t.podNs, 'haproxy', ['-f', t.writeFile('haproxy.cfg', haproxyConfig(t.peerIp)), '-db'], { uid: DIRECT_UID });
     this.haproxy.stdout?.resume();
     this.haproxy.stderr?.resume();
@@ -260,14 +310,14 @@ class AbBench {
     throw new Error(`${url} did not answer 200 within 15 s`);
   }
 
-  private async useSidecar(which: string, warm = true): Promise<number> {
-    if (this.sidecar?.which === which) return this.sidecar.proc.pid as number;
+  private async useSidecar(which: string, warm = true, dlp = false): Promise<number> {
+    if (this.sidecar?.which === which && this.sidecar.dlp === dlp) return this.sidecar.proc.pid as number;
     await this.stopSidecar();
     const t = this.topo;
     const build = this.builds.find((b) => b.name === which) as Build;
     this.initFor(build);
     const cli = which === 'after' ? CLI : join(build.dir, 'bin', 'sidewall.js');
-    const config = t.writeFile(`sidecar-${which}.yaml`, sidecarConfig({ name: which, ruleCount: 10, exportStdout: true }, this.subnet));
+    const config = t.writeFile(`sidecar-${which}${dlp ? '-dlp' : ''}.yaml`, sidecarConfig({ name: which, ruleCount: 10, exportStdout: true, dlp, captureDir: this.captureDir }, this.subnet));
     const profDir = which === 'after' ? this.options.cpuProfDir : undefined;
     if (profDir !== undefined) {
       mkdirSync(profDir, { recursive: true, mode: 0o755 });
@@ -278,7 +328,7 @@ class AbBench {
     const gcLog = which === 'after' ? this.options.gcLog : undefined;
     if (gcLog !== undefined) nodeArgs.push('--trace-gc');
     const proc = t.start(t.podNs, NODE, [...nodeArgs, cli, 'proxy', '--config', config], { uid: PROXY_UID, env: { POD_NAME: 'app-0', POD_NAMESPACE: 'bench' } });
-    const state = { proc, which, lines: 0 };
+    const state = { proc, which, dlp, lines: 0, stderr: (): string => stderr };
     proc.once('exit', (code, signal) => {
       if (this.sidecar === state) this.log(`sidecar ${which} exited on its own (${code ?? signal}); stderr: ${stderr.slice(-600)}`);
     });
@@ -313,6 +363,8 @@ class AbBench {
     }
     const check = await t.execAsync(t.podNs, 'curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '3', `http://${t.peerIp}/small`], { uid: APP_UID });
     if (check.stdout !== '200') throw new Error(`request through the ${which} sidecar got '${check.stdout}'; stderr: ${stderr}`);
+    if (dlp) await this.probeDlp(which);
+    if (this.options.workloads.includes('udp-flow')) await this.probeUdp(which);
     if (!warm) return proc.pid as number;
     // JIT warm-up, not measured: the first seconds of a fresh process run unoptimised code (2 s:
     // at load 20, 1 s left V8's compiler threads busy into the measured run).
@@ -320,6 +372,93 @@ class AbBench {
     await t.execAsync(t.podNs, 'wrk', ['-t1', '-d1s', '-c10', '-H', 'Connection: close', `http://${t.peerIp}/small`], { uid: APP_UID });
     await sleep(200);
     return proc.pid as number;
+  }
+
+  /** DLP is on and scans the whole 1 MiB: a card number 200 bytes before the end of a body is blocked (403). */
+  private async probeDlp(which: string): Promise<void> {
+    const t = this.topo;
+    const r = await t.execAsync(t.podNs, 'curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '10', '-H', 'Content-Type: application/json', '--data-binary', `@${this.probeBodyFile}`, `http://${t.peerIp}/upload`], { uid: APP_UID });
+    if (r.stdout !== '403') this.findings.add(`dlp-upload: the ${which} sidecar with DLP did not block a 1 MiB upload with a card number near its end (got '${r.stdout}'): DLP did not take effect or does not scan the whole body, so its numbers do not show DLP's cost`);
+  }
+
+  /**
+   * The udp-flow path is the guard's decision: a flow to the allowed port is answered, one to
+   * PEER_PORTS.udpDenied (no rule) is not — and neither is a 'direct' measurement in disguise.
+   */
+  private async probeUdp(which: string): Promise<void> {
+    const t = this.topo;
+    const probe = (port: number): Promise<boolean> => t.execAsync(t.podNs, NODE, [TOOLS_JS, 'udp-probe', t.peerIp, String(port)], { uid: APP_UID }).then((r) => r.status === 0);
+    const [allowed, denied] = await Promise.all([probe(PEER_PORTS.udp), probe(PEER_PORTS.udpDenied)]);
+    if (!allowed) this.findings.add(`udp-flow: through the ${which} sidecar a UDP flow to port ${PEER_PORTS.udp} (allowed by a rule) got no answer`);
+    if (denied) this.findings.add(`udp-flow: through the ${which} sidecar a UDP flow to port ${PEER_PORTS.udpDenied} (no rule: default deny) was answered — the flows do not go through the NFQUEUE guard's decision`);
+  }
+
+  /** An on-demand capture of every new connection to or from the peer (what `sidewall capture --peer` starts). */
+  private async startCapture(variant: VariantName): Promise<string | undefined> {
+    const t = this.topo;
+    const ms = Math.round(this.options.durationS * 1000) + 5000;
+    const r = await t.execAsync(t.podNs, 'curl', ['-s', '--max-time', '3', '-X', 'POST', `http://127.0.0.1:15000/captures?peer=${t.peerIp}&durationMs=${ms}`], { uid: PROXY_UID });
+    try {
+      return (JSON.parse(r.stdout) as { id: string }).id;
+    } catch {
+      this.findings.add(`capture: POST /captures on the ${variant} sidecar failed: ${r.stdout.slice(0, 200)} ${r.stderr.slice(0, 200)} (the run measured no capture)`);
+      return undefined;
+    }
+  }
+
+  /** Ends the capture; it must hold at least a frame per request and response, none left out. */
+  private async endCapture(variant: VariantName, id: string, wrkOut: string): Promise<void> {
+    const t = this.topo;
+    const r = await t.execAsync(t.podNs, 'curl', ['-s', '--max-time', '3', '-X', 'DELETE', `http://127.0.0.1:15000/captures/${id}`], { uid: PROXY_UID });
+    const requests = parseWrk(wrkOut).requests;
+    try {
+      const info = JSON.parse(r.stdout) as { packets: number; bytes: number; truncated: boolean; flowCount: number };
+      if (!(info.packets >= 2 * requests) || info.truncated) this.findings.add(`capture: the ${variant} sidecar's capture holds ${info.packets} frames (${info.bytes} bytes, ${info.flowCount} flows${info.truncated ? ', truncated' : ''}) for ${requests} requests: it did not capture the measured flows`);
+    } catch {
+      this.findings.add(`capture: DELETE /captures/${id} on the ${variant} sidecar failed: ${r.stdout.slice(0, 200)}`);
+    }
+  }
+
+  /** udp-flow: new flows per second through a build's NFQUEUE guard, or direct. */
+  private async measureUdp(round: number, variant: VariantName): Promise<void> {
+    const t = this.topo;
+    const build = this.isBuild(variant);
+    const pid = build ? await this.useSidecar(variant) : undefined;
+    const uid = build ? APP_UID : DIRECT_UID;
+    const linesBefore = this.sidecar?.lines ?? 0;
+    const ticksBefore = pid === undefined ? 0 : cpuTicks(pid);
+    const threadsBefore = pid === undefined ? 0 : otherThreadTicks(pid);
+    const r = await t.execAsync(t.podNs, NODE, [TOOLS_JS, 'udp-flows', t.peerIp, String(PEER_PORTS.udp), String(this.options.durationS), ...WORKLOAD_ARGS['udp-flow'].args, String(this.udpPort)], { uid });
+    const ticks = pid === undefined ? NaN : cpuTicks(pid) - ticksBefore;
+    const otherTicks = pid === undefined ? NaN : otherThreadTicks(pid) - threadsBefore;
+    if (r.status !== 0) throw new Error(`udp-flow load failed (${r.status}): ${r.stdout.slice(-300)} ${r.stderr}`);
+    await sleep(100); // the last records reach our pipe
+    const load = JSON.parse(r.stdout.trim().split('\n').pop() as string) as UdpFlowsResult;
+    this.udpPort = load.nextPort;
+    const records = build ? (this.sidecar?.lines ?? 0) - linesBefore : 0;
+    // Each flow that was answered passed the guard's decision, which records it: fewer records
+    // than answered flows means flows went by without a decision (a conntrack entry reused).
+    if (build && records < load.answered) this.findings.add(`udp-flow r${round} ${variant}: ${records} records for ${load.answered} answered flows: not every flow was decided by the sidecar`);
+    if (load.errors > load.requests * 0.01) this.findings.add(`udp-flow r${round} ${variant}: ${load.errors} flows unanswered within 1 s (of ${load.requests} answered)`);
+    const sample: AbSample = {
+      round,
+      variant,
+      workload: 'udp-flow',
+      rps: load.rps,
+      p50Us: load.p50Us,
+      p99Us: load.p99Us,
+      cpuUsPerRequest: (ticks * (1e6 / CLK_TCK)) / load.requests,
+      otherThreadsUsPerRequest: (otherTicks * (1e6 / CLK_TCK)) / load.requests,
+      mibPerSecond: NaN,
+      rssMiB: pid === undefined ? NaN : rssMiB(pid),
+      // Per answered flow (warm-up included on both sides of the ratio).
+      records: build ? (records * load.requests) / Math.max(1, load.answered) : 0,
+      requests: load.requests,
+      errors: load.errors,
+    };
+    this.samples.push(sample);
+    const n = (v: number, digits = 0): string => (Number.isFinite(v) ? v.toFixed(digits) : '-');
+    this.log(`r${round} udp-flow  ${variant.padEnd(14)} ${n(sample.rps).padStart(7)} flows/s  cpu ${n(sample.cpuUsPerRequest, 1)} µs/flow  p50 ${n(sample.p50Us)} p99 ${n(sample.p99Us)} µs  records ${records} for ${load.answered} answered (${load.flows} sent)${load.errors ? `  unanswered ${load.errors}` : ''}`);
   }
 
   private async stopSidecar(): Promise<void> {
@@ -345,6 +484,10 @@ class AbBench {
       if (this.isBuild(variant)) await this.measureMemory(round, variant);
       return;
     }
+    // direct: the udp-flow baseline only; udp-flow and capture have no HAProxy or relay counterpart.
+    if ((variant === 'direct') !== (workload === 'udp-flow') && !this.isBuild(variant)) return;
+    if (workload === 'capture' && !this.isBuild(variant)) return;
+    if (workload === 'udp-flow') return this.measureUdp(round, variant);
     const tls = isTls(workload);
     const upstreamPort = workload === 'h2c' ? PEER_PORTS.h2c : workload === 'grpc' ? PEER_PORTS.grpc : tls ? PEER_PORTS.tls : PEER_PORTS.http;
     const haproxyKey = workload === 'h2c' ? 'h2c' : workload === 'grpc' ? 'grpc' : 'http';
@@ -352,7 +495,7 @@ class AbBench {
     let target: string;
     let uid = DIRECT_UID;
     if (this.isBuild(variant)) {
-      pid = await this.useSidecar(variant);
+      pid = await this.useSidecar(variant, true, workload === 'dlp-upload');
       target = `${t.peerIp}:${upstreamPort}`;
       uid = APP_UID;
     } else if (variant === 'node-relay') {
@@ -363,6 +506,7 @@ class AbBench {
       target = `127.0.0.1:${tls ? HAPROXY_PORTS.tcp.tls : HAPROXY_PORTS[variant === 'haproxy-http' ? 'http' : 'tcp'][haproxyKey]}`;
     }
     const shape = WORKLOAD_ARGS[workload];
+    const capture = workload === 'capture' && this.isBuild(variant) ? await this.startCapture(variant) : undefined;
     const linesBefore = this.sidecar?.lines ?? 0;
     const ticksBefore = cpuTicks(pid);
     const threadsBefore = otherThreadTicks(pid);
@@ -372,11 +516,12 @@ class AbBench {
         ? await t.execAsync(t.podNs, 'h2load', [...shape.args, '-D', `${Math.round(d * 1000)}ms`, '--warm-up-time=300ms', `http://${target}${shape.path}`], { uid })
         : workload === 'grpc'
           ? await t.execAsync(t.podNs, NODE, [TOOLS_JS, 'grpc-client', target, String(d), ...shape.args], { uid })
-          : await t.execAsync(t.podNs, 'wrk', ['-t1', `-d${d}s`, '--timeout', '5s', '--latency', ...shape.args, `${tls ? 'https' : 'http'}://${target}${shape.path}`], { uid });
+          : await t.execAsync(t.podNs, 'wrk', ['-t1', `-d${d}s`, '--timeout', '5s', '--latency', ...(isUpload(workload) ? ['-s', this.uploadScriptFile] : []), ...shape.args, `${tls ? 'https' : 'http'}://${target}${shape.path}`], { uid });
     const ticks = cpuTicks(pid) - ticksBefore;
     const otherTicks = otherThreadTicks(pid) - threadsBefore;
     if (r.status !== 0) throw new Error(`${workload} load failed (${r.status}): ${r.stdout.slice(-300)} ${r.stderr}`);
     await sleep(50); // the last records reach our pipe
+    if (capture !== undefined) await this.endCapture(variant, capture, r.stdout);
     const load: ParsedLoad =
       workload === 'h2c'
         ? parseH2load(r.stdout)
@@ -392,13 +537,15 @@ class AbBench {
       p99Us: load.p99Us,
       cpuUsPerRequest: (ticks * (1e6 / CLK_TCK)) / load.requests,
       otherThreadsUsPerRequest: (otherTicks * (1e6 / CLK_TCK)) / load.requests,
-      mibPerSecond: load.bytesPerSecond / 1024 ** 2,
+      // Uploads: what went up (wrk's Transfer/sec counts what came back).
+      mibPerSecond: isUpload(workload) ? (load.rps * UPLOAD_BYTES) / 1024 ** 2 : load.bytesPerSecond / 1024 ** 2,
       rssMiB: rssMiB(pid),
       records: this.isBuild(variant) ? (this.sidecar?.lines ?? 0) - linesBefore : 0,
       requests: load.requests,
       errors: load.errors,
     };
     this.samples.push(sample);
+    if (isUpload(workload) && load.errors > 0) this.findings.add(`${workload} through ${variant}: ${load.errors} uploads failed or were not answered 2xx (r${round}; a DLP false positive on the clean body is a 403)`);
     const n = (v: number | null, digits = 0): string => (typeof v === 'number' && Number.isFinite(v) ? v.toFixed(digits) : '-');
     this.log(`r${round} ${workload.padEnd(9)} ${variant.padEnd(14)} ${n(sample.rps).padStart(7)} req/s  cpu ${n(sample.cpuUsPerRequest, 1)} µs/req (other threads ${n(sample.otherThreadsUsPerRequest, 1)})  p50 ${n(sample.p50Us)} p99 ${n(sample.p99Us)} µs  records/req ${(sample.records / Math.max(1, sample.requests)).toFixed(2)}${sample.errors ? `  errors ${sample.errors}` : ''}`);
   }
@@ -483,13 +630,16 @@ class AbBench {
       out += `\n### ${workload}\n\n| variant | req/s | CPU µs/req | other threads µs/req | p50 µs | p99 µs | MiB/s | RSS after, MiB | records/req |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n`;
       for (const v of variants) {
         const records = this.samples.filter((s) => s.variant === v && s.workload === workload);
+        if (records.length === 0) continue;
         const perReq = records.reduce((a, s) => a + s.records, 0) / Math.max(1, records.reduce((a, s) => a + s.requests, 0));
         out += `| ${v} | ${f(med(v, 'rps'))} | ${f(med(v, 'cpuUsPerRequest'), 1)} | ${f(med(v, 'otherThreadsUsPerRequest'), 1)} | ${f(med(v, 'p50Us'))} | ${f(med(v, 'p99Us'))} | ${f(med(v, 'mibPerSecond'))} | ${f(med(v, 'rssMiB'))} | ${this.isBuild(v) ? f(perReq, 2) : '–'} |\n`;
       }
       const ratio = (a: VariantName, b: VariantName, key: keyof AbSample): string => f(med(a, key) / med(b, key), 2);
       if (this.builds.length === 2) {
         out += `\nafter/before: req/s ${ratio('after', 'before', 'rps')}×, CPU ${ratio('after', 'before', 'cpuUsPerRequest')}×; `;
-        out += `req/s vs haproxy-http before ${ratio('before', 'haproxy-http', 'rps')}× → after ${ratio('after', 'haproxy-http', 'rps')}×, vs haproxy-tcp ${ratio('before', 'haproxy-tcp', 'rps')}× → ${ratio('after', 'haproxy-tcp', 'rps')}×, vs node-relay ${ratio('before', 'node-relay', 'rps')}× → ${ratio('after', 'node-relay', 'rps')}×\n`;
+        if (workload === 'udp-flow') out += `flows/s vs direct before ${ratio('before', 'direct', 'rps')}× → after ${ratio('after', 'direct', 'rps')}×\n`;
+        else if (workload !== 'capture') out += `req/s vs haproxy-http before ${ratio('before', 'haproxy-http', 'rps')}× → after ${ratio('after', 'haproxy-http', 'rps')}×, vs haproxy-tcp ${ratio('before', 'haproxy-tcp', 'rps')}× → ${ratio('after', 'haproxy-tcp', 'rps')}×, vs node-relay ${ratio('before', 'node-relay', 'rps')}× → ${ratio('after', 'node-relay', 'rps')}×\n`;
+        else out += '\n';
       } else {
         // Several builds (a bisection): each one's CPU per request against the first and the relay.
         const first = this.builds[0]?.name as string;
@@ -497,6 +647,7 @@ class AbBench {
         for (const b of this.builds) out += `| ${b.name} | ${ratio(b.name, first, 'cpuUsPerRequest')}× | ${ratio(b.name, 'node-relay', 'cpuUsPerRequest')}× | ${ratio(b.name, 'haproxy-tcp', 'cpuUsPerRequest')}× |\n`;
       }
     }
+    if (this.findings.size > 0) out += `\n### findings (a workload's setup that did not take effect: its numbers do not mean what they say)\n\n${[...this.findings].map((f) => `- ${f}`).join('\n')}\n`;
     return out;
   }
 

@@ -16,7 +16,15 @@ const WORKLOAD_TITLES: Record<WorkloadName, string> = {
   grpc: 'gRPC unary, 100-byte messages (grpc-js client, 20 calls in flight on one channel)',
   paced: 'Fixed rate below saturation (10 keep-alive connections, one request in flight each)',
   dns: 'DNS over UDP (20 queries outstanding)',
+  'dlp-upload': '1 MiB uploads, clean JSON (wrk -t1 -c4, POST with a Lua script; nginx reads and drops each body)',
+  'udp-flow': 'A new UDP flow per exchange (20 in flight: a fresh socket, one 64-byte datagram to a UDP echo on port 7000, the echo awaited)',
+  capture: 'HTTP/1.1 keep-alive /small (wrk -t1 -c50), without and with an on-demand capture of the flows running',
 };
+
+/** Columns per workload: uploads count MiB going up; a UDP flow is a "request". */
+const MIB_WORKLOADS = new Set<WorkloadName>(['mib', 'dlp-upload']);
+/** Workloads left out of the HAProxy ratio table (no HAProxy variant): see their own section. */
+const OWN_SECTION = new Set<WorkloadName>(['dns', 'udp-flow', 'capture']);
 
 type NumericField = 'rps' | 'p50Us' | 'p99Us' | 'meanUs' | 'cpuUsPerRequest' | 'userUsPerRequest' | 'sysUsPerRequest' | 'mibPerSecond' | 'records' | 'requests' | 'errors';
 
@@ -60,6 +68,8 @@ export function writeResults(run: BenchRun, path: string, rawPath: string): void
   out('- **sidewall-1000-rules**: the same with 990 more rules in front (half of them on port 80 with other peers and paths). **sidewall-no-export**: 10 rules, `export.stdout: false`.');
   out('- **haproxy-tcp** / **haproxy-http**: HAProxy (Debian), `nbthread 1`, as uid 1338 (exempted like the direct path) in the pod namespace on 127.0.0.1, forwarding to the peer (`http-reuse always` in http mode; h2c and gRPC with `proto h2` on both sides in http mode).');
   out('- **node-relay** (reference, not a goal): a plain Node TCP relay (`net` sockets, data handlers, write + pause/resume; no parsing, no rules, no records) as uid 1338 on 127.0.0.1 — the floor any design on Node\'s socket layer starts from.');
+  out('- **sidewall-dlp**: the sidewall variant plus `dlp: {action: block, sensors: [pci-pan, us-ssn, aws-access-key, private-key, jwt, iban]}` (all six built-ins scanning every request body, header and query; shown at each start to block a card number 200 bytes before the end of a 1 MiB upload). **sidewall-capture**: the same sidecar process as sidewall, with an on-demand capture (`POST /captures?peer=<peer>`, as `sidewall capture --peer`) running over the measured connections; each capture must hold at least a frame per request and per response.');
+  out('- **udp-flow**: direct is uid 1338, which a bench-only mangle rule keeps out of the NFQUEUE guard; sidewall is app uid 1000, whose first packet of each new flow is queued to the sidecar and decided by a `protocol: udp` rule (port 7001, with no rule, is shown dropped and recorded at start; every answered flow must have its allowed record). conntrack forgets finished UDP flows after 5 s in the pod (30 s by default) and the client walks source ports one by one, so each flow is NEW.');
   out('- **node-relay-nat** (reference): the same relay reached through an iptables `REDIRECT` in the pod\'s OUTPUT nat chain (conntrack + NAT on the client leg, as every app connection to the sidecar has): node-relay-nat minus node-relay is the kernel\'s share that no user-space change removes.');
   out('- Upstream: nginx 1 worker (`return 200` with 100 bytes; a 1 MiB file; h2c on `listen … http2`), a grpc-js echo server, a UDP DNS responder — all in the peer namespace.');
   out();
@@ -138,15 +148,18 @@ export function writeResults(run: BenchRun, path: string, rawPath: string): void
     out();
     if (w === 'paced') out(`Offered rate ${fmt(run.pacedRate)} requests/s (half the sidecar's keep-alive rate in round 1, at most ${fmt(PACED_RATE_CAP)}/s: above that the node pacing client itself falls behind on 2 shared cores); latency from the request's write to its last byte.`);
     if (w === 'dns') out(run.dnsNote);
-    if (w === 'paced' || w === 'dns') out();
-    out(`| variant | req/s | p50 µs | p99 µs | mean µs | proxy CPU µs/req (user + sys) | ${w === 'mib' ? 'MiB/s | ' : ''}records/req | runs | errors |`);
-    out(`| --- | ---: | ---: | ---: | ---: | ---: | ${w === 'mib' ? '---: | ' : ''}---: | ---: | ---: |`);
+    if (w === 'udp-flow') out('One row of req/s is one new flow per second; p50/p99: from the datagram sent to its echo; proxy CPU per flow; records/req: the sidecar\'s allowed `udp` records per answered flow in the window (warm-up flows make it slightly above 1).');
+    if (w === 'dlp-upload') out('One request is one 1 MiB upload: proxy CPU µs/req is CPU per MiB; MiB/s is what went up.');
+    if (w === 'paced' || w === 'dns' || w === 'udp-flow' || w === 'dlp-upload') out();
+    const mib = MIB_WORKLOADS.has(w);
+    out(`| variant | req/s | p50 µs | p99 µs | mean µs | proxy CPU µs/req (user + sys) | ${mib ? 'MiB/s | ' : ''}records/req | runs | errors |`);
+    out(`| --- | ---: | ---: | ---: | ---: | ---: | ${mib ? '---: | ' : ''}---: | ---: | ---: |`);
     for (const v of variants) {
       const cpu = m(w, v, 'cpuUsPerRequest');
       const cpuText = Number.isFinite(cpu) ? `${fmt(cpu, 1)} (${fmt(m(w, v, 'userUsPerRequest'), 1)} + ${fmt(m(w, v, 'sysUsPerRequest'), 1)})` : '–';
       const records = v.startsWith('sidewall') ? fmt(ratio(m(w, v, 'records'), m(w, v, 'requests')), 2) : '–';
       const errors = run.samples.filter((s) => s.workload === w && s.variant === v).reduce((a, s) => a + s.errors, 0);
-      out(`| ${v} | ${fmt(m(w, v, 'rps'))} | ${fmt(m(w, v, 'p50Us'))} | ${fmt(m(w, v, 'p99Us'))} | ${fmt(m(w, v, 'meanUs'))} | ${cpuText} | ${w === 'mib' ? `${fmt(m(w, v, 'mibPerSecond'))} | ` : ''}${records} | ${count(w, v)} | ${errors} |`);
+      out(`| ${v} | ${fmt(m(w, v, 'rps'))} | ${fmt(m(w, v, 'p50Us'))} | ${fmt(m(w, v, 'p99Us'))} | ${fmt(m(w, v, 'meanUs'))} | ${cpuText} | ${mib ? `${fmt(m(w, v, 'mibPerSecond'))} | ` : ''}${records} | ${count(w, v)} | ${errors} |`);
     }
     out();
   }
@@ -156,13 +169,14 @@ export function writeResults(run: BenchRun, path: string, rawPath: string): void
   out('| workload | sidewall/direct req/s | sidewall/haproxy-http req/s | sidewall/haproxy-tcp req/s | sidewall/haproxy-http CPU/req | sidewall/haproxy-tcp CPU/req | node-relay/haproxy-tcp req/s | node-relay/haproxy-tcp CPU/req |');
   out('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
   for (const w of workloads) {
-    if (w === 'dns') continue;
+    if (OWN_SECTION.has(w)) continue;
     const s = (v: VariantName, f: NumericField): number => m(w, v, f);
     out(`| ${w} | ${fmt(ratio(s('sidewall', 'rps'), s('direct', 'rps')), 2)} | ${fmt(ratio(s('sidewall', 'rps'), s('haproxy-http', 'rps')), 2)} | ${fmt(ratio(s('sidewall', 'rps'), s('haproxy-tcp', 'rps')), 2)} | ${fmt(ratio(s('sidewall', 'cpuUsPerRequest'), s('haproxy-http', 'cpuUsPerRequest')), 2)} | ${fmt(ratio(s('sidewall', 'cpuUsPerRequest'), s('haproxy-tcp', 'cpuUsPerRequest')), 2)} | ${fmt(ratio(s('node-relay', 'rps'), s('haproxy-tcp', 'rps')), 2)} | ${fmt(ratio(s('node-relay', 'cpuUsPerRequest'), s('haproxy-tcp', 'cpuUsPerRequest')), 2)} |`);
   }
   out();
-  out('For `paced` the req/s ratio is ~1 by construction (a fixed offered rate); its row is about latency, see the goals.');
+  out('For `paced` the req/s ratio is ~1 by construction (a fixed offered rate); its row is about latency, see the goals. `dlp-upload` here is the sidecar without DLP; with DLP below.');
   out();
+  writeContentCosts(run, out, m);
 
   out('## Memory (VmRSS of the proxy process)');
   out();
@@ -231,6 +245,31 @@ export function writeResults(run: BenchRun, path: string, rawPath: string): void
   const kept = ANALYSIS.exec(previous)?.[0];
   out(kept ?? `${ANALYSIS_START}\n## What would close the gaps\n\n(not written yet for this machine)\n${ANALYSIS_END}`);
   writeFileSync(path, `${lines.join('\n')}\n`);
+}
+
+/** Issue 18's new workloads: what DLP, a new UDP flow and a running capture cost (no goal is set on them). */
+function writeContentCosts(run: BenchRun, out: (line?: string) => void, m: (w: WorkloadName, v: VariantName, f: NumericField) => number): void {
+  const has = (w: WorkloadName): boolean => run.samples.some((s) => s.workload === w);
+  if (!has('dlp-upload') && !has('udp-flow') && !has('capture')) return;
+  out('## Costs of DLP, a new UDP flow and a running capture (issue 18)');
+  out();
+  out('| cost | measured (medians) |');
+  out('| --- | --- |');
+  if (has('dlp-upload')) {
+    const mib = (v: VariantName): number => m('dlp-upload', v, 'mibPerSecond');
+    const cpu = (v: VariantName): number => m('dlp-upload', v, 'cpuUsPerRequest');
+    out(`| DLP on a 1 MiB upload (6 built-in sensors, block) | ${fmt(ratio(mib('sidewall-dlp'), mib('sidewall')), 2)}× the MiB/s of the sidecar without DLP (${fmt(mib('sidewall-dlp'))} vs ${fmt(mib('sidewall'))} MiB/s), ${fmt(ratio(cpu('sidewall-dlp'), cpu('sidewall')), 2)}× its CPU per MiB (${fmt(cpu('sidewall-dlp') / 1000, 1)} vs ${fmt(cpu('sidewall') / 1000, 1)} ms) |`);
+    out(`| the 1 MiB upload against HAProxy tcp and direct | sidecar without DLP ${fmt(ratio(mib('sidewall'), mib('haproxy-tcp')), 2)}×, with DLP ${fmt(ratio(mib('sidewall-dlp'), mib('haproxy-tcp')), 2)}× HAProxy tcp's MiB/s (${fmt(mib('haproxy-tcp'))}; its CPU ${fmt(cpu('haproxy-tcp') / 1000, 2)} ms per MiB); direct ${fmt(mib('direct'))} MiB/s |`);
+  }
+  if (has('udp-flow')) {
+    const f = (v: VariantName, k: NumericField): number => m('udp-flow', v, k);
+    out(`| a new UDP flow through the NFQUEUE guard | ${fmt(ratio(f('sidewall', 'rps'), f('direct', 'rps')), 2)}× the flows/s of direct (${fmt(f('sidewall', 'rps'))} vs ${fmt(f('direct', 'rps'))}), sidecar CPU ${fmt(f('sidewall', 'cpuUsPerRequest'), 1)} µs per flow, first answer +${fmt(f('sidewall', 'p50Us') - f('direct', 'p50Us'))} µs p50 / +${fmt(f('sidewall', 'p99Us') - f('direct', 'p99Us'))} µs p99 (20 flows in flight) |`);
+  }
+  if (has('capture')) {
+    const c = (v: VariantName, k: NumericField): number => m('capture', v, k);
+    out(`| a capture running on keep-alive requests | ${fmt(ratio(c('sidewall-capture', 'rps'), c('sidewall', 'rps')), 2)}× the req/s (${fmt(c('sidewall-capture', 'rps'))} vs ${fmt(c('sidewall', 'rps'))}), ${fmt(ratio(c('sidewall-capture', 'cpuUsPerRequest'), c('sidewall', 'cpuUsPerRequest')), 2)}× the CPU per request (${fmt(c('sidewall-capture', 'cpuUsPerRequest'), 1)} vs ${fmt(c('sidewall', 'cpuUsPerRequest'), 1)} µs) of the same sidecar without |`);
+  }
+  out();
 }
 
 const ANALYSIS_START = '<!-- analysis:start (kept by npm run bench) -->';

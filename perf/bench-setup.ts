@@ -2,9 +2,21 @@
 // sidecar configs (a realistic ~10-rule policy and a 1,000-rule one) that allow the bench traffic
 // through L7 rules, so every request is parsed and decided as in production.
 import { stringify } from 'yaml';
+import { cleanBody } from './dlp-corpus.js';
+import { DIRECT_UID } from '../test/harness/netns.js';
 
-/** Ports the peer namespace serves. */
-export const PEER_PORTS = { http: 80, h2c: 8080, grpc: 50051, dns: 53, tls: 443 } as const;
+/**
+ * Ports the peer namespace serves. udp: a UDP echo responder for new non-DNS UDP flows (the
+ * NFQUEUE guard's first-packet path); udpDenied: the same responder on a port no rule allows (the
+ * bench proves a flow there is dropped, i.e. that the guard really decides these flows).
+ */
+export const PEER_PORTS = { http: 80, h2c: 8080, grpc: 50051, dns: 53, tls: 443, udp: 7000, udpDenied: 7001 } as const;
+/** nginx's internal sink behind /upload (peer namespace, 127.0.0.1): see nginxConfig. */
+const UPLOAD_SINK_PORT = 8081;
+/** Size of each dlp-upload body (bench-setup's uploadBody()). */
+export const UPLOAD_BYTES = 1024 * 1024;
+/** Built-in DLP sensors of the dlp-upload workload's sidecar (all six, as perf/dlp-bench.ts). */
+export const DLP_SENSORS = ['pci-pan', 'us-ssn', 'aws-access-key', 'private-key', 'jwt', 'iban'] as const;
 /** HAProxy frontends in the pod namespace (127.0.0.1), per mode. */
 export const HAPROXY_PORTS = {
   tcp: { http: 18000, h2c: 18001, grpc: 18002, tls: 18003 },
@@ -26,9 +38,23 @@ export function tlsCertificateArgs(dir: string): string[] {
 }
 
 export function nginxConfig(dir: string, peerIp: string, tls = false): string {
+  // /upload (the dlp-upload workload): nginx must read the whole 1 MiB body before it answers
+  // (`return` answers first and discards the body afterwards, and wrk stalls on an answer that
+  // comes while it is still writing). The proxy module reads the body into memory
+  // (proxy_request_buffering, a 2 MiB buffer: no temp file), then asks an internal sink without
+  // the body, over a keep-alive upstream connection: the body is read and dropped.
   const locations = `
     default_type text/plain;
     location = /small { return 200 "${SMALL_BODY.slice(0, 99)}\\n"; }
+    location = /upload {
+      client_max_body_size 2m;
+      client_body_buffer_size 2m;
+      proxy_pass_request_body off;
+      proxy_set_header Content-Length "";
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_pass http://upload_sink/ok;
+    }
     location / { root ${dir}/www; }`;
   return `daemon off;
 worker_processes 1;
@@ -40,6 +66,14 @@ http {
   access_log off;
   keepalive_requests 100000000;
   keepalive_timeout 600s;
+  upstream upload_sink {
+    server 127.0.0.1:${UPLOAD_SINK_PORT};
+    keepalive 16;
+  }
+  server {
+    listen 127.0.0.1:${UPLOAD_SINK_PORT};
+    location = /ok { return 200 "ok\\n"; }
+  }
   server {
     listen ${peerIp}:${PEER_PORTS.http} backlog=4096;${locations}
   }
@@ -108,10 +142,12 @@ function realisticRules(subnet: string): { head: Rule[]; tail: Rule[] } {
       { id: 'allow-metrics-scrape', action: 'allow', direction: 'ingress', peer: { namespace: 'monitoring' }, ports: [9090], http: { methods: ['GET'], paths: ['/metrics'] } },
     ],
     tail: [
-      { id: 'allow-bench-http', action: 'allow', direction: 'egress', peer: { cidr: [subnet] }, ports: [PEER_PORTS.http], http: { methods: ['GET'], paths: ['/small', '/1m'] } },
+      { id: 'allow-bench-http', action: 'allow', direction: 'egress', peer: { cidr: [subnet] }, ports: [PEER_PORTS.http], http: { methods: ['GET', 'POST'], paths: ['/small', '/1m', '/upload'] } },
       { id: 'allow-bench-h2c', action: 'allow', direction: 'egress', peer: { cidr: [subnet] }, ports: [PEER_PORTS.h2c], protocol: 'http2', http: { methods: ['GET'], paths: ['/small'] } },
       { id: 'allow-bench-grpc', action: 'allow', direction: 'egress', peer: { cidr: [subnet] }, ports: [PEER_PORTS.grpc], grpc: { services: ['bench.*'], methods: ['Echo'] } },
       { id: 'allow-bench-tls', action: 'allow', direction: 'egress', peer: { cidr: [subnet] }, ports: [PEER_PORTS.tls], protocol: 'tls' },
+      // New UDP flows (udp-flow workload): decided by the NFQUEUE guard; udpDenied has no rule.
+      { id: BENCH_UDP_RULE, action: 'allow', direction: 'egress', peer: { cidr: [subnet] }, ports: [PEER_PORTS.udp], protocol: 'udp' },
     ],
   };
 }
@@ -131,6 +167,14 @@ export interface SidecarVariantConfig {
   name: string;
   ruleCount: number;
   exportStdout: boolean;
+  /** DLP on: every request body scanned by DLP_SENSORS, action block (the dlp-upload workload). */
+  dlp?: boolean;
+  /**
+   * The capture volume (a folder of the bench's topology: the default /tmp/sidewall-captures is
+   * shared by every sidecar on the machine). Only where captures are started (capture workload);
+   * a sidecar with no capture running keeps no taps, so this costs nothing until then.
+   */
+  captureDir?: string;
 }
 
 export function sidecarConfig(variant: SidecarVariantConfig, subnet: string): string {
@@ -144,6 +188,53 @@ export function sidecarConfig(variant: SidecarVariantConfig, subnet: string): st
     export: { stdout: variant.exportStdout },
     // Short drain: the bench restarts the sidecar between variants.
     proxy: { drainTimeoutMs: 1000 },
+    ...(variant.dlp === true ? { dlp: { action: 'block', sensors: [...DLP_SENSORS] } } : {}),
+    // Room for every capture of a run (a keep-alive capture writes ~0.5 KB per request): a budget
+    // that fills up would drop frames and make the capture look cheaper than it is.
+    ...(variant.captureDir !== undefined ? { capture: { dir: variant.captureDir, maxBytes: 1024 * 1024 * 1024 } } : {}),
     rules: [...head, ...filler, ...tail],
   });
+}
+
+/**
+ * conntrack's memory of a finished UDP flow in the pod (default 30 s): the udp-flow client walks
+ * source ports one by one (45,000 of them), and a port is used again only after this many seconds
+ * at up to 9,000 flows/s, so each flow is a NEW one that the guard decides.
+ */
+export const UDP_CONNTRACK_TIMEOUT_S = 5;
+
+/** The args of the bench-only mangle rule that keeps DIRECT_UID's non-TCP flows out of the NFQUEUE guard. */
+export const DIRECT_UID_NON_TCP_EXEMPTION = (uid: number): string[] => ['-t', 'mangle', '-I', 'OUTPUT', '1', '-m', 'owner', '--uid-owner', String(uid), '!', '-p', 'tcp', '-j', 'RETURN'];
+
+/**
+ * The direct path of the udp-flow workload: DIRECT_UID's UDP leaves without the guard (after
+ * `sidewall init`, as Topology.exemptDirectUid() does for the nat redirection). Bench only.
+ */
+export function exemptDirectUidNonTcp(topo: { podNs: string; exec(ns: string, cmd: string, args: string[]): { status: number | null; stderr: string } }): void {
+  const r = topo.exec(topo.podNs, 'iptables', DIRECT_UID_NON_TCP_EXEMPTION(DIRECT_UID));
+  if (r.status !== 0) throw new Error(`iptables mangle exemption of uid ${DIRECT_UID}: ${r.stderr}`);
+}
+
+/** The rule that allows the udp-flow workload's flows (their records name it). */
+export const BENCH_UDP_RULE = 'allow-bench-udp';
+
+/**
+ * Each upload's body: realistic JSON with nothing sensitive (perf/dlp-corpus.ts, what the in-process
+ * DLP benchmarks scan), so DLP scans all of it and passes it. `probe`: the same body with a test
+ * card number near its end, which DLP must find (a body scanned only in part would let it through).
+ */
+export function uploadBody(probe = false): Buffer {
+  const body = cleanBody(UPLOAD_BYTES);
+  if (probe) Buffer.from('"card":"4111 1111 1111 1111"').copy(body, UPLOAD_BYTES - 200);
+  return body;
+}
+
+/** wrk's Lua script posting `bodyFile` on every request (wrk builds the request once). */
+export function uploadScript(bodyFile: string): string {
+  return `local f = assert(io.open("${bodyFile}", "rb"))
+wrk.method = "POST"
+wrk.body = f:read("*a")
+f:close()
+wrk.headers["Content-Type"] = "application/json"
+`;
 }

@@ -13,6 +13,13 @@
 //   dns-server HOST PORT                        answers every A query with 10.0.0.1 (RFC 1035)
 //   dns-client HOST PORT SECONDS CONCURRENCY    UDP queries, CONCURRENCY outstanding
 //   dns-probe HOST PORT                         one query; exit 0 if answered within 1 s
+//   udp-echo HOST PORT[,PORT...]                echoes every datagram back to its sender
+//   udp-flows HOST PORT SECONDS CONCURRENCY FIRST_SRC_PORT
+//                                               a NEW flow per exchange: a fresh socket bound to
+//                                               the next source port (20000-64999, from FIRST,
+//                                               wrapping), one datagram, the echo awaited (1 s:
+//                                               else an error); CONCURRENCY flows in flight
+//   udp-probe HOST PORT                         one flow; exit 0 if echoed within 1 s
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { connect, createServer, type Socket } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
@@ -364,6 +371,121 @@ function dnsProbe(host: string, port: number): void {
   socket.send(dnsQuery(4242), port, host);
 }
 
+// ---- New UDP flows (the sidecar's NFQUEUE first-packet path: one verdict per flow).
+function udpEcho(host: string, ports: number[]): void {
+  let bound = 0;
+  for (const port of ports) {
+    const socket = createSocket('udp4');
+    socket.on('message', (msg, from) => socket.send(msg, from.port, from.address));
+    socket.bind(port, host, () => {
+      if (++bound === ports.length) console.log('listening');
+    });
+  }
+}
+
+export interface UdpFlowsResult extends LoadResult {
+  /** Flows begun (a datagram sent), warm-up included: what the sidecar may have decided. */
+  flows: number;
+  /** Flows answered, warm-up included: each one must have a record when the sidecar decided it. */
+  answered: number;
+  /** The source port the next run should start from (no port reused while conntrack may remember it). */
+  nextPort: number;
+  /** Binds refused (the port was taken): skipped, not flows. */
+  bindErrors: number;
+}
+
+const UDP_PORT_FIRST = 20000;
+const UDP_PORT_END = 65000;
+
+/**
+ * Source ports go up one by one rather than the kernel's random pick: with conntrack's memory of
+ * finished flows (the bench lowers it to 5 s in the pod), a random port soon lands on a remembered
+ * tuple, and that packet is an ESTABLISHED one the sidecar never sees — not a new flow.
+ */
+function udpFlows(host: string, port: number, seconds: number, concurrency: number, firstPort: number): void {
+  const payload = Buffer.alloc(64, 0x75);
+  const samples = new LatencySamples();
+  let errors = 0;
+  let bindErrors = 0;
+  let flows = 0;
+  let answered = 0;
+  let measuring = false;
+  let stopping = false;
+  let inFlight = 0;
+  let startedUs = 0;
+  let windowS = NaN;
+  let nextPort = firstPort >= UDP_PORT_FIRST && firstPort < UDP_PORT_END ? firstPort : UDP_PORT_FIRST;
+  const takePort = (): number => {
+    const p = nextPort;
+    nextPort = nextPort + 1 >= UDP_PORT_END ? UDP_PORT_FIRST : nextPort + 1;
+    return p;
+  };
+  const report = (): void => {
+    const result: UdpFlowsResult = { requests: samples.count, errors, seconds: windowS, rps: samples.count / windowS, p50Us: samples.percentile(50), p99Us: samples.percentile(99), flows, answered, nextPort, bindErrors };
+    process.stdout.write(`${JSON.stringify(result)}\n`);
+  };
+  const flow = (): void => {
+    if (stopping) {
+      if (inFlight === 0) report();
+      return;
+    }
+    inFlight++;
+    const socket = createSocket('udp4');
+    let sentUs = 0;
+    let timer: NodeJS.Timeout | undefined;
+    let over = false;
+    const end = (outcome: 'answer' | 'timeout' | 'bind'): void => {
+      if (over) return;
+      over = true;
+      if (timer !== undefined) clearTimeout(timer);
+      socket.close();
+      inFlight--;
+      if (outcome === 'answer') {
+        answered++;
+        if (measuring) samples.add(nowUs() - sentUs);
+      } else if (outcome === 'timeout') {
+        if (measuring) errors++;
+      } else bindErrors++;
+      flow();
+    };
+    // An error before the send is a refused bind (port taken): that port is skipped.
+    socket.on('error', () => end(sentUs === 0 ? 'bind' : 'timeout'));
+    socket.on('message', () => end('answer'));
+    socket.bind(takePort(), () => {
+      sentUs = nowUs();
+      flows++;
+      socket.send(payload, port, host);
+      timer = setTimeout(() => end('timeout'), 1000);
+    });
+  };
+  for (let i = 0; i < concurrency; i++) flow();
+  // A short warm-up (JIT, the first flows); then the measured window; flows in flight at its end
+  // finish (they count in `answered`, not in the rate) before the result is printed.
+  setTimeout(() => {
+    measuring = true;
+    startedUs = nowUs();
+    setTimeout(() => {
+      windowS = (nowUs() - startedUs) / 1e6;
+      measuring = false;
+      stopping = true;
+    }, seconds * 1000);
+  }, 300);
+}
+
+function udpProbe(host: string, port: number): void {
+  const socket = createSocket('udp4');
+  const timer = setTimeout(() => {
+    console.log('no answer within 1 s');
+    process.exit(1);
+  }, 1000);
+  socket.on('message', () => {
+    clearTimeout(timer);
+    console.log('answered');
+    process.exit(0);
+  });
+  socket.send(Buffer.from('sidewall-bench-probe'), port, host);
+}
+
 const [mode, ...args] = process.argv.slice(2);
 const num = (i: number): number => Number(args[i]);
 switch (mode) {
@@ -390,6 +512,15 @@ switch (mode) {
     break;
   case 'dns-probe':
     dnsProbe(args[0] as string, num(1));
+    break;
+  case 'udp-echo':
+    udpEcho(args[0] as string, (args[1] as string).split(',').map(Number));
+    break;
+  case 'udp-flows':
+    udpFlows(args[0] as string, num(1), num(2), num(3), num(4));
+    break;
+  case 'udp-probe':
+    udpProbe(args[0] as string, num(1));
     break;
   default:
     console.error(`bench-tools: unknown mode '${mode}'`);

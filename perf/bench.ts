@@ -6,17 +6,18 @@
 // Topology (test/harness): namespace swbn-pod (10.77.60.1) runs `sidewall init` and the proxy as
 // uid 1337 exactly as injected, and HAProxy as uid 1338 on 127.0.0.1 (excluded from redirection
 // by a bench-only nat rule: the pod's own rules exempt only the proxy's marked sockets);
-// namespace swbn-peer (10.77.60.2) runs nginx (HTTP/1.1 :80, h2c :8080), a grpc-js echo server
-// (:50051) and a UDP DNS responder (:53). Clients run in the pod namespace: as uid 1338 for the
-// direct and HAProxy paths, as app uid 1000 for the path through the sidecar.
+// namespace swbn-peer (10.77.60.2) runs nginx (HTTP/1.1 :80, h2c :8080, /upload reading 1 MiB
+// bodies), a grpc-js echo server (:50051), a UDP DNS responder (:53) and a UDP echo (:7000, :7001).
+// Clients run in the pod namespace: as uid 1338 for the direct and HAProxy paths, as app uid 1000
+// for the path through the sidecar.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chownSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, release } from 'node:os';
 import { join } from 'node:path';
 import { APP_UID, CLI, DIRECT_UID, NODE, PROXY_UID, REPO, Topology, waitForLine, type ExecResult } from '../test/harness/netns.js';
 import { Sidecar } from '../test/harness/sidecar.js';
-import type { LoadResult } from './bench-tools.js';
-import { HAPROXY_PORTS, haproxyConfig, nginxConfig, PEER_PORTS, sidecarConfig, type SidecarVariantConfig } from './bench-setup.js';
+import type { LoadResult, UdpFlowsResult } from './bench-tools.js';
+import { BENCH_UDP_RULE, exemptDirectUidNonTcp, HAPROXY_PORTS, haproxyConfig, nginxConfig, PEER_PORTS, sidecarConfig, UDP_CONNTRACK_TIMEOUT_S, uploadBody, uploadScript, UPLOAD_BYTES, type SidecarVariantConfig } from './bench-setup.js';
 import { summariseCpuProfile, type ProfileSummary } from './cpu-profile-summary.js';
 import { writeResults } from './bench-report.js';
 import { parseH2load, parseWrk, type ParsedLoad } from './load-output.js';
@@ -34,15 +35,20 @@ export interface BenchOptions {
   profile: boolean;
   quick: boolean;
   output: string;
+  /** Namespaces swNAME-pod/-peer on 10.77.SUBNET.0/24 (machine-wide: one per concurrent run). */
+  topoName: string;
+  topoSubnet: number;
 }
 
-const USAGE = `usage: npm run bench -- [--quick] [--rounds N] [--duration S] [--rate R] [--no-profile] [--output FILE]
+const USAGE = `usage: npm run bench -- [--quick] [--rounds N] [--duration S] [--rate R] [--no-profile] [--output FILE] [--topo NAME:SUBNET]
   --quick        1 round of 2 s runs (~2.5 minutes) instead of 5 rounds of 2 s (~8 minutes)
   --rounds N     interleaved rounds; medians are taken over them
   --duration S   seconds per load run
   --rate R       requests/s of the fixed-rate latency run (default: half the sidecar's keep-alive rate)
   --no-profile   skip the CPU profile of the sidecar
   --output FILE  where to write the report (default perf/RESULTS.md)
+  --topo N:S     namespaces swN-pod/swN-peer on 10.77.S.0/24 (default bn:60; another one when
+                 another bench or test may run at the same time)
 `;
 
 class UsageError extends Error {
@@ -50,7 +56,7 @@ class UsageError extends Error {
 }
 
 function parseOptions(argv: string[]): BenchOptions {
-  const options: BenchOptions = { rounds: 5, durationS: 2, rate: undefined, profile: true, quick: false, output: join(REPO, 'perf', 'RESULTS.md') };
+  const options: BenchOptions = { rounds: 5, durationS: 2, rate: undefined, profile: true, quick: false, output: join(REPO, 'perf', 'RESULTS.md'), topoName: 'bn', topoSubnet: 60 };
   const positive = (flag: string, text: string | undefined): number => {
     const n = Number(text);
     if (text === undefined || !Number.isFinite(n) || n <= 0) throw new UsageError(`${flag}: '${text ?? ''}' is not a positive number`);
@@ -66,6 +72,12 @@ function parseOptions(argv: string[]): BenchOptions {
     else if (arg === '--rate') options.rate = positive(arg, argv[++i]);
     else if (arg === '--no-profile') options.profile = false;
     else if (arg === '--output') options.output = argv[++i] ?? options.output;
+    else if (arg === '--topo') {
+      const m = /^([a-z0-9]{1,6}):(\d{1,3})$/.exec(argv[++i] ?? '');
+      if (!m || Number(m[2]) > 254) throw new UsageError(`--topo: expected NAME:SUBNET (e.g. bn:60)\n${USAGE}`);
+      options.topoName = m[1] as string;
+      options.topoSubnet = Number(m[2]);
+    }
     else if (arg === '--help' || arg === '-h') {
       process.stdout.write(USAGE);
       process.exit(0);
@@ -76,8 +88,8 @@ function parseOptions(argv: string[]): BenchOptions {
 
 // ---- variants and workloads
 
-export type VariantName = 'direct' | 'sidewall' | 'haproxy-tcp' | 'haproxy-http' | 'node-relay' | 'node-relay-nat' | 'sidewall-1000-rules' | 'sidewall-no-export';
-export type WorkloadName = 'keepalive' | 'serial' | 'connclose' | 'mib' | 'h2c' | 'grpc' | 'paced' | 'dns';
+export type VariantName = 'direct' | 'sidewall' | 'haproxy-tcp' | 'haproxy-http' | 'node-relay' | 'node-relay-nat' | 'sidewall-1000-rules' | 'sidewall-no-export' | 'sidewall-dlp' | 'sidewall-capture';
+export type WorkloadName = 'keepalive' | 'serial' | 'connclose' | 'mib' | 'h2c' | 'grpc' | 'paced' | 'dns' | 'dlp-upload' | 'udp-flow' | 'capture';
 
 interface Endpoint {
   host: string;
@@ -91,6 +103,8 @@ interface Variant {
   h2c: Endpoint;
   grpc: Endpoint;
   dns: Endpoint | undefined;
+  /** The UDP echo of the udp-flow workload (direct and through the sidecar's NFQUEUE guard only). */
+  udp: Endpoint | undefined;
   /** The proxy process whose CPU and memory are charged to the variant. */
   pid(): number | undefined;
 }
@@ -167,7 +181,18 @@ export interface BenchRun {
 }
 
 /** Which variants run which workloads. The rules and export variants isolate one cost each. */
-const MAIN_WORKLOADS: WorkloadName[] = ['keepalive', 'serial', 'connclose', 'mib', 'h2c', 'grpc', 'paced', 'dns'];
+const MAIN_WORKLOADS: WorkloadName[] = ['keepalive', 'serial', 'connclose', 'mib', 'h2c', 'grpc', 'paced', 'dns', 'dlp-upload', 'udp-flow', 'capture'];
+/**
+ * The issue 18 workloads run only the variants their cost is read against (the bench's runtime):
+ * uploads without DLP beside HAProxy tcp and direct (sidewall-dlp runs with the cost variants, its
+ * own sidecar); new UDP flows direct vs through the guard; keep-alive with and without a capture,
+ * back to back on the same sidecar.
+ */
+const WORKLOAD_VARIANTS: Partial<Record<WorkloadName, VariantName[]>> = {
+  'dlp-upload': ['direct', 'sidewall', 'haproxy-tcp'],
+  'udp-flow': ['direct', 'sidewall'],
+  capture: ['sidewall', 'sidewall-capture'],
+};
 const MAIN_VARIANTS: VariantName[] = ['direct', 'sidewall', 'haproxy-tcp', 'haproxy-http'];
 /** paced too: how much of the added latency at a fixed rate the rules and the export account for. */
 const COST_WORKLOADS: WorkloadName[] = ['keepalive', 'connclose', 'paced'];
@@ -175,15 +200,23 @@ const COST_WORKLOADS: WorkloadName[] = ['keepalive', 'connclose', 'paced'];
 const RELAY_WORKLOADS = new Set<WorkloadName>(['keepalive', 'serial', 'connclose', 'mib']);
 const MAIN_VARIANTS_WITH_RELAY: VariantName[] = [...MAIN_VARIANTS, 'node-relay', 'node-relay-nat'];
 const RELAY_PORT = 18200;
-/** An address nobody has: the pod's OUTPUT nat chain REDIRECTs it to the relay, as sidewall init does for apps. */
-const RELAY_NAT_IP = '10.77.60.9';
+/** An address nobody has (.9 of the topology's subnet): the pod's OUTPUT nat chain REDIRECTs it to the relay, as sidewall init does for apps. */
+const relayNatIp = (subnet: number): string => `10.77.${subnet}.9`;
 /** The node pacing client keeps its schedule up to about this rate on 2 shared cores. */
 export const PACED_RATE_CAP = 5000;
 
-const SIDECAR_VARIANTS: Record<'sidewall' | 'sidewall-1000-rules' | 'sidewall-no-export', SidecarVariantConfig> = {
+/** Sidecars restarted at the end of each round, and what they run. */
+const COST_VARIANTS: Array<{ name: 'sidewall-1000-rules' | 'sidewall-no-export' | 'sidewall-dlp'; workloads: WorkloadName[] }> = [
+  { name: 'sidewall-1000-rules', workloads: COST_WORKLOADS },
+  { name: 'sidewall-no-export', workloads: COST_WORKLOADS },
+  { name: 'sidewall-dlp', workloads: ['dlp-upload'] },
+];
+
+const SIDECAR_VARIANTS: Record<'sidewall' | 'sidewall-1000-rules' | 'sidewall-no-export' | 'sidewall-dlp', SidecarVariantConfig> = {
   sidewall: { name: 'sidewall', ruleCount: 10, exportStdout: true },
   'sidewall-1000-rules': { name: 'sidewall-1000-rules', ruleCount: 1000, exportStdout: true },
   'sidewall-no-export': { name: 'sidewall-no-export', ruleCount: 10, exportStdout: false },
+  'sidewall-dlp': { name: 'sidewall-dlp', ruleCount: 10, exportStdout: true, dlp: true },
 };
 
 // ---- /proc readings
@@ -199,7 +232,7 @@ function processName(pid: number): string {
 // ---- the bench
 
 class Bench {
-  readonly topo = new Topology({ name: 'bn', subnet: 60 });
+  readonly topo: Topology;
   private sidecar: Sidecar | undefined;
   private sidecarVariant: SidecarVariantConfig | undefined;
   private haproxy: ChildProcess | undefined;
@@ -215,12 +248,28 @@ class Bench {
   readonly syscalls: SyscallProfile[] = [];
   /** Things the bench noticed about the sidecar besides numbers (slow stop, failures). */
   readonly findings = new Set<string>();
-  private readonly subnet = `10.77.60.0/24`;
+  private readonly subnet: string;
+  private readonly relayNatIp: string;
+  /** The capture volume of every sidecar the bench starts (the capture workload writes there). */
+  private readonly captureDir: string;
+  private uploadScriptFile = '';
+  private probeBodyFile = '';
+  /** udp-flow: the source port the next run starts from (bench-tools udp-flows). */
+  private udpPort = 20000;
+  /** udp-flow: the last run's client result (flows sent and answered, warm-up included). */
+  private lastUdp: UdpFlowsResult | undefined;
+  /** capture: the id of the capture running during the current sidewall-capture run. */
+  private captureId: string | undefined;
 
   constructor(
     readonly options: BenchOptions,
     readonly startedAt: string,
-  ) {}
+  ) {
+    this.topo = new Topology({ name: options.topoName, subnet: options.topoSubnet });
+    this.subnet = `10.77.${options.topoSubnet}.0/24`;
+    this.relayNatIp = relayNatIp(options.topoSubnet);
+    this.captureDir = join(this.topo.dir, 'captures');
+  }
 
   private log(message: string): void {
     process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
@@ -248,7 +297,16 @@ class Bench {
     const haproxyConf = t.writeFile('haproxy.cfg', haproxyConfig(t.peerIp));
     const grpc = t.start(t.peerNs, NODE, [TOOLS_JS, 'grpc-server', t.peerIp, String(PEER_PORTS.grpc)]);
     const dns = t.start(t.peerNs, NODE, [TOOLS_JS, 'dns-server', t.peerIp, String(PEER_PORTS.dns)]);
-    await Promise.all([waitForLine(grpc, (l) => l === 'listening', 15_000, 'grpc server'), waitForLine(dns, (l) => l === 'listening', 15_000, 'dns server')]);
+    const udpEcho = t.start(t.peerNs, NODE, [TOOLS_JS, 'udp-echo', t.peerIp, `${PEER_PORTS.udp},${PEER_PORTS.udpDenied}`]);
+    await Promise.all([waitForLine(grpc, (l) => l === 'listening', 15_000, 'grpc server'), waitForLine(dns, (l) => l === 'listening', 15_000, 'dns server'), waitForLine(udpEcho, (l) => l === 'listening', 15_000, 'udp echo')]);
+    // dlp-upload: the clean 1 MiB body wrk posts, and the probe that DLP must block.
+    const body = join(t.dir, 'upload.json');
+    writeFileSync(body, uploadBody(), { mode: 0o644 });
+    this.probeBodyFile = join(t.dir, 'upload-probe.json');
+    writeFileSync(this.probeBodyFile, uploadBody(true), { mode: 0o644 });
+    this.uploadScriptFile = t.writeFile('upload.lua', uploadScript(body));
+    mkdirSync(this.captureDir, { mode: 0o700 });
+    chownSync(this.captureDir, PROXY_UID, PROXY_UID);
     await this.waitForHttp(t.podNs, `http://${t.peerIp}/small`, DIRECT_UID, 'nginx');
 
     // The sidecar forwards DNS to the pod's resolver: here the peer's responder (the Sidecar
@@ -257,6 +315,10 @@ class Bench {
     // The pod: redirection as the init container writes it (DNS too), then HAProxy beside it.
     new Sidecar(t).init(['--redirect-dns']);
     t.exemptDirectUid(); // the direct path and the baselines do not go through the sidecar
+    exemptDirectUidNonTcp(t); // nor the direct path's UDP flows (the NFQUEUE guard)
+    // conntrack remembers a finished UDP flow 30 s by default; udp-flows walks source ports one by
+    // one, so a short memory keeps every flow a NEW one (bench-tools udpFlows).
+    t.exec(t.podNs, 'sysctl', ['-q', '-w', `net.netfilter.nf_conntrack_udp_timeout=${UDP_CONNTRACK_TIMEOUT_S}`]);
     this.haproxy = t.start(t.podNs, 'haproxy', ['-f', haproxyConf, '-db'], { uid: DIRECT_UID });
     let haproxyErr = '';
     this.haproxy.stdout?.resume();
@@ -269,11 +331,12 @@ class Bench {
     await waitForLine(this.relay, (l) => l === 'listening', 15_000, 'node relay');
     // The same relay reached through an iptables REDIRECT (conntrack + NAT on the client leg, as
     // for every app connection to the sidecar): separates the kernel's NAT cost from sidewall's own.
-    const nat = t.exec(t.podNs, 'iptables', ['-t', 'nat', '-I', 'OUTPUT', '1', '-p', 'tcp', '-d', `${RELAY_NAT_IP}/32`, '--dport', String(PEER_PORTS.http), '-j', 'REDIRECT', '--to-ports', String(RELAY_PORT)]);
+    const nat = t.exec(t.podNs, 'iptables', ['-t', 'nat', '-I', 'OUTPUT', '1', '-p', 'tcp', '-d', `${this.relayNatIp}/32`, '--dport', String(PEER_PORTS.http), '-j', 'REDIRECT', '--to-ports', String(RELAY_PORT)]);
     if (nat.status !== 0) throw new Error(`iptables REDIRECT for the relay: ${nat.stderr}`);
     await this.startSidecar(SIDECAR_VARIANTS.sidewall);
     this.memory.push({ variant: 'haproxy', freshMiB: rssMiB(this.haproxy.pid as number), afterLoadMiB: NaN, with1000MiB: NaN });
     await this.probeDns();
+    await this.probeUdp();
   }
 
   private async waitForHttp(ns: string, url: string, uid: number, what: string): Promise<void> {
@@ -307,7 +370,7 @@ class Bench {
     await this.stopSidecar();
     this.log(`starting the sidecar: ${variant.name} (${variant.ruleCount} rules, stdout export ${variant.exportStdout ? 'on' : 'off'})`);
     const sidecar = new Sidecar(this.topo);
-    await sidecar.start(sidecarConfig(variant, this.subnet));
+    await sidecar.start(sidecarConfig({ ...variant, captureDir: this.captureDir }, this.subnet));
     const pid = sidecar.process?.pid as number;
     // ip netns exec → setpriv → node all exec, so the child pid is node itself.
     if (processName(pid) !== 'node') throw new Error(`sidecar pid ${pid} is '${processName(pid)}', not node`);
@@ -317,7 +380,79 @@ class Bench {
     const check = await this.topo.execAsync(this.topo.podNs, 'curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '3', `http://${this.topo.peerIp}/small`], { uid: APP_UID });
     if (check.stdout !== '200') throw new Error(`request through the sidecar got '${check.stdout}' (${check.stderr}); sidecar stderr: ${sidecar.stderr.slice(-2000)}`);
     if (variant.exportStdout) await sidecar.waitForRecord((r) => r.type === 'request' && r.verdict === 'allowed', 5000);
+    if (variant.dlp === true) await this.probeDlp(sidecar);
     sidecar.records.splice(0);
+  }
+
+  /**
+   * DLP is on and scans the whole 1 MiB: a card number 200 bytes before the end of an upload is
+   * blocked (403) and raises a dlp alert. Otherwise the dlp-upload numbers would not show DLP's cost.
+   */
+  private async probeDlp(sidecar: Sidecar): Promise<void> {
+    const t = this.topo;
+    const r = await t.execAsync(t.podNs, 'curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '10', '-H', 'Content-Type: application/json', '--data-binary', `@${this.probeBodyFile}`, `http://${t.peerIp}/upload`], { uid: APP_UID });
+    const alert = await sidecar.waitForRecord((rec) => rec.type === 'alert' && rec.dlp !== undefined, 3000).catch(() => undefined);
+    if (r.stdout !== '403' || alert === undefined) {
+      this.findings.add(`dlp-upload: the sidecar with DLP did not block a 1 MiB upload with a card number 200 bytes before its end (status '${r.stdout}', ${alert === undefined ? 'no' : 'a'} dlp alert): DLP did not take effect or does not scan the whole body, so sidewall-dlp does not show DLP's cost`);
+      this.log(`DLP probe: status ${r.stdout}, alert ${alert !== undefined}`);
+    }
+  }
+
+  /**
+   * udp-flow goes through the NFQUEUE guard's decision: an app's flow to the allowed port is
+   * answered and recorded; one to PEER_PORTS.udpDenied (no rule) is dropped and recorded as denied;
+   * the direct uid's flow is answered and not recorded (exempted).
+   */
+  private async probeUdp(): Promise<void> {
+    const t = this.topo;
+    const sidecar = this.sidecar as Sidecar;
+    sidecar.records.splice(0);
+    const probe = (port: number, uid: number): Promise<boolean> => t.execAsync(t.podNs, NODE, [TOOLS_JS, 'udp-probe', t.peerIp, String(port)], { uid }).then((r) => r.status === 0);
+    const [allowed, denied, direct] = await Promise.all([probe(PEER_PORTS.udp, APP_UID), probe(PEER_PORTS.udpDenied, APP_UID), probe(PEER_PORTS.udp, DIRECT_UID)]);
+    await sleep(200);
+    const seen = sidecar.records.splice(0).filter((r) => r.protocol === 'udp');
+    const allowedRecord = seen.some((r) => r.dst.port === PEER_PORTS.udp && r.verdict === 'allowed' && r.ruleId === BENCH_UDP_RULE);
+    const deniedRecord = seen.some((r) => r.dst.port === PEER_PORTS.udpDenied && r.verdict === 'denied');
+    const problems: string[] = [];
+    if (!allowed || !allowedRecord) problems.push(`a flow to port ${PEER_PORTS.udp} (rule ${BENCH_UDP_RULE}) was ${allowed ? '' : 'not '}answered and ${allowedRecord ? '' : 'not '}recorded as allowed`);
+    if (denied || !deniedRecord) problems.push(`a flow to port ${PEER_PORTS.udpDenied} (no rule) was ${denied ? '' : 'not '}answered and ${deniedRecord ? '' : 'not '}recorded as denied`);
+    if (!direct) problems.push(`the direct uid's flow to port ${PEER_PORTS.udp} was not answered`);
+    if (seen.length !== 2) problems.push(`${seen.length} UDP records for the app's 2 probe flows (the direct one must have none)`);
+    if (problems.length > 0) this.findings.add(`udp-flow: the non-TCP path is not what the workload measures: ${problems.join('; ')}; records: ${JSON.stringify(seen).slice(0, 400)}`);
+    this.log(`UDP probes: allowed ${allowed}/${allowedRecord}, denied ${!denied}/${deniedRecord}, direct ${direct}`);
+  }
+
+  /** An on-demand capture of every new connection to or from the peer (what `sidewall capture --peer` starts). */
+  private async startCapture(): Promise<void> {
+    const t = this.topo;
+    const ms = Math.round(this.options.durationS * 1000) + 5000;
+    const r = await t.execAsync(t.podNs, 'curl', ['-s', '--max-time', '3', '-X', 'POST', `http://127.0.0.1:15000/captures?peer=${t.peerIp}&durationMs=${ms}`], { uid: PROXY_UID });
+    this.commands.add(`curl -X POST 'http://127.0.0.1:15000/captures?peer=PEER&durationMs=MS'   # as uid 1337 (sidewall capture --peer)`);
+    try {
+      this.captureId = (JSON.parse(r.stdout) as { id: string }).id;
+    } catch {
+      this.captureId = undefined;
+      this.findings.add(`capture: POST /captures failed (${r.stdout.slice(0, 200)} ${r.stderr.slice(0, 200)}): the sidewall-capture runs measured no capture`);
+    }
+  }
+
+  /** Ends the running capture; it must hold a frame per request and per response at least, none left out. */
+  private async endCapture(requests: number): Promise<string> {
+    const t = this.topo;
+    const id = this.captureId;
+    this.captureId = undefined;
+    if (id === undefined) return 'no capture ran. ';
+    const r = await t.execAsync(t.podNs, 'curl', ['-s', '--max-time', '3', '-X', 'DELETE', `http://127.0.0.1:15000/captures/${id}`], { uid: PROXY_UID });
+    try {
+      const info = JSON.parse(r.stdout) as { packets: number; bytes: number; truncated: boolean; flowCount: number };
+      if (!(info.packets >= 2 * requests) || info.truncated) {
+        this.findings.add(`capture: the capture holds ${info.packets} frames (${info.bytes} bytes, ${info.flowCount} flows${info.truncated ? ', truncated' : ''}) for ${requests} requests: it did not capture the measured flows`);
+      }
+      return `capture ${info.packets} frames, ${(info.bytes / 1024 ** 2).toFixed(1)} MiB, ${info.flowCount} flows. `;
+    } catch {
+      this.findings.add(`capture: DELETE /captures/${id} failed: ${r.stdout.slice(0, 200)}`);
+      return '';
+    }
   }
 
   private async probeDns(): Promise<void> {
@@ -340,20 +475,20 @@ class Bench {
     const haproxyPid = (): number | undefined => this.haproxy?.pid;
     switch (name) {
       case 'direct':
-        return { name, uid: DIRECT_UID, http: peer(PEER_PORTS.http), h2c: peer(PEER_PORTS.h2c), grpc: peer(PEER_PORTS.grpc), dns: peer(PEER_PORTS.dns), pid: () => undefined };
+        return { name, uid: DIRECT_UID, http: peer(PEER_PORTS.http), h2c: peer(PEER_PORTS.h2c), grpc: peer(PEER_PORTS.grpc), dns: peer(PEER_PORTS.dns), udp: peer(PEER_PORTS.udp), pid: () => undefined };
       case 'node-relay':
       case 'node-relay-nat': {
         const relayPid = (): number | undefined => this.relay?.pid;
-        const http = name === 'node-relay' ? local(RELAY_PORT) : { host: RELAY_NAT_IP, port: PEER_PORTS.http };
-        return { name, uid: DIRECT_UID, http, h2c: http, grpc: http, dns: undefined, pid: relayPid };
+        const http = name === 'node-relay' ? local(RELAY_PORT) : { host: this.relayNatIp, port: PEER_PORTS.http };
+        return { name, uid: DIRECT_UID, http, h2c: http, grpc: http, dns: undefined, udp: undefined, pid: relayPid };
       }
       case 'haproxy-tcp':
       case 'haproxy-http': {
         const ports = HAPROXY_PORTS[name === 'haproxy-tcp' ? 'tcp' : 'http'];
-        return { name, uid: DIRECT_UID, http: local(ports.http), h2c: local(ports.h2c), grpc: local(ports.grpc), dns: undefined, pid: haproxyPid };
+        return { name, uid: DIRECT_UID, http: local(ports.http), h2c: local(ports.h2c), grpc: local(ports.grpc), dns: undefined, udp: undefined, pid: haproxyPid };
       }
       default:
-        return { name, uid: APP_UID, http: peer(PEER_PORTS.http), h2c: peer(PEER_PORTS.h2c), grpc: peer(PEER_PORTS.grpc), dns: this.dnsThroughSidecar ? peer(PEER_PORTS.dns) : undefined, pid: sidecarPid };
+        return { name, uid: APP_UID, http: peer(PEER_PORTS.http), h2c: peer(PEER_PORTS.h2c), grpc: peer(PEER_PORTS.grpc), dns: this.dnsThroughSidecar ? peer(PEER_PORTS.dns) : undefined, udp: peer(PEER_PORTS.udp), pid: sidecarPid };
     }
   }
 
@@ -392,16 +527,34 @@ class Bench {
         return tool(['paced', v.http.host, String(v.http.port), '/small', String(this.pacedRate), d, '10']);
       case 'dns':
         return v.dns ? tool(['dns-client', v.dns.host, String(v.dns.port), d, '20']) : undefined;
+      case 'dlp-upload': {
+        const load = await wrk(['-c4', '-s', this.uploadScriptFile, url(v.http, '/upload')]);
+        // What went up: wrk's Transfer/sec counts only what came back.
+        return { ...load, bytesPerSecond: load.rps * UPLOAD_BYTES };
+      }
+      case 'udp-flow': {
+        if (v.udp === undefined) return undefined;
+        const load = await tool(['udp-flows', v.udp.host, String(v.udp.port), d, '20', String(this.udpPort)]);
+        this.lastUdp = load as unknown as UdpFlowsResult;
+        this.udpPort = this.lastUdp.nextPort;
+        return load;
+      }
+      case 'capture':
+        // Keep-alive as in the keepalive workload; sidewall-capture with a capture running.
+        return wrk(['-c50', url(v.http, '/small')]);
     }
   }
 
   private async measure(round: number, name: VariantName, workload: WorkloadName): Promise<void> {
     const v = this.variant(name);
     const pid = v.pid();
+    if (name === 'sidewall-capture') await this.startCapture();
     const before = pid === undefined ? undefined : procCpu(pid);
     const result = await this.load(v, workload);
     if (result === undefined) return;
     const after = pid === undefined ? undefined : procCpu(pid);
+    let extra = '';
+    if (name === 'sidewall-capture') extra += await this.endCapture(result.requests);
     const usPerTick = 1e6 / CLK_TCK;
     const per = (ticks: number): number => (result.requests > 0 ? (ticks * usPerTick) / result.requests : NaN);
     let records = 0;
@@ -412,7 +565,24 @@ class Bench {
       // wrk opens one connection first and closes it without a byte: default-denied at L4, harmless.
       const denied = seen.filter((r) => r.verdict === 'denied' && (r.type === 'request' || (r.bytes?.sent ?? 0) > 0));
       if (denied.length > 0) note = `${denied.length} records denied: ${JSON.stringify(denied[0])}`;
+      if (workload === 'udp-flow' && this.lastUdp !== undefined) {
+        // Every answered flow passed the guard's decision, which records it: fewer records than
+        // answered flows means flows went by undecided (e.g. a remembered conntrack entry).
+        await sleep(100);
+        seen.push(...this.sidecar.records.splice(0));
+        const decided = seen.filter((r) => r.protocol === 'udp' && r.dst.port === PEER_PORTS.udp && r.verdict === 'allowed').length;
+        records = decided;
+        extra += `${decided} udp records for ${this.lastUdp.answered} answered flows (${this.lastUdp.flows} sent). `;
+        if (decided < this.lastUdp.answered) this.findings.add(`udp-flow round ${round}: ${decided} flow records for ${this.lastUdp.answered} answered flows: not every new flow was decided by the sidecar`);
+      }
+      const dlpAlerts = seen.filter((r) => r.type === 'alert' && r.dlp !== undefined);
+      if (dlpAlerts.length > 0) this.findings.add(`dlp-upload: ${dlpAlerts.length} DLP alerts on the clean upload body (a false positive): ${JSON.stringify(dlpAlerts[0]).slice(0, 300)}`);
     }
+    if (workload === 'udp-flow' && this.lastUdp !== undefined && this.lastUdp.errors > result.requests * 0.01) {
+      this.findings.add(`udp-flow round ${round}, ${name}: ${this.lastUdp.errors} flows got no answer within 1 s (${result.requests} did)`);
+    }
+    if (workload === 'udp-flow' && records > 0 && name === 'direct') this.findings.add('udp-flow: the direct variant\'s flows were recorded by the sidecar (not exempted)');
+    if (workload === 'dlp-upload' && result.errors > 0) this.findings.add(`dlp-upload round ${round}, ${name}: ${result.errors} uploads failed or were not answered 2xx`);
     if (round === 1 && name === 'sidewall') {
       // Every client of the run has exited: a connection the sidecar still counts is a leak.
       await sleep(300);
@@ -437,7 +607,7 @@ class Bench {
       sysUsPerRequest: before && after ? per(after.sys - before.sys) : NaN,
       mibPerSecond: result.bytesPerSecond / 1024 ** 2,
       records,
-      note: (result.errors > 0 ? `${result.errors} errors. ` : '') + (result.skipped ? `${result.skipped} paced sends skipped (every connection still busy). ` : '') + note,
+      note: (result.errors > 0 ? `${result.errors} errors. ` : '') + (result.skipped ? `${result.skipped} paced sends skipped (every connection still busy). ` : '') + extra + note,
     };
     this.samples.push(sample);
     const f = (n: number, digits = 0): string => (Number.isFinite(n) ? n.toFixed(digits) : '-');
@@ -464,7 +634,7 @@ class Bench {
           this.log(`fixed-rate runs at ${this.pacedRate} requests/s`);
         }
         // Rotate the order each round so no variant always runs first (warm caches, turbo, noise).
-        const variants = RELAY_WORKLOADS.has(workload) ? MAIN_VARIANTS_WITH_RELAY : MAIN_VARIANTS;
+        const variants = WORKLOAD_VARIANTS[workload] ?? (RELAY_WORKLOADS.has(workload) ? MAIN_VARIANTS_WITH_RELAY : MAIN_VARIANTS);
         const order = variants.map((_, i) => variants[(i + round - 1) % variants.length] as VariantName);
         for (const variant of order) await this.measure(round, variant, workload);
       }
@@ -472,9 +642,9 @@ class Bench {
         await this.measureMemory();
         await this.semiSpaceExperiment();
       }
-      for (const name of ['sidewall-1000-rules', 'sidewall-no-export'] as const) {
+      for (const { name, workloads } of COST_VARIANTS) {
         await this.startSidecar(SIDECAR_VARIANTS[name]);
-        for (const workload of COST_WORKLOADS) await this.measure(round, name, workload);
+        for (const workload of workloads) await this.measure(round, name, workload);
       }
     }
   }
@@ -733,6 +903,9 @@ async function main(): Promise<number> {
     process.stderr.write('bench: needs root (network namespaces, iptables)\n');
     return 1;
   }
+  // The bench measures this tree's proxy as a node process (its pid's CPU, --cpu-prof): the test
+  // harness would otherwise run the image under podman when one is built.
+  process.env.SIDEWALL_E2E_RUNTIME ??= 'tree';
   const started = Date.now();
   const startedAt = new Date().toISOString();
   const host = machine();
