@@ -52,7 +52,7 @@ function mariadbClient() {
 }
 function smtpClient() {
   // curl's SMTP client prints each line the server sends as "< …"; VRFY needs no mail.
-  return topo.execAsync(topo.podNs, 'timeout', ['15', 'curl', '-v', '--max-time', '8', '-X', 'VRFY postmaster', `smtp://${peer}:25`], { uid: APP_UID });
+  return topo.execAsync(topo.podNs, 'timeout', ['15', 'curl', '-v', '--no-progress-meter', '--max-time', '8', '-X', 'VRFY postmaster', `smtp://${peer}:25`], { uid: APP_UID });
 }
 
 /** The connection record to `port` written after `from` records. */
