@@ -607,9 +607,9 @@ class AbBench {
     const names = this.builds.map((b) => b.name);
     for (let round = 1; round <= this.options.rounds; round++) {
       // Rotate which build goes first (two builds: alternate); the references run after the first.
+      // (The rotation alone alternates two builds: reversing it too put the baseline first in every round.)
       const k = (round - 1) % names.length;
       const builds = [...names.slice(k), ...names.slice(0, k)];
-      if (names.length === 2 && round % 2 === 0) builds.reverse();
       const order: VariantName[] = [builds[0] as string, ...REFERENCES, ...builds.slice(1)];
       for (const variant of order) for (const workload of this.options.workloads) await this.measure(round, variant, workload);
     }
