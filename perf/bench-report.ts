@@ -120,13 +120,13 @@ export function writeResults(run: BenchRun, path: string, rawPath: string): void
   goals.push({ goal: 'RSS ≤ 50 MiB idle', measured: sideMem ? `${fmt(sideMem.freshMiB, 1)} MiB fresh, ${fmt(sideMem.afterLoadMiB, 1)} MiB idle after the load` : '–', met: le(idle, 50) });
   goals.push({ goal: 'RSS ≤ 100 MiB with 1,000 open connections', measured: sideMem ? `${fmt(sideMem.with1000MiB, 1)} MiB` : '–', met: le(sideMem?.with1000MiB ?? NaN, 100) });
 
-  out('## Goals of issue 7');
+  out('## Goals (issue 7, kept by issue 18)');
   out();
   out('| goal | measured (medians) | met? |');
   out('| --- | --- | --- |');
   for (const g of goals) out(`| ${g.goal} | ${g.measured} | ${g.met === undefined ? 'not measured' : g.met ? '**met**' : '**not met**'} |`);
   out();
-  out(`${goals.filter((g) => g.met === true).length} of ${goals.length} met. Where a goal is not met, the profile below shows where the time goes; the concrete changes are listed under "What would close the gaps".`);
+  out(`${goals.filter((g) => g.met === true).length} of ${goals.length} met. Where a goal is not met, the profile below shows where the time goes; what was tried and what would close the gap are in the analysis at the end ("Where the time goes, goal by goal").`);
   out();
 
   if (run.findings.length > 0) {
