@@ -32,13 +32,15 @@ describe('llhttp state lifetime', () => {
       const parser = new Http1Parser();
       parser.feed('client', REQUEST);
       // A payload the parser's graph holds, as a connection's would: large enough to show.
-      (parser as unknown as { ballast: number[] }).ballast = new Array(64).fill(i);
+      (parser as unknown as { ballast: number[] }).ballast = new Array(320).fill(i);
     }
     gc({ type: 'minor' });
     gc({ type: 'minor' });
     const perParser = (oldSpaceBytes() - before) / count;
-    // Registered parsers: ~3 KB each promoted. What may stay until a full GC: two small owners and their weak cells.
-    expect(perParser).toBeLessThan(400);
+    // Registered parsers are promoted whole, ballast (2.5 KB) included: ≈ 3.5 KB each. What may stay
+    // until a full GC is two small owners and their weak cells: < 400 bytes on a quiet machine,
+    // up to ≈ 500 seen at load 14 (the parallel scavenger's buffers), so the line is drawn at 1,500.
+    expect(perParser).toBeLessThan(1500);
   });
 
   it('frees its state on dispose and refuses to run afterwards', () => {
