@@ -675,18 +675,16 @@ export class ProxiedConnection implements FilterSink {
       this.resumeFromSplice(end.taken);
       return;
     }
+    // An error on one side (a reset, ETIMEDOUT, EHOSTUNREACH...): the other side is reset, as in
+    // onClientError/onUpstreamError, never given a FIN that would make the stream look complete.
     this.errorText ??= end.code;
-    const wasReset = end.code === 'ECONNRESET' || end.code === 'EPIPE';
     if (end.side === 'client') {
-      if (wasReset) this.reason ??= 'client-reset';
-      if (wasReset) reset(upstream);
-      else upstream.destroy();
+      this.reason ??= 'client-reset';
+      reset(upstream);
       this.client.destroy();
     } else {
-      if (wasReset) {
-        this.reason ??= 'server-reset';
-        this.resetClient();
-      } else this.client.destroy();
+      this.reason ??= 'server-reset';
+      this.resetClient();
       upstream.destroy();
     }
   }
@@ -840,15 +838,16 @@ export class ProxiedConnection implements FilterSink {
     this.upstream?.destroy();
   }
 
+  /**
+   * Any error ends the client's stream short of its end: a reset, or the client gone (ETIMEDOUT,
+   * EHOSTUNREACH...). The server gets a reset either way: a FIN would make an upload cut short
+   * look complete. The record says reset (the error text says which).
+   */
   private onClientError(err: NodeJS.ErrnoException): void {
     this.errorText ??= err.code ?? err.message;
-    if (isReset(err)) {
-      this.tapValue?.rst('client');
-      this.reason ??= 'client-reset';
-      if (this.upstream !== undefined) reset(this.upstream);
-    } else {
-      this.upstream?.destroy();
-    }
+    if (isReset(err)) this.tapValue?.rst('client');
+    this.reason ??= 'client-reset';
+    if (this.upstream !== undefined) reset(this.upstream);
   }
 
   private onUpstreamError(err: NodeJS.ErrnoException): void {
@@ -861,12 +860,9 @@ export class ProxiedConnection implements FilterSink {
       this.resetClient();
       return;
     }
-    if (isReset(err)) {
-      this.reason ??= 'server-reset';
-      this.resetClient();
-    } else {
-      this.client.destroy();
-    }
+    // As onClientError: whatever the error, an answer cut short must not reach the client as complete.
+    this.reason ??= 'server-reset';
+    this.resetClient();
   }
 
   private onSocketClose(): void {

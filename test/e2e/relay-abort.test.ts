@@ -1,0 +1,171 @@
+// A connection the sidecar cuts short ends with a reset at both ends, never with a FIN: a FIN
+// tells an app its stream is complete, so a truncated answer or upload would look whole. The
+// cases: a socket error that is no reset (ETIMEDOUT: the other side vanished while we had bytes
+// for it), in the JS relay and in the kernel relay (splice). Each end is tools/abort-peer.py, which
+// tells FIN from error with recv(2) itself: the app's and the server's own view. Every accepted
+// connection still ends in exactly one final record (checked at each restart of the sidecar).
+import { spawnSync, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { APP_UID, TOOLS, Topology, waitForLine } from '../harness/netns.js';
+import { Sidecar, type FlowRecordLine } from '../harness/sidecar.js';
+
+const topo = new Topology({ name: 'ck', subnet: 218 });
+const sidecar = new Sidecar(topo);
+const PYTHON = '/usr/bin/python3';
+const ABORT_PEER = join(TOOLS, 'abort-peer.py');
+/** Opaque TCP (a rule on L3/L4 facts), and HTTP/1.1 through the L7 filter. */
+const TCP_PORT = 9511;
+const HTTP_PORT = 80;
+
+const config = (idleMs: number): string => `mode: protect
+defaultAction: deny
+tunnels: off
+proxy: { idleTimeoutMs: ${idleMs} }
+ports: { "${HTTP_PORT}": http }
+rules:
+  - { id: abort-tcp, action: allow, direction: egress, ports: [${TCP_PORT}] }
+  - { id: abort-http, action: allow, direction: egress, protocol: http, http: { paths: ["/stall/**"] } }
+`;
+
+interface ServerEvent {
+  event: 'end' | 'error' | 'sent';
+  remote: number;
+  bytes?: number;
+  sent?: number;
+  code?: string;
+  mode?: string;
+}
+const serverEvents: ServerEvent[] = [];
+
+async function serverEvent(after: number, match: (e: ServerEvent) => boolean, what: string, timeoutMs = 20_000): Promise<ServerEvent> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const hit = serverEvents.slice(after).find(match);
+    if (hit !== undefined) return hit;
+    if (Date.now() > deadline) throw new Error(`the server logged no ${what} (it logged ${JSON.stringify(serverEvents.slice(after))}; sidecar stderr: ${sidecar.stderr.slice(-2000)})`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+interface ClientResult {
+  code: string;
+  received: number;
+  localIp: string;
+  localPort: number;
+}
+
+async function client(args: string[]): Promise<ClientResult> {
+  const r = await topo.execAsync(topo.podNs, PYTHON, [ABORT_PEER, 'client', topo.peerIp, String(TCP_PORT), ...args], { uid: APP_UID });
+  const last = r.stdout.trim().split('\n').pop() ?? '';
+  expect(last, `client ${args.join(' ')}: exit ${String(r.status)} ${r.stderr}`).not.toBe('');
+  return JSON.parse(last) as ClientResult;
+}
+
+/** A client left running (its side of the connection is the one that vanishes); killed after its case. */
+function backgroundClient(args: string[]): { proc: ChildProcess; lines: string[] } {
+  const proc = topo.start(topo.podNs, PYTHON, [ABORT_PEER, 'client', topo.peerIp, String(TCP_PORT), ...args], { uid: APP_UID });
+  const lines: string[] = [];
+  proc.stdout?.setEncoding('utf8');
+  createInterface({ input: proc.stdout as NodeJS.ReadableStream }).on('line', (l) => lines.push(l));
+  return { proc, lines };
+}
+
+const finalRecord = (match: (r: FlowRecordLine) => boolean): Promise<FlowRecordLine> =>
+  sidecar.waitForRecord((r) => r.type === 'connection' && r.reason !== 'open' && r.interim !== true && match(r), 20_000);
+
+/** The kernel relay's count of connections it took (/metrics). */
+async function splicedCount(): Promise<number> {
+  const r = await topo.execAsync(topo.podNs, 'curl', ['-s', 'http://127.0.0.1:15000/metrics']);
+  const line = r.stdout.split('\n').find((l) => l.startsWith('sidewall_kernel_relay_total{outcome="started"}'));
+  return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(' ') + 1));
+}
+
+/** A new proxy process (the last one's records checked: accepted = recorded). */
+async function restart(splice: boolean, idleMs: number): Promise<void> {
+  await sidecar.teardown();
+  await sidecar.start(config(idleMs), true, { env: { SIDEWALL_SPLICE: splice ? '1' : '0' } });
+}
+
+function must(ns: string, cmd: string, args: string[]): void {
+  const r = spawnSync('ip', ['netns', 'exec', ns, cmd, ...args], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${r.stderr}`);
+}
+
+beforeAll(async () => {
+  topo.create();
+  // The sidecar's sockets give up on a peer that stopped answering after ~3 s (ETIMEDOUT), not ~15 min.
+  must(topo.podNs, 'sysctl', ['-q', '-w', 'net.ipv4.tcp_retries2=3']);
+  // Bytes with these markers vanish on their way: toward the server (at the server's own door),
+  // and toward the app (on the pod's loopback, where the sidecar writes to it).
+  must(topo.peerNs, 'iptables', ['-I', 'INPUT', '-p', 'tcp', '-m', 'string', '--string', 'SWKUPHOLE', '--algo', 'bm', '-j', 'DROP']);
+  must(topo.podNs, 'iptables', ['-I', 'OUTPUT', '-o', 'lo', '-p', 'tcp', '-m', 'string', '--string', 'SWKDOWNHOLE', '--algo', 'bm', '-j', 'DROP']);
+  for (const port of [TCP_PORT, HTTP_PORT]) {
+    const server = topo.start(topo.peerNs, PYTHON, [ABORT_PEER, 'server', '0.0.0.0', String(port)]);
+    server.stdout?.setEncoding('utf8');
+    createInterface({ input: server.stdout as NodeJS.ReadableStream }).on('line', (line) => {
+      if (line.startsWith('{')) serverEvents.push(JSON.parse(line) as ServerEvent);
+    });
+    await waitForLine(server, (l) => l === '"listening"', 10_000, 'abort peer');
+  }
+  sidecar.init();
+}, 90_000);
+
+afterAll(async () => {
+  const check = await sidecar.teardown().catch((err: Error) => err);
+  await topo.destroy();
+  if (check instanceof Error) throw check;
+});
+
+/** The server vanishes after part of its answer while the app still sends: the sidecar's dial times out. */
+async function serverVanishes(round: number): Promise<void> {
+  const r = await client(['hold', '20000', 'blackhole']);
+  // The bytes before the error, then a reset: not a FIN that would make them a complete answer.
+  expect({ round, code: r.code, received: r.received }).toEqual({ round, code: 'ECONNRESET', received: 20_000 });
+  const record = await finalRecord((x) => x.src.port === r.localPort && x.dst.port === TCP_PORT);
+  expect(record.reason).toBe('reset');
+}
+
+/** The app vanishes mid-upload (the sidecar's writes to it time out): the server must not see the upload end cleanly. */
+async function appVanishes(round: number): Promise<void> {
+  const before = serverEvents.length;
+  const { proc, lines } = backgroundClient(['mark', '30000']);
+  try {
+    const atServer = await serverEvent(before, (e) => (e.event === 'end' || e.event === 'error') && e.mode === 'mark', 'end of the upload');
+    expect({ round, event: atServer.event, code: atServer.code, bytes: atServer.bytes }).toEqual({ round, event: 'error', code: 'ECONNRESET', bytes: 30_000 });
+    const connected = JSON.parse(lines[0] ?? '{}') as { localPort?: number };
+    const record = await finalRecord((x) => x.src.port === connected.localPort && x.dst.port === TCP_PORT);
+    expect(record.reason).toBe('reset');
+  } finally {
+    proc.kill();
+  }
+}
+
+describe('JS relay: a socket error other than a reset still resets the other side', () => {
+  beforeAll(() => restart(false, 60_000), 30_000);
+
+  it('the server times out after part of its answer (ETIMEDOUT): the app gets ECONNRESET after the bytes, not a FIN; record reason reset', async () => {
+    await serverVanishes(0);
+  }, 30_000);
+
+  it("the app times out mid-upload (ETIMEDOUT): the server's own recv sees ECONNRESET, not EOF; record reason reset", async () => {
+    await appVanishes(0);
+  }, 30_000);
+});
+
+describe('kernel relay: a socket error other than a reset still resets the other side', () => {
+  beforeAll(() => restart(true, 60_000), 30_000);
+
+  it('the server times out after part of its answer (ETIMEDOUT): the app gets ECONNRESET, not a FIN', async () => {
+    const before = await splicedCount();
+    await serverVanishes(0);
+    expect(await splicedCount()).toBeGreaterThan(before);
+  }, 30_000);
+
+  it("the app times out mid-upload (ETIMEDOUT): the server's own recv sees ECONNRESET, not EOF", async () => {
+    const before = await splicedCount();
+    await appVanishes(0);
+    expect(await splicedCount()).toBeGreaterThan(before);
+  }, 30_000);
+});
