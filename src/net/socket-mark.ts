@@ -127,11 +127,17 @@ export interface MarkedConnectOptions extends Omit<SocketConstructorOpts, 'fd' |
  * wrapped by net.Socket, then connected. Throws (synchronously) when the mark cannot be set.
  */
 export function connectMarked(options: MarkedConnectOptions): Socket {
-  const { host, port, mark, noDelay, ...socketOptions } = options;
-  return unconnectedMarked(host, mark, socketOptions).connect({ host, port, noDelay: noDelay ?? false });
+  const { host, port, mark, ...socketOptions } = options;
+  return unconnectedMarked(host, mark, socketOptions).connect({ host, port });
 }
 
-function unconnectedMarked(host: string, mark: number, socketOptions: Omit<SocketConstructorOpts, 'fd' | 'handle'>): Socket {
+/**
+ * A net.Socket on a marked, not yet connected descriptor. `noDelay` must be given here: Node 20
+ * reads it only in the Socket constructor (connect() ignores it), and sets TCP_NODELAY once
+ * connected — without it the upstream leg ran Nagle's algorithm, and a response written in two
+ * pieces waited for the server's delayed ACK.
+ */
+function unconnectedMarked(host: string, mark: number, socketOptions: Omit<SocketConstructorOpts, 'fd' | 'handle'> & { noDelay?: boolean }): Socket {
   const fd = addon.markedSocket(isIPv6(host), false, mark);
   try {
     // manualStart: an unconnected descriptor must not be read from before connect() (Node would
@@ -164,7 +170,7 @@ export function markLibraryDials(mark: number): () => void {
       const options = first as NetConnectOpts & { host?: unknown; fd?: unknown; path?: unknown };
       if (typeof options.host === 'string' && isIP(options.host) !== 0 && options.path === undefined && options.fd === undefined) {
         const listener = typeof args[1] === 'function' ? (args[1] as () => void) : undefined;
-        const socket = unconnectedMarked(options.host, mark, { allowHalfOpen: (options as { allowHalfOpen?: boolean }).allowHalfOpen ?? false });
+        const socket = unconnectedMarked(options.host, mark, { allowHalfOpen: (options as { allowHalfOpen?: boolean }).allowHalfOpen ?? false, noDelay: (options as { noDelay?: boolean }).noDelay ?? false });
         if (options.timeout !== undefined) socket.setTimeout(options.timeout);
         return socket.connect(options, listener);
       }

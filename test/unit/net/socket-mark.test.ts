@@ -23,6 +23,15 @@ function echoServer(host: string): Promise<{ server: Server; port: number; accep
   return new Promise((resolve) => server.listen(0, host, () => resolve({ server, port: (server.address() as AddressInfo).port, accepted })));
 }
 
+/** TCP_NODELAY as the kernel has it on the socket's descriptor (read by a child that inherits it). */
+function kernelNoDelay(socket: Socket): number {
+  const fd = (socket as unknown as { _handle: { fd: number } })._handle.fd;
+  const py = 'import socket; s = socket.socket(fileno=3); print(s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)); s.detach()';
+  const r = spawnSync('/usr/bin/python3', ['-c', py], { stdio: ['ignore', 'pipe', 'pipe', fd], encoding: 'utf8' });
+  expect(r.stderr).toBe('');
+  return Number(r.stdout.trim());
+}
+
 describe('socket marks', () => {
   for (const host of ['127.0.0.1', '::1']) {
     it(`connectMarked dials ${host} with the mark set, and the socket relays both ways`, async () => {
@@ -40,6 +49,19 @@ describe('socket marks', () => {
       expect(Buffer.concat(chunks).toString()).toBe('ping');
     });
   }
+
+  it('connectMarked sets TCP_NODELAY when asked (Nagle off on the upstream leg), and only then', async () => {
+    const { port } = await echoServer('127.0.0.1');
+    const dial = async (noDelay: boolean | undefined): Promise<number> => {
+      const socket = connectMarked({ host: '127.0.0.1', port, mark: 3, ...(noDelay === undefined ? {} : { noDelay }) });
+      closers.push(() => socket.destroy());
+      await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+      return kernelNoDelay(socket);
+    };
+    expect(await dial(true)).toBe(1);
+    expect(await dial(false)).toBe(0);
+    expect(await dial(undefined)).toBe(0);
+  });
 
   it('connectMarked reports a refused connection as an error event, like net.connect', async () => {
     const { server, port } = await echoServer('127.0.0.1');
