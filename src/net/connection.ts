@@ -831,11 +831,21 @@ export class ProxiedConnection implements FilterSink {
     if (now - this.idleSince >= this.timeouts.idleMs) this.onIdle();
   }
 
+  /**
+   * Nothing moved for the idle timeout: the sidecar ends the connection, and both sides get a
+   * reset. The timeout may fire mid-transfer (a server stalled half-way through its answer): a
+   * FIN would make what came so far look like the whole answer (or upload). Only a connection the
+   * L7 filter knows to be at rest (HTTP/1 keep-alive between requests) is closed with FIN, as a
+   * drain closes it: nothing of it is cut short.
+   */
   private onIdle(): void {
-    this.stopSplice();
+    // Already closing with FIN (the server went, or at rest): the linger check ends it (checkHeld).
+    if (this.lingerSince > 0) return;
     this.reason ??= 'idle-timeout';
-    this.client.destroy();
-    this.upstream?.destroy();
+    if (this.closeIfAtRest()) return;
+    this.stopSplice();
+    this.resetClient();
+    if (this.upstream !== undefined) reset(this.upstream);
   }
 
   /**

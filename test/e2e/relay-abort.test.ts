@@ -1,7 +1,8 @@
 // A connection the sidecar cuts short ends with a reset at both ends, never with a FIN: a FIN
 // tells an app its stream is complete, so a truncated answer or upload would look whole. The
 // cases: a socket error that is no reset (ETIMEDOUT: the other side vanished while we had bytes
-// for it), in the JS relay and in the kernel relay (splice). Each end is tools/abort-peer.py, which
+// for it), and the idle timeout firing mid-transfer (a server stalled half-way through its
+// answer), in the JS relay and in the kernel relay (splice). Each end is tools/abort-peer.py, which
 // tells FIN from error with recv(2) itself: the app's and the server's own view. Every accepted
 // connection still ends in exactly one final record (checked at each restart of the sidecar).
 import { spawnSync, type ChildProcess } from 'node:child_process';
@@ -166,6 +167,48 @@ describe('kernel relay: a socket error other than a reset still resets the other
   it("the app times out mid-upload (ETIMEDOUT): the server's own recv sees ECONNRESET, not EOF", async () => {
     const before = await splicedCount();
     await appVanishes(0);
+    expect(await splicedCount()).toBeGreaterThan(before);
+  }, 30_000);
+});
+
+describe('JS relay: the idle timeout mid-transfer resets both sides', () => {
+  beforeAll(() => restart(false, 1000), 30_000);
+
+  it('an HTTP/1.1 response without a length, stalled half sent: curl fails (56), not a complete 200; the server sees ECONNRESET; record idle-timeout', async () => {
+    const before = serverEvents.length;
+    const r = await topo.execAsync(topo.podNs, 'curl', ['-s', '-S', '--max-time', '15', '-o', '/dev/null', '-w', '%{http_code} %{size_download} %{local_ip} %{local_port}', `http://${topo.peerIp}/stall/20000`], { uid: APP_UID });
+    const [status, size, , localPort] = r.stdout.trim().split(' ');
+    // curl: 56 "Recv failure: Connection reset by peer"; 0 would be a complete answer.
+    expect({ exit: r.status, status, size }, r.stderr).toEqual({ exit: 56, status: '200', size: '20000' });
+    const atServer = await serverEvent(before, (e) => (e.event === 'end' || e.event === 'error') && e.mode === 'stall', 'end of its stalled response');
+    expect({ event: atServer.event, code: atServer.code }).toEqual({ event: 'error', code: 'ECONNRESET' });
+    const record = await finalRecord((x) => x.src.port === Number(localPort) && x.dst.port === HTTP_PORT);
+    expect(record.reason).toBe('idle-timeout');
+  }, 30_000);
+
+  it('opaque TCP, an answer stalled half sent: the app gets ECONNRESET after the bytes, the server ECONNRESET; record idle-timeout', async () => {
+    await stalledAnswer();
+  }, 30_000);
+
+});
+
+/** The server stalls after part of its answer; the idle timeout (1 s) ends the connection. */
+async function stalledAnswer(): Promise<void> {
+  const before = serverEvents.length;
+  const r = await client(['hold', '20000']);
+  expect({ code: r.code, received: r.received }).toEqual({ code: 'ECONNRESET', received: 20_000 });
+  const atServer = await serverEvent(before, (e) => (e.event === 'end' || e.event === 'error') && e.mode === 'hold', 'end of its stalled answer');
+  expect({ event: atServer.event, code: atServer.code }).toEqual({ event: 'error', code: 'ECONNRESET' });
+  const record = await finalRecord((x) => x.src.port === r.localPort && x.dst.port === TCP_PORT);
+  expect(record.reason).toBe('idle-timeout');
+}
+
+describe('kernel relay: the idle timeout mid-transfer resets both sides', () => {
+  beforeAll(() => restart(true, 1000), 30_000);
+
+  it('opaque TCP, an answer stalled half sent: the app gets ECONNRESET after the bytes, the server ECONNRESET; record idle-timeout', async () => {
+    const before = await splicedCount();
+    await stalledAnswer();
     expect(await splicedCount()).toBeGreaterThan(before);
   }, 30_000);
 });

@@ -84,13 +84,15 @@ async function relay(answer: number, idleMs = 60_000): Promise<Relay> {
   return { conn, served: s, client, closed: closedP };
 }
 
-/** Until the client has had its bytes (it reads them; then the relay is at rest). */
-const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 100));
+/** Until the relay has written the server's whole answer to the client. */
+async function settle(r: Relay, answer: number): Promise<void> {
+  while (r.conn.bytesToClient < answer) await new Promise((resolve) => setTimeout(resolve, 10));
+}
 
 describe('ProxiedConnection: cut short means reset at the other end', () => {
   it('an error on the server socket that is no reset (ETIMEDOUT): the client gets ECONNRESET after the bytes; reason server-reset', async () => {
     const r = await relay(20_000);
-    await settle();
+    await settle(r, 20_000);
     const upstream = Reflect.get(r.conn, 'upstream') as Socket;
     upstream.destroy(Object.assign(new Error('read ETIMEDOUT'), { code: 'ETIMEDOUT' }));
     expect(await r.client).toEqual({ code: 'ECONNRESET', received: 20_000 });
@@ -100,7 +102,7 @@ describe('ProxiedConnection: cut short means reset at the other end', () => {
 
   it("an error on the client socket that is no reset (EHOSTUNREACH): the server's own socket sees ECONNRESET, not 'end'; reason client-reset", async () => {
     const r = await relay(1000);
-    await settle();
+    await settle(r, 1000);
     const seen = new Promise<string>((resolve) => {
       // libuv may report an RST as EOF (see end-of-stream.test.ts): SO_ERROR tells.
       r.served.on('end', () => resolve(endedByReset(r.served) ?? 'end'));
@@ -111,5 +113,21 @@ describe('ProxiedConnection: cut short means reset at the other end', () => {
     expect(await seen).toBe('ECONNRESET');
     const summary = await r.closed;
     expect({ reason: summary.reason, error: summary.error }).toEqual({ reason: 'client-reset', error: 'EHOSTUNREACH' });
+  });
+
+  it('the idle timeout mid-answer: the client and the server both get a reset; reason idle-timeout', async () => {
+    const r = await relay(20_000, 1000);
+    await settle(r, 20_000);
+    const seen = new Promise<string>((resolve) => {
+      r.served.on('end', () => resolve(endedByReset(r.served) ?? 'end'));
+      r.served.on('error', (err: NodeJS.ErrnoException) => resolve(String(err.code)));
+    });
+    // The idle sweep, 1 s of its time per tick: it fires once nothing moved for a whole tick.
+    let now = performance.now();
+    const sweep = setInterval(() => r.conn.checkIdle((now += 1000)), 20);
+    r.closed.finally(() => clearInterval(sweep)).catch(() => undefined);
+    expect(await r.client).toEqual({ code: 'ECONNRESET', received: 20_000 });
+    expect(await seen).toBe('ECONNRESET');
+    expect((await r.closed).reason).toBe('idle-timeout');
   });
 });
