@@ -6,8 +6,11 @@
 // followed), a TCP connect is success, anything else or a timeout is failure. The sidecar runs as
 // the proxy uid, which iptables leaves alone, so these connections are not redirected to itself.
 import { request as httpRequest, type IncomingMessage } from 'node:http';
-import { request as httpsRequest } from 'node:https';
 import { connect } from 'node:net';
+import { LazyModule } from '../lazy/lazy-module.js';
+
+/** node:https (and with it tls): loaded by the first HTTPS app probe. */
+const https = new LazyModule<typeof import('node:https')>('node:https', 'HTTPS app probes');
 
 export type AppProbeSpec =
   | { httpGet: { port: number; path: string; scheme?: 'HTTP' | 'HTTPS'; httpHeaders?: Array<{ name: string; value: string }> }; timeoutSeconds?: number }
@@ -91,7 +94,7 @@ function probeHttp(spec: Extract<AppProbeSpec, { httpGet: unknown }>): Promise<A
     };
     const options = { method: 'GET', headers, timeout: timeoutMs(spec), agent: false as const };
     // The kubelet does not verify the certificate of HTTPS probes; neither do we.
-    const req = scheme === 'HTTPS' ? httpsRequest(target, { ...options, rejectUnauthorized: false }, onResponse) : httpRequest(target, options, onResponse);
+    const req = scheme === 'HTTPS' ? https.get().request(target, { ...options, rejectUnauthorized: false }, onResponse) : httpRequest(target, options, onResponse);
     req.on('timeout', () => {
       req.destroy();
       finish({ status: 503, body: `probe failed: ${target} did not answer within ${timeoutMs(spec)} ms\n` });

@@ -4,11 +4,12 @@
 // Health, probes and metrics answer everyone; the flow stream, /connections and /learn/model only
 // the sidecar's own user or a bearer token (./access.ts, PRODUCT.md "Admin access").
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { createServer as createHttp2Server, type Http2Server, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
+import type { Http2Server, IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import { createReadStream } from 'node:fs';
 import { createServer as createNetServer, type Server, type Socket } from 'node:net';
 import { metrics } from '../metrics/index.js';
 import { markServer } from '../net/socket-mark.js';
+import { LazyModule } from '../lazy/lazy-module.js';
 import type { AdminAccess, AdminCaller, PeerEndpoints } from './access.js';
 
 export interface Readiness {
@@ -54,17 +55,29 @@ const CAPTURE_ID = /^\/captures\/([A-Za-z0-9_-]{1,64})$/;
 
 const H2_PREFACE_START = Buffer.from('PRI ');
 
+/** node:http2 (≈3 MiB of RSS with what it pulls in: nghttp2, tls, crypto): loaded by the first HTTP/2 connection (gRPC flow stream). */
+export const http2Module = new LazyModule<typeof import('node:http2')>('node:http2', "the admin port's HTTP/2 (the gRPC flow stream)");
+
 export class AdminServer {
   private readonly servers: Server[] = [];
   private readonly http = createHttpServer((req, res) => void this.route(req, res));
-  private readonly h2: Http2Server = createHttp2Server();
+  /** Made by the first connection that speaks HTTP/2 (most sidecars never see one). */
+  private h2: Http2Server | undefined;
   /** Set when a listening socket could not be marked (no CAP_NET_ADMIN): the pod's guard will drop its connections. */
   markError: Error | undefined;
 
   constructor(private readonly handlers: AdminHandlers) {
     this.http.keepAliveTimeout = 5_000;
-    this.h2.on('stream', (stream, headers) => void this.onStream(stream, headers));
-    this.h2.on('sessionError', () => undefined);
+  }
+
+  /** The HTTP/2 server; throws (LazyModuleError) when node:http2 cannot be loaded. */
+  private http2Server(): Http2Server {
+    if (this.h2 !== undefined) return this.h2;
+    const h2 = http2Module.get().createServer();
+    h2.on('stream', (stream, headers) => void this.onStream(stream, headers));
+    h2.on('sessionError', () => undefined);
+    this.h2 = h2;
+    return h2;
   }
 
   async listen(port: number, hosts: string[]): Promise<void> {
@@ -97,7 +110,15 @@ export class AdminServer {
       const n = Math.min(first.length, H2_PREFACE_START.length);
       if (first.subarray(0, n).equals(H2_PREFACE_START.subarray(0, n))) {
         // The HTTP/2 session reads what is buffered on the next tick: the socket must stay paused.
-        this.h2.emit('connection', socket);
+        let h2: Http2Server;
+        try {
+          h2 = this.http2Server();
+        } catch {
+          // No HTTP/2: the caller gets a closed connection, never another endpoint's answer.
+          socket.destroy();
+          return;
+        }
+        h2.emit('connection', socket);
       } else {
         this.http.emit('connection', socket);
         socket.resume();

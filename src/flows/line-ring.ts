@@ -4,15 +4,19 @@
 // collected again (10 % of the sidecar's CPU under keep-alive load). Bytes in a few reused
 // buffers are not garbage at all; the rare `--last` query decodes and parses them.
 interface Segment {
-  readonly bytes: Buffer;
+  /** Allocated when the ring first reaches this segment: an idle sidecar holds one, not eight. */
+  bytes: Buffer;
   used: number;
   /** End offset of each line in `bytes`. */
   readonly ends: number[];
 }
 
+const EMPTY = Buffer.alloc(0);
+
 export class LineRing {
   private readonly segments: Segment[] = [];
   private current = 0;
+  private readonly segmentSize: number;
 
   /**
    * @param capacityBytes memory for the lines, split into `segmentCount` buffers; the oldest
@@ -20,18 +24,27 @@ export class LineRing {
    *   and all of it holds lines.
    */
   constructor(capacityBytes: number, segmentCount = 8) {
-    const size = Math.max(4096, Math.floor(capacityBytes / segmentCount));
-    for (let i = 0; i < segmentCount; i++) this.segments.push({ bytes: Buffer.allocUnsafe(size), used: 0, ends: [] });
+    this.segmentSize = Math.max(4096, Math.floor(capacityBytes / segmentCount));
+    for (let i = 0; i < segmentCount; i++) this.segments.push({ bytes: EMPTY, used: 0, ends: [] });
+  }
+
+  /** Bytes of line memory allocated so far (at most the capacity). */
+  get allocatedBytes(): number {
+    let n = 0;
+    for (const seg of this.segments) n += seg.bytes.length;
+    return n;
   }
 
   /** Stores a line (UTF-8, no newline); one longer than a third of a segment is not kept. */
   append(line: string): void {
     let seg = this.segments[this.current] as Segment;
     const worst = line.length * 3; // UTF-8 bytes at most, without measuring the string
-    if (worst > seg.bytes.length) return;
+    if (worst > this.segmentSize) return;
+    if (seg.bytes.length === 0) seg.bytes = Buffer.allocUnsafe(this.segmentSize);
     if (seg.used + worst > seg.bytes.length) {
       this.current = (this.current + 1) % this.segments.length;
       seg = this.segments[this.current] as Segment;
+      if (seg.bytes.length === 0) seg.bytes = Buffer.allocUnsafe(this.segmentSize);
       seg.used = 0;
       seg.ends.length = 0;
     }

@@ -1,7 +1,6 @@
 // Prometheus metrics of the identity subscription, on the sidecar's registry (src/metrics): read
 // from the client's status when /metrics is scraped, so the stream itself never touches them.
-import { Gauge } from 'prom-client';
-import { registry } from '../metrics/index.js';
+import { Gauge, registry } from '../metrics/index.js';
 import type { IdentityClient } from './identity-client.js';
 
 let source: IdentityClient | null = null;

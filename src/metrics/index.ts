@@ -1,14 +1,34 @@
 // The sidecar's Prometheus metrics (text exposition format 0.0.4, served at /metrics on the admin
 // port). One registry for the whole process; every module increments the named metrics below
 // rather than creating its own, so names and labels stay consistent.
-import { Counter, Gauge, Registry, collectDefaultMetrics, type LabelValues } from 'prom-client';
+import { createRequire } from 'node:module';
+import type { Counter as CounterType, Gauge as GaugeType, LabelValues, Registry as RegistryType } from 'prom-client';
 import { spliceStats } from '../net/relay-splice.js';
+
+// prom-client's own modules, not its index: the index also loads its Pushgateway and cluster
+// aggregator, and with them node:https, tls, zlib and cluster (≈1.5 MiB of RSS the sidecar
+// never uses: issue 18).
+const requireHere = createRequire(import.meta.url);
+export const Counter = requireHere('prom-client/lib/counter') as typeof CounterType;
+export const Gauge = requireHere('prom-client/lib/gauge') as typeof GaugeType;
+const Registry = requireHere('prom-client/lib/registry') as typeof RegistryType;
+type Counter<L extends string> = CounterType<L>;
+type Gauge<L extends string> = GaugeType<L>;
 
 export const registry = new Registry();
 
 // Process metrics from prom-client, among them nodejs_eventloop_lag_seconds (and its percentiles),
-// which is the metric to watch for "export must never slow the traffic path".
-collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 20 });
+// which is the metric to watch for "export must never slow the traffic path". Registered by the
+// first scrape, not at start: their event-loop histogram (360 KB), GC observer and a dozen
+// metric objects are memory and work a sidecar nobody scrapes never needs. The first scrape's
+// lag and GC figures cover the moment since then; every later scrape, the whole interval.
+let defaultMetrics = false;
+function registerDefaultMetrics(): void {
+  if (defaultMetrics) return;
+  defaultMetrics = true;
+  const collectDefaultMetrics = requireHere('prom-client/lib/defaultMetrics') as typeof import('prom-client').collectDefaultMetrics;
+  collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 20 });
+}
 
 type ExporterName = 'stdout' | 'otlp' | 'observe';
 
@@ -173,5 +193,6 @@ export const metricsContentType: string = registry.contentType;
 
 /** The Prometheus text exposition of every sidewall metric. */
 export function metricsText(): Promise<string> {
+  registerDefaultMetrics();
   return registry.metrics();
 }

@@ -28,7 +28,7 @@
 // counted as the external name they expand (one name, not four, and under its own parent, not
 // pooled under the pod's namespace); the cluster's own names are answered by the cluster DNS
 // itself, with no outside authoritative server to carry data, and are not monitored.
-import { getDomain } from 'tldts';
+import { LazyModule } from '../lazy/lazy-module.js';
 import { BoundedMap } from './bounded-map.js';
 import type { DnsTunnelMonitor, TunnelFinding } from './types.js';
 
@@ -46,6 +46,8 @@ const UNIQUE_CAP = 1024;
 
 const DATA_TYPES = new Set(['TXT', 'CNAME', 'MX', 'NULL', 'ANY', 'SRV', 'PRIVATE']);
 const PARENT_OPTIONS = { allowPrivateDomains: true, validateHostname: false, extractHostname: false } as const;
+/** The Public Suffix List (≈1 MiB of heap): loaded by the first name outside the cluster's. */
+export const tldts = new LazyModule<typeof import('tldts')>('tldts', 'the DNS tunnel monitor (registrable domains)');
 
 /**
  * The parent domain (where a tunnel's authoritative server sits) and the part left of it. The
@@ -60,7 +62,7 @@ export function splitName(name: string): { parent: string; data: string[] } {
   let keep: number;
   if (n >= 3 && labels[n - 1] === 'local' && labels[n - 2] === 'cluster') keep = Math.min(n, 4); // <ns>.svc.cluster.local
   else {
-    const domain = getDomain(labels.join('.'), PARENT_OPTIONS);
+    const domain = tldts.get().getDomain(labels.join('.'), PARENT_OPTIONS);
     keep = domain === null ? Math.min(n, 2) : domain.split('.').length;
   }
   if (n <= keep) return { parent: labels.join('.'), data: [] };

@@ -6,8 +6,11 @@
 // source at `npm install` (minutes on the CI machine and in the image build), so re2js was
 // chosen; test/unit/dlp-sensors.test.ts checks the linear-time claim on a classic
 // catastrophic-backtracking pattern.
-import { RE2JS } from 're2js';
+import { LazyModule } from '../../lazy/lazy-module.js';
 import type { Sensor, SensorMatch } from './sensors.js';
+
+/** RE2's engine: loaded by the first custom pattern (none by default). */
+export const re2js = new LazyModule<typeof import('re2js')>('re2js', 'DLP custom patterns (dlp.patterns)');
 
 /** Longest match a custom pattern may have, unless it says otherwise (the scanner's overlap). */
 export const CUSTOM_MAX_LENGTH = 256;
@@ -20,7 +23,7 @@ export interface CustomPattern {
 
 /** Compiles a user's pattern; throws with RE2's own message when the syntax is refused. */
 export function compileCustomSensor(spec: CustomPattern): Sensor {
-  const re = RE2JS.compile(spec.pattern);
+  const re = re2js.get().RE2JS.compile(spec.pattern);
   const maxLength = spec.maxLength ?? CUSTOM_MAX_LENGTH;
   function* find(text: string, from: number): Generator<SensorMatch> {
     const m = re.matcher(text);
@@ -51,7 +54,7 @@ const isBlank = (c: number): boolean => c === 32 || c === 9 || c === 10 || c ===
 /** The error RE2 gives for a pattern, or null when it compiles. */
 export function customPatternError(pattern: string): string | null {
   try {
-    RE2JS.compile(pattern);
+    re2js.get().RE2JS.compile(pattern);
     return null;
   } catch (err) {
     return err instanceof Error ? err.message : String(err);

@@ -6,7 +6,8 @@
 //   raw RFC 1951 stream is accepted too, as browsers and curl do), by fflate's streaming
 //   inflaters. Input is fed in small slices so one slice can never inflate past ~1 MiB before
 //   the budget and ratio checks run (a 1032:1 deflate bomb is refused after its first MiB).
-import { Gunzip, Inflate, Unzlib } from 'fflate';
+import type { Gunzip, Inflate, Unzlib } from 'fflate';
+import { LazyModule } from '../../lazy/lazy-module.js';
 
 /**
  * The trailer section is header fields (RFC 9110 §6.5) the decoder hands to the scanner line by
@@ -148,6 +149,9 @@ export class ChunkedDecoder {
   }
 }
 
+/** The inflaters: loaded by the first compressed body or WebSocket message DLP scans. */
+export const fflate = new LazyModule<typeof import('fflate')>('fflate', 'DLP of compressed content (gzip, deflate, permessage-deflate)');
+
 /** Slice of compressed input fed at once: bounds what one call can inflate to (~1 MiB). */
 const INFLATE_SLICE = 1024;
 
@@ -177,7 +181,7 @@ export class ContentDecoder {
   bomb = false;
 
   constructor(coding: 'gzip' | 'deflate', private readonly limits: ContentDecoderLimits) {
-    if (coding === 'gzip') this.inflater = new Gunzip(this.ondata);
+    if (coding === 'gzip') this.inflater = new (fflate.get().Gunzip)(this.ondata);
     else this.head = Buffer.alloc(0);
   }
 
@@ -192,7 +196,7 @@ export class ContentDecoder {
         return out;
       }
       const zlib = head.length >= 2 && (head[0]! & 0x0f) === 8 && ((head[0]! << 8) | head[1]!) % 31 === 0;
-      this.inflater = zlib ? new Unzlib(this.ondata) : new Inflate(this.ondata);
+      this.inflater = zlib ? new (fflate.get().Unzlib)(this.ondata) : new (fflate.get().Inflate)(this.ondata);
       this.head = null;
       bytes = head;
     }

@@ -18,10 +18,11 @@
 //   the next message is scanned afresh.
 // Whatever cannot be read (bad framing, a bad deflate stream, a bomb) is refused: the caller
 // fails closed (the `undecodable` hit).
-import { Inflate } from 'fflate';
+import type { Inflate } from 'fflate';
 import { WebSocketFrameParser, type WebSocketFrameHead, type WebSocketFrameSink } from '../../protocols/websocket/frame-parser.js';
 import type { DeflateParams } from '../../protocols/websocket/extensions.js';
 import { TextScanner, type DlpHit, type DlpWhere } from './scanner.js';
+import { fflate } from './decoders.js';
 import type { Sensor } from './sensors.js';
 
 /** Compressed input inflated per call (as for content codings: bounds one call's output). */
@@ -180,7 +181,7 @@ export class WebSocketScanner implements WebSocketFrameSink {
     this.compressed = head.rsv1;
     this.messageIn = 0;
     this.messageOut = 0;
-    if (this.compressed && (this.inflater === null || this.options.deflate!.noContextTakeover)) this.inflater = new Inflate(this.ondata);
+    if (this.compressed && (this.inflater === null || this.options.deflate!.noContextTakeover)) this.inflater = new (fflate.get().Inflate)(this.ondata);
   }
 
   onPayload(bytes: Buffer, at: number): void {

@@ -11,6 +11,18 @@ function all(ring: LineRing): string[] {
 }
 
 describe('LineRing', () => {
+  it('allocates a segment when the ring first reaches it: an idle sidecar holds none (issue 18 memory)', () => {
+    const ring = new LineRing(8 * 4096, 8);
+    expect(ring.allocatedBytes).toBe(0);
+    const seen: string[] = [];
+    ring.newestFirst((l) => (seen.push(l), true));
+    expect(seen).toEqual([]);
+    ring.append('x'.repeat(100));
+    expect(ring.allocatedBytes).toBe(4096);
+    for (let i = 0; i < 400; i++) ring.append('y'.repeat(100));
+    expect(ring.allocatedBytes).toBe(8 * 4096);
+  });
+
   it('returns lines newest first, byte-exact, multi-byte characters included', () => {
     const ring = new LineRing(64 * 1024);
     ring.append('{"a":1}');
