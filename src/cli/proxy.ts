@@ -27,6 +27,7 @@ import { NonTcpGuard } from '../sidecar/non-tcp-guard.js';
 import { createTunnelDetection } from '../tunnels/index.js';
 import { Learner } from '../learn/learner.js';
 import { CaptureStore } from '../capture/store.js';
+import { collectStartupGarbage } from './startup-gc.js';
 
 const HELP = `usage: sidewall proxy [--config FILE]
 
@@ -353,6 +354,8 @@ export async function run(args: string[]): Promise<number> {
       notReady = undefined;
       ready = true;
       log.info({ outbound: tunables.outboundPort, inbound: tunables.inboundPort, admin: tunables.adminPort, mark: `0x${tunables.socketMark.toString(16)}`, policy: store.current().hash, mode: store.current().mode }, 'sidewall proxy ready');
+      // What only start-up needed leaves the heap now rather than at the first mark-compact under traffic.
+      setImmediate(collectStartupGarbage);
     } catch (err) {
       notReady = `cannot own the listeners: ${(err as Error).message}`;
       log.error({ reason: notReady }, 'not ready: retrying in 2 s');

@@ -4,8 +4,7 @@
 
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { compileSchema, type CompiledSchema } from '../schema/validator.js';
-import * as generatedConfig from '../schema/generated/config.js';
+import { compileSchema, generatedFromFile, validatorCache } from '../schema/validator.js';
 import { CONFIG_FORMATS, CONFIG_PROPERTIES, configSchema } from './config-schema.js';
 import type { ServiceEntry } from '../identity/service-directory.js';
 import { servicesProblems, toServiceEntries } from './services.js';
@@ -172,13 +171,13 @@ export class ConfigError extends Error {
 
 export const TOP_KEYS = Object.keys(CONFIG_PROPERTIES);
 
-let validator: CompiledSchema | undefined;
+// The build's validator, read from its file when a config is checked (not kept: issue 18 memory).
+const validator = validatorCache(() => compileSchema(configSchema(), { formats: CONFIG_FORMATS, generated: generatedFromFile(new URL('../schema/generated/config.js', import.meta.url)) }));
 
 /** Every problem in `data` as {field, detail}; rules are left to the policy store. */
 function configProblems(data: unknown): Array<{ field: string; detail: string }> {
   if (data === undefined) return [];
-  validator ??= compileSchema(configSchema(), { formats: CONFIG_FORMATS, generated: generatedConfig });
-  const problems = validator.issues(data)
+  const problems = validator().issues(data)
     // The policy store reports rule problems with the rule's index and id (both tiers at once).
     .filter((issue) => !(issue.path[0] === 'rules' && issue.path.length > 1))
     .map((issue) => ({ field: issue.field, detail: issue.message }));

@@ -22,8 +22,7 @@ import {
   CLUSTER_ONLY_PROPERTIES, DATAGRAM_PROTOCOLS, NON_TCP_DEFAULT_ID, PROTOCOLS, RULE_FORMATS, RULE_PROTOCOLS, ruleBlocks, ruleSchema,
   type RuleBlockSpec,
 } from './rule-schema.js';
-import { compileSchema, describeValue, unknownKeyMessage, type CompiledSchema, type FormatCheck } from '../schema/validator.js';
-import * as generatedRules from '../schema/generated/rules.js';
+import { compileSchema, describeValue, generatedFromFile, validatorCache, unknownKeyMessage, type CompiledSchema, type FormatCheck } from '../schema/validator.js';
 import type { Direction, RuleAction, RuleIssue, Tier } from './types.js';
 import { contentProtocols, registryVersion, ruleBlockFormats } from '../protocols/registry.js';
 
@@ -79,7 +78,9 @@ export function isPlainObject(value: unknown): value is Record<string, unknown> 
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-let compiled: { version: number; validator: CompiledSchema } | undefined;
+// Held through a WeakRef (validatorCache): the rule validator is needed at start and on a reload.
+let compiled: { version: number; validator: () => CompiledSchema } | undefined;
+const GENERATED_RULES = new URL('../schema/generated/rules.js', import.meta.url);
 /** A rule's fields in schema order (issues of one rule are reported in it). */
 const RULE_ORDER = (ruleSchema('any').properties ?? {}) as Record<string, unknown>;
 
@@ -95,8 +96,8 @@ export function ruleFormats(): Record<string, FormatCheck> {
 export function ruleValidator(): CompiledSchema {
   // Recompiled when a protocol is registered at run time (its rule block joins the schema).
   const version = registryVersion();
-  if (compiled === undefined || compiled.version !== version) compiled = { version, validator: compileSchema(ruleSchema('any'), { formats: ruleFormats(), generated: generatedRules }) };
-  return compiled.validator;
+  if (compiled === undefined || compiled.version !== version) compiled = { version, validator: validatorCache(() => compileSchema(ruleSchema('any'), { formats: ruleFormats(), generated: generatedFromFile(GENERATED_RULES) })) };
+  return compiled.validator();
 }
 
 /** What a workload rule may not have that a cluster rule may. */

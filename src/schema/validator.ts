@@ -16,7 +16,10 @@
 // ajv as before. Both paths run the same checks and translate errors the same way.
 
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { compileFunction } from 'node:vm';
 import type { Ajv, ErrorObject, Options as AjvOptions } from 'ajv';
 
 /** A JSON Schema object (draft-07) as plain data. */
@@ -263,6 +266,60 @@ export function newAjv(formats: Readonly<Record<string, FormatCheck>>, code?: Aj
   ajv.addKeyword({ keyword: MESSAGES_KEYWORD, schemaType: 'object' });
   for (const [name, format] of Object.entries(ajvFormats(formats))) ajv.addFormat(name, format);
   return ajv;
+}
+
+const CREATE_OPEN = '\nexport function create(formats) {\n';
+
+/**
+ * A generated validator module (src/schema/generated/*.js) read from its file when it is needed
+ * instead of imported. An imported module stays in the process for good: the rule and config
+ * validators are 1.1 MB of source and ≈0.5 MB of compiled code (issue 18: a third of the proxy's
+ * own heap), used at start and on a rules reload. Compiled from the file's text this way, they
+ * are garbage once the caller drops the validator (hold it through a WeakRef: validatorCache).
+ * A file that cannot be read, or is not in the generated shape, has no hash: compileSchema then
+ * compiles the schema with ajv, as for a stale module.
+ */
+export function generatedFromFile(url: URL): GeneratedValidator {
+  const read = (): string | undefined => {
+    // dist/…/x.js in a build; src/…/x.ts when the sources run as they are (tests): the same text.
+    for (const file of url.pathname.endsWith('.js') ? [url, new URL(url.href.replace(/\.js$/, '.ts'))] : [url]) {
+      try {
+        return readFileSync(file, 'utf8');
+      } catch {
+        // the next candidate
+      }
+    }
+    return undefined;
+  };
+  return {
+    get hash(): string {
+      return /^export const hash = '([0-9a-f]+)';$/m.exec(read() ?? '')?.[1] ?? '';
+    },
+    create(formats: Readonly<Record<string, AjvFormat>>): SchemaValidateFunction {
+      const text = read() ?? '';
+      const start = text.indexOf(CREATE_OPEN);
+      const end = text.lastIndexOf('}');
+      if (start < 0 || end < start) throw new Error(`${fileURLToPath(url)} is not a generated validator module (npm run build writes it)`);
+      // The body of create(formats): ajv's standalone code, which requires ajv's runtime helpers.
+      const create = compileFunction(`'use strict';\n${text.slice(start + CREATE_OPEN.length, end)}`, ['formats', 'require'], { filename: fileURLToPath(url) }) as (formats: unknown, require: NodeJS.Require) => SchemaValidateFunction;
+      return create(formats, createRequire(url));
+    },
+  };
+}
+
+/**
+ * A compiled schema kept while something uses it, compiled again after the GC took it: the
+ * validators of the config and the rules are needed at start and on a reload, not in between.
+ */
+export function validatorCache(compile: () => CompiledSchema): () => CompiledSchema {
+  let ref: WeakRef<CompiledSchema> | undefined;
+  return () => {
+    const cached = ref?.deref();
+    if (cached !== undefined) return cached;
+    const fresh = compile();
+    ref = new WeakRef(fresh);
+    return fresh;
+  };
 }
 
 /** Compiles a schema once (or takes its generated code); the returned object is reused for every document. */

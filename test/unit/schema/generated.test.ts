@@ -9,7 +9,7 @@ import { ruleSchema } from '../../../src/policy/rule-schema.js';
 import { ruleFormats, ruleValidator } from '../../../src/policy/schema.js';
 import * as generatedRules from '../../../src/schema/generated/rules.js';
 import { GENERATED_DOCUMENTS, GENERATED_VALIDATORS, generatedModule } from '../../../src/schema/standalone.js';
-import { compileSchema } from '../../../src/schema/validator.js';
+import { compileSchema, generatedFromFile, validatorCache } from '../../../src/schema/validator.js';
 import { injectorSettingsProblems } from '../../../injector/settings.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
@@ -33,6 +33,32 @@ describe('generated validators', () => {
     const changed = { ...schema, description: 'another schema' };
     expect(compileSchema(schema, { formats: ruleFormats(), generated: generatedRules }).origin).toBe('generated');
     expect(compileSchema(changed, { formats: ruleFormats(), generated: generatedRules }).origin).toBe('compiled');
+  });
+
+  test('read from its file (not imported, so that it can be collected: issue 18), the generated validator is the same code', () => {
+    const fromFile = generatedFromFile(new URL('../../../src/schema/generated/rules.js', import.meta.url));
+    expect(fromFile.hash).toBe(generatedRules.hash);
+    const schema = ruleSchema('any');
+    const viaFile = compileSchema(schema, { formats: ruleFormats(), generated: fromFile });
+    const viaImport = compileSchema(schema, { formats: ruleFormats(), generated: generatedRules });
+    expect(viaFile.origin).toBe('generated');
+    for (const document of [{ id: 'a', action: 'allow' }, { id: 'x', action: 'deny', peer: { cidr: ['10.0.0.1/8', 'nope'] }, ports: ['80-70', 0], protocol: 'htp' }, 'rule']) {
+      expect(viaFile.issues(document)).toEqual(viaImport.issues(document));
+    }
+    // No file: ajv compiles the schema, as for a stale module.
+    expect(compileSchema(schema, { formats: ruleFormats(), generated: generatedFromFile(new URL('file:///nonexistent/rules.js')) }).origin).toBe('compiled');
+  });
+
+  test('a cached validator is compiled once while it is held', () => {
+    let compiles = 0;
+    const get = validatorCache(() => {
+      compiles++;
+      return compileSchema({ type: 'string' });
+    });
+    const held = get();
+    expect(get()).toBe(held);
+    expect(compiles).toBe(1);
+    expect(held.issues(7)).toHaveLength(1);
   });
 
   test('generated and compiled report the same issues', () => {
