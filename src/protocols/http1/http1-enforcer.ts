@@ -62,6 +62,56 @@ interface WsScan {
   truncated: boolean;
 }
 
+/**
+ * The allowed requests awaiting their responses, oldest first (ids increase). An array, not a
+ * Map: a Map that empties reallocates its table on every delete (≈ 150 B per request), and
+ * responses come in request order, so the one looked up is nearly always the first.
+ */
+class OpenRequests {
+  private readonly list: OpenRequest[] = [];
+
+  get size(): number {
+    return this.list.length;
+  }
+
+  get(id: number): OpenRequest | undefined {
+    const list = this.list;
+    for (let i = 0; i < list.length; i++) if (list[i]!.id === id) return list[i];
+    return undefined;
+  }
+
+  /** Adds a request newer than all the others. */
+  add(req: OpenRequest): void {
+    this.list.push(req);
+  }
+
+  delete(id: number): void {
+    const list = this.list;
+    if (list.length > 0 && list[0]!.id === id) {
+      list.shift();
+      return;
+    }
+    for (let i = 1; i < list.length; i++) {
+      if (list[i]!.id === id) {
+        list.splice(i, 1);
+        return;
+      }
+    }
+  }
+
+  first(): OpenRequest | undefined {
+    return this.list[0];
+  }
+
+  values(): readonly OpenRequest[] {
+    return this.list;
+  }
+
+  clear(): void {
+    this.list.length = 0;
+  }
+}
+
 /** Where a side's scans say its bytes must wait from (absolute; +Infinity: nothing held). */
 function holdOf(scans: readonly BodyScan[]): number {
   const scan = scans[0];
@@ -87,7 +137,7 @@ export class Http1Enforcer implements StreamingEnforcer {
   get idle(): boolean {
     return !this.handedOver && !this.done && this.denial === null && this.open.size === 0;
   }
-  private readonly open = new Map<number, OpenRequest>();
+  private readonly open = new OpenRequests();
   private denial: OpenRequest | null = null;
   /** The response being read is a 1xx: its end does not end the exchange. */
   private interimResponse = false;
@@ -207,7 +257,8 @@ export class Http1Enforcer implements StreamingEnforcer {
   }
 
   private onEvents(side: Side, chunk: Buffer, start: number, events: readonly ProtocolEvent[]): void {
-    for (const [i, ev] of events.entries()) {
+    for (let i = 0; i < events.length; i++) {
+      const ev = events[i]!;
       switch (ev.type) {
         case 'http.request':
           this.onRequest(ev);
@@ -319,7 +370,7 @@ export class Http1Enforcer implements StreamingEnforcer {
       if (cut !== null) req.decision = cut;
     }
     if (req.decision.action === 'allow') {
-      this.open.set(ev.id, req);
+      this.open.add(req);
       this.pass(Number.POSITIVE_INFINITY); // until its request-end
       return;
     }
@@ -409,7 +460,7 @@ export class Http1Enforcer implements StreamingEnforcer {
     this.scans.server.length = 0;
     this.blocked = true;
     this.ops.push({ op: 'decide', decision });
-    const first = this.open.values().next().value;
+    const first = this.open.first();
     if (req.answered || first !== req) {
       if (!req.answered) {
         req.answered = true;

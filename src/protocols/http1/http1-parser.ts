@@ -41,13 +41,13 @@ interface HeldClientBytes {
 }
 
 function firstValue(headers: HeaderList, name: string): string | null {
-  for (const [n, v] of headers) if (n === name) return v;
+  for (let i = 0; i < headers.length; i++) if (headers[i]![0] === name) return headers[i]![1];
   return null;
 }
 
 function count(headers: HeaderList, name: string): number {
   let n = 0;
-  for (const [h] of headers) if (h === name) n++;
+  for (let i = 0; i < headers.length; i++) if (headers[i]![0] === name) n++;
   return n;
 }
 
@@ -63,15 +63,67 @@ function tokens(value: string | null): string[] {
 }
 
 /**
+ * Field names seen on most messages, lower case, by length: a name whose bytes are one of them
+ * (ASCII case-insensitively) becomes that string without a string made from the bytes and
+ * another by lower-casing them.
+ */
+const KNOWN_NAMES: ReadonlyArray<readonly string[] | undefined> = (() => {
+  const names = [
+    'host', 'content-length', 'content-type', 'transfer-encoding', 'connection', 'keep-alive', 'upgrade', 'expect',
+    'server', 'date', 'user-agent', 'accept', 'accept-encoding', 'accept-language', 'accept-ranges', 'content-encoding',
+    'cache-control', 'pragma', 'cookie', 'set-cookie', 'authorization', 'etag', 'last-modified', 'vary', 'location',
+    'origin', 'referer', 'te', 'trailer', 'x-forwarded-for', 'x-forwarded-proto', 'x-request-id', 'traceparent',
+  ];
+  const byLength: Array<string[] | undefined> = [];
+  for (const name of names) (byLength[name.length] ??= []).push(name);
+  return byLength;
+})();
+
+function knownName(chunk: Buffer, start: number, end: number): string | null {
+  const candidates = KNOWN_NAMES[end - start];
+  if (candidates === undefined) return null;
+  for (let k = 0; k < candidates.length; k++) {
+    const name = candidates[k]!;
+    let i = 0;
+    for (; i < name.length; i++) {
+      const b = chunk[start + i]!;
+      if ((b >= 0x41 && b <= 0x5a ? b | 0x20 : b) !== name.charCodeAt(i)) break;
+    }
+    if (i === name.length) return name;
+  }
+  return null;
+}
+
+/** `previous` when chunk[start, end) holds exactly its characters (latin1), else a new string of them. */
+function sameOrSlice(previous: string, chunk: Buffer, start: number, end: number): string {
+  if (previous.length === end - start) {
+    let i = 0;
+    while (i < previous.length && chunk[start + i] === previous.charCodeAt(i)) i++;
+    if (i === previous.length) return previous;
+  }
+  return chunk.toString('latin1', start, end);
+}
+
+/**
  * One direction's llhttp callbacks, collected into a message head. Spans can arrive in pieces
- * (a chunk boundary inside a header): pieces are appended.
+ * (a chunk boundary inside a header): pieces are appended. On a keep-alive connection most heads
+ * repeat the last one's fields: a piece with the same bytes as the field in the same place last
+ * time is that string again, and a head whose fields all repeat is the same HeaderList (it is
+ * read-only), so such a head makes no strings and no arrays.
  */
 class MessageReader implements LlhttpHandler {
   readonly ll: Llhttp;
   chunk: Buffer = Buffer.alloc(0);
   target = '';
+  /** The last message's target: the next one is often the same. */
+  private lastTarget = '';
   reason = '';
-  readonly fields: string[] = [];
+  /** Name, value, name, value... of the head being read: `fieldCount` entries (the rest are the last head's). */
+  private readonly fields: string[] = [];
+  private fieldCount = 0;
+  /** The last head's list and the fields it was made of (lower-case names, trimmed values). */
+  private lastHeaders: HeaderList = [];
+  private lastHeaderFields: string[] = [];
   private lastWasValue = false;
   /** In a head: between message begin and the head's end. */
   inHead = false;
@@ -90,9 +142,10 @@ class MessageReader implements LlhttpHandler {
   }
 
   onMessageBegin(): number {
+    if (this.target !== '') this.lastTarget = this.target;
     this.target = '';
     this.reason = '';
-    this.fields.length = 0;
+    this.fieldCount = 0;
     this.lastWasValue = false;
     this.inHead = true;
     this.bodyBytes = 0;
@@ -100,7 +153,7 @@ class MessageReader implements LlhttpHandler {
   }
 
   onUrl(start: number, end: number): number {
-    this.target += this.chunk.toString('latin1', start, end);
+    this.target = this.target === '' ? sameOrSlice(this.lastTarget, this.chunk, start, end) : this.target + this.chunk.toString('latin1', start, end);
     return 0;
   }
 
@@ -110,17 +163,35 @@ class MessageReader implements LlhttpHandler {
   }
 
   onHeaderField(start: number, end: number): number {
-    if (this.lastWasValue || this.fields.length === 0) {
-      this.fields.push('', '');
+    const fields = this.fields;
+    if (this.lastWasValue || this.fieldCount === 0) {
+      // A new field: its first piece. A later piece (the chunk ended inside the name) is appended;
+      // headers() lower-cases the whole name, as it would have without the known-name shortcut.
+      const n = this.fieldCount;
+      fields[n] = knownName(this.chunk, start, end) ?? this.chunk.toString('latin1', start, end);
+      fields[n + 1] = '';
+      this.fieldCount = n + 2;
       this.lastWasValue = false;
+      this.valueStarted = false;
+      return 0;
     }
-    this.fields[this.fields.length - 2] += this.chunk.toString('latin1', start, end);
+    fields[this.fieldCount - 2] += this.chunk.toString('latin1', start, end);
     return 0;
   }
 
+  /** The value of the field being read has had a piece. */
+  private valueStarted = false;
+
   onHeaderValue(start: number, end: number): number {
     this.lastWasValue = true;
-    this.fields[this.fields.length - 1] += this.chunk.toString('latin1', start, end);
+    const i = this.fieldCount - 1;
+    if (!this.valueStarted) {
+      this.valueStarted = true;
+      const previous = this.lastHeaderFields[i];
+      this.fields[i] = previous === undefined ? this.chunk.toString('latin1', start, end) : sameOrSlice(previous, this.chunk, start, end);
+    } else {
+      this.fields[i] += this.chunk.toString('latin1', start, end);
+    }
     return 0;
   }
 
@@ -149,14 +220,25 @@ class MessageReader implements LlhttpHandler {
   }
 
   headers(): HeaderList {
-    const out: Array<readonly [string, string]> = [];
-    for (let i = 0; i + 1 < this.fields.length; i += 2) {
+    const fields = this.fields;
+    const count = this.fieldCount;
+    const previous = this.lastHeaderFields;
+    let same = count === previous.length;
+    for (let i = 0; i < count; i += 2) {
       // llhttp strips leading whitespace of a value, not trailing (RFC 9112 §5: OWS around it).
       // The regular expression runs only when the value ends in SP/HTAB (rare): a char check first.
-      const value = this.fields[i + 1]!;
+      const value = fields[i + 1]!;
       const last = value.charCodeAt(value.length - 1);
-      out.push([this.fields[i]!.toLowerCase(), last === 0x20 || last === 0x09 ? value.replace(/[ \t]+$/, '') : value]);
+      // toLowerCase returns a lower-case name itself (no copy): known names already are.
+      fields[i] = fields[i]!.toLowerCase();
+      if (last === 0x20 || last === 0x09) fields[i + 1] = value.replace(/[ \t]+$/, '');
+      if (same && (fields[i] !== previous[i] || fields[i + 1] !== previous[i + 1])) same = false;
     }
+    if (same) return this.lastHeaders;
+    const out: Array<readonly [string, string]> = [];
+    for (let i = 0; i < count; i += 2) out.push([fields[i]!, fields[i + 1]!]);
+    this.lastHeaders = out;
+    this.lastHeaderFields = fields.slice(0, count);
     return out;
   }
 }
@@ -246,20 +328,21 @@ export class Http1Parser extends StreamParserBase {
     reader.chunk = chunk;
     let from = 0;
     for (;;) {
-      const r = reader.ll.execute(chunk, from);
-      if (r.code === LLHTTP_OK) return chunk.length;
-      const at = base + r.at;
-      if (r.code === LLHTTP_PAUSED) {
+      const code = reader.ll.execute(chunk, from);
+      if (code === LLHTTP_OK) return chunk.length;
+      const stoppedAt = reader.ll.stoppedAt;
+      const at = base + stoppedAt;
+      if (code === LLHTTP_PAUSED) {
         const what = reader.pause;
         reader.pause = null;
         reader.ll.resume();
         if (what === 'head') this.headEnded(reader, side, at);
         else if (what === 'end') this.messageEnded(reader, side, at);
-        from = r.at;
+        from = stoppedAt;
         if (this.switched !== null && side === 'server') return from;
         continue;
       }
-      if (r.code === LLHTTP_PAUSED_UPGRADE) {
+      if (code === LLHTTP_PAUSED_UPGRADE) {
         if (side === 'client') {
           // llhttp stops after a body-less Upgrade/CONNECT request, as Node's server does: hold
           // what follows until the server says whether the protocol switches.
@@ -267,9 +350,9 @@ export class Http1Parser extends StreamParserBase {
           const request = this.awaiting[this.awaiting.length - 1];
           if (this.held === null && request !== undefined) this.held = { requestId: request.id, parts: [], bytes: 0 };
         }
-        return r.at;
+        return stoppedAt;
       }
-      this.fail(MalformedStreamError, side, at, reader.ll.errorText(r.code));
+      this.fail(MalformedStreamError, side, at, reader.ll.errorText(code));
     }
   }
 
@@ -308,9 +391,19 @@ export class Http1Parser extends StreamParserBase {
    * merge them differently are a smuggling vector).
    */
   private framing(headers: HeaderList, side: Side, messageStart: number, isRequest: boolean): Http1BodyFraming {
-    if (count(headers, 'content-length') > 1) this.fail(MalformedStreamError, side, messageStart, 'more than one Content-Length field');
-    const length = firstValue(headers, 'content-length');
-    const te = tokens(headers.filter(([n]) => n === 'transfer-encoding').map(([, v]) => v).join(',') || null);
+    let lengths = 0;
+    let length: string | null = null;
+    let teValues: string[] | null = null;
+    for (let i = 0; i < headers.length; i++) {
+      const name = headers[i]![0];
+      const value = headers[i]![1];
+      if (name === 'content-length') {
+        lengths++;
+        length ??= value;
+      } else if (name === 'transfer-encoding') (teValues ??= []).push(value);
+    }
+    if (lengths > 1) this.fail(MalformedStreamError, side, messageStart, 'more than one Content-Length field');
+    const te = teValues === null ? [] : tokens(teValues.join(',') || null);
     if (te.length > 0) return te[te.length - 1] === 'chunked' ? { kind: 'chunked' } : { kind: 'until-close' };
     if (length !== null) return Number(length) === 0 ? { kind: 'none' } : { kind: 'length', length: Number(length) };
     return isRequest ? { kind: 'none' } : { kind: 'until-close' };

@@ -91,6 +91,14 @@ function load(): LlhttpExports {
   return exports;
 }
 
+/** A view of WASM memory, made again only when the memory grew (its ArrayBuffer is then a new one). */
+let view: Uint8Array = new Uint8Array(0);
+
+function memoryView(w: LlhttpExports): Uint8Array {
+  if (view.buffer !== w.memory.buffer) view = new Uint8Array(w.memory.buffer);
+  return view;
+}
+
 function bytesOf(buf: unknown): Uint8Array<ArrayBuffer> {
   const b = buf as Buffer;
   return new Uint8Array(b.buffer as ArrayBuffer, b.byteOffset, b.length);
@@ -126,19 +134,17 @@ export class LlhttpDisposedError extends Error {
   }
 }
 
-export interface ExecuteResult {
-  /** llhttp_errno: LLHTTP_OK, a pause, or an error. */
-  readonly code: number;
-  /** Chunk-relative offset where llhttp stopped (paused or failed); the chunk length on OK. */
-  readonly at: number;
-}
-
 export class Llhttp {
   private readonly w: LlhttpExports;
   /** The llhttp_t; 0 once disposed. */
   private ptr: number;
   /** What the registry watches: alive exactly as long as this parser (see `registry`). */
   private readonly owner: object = {};
+  /**
+   * After execute(): the chunk-relative offset where llhttp stopped (paused or failed), the
+   * chunk length on OK. A field, not a result object: execute runs three times per message.
+   */
+  stoppedAt = 0;
 
   constructor(kind: 'request' | 'response', readonly handler: LlhttpHandler) {
     this.w = load();
@@ -154,8 +160,11 @@ export class Llhttp {
     this.ptr = 0;
   }
 
-  /** Runs llhttp over `chunk[from..]`; `at` is relative to `chunk` (not to `from`). */
-  execute(chunk: Buffer, from = 0): ExecuteResult {
+  /**
+   * Runs llhttp over `chunk[from..]`; returns llhttp_errno (LLHTTP_OK, a pause, or an error) and
+   * sets `stoppedAt`, relative to `chunk` (not to `from`).
+   */
+  execute(chunk: Buffer, from = 0): number {
     const w = this.w;
     if (this.ptr === 0) throw new LlhttpDisposedError();
     if (from === 0 || loaded !== chunk) {
@@ -165,7 +174,7 @@ export class Llhttp {
         bufferSize = Math.max(16 * 1024, Math.ceil(chunk.length / 4096) * 4096);
         bufferPtr = w.malloc(bufferSize);
       }
-      new Uint8Array(w.memory.buffer, bufferPtr, chunk.length).set(chunk);
+      memoryView(w).set(chunk, bufferPtr);
       loaded = chunk;
     }
     const previous = current;
@@ -176,8 +185,8 @@ export class Llhttp {
     } finally {
       current = previous;
     }
-    if (code === LLHTTP_OK) return { code, at: chunk.length };
-    return { code, at: w.llhttp_get_error_pos(this.ptr) - bufferPtr };
+    this.stoppedAt = code === LLHTTP_OK ? chunk.length : w.llhttp_get_error_pos(this.ptr) - bufferPtr;
+    return code;
   }
 
   finish(): number {

@@ -47,6 +47,39 @@ describe('HTTP/1 requests', () => {
     }
   });
 
+  it('gives each keep-alive head its own target and fields, whether heads repeat or differ, split anywhere', () => {
+    // Heads that repeat the last one reuse its strings and list; one byte different must show.
+    const heads = [
+      'GET /a HTTP/1.1\r\nHost: h\r\nContent-Type: text/plain\r\nX-Id: 1\r\n\r\n',
+      'GET /a HTTP/1.1\r\nHost: h\r\nContent-Type: text/plain\r\nX-Id: 1\r\n\r\n',
+      'GET /b HTTP/1.1\r\nHost: h\r\nContent-Type: text/plain\r\nX-Id: 2\r\n\r\n',
+      'GET /b HTTP/1.1\r\nHOST: h\r\ncontent-typo: text/plain\r\nX-Id: 2  \r\n\r\n',
+      'GET /b HTTP/1.1\r\nhost: H\r\nContent-Type: text/plain\r\n\r\n',
+      'GET /bb HTTP/1.1\r\nHost: h\r\nContent-Type-X: text/plainer\r\nX-Id: 2\r\n\r\n',
+    ];
+    const expected = [
+      { path: '/a', headers: [['host', 'h'], ['content-type', 'text/plain'], ['x-id', '1']] },
+      { path: '/a', headers: [['host', 'h'], ['content-type', 'text/plain'], ['x-id', '1']] },
+      { path: '/b', headers: [['host', 'h'], ['content-type', 'text/plain'], ['x-id', '2']] },
+      { path: '/b', headers: [['host', 'h'], ['content-typo', 'text/plain'], ['x-id', '2']] },
+      { path: '/b', headers: [['host', 'H'], ['content-type', 'text/plain']] },
+      { path: '/bb', headers: [['host', 'h'], ['content-type-x', 'text/plainer'], ['x-id', '2']] },
+    ];
+    const stream = heads.join('');
+    for (let cut = 1; cut < stream.length; cut++) {
+      const { events, error } = feedAll([['client', stream.slice(0, cut)], ['client', stream.slice(cut)]]);
+      expect(error).toBeNull();
+      expect(of(events, 'http.request').map((r) => ({ path: r.path, headers: r.headers }))).toEqual(expected);
+    }
+    // One byte at a time: every name and value arrives in pieces.
+    const parser = new Http1Parser();
+    const requests: Array<{ path: string; headers: unknown }> = [];
+    for (let i = 0; i < stream.length; i++) {
+      for (const ev of parser.feed('client', Buffer.from(stream[i]!, 'latin1')).events) if (ev.type === 'http.request') requests.push({ path: ev.path, headers: ev.headers });
+    }
+    expect(requests).toEqual(expected);
+  });
+
   it('takes the authority of an absolute-form target as host', () => {
     const { events } = feedAll([['client', 'GET http://user@api.internal:8080/x HTTP/1.0\r\n\r\n']]);
     expect(of(events, 'http.request')[0]!.host).toBe('api.internal:8080');

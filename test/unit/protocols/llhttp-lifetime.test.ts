@@ -55,7 +55,7 @@ describe('llhttp state lifetime', () => {
       onMessageComplete: () => 0,
     };
     const ll = new Llhttp('request', handler);
-    expect(ll.execute(REQUEST).code).toBe(0);
+    expect(ll.execute(REQUEST)).toBe(0);
     ll.dispose();
     ll.dispose(); // twice: no double free
     expect(() => ll.execute(REQUEST)).toThrow(LlhttpDisposedError);
