@@ -210,11 +210,34 @@ static napi_value SocketError(napi_env env, napi_callback_info info) {
   return out;
 }
 
+// resetOnClose(fd) -> 0, or the errno of setsockopt. SO_LINGER {on, 0 s}: the close(2) that
+// follows sends an RST whatever the socket's state, bytes still queued included, where a plain
+// close sends (or leaves queued) a FIN. libuv's uv_tcp_close_reset does the same but refuses a
+// handle that had shutdown() asked of it (Node's end(), still waiting on its queued writes): then
+// the socket closed with a FIN after whatever part of the stream was in the kernel, and the peer
+// took a stream cut short for a complete one.
+static napi_value ResetOnClose(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int32_t fd = -1;
+  if (argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) {
+    napi_throw_type_error(env, NULL, "resetOnClose(fd: number)");
+    return NULL;
+  }
+  struct linger lg = {1, 0};
+  int rc = setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg) == 0 ? 0 : errno;
+  napi_value out;
+  napi_create_int32(env, rc, &out);
+  return out;
+}
+
 static napi_value Init(napi_env env, napi_value exports) {
   struct { const char *name; napi_callback fn; } fns[] = {
     {"setSocketMark", SetSocketMark},
     {"socketMark", SocketMark},
     {"socketError", SocketError},
+    {"resetOnClose", ResetOnClose},
     {"markedSocket", MarkedSocket},
     {"closeFd", CloseFd},
   };

@@ -26,7 +26,7 @@ import type { TunnelFinding } from '../tunnels/types.js';
 import { useReadBuffers } from './accepted-socket-onread.js';
 import { ReadBufferPool } from './read-buffer-pool.js';
 import { SpliceRelay, type SpliceEnd, type TakenBack } from './relay-splice.js';
-import { connectMarked, endedByReset } from './socket-mark.js';
+import { connectMarked, endedByReset, resetSocket } from './socket-mark.js';
 import type { Destination } from './original-dst.js';
 
 export type Direction = 'ingress' | 'egress' | 'intra';
@@ -121,15 +121,8 @@ export interface ConnectionObserver {
   onInternalError?(conn: ProxiedConnection, err: unknown): void;
 }
 
-/**
- * Ends a socket with RST. Node's resetAndDestroy() fails on a socket that already sent its FIN
- * (the kernel refuses the reset) and then never emits 'close'; such a socket is destroyed instead.
- */
-function reset(socket: Socket): void {
-  if (socket.destroyed) return;
-  if (socket.writableEnded || socket.connecting || socket.readyState === 'readOnly') socket.destroy();
-  else socket.resetAndDestroy();
-}
+/** Ends a socket with RST, whatever its state (resetSocket: also after end(), bytes still queued). */
+const reset = resetSocket;
 
 /** The connection a socket belongs to, for the shared socket handlers. */
 const CONNECTION = Symbol('sidewall.connection');
@@ -402,7 +395,10 @@ export class ProxiedConnection implements FilterSink {
     if (this.lingerSince > 0 && now - this.lingerSince >= LINGER_MS) {
       this.stopSplice();
       this.reason ??= 'closed';
-      this.client.destroy();
+      // A client that has not taken all it was sent (our FIN still queued behind bytes) is reset:
+      // closed, it would get a FIN after whatever part had reached the kernel.
+      if (this.client.writableFinished) this.client.destroy();
+      else this.resetClient();
       this.upstream?.destroy();
       return undefined;
     }

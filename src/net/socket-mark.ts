@@ -17,6 +17,7 @@ interface SocketMarkAddon {
   setSocketMark(fd: number, mark: number): void;
   socketMark(fd: number): number;
   socketError(fd: number): number;
+  resetOnClose(fd: number): number;
   markedSocket(ipv6: boolean, udp: boolean, mark: number, address?: string, port?: number): number;
   closeFd(fd: number): void;
 }
@@ -111,6 +112,25 @@ export function endedByReset(socket: Socket): string | undefined {
   }
   if (err === 0 || err === osConstants.errno.EPIPE) return undefined;
   return ERRNO_NAMES.get(err) ?? `errno ${err}`;
+}
+
+/**
+ * Ends a socket with an RST, in any state: SO_LINGER {on, 0} (native resetOnClose), then close.
+ * Node's resetAndDestroy() cannot: libuv refuses the reset (EINVAL) once end() was called, also
+ * while that FIN still waits behind queued bytes, and a plain destroy() then drops those bytes
+ * and lets the kernel send a FIN after the part it had: the peer takes a stream cut short for a
+ * whole one. A socket still connecting is just destroyed (nothing of a stream has been sent).
+ */
+export function resetSocket(socket: Socket): void {
+  if (socket.destroyed) return;
+  const fd = (socket as unknown as WithHandle)._handle?.fd;
+  if (!socket.connecting && fd !== undefined && fd >= 0 && addon.resetOnClose(fd) === 0) {
+    socket.destroy();
+    return;
+  }
+  // No descriptor to set it on (or setsockopt failed): Node's own reset where libuv allows one.
+  if (socket.writableEnded || socket.connecting || socket.readyState === 'readOnly') socket.destroy();
+  else socket.resetAndDestroy();
 }
 
 export interface MarkedConnectOptions extends Omit<SocketConstructorOpts, 'fd' | 'handle'> {

@@ -190,6 +190,22 @@ describe('JS relay: the idle timeout mid-transfer resets both sides', () => {
     await stalledAnswer();
   }, 30_000);
 
+  it('an app that reads nothing while its answer ends (the FIN queued behind bytes it has not taken) when the idle timeout fires: ECONNRESET, never a FIN short of the whole answer', async () => {
+    // Answers of about what the kernel's buffers toward the app hold (~70 kB here): the sidecar
+    // reads the server's last bytes and FIN while part of them still waits in its write queue, so
+    // end() is queued behind them. The abort must then reset: a close let the kernel send a FIN
+    // after the part it had (seen here: FIN after 73,848 of 76,000 bytes). Sizes that fit, or
+    // that leave the FIN unread, end complete or with a reset either way.
+    for (const b of [56_000, 60_000, 64_000, 68_000, 72_000]) {
+      const r = await client(['tail', String(b), '12000', '2.5', '0']);
+      console.log(`[relay-abort] reader of nothing, ${b + 12_000} bytes: ${r.code} after ${r.received}`);
+      if (r.code === 'FIN') expect({ b, received: r.received }).toEqual({ b, received: b + 12_000 });
+      else expect({ b, code: r.code }).toEqual({ b, code: 'ECONNRESET' });
+      const record = await finalRecord((x) => x.src.port === r.localPort && x.dst.port === TCP_PORT);
+      expect(record.reason).toBe('idle-timeout');
+    }
+  }, 60_000);
+
 });
 
 /** The server stalls after part of its answer; the idle timeout (1 s) ends the connection. */

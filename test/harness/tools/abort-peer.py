@@ -16,8 +16,9 @@ with a FIN looks complete to the app; it must end with ECONNRESET.
   abort-peer.py client HOST PORT hold N [blackhole]   sends "~SWK hold N", reads N bytes; with
       blackhole it then sends 1000 bytes beginning with SWKUPHOLE (dropped on their way to the server); then reads until FIN or error
   abort-peer.py client HOST PORT mark M   sends "~SWK mark M" and M bytes (no FIN), then reads
-  abort-peer.py client HOST PORT tail B T WAIT   a slow reader with a small receive buffer: reads
-      B bytes a little at a time, then nothing for WAIT seconds, then reads until FIN or error
+  abort-peer.py client HOST PORT tail B T WAIT [R]   a slow reader with a small receive buffer:
+      reads R bytes (default B) a little at a time, then nothing for WAIT seconds, then reads
+      until FIN or error
     each prints {"connected":true,"localIp":IP,"localPort":PORT} once connected, and at the end
     {"code":"FIN"|"ECONNRESET"|"TIMEOUT"|...,"received":N,"localIp":IP,"localPort":PORT}
 """
@@ -152,9 +153,10 @@ def client(host, port, mode, args):
             s.sendall(f"~SWK mark {m}\n".encode() + b"u" * m)
         elif mode == "tail":
             b, wait = int(args[0]), float(args[2])
+            first = int(args[3]) if len(args) > 3 else b
             s.sendall(f"~SWK tail {b} {args[1]}\n".encode())
-            while received < b:
-                data = s.recv(min(4096, b - received))
+            while received < first:
+                data = s.recv(min(4096, first - received))
                 if not data:
                     report("FIN")
                     return

@@ -25,6 +25,9 @@ const BAD_CALLS: Record<string, string[]> = {
     'addon.socketError()',
     "addon.socketError('3')",
     'addon.socketError(-1)',
+    'addon.resetOnClose()',
+    "addon.resetOnClose('3')",
+    'addon.resetOnClose(-1)',
     "addon.markedSocket(false, 'udp', 1)",
     'addon.markedSocket(false, false)',
     'addon.markedSocket(false, false, 1, 127001, 0)',
@@ -96,6 +99,11 @@ a.close(h); out.push(typeof a.stats(h).lost); process.stdout.write(JSON.stringif
   it('socketError of a fresh socket is 0; of a closed descriptor, an Error with code EBADF', () => {
     expect(outcome('socket_mark', "const fd = addon.markedSocket(false, false, 0x539); const e = addon.socketError(fd); addon.closeFd(fd); if (e !== 0) throw new Error('SO_ERROR ' + e)")).toBe('returned');
     expect(outcome('socket_mark', "const fd = addon.markedSocket(false, false, 0x539); addon.closeFd(fd); try { addon.socketError(fd) } catch (e) { throw new RangeError(e.code) }")).toBe('RangeError: EBADF');
+  });
+
+  it('resetOnClose of a fresh socket is 0; of a closed descriptor, the errno EBADF (9), not a throw', () => {
+    expect(outcome('socket_mark', "const fd = addon.markedSocket(false, false, 0x539); const e = addon.resetOnClose(fd); addon.closeFd(fd); if (e !== 0) throw new Error('errno ' + e)")).toBe('returned');
+    expect(outcome('socket_mark', "const fd = addon.markedSocket(false, false, 0x539); addon.closeFd(fd); const e = addon.resetOnClose(fd); if (e !== 9) throw new Error('errno ' + e)")).toBe('returned');
   });
 
   it('peerAddress of an unconnected socket is an errno (ENOTCONN), not an address', () => {
