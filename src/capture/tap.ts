@@ -15,7 +15,7 @@
 // (tshark: "previous segment(s) not captured", and "Follow TCP stream" shows the missing bytes
 // as such), the first frame after the gap carries a comment with the byte counts (pkt_comment),
 // and the records that name the capture carry `captureGap` (gapOf()).
-import { enhancedPacket } from './pcapng.js';
+import { frameLengthOf, ownBlock, withComment } from './pcapng.js';
 import { TcpFrames, type Side } from './tcp-frames.js';
 
 export interface Endpoint {
@@ -54,15 +54,10 @@ export function nowMicros(): number {
   return Math.round((performance.timeOrigin + performance.now()) * 1000);
 }
 
-interface Kept {
-  micros: number;
-  frame: Buffer;
-}
-
 export class CaptureTap {
   private readonly frames: TcpFrames;
-  /** The first frames, for captures that start later; null once the pre-buffer is dropped. */
-  private kept: Kept[] | null = [];
+  /** The first frames (their packet blocks, in memory of their own), for captures that start later; null once the pre-buffer is dropped. */
+  private kept: Buffer[] | null = [];
   private keptBytes = 0;
   /** The pre-buffer filled up: later frames are not kept (only sequence numbers advance). */
   private keptFull = false;
@@ -103,7 +98,7 @@ export class CaptureTap {
       this.frames.skip('server', already.toClient);
       this.seen.client = this.keptEnd.client = already.fromClient;
       this.seen.server = this.keptEnd.server = already.toClient;
-    } else this.emit(nowMicros(), this.frames.handshake());
+    } else this.emit(this.frames.handshakeBlocks(nowMicros()));
   }
 
   /** The captures this connection is written to. */
@@ -132,7 +127,7 @@ export class CaptureTap {
     this.sinks.push(sink);
     const kept = this.kept ?? [];
     // The first frame a capture gets from this connection names the flow (Wireshark shows it).
-    kept.forEach((k, i) => sink.write(enhancedPacket(k.micros, k.frame, i === 0 ? this.comment : undefined)));
+    kept.forEach((k, i) => sink.write(i === 0 ? withComment(k, this.comment) : k));
     if (kept.length === 0) this.fresh.add(sink);
     // What was sent after the kept frames and before now is not in this capture: say so.
     const gap = { fromClient: this.seen.client - this.keptEnd.client, toClient: this.seen.server - this.keptEnd.server };
@@ -144,7 +139,7 @@ export class CaptureTap {
     if (unseen !== undefined) {
       // The bytes being read right now (those that raised the alert, say) are in the capture.
       this.unseen = undefined;
-      this.emit(nowMicros(), this.frames.data('client', unseen));
+      this.emit(this.frames.dataBlocks(nowMicros(), 'client', unseen));
       this.seen.client += unseen.length;
     }
     if (this.ended) sink.flowEnded(this.flowId);
@@ -222,14 +217,14 @@ export class CaptureTap {
     if (this.ended || this.finished[from]) return;
     this.settle();
     this.finished[from] = true;
-    this.emit(nowMicros(), this.frames.fin(from));
+    this.emit(this.frames.finBlocks(nowMicros(), from));
   }
 
   /** A reset from one side; nothing follows it. */
   rst(from: Side): void {
     if (this.ended) return;
     this.settle();
-    this.emit(nowMicros(), this.frames.rst(from));
+    this.emit(this.frames.rstBlocks(nowMicros(), from));
     this.finished.client = this.finished.server = true;
   }
 
@@ -252,17 +247,20 @@ export class CaptureTap {
       this.frames.skip(from, bytes.length);
       return;
     }
-    if (this.emit(nowMicros(), this.frames.data(from, bytes))) this.keptEnd[from] = this.seen[from];
+    if (this.emit(this.frames.dataBlocks(nowMicros(), from, bytes))) this.keptEnd[from] = this.seen[from];
   }
 
-  /** Writes frames to the captures (and keeps them while the pre-buffer has room): true when kept. */
-  private emit(micros: number, frames: Buffer[]): boolean {
+  /**
+   * Writes frames (their packet blocks, ./tcp-frames.ts) to the captures, and keeps them while the
+   * pre-buffer has room: true when kept. The pre-buffer counts frame bytes, as the budget does.
+   */
+  private emit(blocks: Buffer[]): boolean {
     let kept = false;
     if (this.kept !== null && !this.keptFull) {
       let n = 0;
-      for (const f of frames) n += f.length;
+      for (const b of blocks) n += frameLengthOf(b);
       if (this.keptBytes + n <= this.preBufferBytes && this.budget.take(n)) {
-        for (const frame of frames) this.kept.push({ micros, frame });
+        for (const block of blocks) this.kept.push(ownBlock(block));
         this.keptBytes += n;
         kept = true;
       } else {
@@ -272,14 +270,18 @@ export class CaptureTap {
     }
     const sinks = this.sinks;
     if (sinks.length === 0) return kept;
-    for (const frame of frames) {
-      let plain: Buffer | undefined;
+    if (this.fresh.size === 0 && this.gapNotes.size === 0) {
+      // The steady state: no first frame or gap note pending, every capture gets the same blocks.
+      for (const block of blocks) for (const sink of sinks) sink.write(block);
+      return kept;
+    }
+    for (const block of blocks) {
       for (const sink of sinks) {
         const fresh = this.fresh.delete(sink);
         const note = this.gapNotes.get(sink);
         if (note !== undefined) this.gapNotes.delete(sink);
-        if (fresh || note !== undefined) sink.write(enhancedPacket(micros, frame, fresh && note !== undefined ? `${this.comment}; ${note}` : fresh ? this.comment : note));
-        else sink.write((plain ??= enhancedPacket(micros, frame)));
+        if (fresh || note !== undefined) sink.write(withComment(block, fresh && note !== undefined ? `${this.comment}; ${note}` : fresh ? this.comment : note!));
+        else sink.write(block);
       }
     }
     return kept;

@@ -9,6 +9,9 @@
 // them find nothing wrong. Window scaling (shift 14) is announced in the SYNs: the proxy never
 // sends window updates, and an unscaled 64 KiB window would make tshark report "window full".
 import { isIPv4, isIPv6 } from 'node:net';
+import { EPB_FRAME_OFFSET, frameOf, packetBlock } from './pcapng.js';
+
+const EMPTY = Buffer.alloc(0);
 
 export type Side = 'client' | 'server';
 
@@ -70,6 +73,7 @@ export class TcpFrames {
   private ipId = 0;
   private readonly clientPort: number;
   private readonly serverPort: number;
+  private readonly pseudoSum: number;
 
   constructor(
     client: { ip: string; port: number },
@@ -84,26 +88,47 @@ export class TcpFrames {
     this.serverIp = addressBytes(server.ip, this.v6);
     this.clientSeq = isn.client >>> 0;
     this.serverSeq = isn.server >>> 0;
+    // The pseudo-header's addresses sum to the same either way (addition commutes).
+    this.pseudoSum = sum16(this.serverIp, 0, this.serverIp.length, sum16(this.clientIp, 0, this.clientIp.length, 0));
   }
+
+  // Each method comes in two forms: the frames (Ethernet frames, for tests and readers of one
+  // frame), and the frames already inside their pcapng Enhanced Packet Blocks stamped `micros`
+  // (what the tap writes: built once, in place, see ./pcapng.ts packetBlock()).
 
   /** SYN, SYN-ACK, ACK. */
   handshake(): Buffer[] {
-    const syn = this.segment('client', SYN, this.clientSeq, 0, Buffer.alloc(0), true);
+    return this.handshakeBlocks(0).map(frameOf);
+  }
+
+  handshakeBlocks(micros: number): Buffer[] {
+    const syn = this.segment(micros, 'client', SYN, this.clientSeq, 0, EMPTY, true);
     this.clientSeq = (this.clientSeq + 1) >>> 0;
-    const synAck = this.segment('server', SYN | ACK, this.serverSeq, this.clientSeq, Buffer.alloc(0), true);
+    const synAck = this.segment(micros, 'server', SYN | ACK, this.serverSeq, this.clientSeq, EMPTY, true);
     this.serverSeq = (this.serverSeq + 1) >>> 0;
-    const ack = this.segment('client', ACK, this.clientSeq, this.serverSeq, Buffer.alloc(0));
+    const ack = this.segment(micros, 'client', ACK, this.clientSeq, this.serverSeq, EMPTY);
     return [syn, synAck, ack];
   }
 
   /** Bytes one side sent: segments with PSH|ACK, each acknowledged by the other side. */
   data(from: Side, bytes: Buffer): Buffer[] {
+    return this.dataBlocks(0, from, bytes).map(frameOf);
+  }
+
+  dataBlocks(micros: number, from: Side, bytes: Buffer): Buffer[] {
+    const to = other(from);
+    if (bytes.length <= MAX_SEGMENT_PAYLOAD) {
+      // The common case (one segment), without the loop's subarray.
+      const data = this.segment(micros, from, PSH | ACK, this.seqOf(from), this.seqOf(to), bytes);
+      this.advance(from, bytes.length);
+      return [data, this.segment(micros, to, ACK, this.seqOf(to), this.seqOf(from), EMPTY)];
+    }
     const out: Buffer[] = [];
     for (let at = 0; at < bytes.length; at += MAX_SEGMENT_PAYLOAD) {
       const part = bytes.subarray(at, Math.min(bytes.length, at + MAX_SEGMENT_PAYLOAD));
-      out.push(this.segment(from, PSH | ACK, this.seqOf(from), this.seqOf(other(from)), part));
+      out.push(this.segment(micros, from, PSH | ACK, this.seqOf(from), this.seqOf(to), part));
       this.advance(from, part.length);
-      out.push(this.segment(other(from), ACK, this.seqOf(other(from)), this.seqOf(from), Buffer.alloc(0)));
+      out.push(this.segment(micros, to, ACK, this.seqOf(to), this.seqOf(from), EMPTY));
     }
     return out;
   }
@@ -115,14 +140,22 @@ export class TcpFrames {
 
   /** One side's FIN, and the other side's acknowledgement of it. */
   fin(from: Side): Buffer[] {
-    const fin = this.segment(from, FIN | ACK, this.seqOf(from), this.seqOf(other(from)), Buffer.alloc(0));
+    return this.finBlocks(0, from).map(frameOf);
+  }
+
+  finBlocks(micros: number, from: Side): Buffer[] {
+    const fin = this.segment(micros, from, FIN | ACK, this.seqOf(from), this.seqOf(other(from)), EMPTY);
     this.advance(from, 1);
-    return [fin, this.segment(other(from), ACK, this.seqOf(other(from)), this.seqOf(from), Buffer.alloc(0))];
+    return [fin, this.segment(micros, other(from), ACK, this.seqOf(other(from)), this.seqOf(from), EMPTY)];
   }
 
   /** One side's reset. */
   rst(from: Side): Buffer[] {
-    return [this.segment(from, RST | ACK, this.seqOf(from), this.seqOf(other(from)), Buffer.alloc(0))];
+    return this.rstBlocks(0, from).map(frameOf);
+  }
+
+  rstBlocks(micros: number, from: Side): Buffer[] {
+    return [this.segment(micros, from, RST | ACK, this.seqOf(from), this.seqOf(other(from)), EMPTY)];
   }
 
   private seqOf(side: Side): number {
@@ -134,64 +167,76 @@ export class TcpFrames {
     else this.serverSeq = (this.serverSeq + n) >>> 0;
   }
 
-  private segment(from: Side, flags: number, seq: number, ack: number, payload: Buffer, synOptions = false): Buffer {
+  /** One segment's frame, written in place inside its packet block; every byte is set (the block is not zeroed). */
+  private segment(micros: number, from: Side, flags: number, seq: number, ack: number, payload: Buffer, synOptions = false): Buffer {
     const optLen = synOptions ? 8 : 0; // MSS (4) + NOP (1) + window scale (3)
     const tcpLen = 20 + optLen;
     const ipLen = this.v6 ? 40 : 20;
-    const frame = Buffer.alloc(14 + ipLen + tcpLen + payload.length);
+    const frameLength = 14 + ipLen + tcpLen + payload.length;
+    const block = packetBlock(micros, frameLength);
+    const o = EPB_FRAME_OFFSET;
     const fromClient = from === 'client';
-    // Ethernet II
-    (fromClient ? SERVER_MAC : CLIENT_MAC).copy(frame, 0);
-    (fromClient ? CLIENT_MAC : SERVER_MAC).copy(frame, 6);
-    frame.writeUInt16BE(this.v6 ? 0x86dd : 0x0800, 12);
+    // Ethernet II: destination, source (locally administered 02:00:00:00:00:0x), type.
+    block.writeUInt32BE(0x02000000, o);
+    block.writeUInt16BE(fromClient ? 0x0002 : 0x0001, o + 4);
+    block.writeUInt32BE(0x02000000, o + 6);
+    block.writeUInt16BE(fromClient ? 0x0001 : 0x0002, o + 10);
+    block.writeUInt16BE(this.v6 ? 0x86dd : 0x0800, o + 12);
     const src = fromClient ? this.clientIp : this.serverIp;
     const dst = fromClient ? this.serverIp : this.clientIp;
-    const ip = 14;
+    const ip = o + 14;
     const segmentLength = tcpLen + payload.length;
     if (this.v6) {
-      frame.writeUInt32BE(0x60000000, ip);
-      frame.writeUInt16BE(segmentLength, ip + 4);
-      frame[ip + 6] = 6; // next header: TCP
-      frame[ip + 7] = 64; // hop limit
-      src.copy(frame, ip + 8);
-      dst.copy(frame, ip + 24);
+      block.writeUInt32BE(0x60000000, ip);
+      block.writeUInt16BE(segmentLength, ip + 4);
+      block[ip + 6] = 6; // next header: TCP
+      block[ip + 7] = 64; // hop limit
+      for (let i = 0; i < 16; i++) {
+        block[ip + 8 + i] = src[i]!;
+        block[ip + 24 + i] = dst[i]!;
+      }
     } else {
-      frame[ip] = 0x45;
-      frame.writeUInt16BE(20 + segmentLength, ip + 2);
-      frame.writeUInt16BE(this.ipId++ & 0xffff, ip + 4);
-      frame.writeUInt16BE(0x4000, ip + 6); // don't fragment
-      frame[ip + 8] = 64; // TTL
-      frame[ip + 9] = 6; // TCP
-      src.copy(frame, ip + 12);
-      dst.copy(frame, ip + 16);
-      frame.writeUInt16BE(fold(sum16(frame, ip, ip + 20, 0)), ip + 10);
+      block[ip] = 0x45;
+      block[ip + 1] = 0;
+      block.writeUInt16BE(20 + segmentLength, ip + 2);
+      block.writeUInt16BE(this.ipId++ & 0xffff, ip + 4);
+      block.writeUInt16BE(0x4000, ip + 6); // don't fragment
+      block[ip + 8] = 64; // TTL
+      block[ip + 9] = 6; // TCP
+      block[ip + 10] = 0;
+      block[ip + 11] = 0;
+      for (let i = 0; i < 4; i++) {
+        block[ip + 12 + i] = src[i]!;
+        block[ip + 16 + i] = dst[i]!;
+      }
+      block.writeUInt16BE(fold(sum16(block, ip, ip + 20, 0)), ip + 10);
     }
-    const t = 14 + ipLen;
-    frame.writeUInt16BE(fromClient ? this.clientPort : this.serverPort, t);
-    frame.writeUInt16BE(fromClient ? this.serverPort : this.clientPort, t + 2);
-    frame.writeUInt32BE(seq >>> 0, t + 4);
-    frame.writeUInt32BE(flags & ACK ? ack >>> 0 : 0, t + 8);
-    frame[t + 12] = (tcpLen / 4) << 4;
-    frame[t + 13] = flags;
+    const t = ip + ipLen;
+    block.writeUInt16BE(fromClient ? this.clientPort : this.serverPort, t);
+    block.writeUInt16BE(fromClient ? this.serverPort : this.clientPort, t + 2);
+    block.writeUInt32BE(seq >>> 0, t + 4);
+    block.writeUInt32BE(flags & ACK ? ack >>> 0 : 0, t + 8);
+    block[t + 12] = (tcpLen / 4) << 4;
+    block[t + 13] = flags;
     // Window: 65,535 in SYNs (never scaled there), else 65,535 << 14 bytes after scaling.
-    frame.writeUInt16BE(0xffff, t + 14);
+    block.writeUInt16BE(0xffff, t + 14);
+    block.writeUInt32BE(0, t + 16); // checksum (below), urgent pointer
     if (synOptions) {
-      frame[t + 20] = 2; // MSS
-      frame[t + 21] = 4;
-      frame.writeUInt16BE(this.v6 ? 65_475 : 65_495, t + 22);
-      frame[t + 24] = 1; // NOP
-      frame[t + 25] = 3; // window scale
-      frame[t + 26] = 3;
-      frame[t + 27] = 14;
+      block[t + 20] = 2; // MSS
+      block[t + 21] = 4;
+      block.writeUInt16BE(this.v6 ? 65_475 : 65_495, t + 22);
+      block[t + 24] = 1; // NOP
+      block[t + 25] = 3; // window scale
+      block[t + 26] = 3;
+      block[t + 27] = 14;
     }
-    payload.copy(frame, t + tcpLen);
+    if (payload.length > 0) payload.copy(block, t + tcpLen);
     // Checksum over the pseudo-header (addresses, protocol, length) and the segment.
-    let s = sum16(src, 0, src.length, 0);
-    s = sum16(dst, 0, dst.length, s);
+    let s = this.pseudoSum;
     s += 6 + segmentLength;
-    s = sum16(frame, t, frame.length, s);
-    frame.writeUInt16BE(fold(s), t + 16);
-    return frame;
+    s = sum16(block, t, o + frameLength, s);
+    block.writeUInt16BE(fold(s), t + 16);
+    return block;
   }
 }
 
