@@ -279,7 +279,7 @@ class AbBench {
       this.uploadScriptFile = t.writeFile('upload.lua', uploadScript(body));
     }
     if (this.options.workloads.includes('udp-flow')) {
-      const echo = t.start(t.peerNs, NODE, [TOOLS_JS, 'udp-echo', t.peerIp, `${PEER_PORTS.udp},${PEER_PORTS.udpDenied}`]);
+      const echo = t.start(t.peerNs, NODE, [TOOLS_JS, 'udp-echo', t.peerIp, `${PEER_PORTS.udp},${PEER_PORTS.udpDenied},${PEER_PORTS.udpDirect}`]);
       await waitForLine(echo, (l) => l === 'listening', 15_000, 'udp echo');
     }
     mkdirSync(this.captureDir, { mode: 0o700 });
@@ -428,7 +428,7 @@ class AbBench {
     const linesBefore = this.sidecar?.lines ?? 0;
     const ticksBefore = pid === undefined ? 0 : cpuTicks(pid);
     const threadsBefore = pid === undefined ? 0 : otherThreadTicks(pid);
-    const r = await t.execAsync(t.podNs, NODE, [TOOLS_JS, 'udp-flows', t.peerIp, String(PEER_PORTS.udp), String(this.options.durationS), ...WORKLOAD_ARGS['udp-flow'].args, String(this.udpPort)], { uid });
+    const r = await t.execAsync(t.podNs, NODE, [TOOLS_JS, 'udp-flows', t.peerIp, String(build ? PEER_PORTS.udp : PEER_PORTS.udpDirect), String(this.options.durationS), ...WORKLOAD_ARGS['udp-flow'].args, String(this.udpPort)], { uid });
     const ticks = pid === undefined ? NaN : cpuTicks(pid) - ticksBefore;
     const otherTicks = pid === undefined ? NaN : otherThreadTicks(pid) - threadsBefore;
     if (r.status !== 0) throw new Error(`udp-flow load failed (${r.status}): ${r.stdout.slice(-300)} ${r.stderr}`);

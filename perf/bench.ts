@@ -7,7 +7,7 @@
 // uid 1337 exactly as injected, and HAProxy as uid 1338 on 127.0.0.1 (excluded from redirection
 // by a bench-only nat rule: the pod's own rules exempt only the proxy's marked sockets);
 // namespace swbn-peer (10.77.60.2) runs nginx (HTTP/1.1 :80, h2c :8080, /upload reading 1 MiB
-// bodies), a grpc-js echo server (:50051), a UDP DNS responder (:53) and a UDP echo (:7000, :7001).
+// bodies), a grpc-js echo server (:50051), a UDP DNS responder (:53) and a UDP echo (:7000 through the sidecar, :7001 denied, :7002 direct).
 // Clients run in the pod namespace: as uid 1338 for the direct and HAProxy paths, as app uid 1000
 // for the path through the sidecar.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -297,7 +297,7 @@ class Bench {
     const haproxyConf = t.writeFile('haproxy.cfg', haproxyConfig(t.peerIp));
     const grpc = t.start(t.peerNs, NODE, [TOOLS_JS, 'grpc-server', t.peerIp, String(PEER_PORTS.grpc)]);
     const dns = t.start(t.peerNs, NODE, [TOOLS_JS, 'dns-server', t.peerIp, String(PEER_PORTS.dns)]);
-    const udpEcho = t.start(t.peerNs, NODE, [TOOLS_JS, 'udp-echo', t.peerIp, `${PEER_PORTS.udp},${PEER_PORTS.udpDenied}`]);
+    const udpEcho = t.start(t.peerNs, NODE, [TOOLS_JS, 'udp-echo', t.peerIp, `${PEER_PORTS.udp},${PEER_PORTS.udpDenied},${PEER_PORTS.udpDirect}`]);
     await Promise.all([waitForLine(grpc, (l) => l === 'listening', 15_000, 'grpc server'), waitForLine(dns, (l) => l === 'listening', 15_000, 'dns server'), waitForLine(udpEcho, (l) => l === 'listening', 15_000, 'udp echo')]);
     // dlp-upload: the clean 1 MiB body wrk posts, and the probe that DLP must block.
     const body = join(t.dir, 'upload.json');
@@ -414,7 +414,7 @@ class Bench {
     const sidecar = this.sidecar as Sidecar;
     sidecar.records.splice(0);
     const probe = (port: number, uid: number): Promise<boolean> => t.execAsync(t.podNs, NODE, [TOOLS_JS, 'udp-probe', t.peerIp, String(port)], { uid }).then((r) => r.status === 0);
-    const [allowed, denied, direct] = await Promise.all([probe(PEER_PORTS.udp, APP_UID), probe(PEER_PORTS.udpDenied, APP_UID), probe(PEER_PORTS.udp, DIRECT_UID)]);
+    const [allowed, denied, direct] = await Promise.all([probe(PEER_PORTS.udp, APP_UID), probe(PEER_PORTS.udpDenied, APP_UID), probe(PEER_PORTS.udpDirect, DIRECT_UID)]);
     await sleep(200);
     const seen = sidecar.records.splice(0).filter((r) => r.protocol === 'udp');
     const allowedRecord = seen.some((r) => r.dst.port === PEER_PORTS.udp && r.verdict === 'allowed' && r.ruleId === BENCH_UDP_RULE);
@@ -422,7 +422,7 @@ class Bench {
     const problems: string[] = [];
     if (!allowed || !allowedRecord) problems.push(`a flow to port ${PEER_PORTS.udp} (rule ${BENCH_UDP_RULE}) was ${allowed ? '' : 'not '}answered and ${allowedRecord ? '' : 'not '}recorded as allowed`);
     if (denied || !deniedRecord) problems.push(`a flow to port ${PEER_PORTS.udpDenied} (no rule) was ${denied ? '' : 'not '}answered and ${deniedRecord ? '' : 'not '}recorded as denied`);
-    if (!direct) problems.push(`the direct uid's flow to port ${PEER_PORTS.udp} was not answered`);
+    if (!direct) problems.push(`the direct uid's flow to port ${PEER_PORTS.udpDirect} was not answered`);
     if (seen.length !== 2) problems.push(`${seen.length} UDP records for the app's 2 probe flows (the direct one must have none)`);
     if (problems.length > 0) this.findings.add(`udp-flow: the non-TCP path is not what the workload measures: ${problems.join('; ')}; records: ${JSON.stringify(seen).slice(0, 400)}`);
     this.log(`UDP probes: allowed ${allowed}/${allowedRecord}, denied ${!denied}/${deniedRecord}, direct ${direct}`);
@@ -481,7 +481,7 @@ class Bench {
     const haproxyPid = (): number | undefined => this.haproxy?.pid;
     switch (name) {
       case 'direct':
-        return { name, uid: DIRECT_UID, http: peer(PEER_PORTS.http), h2c: peer(PEER_PORTS.h2c), grpc: peer(PEER_PORTS.grpc), dns: peer(PEER_PORTS.dns), udp: peer(PEER_PORTS.udp), pid: () => undefined };
+        return { name, uid: DIRECT_UID, http: peer(PEER_PORTS.http), h2c: peer(PEER_PORTS.h2c), grpc: peer(PEER_PORTS.grpc), dns: peer(PEER_PORTS.dns), udp: peer(PEER_PORTS.udpDirect), pid: () => undefined };
       case 'node-relay':
       case 'node-relay-nat': {
         const relayPid = (): number | undefined => this.relay?.pid;
