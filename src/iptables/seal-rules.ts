@@ -29,6 +29,15 @@ import { hexMark, type IpFamily, type RedirectOptions, type TableState } from '.
 export const SEAL_MARK = 0x100000;
 /** Set by our rules on an echo message of an accepted flow before it is queued again (see above). */
 export const ECHO_MARK = 0x200000;
+/**
+ * The conntrack mark bit of a flow the proxy opened itself (its upstream DNS queries): set by its
+ * first packet, which carries the proxy's socket mark and uid. A later packet of such a flow from
+ * anyone else is dropped: the DNS proxy closes each query's socket after the answer, and an app
+ * that bound the freed port (read from /proc/net/udp, no capability needed) and sent to the same
+ * resolver rode the proxy's conntrack entry — ESTABLISHED, so neither this guard nor the nat
+ * table's redirection to the DNS listener saw it.
+ */
+export const PROXY_FLOW_MARK = 0x400000;
 /** Default NFQUEUE number (the pod's network namespace has its own queues). */
 export const DEFAULT_SEAL_QUEUE = 1337;
 
@@ -69,6 +78,7 @@ const ND_TYPES = [133, 134, 135, 136, 137];
 const MLD_TYPES = [130, 131, 132, 143];
 
 const ECHO = `0x${ECHO_MARK.toString(16)}`;
+const PROXY_FLOW = `0x${PROXY_FLOW_MARK.toString(16)}`;
 
 /** Mark bits we did not set are forged (SO_MARK with CAP_NET_RAW): cleared; TCP is the nat redirection's (and the proxy's) business. */
 function entry(chain: string): string[] {
@@ -108,11 +118,17 @@ export function sealScript(options: RedirectOptions, seal: SealOptions, family: 
   const inp = SEAL_CHAINS.input;
   const queue = `-j NFQUEUE --queue-num ${seal.queue}`;
   const mangle = ['*mangle', `:${out} - [0:0]`, `:${inp} - [0:0]`];
-  mangle.push(...entry(out), ...echoes(out, family, queue), ...accepted(out));
-  // The proxy's own datagrams (DNS to the real resolver) are what the sidecar decided already.
-  // Its identity is the nat table's: the socket mark (CAP_NET_ADMIN to set) and its uid together;
-  // a process that merely runs as uid/gid 1337 is queued like any app.
-  mangle.push(`-A ${out} -m mark --mark ${hexMark(options.proxyMark)} -m owner --uid-owner ${options.proxyUid} -j RETURN`);
+  // The proxy's identity is the nat table's: the socket mark (CAP_NET_ADMIN to set) and its uid
+  // together; a process that merely runs as uid/gid 1337 is queued like any app.
+  const proxy = `-m mark --mark ${hexMark(options.proxyMark)} -m owner --uid-owner ${options.proxyUid}`;
+  const proxyFlow = `-m connmark --mark ${PROXY_FLOW}/${PROXY_FLOW}`;
+  mangle.push(...entry(out), ...echoes(out, family, queue));
+  // A flow the proxy opened is the proxy's alone (PROXY_FLOW_MARK), before conntrack state counts.
+  mangle.push(`-A ${out} ${proxyFlow} ${proxy} -j RETURN`, `-A ${out} ${proxyFlow} -j DROP`);
+  mangle.push(...accepted(out));
+  // The proxy's own datagrams (DNS to the real resolver) are what the sidecar decided already;
+  // their flow is marked as the proxy's.
+  mangle.push(`-A ${out} ${proxy} -j CONNMARK --set-xmark ${PROXY_FLOW}/${PROXY_FLOW}`, `-A ${out} ${proxy} -j RETURN`);
   // UDP port 53 is redirected to the DNS listener by the nat table right after this hook.
   if (options.redirectDns) mangle.push(`-A ${out} -p udp -m udp --dport 53 -j RETURN`);
   // Opted out by the pod's annotation, for every protocol (as the nat table does for TCP).
