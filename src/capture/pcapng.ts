@@ -65,6 +65,18 @@ function slabTake(n: number): Buffer {
   return out;
 }
 
+/** An Enhanced Packet Block's fixed fields up to the frame (type, length, interface 0, timestamp, lengths). */
+function writePacketHeader(out: Buffer, total: number, micros: number, captured: number, onWire: number): void {
+  out.writeUInt32LE(EPB_TYPE, 0);
+  out.writeUInt32LE(total, 4);
+  out.writeUInt32LE(0, 8); // interface id
+  const high = Math.floor(micros / 0x100000000);
+  out.writeUInt32LE(high >>> 0, 12);
+  out.writeUInt32LE((micros - high * 0x100000000) >>> 0, 16);
+  out.writeUInt32LE(captured, 20);
+  out.writeUInt32LE(onWire, 24);
+}
+
 /** Where the frame starts in a block from packetBlock(). */
 export const EPB_FRAME_OFFSET = 28;
 
@@ -77,14 +89,7 @@ export function packetBlock(micros: number, frameLength: number): Buffer {
   const padded = pad4(frameLength);
   const total = 32 + padded;
   const out = slabTake(total);
-  out.writeUInt32LE(EPB_TYPE, 0);
-  out.writeUInt32LE(total, 4);
-  out.writeUInt32LE(0, 8); // interface id
-  const high = Math.floor(micros / 0x100000000);
-  out.writeUInt32LE(high >>> 0, 12);
-  out.writeUInt32LE((micros - high * 0x100000000) >>> 0, 16);
-  out.writeUInt32LE(frameLength, 20); // captured
-  out.writeUInt32LE(frameLength, 24); // on the wire
+  writePacketHeader(out, total, micros, frameLength, frameLength);
   for (let i = EPB_FRAME_OFFSET + frameLength; i < EPB_FRAME_OFFSET + padded; i++) out[i] = 0;
   out.writeUInt32LE(total, total - 4);
   return out;
@@ -140,14 +145,8 @@ export function enhancedPacket(micros: number, frame: Buffer, comment?: string, 
   const padded = pad4(frame.length);
   const total = 32 + padded + opts.length;
   const out = Buffer.alloc(total);
-  out.writeUInt32LE(EPB_TYPE, 0);
-  out.writeUInt32LE(total, 4);
-  out.writeUInt32LE(0, 8); // interface id
-  const high = Math.floor(micros / 0x100000000);
-  out.writeUInt32LE(high >>> 0, 12);
-  out.writeUInt32LE((micros - high * 0x100000000) >>> 0, 16);
-  out.writeUInt32LE(frame.length, 20); // captured
-  out.writeUInt32LE(Math.max(originalLength, frame.length), 24); // on the wire (more when the frame was cut)
+  // On the wire: more than captured when the frame was cut.
+  writePacketHeader(out, total, micros, frame.length, Math.max(originalLength, frame.length));
   frame.copy(out, 28);
   opts.copy(out, 28 + padded);
   out.writeUInt32LE(total, total - 4);
