@@ -354,6 +354,11 @@ function dnsClient(host: string, port: number, seconds: number, concurrency: num
 }
 
 function dnsProbe(host: string, port: number): void {
+  probeOnce(host, port, dnsQuery(4242));
+}
+
+/** One datagram; prints 'answered' (exit 0) or why not (exit 1) within 1 s. */
+function probeOnce(host: string, port: number, payload: Buffer): void {
   const socket = createSocket(host.includes(':') ? 'udp6' : 'udp4');
   const timer = setTimeout(() => {
     console.log('no answer within 1 s');
@@ -368,7 +373,7 @@ function dnsProbe(host: string, port: number): void {
     console.log(err.message);
     process.exit(1);
   });
-  socket.send(dnsQuery(4242), port, host);
+  socket.send(payload, port, host);
 }
 
 // ---- New UDP flows (the sidecar's NFQUEUE first-packet path: one verdict per flow).
@@ -473,17 +478,7 @@ function udpFlows(host: string, port: number, seconds: number, concurrency: numb
 }
 
 function udpProbe(host: string, port: number): void {
-  const socket = createSocket('udp4');
-  const timer = setTimeout(() => {
-    console.log('no answer within 1 s');
-    process.exit(1);
-  }, 1000);
-  socket.on('message', () => {
-    clearTimeout(timer);
-    console.log('answered');
-    process.exit(0);
-  });
-  socket.send(Buffer.from('sidewall-bench-probe'), port, host);
+  probeOnce(host, port, Buffer.from('sidewall-bench-probe'));
 }
 
 const [mode, ...args] = process.argv.slice(2);
