@@ -362,6 +362,11 @@ export function loadConfig(path: string | undefined): SidecarConfig {
     const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : (error as Error).message;
     throw new ConfigError(path, '', `cannot read the config: ${reason}`);
   }
+  return configFromText(text, path);
+}
+
+/** Validates config file text already read (a reload parses the very text it fingerprinted). Throws ConfigError. */
+export function configFromText(text: string, path: string): SidecarConfig {
   const parsed = parseRuleText(text, path);
   if (!parsed.ok) throw new ConfigError(path, '', parsed.issues[0]!.message);
   const config = parseConfig(parsed.value, path);

@@ -7,6 +7,11 @@
 // the folders are watched (fs.watch), and a poll compares file contents as a fallback for
 // filesystems without change events. A source that does not validate keeps the last good policy
 // and emits 'reload-failed' (once per distinct content).
+// A change takes effect only once two reads `debounceMs` apart agree: a writer that truncates and
+// then writes (most editors, `cp`, `kubectl cp`) leaves an empty or half-written file for a
+// moment, and a half-written rule list can be valid YAML with the deny rules at its end missing.
+// An empty config file is refused outright: read mid-write it would load as the defaults (monitor
+// mode, no rules) — the firewall open for as long as the write took.
 
 import { EventEmitter } from 'node:events';
 import { readFileSync, watch, type FSWatcher } from 'node:fs';
@@ -15,7 +20,7 @@ import { compilePolicy } from '../policy/compile.js';
 import { formatIssue, parseRuleText } from '../policy/source.js';
 import type { CompiledPolicy, Mode, RuleIssue, Workload } from '../policy/types.js';
 import { parseDownwardApiMap } from './downward-api.js';
-import { ConfigError, loadConfig, type SidecarConfig } from './load.js';
+import { configFromText, ConfigError, type SidecarConfig } from './load.js';
 
 export const RULES_ANNOTATION = 'sidewall.io/rules';
 export const MODE_ANNOTATION = 'sidewall.io/mode';
@@ -56,6 +61,8 @@ export interface PolicyStoreEvents {
 export class PolicyStore extends EventEmitter<PolicyStoreEvents> {
   private policy: CompiledPolicy;
   private lastFingerprint: string;
+  /** Sources seen changed at the last read and not yet applied: they apply when the next read agrees. */
+  private pendingFingerprint: string | undefined;
   private readonly watchers: FSWatcher[] = [];
   private pollTimer: NodeJS.Timeout | undefined;
   private debounceTimer: NodeJS.Timeout | undefined;
@@ -95,7 +102,10 @@ export class PolicyStore extends EventEmitter<PolicyStoreEvents> {
     return this.policy;
   }
 
-  /** Re-reads every source now; returns true when a new policy took effect. */
+  /**
+   * Re-reads every source now; returns true when a new policy took effect. Changed sources take
+   * effect when they read the same as at the previous call (else a re-read is scheduled).
+   */
   reload(): boolean {
     if (this.closed) return false;
     let texts: SourceTexts;
@@ -106,15 +116,30 @@ export class PolicyStore extends EventEmitter<PolicyStoreEvents> {
       return false;
     }
     const print = fingerprint(texts);
-    if (print === this.lastFingerprint) return false;
+    if (print === this.lastFingerprint) {
+      this.pendingFingerprint = undefined;
+      return false;
+    }
+    if (print !== this.pendingFingerprint) {
+      // Still being written, perhaps: apply once a read debounceMs later finds the same content.
+      this.pendingFingerprint = print;
+      this.scheduleReload();
+      return false;
+    }
+    this.pendingFingerprint = undefined;
     let config = this.config;
     if (this.configPath !== undefined) {
-      try {
-        config = loadConfig(this.configPath);
-      } catch (error) {
-        const problems = error instanceof ConfigError ? error.problems : [(error as Error).message];
-        this.fail(problems.map((message) => ({ source: this.configPath!, index: null, field: '', message })), this.configPath, print);
+      const path = this.configPath;
+      const refuse = (problems: string[]): false => {
+        this.fail(problems.map((message) => ({ source: path, index: null, field: '', message })), path, print);
         return false;
+      };
+      if (texts.config === undefined) return refuse(['cannot read the config: file not found; keeping the last good rules until it is back']);
+      if (texts.config.trim() === '') return refuse(['the config file is empty; keeping the last good rules (an empty file would mean the defaults: monitor mode, no rules — write `mode: monitor` to ask for them)']);
+      try {
+        config = configFromText(texts.config, path);
+      } catch (error) {
+        return refuse(error instanceof ConfigError ? error.problems : [(error as Error).message]);
       }
     }
     const result = build(config, this.configPath, texts);

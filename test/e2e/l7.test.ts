@@ -217,6 +217,20 @@ describe('rules changing under traffic', () => {
     await waitFor(() => (sidecar.stderr.match(/rules reloaded/g) ?? []).length >= 2);
   });
 
+  it('keeps enforcing while the rule file is empty (a writer truncates before it writes)', async () => {
+    // An empty config would load as the defaults (monitor mode, no rules): the firewall open
+    // for as long as the writer takes. Here the writer takes its time.
+    const from = sidecar.stderr.length;
+    topo.writeFile('sidecar.yaml', '');
+    await waitFor(() => /config file is empty|"mode":"monitor"/.test(sidecar.stderr.slice(from)));
+    const r = await curl(['-o', '/dev/null', '-w', '%{http_code}', `http://${peer}/private/while-empty`]);
+    await logBarrier();
+    expect(seen).not.toContain('seen http1 GET /private/while-empty');
+    expect(r.stdout).toBe('403');
+    expect(sidecar.stderr.slice(from)).toContain('keeping the last good rules');
+    topo.writeFile('sidecar.yaml', config('protect')); // the same rules as before: nothing to reload
+  });
+
   it('refuses to start on a broken rule file, naming the rule and field', () => {
     const bad = topo.writeFile('broken.yaml', config('protect', '\n  - id: a\n    action: allow\n    ports: [70000]\n'));
     const r = topo.exec(topo.podNs, NODE, [CLI, 'proxy', '--config', bad], { uid: PROXY_UID });
@@ -279,8 +293,9 @@ describe('sidewall observe', () => {
 
 describe('monitor mode', () => {
   it('lets denied traffic pass and records would-deny with the rule', async () => {
+    const from = sidecar.stderr.length;
     topo.writeFile('sidecar.yaml', config('monitor'));
-    await waitFor(() => (sidecar.stderr.match(/"mode":"monitor"/g) ?? []).length >= 1);
+    await waitFor(() => /rules reloaded.*"mode":"monitor"|"mode":"monitor".*rules reloaded/.test(sidecar.stderr.slice(from)));
     const r = await curl(['-o', '/dev/null', '-w', '%{http_code}', `http://${peer}/private/monitored`]);
     expect(r.stdout).toBe('200');
     const rec = await sidecar.waitForRecord((x) => x.type === 'request' && l7(x).path === '/private/monitored');

@@ -202,4 +202,47 @@ describe('PolicyStore', () => {
     await new Promise((r) => setTimeout(r, 400));
     expect(failures).toEqual(["annotation sidewall.io/mode: 'enforce' is not a mode (protect, monitor, learn)"]);
   });
+
+  // A writer that truncates and then writes (editors, cp, kubectl cp) leaves the file empty or
+  // half-written for a moment; the store must never put what it reads in that moment in force.
+  test('an emptied config file keeps the last good rules instead of loading the defaults (monitor, no rules)', async () => {
+    const pod = new FakePod();
+    pod.writeConfig('mode: protect\ndefaultAction: deny\nrules: [{id: web, action: allow, ports: 80}]\n');
+    const store = await pod.open();
+    const first = store.current();
+    const reloads: CompiledPolicy[] = [];
+    store.on('reload', (p) => reloads.push(p));
+    const failed = nextFailure(store);
+    pod.writeConfig('');
+    const { issues, source } = await failed;
+    expect(source).toBe(pod.configPath);
+    expect(issues[0]!.message).toMatch(/^the config file is empty; keeping the last good rules/);
+    expect(store.current()).toBe(first);
+    expect(store.current().decide(egress(443))).toMatchObject({ verdict: 'denied', ruleId: 'default' });
+
+    const back = nextReload(store);
+    pod.writeConfig('mode: protect\ndefaultAction: deny\nrules: [{id: web, action: allow, ports: [80, 8080]}]\n');
+    expect((await back).mode).toBe('protect');
+    expect(reloads.map((p) => p.mode)).toEqual(['protect']);
+  });
+
+  test('a change takes effect only once a second read finds the same content', async () => {
+    const pod = new FakePod();
+    const full = 'mode: protect\ndefaultAction: allow\nrules:\n  - {id: no-ssh, action: deny, ports: 22}\n  - {id: no-smtp, action: deny, ports: 25}\n';
+    pod.writeConfig(full);
+    const store = await PolicyStore.open(loadConfig(pod.configPath), pod.configPath, { pollIntervalMs: 0, debounceMs: 20 });
+    cleanup.push(() => store.close());
+    (store as unknown as { watchers: Array<{ close(): void }> }).watchers.forEach((w) => w.close());
+    const applied: CompiledPolicy[] = [];
+    store.on('reload', (p) => applied.push(p));
+    // Half of the new file is there: valid YAML whose deny rule for 25 has not been written yet.
+    const next = full.replace('ports: 25}', 'ports: [25, 465]}');
+    pod.writeConfig(next.slice(0, next.indexOf('  - {id: no-smtp')));
+    expect(store.reload()).toBe(false); // first sight of the change: not in force
+    expect(store.current().decide(egress(25)).ruleId).toBe('no-smtp');
+    pod.writeConfig(next); // the writer finishes before the re-read
+    const policy = await nextReload(store);
+    expect(applied).toEqual([policy]);
+    expect(policy.decide(egress(465))).toMatchObject({ ruleId: 'no-smtp', verdict: 'denied' });
+  });
 });
