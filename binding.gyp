@@ -16,6 +16,11 @@
       "cflags": ["-O2", "-Wall"]
     },
     {
+      "target_name": "release_memory",
+      "sources": ["native/release-memory.c"],
+      "cflags": ["-O2", "-Wall"]
+    },
+    {
       "target_name": "nfqueue",
       "sources": ["native/nfqueue.c"],
       "cflags": ["-O2", "-Wall"],

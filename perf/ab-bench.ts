@@ -28,8 +28,9 @@
 //
 // memory (a workload): for each build, a fresh sidecar's VmRSS 1 s after it is ready (no warm-up),
 // then after a keep-alive run (-c50) and 1 s idle, then with 1,000 open keep-alive connections
-// (bench-tools hold, 1 s after the last answered) — the three figures of bench.ts's memory table,
-// interleaved between builds so that a V8 setting or a lazy module is measured A/B.
+// (bench-tools hold, 1 s after the last answered), then 1,000 that each fetched 1 MiB (3 s at rest)
+// — the figures of bench.ts's memory table, interleaved between builds so that a V8 setting or a
+// lazy module is measured A/B.
 //
 // upload / dlp-upload: 1 MiB POSTs (wrk -c4 with a Lua script; nginx reads and drops each body),
 // the builds' sidecars without DLP (upload) or with all six built-in sensors scanning request
@@ -141,6 +142,8 @@ interface AbSample {
   freshMiB?: number;
   afterLoadMiB?: number;
   with1000MiB?: number;
+  /** The same 1,000 after each fetched 1 MiB, 3 s at rest. */
+  bulkIdleMiB?: number;
 }
 
 class AbUsageError extends Error {
@@ -567,18 +570,8 @@ class AbBench {
     const load = parseWrk(r.stdout);
     await sleep(1000);
     const afterLoadMiB = rssMiB(pid);
-    const hold = t.start(t.podNs, NODE, [TOOLS_JS, 'hold', t.peerIp, String(PEER_PORTS.http), '/small', '1000'], { uid: APP_UID });
-    let with1000MiB = NaN;
-    try {
-      await waitForLine(hold, (l) => l.startsWith('ready'), 60_000, `hold 1,000 connections (${variant})`);
-      await sleep(1000);
-      with1000MiB = rssMiB(pid);
-    } finally {
-      const exited = new Promise((resolve) => hold.once('exit', resolve));
-      hold.kill('SIGTERM');
-      await exited;
-    }
-    await sleep(1000);
+    const with1000MiB = await this.holdAndMeasure(pid, variant, '/small', 1000);
+    const bulkIdleMiB = await this.holdAndMeasure(pid, variant, '/1m', 3000);
     const sample: AbSample = {
       round,
       variant,
@@ -596,11 +589,28 @@ class AbBench {
       freshMiB,
       afterLoadMiB,
       with1000MiB,
+      bulkIdleMiB,
     };
     this.samples.push(sample);
-    this.log(`r${round} memory    ${variant.padEnd(14)} RSS fresh ${freshMiB.toFixed(1)}  after load ${afterLoadMiB.toFixed(1)}  with 1,000 ${with1000MiB.toFixed(1)} MiB  (keep-alive ${load.rps.toFixed(0)} req/s, cpu ${sample.cpuUsPerRequest.toFixed(1)} µs/req, p99 ${load.p99Us.toFixed(0)} µs)`);
+    this.log(`r${round} memory    ${variant.padEnd(14)} RSS fresh ${freshMiB.toFixed(1)}  after load ${afterLoadMiB.toFixed(1)}  with 1,000 ${with1000MiB.toFixed(1)}  after 1 MiB each ${bulkIdleMiB.toFixed(1)} MiB  (keep-alive ${load.rps.toFixed(0)} req/s, cpu ${sample.cpuUsPerRequest.toFixed(1)} µs/req, p99 ${load.p99Us.toFixed(0)} µs)`);
     // The next workload gets a warmed-up sidecar, as always.
     await this.stopSidecar();
+  }
+
+  /** RSS with 1,000 keep-alive connections that each fetched `path` once, `settleMs` after the last answer. */
+  private async holdAndMeasure(pid: number, variant: VariantName, path: string, settleMs: number): Promise<number> {
+    const t = this.topo;
+    const hold = t.start(t.podNs, NODE, [TOOLS_JS, 'hold', t.peerIp, String(PEER_PORTS.http), path, '1000'], { uid: APP_UID });
+    try {
+      await waitForLine(hold, (l) => l.startsWith('ready'), 120_000, `hold 1,000 connections (${variant}, ${path})`);
+      await sleep(settleMs);
+      return rssMiB(pid);
+    } finally {
+      const exited = new Promise((resolve) => hold.once('exit', resolve));
+      hold.kill('SIGTERM');
+      await exited;
+      await sleep(1000);
+    }
   }
 
   async run(): Promise<void> {
@@ -623,8 +633,8 @@ class AbBench {
     for (const workload of this.options.workloads) {
       const med = (v: VariantName, key: keyof AbSample): number => median(this.samples.filter((s) => s.variant === v && s.workload === workload).map((s) => s[key] as number));
       if (workload === 'memory') {
-        out += `\n### memory (VmRSS, MiB; keep-alive -c50 between fresh and after load)\n\n| build | fresh | after load | with 1,000 connections | keep-alive req/s | CPU µs/req | p99 µs |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n`;
-        for (const b of this.builds) out += `| ${b.name} | ${f(med(b.name, 'freshMiB'), 1)} | ${f(med(b.name, 'afterLoadMiB'), 1)} | ${f(med(b.name, 'with1000MiB'), 1)} | ${f(med(b.name, 'rps'))} | ${f(med(b.name, 'cpuUsPerRequest'), 1)} | ${f(med(b.name, 'p99Us'))} |\n`;
+        out += `\n### memory (VmRSS, MiB; keep-alive -c50 between fresh and after load)\n\n| build | fresh | after load | with 1,000 connections | the same after 1 MiB each, at rest | keep-alive req/s | CPU µs/req | p99 µs |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n`;
+        for (const b of this.builds) out += `| ${b.name} | ${f(med(b.name, 'freshMiB'), 1)} | ${f(med(b.name, 'afterLoadMiB'), 1)} | ${f(med(b.name, 'with1000MiB'), 1)} | ${f(med(b.name, 'bulkIdleMiB'), 1)} | ${f(med(b.name, 'rps'))} | ${f(med(b.name, 'cpuUsPerRequest'), 1)} | ${f(med(b.name, 'p99Us'))} |\n`;
         continue;
       }
       out += `\n### ${workload}\n\n| variant | req/s | CPU µs/req | other threads µs/req | p50 µs | p99 µs | MiB/s | RSS after, MiB | records/req |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n`;

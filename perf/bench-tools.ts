@@ -223,10 +223,25 @@ function hold(host: string, port: number, path: string, count: number): void {
     opened++;
     const socket = connect({ host, port }, () => socket.write(request));
     sockets.push(socket);
-    socket.once('data', () => {
+    // Answered once the whole response is in (head + Content-Length): a 1 MiB body counts when
+    // it has all arrived, so "ready" means every connection is at rest.
+    let head = '';
+    let left = -1;
+    const onData = (chunk: Buffer): void => {
+      if (left < 0) {
+        head += chunk.toString('latin1');
+        const end = head.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        const length = /^content-length:\s*(\d+)/im.exec(head.slice(0, end));
+        left = (length === null ? 0 : Number(length[1])) - (head.length - end - 4);
+      } else left -= chunk.length;
+      if (left > 0) return;
+      socket.off('data', onData);
+      socket.resume(); // nothing more is expected; whatever comes is read and dropped
       if (++answered === count) console.log(`ready ${count}`);
       openOne();
-    });
+    };
+    socket.on('data', onData);
     socket.on('error', (err) => {
       console.error(`hold: ${err.message}`);
       process.exit(1);

@@ -134,6 +134,8 @@ export interface MemorySample {
   freshMiB: number;
   afterLoadMiB: number;
   with1000MiB: number;
+  /** 1,000 keep-alive connections at rest (3 s) after each fetched 1 MiB: what bulk leaves held. */
+  bulkIdleMiB?: number;
   /** For the V8 flag experiment: what the flag costs in throughput and CPU (one keep-alive run). */
   keepaliveRps?: number;
   keepaliveCpuUs?: number;
@@ -668,8 +670,11 @@ class Bench {
     const tcp = await this.holdAndMeasure(this.variant('haproxy-tcp'), haproxyPid);
     const http = await this.holdAndMeasure(this.variant('haproxy-http'), haproxyPid);
     haproxy.with1000MiB = Math.max(tcp, http);
-    this.memory.push({ variant: 'haproxy-tcp (1,000 via tcp frontend)', freshMiB: haproxy.freshMiB, afterLoadMiB: haproxy.afterLoadMiB, with1000MiB: tcp });
-    this.memory.push({ variant: 'haproxy-http (1,000 via http frontend)', freshMiB: haproxy.freshMiB, afterLoadMiB: haproxy.afterLoadMiB, with1000MiB: http });
+    sidewall.bulkIdleMiB = await this.holdAndMeasure(this.variant('sidewall'), sidecarPid, '/1m', 3000);
+    const tcpBulk = await this.holdAndMeasure(this.variant('haproxy-tcp'), haproxyPid, '/1m', 3000);
+    const httpBulk = await this.holdAndMeasure(this.variant('haproxy-http'), haproxyPid, '/1m', 3000);
+    this.memory.push({ variant: 'haproxy-tcp (1,000 via tcp frontend)', freshMiB: haproxy.freshMiB, afterLoadMiB: haproxy.afterLoadMiB, with1000MiB: tcp, bulkIdleMiB: tcpBulk });
+    this.memory.push({ variant: 'haproxy-http (1,000 via http frontend)', freshMiB: haproxy.freshMiB, afterLoadMiB: haproxy.afterLoadMiB, with1000MiB: http, bulkIdleMiB: httpBulk });
     this.memory.splice(this.memory.indexOf(haproxy), 1);
   }
 
@@ -707,15 +712,16 @@ class Bench {
     this.log(`${row.variant}: RSS ${row.freshMiB.toFixed(1)} fresh, ${row.afterLoadMiB.toFixed(1)} after load, ${row.with1000MiB.toFixed(1)} MiB with 1,000; keep-alive ${row.keepaliveRps?.toFixed(0)} req/s at ${row.keepaliveCpuUs?.toFixed(1)} µs/req`);
   }
 
-  private async holdAndMeasure(v: Variant, pid: number): Promise<number> {
+  /** RSS with 1,000 keep-alive connections that each fetched `path` once, `settleMs` after the last answer. */
+  private async holdAndMeasure(v: Variant, pid: number, path = '/small', settleMs = 1000): Promise<number> {
     const t = this.topo;
-    this.commands.add(`node dist/perf/bench-tools.js hold TARGET /small 1000`);
-    const child = t.start(t.podNs, NODE, [TOOLS_JS, 'hold', v.http.host, String(v.http.port), '/small', '1000'], { uid: v.uid });
+    this.commands.add(`node dist/perf/bench-tools.js hold TARGET ${path} 1000`);
+    const child = t.start(t.podNs, NODE, [TOOLS_JS, 'hold', v.http.host, String(v.http.port), path, '1000'], { uid: v.uid });
     try {
-      await waitForLine(child, (l) => l.startsWith('ready'), 60_000, `hold 1,000 connections (${v.name})`);
-      await new Promise((r) => setTimeout(r, 1000));
+      await waitForLine(child, (l) => l.startsWith('ready'), 120_000, `hold 1,000 connections (${v.name}, ${path})`);
+      await new Promise((r) => setTimeout(r, settleMs));
       const rss = rssMiB(pid);
-      this.log(`${v.name}: RSS ${rss.toFixed(1)} MiB with 1,000 open connections`);
+      this.log(`${v.name}: RSS ${rss.toFixed(1)} MiB with 1,000 open connections (each fetched ${path}, ${settleMs} ms at rest)`);
       return rss;
     } finally {
       const exited = new Promise((r) => child.once('exit', r));

@@ -58,7 +58,7 @@ step() { echo "== $* ($((SECONDS - started)) s)" >&2; }
 export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)}
 
 step "building the project (tsc, native addon)"
-[ -f build/Release/original_dst.node ] && [ -f build/Release/socket_mark.node ] && [ -f build/Release/nfqueue.node ] && [ -f build/Release/splice_relay.node ] || npm run install
+[ -f build/Release/original_dst.node ] && [ -f build/Release/socket_mark.node ] && [ -f build/Release/nfqueue.node ] && [ -f build/Release/splice_relay.node ] && [ -f build/Release/release_memory.node ] || npm run install
 npm run build --silent
 # What the e2e harness and the demo compare before they run this image (scripts/tree-hash.mjs).
 tree_hash=$(node scripts/tree-hash.mjs)

@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dest=${1:?usage: stage-image.sh DEST}
-for addon in original_dst socket_mark nfqueue splice_relay; do [ -f "build/Release/$addon.node" ] || { echo "stage-image.sh: build/Release/$addon.node is missing: run npm ci" >&2; exit 1; }; done
+for addon in original_dst socket_mark nfqueue splice_relay release_memory; do [ -f "build/Release/$addon.node" ] || { echo "stage-image.sh: build/Release/$addon.node is missing: run npm ci" >&2; exit 1; }; done
 [ -f dist/src/cli/main.js ] || { echo "stage-image.sh: dist/ is missing: run npm run build" >&2; exit 1; }
 app=$dest/opt/sidewall
 rm -rf "$app" && mkdir -p "$app/dist" "$app/build/Release" "$app/charts" "$dest/usr/local/bin"

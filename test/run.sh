@@ -13,7 +13,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "on Debian, as root: apt-get install -y iptables iproute2 curl socat util-linux" >&2
   exit 1
 fi
-[ -f build/Release/original_dst.node ] && [ -f build/Release/socket_mark.node ] && [ -f build/Release/nfqueue.node ] || npm run install
+[ -f build/Release/original_dst.node ] && [ -f build/Release/socket_mark.node ] && [ -f build/Release/nfqueue.node ] && [ -f build/Release/splice_relay.node ] && [ -f build/Release/release_memory.node ] || npm run install
 npm run build
 npx tsc -p tsconfig.json --noEmit   # strict types for tests, perf and demo too
 # The end-to-end tests run sidewall-init and sidewall-proxy from the image under podman/runc with

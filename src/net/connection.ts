@@ -24,7 +24,7 @@ import type { ConnectionFacts, DlpAlert, FilterSink, RequestOutcome } from '../e
 import type { Decision } from '../policy/index.js';
 import type { TunnelFinding } from '../tunnels/types.js';
 import { useReadBuffers } from './accepted-socket-onread.js';
-import { ReadBufferPool } from './read-buffer-pool.js';
+import { ReadBufferPool, releasePages } from './read-buffer-pool.js';
 import { SpliceRelay, type SpliceEnd, type TakenBack } from './relay-splice.js';
 import { connectMarked, endedByReset, resetSocket } from './socket-mark.js';
 import type { Destination } from './original-dst.js';
@@ -134,6 +134,11 @@ interface ConnectionSocket extends Socket {
 /** Read buffers: Node's own read size unless the memory limit asks for less; 128 kept for new connections. */
 let readBuffers = new ReadBufferPool(64 * 1024, 128);
 
+/** The idle sweep's turn for the pool: pages of buffers parked while no connection took one go back. */
+export function releaseIdleReadBuffers(): number {
+  return readBuffers.releaseIdle();
+}
+
 /** Sets the read buffer size (once, at start, from the memory limit). */
 export function setReadBufferBytes(bytes: number): void {
   if (bytes !== readBuffers.bufferBytes) readBuffers = new ReadBufferPool(bytes, 128);
@@ -184,6 +189,8 @@ export class ProxiedConnection implements FilterSink {
   /** Idle sweep state: bytes read on both sockets at the last sweep, and since when they stood still. */
   private bytesAtLastCheck = 0;
   private idleSince = 0;
+  /** The read buffers' pages went back to the kernel at a sweep that found nothing moved (until something does). */
+  private pagesReleased = false;
   /** The buffer each socket reads into next (known once it has read): recycled at close. */
   private clientReadBuffer: Buffer | undefined;
   private upstreamReadBuffer: Buffer | undefined;
@@ -822,9 +829,24 @@ export class ProxiedConnection implements FilterSink {
     if (moved !== this.bytesAtLastCheck) {
       this.bytesAtLastCheck = moved;
       this.idleSince = now;
+      this.pagesReleased = false;
       return;
     }
-    if (now - this.idleSince >= this.timeouts.idleMs) this.onIdle();
+    if (now - this.idleSince >= this.timeouts.idleMs) return this.onIdle();
+    if (!this.pagesReleased) this.releaseReadPages();
+  }
+
+  /**
+   * Nothing was read since the last sweep: the pages the two read buffers touched go back to the
+   * kernel (a keep-alive connection at rest otherwise holds them as long as it lives). Safe
+   * because a socket's current read buffer is never referenced between reads (readBufferAfter
+   * gives the socket a new one when anything keeps a view of the last read), and sweeps run
+   * between reads.
+   */
+  private releaseReadPages(): void {
+    this.pagesReleased = true;
+    if (this.clientReadBuffer !== undefined) releasePages(this.clientReadBuffer);
+    if (this.upstreamReadBuffer !== undefined) releasePages(this.upstreamReadBuffer);
   }
 
   /**

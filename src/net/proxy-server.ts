@@ -3,7 +3,7 @@
 // loops and the connection limit are decided here, before any byte is read.
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Admission, ConnectionGate } from '../enforcement/gate.js';
-import { ProxiedConnection, type CloseReason, type ConnectionObserver, type ConnectionTimeouts, type Direction, type RelayBudget } from './connection.js';
+import { ProxiedConnection, releaseIdleReadBuffers, type CloseReason, type ConnectionObserver, type ConnectionTimeouts, type Direction, type RelayBudget } from './connection.js';
 import { LocalAddresses } from './local-addresses.js';
 import { originalDestination, peerAddress, type Destination } from './original-dst.js';
 import { markServer } from './socket-mark.js';
@@ -177,6 +177,7 @@ export class ProxyServer {
   private sweepIdle(): void {
     const now = performance.now();
     for (const conn of this.active.values()) conn.checkIdle(now);
+    releaseIdleReadBuffers();
   }
 
   /** Bytes held for verdicts by all connections (the held-bytes budget's running total). */

@@ -65,6 +65,7 @@ const BAD_CALLS: Record<string, string[]> = {
     'addon.stop({})',
     'addon.state(7)',
   ],
+  release_memory: ['addon.releasePages()', 'addon.releasePages(65536)', 'addon.releasePages(new Float64Array(8192))', 'addon.releasePages(new ArrayBuffer(65536))'],
 };
 
 describe('native addon arguments', () => {
