@@ -22,3 +22,21 @@ export function loadNativeAddon<T>(target: string): T {
   }
   throw new NativeAddonError(`build/Release/${target}.node is missing: run \`npm ci\` (or \`npm run install\`) to build the native addons (needs g++ and make)`);
 }
+
+/**
+ * An addon the proxy can run without (it only costs speed or memory): loaded on first use, and
+ * null from then on when it cannot load (an older build without the target).
+ */
+export function optionalNativeAddon<T>(target: string): () => T | null {
+  let addon: T | null | undefined;
+  return () => {
+    if (addon === undefined) {
+      try {
+        addon = loadNativeAddon<T>(target);
+      } catch {
+        addon = null;
+      }
+    }
+    return addon;
+  };
+}

@@ -6,26 +6,15 @@
 // The pages a read touched stay resident for as long as the buffer lives. Idle buffers give them
 // back (native/release-memory.c): an idle connection's two (ProxiedConnection.checkIdle), and those
 // parked here once no connection took one for a whole idle sweep.
-import { loadNativeAddon } from './native-addon.js';
+import { optionalNativeAddon } from './native-addon.js';
 
 interface ReleaseMemoryAddon {
   releasePages(view: Uint8Array): number;
   trimHeap(): boolean;
 }
 
-let addon: ReleaseMemoryAddon | null | undefined;
-
-/** The addon, or null when it cannot load: then memory is only not given back. */
-function releaseMemory(): ReleaseMemoryAddon | null {
-  if (addon === undefined) {
-    try {
-      addon = loadNativeAddon<ReleaseMemoryAddon>('release_memory');
-    } catch {
-      addon = null;
-    }
-  }
-  return addon;
-}
+/** Without the addon memory is only not given back. */
+const releaseMemory = optionalNativeAddon<ReleaseMemoryAddon>('release_memory');
 
 /**
  * Gives the resident pages of a buffer whose contents nothing needs back to the kernel; the

@@ -3,7 +3,7 @@
 // net.Sockets (paused, nothing queued) that JavaScript closes or resets when the native relay
 // reports its end; byte counts come from the addon through a Float64Array read without a call.
 import type { Socket } from 'node:net';
-import { loadNativeAddon } from './native-addon.js';
+import { optionalNativeAddon } from './native-addon.js';
 
 interface SpliceAddon {
   start(clientFd: number, upstreamFd: number, counters: Float64Array, onEnd: (kind: number, side: number, code: string | undefined) => void, done: number): object | string;
@@ -11,19 +11,8 @@ interface SpliceAddon {
   state(handle: object): number;
 }
 
-let addon: SpliceAddon | null | undefined;
-
-function loadAddon(): SpliceAddon | null {
-  if (addon === undefined) {
-    try {
-      addon = loadNativeAddon<SpliceAddon>('splice_relay');
-    } catch {
-      // An older build without the target: connections keep the JS relay.
-      addon = null;
-    }
-  }
-  return addon;
-}
+/** Without the addon connections keep the JS relay. */
+const loadAddon = optionalNativeAddon<SpliceAddon>('splice_relay');
 
 /** How the native relay ended. */
 export type SpliceEnd =
@@ -143,7 +132,7 @@ export class SpliceRelay {
     const handle = this.handle;
     if (handle === null) return { toServer: null, toClient: null, clientEnded: false, serverEnded: false };
     this.handle = null;
-    const native = addon as SpliceAddon;
+    const native = loadAddon() as SpliceAddon; // loaded: a handle exists
     const state = native.state(handle);
     const [toServer, toClient] = native.stop(handle);
     ++spliceStats.stopped;
