@@ -365,8 +365,14 @@ export function loadConfig(path: string | undefined): SidecarConfig {
   return configFromText(text, path);
 }
 
-/** Validates config file text already read (a reload parses the very text it fingerprinted). Throws ConfigError. */
+/**
+ * Validates config file text already read (a reload parses the very text it fingerprinted). Throws
+ * ConfigError. An empty file is refused, at start as on reload: it would mean the defaults
+ * (monitor mode, no rules), and a file is empty for a moment while a writer that truncates first
+ * rewrites it, or after a mistaken edit; a firewall does not open on either.
+ */
 export function configFromText(text: string, path: string): SidecarConfig {
+  if (text.trim() === '') throw new ConfigError(path, '', 'the config file is empty (the defaults — monitor mode, no rules — are not taken from an empty file: write `{}` or `mode: monitor` to ask for them)');
   const parsed = parseRuleText(text, path);
   if (!parsed.ok) throw new ConfigError(path, '', parsed.issues[0]!.message);
   const config = parseConfig(parsed.value, path);

@@ -10,8 +10,8 @@
 // A change takes effect only once two reads `debounceMs` apart agree: a writer that truncates and
 // then writes (most editors, `cp`, `kubectl cp`) leaves an empty or half-written file for a
 // moment, and a half-written rule list can be valid YAML with the deny rules at its end missing.
-// An empty config file is refused outright: read mid-write it would load as the defaults (monitor
-// mode, no rules) — the firewall open for as long as the write took.
+// An empty config file is refused outright (configFromText): read mid-write it would load as the
+// defaults (monitor mode, no rules) — the firewall open for as long as the write took.
 
 import { EventEmitter } from 'node:events';
 import { readFileSync, watch, type FSWatcher } from 'node:fs';
@@ -135,7 +135,6 @@ export class PolicyStore extends EventEmitter<PolicyStoreEvents> {
         return false;
       };
       if (texts.config === undefined) return refuse(['cannot read the config: file not found; keeping the last good rules until it is back']);
-      if (texts.config.trim() === '') return refuse(['the config file is empty; keeping the last good rules (an empty file would mean the defaults: monitor mode, no rules — write `mode: monitor` to ask for them)']);
       try {
         config = configFromText(texts.config, path);
       } catch (error) {

@@ -129,6 +129,11 @@ proxy: { idleTimeoutMs: 1000, adminPort: 9901 }
     expect(() => loadConfig(writeConfig('mode: [protect'))).toThrow(ConfigError);
     expect(() => loadConfig(writeConfig('- a\n- b\n'))).toThrow(/must be a mapping of settings/);
   });
+
+  test('an empty file is refused, not read as the defaults (monitor, no rules); `{}` asks for them', () => {
+    for (const text of ['', '\n  \n']) expect(configErrorOf(text).message).toMatch(/config\.yaml: the config file is empty \(the defaults — monitor mode, no rules — are not taken from an empty file: write `\{\}` or `mode: monitor`/);
+    expect(loadConfig(writeConfig('{}\n'))).toMatchObject({ mode: 'monitor', defaultAction: 'deny' });
+  });
 });
 
 describe('downward API files', () => {

@@ -216,7 +216,7 @@ describe('PolicyStore', () => {
     pod.writeConfig('');
     const { issues, source } = await failed;
     expect(source).toBe(pod.configPath);
-    expect(issues[0]!.message).toMatch(/^the config file is empty; keeping the last good rules/);
+    expect(issues[0]!.message).toContain('the config file is empty (the defaults — monitor mode, no rules — are not taken from an empty file');
     expect(store.current()).toBe(first);
     expect(store.current().decide(egress(443))).toMatchObject({ verdict: 'denied', ruleId: 'default' });
 
